@@ -1,0 +1,104 @@
+// `trellis`: the command line. Each subcommand is a thin layer over a module that tests drive directly.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { startControlPlane } from './control-plane.js';
+import { createLogger } from './logger.js';
+
+/** `250ms`, `10s`, `30m`, `1h`, or a number of milliseconds. */
+export function parseDuration(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+  if (!m) throw new InvalidArgumentError(`"${value}" is not a duration (e.g. 100ms, 10s, 30m)`);
+  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[(m[2] ?? 'ms') as 'ms' | 's' | 'm' | 'h'];
+  return Math.round(Number(m[1]) * unit);
+}
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError(`"${value}" is not a port`);
+  return port;
+}
+
+function parsePositiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`"${value}" is not a positive integer`);
+  return n;
+}
+
+/** Closes `close` on SIGTERM/SIGINT and exits; a second signal exits at once. */
+function onShutdownSignal(close: () => Promise<void>): void {
+  let closing = false;
+  const handler = (signal: NodeJS.Signals): void => {
+    if (closing) process.exit(1);
+    closing = true;
+    close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        console.error(`shutdown after ${signal} failed: ${String(err)}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', handler);
+  process.on('SIGINT', handler);
+}
+
+export function buildProgram(): Command {
+  const program = new Command('trellis')
+    .description('Trellis: a lightweight service mesh for Kubernetes')
+    .showHelpAfterError();
+
+  program
+    .command('control-plane')
+    .description('serve Envoy xDS v3 (ADS, state of the world and delta) to sidecars and proxyless gRPC apps')
+    .addOption(new Option('--host <address>', 'address every port binds').default('127.0.0.1'))
+    .addOption(new Option('--xds-port <port>', 'plaintext xDS port (0: a free port)').default(15010).argParser(parsePort))
+    .addOption(
+      new Option('--monitoring-port <port>', '/healthz, /readyz, /metrics, /debug (0: a free port)').default(15014).argParser(parsePort),
+    )
+    .option('--static-resources <file>', 'serve the raw Envoy resources in this YAML/JSON file to every proxy; edits push live')
+    .addOption(new Option('--debounce-after <duration>', 'quiet time before a push').default(100).argParser(parseDuration))
+    .addOption(new Option('--debounce-max <duration>', 'longest delay of a push under steady changes').default(10_000).argParser(parseDuration))
+    .addOption(
+      new Option('--max-message-bytes <n>', 'largest response sent; larger ones are logged and not sent')
+        .default(4 * 1024 * 1024)
+        .argParser(parsePositiveInt),
+    )
+    .addOption(new Option('--keepalive <duration>', 'HTTP/2 keepalive ping interval').default(30_000).argParser(parseDuration))
+    .addOption(
+      new Option('--max-connection-age <duration>', 'send GOAWAY to connections older than this (replicas rebalance)')
+        .default(30 * 60_000)
+        .argParser(parseDuration),
+    )
+    .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
+    .action(
+      async (opts: {
+        host: string;
+        xdsPort: number;
+        monitoringPort: number;
+        staticResources?: string;
+        debounceAfter: number;
+        debounceMax: number;
+        maxMessageBytes: number;
+        keepalive: number;
+        maxConnectionAge: number;
+        logLevel: string;
+      }) => {
+        const logger = createLogger({ level: opts.logLevel, name: 'trellis-control-plane' });
+        const cp = await startControlPlane({
+          logger,
+          host: opts.host,
+          xdsPort: opts.xdsPort,
+          monitoringPort: opts.monitoringPort,
+          staticResources: opts.staticResources,
+          debounceQuietMs: opts.debounceAfter,
+          debounceMaxMs: opts.debounceMax,
+          maxMessageBytes: opts.maxMessageBytes,
+          keepaliveMs: opts.keepalive,
+          maxConnectionAgeMs: opts.maxConnectionAge,
+          processMetrics: true,
+        });
+        onShutdownSignal(() => cp.close());
+      },
+    );
+
+  return program;
+}

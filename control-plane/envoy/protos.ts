@@ -1,0 +1,142 @@
+// The one module that owns the Envoy v3 protos (generated from the copy in @grpc/grpc-js-xds by
+// scripts/gen-protos.mjs). Everything else imports Envoy types, type URLs, Any packing and proto3 JSON from
+// here, so the generated layout stays an implementation detail.
+import {
+  create,
+  createRegistry,
+  fromBinary,
+  fromJson,
+  toBinary,
+  toJson,
+  type DescMessage,
+  type JsonValue,
+  type Message,
+  type MessageShape,
+  type Registry,
+} from '@bufbuild/protobuf';
+import {
+  AnySchema,
+  file_google_protobuf_any,
+  file_google_protobuf_duration,
+  file_google_protobuf_empty,
+  file_google_protobuf_struct,
+  file_google_protobuf_timestamp,
+  file_google_protobuf_wrappers,
+  type Any,
+} from '@bufbuild/protobuf/wkt';
+import { allFiles } from './gen/index.js';
+
+export type { Any } from '@bufbuild/protobuf/wkt';
+export type { Message } from '@bufbuild/protobuf';
+
+/** Every Envoy, xDS, udpa and well-known type: resolves Any type URLs for binary and JSON. */
+export const registry: Registry = createRegistry(
+  ...allFiles,
+  file_google_protobuf_any,
+  file_google_protobuf_duration,
+  file_google_protobuf_empty,
+  file_google_protobuf_struct,
+  file_google_protobuf_timestamp,
+  file_google_protobuf_wrappers,
+);
+
+const TYPE_URL_PREFIX = 'type.googleapis.com/';
+
+/** The exact type URL Envoy expects for a message type name. */
+export function typeUrlOf(typeName: string): string {
+  return TYPE_URL_PREFIX + typeName;
+}
+
+/** The fully qualified message name in a type URL (the part after the last `/`). */
+export function typeNameOf(typeUrl: string): string {
+  return typeUrl.slice(typeUrl.lastIndexOf('/') + 1);
+}
+
+/** The xDS resource types Trellis serves, by the name used in logs, metrics and debug output. */
+export const TypeUrl = {
+  Listener: typeUrlOf('envoy.config.listener.v3.Listener'),
+  Cluster: typeUrlOf('envoy.config.cluster.v3.Cluster'),
+  RouteConfiguration: typeUrlOf('envoy.config.route.v3.RouteConfiguration'),
+  ClusterLoadAssignment: typeUrlOf('envoy.config.endpoint.v3.ClusterLoadAssignment'),
+  Secret: typeUrlOf('envoy.extensions.transport_sockets.tls.v3.Secret'),
+} as const;
+
+/** Short names for type URLs (`CDS`, `EDS`, …), used as metric labels; other types keep their message name. */
+export function shortTypeName(typeUrl: string): string {
+  switch (typeUrl) {
+    case TypeUrl.Listener:
+      return 'LDS';
+    case TypeUrl.Cluster:
+      return 'CDS';
+    case TypeUrl.RouteConfiguration:
+      return 'RDS';
+    case TypeUrl.ClusterLoadAssignment:
+      return 'EDS';
+    case TypeUrl.Secret:
+      return 'SDS';
+    default:
+      return typeNameOf(typeUrl);
+  }
+}
+
+/** The schema of a message type, looked up in the registry; throws naming the type when unknown. */
+export function schemaOf(typeName: string): DescMessage {
+  const schema = registry.getMessage(typeName);
+  if (!schema) throw new Error(`unknown Envoy message type ${typeName}`);
+  return schema;
+}
+
+/** Serializes a message (any registered type) to protobuf bytes. */
+export function encodeMessage(message: Message): Uint8Array {
+  return toBinary(schemaOf(message.$typeName), message);
+}
+
+/** Packs a message into an Any with the exact type URL. */
+export function packAny(message: Message): Any {
+  return create(AnySchema, { typeUrl: typeUrlOf(message.$typeName), value: encodeMessage(message) });
+}
+
+/** Serializes an Any, as it appears in `DiscoveryResponse.resources`. */
+export function encodeAny(any: Any): Uint8Array {
+  return toBinary(AnySchema, any);
+}
+
+export function decodeAny(bytes: Uint8Array): Any {
+  return fromBinary(AnySchema, bytes);
+}
+
+/** Unpacks an Any with the registry; throws naming the type URL when it is not a known type. */
+export function unpackAny(any: Any): Message {
+  const schema = schemaOf(typeNameOf(any.typeUrl));
+  return fromBinary(schema, any.value);
+}
+
+/** Canonical proto3 JSON of a message (lowerCamelCase names, `"1.5s"` durations, `@type` in Any). */
+export function messageToJson(message: Message): JsonValue {
+  return toJson(schemaOf(message.$typeName), message, { registry });
+}
+
+/** Parses proto3 JSON into a message of the given type; errors name the field that is wrong. */
+export function messageFromJson<Desc extends DescMessage>(schema: Desc, json: JsonValue): MessageShape<Desc> {
+  return fromJson(schema, json, { registry });
+}
+
+/** Canonical proto3 JSON of an Any: `{"@type": "...", ...fields}`. */
+export function anyToJson(any: Any): JsonValue {
+  return toJson(AnySchema, any, { registry });
+}
+
+/** Parses `{"@type": "type.googleapis.com/...", ...fields}` into an Any; errors name the field. */
+export function anyFromJson(json: JsonValue): Any {
+  return fromJson(AnySchema, json, { registry });
+}
+
+/**
+ * The xDS resource name of a resource: `name` for most types, `cluster_name` for ClusterLoadAssignment.
+ * Returns undefined for a type that has no name field.
+ */
+export function resourceName(message: Message): string | undefined {
+  const fields = message as unknown as Record<string, unknown>;
+  const name = message.$typeName === 'envoy.config.endpoint.v3.ClusterLoadAssignment' ? fields.clusterName : fields.name;
+  return typeof name === 'string' ? name : undefined;
+}

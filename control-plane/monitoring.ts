@@ -1,0 +1,92 @@
+// The monitoring port (15014): `/healthz` (the process is up), `/readyz` (the first full config is loaded
+// and the xDS port listens), `/metrics` (Prometheus) and `/debug/*` (what each proxy was sent and what it
+// ACKed or NACKed; a proxy's current config as proto3 JSON).
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { anyToJson, decodeAny, shortTypeName } from './envoy/protos.js';
+import type { Logger } from './logger.js';
+import type { XdsMetrics } from './metrics.js';
+import type { AdsServer } from './xds/ads-server.js';
+import type { PushController } from './xds/push-controller.js';
+
+export interface MonitoringTargets {
+  readonly metrics: XdsMetrics;
+  readonly ads: AdsServer;
+  readonly controller: PushController<unknown>;
+  readonly ready: () => boolean;
+  readonly logger: Logger;
+}
+
+function json(res: http.ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body, null, 2) + '\n');
+}
+
+export class MonitoringServer {
+  private readonly server: http.Server;
+
+  constructor(private readonly targets: MonitoringTargets) {
+    this.server = http.createServer((req, res) => {
+      this.handle(req, res).catch((err: unknown) => {
+        targets.logger.error({ err, url: req.url }, 'monitoring request failed');
+        if (!res.headersSent) json(res, 500, { error: String(err) });
+      });
+    });
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    switch (url.pathname) {
+      case '/healthz':
+        res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+        return;
+      case '/readyz': {
+        const ready = this.targets.ready();
+        res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'not ready\n');
+        return;
+      }
+      case '/metrics': {
+        const registry = this.targets.metrics.registry;
+        res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics());
+        return;
+      }
+      case '/debug/proxies':
+        json(res, 200, this.targets.ads.status());
+        return;
+      case '/debug/config': {
+        const id = url.searchParams.get('proxy');
+        const stream = [...this.targets.controller.streams].find((s) => s.proxy?.id === id);
+        if (!stream?.proxy) {
+          json(res, 404, { error: `no connected proxy with id ${JSON.stringify(id)}` });
+          return;
+        }
+        const config = this.targets.controller.configFor(stream.proxy);
+        const out: Record<string, unknown> = {};
+        for (const [typeUrl, set] of config?.sets ?? []) {
+          out[shortTypeName(typeUrl)] = {
+            version: set.version,
+            resources: [...set.byName.values()].map((r) => ({ version: r.version, resource: anyToJson(decodeAny(r.any)) })),
+          };
+        }
+        json(res, 200, { proxy: stream.proxy.id, hash: config?.hash, config: out });
+        return;
+      }
+      default:
+        json(res, 404, { error: 'not found', paths: ['/healthz', '/readyz', '/metrics', '/debug/proxies', '/debug/config?proxy=ID'] });
+    }
+  }
+
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => resolve((this.server.address() as AddressInfo).port));
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.closeAllConnections();
+      this.server.close(() => resolve());
+    });
+  }
+}

@@ -1,0 +1,125 @@
+// The Aggregated Discovery Service on @grpc/grpc-js: both ADS methods, keepalive, max connection age
+// (a GOAWAY makes clients reconnect, so replicas rebalance), a message-size cap, and a clean shutdown.
+import * as grpc from '@grpc/grpc-js';
+import { fromBinary, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
+import {
+  DeltaDiscoveryRequestSchema,
+  DiscoveryRequestSchema,
+  type DeltaDiscoveryRequest,
+  type DiscoveryRequest,
+} from '../envoy/gen/envoy/service/discovery/v3/discovery_pb.js';
+import type { Logger } from '../logger.js';
+import type { XdsMetrics } from '../metrics.js';
+import { DeltaStream } from './delta-stream.js';
+import type { PushController } from './push-controller.js';
+import { SotwStream } from './sotw-stream.js';
+import type { StreamStatus } from './xds-stream.js';
+
+const SERVICE = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
+
+function method<Desc extends DescMessage>(name: string, schema: Desc): grpc.MethodDefinition<MessageShape<Desc>, Buffer> {
+  return {
+    path: `${SERVICE}/${name}`,
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: (message: MessageShape<Desc>) => Buffer.from(toBinary(schema, message)),
+    requestDeserialize: (bytes: Buffer) => fromBinary(schema, bytes),
+    // Responses are built from cached bytes by the streams (response.ts).
+    responseSerialize: (bytes: Buffer) => bytes,
+    responseDeserialize: (bytes: Buffer) => bytes,
+  };
+}
+
+/** The ADS service definition with pre-encoded responses (requests are decoded into typed messages). */
+export const adsServiceDefinition = {
+  StreamAggregatedResources: method('StreamAggregatedResources', DiscoveryRequestSchema),
+  DeltaAggregatedResources: method('DeltaAggregatedResources', DeltaDiscoveryRequestSchema),
+};
+
+export interface AdsServerOptions {
+  readonly metrics: XdsMetrics;
+  readonly logger: Logger;
+  /** Largest response written; default 4 MiB (the receive limit of grpc-js clients). */
+  readonly maxMessageBytes?: number;
+  /** HTTP/2 keepalive ping interval; default 30 s. */
+  readonly keepaliveMs?: number;
+  /** Age after which a connection gets a GOAWAY; default 30 min (as istiod). */
+  readonly maxConnectionAgeMs?: number;
+  /** How long streams may continue after that GOAWAY; default 10 s. */
+  readonly maxConnectionAgeGraceMs?: number;
+  /** `control_plane.identifier` in responses; default `trellis`. */
+  readonly controlPlaneId?: string;
+}
+
+export class AdsServer {
+  readonly server: grpc.Server;
+  private readonly streams = new Set<SotwStream | DeltaStream>();
+
+  constructor(
+    private readonly controller: PushController<unknown>,
+    private readonly options: AdsServerOptions,
+  ) {
+    const maxMessageBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
+    this.server = new grpc.Server({
+      'grpc.keepalive_time_ms': options.keepaliveMs ?? 30_000,
+      'grpc.keepalive_timeout_ms': 10_000,
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+      'grpc.max_connection_age_ms': options.maxConnectionAgeMs ?? 30 * 60_000,
+      'grpc.max_connection_age_grace_ms': options.maxConnectionAgeGraceMs ?? 10_000,
+      'grpc.max_send_message_length': maxMessageBytes,
+    });
+    const streamOptions = {
+      metrics: options.metrics,
+      logger: options.logger,
+      maxMessageBytes,
+      controlPlaneId: options.controlPlaneId ?? 'trellis',
+    };
+    const track = (stream: SotwStream | DeltaStream, call: grpc.ServerDuplexStream<unknown, Buffer>): void => {
+      this.streams.add(stream);
+      call.on('close', () => this.streams.delete(stream));
+    };
+    this.server.addService(adsServiceDefinition, {
+      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>) =>
+        track(new SotwStream(call, controller, streamOptions), call),
+      DeltaAggregatedResources: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, Buffer>) =>
+        track(new DeltaStream(call, controller, streamOptions), call),
+    });
+  }
+
+  /** Adds another service (the CA service of a later issue) to the same port. */
+  addService(definition: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void {
+    this.server.addService(definition, implementation);
+  }
+
+  /** Binds `host:port` (port 0 picks a free one) and returns the bound port. */
+  listen(host: string, port: number, credentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
+    const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+    return new Promise((resolve, reject) => {
+      this.server.bindAsync(address, credentials, (err, bound) => (err ? reject(err) : resolve(bound)));
+    });
+  }
+
+  /** What each connected proxy was sent and what it ACKed or NACKed. */
+  status(): StreamStatus[] {
+    return [...this.streams].map((s) => s.status()).sort((a, b) => a.stream - b.stream);
+  }
+
+  /**
+   * Ends every stream with OK (clients reconnect elsewhere, keeping their config meanwhile), then shuts
+   * the server down, forcing it after `graceMs`.
+   */
+  async close(graceMs = 5_000): Promise<void> {
+    for (const stream of [...this.streams]) stream.end();
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}

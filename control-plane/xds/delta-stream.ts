@@ -1,0 +1,63 @@
+// DeltaAggregatedResources: the incremental protocol
+// (https://www.envoyproxy.io/docs/envoy/latest/api-docs/xds_protocol#incremental-xds).
+//
+// - Subscriptions change by `resource_names_subscribe` / `resource_names_unsubscribe`; `*` subscribes to
+//   the wildcard; a first LDS/CDS request with no names is a (legacy) wildcard subscription.
+// - `initial_resource_versions` on the first request of a type says what the client already holds (after a
+//   reconnect): only resources whose version differs are sent, and held names that are gone are removed.
+// - Every resource carries its own version (a content hash); a response carries only what changed, and
+//   deletions in `removed_resources`. An explicitly subscribed name that does not exist is answered in
+//   `removed_resources` once, so the client need not wait for its fetch timeout.
+// - ACK/NACK as in state of the world. A request with a stale nonce is not counted as an ACK or NACK, but
+//   its subscription changes are applied: delta requests carry only changes, so dropping one would lose it.
+import type { DeltaDiscoveryRequest } from '../envoy/gen/envoy/service/discovery/v3/discovery_pb.js';
+import { emptySet } from './resource-cache.js';
+import { encodeDeltaResponse } from './response.js';
+import { isFullStateType } from './type-state.js';
+import { XdsStream } from './xds-stream.js';
+
+export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
+  readonly protocol = 'delta';
+
+  protected onRequest(request: DeltaDiscoveryRequest): void {
+    this.identify(request.node);
+    const typeUrl = request.typeUrl;
+    if (typeUrl === '') throw new Error('type_url must be set on every request of an aggregated stream');
+    const state = this.state(typeUrl);
+    const first = !state.requested;
+    state.requested = true;
+
+    if (first) {
+      for (const [name, version] of Object.entries(request.initialResourceVersions)) state.known.set(name, version);
+      if (isFullStateType(typeUrl) && request.resourceNamesSubscribe.length === 0) state.subscribe('*');
+    }
+    if (request.responseNonce !== '') {
+      if (request.responseNonce !== state.nonce) this.recordStale(state, request.responseNonce);
+      else if (request.errorDetail) this.recordNack(state, state.sentVersion, request.responseNonce, request.errorDetail.message);
+      else this.recordAck(state, state.sentVersion);
+    }
+    for (const name of request.resourceNamesSubscribe) {
+      if (name === '*' && !isFullStateType(typeUrl)) continue;
+      state.subscribe(name);
+    }
+    for (const name of request.resourceNamesUnsubscribe) state.unsubscribe(name);
+    if (first || request.resourceNamesSubscribe.length > 0 || request.resourceNamesUnsubscribe.length > 0) {
+      this.respond(typeUrl, false);
+    }
+  }
+
+  protected respond(typeUrl: string, _force: boolean): void {
+    if (!this.config) return; // sent as soon as the proxy has a config (onConfig)
+    const state = this.types.get(typeUrl)!;
+    const set = this.config.sets.get(typeUrl) ?? emptySet(typeUrl);
+    const { updates, removed } = state.pending(set, true);
+    if (updates.length === 0 && removed.length === 0) {
+      state.commit(set, [], [], true);
+      return;
+    }
+    const sent = this.send(state, set.version, updates.length, (nonce) =>
+      encodeDeltaResponse(set.version, typeUrl, updates, removed, nonce, this.options.controlPlaneId),
+    );
+    if (sent) state.commit(set, updates, removed, true);
+  }
+}

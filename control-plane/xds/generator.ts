@@ -1,0 +1,25 @@
+// The seam between the protocol engine and everything that decides what a proxy gets (style-anchors.md:
+// "the protocol engine knows nothing of the config model"). A generator is pure: the same proxy and
+// snapshot give the same resources. The xDS server never sees a snapshot's insides.
+import type { Message } from '../envoy/protos.js';
+import type { ProxyInfo } from './node.js';
+
+/**
+ * Resources by type URL. Return the same array (and message objects) for proxies that get the same
+ * content: encoding is memoized on those objects, so sharing them is what makes a push to many proxies
+ * cheap.
+ */
+export type ResourcesByType = ReadonlyMap<string, readonly Message[]>;
+
+export interface Generator<Snapshot> {
+  generate(proxy: ProxyInfo, snapshot: Snapshot): ResourcesByType;
+}
+
+/** Something that holds the current snapshot and says when it changes (a source, in design.md §1). */
+export interface SnapshotSource<Snapshot> {
+  current(): Snapshot;
+  /** Calls `listener` after every change; returns a function that unsubscribes. */
+  onChange(listener: () => void): () => void;
+  /** True once the first complete snapshot is there (drives `/readyz`). */
+  ready(): boolean;
+}

@@ -1,0 +1,123 @@
+// Encode once, share bytes (design.md §1, §5.5). A resource is serialized into an Any once per content and
+// the same bytes go to every proxy that receives it. Two caches sit on top of each other:
+// - by object identity (WeakMap): a generator that returns the same message object for many proxies
+//   costs one encoding in all;
+// - by content (SHA-256 of the Any bytes): equal content built twice is interned to one entry, so its
+//   version string is identical everywhere and per-proxy hashes compare cheaply.
+// Entries are held weakly: when no proxy config refers to a resource any more, it is collected.
+import { createHash } from 'node:crypto';
+import { encodeAny, packAny, resourceName, typeUrlOf, type Message } from '../envoy/protos.js';
+
+/** One resource, encoded. `version` is a content hash: equal content ⇔ equal version. */
+export interface EncodedResource {
+  readonly typeUrl: string;
+  readonly name: string;
+  readonly version: string;
+  /** The serialized `google.protobuf.Any`, exactly as it goes into `DiscoveryResponse.resources`. */
+  readonly any: Uint8Array;
+}
+
+/** All resources of one type for one proxy, by name, with a version that hashes (name, version) pairs. */
+export interface EncodedSet {
+  readonly typeUrl: string;
+  readonly byName: ReadonlyMap<string, EncodedResource>;
+  readonly version: string;
+}
+
+export class ResourceCache {
+  private readonly byObject = new WeakMap<Message, EncodedResource>();
+  private readonly byContent = new Map<string, WeakRef<EncodedResource>>();
+  private readonly sets = new WeakMap<readonly Message[], EncodedSet>();
+  private readonly cleanup = new FinalizationRegistry<string>((key) => {
+    if (this.byContent.get(key)?.deref() === undefined) this.byContent.delete(key);
+  });
+  private encodings = 0;
+
+  /** How many times a resource was actually serialized (for tests and benchmarks). */
+  get encodeCount(): number {
+    return this.encodings;
+  }
+
+  /** Number of distinct resource contents held. */
+  get size(): number {
+    return this.byContent.size;
+  }
+
+  encode(message: Message): EncodedResource {
+    const known = this.byObject.get(message);
+    if (known) return known;
+    const name = resourceName(message);
+    if (name === undefined || name === '') {
+      throw new Error(`${message.$typeName} resource has no name`);
+    }
+    const any = encodeAny(packAny(message));
+    this.encodings++;
+    const version = createHash('sha256').update(any).digest('base64url').slice(0, 22);
+    let entry = this.byContent.get(version)?.deref();
+    if (!entry) {
+      entry = { typeUrl: typeUrlOf(message.$typeName), name, version, any };
+      this.byContent.set(version, new WeakRef(entry));
+      this.cleanup.register(entry, version);
+    }
+    this.byObject.set(message, entry);
+    return entry;
+  }
+
+  /**
+   * Encodes the resources of one type. The result is memoized on the array object, so a generator that
+   * hands the same array to many proxies pays once. Duplicate names are an error naming the resource.
+   */
+  encodeSet(typeUrl: string, messages: readonly Message[]): EncodedSet {
+    const known = this.sets.get(messages);
+    if (known) return known;
+    const byName = new Map<string, EncodedResource>();
+    for (const message of messages) {
+      const entry = this.encode(message);
+      if (entry.typeUrl !== typeUrl) {
+        throw new Error(`resource ${entry.name} of type ${entry.typeUrl} listed under ${typeUrl}`);
+      }
+      if (byName.has(entry.name)) throw new Error(`two ${typeUrl} resources are named ${entry.name}`);
+      byName.set(entry.name, entry);
+    }
+    const set = { typeUrl, byName, version: setVersion(byName) };
+    this.sets.set(messages, set);
+    return set;
+  }
+}
+
+/** A stable version for a set: the hash of its (name, version) pairs in name order. */
+export function setVersion(byName: ReadonlyMap<string, EncodedResource>): string {
+  const hash = createHash('sha256');
+  for (const name of [...byName.keys()].sort()) hash.update(name).update('\0').update(byName.get(name)!.version).update('\0');
+  return hash.digest('base64url').slice(0, 16);
+}
+
+const emptySets = new Map<string, EncodedSet>();
+
+/** The empty set of a type (shared). */
+export function emptySet(typeUrl: string): EncodedSet {
+  let set = emptySets.get(typeUrl);
+  if (!set) {
+    set = { typeUrl, byName: new Map(), version: setVersion(new Map()) };
+    emptySets.set(typeUrl, set);
+  }
+  return set;
+}
+
+const diffs = new WeakMap<EncodedSet, WeakMap<EncodedSet, readonly string[]>>();
+
+/**
+ * Names whose resource was added, changed or removed between two sets of the same type. Memoized per pair,
+ * so a change pushed to a thousand proxies that share both sets is diffed once.
+ */
+export function changedNames(before: EncodedSet, after: EncodedSet): readonly string[] {
+  let inner = diffs.get(before);
+  if (!inner) diffs.set(before, (inner = new WeakMap()));
+  const known = inner.get(after);
+  if (known) return known;
+  const names: string[] = [];
+  for (const [name, entry] of after.byName) if (before.byName.get(name)?.version !== entry.version) names.push(name);
+  for (const name of before.byName.keys()) if (!after.byName.has(name)) names.push(name);
+  inner.set(after, names);
+  return names;
+}

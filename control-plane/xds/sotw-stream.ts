@@ -1,0 +1,119 @@
+// StreamAggregatedResources: the state-of-the-world protocol
+// (https://www.envoyproxy.io/docs/envoy/latest/api-docs/xds_protocol).
+//
+// - Every request names the full subscription of its type. LDS and CDS accept a wildcard: no names on the
+//   first request (legacy wildcard, kept while later requests stay empty) or `*`.
+// - `response_nonce` says which response a request answers. A request whose nonce is not the latest one
+//   sent for its type is stale and ignored entirely: the client will send its current subscription again
+//   with the latest nonce (this is safe only because SotW requests are complete, unlike delta ones).
+// - ACK: latest nonce, no error_detail; its version_info becomes the ACKed version.
+// - NACK: latest nonce with error_detail; recorded, the ACKed version stays, and the rejected config is not
+//   sent again until the config changes (we only send on a change).
+// - LDS and CDS responses carry the full subscribed set (an omitted name means deleted). RDS, EDS and SDS
+//   responses carry only what the client lacks (an omitted name is left as it is), so a one-endpoint
+//   change sends one ClusterLoadAssignment.
+import type { DiscoveryRequest } from '../envoy/gen/envoy/service/discovery/v3/discovery_pb.js';
+import { emptySet, type EncodedResource, type EncodedSet } from './resource-cache.js';
+import { encodeSotwBody, withNonce } from './response.js';
+import { isFullStateType, type TypeState } from './type-state.js';
+import { XdsStream } from './xds-stream.js';
+
+/** The sorted resources of a set and its response body for a wildcard subscription, built once per set. */
+const wildcardBodies = new WeakMap<EncodedSet, Map<string, Uint8Array>>();
+
+function sortedResources(set: EncodedSet, names?: Iterable<string>): EncodedResource[] {
+  const pick = names ? [...names].filter((n) => set.byName.has(n)) : [...set.byName.keys()];
+  return pick.sort().map((n) => set.byName.get(n)!);
+}
+
+export class SotwStream extends XdsStream<DiscoveryRequest> {
+  readonly protocol = 'sotw';
+  /** Full-state types: the (set version, subscription) last sent, to skip identical responses. */
+  private readonly sentKeys = new Map<string, string>();
+  /** Full-state types whose client sent no names so far (legacy wildcard). */
+  private readonly legacyWildcard = new Set<string>();
+
+  protected onRequest(request: DiscoveryRequest): void {
+    this.identify(request.node);
+    const typeUrl = request.typeUrl;
+    if (typeUrl === '') throw new Error('type_url must be set on every request of an aggregated stream');
+    const state = this.state(typeUrl);
+
+    if (request.responseNonce !== '') {
+      if (request.responseNonce !== state.nonce) {
+        this.recordStale(state, request.responseNonce);
+        return;
+      }
+      if (request.errorDetail) {
+        this.recordNack(state, request.versionInfo, request.responseNonce, request.errorDetail.message);
+      } else {
+        this.recordAck(state, request.versionInfo);
+      }
+    }
+
+    const names = request.resourceNames;
+    let wildcard = false;
+    if (isFullStateType(typeUrl)) {
+      if (!state.requested && names.length === 0) this.legacyWildcard.add(typeUrl);
+      if (names.length > 0) this.legacyWildcard.delete(typeUrl);
+      wildcard = names.includes('*') || this.legacyWildcard.has(typeUrl);
+    }
+    const changed = state.replaceSubscription(
+      wildcard,
+      names.filter((n) => n !== '*'),
+    );
+    const first = !state.requested;
+    state.requested = true;
+    // An empty nonce asks for the current state from scratch (the first request, or a client resync).
+    if (first || request.responseNonce === '') this.respond(typeUrl, true);
+    else if (changed) this.respond(typeUrl, false);
+  }
+
+  protected respond(typeUrl: string, force: boolean): void {
+    if (!this.config) return; // sent as soon as the proxy has a config (onConfig)
+    const state = this.types.get(typeUrl)!;
+    const set = this.config.sets.get(typeUrl) ?? emptySet(typeUrl);
+    if (isFullStateType(typeUrl)) this.respondFullState(state, set, force);
+    else this.respondIncremental(state, set, force);
+  }
+
+  private respondFullState(state: TypeState, set: EncodedSet, force: boolean): void {
+    const key = `${set.version}|${state.wildcard ? '*' : [...state.names].sort().join(',')}`;
+    if (!force && this.sentKeys.get(state.typeUrl) === key) return;
+    let body: Uint8Array;
+    let count: number;
+    if (state.wildcard) {
+      let bodies = wildcardBodies.get(set);
+      if (!bodies) wildcardBodies.set(set, (bodies = new Map()));
+      let cached = bodies.get(this.options.controlPlaneId);
+      if (!cached) {
+        cached = encodeSotwBody(set.version, set.typeUrl, sortedResources(set), this.options.controlPlaneId);
+        bodies.set(this.options.controlPlaneId, cached);
+      }
+      body = cached;
+      count = set.byName.size;
+    } else {
+      const resources = sortedResources(set, state.names);
+      body = encodeSotwBody(set.version, set.typeUrl, resources, this.options.controlPlaneId);
+      count = resources.length;
+    }
+    if (this.send(state, set.version, count, (nonce) => withNonce(body, nonce))) this.sentKeys.set(state.typeUrl, key);
+  }
+
+  private respondIncremental(state: TypeState, set: EncodedSet, force: boolean): void {
+    if (force) {
+      state.known.clear();
+      state.basis = undefined;
+    }
+    const { updates, removed } = state.pending(set, false);
+    if (updates.length === 0) {
+      // Nothing to send: SotW cannot say "removed" for these types; just forget what was removed.
+      state.commit(set, [], removed, false);
+      return;
+    }
+    const body = encodeSotwBody(set.version, set.typeUrl, updates, this.options.controlPlaneId);
+    if (this.send(state, set.version, updates.length, (nonce) => withNonce(body, nonce))) {
+      state.commit(set, updates, removed, false);
+    }
+  }
+}

@@ -1,0 +1,190 @@
+// What one stream knows about one resource type: the client's subscription, what the client holds, and the
+// nonce/version/ACK/NACK bookkeeping. Shared by the state-of-the-world and the delta streams.
+import { TypeUrl } from '../envoy/protos.js';
+import { changedNames, type EncodedResource, type EncodedSet } from './resource-cache.js';
+
+/**
+ * Push order on a change touching several types: clusters before their endpoints, both before the
+ * listeners and routes that refer to them ("make before break": a proxy never gets a route to a cluster
+ * it doesn't have yet). Secrets last. Other types follow in name order.
+ */
+export const PUSH_ORDER: readonly string[] = [
+  TypeUrl.Cluster,
+  TypeUrl.ClusterLoadAssignment,
+  TypeUrl.Listener,
+  TypeUrl.RouteConfiguration,
+  TypeUrl.Secret,
+];
+
+export function pushOrder(typeUrls: Iterable<string>): string[] {
+  const rank = (t: string): number => {
+    const i = PUSH_ORDER.indexOf(t);
+    return i === -1 ? PUSH_ORDER.length : i;
+  };
+  return [...typeUrls].sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/**
+ * Wildcard subscriptions exist for LDS and CDS only (what Envoy uses; xDS protocol "How the client
+ * specifies what resources to return"). For these types a state-of-the-world response carries the full
+ * set, and a subscribed name missing from it means deleted.
+ */
+export function isFullStateType(typeUrl: string): boolean {
+  return typeUrl === TypeUrl.Listener || typeUrl === TypeUrl.Cluster;
+}
+
+export interface NackRecord {
+  readonly version: string;
+  readonly nonce: string;
+  readonly message: string;
+  readonly at: string;
+}
+
+export interface TypeStatus {
+  readonly type: string;
+  readonly subscription: '*' | readonly string[];
+  readonly sentVersion: string;
+  readonly sentNonce: string;
+  readonly sentAt: string | undefined;
+  readonly responses: number;
+  readonly ackedVersion: string;
+  readonly ackedAt: string | undefined;
+  readonly lastNack: NackRecord | undefined;
+}
+
+export class TypeState {
+  wildcard = false;
+  readonly names = new Set<string>();
+  /** False until the first request for this type. */
+  requested = false;
+  /** Name → version the client holds; `null`: the client was told the name does not exist (delta). */
+  readonly known = new Map<string, string | null>();
+  /** The set `known` agrees with for every subscribed name; lets a push diff two sets instead of scanning. */
+  basis: EncodedSet | undefined;
+  /** Names whose subscription changed since `basis`. */
+  readonly dirty = new Set<string>();
+
+  nonce = '';
+  sentVersion = '';
+  sentAt: Date | undefined;
+  responses = 0;
+  ackedVersion = '';
+  ackedAt: Date | undefined;
+  lastNack: NackRecord | undefined;
+
+  constructor(readonly typeUrl: string) {}
+
+  covers(name: string): boolean {
+    return this.wildcard || this.names.has(name);
+  }
+
+  subscribe(name: string): void {
+    if (name === '*') {
+      if (!this.wildcard) this.basis = undefined;
+      this.wildcard = true;
+      return;
+    }
+    if (!this.names.has(name)) {
+      this.names.add(name);
+      this.dirty.add(name);
+    }
+  }
+
+  unsubscribe(name: string): void {
+    if (name === '*') {
+      if (this.wildcard) this.basis = undefined;
+      this.wildcard = false;
+      return;
+    }
+    if (this.names.delete(name)) {
+      // Forget what the client held: if it subscribes again it must get the resource again.
+      if (!this.wildcard) this.known.delete(name);
+      this.dirty.delete(name);
+    }
+  }
+
+  /** Replaces the whole subscription (state of the world). Returns whether it changed. */
+  replaceSubscription(wildcard: boolean, names: readonly string[]): boolean {
+    const next = new Set(names);
+    let changed = false;
+    for (const name of [...this.names]) {
+      if (!next.has(name)) {
+        this.unsubscribe(name);
+        changed = true;
+      }
+    }
+    for (const name of next) {
+      if (!this.names.has(name)) {
+        this.subscribe(name);
+        changed = true;
+      }
+    }
+    if (wildcard !== this.wildcard) {
+      changed = true;
+      this.wildcard = wildcard;
+      this.basis = undefined;
+      if (!wildcard) for (const name of [...this.known.keys()]) if (!this.names.has(name)) this.known.delete(name);
+    }
+    return changed;
+  }
+
+  /**
+   * What the client must be sent so that it holds `set` for its subscription: resources it lacks or holds
+   * in another version, and names it holds that no longer exist (or, with `reportMissing`, explicitly
+   * subscribed names it was never told about that do not exist).
+   */
+  pending(set: EncodedSet, reportMissing: boolean): { updates: EncodedResource[]; removed: string[] } {
+    const candidates = new Set<string>(this.dirty);
+    if (this.basis && this.basis.typeUrl === set.typeUrl) {
+      for (const name of changedNames(this.basis, set)) candidates.add(name);
+    } else {
+      for (const name of this.wildcard ? set.byName.keys() : this.names) candidates.add(name);
+      for (const name of this.known.keys()) candidates.add(name);
+    }
+    const updates: EncodedResource[] = [];
+    const removed: string[] = [];
+    for (const name of [...candidates].sort()) {
+      if (!this.covers(name)) continue;
+      const resource = set.byName.get(name);
+      const held = this.known.get(name);
+      if (resource) {
+        if (held !== resource.version) updates.push(resource);
+      } else if (typeof held === 'string' || (held === undefined && reportMissing && this.names.has(name))) {
+        removed.push(name);
+      }
+    }
+    return { updates, removed };
+  }
+
+  /** Records that the client was sent `updates` and `removed` and now agrees with `set`. */
+  commit(set: EncodedSet, updates: readonly EncodedResource[], removed: readonly string[], tellAbsent: boolean): void {
+    for (const r of updates) this.known.set(r.name, r.version);
+    for (const name of removed) {
+      if (tellAbsent && this.names.has(name)) this.known.set(name, null);
+      else this.known.delete(name);
+    }
+    this.basis = set;
+    this.dirty.clear();
+  }
+
+  recordSent(nonce: string, version: string): void {
+    this.nonce = nonce;
+    this.sentVersion = version;
+    this.sentAt = new Date();
+    this.responses++;
+  }
+
+  status(shortType: string): TypeStatus {
+    return {
+      type: shortType,
+      subscription: this.wildcard ? '*' : [...this.names].sort(),
+      sentVersion: this.sentVersion,
+      sentNonce: this.nonce,
+      sentAt: this.sentAt?.toISOString(),
+      responses: this.responses,
+      ackedVersion: this.ackedVersion,
+      ackedAt: this.ackedAt?.toISOString(),
+      lastNack: this.lastNack,
+    };
+  }
+}

@@ -1,0 +1,193 @@
+// What the state-of-the-world and the delta streams share: the proxy's identity, its config, the per-type
+// state, nonces, the size cap and the metrics of every response.
+import * as grpc from '@grpc/grpc-js';
+import { randomBytes } from 'node:crypto';
+import type { Node } from '../envoy/gen/envoy/config/core/v3/base_pb.js';
+import { shortTypeName } from '../envoy/protos.js';
+import type { Logger } from '../logger.js';
+import type { XdsMetrics } from '../metrics.js';
+import { proxyInfoFromNode, type ProxyInfo } from './node.js';
+import type { ConfigConsumer, ProxyConfig, PushController } from './push-controller.js';
+import { pushOrder, TypeState, type TypeStatus } from './type-state.js';
+
+export interface StreamOptions {
+  readonly metrics: XdsMetrics;
+  readonly logger: Logger;
+  /** Largest response we write; a larger one is logged and not sent (grpc-js clients refuse > 4 MiB). */
+  readonly maxMessageBytes: number;
+  /** `control_plane.identifier` in every response. */
+  readonly controlPlaneId: string;
+}
+
+export interface StreamStatus {
+  readonly stream: number;
+  readonly protocol: 'sotw' | 'delta';
+  readonly peer: string;
+  readonly connectedAt: string;
+  readonly node: ProxyInfo | undefined;
+  readonly configHash: string | undefined;
+  readonly types: readonly TypeStatus[];
+}
+
+// Nonces are unique per process and differ across restarts: a random prefix and a counter.
+const noncePrefix = randomBytes(3).toString('hex');
+let nonceCounter = 0;
+let streamCounter = 0;
+
+/** The grpc-js call of either ADS method: requests in, pre-encoded responses out. */
+export type AdsCall<Request> = grpc.ServerDuplexStream<Request, Buffer>;
+
+export abstract class XdsStream<Request> implements ConfigConsumer {
+  abstract readonly protocol: 'sotw' | 'delta';
+  readonly id = ++streamCounter;
+  readonly connectedAt = new Date();
+  proxy: ProxyInfo | undefined;
+  config: ProxyConfig | undefined;
+  configHash: string | undefined;
+  protected readonly types = new Map<string, TypeState>();
+  protected readonly log: Logger;
+  private closed = false;
+
+  constructor(
+    protected readonly call: AdsCall<Request>,
+    protected readonly controller: PushController<unknown>,
+    protected readonly options: StreamOptions,
+  ) {
+    this.log = options.logger.child({ stream: this.id });
+    call.on('data', (request: Request) => {
+      try {
+        this.onRequest(request);
+      } catch (err) {
+        this.fail(grpc.status.INVALID_ARGUMENT, err instanceof Error ? err.message : String(err));
+      }
+    });
+    call.on('end', () => this.close('client closed the stream'));
+    call.on('cancelled', () => this.close('cancelled'));
+    call.on('error', (err: Error) => this.close(`error: ${err.message}`));
+  }
+
+  protected abstract onRequest(request: Request): void;
+  protected abstract respond(typeUrl: string, force: boolean): void;
+
+  get peer(): string {
+    return this.call.getPeer();
+  }
+
+  /** The node arrives on the first request only; it binds the stream to a proxy. */
+  protected identify(node: Node | undefined): void {
+    if (this.proxy) return;
+    this.proxy = proxyInfoFromNode(node);
+    this.log.info({ proxy: this.proxy.id, protocol: this.protocol, peer: this.peer, userAgent: this.proxy.userAgent }, 'proxy connected');
+    this.options.metrics.connectedProxies.inc({ protocol: this.protocol });
+    this.controller.attach(this);
+    const config = this.controller.configFor(this.proxy);
+    if (config) {
+      this.config = config;
+      this.configHash = config.hash;
+    }
+  }
+
+  protected state(typeUrl: string): TypeState {
+    let state = this.types.get(typeUrl);
+    if (!state) {
+      state = new TypeState(typeUrl);
+      this.types.set(typeUrl, state);
+    }
+    return state;
+  }
+
+  onConfig(config: ProxyConfig): void {
+    this.config = config;
+    this.configHash = config.hash;
+    for (const typeUrl of pushOrder(this.types.keys())) {
+      if (this.types.get(typeUrl)!.requested) this.respond(typeUrl, false);
+    }
+  }
+
+  protected recordAck(state: TypeState, version: string): void {
+    state.ackedVersion = version;
+    state.ackedAt = new Date();
+    this.options.metrics.acks.inc({ type: shortTypeName(state.typeUrl) });
+  }
+
+  protected recordNack(state: TypeState, version: string, nonce: string, message: string): void {
+    state.lastNack = { version, nonce, message, at: new Date().toISOString() };
+    this.options.metrics.nacks.inc({ type: shortTypeName(state.typeUrl) });
+    this.log.warn(
+      { proxy: this.proxy?.id, type: shortTypeName(state.typeUrl), rejectedNonce: nonce, ackedVersion: state.ackedVersion, error: message },
+      'proxy rejected config (NACK); it keeps its last accepted version',
+    );
+  }
+
+  protected recordStale(state: TypeState, nonce: string): void {
+    this.options.metrics.staleRequests.inc({ type: shortTypeName(state.typeUrl) });
+    this.log.debug({ proxy: this.proxy?.id, type: shortTypeName(state.typeUrl), nonce, latest: state.nonce }, 'stale nonce ignored');
+  }
+
+  protected newNonce(): string {
+    return `${noncePrefix}-${(++nonceCounter).toString(36)}`;
+  }
+
+  /**
+   * Writes one response built by `build(nonce)`. Returns false (and writes nothing) when the stream is
+   * closed or the response exceeds the size cap.
+   */
+  protected send(state: TypeState, version: string, resourceCount: number, build: (nonce: string) => Buffer): boolean {
+    if (this.closed) return false;
+    const type = shortTypeName(state.typeUrl);
+    const started = performance.now();
+    const nonce = this.newNonce();
+    const bytes = build(nonce);
+    if (bytes.byteLength > this.options.maxMessageBytes) {
+      this.options.metrics.oversizedResponses.inc({ type });
+      this.log.error(
+        { proxy: this.proxy?.id, type, bytes: bytes.byteLength, maxMessageBytes: this.options.maxMessageBytes, resources: resourceCount },
+        'response exceeds the message-size cap and was not sent; the proxy keeps its last config (raise --max-message-bytes or split the config)',
+      );
+      return false;
+    }
+    this.call.write(bytes);
+    state.recordSent(nonce, version);
+    const metrics = this.options.metrics;
+    metrics.pushes.inc({ type });
+    metrics.responseBytes.inc({ type }, bytes.byteLength);
+    metrics.pushDuration.observe({ type }, (performance.now() - started) / 1000);
+    this.log.debug({ proxy: this.proxy?.id, type, version, nonce, resources: resourceCount, bytes: bytes.byteLength }, 'sent');
+    return true;
+  }
+
+  /** Ends the stream with a gRPC status (a protocol error by the client). */
+  protected fail(code: grpc.status, details: string): void {
+    this.log.warn({ proxy: this.proxy?.id, code, details }, 'closing stream on a bad request');
+    this.call.emit('error', { code, details });
+    this.close(details);
+  }
+
+  /** Ends the stream with OK (shutdown: the client reconnects, to this or another replica). */
+  end(): void {
+    if (!this.closed) this.call.end();
+    this.close('server shutdown');
+  }
+
+  private close(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.controller.detach(this);
+    if (this.proxy) {
+      this.options.metrics.connectedProxies.dec({ protocol: this.protocol });
+      this.log.info({ proxy: this.proxy.id, reason }, 'proxy disconnected');
+    }
+  }
+
+  status(): StreamStatus {
+    return {
+      stream: this.id,
+      protocol: this.protocol,
+      peer: this.peer,
+      connectedAt: this.connectedAt.toISOString(),
+      node: this.proxy,
+      configHash: this.configHash,
+      types: pushOrder(this.types.keys()).map((t) => this.types.get(t)!.status(shortTypeName(t))),
+    };
+  }
+}
