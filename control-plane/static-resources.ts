@@ -17,7 +17,6 @@
 // Edit the file atomically (write a temporary file and rename it), or a reader may see half a file;
 // that is reported and the next complete write is taken.
 import { create } from '@bufbuild/protobuf';
-import { watch, type FSWatcher } from 'chokidar';
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
@@ -109,7 +108,7 @@ export class StaticResourcesSource implements SnapshotSource<StaticSnapshot> {
   private snapshot: StaticSnapshot = { generation: 0, resources: new Map(), errors: [] };
   private accepted = new Map<string, Message>();
   private readonly listeners = new Set<() => void>();
-  private watcher: FSWatcher | undefined;
+  private watcher: fs.FSWatcher | undefined;
   private loaded = false;
 
   constructor(
@@ -120,13 +119,19 @@ export class StaticResourcesSource implements SnapshotSource<StaticSnapshot> {
   /** Reads the file once and starts watching it. */
   async start(): Promise<void> {
     this.reload();
-    this.watcher = watch(this.file, { ignoreInitial: true });
-    this.watcher.on('all', () => this.reload());
-    await new Promise<void>((resolve) => this.watcher!.once('ready', () => resolve()));
+    // Watch the folder, not the file: an editor (or an atomic write) replaces the file by a rename, and a
+    // watch on the old file would go quiet.
+    // Every event re-reads the whole file; bursts are coalesced by the push debouncer downstream.
+    const file = path.resolve(this.file);
+    const base = path.basename(file);
+    this.watcher = fs.watch(path.dirname(file), (_event, changed) => {
+      if (changed === base) this.reload();
+    });
+    this.watcher.on('error', (err) => this.logger.error({ file: this.file, err }, 'watching static resources failed'));
   }
 
   async stop(): Promise<void> {
-    await this.watcher?.close();
+    this.watcher?.close();
   }
 
   current(): StaticSnapshot {

@@ -1,0 +1,107 @@
+// An in-process control plane on 127.0.0.1 free ports, serving a static-resources file that the test edits.
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { startControlPlane, type ControlPlaneOptions, type RunningControlPlane } from '../../control-plane/control-plane.js';
+import { silentLogger } from '../../control-plane/logger.js';
+import { TypeUrl } from '../../control-plane/envoy/protos.js';
+
+export type JsonResource = Record<string, unknown> & { '@type': string };
+
+export interface TestControlPlane extends RunningControlPlane {
+  readonly file: string;
+  readonly target: string;
+  /** Replaces the file's resources atomically (write + rename) and waits for the push cycle it causes. */
+  write(resources: readonly JsonResource[]): Promise<void>;
+  /** GET on the monitoring port. */
+  monitoring(pathname: string): Promise<Response>;
+}
+
+export async function writeResourcesFile(file: string, resources: readonly JsonResource[]): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  await fs.writeFile(tmp, JSON.stringify({ resources }, null, 2));
+  await fs.rename(tmp, file);
+}
+
+export async function startTestControlPlane(
+  resources: readonly JsonResource[],
+  options: Partial<ControlPlaneOptions> = {},
+): Promise<TestControlPlane> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'trellis-cp-'));
+  const file = path.join(dir, 'resources.json');
+  await writeResourcesFile(file, resources);
+  const cp = await startControlPlane({
+    logger: silentLogger,
+    xdsPort: 0,
+    monitoringPort: 0,
+    staticResources: file,
+    debounceQuietMs: 10,
+    debounceMaxMs: 1_000,
+    ...options,
+  });
+  return {
+    ...cp,
+    file,
+    target: `127.0.0.1:${cp.xdsPort}`,
+    async write(next) {
+      const pushed = new Promise<void>((resolve) => cp.controller.once('pushed', () => resolve()));
+      await writeResourcesFile(file, next);
+      await pushed;
+    },
+    monitoring: (pathname) => fetch(`http://127.0.0.1:${cp.monitoringPort}${pathname}`),
+    async close() {
+      await cp.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+// Resource builders in proto3 JSON, as a user would write them in a static-resources file.
+
+export function edsCluster(name: string, extra: Record<string, unknown> = {}): JsonResource {
+  return { '@type': TypeUrl.Cluster, name, type: 'EDS', connectTimeout: '1s', edsClusterConfig: { edsConfig: { ads: {}, resourceApiVersion: 'V3' } }, ...extra };
+}
+
+export function loadAssignment(clusterName: string, ports: readonly number[], host = '127.0.0.1'): JsonResource {
+  return {
+    '@type': TypeUrl.ClusterLoadAssignment,
+    clusterName,
+    endpoints: [
+      {
+        locality: { region: 'r1', zone: 'z1' },
+        loadBalancingWeight: 1,
+        lbEndpoints: ports.map((port) => ({ endpoint: { address: { socketAddress: { address: host, portValue: port } } } })),
+      },
+    ],
+  };
+}
+
+/** An API listener for a proxyless gRPC client (HCM with RDS over ADS and the router). */
+export function apiListener(name: string, routeConfigName: string): JsonResource {
+  return {
+    '@type': TypeUrl.Listener,
+    name,
+    apiListener: {
+      apiListener: {
+        '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+        statPrefix: name,
+        rds: { routeConfigName, configSource: { ads: {}, resourceApiVersion: 'V3' } },
+        httpFilters: [{ name: 'envoy.filters.http.router', typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }],
+      },
+    },
+  };
+}
+
+/** A route configuration with one virtual host sending everything to weighted clusters. */
+export function routeConfig(name: string, domains: readonly string[], clusters: Readonly<Record<string, number>>): JsonResource {
+  const entries = Object.entries(clusters);
+  const route =
+    entries.length === 1
+      ? { cluster: entries[0]![0] }
+      : { weightedClusters: { clusters: entries.map(([cluster, weight]) => ({ name: cluster, weight })) } };
+  return {
+    '@type': TypeUrl.RouteConfiguration,
+    name,
+    virtualHosts: [{ name: `${name}-vh`, domains, routes: [{ match: { prefix: '' }, route }] }],
+  };
+}
