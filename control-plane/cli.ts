@@ -1,5 +1,7 @@
 // `trellis`: the command line. Each subcommand is a thin layer over a module that tests drive directly.
 import { Command, InvalidArgumentError, Option } from 'commander';
+import path from 'node:path';
+import { packageRoot, runDemo } from '../examples/demo/run.js';
 import { startControlPlane } from './control-plane.js';
 import { createLogger } from './logger.js';
 
@@ -97,6 +99,42 @@ export function buildProgram(): Command {
           processMetrics: true,
         });
         onShutdownSignal(() => cp.close());
+      },
+    );
+
+  program
+    .command('demo')
+    .description('run a demo mesh on this machine: control plane, two echo servers and a proxyless gRPC client (npm start)')
+    .option('--static-resources <file>', 'the config the demo serves', 'examples/demo/static-resources.yaml')
+    .addOption(new Option('--xds-port <port>', 'xDS port').default(15010).argParser(parsePort))
+    .addOption(new Option('--monitoring-port <port>', 'monitoring port').default(15014).argParser(parsePort))
+    .addOption(new Option('--echo-v1-port <port>', 'echo v1 port (must match the YAML)').default(50051).argParser(parsePort))
+    .addOption(new Option('--echo-v2-port <port>', 'echo v2 port (must match the YAML)').default(50052).argParser(parsePort))
+    .addOption(new Option('--duration <duration>', 'stop after this long (0: until Ctrl-C)').default(0).argParser(parseDuration))
+    .addOption(new Option('--log-level <level>', 'control-plane log level').choices(['debug', 'info', 'warn', 'error']).default('warn'))
+    .action(
+      async (opts: {
+        staticResources: string;
+        xdsPort: number;
+        monitoringPort: number;
+        echoV1Port: number;
+        echoV2Port: number;
+        duration: number;
+        logLevel: string;
+      }) => {
+        const file = path.isAbsolute(opts.staticResources) ? opts.staticResources : path.resolve(packageRoot(), opts.staticResources);
+        const demo = await runDemo({
+          logger: createLogger({ level: opts.logLevel, name: 'trellis-demo', destination: process.stderr }),
+          staticResources: file,
+          xdsPort: opts.xdsPort,
+          monitoringPort: opts.monitoringPort,
+          echoPorts: [opts.echoV1Port, opts.echoV2Port],
+          durationMs: opts.duration,
+        });
+        onShutdownSignal(() => demo.stop());
+        await demo.done;
+        const total = [...demo.tally.values()].reduce((a, b) => a + b, 0);
+        console.log(`demo finished: ${total} calls (${[...demo.tally.entries()].sort().map(([k, v]) => `${k} ${v}`).join(', ')})`);
       },
     );
 
