@@ -6,6 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { silentLogger } from '../../control-plane/logger.js';
 import { packageRoot, runDemo } from '../../examples/demo/run.js';
+import YAML from 'yaml';
+import { assertServedResourcesValid, type JsonResource } from '../helpers/control-plane.js';
 import { eventually } from '../helpers/process.js';
 
 async function freePort(): Promise<number> {
@@ -24,6 +26,7 @@ test('the demo mesh splits calls 80/20 and follows an edit of its YAML', async (
     .replace('portValue: 50051', `portValue: ${p1}`)
     .replace('portValue: 50052', `portValue: ${p2}`);
   await fs.writeFile(file, yaml);
+  await assertServedResourcesValid((YAML.parse(yaml) as { resources: JsonResource[] }).resources);
   const lines: string[] = [];
   const demo = await runDemo({
     logger: silentLogger,

@@ -7,7 +7,15 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { EchoClient, startEchoServer, xdsBootstrap, xdsChannelOptions } from '../../examples/demo/echo.js';
-import { apiListener, edsCluster, loadAssignment, routeConfig, writeResourcesFile, type JsonResource } from '../helpers/control-plane.js';
+import {
+  apiListener,
+  assertServedResourcesValid,
+  edsCluster,
+  loadAssignment,
+  routeConfig,
+  writeResourcesFile,
+  type JsonResource,
+} from '../helpers/control-plane.js';
 import { eventually, startControlPlaneProcess } from '../helpers/process.js';
 
 register();
@@ -29,6 +37,7 @@ test('a grpc-js xDS client follows live edits of --static-resources', async (t) 
   const b = await startEchoServer('server-b');
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'trellis-e2e-'));
   const file = path.join(dir, 'resources.yaml');
+  await assertServedResourcesValid(config('a', { a: a.port, b: b.port }));
   await writeResourcesFile(file, config('a', { a: a.port, b: b.port }));
   const cp = await startControlPlaneProcess(['--static-resources', file, '--debounce-after', '20ms']);
   const client = new EchoClient(`xds:///${target}`, undefined, xdsChannelOptions(xdsBootstrap(`127.0.0.1:${cp.xdsPort}`, 'client-1.default')));

@@ -4,7 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { startControlPlane, type ControlPlaneOptions, type RunningControlPlane } from '../../control-plane/control-plane.js';
 import { silentLogger } from '../../control-plane/logger.js';
-import { TypeUrl } from '../../control-plane/envoy/protos.js';
+import { encodeAny, packAny, TypeUrl } from '../../control-plane/envoy/protos.js';
+import { groupByType, parseStaticResources } from '../../control-plane/static-resources.js';
+import { EnvoyValidateUnavailableError, validateEnvoyResources } from './envoy-validate.js';
 
 export type JsonResource = Record<string, unknown> & { '@type': string };
 
@@ -23,10 +25,40 @@ export async function writeResourcesFile(file: string, resources: readonly JsonR
   await fs.rename(tmp, file);
 }
 
+let unavailableNoted = false;
+
+/**
+ * Checks what a control plane serves for these resources (the same parsing, grouping and encoding as
+ * the server) against Envoy's own validation (tools/peers/envoy-validate): every resource used in tests
+ * must be one Envoy accepts. Throws listing each violation. Without the checker: throws in CI, else notes
+ * once that `npm run peers` enables the check.
+ */
+export async function assertServedResourcesValid(resources: readonly JsonResource[]): Promise<void> {
+  const { resources: parsed } = parseStaticResources(JSON.stringify({ resources }), 'test', new Map());
+  const encoded = [...groupByType(parsed).values()].flat().map((m) => encodeAny(packAny(m)));
+  let results;
+  try {
+    results = await validateEnvoyResources(encoded);
+  } catch (err) {
+    if (!(err instanceof EnvoyValidateUnavailableError) || process.env.CI === 'true') throw err;
+    if (!unavailableNoted) console.log(`Envoy validation of served resources skipped: ${err.message}`);
+    unavailableNoted = true;
+    return;
+  }
+  const bad = results.filter((r) => r.errors.length > 0);
+  if (bad.length > 0) {
+    throw new Error(
+      `resources used in this test fail Envoy's validation:\n${bad.map((r) => `  ${r.typeUrl} "${r.name}":\n    ${r.errors.join('\n    ')}`).join('\n')}`,
+    );
+  }
+}
+
 export async function startTestControlPlane(
   resources: readonly JsonResource[],
-  options: Partial<ControlPlaneOptions> = {},
+  options: Partial<ControlPlaneOptions> & { envoyValidation?: boolean } = {},
 ): Promise<TestControlPlane> {
+  const { envoyValidation = true, ...cpOptions } = options;
+  if (envoyValidation) await assertServedResourcesValid(resources);
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'trellis-cp-'));
   const file = path.join(dir, 'resources.json');
   await writeResourcesFile(file, resources);
@@ -37,13 +69,14 @@ export async function startTestControlPlane(
     staticResources: file,
     debounceQuietMs: 10,
     debounceMaxMs: 1_000,
-    ...options,
+    ...cpOptions,
   });
   return {
     ...cp,
     file,
     target: `127.0.0.1:${cp.xdsPort}`,
     async write(next) {
+      if (envoyValidation) await assertServedResourcesValid(next);
       const pushed = new Promise<void>((resolve) => cp.controller.once('pushed', () => resolve()));
       await writeResourcesFile(file, next);
       await pushed;
