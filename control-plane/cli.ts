@@ -52,25 +52,44 @@ export function buildProgram(): Command {
     .command('control-plane')
     .description('serve Envoy xDS v3 (ADS, state of the world and delta) to sidecars and proxyless gRPC apps')
     .addOption(new Option('--host <address>', 'address every port binds').default('127.0.0.1'))
-    .addOption(new Option('--xds-port <port>', 'plaintext xDS port (0: a free port)').default(15010).argParser(parsePort))
     .addOption(
-      new Option('--monitoring-port <port>', '/healthz, /readyz, /metrics, /debug (0: a free port)').default(15014).argParser(parsePort),
+      new Option('--xds-port <port>', 'plaintext xDS port (0: a free port)').default(15010).argParser(parsePort),
     )
-    .option('--static-resources <file>', 'serve the raw Envoy resources in this YAML/JSON file to every proxy; edits push live')
-    .addOption(new Option('--debounce-after <duration>', 'quiet time before a push').default(100).argParser(parseDuration))
-    .addOption(new Option('--debounce-max <duration>', 'longest delay of a push under steady changes').default(10_000).argParser(parseDuration))
+    .addOption(
+      new Option('--monitoring-port <port>', '/healthz, /readyz, /metrics, /debug (0: a free port)')
+        .default(15014)
+        .argParser(parsePort),
+    )
+    .option(
+      '--static-resources <file>',
+      'serve the raw Envoy resources in this YAML/JSON file to every proxy; edits push live',
+    )
+    .addOption(
+      new Option('--debounce-after <duration>', 'quiet time before a push').default(100).argParser(parseDuration),
+    )
+    .addOption(
+      new Option('--debounce-max <duration>', 'longest delay of a push under steady changes')
+        .default(10_000)
+        .argParser(parseDuration),
+    )
     .addOption(
       new Option('--max-message-bytes <n>', 'largest response sent; larger ones are logged and not sent')
         .default(4 * 1024 * 1024)
         .argParser(parsePositiveInt),
     )
-    .addOption(new Option('--keepalive <duration>', 'HTTP/2 keepalive ping interval').default(30_000).argParser(parseDuration))
+    .addOption(
+      new Option('--keepalive <duration>', 'HTTP/2 keepalive ping interval').default(30_000).argParser(parseDuration),
+    )
     .addOption(
       new Option('--max-connection-age <duration>', 'send GOAWAY to connections older than this (replicas rebalance)')
         .default(30 * 60_000)
         .argParser(parseDuration),
     )
-    .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
+    .addOption(
+      new Option('--log-level <level>', 'log level')
+        .choices(['trace', 'debug', 'info', 'warn', 'error'])
+        .default('info'),
+    )
     .action(
       async (opts: {
         host: string;
@@ -104,14 +123,26 @@ export function buildProgram(): Command {
 
   program
     .command('demo')
-    .description('run a demo mesh on this machine: control plane, two echo servers and a proxyless gRPC client (npm start)')
+    .description(
+      'run a demo mesh on this machine: control plane, two echo servers and a proxyless gRPC client (npm start)',
+    )
     .option('--static-resources <file>', 'the config the demo serves', 'examples/demo/static-resources.yaml')
     .addOption(new Option('--xds-port <port>', 'xDS port').default(15010).argParser(parsePort))
     .addOption(new Option('--monitoring-port <port>', 'monitoring port').default(15014).argParser(parsePort))
-    .addOption(new Option('--echo-v1-port <port>', 'echo v1 port (must match the YAML)').default(50051).argParser(parsePort))
-    .addOption(new Option('--echo-v2-port <port>', 'echo v2 port (must match the YAML)').default(50052).argParser(parsePort))
-    .addOption(new Option('--duration <duration>', 'stop after this long (0: until Ctrl-C)').default(0).argParser(parseDuration))
-    .addOption(new Option('--log-level <level>', 'control-plane log level').choices(['debug', 'info', 'warn', 'error']).default('warn'))
+    .addOption(
+      new Option('--echo-v1-port <port>', 'echo v1 port (must match the YAML)').default(50051).argParser(parsePort),
+    )
+    .addOption(
+      new Option('--echo-v2-port <port>', 'echo v2 port (must match the YAML)').default(50052).argParser(parsePort),
+    )
+    .addOption(
+      new Option('--duration <duration>', 'stop after this long (0: until Ctrl-C)').default(0).argParser(parseDuration),
+    )
+    .addOption(
+      new Option('--log-level <level>', 'control-plane log level')
+        .choices(['debug', 'info', 'warn', 'error'])
+        .default('warn'),
+    )
     .action(
       async (opts: {
         staticResources: string;
@@ -122,7 +153,9 @@ export function buildProgram(): Command {
         duration: number;
         logLevel: string;
       }) => {
-        const file = path.isAbsolute(opts.staticResources) ? opts.staticResources : path.resolve(packageRoot(), opts.staticResources);
+        const file = path.isAbsolute(opts.staticResources)
+          ? opts.staticResources
+          : path.resolve(packageRoot(), opts.staticResources);
         const demo = await runDemo({
           logger: createLogger({ level: opts.logLevel, name: 'trellis-demo', destination: process.stderr }),
           staticResources: file,
@@ -134,7 +167,12 @@ export function buildProgram(): Command {
         onShutdownSignal(() => demo.stop());
         await demo.done;
         const total = [...demo.tally.values()].reduce((a, b) => a + b, 0);
-        console.log(`demo finished: ${total} calls (${[...demo.tally.entries()].sort().map(([k, v]) => `${k} ${v}`).join(', ')})`);
+        console.log(
+          `demo finished: ${total} calls (${[...demo.tally.entries()]
+            .sort()
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', ')})`,
+        );
       },
     );
 

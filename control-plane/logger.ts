@@ -3,9 +3,15 @@ import { pino, type Logger } from 'pino';
 
 export type { Logger } from 'pino';
 
-export function createLogger(options: { level?: string; name?: string; destination?: NodeJS.WritableStream } = {}): Logger {
+export function createLogger(
+  options: { level?: string; name?: string; destination?: NodeJS.WritableStream } = {},
+): Logger {
   return pino(
-    { name: options.name ?? 'trellis', level: options.level ?? process.env.TRELLIS_LOG_LEVEL ?? 'info', base: undefined },
+    {
+      name: options.name ?? 'trellis',
+      level: options.level ?? process.env.TRELLIS_LOG_LEVEL ?? 'info',
+      base: undefined,
+    },
     options.destination ?? process.stdout,
   );
 }

@@ -65,14 +65,20 @@ export class MonitoringServer {
         for (const [typeUrl, set] of config?.sets ?? []) {
           out[shortTypeName(typeUrl)] = {
             version: set.version,
-            resources: [...set.byName.values()].map((r) => ({ version: r.version, resource: anyToJson(decodeAny(r.any)) })),
+            resources: [...set.byName.values()].map((r) => ({
+              version: r.version,
+              resource: anyToJson(decodeAny(r.any)),
+            })),
           };
         }
         json(res, 200, { proxy: stream.proxy.id, hash: config?.hash, config: out });
         return;
       }
       default:
-        json(res, 404, { error: 'not found', paths: ['/healthz', '/readyz', '/metrics', '/debug/proxies', '/debug/config?proxy=ID'] });
+        json(res, 404, {
+          error: 'not found',
+          paths: ['/healthz', '/readyz', '/metrics', '/debug/proxies', '/debug/config?proxy=ID'],
+        });
     }
   }
 

@@ -60,7 +60,12 @@ export function parseStaticResources(
       if (rawType === '') throw new Error('"@type" is required');
       const message = unpackAny(anyFromJson(raw as JsonValue));
       const name = resourceName(message);
-      if (!name) throw new Error(message.$typeName === 'envoy.config.endpoint.v3.ClusterLoadAssignment' ? 'clusterName is required' : 'name is required');
+      if (!name)
+        throw new Error(
+          message.$typeName === 'envoy.config.endpoint.v3.ClusterLoadAssignment'
+            ? 'clusterName is required'
+            : 'name is required',
+        );
       const k = key(typeUrlOf(message.$typeName), name);
       if (resources.has(k)) throw new Error(`a resource of this type named "${name}" is listed twice`);
       resources.set(k, message);
@@ -155,16 +160,28 @@ export class StaticResourcesSource implements SnapshotSource<StaticSnapshot> {
       parsed = parseStaticResources(fs.readFileSync(file, 'utf8'), this.file, this.accepted);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      this.logger.error({ file: this.file, error: message }, 'static resources not reloaded; keeping the last good content');
+      this.logger.error(
+        { file: this.file, error: message },
+        'static resources not reloaded; keeping the last good content',
+      );
       this.snapshot = { ...this.snapshot, errors: [message] };
       return;
     }
     for (const error of parsed.errors) this.logger.error({ file: this.file, error }, 'static resource rejected');
     this.accepted = parsed.resources;
     this.loaded = true;
-    this.snapshot = { generation: this.snapshot.generation + 1, resources: groupByType(parsed.resources), errors: parsed.errors };
+    this.snapshot = {
+      generation: this.snapshot.generation + 1,
+      resources: groupByType(parsed.resources),
+      errors: parsed.errors,
+    };
     this.logger.info(
-      { file: this.file, generation: this.snapshot.generation, resources: parsed.resources.size, errors: parsed.errors.length },
+      {
+        file: this.file,
+        generation: this.snapshot.generation,
+        resources: parsed.resources.size,
+        errors: parsed.errors.length,
+      },
       'static resources loaded',
     );
     for (const listener of this.listeners) listener();

@@ -27,15 +27,22 @@ function skipComment(text, i) {
 function skipValue(text, i) {
   while (/\s/.test(text[i])) i++;
   if (text[i] !== '{') {
-    while (i < text.length && !',];'.includes(text[i])) i = text[i] === '"' || text[i] === "'" ? skipString(text, i) : i + 1;
+    while (i < text.length && !',];'.includes(text[i]))
+      i = text[i] === '"' || text[i] === "'" ? skipString(text, i) : i + 1;
     return i;
   }
   let depth = 0;
   while (i < text.length) {
     const c = text[i];
-    if (c === '"' || c === "'") { i = skipString(text, i); continue; }
+    if (c === '"' || c === "'") {
+      i = skipString(text, i);
+      continue;
+    }
     const afterComment = skipComment(text, i);
-    if (afterComment !== i) { i = afterComment; continue; }
+    if (afterComment !== i) {
+      i = afterComment;
+      continue;
+    }
     i++;
     if (c === '{') depth++;
     else if (c === '}' && --depth === 0) return i;
@@ -48,10 +55,23 @@ export function stripValidateOptions(text) {
   let i = 0;
   while (i < text.length) {
     const c = text[i];
-    if (c === '"' || c === "'") { const j = skipString(text, i); out += text.slice(i, j); i = j; continue; }
+    if (c === '"' || c === "'") {
+      const j = skipString(text, i);
+      out += text.slice(i, j);
+      i = j;
+      continue;
+    }
     const afterComment = skipComment(text, i);
-    if (afterComment !== i) { out += text.slice(i, afterComment); i = afterComment; continue; }
-    if (!text.startsWith('(validate.', i)) { out += c; i++; continue; }
+    if (afterComment !== i) {
+      out += text.slice(i, afterComment);
+      i = afterComment;
+      continue;
+    }
+    if (!text.startsWith('(validate.', i)) {
+      out += c;
+      i++;
+      continue;
+    }
     // The option name runs to `=`, e.g. `(validate.rules).string.min_len`.
     const eq = text.indexOf('=', i);
     const end = skipValue(text, eq + 1);
@@ -70,7 +90,10 @@ export function stripValidateOptions(text) {
     // A list left empty disappears with its brackets.
     const open = /\[\s*$/.exec(out);
     const close = /^\s*\]/.exec(text.slice(i));
-    if (open && close) { out = out.slice(0, open.index); i += close[0].length; }
+    if (open && close) {
+      out = out.slice(0, open.index);
+      i += close[0].length;
+    }
   }
   return out;
 }

@@ -137,6 +137,7 @@ export function anyFromJson(json: JsonValue): Any {
  */
 export function resourceName(message: Message): string | undefined {
   const fields = message as unknown as Record<string, unknown>;
-  const name = message.$typeName === 'envoy.config.endpoint.v3.ClusterLoadAssignment' ? fields.clusterName : fields.name;
+  const name =
+    message.$typeName === 'envoy.config.endpoint.v3.ClusterLoadAssignment' ? fields.clusterName : fields.name;
   return typeof name === 'string' ? name : undefined;
 }

@@ -56,7 +56,9 @@ export async function runDemo(options: DemoOptions): Promise<RunningDemo> {
     xdsPort: options.xdsPort,
     monitoringPort: options.monitoringPort,
   });
-  print(`control plane: xDS on 127.0.0.1:${cp.xdsPort}, metrics and debug on http://127.0.0.1:${cp.monitoringPort}/ (try /debug/proxies)`);
+  print(
+    `control plane: xDS on 127.0.0.1:${cp.xdsPort}, metrics and debug on http://127.0.0.1:${cp.monitoringPort}/ (try /debug/proxies)`,
+  );
   print(`echo v1 on 127.0.0.1:${servers[0].port}, echo v2 on 127.0.0.1:${servers[1].port}`);
   print(`config: ${options.staticResources} (edit the weights; the split below follows)`);
   const client = new EchoClient(
@@ -99,6 +101,9 @@ export async function runDemo(options: DemoOptions): Promise<RunningDemo> {
       await cp.close();
       await Promise.all(servers.map((s) => s.close()));
     })());
-  const done = options.durationMs > 0 ? new Promise<void>((r) => setTimeout(r, options.durationMs)).then(stop) : new Promise<void>(() => undefined);
+  const done =
+    options.durationMs > 0
+      ? new Promise<void>((r) => setTimeout(r, options.durationMs)).then(stop)
+      : new Promise<void>(() => undefined);
   return { tally, done, stop };
 }

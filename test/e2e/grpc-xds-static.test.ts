@@ -40,7 +40,11 @@ test('a grpc-js xDS client follows live edits of --static-resources', async (t) 
   await assertServedResourcesValid(config('a', { a: a.port, b: b.port }));
   await writeResourcesFile(file, config('a', { a: a.port, b: b.port }));
   const cp = await startControlPlaneProcess(['--static-resources', file, '--debounce-after', '20ms']);
-  const client = new EchoClient(`xds:///${target}`, undefined, xdsChannelOptions(xdsBootstrap(`127.0.0.1:${cp.xdsPort}`, 'client-1.default')));
+  const client = new EchoClient(
+    `xds:///${target}`,
+    undefined,
+    xdsChannelOptions(xdsBootstrap(`127.0.0.1:${cp.xdsPort}`, 'client-1.default')),
+  );
   t.teardown(async () => {
     client.close();
     await cp.stop();
@@ -59,7 +63,11 @@ test('a grpc-js xDS client follows live edits of --static-resources', async (t) 
 
   // Moving the endpoint (EDS) of the routed cluster works the same way.
   await writeResourcesFile(file, config('b', { a: a.port, b: a.port }));
-  await eventually(async () => (await client.echo('endpoint')).server === 'server-a', 10_000, 'calls reach server-a again');
+  await eventually(
+    async () => (await client.echo('endpoint')).server === 'server-a',
+    10_000,
+    'calls reach server-a again',
+  );
 
   // The client's subscriptions were all ACKed (seen by the control plane).
   const proxies = (await (await fetch(`http://127.0.0.1:${cp.monitoringPort}/debug/proxies`)).json()) as Array<{
@@ -69,7 +77,10 @@ test('a grpc-js xDS client follows live edits of --static-resources', async (t) 
   const proxy = proxies.find((p) => p.node.id === 'client-1.default');
   t.truthy(proxy);
   t.is(proxy!.node.proxyType, 'grpc');
-  t.deepEqual(proxy!.types.map((x) => x.type), ['CDS', 'EDS', 'LDS', 'RDS']);
+  t.deepEqual(
+    proxy!.types.map((x) => x.type),
+    ['CDS', 'EDS', 'LDS', 'RDS'],
+  );
   for (const type of proxy!.types) {
     t.is(type.lastNack, undefined, `${type.type} was NACKed`);
     t.is(type.ackedVersion, type.sentVersion, `${type.type} ACKed the last version sent`);

@@ -2,7 +2,14 @@
 import test from 'ava';
 import { TypeUrl } from '../../control-plane/envoy/protos.js';
 import { RawAdsClient, namesOf, resourcesOf, testNode } from '../helpers/ads-client.js';
-import { apiListener, edsCluster, loadAssignment, routeConfig, startTestControlPlane, type JsonResource } from '../helpers/control-plane.js';
+import {
+  apiListener,
+  edsCluster,
+  loadAssignment,
+  routeConfig,
+  startTestControlPlane,
+  type JsonResource,
+} from '../helpers/control-plane.js';
 
 const base: JsonResource[] = [
   edsCluster('a'),
@@ -68,7 +75,12 @@ test('ACK is recorded per proxy and type; NACK is recorded, keeps the ACKed vers
 
   const proxies = (await (await env.cp.monitoring('/debug/proxies')).json()) as Array<{
     node: { id: string };
-    types: Array<{ type: string; ackedVersion: string; sentVersion: string; lastNack?: { message: string; nonce: string } }>;
+    types: Array<{
+      type: string;
+      ackedVersion: string;
+      sentVersion: string;
+      lastNack?: { message: string; nonce: string };
+    }>;
   }>;
   const cds = proxies[0]!.types.find((x) => x.type === 'CDS')!;
   t.is(proxies[0]!.node.id, 'p1.default');
@@ -98,11 +110,21 @@ test('a request with a stale nonce is ignored', async (t) => {
   const second = await s.next();
   t.not(second.nonce, first.nonce);
   // Answers the first (now stale) response and asks for b: ignored, so b is not sent.
-  s.send({ typeUrl: TypeUrl.ClusterLoadAssignment, resourceNames: ['a', 'b'], responseNonce: first.nonce, versionInfo: first.versionInfo });
+  s.send({
+    typeUrl: TypeUrl.ClusterLoadAssignment,
+    resourceNames: ['a', 'b'],
+    responseNonce: first.nonce,
+    versionInfo: first.versionInfo,
+  });
   s.send({ typeUrl: TypeUrl.Listener });
   t.is((await s.next()).typeUrl, TypeUrl.Listener);
   // With the latest nonce the same request is honoured.
-  s.send({ typeUrl: TypeUrl.ClusterLoadAssignment, resourceNames: ['a', 'b'], responseNonce: second.nonce, versionInfo: second.versionInfo });
+  s.send({
+    typeUrl: TypeUrl.ClusterLoadAssignment,
+    resourceNames: ['a', 'b'],
+    responseNonce: second.nonce,
+    versionInfo: second.versionInfo,
+  });
   const third = await s.next();
   t.deepEqual(namesOf(third), ['b']);
   t.regex(await (await env.cp.monitoring('/metrics')).text(), /trellis_xds_stale_requests_total\{type="EDS"\} 1/);
@@ -135,19 +157,34 @@ test('RDS/EDS: only what changed is sent; unsubscribed names are not pushed; res
   s.send({ node: testNode('p1.default'), typeUrl: TypeUrl.ClusterLoadAssignment, resourceNames: ['a', 'b'] });
   const first = await s.next();
   t.deepEqual(namesOf(first), ['a', 'b']);
-  s.send({ typeUrl: TypeUrl.ClusterLoadAssignment, resourceNames: ['a', 'b'], responseNonce: first.nonce, versionInfo: first.versionInfo });
+  s.send({
+    typeUrl: TypeUrl.ClusterLoadAssignment,
+    resourceNames: ['a', 'b'],
+    responseNonce: first.nonce,
+    versionInfo: first.versionInfo,
+  });
 
   await env.cp.write([...base.slice(0, 3), loadAssignment('b', [9022]), ...base.slice(4)]);
   const second = await s.next();
   t.deepEqual(namesOf(second), ['b']);
 
   // Unsubscribe b (names = [a]); a change to b is then not pushed, a change to a is.
-  s.send({ typeUrl: TypeUrl.ClusterLoadAssignment, resourceNames: ['a'], responseNonce: second.nonce, versionInfo: second.versionInfo });
+  s.send({
+    typeUrl: TypeUrl.ClusterLoadAssignment,
+    resourceNames: ['a'],
+    responseNonce: second.nonce,
+    versionInfo: second.versionInfo,
+  });
   await env.cp.write([...base.slice(0, 3), loadAssignment('b', [9023]), ...base.slice(4)]);
   await env.cp.write([...base.slice(0, 2), loadAssignment('a', [9012]), loadAssignment('b', [9023]), ...base.slice(4)]);
   const third = await s.next();
   t.deepEqual(namesOf(third), ['a']);
-  s.send({ typeUrl: TypeUrl.ClusterLoadAssignment, resourceNames: ['a', 'b'], responseNonce: third.nonce, versionInfo: third.versionInfo });
+  s.send({
+    typeUrl: TypeUrl.ClusterLoadAssignment,
+    resourceNames: ['a', 'b'],
+    responseNonce: third.nonce,
+    versionInfo: third.versionInfo,
+  });
   const fourth = await s.next();
   t.deepEqual(namesOf(fourth), ['b']);
 });
