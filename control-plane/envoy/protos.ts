@@ -116,9 +116,68 @@ export function messageToJson(message: Message): JsonValue {
   return toJson(schemaOf(message.$typeName), message, { registry });
 }
 
-/** Parses proto3 JSON into a message of the given type; errors name the field that is wrong. */
+function isObject(json: unknown): json is Record<string, JsonValue> {
+  return typeof json === 'object' && json !== null && !Array.isArray(json);
+}
+
+function decodes(schema: DescMessage, json: JsonValue): boolean {
+  try {
+    fromJson(schema, json, { registry });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The path (in the JSON's own field names) of the first part of `json` that does not decode as `schema`,
+ * found by decoding field by field and descending into the one that fails. Only run after a failure, to
+ * turn the decoder's message into one that names the field.
+ */
+function failingPath(schema: DescMessage, json: JsonValue, path: string): string {
+  if (!isObject(json)) return path;
+  if (schema.typeName === 'google.protobuf.Any') {
+    const type = json['@type'];
+    const inner = typeof type === 'string' ? registry.getMessage(typeNameOf(type)) : undefined;
+    if (!inner) return path ? `${path}.@type` : '@type';
+    if (inner.typeName.startsWith('google.protobuf.')) return path;
+    const rest = Object.fromEntries(Object.entries(json).filter(([k]) => k !== '@type'));
+    return failingPath(inner, rest, path);
+  }
+  for (const [key, value] of Object.entries(json)) {
+    const here = path ? `${path}.${key}` : key;
+    const field = schema.fields.find((f) => f.jsonName === key || f.name === key);
+    if (!field) return here;
+    if (decodes(schema, { [key]: value })) continue;
+    const child =
+      field.fieldKind === 'message' || field.fieldKind === 'list' || field.fieldKind === 'map'
+        ? field.message
+        : undefined;
+    const descend =
+      child !== undefined &&
+      (child.typeName === 'google.protobuf.Any' || !child.typeName.startsWith('google.protobuf.'));
+    if (!descend) return here;
+    if (field.fieldKind === 'list' && Array.isArray(value)) {
+      const i = value.findIndex((item) => !decodes(child, item));
+      return i === -1 ? here : failingPath(child, value[i]!, `${here}[${i}]`);
+    }
+    if (field.fieldKind === 'map' && isObject(value)) {
+      const entry = Object.entries(value).find(([, item]) => !decodes(child, item));
+      return entry ? failingPath(child, entry[1], `${here}.${entry[0]}`) : here;
+    }
+    return failingPath(child, value, here);
+  }
+  return path;
+}
+
+/** Parses proto3 JSON into a message of the given type; errors start with the path of the field that is wrong. */
 export function messageFromJson<Desc extends DescMessage>(schema: Desc, json: JsonValue): MessageShape<Desc> {
-  return fromJson(schema, json, { registry });
+  try {
+    return fromJson(schema, json, { registry });
+  } catch (err) {
+    const path = failingPath(schema, json, '');
+    throw new Error(`${path ? `${path}: ` : ''}${err instanceof Error ? err.message : String(err)}`);
+  }
 }
 
 /** Canonical proto3 JSON of an Any: `{"@type": "...", ...fields}`. */
@@ -126,9 +185,9 @@ export function anyToJson(any: Any): JsonValue {
   return toJson(AnySchema, any, { registry });
 }
 
-/** Parses `{"@type": "type.googleapis.com/...", ...fields}` into an Any; errors name the field. */
+/** Parses `{"@type": "type.googleapis.com/...", ...fields}` into an Any; errors start with the field's path. */
 export function anyFromJson(json: JsonValue): Any {
-  return fromJson(AnySchema, json, { registry });
+  return messageFromJson(AnySchema, json);
 }
 
 /**
