@@ -46,7 +46,13 @@ export function parseStaticResources(
   file: string,
   previous: ReadonlyMap<string, Message>,
 ): { resources: Map<string, Message>; errors: string[] } {
-  const doc: unknown = YAML.parse(text);
+  // JSON is YAML, but a JSON parser reads a large generated file many times faster.
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    doc = YAML.parse(text);
+  }
   const list = Array.isArray(doc) ? doc : (doc as { resources?: unknown } | null)?.resources;
   if (!Array.isArray(list)) throw new Error(`${file}: expected a list under "resources"`);
   const resources = new Map<string, Message>();
