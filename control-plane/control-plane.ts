@@ -23,6 +23,8 @@ export interface ControlPlaneOptions {
   readonly maxMessageBytes?: number;
   readonly keepaliveMs?: number;
   readonly maxConnectionAgeMs?: number;
+  /** How long streams may continue after the max-age GOAWAY; default 10 s. */
+  readonly maxConnectionAgeGraceMs?: number;
   readonly processMetrics?: boolean;
 }
 
@@ -69,6 +71,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     maxMessageBytes: options.maxMessageBytes,
     keepaliveMs: options.keepaliveMs,
     maxConnectionAgeMs: options.maxConnectionAgeMs,
+    maxConnectionAgeGraceMs: options.maxConnectionAgeGraceMs,
   });
   const xdsPort = await ads.listen(host, options.xdsPort ?? 15010);
   let listening = true;

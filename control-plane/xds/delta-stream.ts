@@ -13,7 +13,7 @@
 import type { DeltaDiscoveryRequest } from '../envoy/gen/envoy/service/discovery/v3/discovery_pb.js';
 import { emptySet } from './resource-cache.js';
 import { encodeDeltaResponse } from './response.js';
-import { isFullStateType } from './type-state.js';
+import { isFullStateType, sharedName } from './type-state.js';
 import { XdsStream } from './xds-stream.js';
 
 export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
@@ -38,7 +38,7 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     }
     for (const name of request.resourceNamesSubscribe) {
       if (name === '*' && !isFullStateType(typeUrl)) continue;
-      state.subscribe(name);
+      state.subscribe(sharedName(this.config?.sets.get(typeUrl), name));
     }
     for (const name of request.resourceNamesUnsubscribe) state.unsubscribe(name);
     if (first || request.resourceNamesSubscribe.length > 0 || request.resourceNamesUnsubscribe.length > 0) {
@@ -51,7 +51,9 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     const state = this.types.get(typeUrl)!;
     const set = this.config.sets.get(typeUrl) ?? emptySet(typeUrl);
     const { updates, removed } = state.pending(set, true);
-    if (updates.length === 0 && removed.length === 0) {
+    // A wildcard subscription is always answered once, even when empty: Envoy finishes initializing only
+    // after the first LDS/CDS response (go-control-plane does the same).
+    if (updates.length === 0 && removed.length === 0 && !(state.wildcard && state.responses === 0)) {
       state.commit(set, [], [], true);
       return;
     }

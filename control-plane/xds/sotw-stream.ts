@@ -15,7 +15,7 @@
 import type { DiscoveryRequest } from '../envoy/gen/envoy/service/discovery/v3/discovery_pb.js';
 import { emptySet, type EncodedResource, type EncodedSet } from './resource-cache.js';
 import { encodeSotwBody, withNonce } from './response.js';
-import { isFullStateType, type TypeState } from './type-state.js';
+import { isFullStateType, sharedName, type TypeState } from './type-state.js';
 import { XdsStream } from './xds-stream.js';
 
 /** The sorted resources of a set and its response body for a wildcard subscription, built once per set. */
@@ -61,6 +61,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
     const changed = state.replaceSubscription(
       wildcard,
       names.filter((n) => n !== '*'),
+      (n) => sharedName(this.config?.sets.get(typeUrl), n),
     );
     const first = !state.requested;
     state.requested = true;

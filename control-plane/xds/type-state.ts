@@ -33,6 +33,22 @@ export function isFullStateType(typeUrl: string): boolean {
   return typeUrl === TypeUrl.Listener || typeUrl === TypeUrl.Cluster;
 }
 
+/** Whether `list` holds exactly the names of `set`, in the set's (insertion) order. */
+function sameInOrder(set: ReadonlySet<string>, list: readonly string[]): boolean {
+  if (set.size !== list.length) return false;
+  let i = 0;
+  for (const name of set) if (name !== list[i++]) return false;
+  return true;
+}
+
+/**
+ * The string `set` already holds for a resource name, else `name`. Subscribed names arrive freshly decoded
+ * from every stream's request; keeping the set's copy instead saves a copy per stream and name.
+ */
+export function sharedName(set: EncodedSet | undefined, name: string): string {
+  return set?.byName.get(name)?.name ?? name;
+}
+
 export interface NackRecord {
   readonly version: string;
   readonly nonce: string;
@@ -103,8 +119,14 @@ export class TypeState {
     }
   }
 
-  /** Replaces the whole subscription (state of the world). Returns whether it changed. */
-  replaceSubscription(wildcard: boolean, names: readonly string[]): boolean {
+  /**
+   * Replaces the whole subscription (state of the world). Returns whether it changed. `shared` maps a newly
+   * subscribed name to an equal string that is kept anyway (sharedName), so streams do not each hold a copy.
+   */
+  replaceSubscription(wildcard: boolean, names: readonly string[], shared?: (name: string) => string): boolean {
+    // A SotW client repeats its whole subscription on every ACK, in the same order: then nothing changes,
+    // and a Set of (say) 1,000 EDS names need not be built per ACK.
+    if (wildcard === this.wildcard && sameInOrder(this.names, names)) return false;
     const next = new Set(names);
     let changed = false;
     for (const name of [...this.names]) {
@@ -115,7 +137,7 @@ export class TypeState {
     }
     for (const name of next) {
       if (!this.names.has(name)) {
-        this.subscribe(name);
+        this.subscribe(shared ? shared(name) : name);
         changed = true;
       }
     }

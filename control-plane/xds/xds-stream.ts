@@ -61,7 +61,12 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
         this.fail(grpc.status.INVALID_ARGUMENT, err instanceof Error ? err.message : String(err));
       }
     });
-    call.on('end', () => this.close('client closed the stream'));
+    // The client half-closed: finish the call with OK (as istiod and go-control-plane do on EOF), or it
+    // stays open with no one reading it.
+    call.on('end', () => {
+      if (!this.closed) call.end();
+      this.close('client closed the stream');
+    });
     call.on('cancelled', () => this.close('cancelled'));
     call.on('error', (err: Error) => this.close(`error: ${err.message}`));
   }

@@ -10,6 +10,7 @@ import {
   type DeltaDiscoveryResponse,
   type DiscoveryResponse,
 } from '../../control-plane/envoy/gen/envoy/service/discovery/v3/discovery_pb.js';
+import type { ClusterLoadAssignment } from '../../control-plane/envoy/gen/envoy/config/endpoint/v3/endpoint_pb.js';
 import { resourceName, unpackAny, type Message } from '../../control-plane/envoy/protos.js';
 
 const SERVICE = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
@@ -87,6 +88,11 @@ abstract class RawStream<Req, Res> {
   close(): void {
     this.call.cancel();
   }
+
+  /** Ends the client's side of the stream (half-close); the server still owes a status. */
+  halfClose(): void {
+    this.call.end();
+  }
 }
 
 export class SotwStream extends RawStream<SotwRequestInit, DiscoveryResponse> {
@@ -153,5 +159,38 @@ export function deltaNamesOf(response: DeltaDiscoveryResponse): string[] {
 
 /** A node as an injected sidecar would send it (design.md §3). */
 export function testNode(id: string, metadata: Record<string, string> = {}): SotwRequestInit['node'] {
-  return { id, cluster: 'test', metadata: { NAMESPACE: 'default', PROXY_TYPE: 'envoy', ...metadata }, locality: { region: 'r1', zone: 'z1' } };
+  return {
+    id,
+    cluster: 'test',
+    metadata: { NAMESPACE: 'default', PROXY_TYPE: 'envoy', ...metadata },
+    locality: { region: 'r1', zone: 'z1' },
+  };
+}
+
+/** Name → version of a delta response's resources. */
+export function deltaVersionsOf(response: DeltaDiscoveryResponse): Record<string, string> {
+  return Object.fromEntries(response.resources.map((r) => [r.name, r.version]));
+}
+
+/** The resources of a delta response, unpacked, by name. */
+export function deltaResourcesOf(response: DeltaDiscoveryResponse): Map<string, Message> {
+  const out = new Map<string, Message>();
+  for (const r of response.resources) if (r.resource) out.set(r.name, unpackAny(r.resource));
+  return out;
+}
+
+/** The socket ports of a ClusterLoadAssignment's endpoints, in order. */
+export function endpointPortsOf(message: Message): number[] {
+  if (message.$typeName !== 'envoy.config.endpoint.v3.ClusterLoadAssignment')
+    throw new Error(`${message.$typeName} is not an assignment`);
+  const ports: number[] = [];
+  for (const locality of (message as ClusterLoadAssignment).endpoints) {
+    for (const lb of locality.lbEndpoints) {
+      if (lb.hostIdentifier.case !== 'endpoint') continue;
+      const address = lb.hostIdentifier.value.address?.address;
+      if (address?.case === 'socketAddress' && address.value.portSpecifier.case === 'portValue')
+        ports.push(address.value.portSpecifier.value);
+    }
+  }
+  return ports;
 }

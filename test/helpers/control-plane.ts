@@ -2,7 +2,11 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { startControlPlane, type ControlPlaneOptions, type RunningControlPlane } from '../../control-plane/control-plane.js';
+import {
+  startControlPlane,
+  type ControlPlaneOptions,
+  type RunningControlPlane,
+} from '../../control-plane/control-plane.js';
 import { silentLogger } from '../../control-plane/logger.js';
 import { encodeAny, packAny, TypeUrl } from '../../control-plane/envoy/protos.js';
 import { groupByType, parseStaticResources } from '../../control-plane/static-resources.js';
@@ -92,7 +96,14 @@ export async function startTestControlPlane(
 // Resource builders in proto3 JSON, as a user would write them in a static-resources file.
 
 export function edsCluster(name: string, extra: Record<string, unknown> = {}): JsonResource {
-  return { '@type': TypeUrl.Cluster, name, type: 'EDS', connectTimeout: '1s', edsClusterConfig: { edsConfig: { ads: {}, resourceApiVersion: 'V3' } }, ...extra };
+  return {
+    '@type': TypeUrl.Cluster,
+    name,
+    type: 'EDS',
+    connectTimeout: '1s',
+    edsClusterConfig: { edsConfig: { ads: {}, resourceApiVersion: 'V3' } },
+    ...extra,
+  };
 }
 
 export function loadAssignment(clusterName: string, ports: readonly number[], host = '127.0.0.1'): JsonResource {
@@ -103,7 +114,9 @@ export function loadAssignment(clusterName: string, ports: readonly number[], ho
       {
         locality: { region: 'r1', zone: 'z1' },
         loadBalancingWeight: 1,
-        lbEndpoints: ports.map((port) => ({ endpoint: { address: { socketAddress: { address: host, portValue: port } } } })),
+        lbEndpoints: ports.map((port) => ({
+          endpoint: { address: { socketAddress: { address: host, portValue: port } } },
+        })),
       },
     ],
   };
@@ -116,17 +129,27 @@ export function apiListener(name: string, routeConfigName: string): JsonResource
     name,
     apiListener: {
       apiListener: {
-        '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+        '@type':
+          'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
         statPrefix: name,
         rds: { routeConfigName, configSource: { ads: {}, resourceApiVersion: 'V3' } },
-        httpFilters: [{ name: 'envoy.filters.http.router', typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }],
+        httpFilters: [
+          {
+            name: 'envoy.filters.http.router',
+            typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' },
+          },
+        ],
       },
     },
   };
 }
 
 /** A route configuration with one virtual host sending everything to weighted clusters. */
-export function routeConfig(name: string, domains: readonly string[], clusters: Readonly<Record<string, number>>): JsonResource {
+export function routeConfig(
+  name: string,
+  domains: readonly string[],
+  clusters: Readonly<Record<string, number>>,
+): JsonResource {
   const entries = Object.entries(clusters);
   const route =
     entries.length === 1
@@ -137,4 +160,11 @@ export function routeConfig(name: string, domains: readonly string[], clusters: 
     name,
     virtualHosts: [{ name: `${name}-vh`, domains, routes: [{ match: { prefix: '' }, route }] }],
   };
+}
+
+/** Replaces `file` with `text` atomically (write + rename), for content that is not a resource list. */
+export async function writeFileAtomically(file: string, text: string): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  await fs.writeFile(tmp, text);
+  await fs.rename(tmp, file);
 }

@@ -1,76 +1,103 @@
-// `trellis` as a real process (node + tsx on the sources), with its JSON log lines parsed as they arrive.
+// Runs `trellis` as a real child process and reads its JSON log lines.
 import { spawn, type ChildProcess } from 'node:child_process';
 import readline from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { repoRoot } from './peer-paths.js';
 
-export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-
-export type LogLine = Record<string, unknown> & { msg?: string };
+export interface LogLine {
+  readonly msg?: string;
+  readonly [key: string]: unknown;
+}
 
 export interface TrellisProcess {
   readonly child: ChildProcess;
-  /** Parsed JSON lines of stdout so far. */
   readonly logs: LogLine[];
-  /** Everything else it printed (stderr, non-JSON stdout), for failure messages. */
-  readonly output: string[];
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** Resolves with the first log line (already seen or to come) whose `msg` is `msg`. */
-  logLine(msg: string, timeoutMs?: number): Promise<LogLine>;
-  /** SIGKILL if still running (teardown). */
-  kill(): void;
+  /** Resolves with the first log line that matches (already seen or still to come), or rejects at the deadline. */
+  waitForLog(match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  /** Resolves with the exit code. */
+  readonly exited: Promise<number | null>;
+  stop(): Promise<number | null>;
 }
 
-export function spawnTrellis(args: readonly string[]): TrellisProcess {
+export function startTrellis(args: readonly string[]): TrellisProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', 'control-plane/main.ts', ...args], {
     cwd: repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: LogLine[] = [];
-  const output: string[] = [];
-  const watchers: { msg: string; resolve: (line: LogLine) => void }[] = [];
+  const waiters = new Set<() => void>();
   readline.createInterface({ input: child.stdout! }).on('line', (text) => {
-    let line: LogLine;
     try {
-      line = JSON.parse(text) as LogLine;
+      logs.push(JSON.parse(text) as LogLine);
     } catch {
-      output.push(text);
-      return;
+      logs.push({ msg: text });
     }
-    logs.push(line);
-    for (const w of watchers.filter((w) => w.msg === line.msg)) {
-      watchers.splice(watchers.indexOf(w), 1);
-      w.resolve(line);
-    }
+    for (const w of [...waiters]) w();
   });
-  readline.createInterface({ input: child.stderr! }).on('line', (text) => output.push(text));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const kill = (): void => {
+    child.kill('SIGKILL');
+  };
+  process.once('exit', kill);
   return {
     child,
     logs,
-    output,
     exited,
-    logLine(msg, timeoutMs = 30_000) {
-      const seen = logs.find((l) => l.msg === msg);
-      if (seen) return Promise.resolve(seen);
+    waitForLog(match, timeoutMs = 20_000) {
+      const found = logs.find(match);
+      if (found) return Promise.resolve(found);
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          reject(new Error(`no log line "${msg}" within ${timeoutMs} ms; output:\n${output.join('\n')}`));
-        }, timeoutMs);
-        const done = (line: LogLine): void => {
-          clearTimeout(timer);
+        const check = (): void => {
+          const line = logs.find(match);
+          if (!line) return;
+          cleanup();
           resolve(line);
         };
-        watchers.push({ msg, resolve: done });
-        void exited.then(({ code, signal }) => {
+        const timer = setTimeout(() => {
+          cleanup();
+          reject(new Error(`no matching log line within ${timeoutMs} ms; stderr: ${stderr.slice(-2000)}`));
+        }, timeoutMs);
+        const cleanup = (): void => {
           clearTimeout(timer);
-          reject(new Error(`exited (${code ?? signal}) before log line "${msg}"; output:\n${output.join('\n')}`));
+          waiters.delete(check);
+        };
+        waiters.add(check);
+        void exited.then(() => {
+          if (!waiters.has(check)) return;
+          cleanup();
+          reject(new Error(`trellis exited before the log line; stderr: ${stderr.slice(-2000)}`));
         });
       });
     },
-    kill() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      const code = await exited;
+      process.removeListener('exit', kill);
+      return code;
     },
   };
+}
+
+/** Starts `trellis control-plane` on free ports and returns its ports once it listens. */
+export async function startControlPlaneProcess(
+  extraArgs: readonly string[],
+): Promise<TrellisProcess & { xdsPort: number; monitoringPort: number }> {
+  const proc = startTrellis(['control-plane', '--xds-port', '0', '--monitoring-port', '0', ...extraArgs]);
+  const line = await proc.waitForLog((l) => l.msg === 'control plane listening');
+  return Object.assign(proc, { xdsPort: Number(line.xdsPort), monitoringPort: Number(line.monitoringPort) });
+}
+
+/** Polls `check` until it returns true or the deadline passes. */
+export async function eventually(
+  check: () => Promise<boolean> | boolean,
+  timeoutMs = 10_000,
+  what = 'condition',
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
 }

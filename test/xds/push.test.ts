@@ -1,0 +1,296 @@
+// The push controller: who is pushed on a change, encode once, debounce, and a generator that fails.
+import test from 'ava';
+import { anyFromJson, TypeUrl, unpackAny, type Message } from '../../control-plane/envoy/protos.js';
+import { silentLogger } from '../../control-plane/logger.js';
+import { XdsMetrics } from '../../control-plane/metrics.js';
+import { AdsServer } from '../../control-plane/xds/ads-server.js';
+import { Debouncer, type DebounceOptions } from '../../control-plane/xds/debounce.js';
+import type { Generator, ResourcesByType, SnapshotSource } from '../../control-plane/xds/generator.js';
+import { PushController } from '../../control-plane/xds/push-controller.js';
+import {
+  RawAdsClient,
+  deltaNamesOf,
+  deltaResourcesOf,
+  endpointPortsOf,
+  namesOf,
+  testNode,
+  type DeltaStream,
+  type SotwStream,
+} from '../helpers/ads-client.js';
+import {
+  apiListener,
+  assertServedResourcesValid,
+  edsCluster,
+  loadAssignment,
+  routeConfig,
+  startTestControlPlane,
+  type JsonResource,
+} from '../helpers/control-plane.js';
+
+// A snapshot source and a generator written for the test: proxies get the resources of their namespace
+// (node metadata NAMESPACE), and the generator fails for the proxies the snapshot names.
+
+interface Snapshot {
+  readonly byNamespace: ReadonlyMap<string, ResourcesByType>;
+  readonly failFor: ReadonlySet<string>;
+}
+
+class MutableSource implements SnapshotSource<Snapshot> {
+  private readonly listeners = new Set<() => void>();
+  constructor(private snapshot: Snapshot) {}
+  current(): Snapshot {
+    return this.snapshot;
+  }
+  ready(): boolean {
+    return true;
+  }
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+  set(next: Snapshot): void {
+    this.snapshot = next;
+    for (const listener of this.listeners) listener();
+  }
+}
+
+const byNamespace: Generator<Snapshot> = {
+  generate(proxy, snapshot) {
+    if (snapshot.failFor.has(proxy.id)) throw new Error(`generation for ${proxy.id} fails (test)`);
+    return snapshot.byNamespace.get(proxy.namespace) ?? new Map();
+  },
+};
+
+/** A resource as the generator hands it out, built from the proto3 JSON a user would write. */
+function message(json: JsonResource): Message {
+  return unpackAny(anyFromJson(json as Parameters<typeof anyFromJson>[0]));
+}
+
+/** Clusters and assignments by type; checked against Envoy's validation like every resource served in tests. */
+async function resources(clusters: JsonResource[], assignments: JsonResource[]): Promise<ResourcesByType> {
+  await assertServedResourcesValid([...clusters, ...assignments]);
+  return new Map([
+    [TypeUrl.Cluster, clusters.map(message)],
+    [TypeUrl.ClusterLoadAssignment, assignments.map(message)],
+  ]);
+}
+
+function snapshot(namespaces: Record<string, ResourcesByType>, failFor: readonly string[] = []): Snapshot {
+  return { byNamespace: new Map(Object.entries(namespaces)), failFor: new Set(failFor) };
+}
+
+async function startInProcess(initial: Snapshot) {
+  const metrics = new XdsMetrics();
+  const source = new MutableSource(initial);
+  const controller = new PushController(source, byNamespace, {
+    debounce: { quietMs: 10, maxMs: 1_000 },
+    metrics,
+    logger: silentLogger,
+  });
+  controller.start();
+  const ads = new AdsServer(controller as unknown as PushController<unknown>, { metrics, logger: silentLogger });
+  const port = await ads.listen('127.0.0.1', 0);
+  const client = new RawAdsClient(`127.0.0.1:${port}`);
+  return {
+    metrics,
+    ads,
+    client,
+    /** Replaces the snapshot and resolves with the push cycle it causes. */
+    change(next: Snapshot): Promise<{ streams: number }> {
+      const pushed = new Promise<{ streams: number }>((resolve) => controller.once('pushed', resolve));
+      source.set(next);
+      return pushed;
+    },
+    async [Symbol.asyncDispose]() {
+      client.close();
+      controller.stop();
+      await ads.close();
+    },
+  };
+}
+
+/** Opens a delta stream for `id` in `namespace` with a wildcard CDS and a named EDS subscription. */
+async function deltaProxy(client: RawAdsClient, id: string, namespace: string, eds: string[]): Promise<DeltaStream> {
+  const s = client.delta();
+  s.send({ node: testNode(id, { NAMESPACE: namespace }), typeUrl: TypeUrl.Cluster });
+  s.send({ typeUrl: TypeUrl.ClusterLoadAssignment, resourceNamesSubscribe: eds });
+  for (let i = 0; i < 2; i++) {
+    const res = await s.next();
+    s.send({ typeUrl: res.typeUrl, responseNonce: res.nonce });
+  }
+  return s;
+}
+
+test('a change is pushed only to the proxies whose generated config changed', async (t) => {
+  await using env = await startInProcess(
+    snapshot({
+      a: await resources([edsCluster('x')], [loadAssignment('x', [9001])]),
+      b: await resources([edsCluster('y')], [loadAssignment('y', [9002])]),
+    }),
+  );
+  const pa = await deltaProxy(env.client, 'pa.a', 'a', ['x']);
+  const pb = await deltaProxy(env.client, 'pb.b', 'b', ['y']);
+  const pbSotw: SotwStream = env.client.sotw();
+  pbSotw.send({ node: testNode('pb2.b', { NAMESPACE: 'b' }), typeUrl: TypeUrl.Cluster });
+  const initial = await pbSotw.next();
+  t.deepEqual(namesOf(initial), ['y']);
+  pbSotw.send({ typeUrl: TypeUrl.Cluster, responseNonce: initial.nonce, versionInfo: initial.versionInfo });
+
+  // Namespace a gets another cluster; b gets new objects with the same content (so the same config).
+  const pushed = await env.change(
+    snapshot({
+      a: await resources(
+        [edsCluster('x'), edsCluster('x2')],
+        [loadAssignment('x', [9001]), loadAssignment('x2', [9003])],
+      ),
+      b: await resources([edsCluster('y')], [loadAssignment('y', [9002])]),
+    }),
+  );
+  t.is(pushed.streams, 1);
+  const cds = await pa.next();
+  t.is(cds.typeUrl, TypeUrl.Cluster);
+  t.deepEqual(deltaNamesOf(cds), ['x2']);
+
+  // The b streams got nothing: the next message on each answers a new subscription.
+  pb.send({ typeUrl: TypeUrl.Listener });
+  const lds = await pb.next();
+  t.is(lds.typeUrl, TypeUrl.Listener);
+  pbSotw.send({ typeUrl: TypeUrl.Listener });
+  t.is((await pbSotw.next()).typeUrl, TypeUrl.Listener);
+});
+
+test('ten proxies on the same config: each resource is encoded once, not once per proxy', async (t) => {
+  const base = [
+    edsCluster('a'),
+    edsCluster('b'),
+    loadAssignment('a', [9001]),
+    loadAssignment('b', [9002]),
+    apiListener('echo:8080', 'r1'),
+    routeConfig('r1', ['echo:8080', 'echo'], { a: 1 }),
+  ];
+  const cp = await startTestControlPlane(base);
+  const client = new RawAdsClient(cp.target);
+  t.teardown(async () => {
+    client.close();
+    await cp.close();
+  });
+  const streams: (SotwStream | DeltaStream)[] = [];
+  for (let i = 0; i < 10; i++) {
+    const node = testNode(`p${i}.default`);
+    if (i % 2 === 0) {
+      const s = client.sotw();
+      s.send({ node, typeUrl: TypeUrl.Cluster });
+      s.send({ typeUrl: TypeUrl.ClusterLoadAssignment, resourceNames: ['a', 'b'] });
+      s.send({ typeUrl: TypeUrl.Listener });
+      s.send({ typeUrl: TypeUrl.RouteConfiguration, resourceNames: ['r1'] });
+      streams.push(s);
+    } else {
+      const s = client.delta();
+      s.send({ node, typeUrl: TypeUrl.Cluster });
+      s.send({ typeUrl: TypeUrl.ClusterLoadAssignment, resourceNamesSubscribe: ['a', 'b'] });
+      s.send({ typeUrl: TypeUrl.Listener });
+      s.send({ typeUrl: TypeUrl.RouteConfiguration, resourceNamesSubscribe: ['r1'] });
+      streams.push(s);
+    }
+  }
+  for (const s of streams) for (let i = 0; i < 4; i++) await s.next();
+  t.is(cp.controller.cache.encodeCount, base.length);
+
+  // A change re-encodes at most the resources of the new snapshot, whatever the number of proxies.
+  const before = cp.controller.cache.encodeCount;
+  await cp.write(base.map((r) => (r.clusterName === 'b' ? loadAssignment('b', [9002, 9003]) : r)));
+  for (const s of streams) t.is((await s.next()).typeUrl, TypeUrl.ClusterLoadAssignment);
+  const reencoded = cp.controller.cache.encodeCount - before;
+  t.true(reencoded >= 1 && reencoded <= base.length, `${reencoded} encodings for one change`);
+});
+
+/** A debouncer that counts its fires; `fired(n)` resolves once it has fired n times. */
+function countingDebouncer(options: DebounceOptions) {
+  let fires = 0;
+  const waiters: { n: number; resolve: () => void }[] = [];
+  const debouncer = new Debouncer(options, () => {
+    fires++;
+    for (const w of waiters.filter((w) => w.n <= fires)) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve();
+    }
+  });
+  return {
+    debouncer,
+    get fires() {
+      return fires;
+    },
+    fired(n: number, timeoutMs = 5_000): Promise<void> {
+      if (fires >= n) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`fewer than ${n} fires within ${timeoutMs} ms`)), timeoutMs);
+        waiters.push({
+          n,
+          resolve: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+        });
+      });
+    },
+  };
+}
+
+test('debouncer: many triggers within the quiet window fire once', async (t) => {
+  const d = countingDebouncer({ quietMs: 50, maxMs: 10_000 });
+  t.teardown(() => d.debouncer.stop());
+  for (let i = 0; i < 50; i++) d.debouncer.trigger();
+  await d.fired(1);
+  // A later single trigger fires after the burst's fire: had the burst fired more than once, those fires
+  // (all due within the quiet window of the burst) would have come first.
+  d.debouncer.trigger();
+  await d.fired(2);
+  t.is(d.fires, 2);
+});
+
+test('debouncer: a steady stream of triggers still fires by the max bound', async (t) => {
+  const d = countingDebouncer({ quietMs: 100, maxMs: 300 });
+  // Triggers every 20 ms never leave 100 ms of quiet; only the max bound can fire.
+  const interval = setInterval(() => d.debouncer.trigger(), 20);
+  t.teardown(() => {
+    clearInterval(interval);
+    d.debouncer.stop();
+  });
+  d.debouncer.trigger();
+  await d.fired(1, 2_000);
+  // And it keeps firing while the triggers go on.
+  await d.fired(2, 2_000);
+  t.pass();
+});
+
+test('a generator that fails for one proxy: others are pushed, it keeps its last config, the error is counted', async (t) => {
+  const before = snapshot({ a: await resources([edsCluster('x')], [loadAssignment('x', [9001])]) });
+  await using env = await startInProcess(before);
+  const ok = await deltaProxy(env.client, 'ok.a', 'a', ['x']);
+  const bad = await deltaProxy(env.client, 'bad.a', 'a', ['x']);
+  const hashBefore = env.ads.status().find((s) => s.node?.id === 'bad.a')?.configHash;
+
+  const changed = await resources([edsCluster('x', { connectTimeout: '2s' })], [loadAssignment('x', [9002])]);
+  const pushed = await env.change(snapshot({ a: changed }, ['bad.a']));
+  t.is(pushed.streams, 1);
+  t.is((await ok.next()).typeUrl, TypeUrl.Cluster);
+  const eds = await ok.next();
+  t.deepEqual(endpointPortsOf(deltaResourcesOf(eds).get('x')!), [9002]);
+  t.is((await env.metrics.generationErrors.get()).values[0]?.value, 1);
+
+  // The failing proxy was sent nothing and still serves from its last config: dropping and re-adding the
+  // subscription answers with the old endpoints (and is the next message on its stream).
+  bad.send({ typeUrl: TypeUrl.ClusterLoadAssignment, resourceNamesUnsubscribe: ['x'] });
+  bad.send({ typeUrl: TypeUrl.ClusterLoadAssignment, resourceNamesSubscribe: ['x'] });
+  const old = await bad.next();
+  t.is(old.typeUrl, TypeUrl.ClusterLoadAssignment);
+  t.deepEqual(endpointPortsOf(deltaResourcesOf(old).get('x')!), [9001]);
+  t.is(env.ads.status().find((s) => s.node?.id === 'bad.a')?.configHash, hashBefore);
+
+  // Once generation works again, it catches up (and only it is pushed: the other proxy has that config).
+  const recovered = await env.change(snapshot({ a: changed }));
+  t.is(recovered.streams, 1);
+  t.is((await bad.next()).typeUrl, TypeUrl.Cluster);
+  const caughtUp = await bad.next();
+  t.deepEqual(endpointPortsOf(deltaResourcesOf(caughtUp).get('x')!), [9002]);
+});
