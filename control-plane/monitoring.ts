@@ -60,7 +60,8 @@ export class MonitoringServer {
           json(res, 404, { error: `no connected proxy with id ${JSON.stringify(id)}` });
           return;
         }
-        const config = this.targets.controller.configFor(stream.proxy);
+        // What the proxy was handed, not a fresh generation: the two differ while a push is pending.
+        const config = stream.config;
         const out: Record<string, unknown> = {};
         for (const [typeUrl, set] of config?.sets ?? []) {
           out[shortTypeName(typeUrl)] = {

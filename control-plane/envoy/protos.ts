@@ -176,7 +176,7 @@ export function messageFromJson<Desc extends DescMessage>(schema: Desc, json: Js
     return fromJson(schema, json, { registry });
   } catch (err) {
     const path = failingPath(schema, json, '');
-    throw new Error(`${path ? `${path}: ` : ''}${err instanceof Error ? err.message : String(err)}`);
+    throw new Error(`${path ? `${path}: ` : ''}${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
 }
 

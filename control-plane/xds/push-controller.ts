@@ -19,6 +19,8 @@ export interface ProxyConfig {
 /** A stream as the controller sees it (implemented by the SotW and delta streams). */
 export interface ConfigConsumer {
   readonly proxy: ProxyInfo | undefined;
+  /** The config last handed to the stream (what it was sent, or is being sent). */
+  readonly config: ProxyConfig | undefined;
   readonly configHash: string | undefined;
   onConfig(config: ProxyConfig): void;
 }
