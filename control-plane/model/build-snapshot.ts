@@ -1,0 +1,157 @@
+// buildSnapshot: the objects of a source → one immutable MeshSnapshot. Pure and deterministic: the
+// same objects, in any order, give a deep-equal snapshot with the same hash (only `version` follows
+// `previous`). Sources call it after every batch of changes (sources/mesh-source.ts).
+import { canonicalJson, contentHash, deepFreeze } from './canonical.js';
+import { DEFAULT_DOMAIN } from './hosts.js';
+import { keyOf, located, type MeshObject, type Problem } from './objects.js';
+import { buildRouting } from './routing.js';
+import { buildNamespaces, buildServices } from './services.js';
+import type { HostPolicy, MeshService, MeshSnapshot, ServiceInstance } from './snapshot.js';
+import type { FormatIssue, ValidateRoutingResource } from './validation.js';
+
+export const DEFAULT_ROOT_NAMESPACE = 'trellis-system';
+
+export interface BuildOptions {
+  /** `validateRoutingResource` from crds/validator.ts. */
+  readonly validate: ValidateRoutingResource;
+  /** `formatIssue` from crds/validator.ts; without it, the same format (`file.yaml#2: Kind ns/name: path: message`). */
+  readonly formatIssue?: FormatIssue;
+  /** The cluster domain of Service FQDNs; `cluster.local`. */
+  readonly domain?: string;
+  /** Where mesh-wide DestinationRules live; `trellis-system`. */
+  readonly rootNamespace?: string;
+  /**
+   * The snapshot this one replaces: the new version is its version + 1, and a VirtualService or
+   * DestinationRule that is now invalid keeps its accepted version from it.
+   */
+  readonly previous?: MeshSnapshot;
+  /** Set the version instead (default: previous.version + 1, or 1). */
+  readonly version?: number;
+  /** Problems the source found (files that do not parse, skipped documents). */
+  readonly sourceProblems?: readonly Problem[];
+}
+
+type Of<K extends MeshObject['kind']> = Extract<MeshObject, { kind: K }>;
+
+function compareProblems(a: Problem, b: Problem): number {
+  const ka = `${a.message}\0${a.severity}`;
+  const kb = `${b.message}\0${b.severity}`;
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
+}
+
+function compareKeys(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+export function buildSnapshot(objects: readonly MeshObject[], options: BuildOptions): MeshSnapshot {
+  const domain = options.domain ?? DEFAULT_DOMAIN;
+  const rootNamespace = options.rootNamespace ?? DEFAULT_ROOT_NAMESPACE;
+  const problems: Problem[] = [...(options.sourceProblems ?? [])];
+
+  // One object per key. A store never holds two; should a caller pass two, the first by origin wins.
+  const sorted = [...objects].sort(
+    (a, b) => compareKeys(keyOf(a), keyOf(b)) || compareKeys(canonicalJson(a.origin), canonicalJson(b.origin)),
+  );
+  const unique: MeshObject[] = [];
+  for (const o of sorted) {
+    const last = unique[unique.length - 1];
+    if (last && keyOf(last) === keyOf(o)) {
+      problems.push({
+        severity: 'error',
+        object: { kind: o.kind, namespace: o.namespace, name: o.name },
+        origin: o.origin,
+        message: located(
+          o.origin,
+          `${o.kind} ${o.namespace ? `${o.namespace}/` : ''}${o.name}: defined twice; this copy is ignored`,
+        ),
+      });
+      continue;
+    }
+    unique.push(o);
+  }
+  const ofKind = <K extends MeshObject['kind']>(kind: K) => unique.filter((o): o is Of<K> => o.kind === kind);
+
+  const namespaces = buildNamespaces(ofKind('Namespace'));
+  const services = buildServices(ofKind('Service'), ofKind('EndpointSlice'), ofKind('Pod'), domain, problems);
+  const routing = buildRouting({
+    objects: unique.filter(
+      (o): o is Of<'VirtualService' | 'DestinationRule'> => o.kind === 'VirtualService' || o.kind === 'DestinationRule',
+    ),
+    validate: options.validate,
+    ...(options.formatIssue ? { formatIssue: options.formatIssue } : {}),
+    domain,
+    ...(options.previous ? { previous: options.previous } : {}),
+  });
+  problems.push(...routing.problems);
+
+  const statuses = routing.statuses.sort(
+    (a, b) => compareKeys(a.kind, b.kind) || compareKeys(a.namespace, b.namespace) || compareKeys(a.name, b.name),
+  );
+  const sortedProblems = problems
+    .sort(compareProblems)
+    .filter((p, i, all) => i === 0 || compareProblems(p, all[i - 1]!) !== 0);
+
+  // Hosts: every Service FQDN and every host a VirtualService or DestinationRule names.
+  const servicesByFqdn = new Map<string, MeshService>(services.map((s) => [s.fqdn, s]));
+  const hostNames = [
+    ...new Set([
+      ...servicesByFqdn.keys(),
+      ...routing.virtualServicesByHost.keys(),
+      ...routing.destinationRulesByHost.keys(),
+    ]),
+  ].sort();
+  const hosts: HostPolicy[] = hostNames.map((host) => {
+    const service = servicesByFqdn.get(host);
+    return {
+      host,
+      ...(service ? { service } : {}),
+      virtualServices: routing.virtualServicesByHost.get(host) ?? [],
+      destinationRules: routing.destinationRulesByHost.get(host) ?? [],
+    };
+  });
+
+  const instancesByPod = new Map<string, ServiceInstance[]>();
+  const instancesByAddress = new Map<string, ServiceInstance[]>();
+  const add = (map: Map<string, ServiceInstance[]>, key: string, instance: ServiceInstance) => {
+    let list = map.get(key);
+    if (!list) map.set(key, (list = []));
+    list.push(instance);
+  };
+  for (const service of services) {
+    for (const port of service.ports) {
+      for (const endpoint of port.endpoints) {
+        const instance = { service, port, endpoint };
+        add(instancesByAddress, endpoint.address, instance);
+        if (endpoint.pod) add(instancesByPod, `${endpoint.pod.namespace}/${endpoint.pod.name}`, instance);
+      }
+    }
+  }
+
+  const content = {
+    domain,
+    rootNamespace,
+    namespaces,
+    services,
+    virtualServices: routing.virtualServices,
+    destinationRules: routing.destinationRules,
+    statuses,
+    problems: sortedProblems,
+  };
+  const snapshot: MeshSnapshot = {
+    version: options.version ?? (options.previous ? options.previous.version + 1 : 1),
+    hash: contentHash(content),
+    ...content,
+    hosts,
+    index: {
+      namespaces: new Map(namespaces.map((n) => [n.name, n])),
+      servicesByFqdn,
+      hosts: new Map(hosts.map((h) => [h.host, h])),
+      wildcardHosts: hosts
+        .filter((h) => h.host.startsWith('*'))
+        .sort((a, b) => b.host.length - a.host.length || compareKeys(a.host, b.host)),
+      instancesByPod,
+      instancesByAddress,
+    },
+  };
+  return deepFreeze(snapshot);
+}

@@ -1,0 +1,500 @@
+// VirtualServices and DestinationRules: validation, the last accepted version, precedence, conflicts,
+// the DestinationRule merge, and the Accepted status of each. Pure; the validator is a parameter.
+// The rules (and where they differ from Istio) are in README.md beside this file.
+import type {
+  Condition,
+  Destination,
+  DestinationRule,
+  DestinationRuleSpec,
+  ObjectMeta,
+  Subset,
+  TrafficPolicy,
+  VirtualService,
+  VirtualServiceSpec,
+} from '../../crds/types.js';
+import { qualifyHost } from './hosts.js';
+import { located, objectKey, type MeshObject, type Origin, type Problem } from './objects.js';
+import type {
+  AcceptedDestinationRule,
+  AcceptedVirtualService,
+  MergedDestinationRule,
+  ObjectRef,
+  ResourceStatus,
+  StatusIssue,
+  StatusReason,
+} from './snapshot.js';
+import type {
+  FormatIssue,
+  ValidateRoutingResource,
+  ValidationIssue,
+  ValidationOrigin,
+  ValidationResult,
+} from './validation.js';
+import { coveredBy, normalizeExportTo, overlaps, unionExportTo } from './visibility.js';
+
+type RoutingKind = 'VirtualService' | 'DestinationRule';
+type RoutingObject = Extract<MeshObject, { kind: RoutingKind }>;
+
+export interface RoutingInput {
+  readonly objects: readonly RoutingObject[];
+  readonly validate: ValidateRoutingResource;
+  readonly formatIssue?: FormatIssue;
+  readonly domain: string;
+  /** The accepted resources of the previous snapshot, to keep when their object turns invalid. */
+  readonly previous?: {
+    readonly virtualServices: readonly AcceptedVirtualService[];
+    readonly destinationRules: readonly AcceptedDestinationRule[];
+  };
+}
+
+export interface RoutingModel {
+  /** In precedence order. */
+  readonly virtualServices: AcceptedVirtualService[];
+  readonly destinationRules: AcceptedDestinationRule[];
+  /** By host: the VirtualServices naming it, in precedence order. */
+  readonly virtualServicesByHost: Map<string, AcceptedVirtualService[]>;
+  /** By host: one merged rule per namespace, sorted by namespace. */
+  readonly destinationRulesByHost: Map<string, MergedDestinationRule[]>;
+  readonly statuses: ResourceStatus[];
+  readonly problems: Problem[];
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Precedence: oldest first (creationTimestamp), then namespace, then name. Istio breaks ties by name, then
+// namespace; Trellis orders by the object key, the order users see everywhere else. An object without a
+// creationTimestamp (FileSource) counts as the oldest possible, as a zero time does in Istio, so files
+// are ordered by namespace and name.
+
+function timestampMs(value: unknown): number {
+  const ms =
+    value instanceof Date ? value.getTime() : typeof value === 'string' ? Date.parse(value) : Number.NEGATIVE_INFINITY;
+  return Number.isNaN(ms) ? Number.NEGATIVE_INFINITY : ms;
+}
+
+/** Orders resources by precedence: the first wins. */
+export function comparePrecedence(
+  a: { readonly creationTimestamp?: unknown; readonly namespace: string; readonly name: string },
+  b: { readonly creationTimestamp?: unknown; readonly namespace: string; readonly name: string },
+): number {
+  const ta = timestampMs(a.creationTimestamp);
+  const tb = timestampMs(b.creationTimestamp);
+  if (ta !== tb) return ta < tb ? -1 : 1;
+  if (a.namespace !== b.namespace) return a.namespace < b.namespace ? -1 : 1;
+  if (a.name !== b.name) return a.name < b.name ? -1 : 1;
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Accepting a validated resource
+
+function isoTimestamp(value: unknown): string | undefined {
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? undefined : value.toISOString();
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+/** The metadata a routing resource keeps in the model (no resourceVersion: that is in the origin). */
+function keptMetadata(meta: ObjectMeta, namespace: string): ObjectMeta {
+  const creationTimestamp = isoTimestamp(meta.creationTimestamp);
+  return {
+    name: meta.name,
+    namespace,
+    ...(meta.uid !== undefined ? { uid: meta.uid } : {}),
+    ...(meta.generation !== undefined ? { generation: meta.generation } : {}),
+    ...(creationTimestamp !== undefined ? { creationTimestamp } : {}),
+    ...(meta.labels !== undefined ? { labels: meta.labels } : {}),
+    ...(meta.annotations !== undefined ? { annotations: meta.annotations } : {}),
+  };
+}
+
+function qualifyDestination(d: Destination | undefined, namespace: string, domain: string): void {
+  if (d && typeof d.host === 'string') d.host = qualifyHost(d.host, namespace, domain);
+}
+
+function acceptVirtualService(
+  vs: VirtualService,
+  namespace: string,
+  name: string,
+  origin: Origin,
+  domain: string,
+): AcceptedVirtualService {
+  const resource: VirtualService = {
+    apiVersion: vs.apiVersion,
+    kind: 'VirtualService',
+    metadata: keptMetadata(vs.metadata, namespace),
+    spec: structuredClone(vs.spec),
+  };
+  const spec: VirtualServiceSpec = structuredClone(vs.spec);
+  const qualified = [...new Set((spec.hosts ?? []).map((h) => qualifyHost(h, namespace, domain)))];
+  spec.hosts = qualified;
+  for (const http of spec.http ?? []) {
+    for (const route of http.route ?? []) qualifyDestination(route.destination, namespace, domain);
+    if (http.mirror) qualifyDestination(http.mirror, namespace, domain);
+  }
+  for (const tcp of spec.tcp ?? []) {
+    for (const route of tcp.route ?? []) qualifyDestination(route.destination, namespace, domain);
+  }
+  return {
+    namespace,
+    name,
+    ...(resource.metadata.generation !== undefined ? { generation: resource.metadata.generation } : {}),
+    ...(resource.metadata.creationTimestamp !== undefined
+      ? { creationTimestamp: resource.metadata.creationTimestamp }
+      : {}),
+    exportTo: normalizeExportTo(vs.spec.exportTo, namespace),
+    origin,
+    stale: false,
+    hosts: [...qualified].sort(),
+    spec,
+    resource,
+  };
+}
+
+function acceptDestinationRule(
+  dr: DestinationRule,
+  namespace: string,
+  name: string,
+  origin: Origin,
+  domain: string,
+): AcceptedDestinationRule {
+  const resource: DestinationRule = {
+    apiVersion: dr.apiVersion,
+    kind: 'DestinationRule',
+    metadata: keptMetadata(dr.metadata, namespace),
+    spec: structuredClone(dr.spec),
+  };
+  const spec: DestinationRuleSpec = structuredClone(dr.spec);
+  spec.host = qualifyHost(spec.host, namespace, domain);
+  return {
+    namespace,
+    name,
+    ...(resource.metadata.generation !== undefined ? { generation: resource.metadata.generation } : {}),
+    ...(resource.metadata.creationTimestamp !== undefined
+      ? { creationTimestamp: resource.metadata.creationTimestamp }
+      : {}),
+    exportTo: normalizeExportTo(dr.spec.exportTo, namespace),
+    origin,
+    stale: false,
+    host: spec.host,
+    spec,
+    resource,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Status
+
+interface Judgement {
+  readonly kind: RoutingKind;
+  readonly namespace: string;
+  readonly name: string;
+  readonly generation?: number;
+  readonly origin: Origin;
+  readonly errors: StatusIssue[];
+  readonly warnings: StatusIssue[];
+  /** The version in the model: the new one, a kept older one (stale), or none. */
+  accepted?: AcceptedVirtualService | AcceptedDestinationRule;
+  /** Hosts of a VirtualService on which it loses to an older one everywhere it is visible. */
+  readonly lostHosts: Set<string>;
+}
+
+function issueText(issues: readonly StatusIssue[]): string {
+  return issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; ');
+}
+
+function statusOf(j: Judgement): ResourceStatus {
+  let accepted: boolean;
+  let reason: StatusReason;
+  let message: string;
+  const base = {
+    kind: j.kind,
+    namespace: j.namespace,
+    name: j.name,
+    ...(j.generation !== undefined ? { generation: j.generation } : {}),
+    origin: j.origin,
+  };
+  if (j.errors.length > 0) {
+    accepted = false;
+    reason = 'Invalid';
+    const kept = j.accepted
+      ? `the last accepted version${j.accepted.generation !== undefined ? ` (generation ${j.accepted.generation})` : ''} stays in effect`
+      : 'not applied';
+    message = `${issueText(j.errors)}; ${kept}`;
+  } else {
+    const hosts = j.accepted && 'hosts' in j.accepted ? j.accepted.hosts : [];
+    if (hosts.length > 0 && hosts.every((h) => j.lostHosts.has(h))) {
+      accepted = false;
+      reason = 'Conflicted';
+      message = `${issueText(j.warnings)}; it has no effect until the older VirtualServices are removed`;
+    } else if (j.warnings.length > 0) {
+      accepted = true;
+      reason = 'AcceptedWithWarnings';
+      message = `accepted with warnings: ${issueText(j.warnings)}`;
+    } else {
+      accepted = true;
+      reason = 'Accepted';
+      message = 'accepted';
+    }
+  }
+  return { ...base, accepted, reason, message, issues: [...j.errors, ...j.warnings] };
+}
+
+/** The `Accepted` condition KubeSource writes into `status.conditions` (without lastTransitionTime). */
+export function acceptedCondition(status: ResourceStatus): Condition {
+  return {
+    type: 'Accepted',
+    status: status.accepted ? 'True' : 'False',
+    reason: status.reason,
+    message: status.message,
+    ...(status.generation !== undefined ? { observedGeneration: status.generation } : {}),
+  };
+}
+
+/** crds/validator.ts formatIssue's format, for callers that pass no formatIssue. */
+function defaultFormat(result: ValidationResult, issue: ValidationIssue, origin?: Origin): string {
+  const field = issue.path === '' ? '' : `${issue.path}: `;
+  const warning = issue.severity === 'warning' ? 'warning: ' : '';
+  return located(origin, `${warning}${result.kind} ${result.namespace}/${result.name}: ${field}${issue.message}`);
+}
+
+function refOf(r: { readonly namespace: string; readonly name: string }): string {
+  return `${r.namespace}/${r.name}`;
+}
+
+function validationOrigin(origin: Origin): ValidationOrigin {
+  return {
+    ...(origin.file !== undefined ? { file: origin.file } : {}),
+    ...(origin.document !== undefined ? { document: origin.document } : {}),
+  };
+}
+
+// Validation results by object. Objects handed to the model are never mutated (object-store.ts), so an
+// object validated once need not be validated again on the next rebuild: a change to one VirtualService
+// costs one validation, not one per resource in the mesh (design.md §5.5). The validator's answer does not
+// depend on the origin.
+const validated = new WeakMap<object, { validate: ValidateRoutingResource; result: ValidationResult }>();
+
+function validateOnce(validate: ValidateRoutingResource, object: unknown, origin: ValidationOrigin): ValidationResult {
+  if (typeof object !== 'object' || object === null) return validate(object, origin);
+  const hit = validated.get(object);
+  if (hit && hit.validate === validate) return hit.result;
+  const result = validate(object, origin);
+  validated.set(object, { validate, result });
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+export function buildRouting(input: RoutingInput): RoutingModel {
+  const { domain } = input;
+  const format = input.formatIssue ?? defaultFormat;
+  const problems: Problem[] = [];
+  const previous = new Map<string, AcceptedVirtualService | AcceptedDestinationRule>();
+  for (const vs of input.previous?.virtualServices ?? []) {
+    previous.set(objectKey('VirtualService', vs.namespace, vs.name), vs);
+  }
+  for (const dr of input.previous?.destinationRules ?? []) {
+    previous.set(objectKey('DestinationRule', dr.namespace, dr.name), dr);
+  }
+
+  const judgements: Judgement[] = [];
+  for (const o of input.objects) {
+    const result = validateOnce(input.validate, o.object, validationOrigin(o.origin));
+    // The store's key names the object; the validator's result may lack a name when the object does.
+    const named: ValidationResult = { ...result, kind: o.kind, namespace: o.namespace, name: o.name };
+    const errors: StatusIssue[] = [];
+    const warnings: StatusIssue[] = [];
+    for (const issue of result.issues) {
+      (issue.severity === 'error' ? errors : warnings).push({
+        severity: issue.severity,
+        path: issue.path,
+        message: issue.message,
+      });
+      problems.push({
+        severity: issue.severity,
+        object: { kind: o.kind, namespace: o.namespace, name: o.name },
+        origin: o.origin,
+        message: format(named, issue, validationOrigin(o.origin)),
+      });
+    }
+    if (errors.length === 0 && result.resource === undefined) {
+      const issue: ValidationIssue = { path: '', message: 'the validator returned no resource', severity: 'error' };
+      errors.push(issue);
+      problems.push({
+        severity: 'error',
+        object: { kind: o.kind, namespace: o.namespace, name: o.name },
+        origin: o.origin,
+        message: format(named, issue, validationOrigin(o.origin)),
+      });
+    }
+    const meta = (o.object as { metadata?: { generation?: unknown } } | null)?.metadata;
+    const generation = typeof meta?.generation === 'number' ? meta.generation : undefined;
+    const judgement: Judgement = {
+      kind: o.kind,
+      namespace: o.namespace,
+      name: o.name,
+      ...(generation !== undefined ? { generation } : {}),
+      origin: o.origin,
+      errors,
+      warnings,
+      lostHosts: new Set(),
+    };
+    if (errors.length === 0 && result.resource !== undefined) {
+      try {
+        judgement.accepted =
+          o.kind === 'VirtualService'
+            ? acceptVirtualService(result.resource as VirtualService, o.namespace, o.name, o.origin, domain)
+            : acceptDestinationRule(result.resource as DestinationRule, o.namespace, o.name, o.origin, domain);
+      } catch (err) {
+        // The validator let through something the model cannot read: a bug, but it hurts only this object.
+        const issue: ValidationIssue = {
+          path: '',
+          message: `cannot be read by the mesh model: ${err instanceof Error ? err.message : String(err)}`,
+          severity: 'error',
+        };
+        errors.push(issue);
+        problems.push({
+          severity: 'error',
+          object: { kind: o.kind, namespace: o.namespace, name: o.name },
+          origin: o.origin,
+          message: format(named, issue, validationOrigin(o.origin)),
+        });
+      }
+    }
+    if (!judgement.accepted) {
+      // design.md §5.3: a resource that turns invalid keeps its last accepted version in the model.
+      const kept = previous.get(objectKey(o.kind, o.namespace, o.name));
+      if (kept) judgement.accepted = kept.stale ? kept : { ...kept, stale: true };
+    }
+    judgements.push(judgement);
+  }
+
+  const byKey = new Map(judgements.map((j) => [objectKey(j.kind, j.namespace, j.name), j]));
+  const judgementOf = (kind: RoutingKind, r: ObjectRef) => byKey.get(objectKey(kind, r.namespace, r.name))!;
+
+  const virtualServices = judgements
+    .filter((j) => j.kind === 'VirtualService' && j.accepted)
+    .map((j) => j.accepted as AcceptedVirtualService)
+    .sort(comparePrecedence);
+  const destinationRules = judgements
+    .filter((j) => j.kind === 'DestinationRule' && j.accepted)
+    .map((j) => j.accepted as AcceptedDestinationRule)
+    .sort(comparePrecedence);
+
+  // VirtualServices by host. Sidecars do not merge VirtualServices (envoy-translation.md §2.8): for each
+  // host and client namespace the oldest visible one wins; a younger one is warned about every older one
+  // that some namespace sees together with it, and loses the host where they cover all its namespaces.
+  const virtualServicesByHost = new Map<string, AcceptedVirtualService[]>();
+  for (const vs of virtualServices) {
+    for (const host of vs.hosts) {
+      let list = virtualServicesByHost.get(host);
+      if (!list) virtualServicesByHost.set(host, (list = []));
+      list.push(vs);
+    }
+  }
+  for (const [host, candidates] of virtualServicesByHost) {
+    candidates.forEach((vs, i) => {
+      const older = candidates.slice(0, i).filter((o) => overlaps(o.exportTo, vs.exportTo));
+      const winner = older[0];
+      if (!winner) return;
+      const j = judgementOf('VirtualService', vs);
+      const everywhere = coveredBy(
+        vs.exportTo,
+        older.map((o) => o.exportTo),
+      );
+      if (everywhere) j.lostHosts.add(host);
+      const written = (vs.resource.spec.hosts ?? []).findIndex((h) => qualifyHost(h, vs.namespace, domain) === host);
+      const issue: StatusIssue = {
+        severity: 'warning',
+        path: `spec.hosts[${written}]`,
+        message: `conflicts with older VirtualService ${refOf(winner)} for host ${host}${everywhere ? '' : ' in the namespaces that see both'}, which wins`,
+      };
+      j.warnings.push(issue);
+      problems.push({
+        severity: 'warning',
+        object: { kind: 'VirtualService', namespace: vs.namespace, name: vs.name },
+        origin: vs.origin,
+        message: format(
+          { kind: 'VirtualService', namespace: vs.namespace, name: vs.name, issues: [] },
+          issue,
+          validationOrigin(vs.origin),
+        ),
+      });
+    });
+  }
+
+  // DestinationRules: merged per host and namespace (envoy-translation.md §1.4).
+  const groups = new Map<string, AcceptedDestinationRule[]>();
+  for (const dr of destinationRules) {
+    const k = `${dr.host}\0${dr.namespace}`;
+    let list = groups.get(k);
+    if (!list) groups.set(k, (list = []));
+    list.push(dr);
+  }
+  const destinationRulesByHost = new Map<string, MergedDestinationRule[]>();
+  for (const members of groups.values()) {
+    const first = members[0]!;
+    const subsets: Subset[] = [];
+    const subsetOwner = new Map<string, AcceptedDestinationRule>();
+    let trafficPolicy: TrafficPolicy | undefined;
+    let policyOwner: AcceptedDestinationRule | undefined;
+    const warn = (dr: AcceptedDestinationRule, path: string, message: string) => {
+      judgementOf('DestinationRule', dr).warnings.push({ severity: 'warning', path, message });
+      problems.push({
+        severity: 'warning',
+        object: { kind: 'DestinationRule', namespace: dr.namespace, name: dr.name },
+        origin: dr.origin,
+        message: format(
+          { kind: 'DestinationRule', namespace: dr.namespace, name: dr.name, issues: [] },
+          { severity: 'warning', path, message },
+          validationOrigin(dr.origin),
+        ),
+      });
+    };
+    for (const dr of members) {
+      if (dr.spec.trafficPolicy) {
+        if (policyOwner) {
+          warn(
+            dr,
+            'spec.trafficPolicy',
+            `ignored: the older DestinationRule ${refOf(policyOwner)} for host ${dr.host} sets the top-level trafficPolicy, and the first one wins`,
+          );
+        } else {
+          trafficPolicy = dr.spec.trafficPolicy;
+          policyOwner = dr;
+        }
+      }
+      (dr.spec.subsets ?? []).forEach((subset, i) => {
+        const owner = subsetOwner.get(subset.name);
+        if (owner) {
+          if (owner !== dr) {
+            warn(
+              dr,
+              `spec.subsets[${i}]`,
+              `subset "${subset.name}" is already defined by the older DestinationRule ${refOf(owner)} for host ${dr.host}; ignored`,
+            );
+          }
+          return;
+        }
+        subsetOwner.set(subset.name, dr);
+        subsets.push(subset);
+      });
+    }
+    const merged: MergedDestinationRule = {
+      host: first.host,
+      namespace: first.namespace,
+      ...(trafficPolicy ? { trafficPolicy } : {}),
+      subsets,
+      exportTo: unionExportTo(members.map((m) => m.exportTo)),
+      from: members.map((m) => ({ namespace: m.namespace, name: m.name })),
+    };
+    let list = destinationRulesByHost.get(first.host);
+    if (!list) destinationRulesByHost.set(first.host, (list = []));
+    list.push(merged);
+  }
+  for (const list of destinationRulesByHost.values()) {
+    list.sort((a, b) => (a.namespace < b.namespace ? -1 : a.namespace > b.namespace ? 1 : 0));
+  }
+
+  const statuses = judgements.map(statusOf);
+  return { virtualServices, destinationRules, virtualServicesByHost, destinationRulesByHost, statuses, problems };
+}

@@ -1,0 +1,297 @@
+// Services, their ports and endpoints, from Namespace, Service, EndpointSlice and Pod objects.
+// Pure. Every field read is checked (FileSource objects are unchecked YAML); what cannot be used is
+// reported as a Problem naming the object and the field, and left out (one bad object hurts only itself).
+import type { V1EndpointSlice, V1Namespace, V1Pod, V1Service } from '@kubernetes/client-node';
+import { sortedRecord } from './canonical.js';
+import { serviceFqdn } from './hosts.js';
+import { located, type MeshObject, type Origin, type Problem } from './objects.js';
+import { selectProtocol } from './protocol.js';
+import type { Locality, MeshEndpoint, MeshNamespace, MeshService, MeshServicePort } from './snapshot.js';
+import { parseExportToAnnotation } from './visibility.js';
+
+export const INJECT_LABEL = 'trellis.dev/inject';
+/** Set on a Pod by the injector when it adds the sidecar; endpoints of such Pods take mTLS. */
+export const TLS_MODE_LABEL = 'trellis.dev/tlsMode';
+export const TLS_MODE_MESH = 'mesh';
+export const SERVICE_EXPORT_TO_ANNOTATION = 'networking.trellis.dev/exportTo';
+export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+export const REGION_LABEL = 'topology.kubernetes.io/region';
+export const ZONE_LABEL = 'topology.kubernetes.io/zone';
+export const SUBZONE_LABEL = 'topology.trellis.dev/subzone';
+
+type Of<K extends MeshObject['kind']> = Extract<MeshObject, { kind: K }>;
+
+function record(value: unknown): Record<string, unknown> | undefined {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : undefined;
+}
+
+function string(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+function list(value: unknown): unknown[] {
+  return Array.isArray(value) ? value : [];
+}
+
+/** The string entries of a map (labels, annotations), keys sorted. */
+export function stringMap(value: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  const r = record(value);
+  if (!r) return out;
+  for (const key of Object.keys(r).sort()) {
+    const v = r[key];
+    if (typeof v === 'string') out[key] = v;
+  }
+  return out;
+}
+
+function isPort(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= 65535;
+}
+
+function problem(
+  severity: Problem['severity'],
+  kind: string,
+  namespace: string,
+  name: string,
+  origin: Origin,
+  text: string,
+): Problem {
+  const id = namespace === '' ? name : `${namespace}/${name}`;
+  return {
+    severity,
+    object: { kind, namespace, name },
+    origin,
+    message: located(origin, `${severity === 'warning' ? 'warning: ' : ''}${kind} ${id}: ${text}`),
+  };
+}
+
+export function buildNamespaces(objects: readonly Of<'Namespace'>[]): MeshNamespace[] {
+  return objects
+    .map((o): MeshNamespace => {
+      const labels = stringMap((o.object as V1Namespace | undefined)?.metadata?.labels);
+      return { name: o.name, labels, injection: labels[INJECT_LABEL] === 'enabled', origin: o.origin };
+    })
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+interface PodInfo {
+  readonly labels: Record<string, string>;
+  readonly serviceAccount: string;
+}
+
+function podInfo(pod: V1Pod | undefined): PodInfo {
+  const spec = record(pod?.spec);
+  const serviceAccount = string(spec?.serviceAccountName) || string(spec?.serviceAccount) || 'default';
+  return { labels: stringMap(record(pod?.metadata)?.labels), serviceAccount };
+}
+
+interface ServicePortDraft {
+  readonly name: string;
+  readonly port: number;
+  readonly transport: string;
+  readonly targetPort: number | string;
+  readonly appProtocol?: string;
+}
+
+function servicePorts(o: Of<'Service'>, problems: Problem[]): ServicePortDraft[] {
+  const spec = record((o.object as V1Service | undefined)?.spec);
+  const report = (text: string) => problems.push(problem('error', 'Service', o.namespace, o.name, o.origin, text));
+  if (!spec) {
+    problems.push(
+      problem('warning', 'Service', o.namespace, o.name, o.origin, 'spec: missing; the Service has no ports'),
+    );
+    return [];
+  }
+  const out: ServicePortDraft[] = [];
+  const seen = new Set<string>();
+  list(spec.ports).forEach((raw, i) => {
+    const p = record(raw);
+    const path = `spec.ports[${i}]`;
+    if (!p) return report(`${path}: must be an object; the port is ignored`);
+    if (!isPort(p.port)) return report(`${path}.port: must be an integer in 1..65535; the port is ignored`);
+    const transport = (string(p.protocol) ?? 'TCP').toUpperCase();
+    if (!['TCP', 'UDP', 'SCTP'].includes(transport)) {
+      return report(`${path}.protocol: must be TCP, UDP or SCTP; the port is ignored`);
+    }
+    let targetPort: number | string = p.port;
+    if (p.targetPort !== undefined) {
+      if (isPort(p.targetPort) || (typeof p.targetPort === 'string' && p.targetPort !== '')) {
+        // A numeric string ("8080") is a number to Kubernetes (IntOrString).
+        targetPort =
+          typeof p.targetPort === 'string' && /^\d+$/.test(p.targetPort) ? Number(p.targetPort) : p.targetPort;
+      } else {
+        return report(`${path}.targetPort: must be a port number or a port name; the port is ignored`);
+      }
+    }
+    const id = `${p.port}/${transport}`;
+    if (seen.has(id)) return report(`${path}: port ${p.port}/${transport} is listed twice; the second is ignored`);
+    seen.add(id);
+    const appProtocol = string(p.appProtocol);
+    out.push({
+      name: string(p.name) ?? '',
+      port: p.port,
+      transport,
+      targetPort,
+      ...(appProtocol !== undefined && appProtocol !== '' ? { appProtocol } : {}),
+    });
+  });
+  return out.sort((a, b) => a.port - b.port || (a.transport < b.transport ? -1 : a.transport > b.transport ? 1 : 0));
+}
+
+function compareEndpoints(a: MeshEndpoint, b: MeshEndpoint): number {
+  if (a.address !== b.address) return a.address < b.address ? -1 : 1;
+  if (a.port !== b.port) return a.port - b.port;
+  // Among duplicates (an address in two slices while the controller moves it), the ready one first.
+  if (a.ready !== b.ready) return a.ready ? -1 : 1;
+  const pa = a.pod ? `${a.pod.namespace}/${a.pod.name}` : '';
+  const pb = b.pod ? `${b.pod.namespace}/${b.pod.name}` : '';
+  return pa < pb ? -1 : pa > pb ? 1 : 0;
+}
+
+/** The endpoints of one Service port from the Service's EndpointSlices (sorted by slice name). */
+function portEndpoints(
+  port: ServicePortDraft,
+  slices: readonly Of<'EndpointSlice'>[],
+  pods: ReadonlyMap<string, PodInfo>,
+  problems: Problem[],
+): MeshEndpoint[] {
+  const all: MeshEndpoint[] = [];
+  for (const slice of slices) {
+    const s = slice.object as V1EndpointSlice | undefined;
+    // The slice's port for this Service port: same name ('' when unnamed) and protocol. A slice without
+    // it does not serve this port (the endpoint controller leaves out ports a Pod cannot resolve).
+    const slicePort = list(s?.ports)
+      .map(record)
+      .find(
+        (sp) =>
+          sp !== undefined &&
+          (string(sp.name) ?? '') === port.name &&
+          (string(sp.protocol) ?? 'TCP').toUpperCase() === port.transport,
+      );
+    if (!slicePort) continue;
+    // An EndpointSlice port without a number means "not restricted": take the numeric target port.
+    const number = isPort(slicePort.port)
+      ? slicePort.port
+      : typeof port.targetPort === 'number'
+        ? port.targetPort
+        : undefined;
+    if (number === undefined) continue;
+    list(s?.endpoints).forEach((raw, i) => {
+      const e = record(raw);
+      const address = string(list(e?.addresses)[0]);
+      if (!e || address === undefined || address === '') {
+        problems.push(
+          problem(
+            'error',
+            'EndpointSlice',
+            slice.namespace,
+            slice.name,
+            slice.origin,
+            `endpoints[${i}].addresses: must hold at least one address; the endpoint is ignored`,
+          ),
+        );
+        return;
+      }
+      const conditions = record(e.conditions);
+      const ref = record(e.targetRef);
+      const podRef =
+        ref && string(ref.kind) === 'Pod' && string(ref.name)
+          ? { namespace: string(ref.namespace) || slice.namespace, name: string(ref.name)! }
+          : undefined;
+      const pod = podRef ? pods.get(`${podRef.namespace}/${podRef.name}`) : undefined;
+      const labels = pod?.labels ?? {};
+      const locality: Locality = {
+        region: labels[REGION_LABEL] ?? '',
+        zone: string(e.zone) || labels[ZONE_LABEL] || '',
+        subZone: labels[SUBZONE_LABEL] ?? '',
+      };
+      const nodeName = string(e.nodeName);
+      all.push({
+        address,
+        port: number,
+        ready: conditions?.ready !== false,
+        labels,
+        locality,
+        serviceAccount: pod?.serviceAccount ?? '',
+        inMesh: labels[TLS_MODE_LABEL] === TLS_MODE_MESH,
+        ...(podRef ? { pod: podRef } : {}),
+        ...(nodeName ? { nodeName } : {}),
+      });
+    });
+  }
+  all.sort(compareEndpoints);
+  return all.filter((e, i) => i === 0 || e.address !== all[i - 1]!.address || e.port !== all[i - 1]!.port);
+}
+
+export function buildServices(
+  services: readonly Of<'Service'>[],
+  slices: readonly Of<'EndpointSlice'>[],
+  pods: readonly Of<'Pod'>[],
+  domain: string,
+  problems: Problem[],
+): MeshService[] {
+  const podIndex = new Map<string, PodInfo>();
+  for (const p of pods) podIndex.set(`${p.namespace}/${p.name}`, podInfo(record(p.object) as V1Pod | undefined));
+
+  const slicesByService = new Map<string, Of<'EndpointSlice'>[]>();
+  for (const slice of [...slices].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    const owner = stringMap((slice.object as V1EndpointSlice | undefined)?.metadata?.labels)[SERVICE_NAME_LABEL];
+    if (owner === undefined) {
+      problems.push(
+        problem(
+          'warning',
+          'EndpointSlice',
+          slice.namespace,
+          slice.name,
+          slice.origin,
+          `metadata.labels: has no ${SERVICE_NAME_LABEL} label, so it belongs to no Service; ignored`,
+        ),
+      );
+      continue;
+    }
+    const key = `${slice.namespace}/${owner}`;
+    let group = slicesByService.get(key);
+    if (!group) slicesByService.set(key, (group = []));
+    group.push(slice);
+  }
+
+  const out: MeshService[] = [];
+  for (const o of services) {
+    const svc = o.object as V1Service | undefined;
+    const spec = record(svc?.spec);
+    const drafts = servicePorts(o, problems);
+    const ownSlices = slicesByService.get(`${o.namespace}/${o.name}`) ?? [];
+    const ports: MeshServicePort[] = drafts.map((d) => {
+      const { protocol, from } = selectProtocol(d.name, d.appProtocol, d.transport);
+      return { ...d, protocol, protocolFrom: from, endpoints: portEndpoints(d, ownSlices, podIndex, problems) };
+    });
+    const clusterIP = string(spec?.clusterIP);
+    const ips = list(spec?.clusterIPs).filter((ip): ip is string => typeof ip === 'string' && ip !== '');
+    const headless = clusterIP === 'None' || ips[0] === 'None';
+    const clusterIPs = headless ? [] : ips.length > 0 ? ips : clusterIP ? [clusterIP] : [];
+    const externalName = string(spec?.externalName);
+    const serviceAccounts = [
+      ...new Set(ports.flatMap((p) => p.endpoints.map((e) => e.serviceAccount)).filter((sa) => sa !== '')),
+    ].sort();
+    out.push({
+      fqdn: serviceFqdn(o.name, o.namespace, domain),
+      name: o.name,
+      namespace: o.namespace,
+      labels: sortedRecord(stringMap(svc?.metadata?.labels)),
+      clusterIPs,
+      headless,
+      ...(externalName ? { externalName } : {}),
+      exportTo: parseExportToAnnotation(
+        stringMap(svc?.metadata?.annotations)[SERVICE_EXPORT_TO_ANNOTATION],
+        o.namespace,
+      ),
+      ports,
+      serviceAccounts,
+      origin: o.origin,
+    });
+  }
+  return out.sort((a, b) => (a.fqdn < b.fqdn ? -1 : a.fqdn > b.fqdn ? 1 : 0));
+}

@@ -1,0 +1,221 @@
+// The mesh model: one immutable, versioned snapshot of services, endpoints and routing policy
+// (design.md §1). Built by `buildSnapshot` (build-snapshot.ts) from the objects of a source; read by the
+// translator through the lookups in lookup.ts. Every list is sorted, so equal inputs give deep-equal
+// snapshots and the same `hash`. The rules behind each field are in README.md beside this file.
+import type {
+  DestinationRule,
+  DestinationRuleSpec,
+  Subset,
+  TrafficPolicy,
+  VirtualService,
+  VirtualServiceSpec,
+} from '../../crds/types.js';
+import type { Origin, Problem } from './objects.js';
+import type { Protocol, ProtocolSource } from './protocol.js';
+import type { ExportTo } from './visibility.js';
+
+export interface Locality {
+  readonly region: string;
+  readonly zone: string;
+  readonly subZone: string;
+}
+
+/** A namespace/name reference. */
+export interface ObjectRef {
+  readonly namespace: string;
+  readonly name: string;
+}
+
+/** One address behind one Service port. */
+export interface MeshEndpoint {
+  readonly address: string;
+  /** The port on the endpoint: the Service port's target port, resolved by the EndpointSlice. */
+  readonly port: number;
+  /** EndpointSlice `conditions.ready`; a missing condition counts as ready (Kubernetes says so). */
+  readonly ready: boolean;
+  /** The labels of the Pod named by `targetRef` (EndpointSlices carry none); {} without a Pod. */
+  readonly labels: Readonly<Record<string, string>>;
+  readonly locality: Locality;
+  /** The Pod's service account (`default` if the Pod names none); '' when there is no Pod. */
+  readonly serviceAccount: string;
+  /** The Pod carries `trellis.dev/tlsMode: mesh` (set by the injector): it has a sidecar and takes mTLS. */
+  readonly inMesh: boolean;
+  /** The Pod behind the address, from `targetRef`. */
+  readonly pod?: ObjectRef;
+  readonly nodeName?: string;
+}
+
+export interface MeshServicePort {
+  /** '' for an unnamed port. */
+  readonly name: string;
+  readonly port: number;
+  /** The Service port's `protocol`: TCP (default), UDP or SCTP. */
+  readonly transport: string;
+  /** As written (defaults to `port`); a name is resolved per endpoint, see `MeshEndpoint.port`. */
+  readonly targetPort: number | string;
+  readonly appProtocol?: string;
+  readonly protocol: Protocol;
+  readonly protocolFrom: ProtocolSource;
+  /** Sorted by address, then port; one entry per address and port. */
+  readonly endpoints: readonly MeshEndpoint[];
+}
+
+export interface MeshService {
+  /** `<name>.<namespace>.svc.<domain>`. */
+  readonly fqdn: string;
+  readonly name: string;
+  readonly namespace: string;
+  readonly labels: Readonly<Record<string, string>>;
+  /** `spec.clusterIPs` (or `clusterIP`); [] when headless or unset. */
+  readonly clusterIPs: readonly string[];
+  /** `clusterIP: None`. */
+  readonly headless: boolean;
+  /** `spec.externalName` of an ExternalName Service. */
+  readonly externalName?: string;
+  /** From the annotation `networking.trellis.dev/exportTo`; `*` when absent. */
+  readonly exportTo: ExportTo;
+  /** Sorted by port, then transport. */
+  readonly ports: readonly MeshServicePort[];
+  /** The service accounts of the Pods behind any port (the SANs of a MESH_MUTUAL cluster), sorted. */
+  readonly serviceAccounts: readonly string[];
+  readonly origin: Origin;
+}
+
+export interface MeshNamespace {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  /** Label `trellis.dev/inject=enabled`. */
+  readonly injection: boolean;
+  readonly origin: Origin;
+}
+
+interface AcceptedResource {
+  readonly namespace: string;
+  readonly name: string;
+  readonly generation?: number;
+  /** RFC 3339, as written; decides precedence (oldest first). */
+  readonly creationTimestamp?: string;
+  readonly exportTo: ExportTo;
+  readonly origin: Origin;
+  /**
+   * True when the object in the source is now invalid and this is its last accepted version, kept
+   * (design.md §5.3: nothing already accepted is lost).
+   */
+  readonly stale: boolean;
+}
+
+export interface AcceptedVirtualService extends AcceptedResource {
+  /** The hosts, qualified (`reviews` → `reviews.<ns>.svc.<domain>`), unique, sorted. */
+  readonly hosts: readonly string[];
+  /**
+   * The spec as accepted, with `hosts` and every destination and mirror host qualified in the
+   * VirtualService's namespace, so a translator can name clusters without resolving anything.
+   */
+  readonly spec: VirtualServiceSpec;
+  /** The accepted object as written (without status). */
+  readonly resource: VirtualService;
+}
+
+export interface AcceptedDestinationRule extends AcceptedResource {
+  /** `spec.host`, qualified. */
+  readonly host: string;
+  /** The spec as accepted, `host` qualified. */
+  readonly spec: DestinationRuleSpec;
+  readonly resource: DestinationRule;
+}
+
+/**
+ * The DestinationRules of one namespace for one host, merged (envoy-translation.md §1.4): subsets
+ * appended in precedence order with later duplicates dropped; the top-level trafficPolicy of the first
+ * that has one.
+ */
+export interface MergedDestinationRule {
+  readonly host: string;
+  /** The namespace the merged rules live in (Istio merges only within a namespace). */
+  readonly namespace: string;
+  readonly trafficPolicy?: TrafficPolicy;
+  readonly subsets: readonly Subset[];
+  /** Union of the members' exportTo. */
+  readonly exportTo: ExportTo;
+  /** The merged rules, in precedence order. */
+  readonly from: readonly ObjectRef[];
+}
+
+/** Everything that routes or shapes traffic to one host. */
+export interface HostPolicy {
+  /** A Service FQDN, or a host a VirtualService or DestinationRule names that is not a Service. */
+  readonly host: string;
+  /** The Service, when the host is one. */
+  readonly service?: MeshService;
+  /** Every accepted VirtualService naming the host, in precedence order (oldest first). */
+  readonly virtualServices: readonly AcceptedVirtualService[];
+  /** One merged rule per namespace, sorted by namespace. */
+  readonly destinationRules: readonly MergedDestinationRule[];
+}
+
+export type StatusReason = 'Accepted' | 'AcceptedWithWarnings' | 'Invalid' | 'Conflicted';
+
+export interface StatusIssue {
+  readonly severity: 'error' | 'warning';
+  /** The field, e.g. `spec.http[0].route[1].weight`; `spec.hosts[0]` for conflicts. */
+  readonly path: string;
+  readonly message: string;
+}
+
+/** The `Accepted` condition of one VirtualService or DestinationRule (written to `status` by KubeSource). */
+export interface ResourceStatus {
+  readonly kind: 'VirtualService' | 'DestinationRule';
+  readonly namespace: string;
+  readonly name: string;
+  /** `metadata.generation` of the object judged (for `observedGeneration`). */
+  readonly generation?: number;
+  readonly origin: Origin;
+  readonly accepted: boolean;
+  readonly reason: StatusReason;
+  readonly message: string;
+  readonly issues: readonly StatusIssue[];
+}
+
+/** One Service port backed by one endpoint: what a proxy serves inbound. */
+export interface ServiceInstance {
+  readonly service: MeshService;
+  readonly port: MeshServicePort;
+  readonly endpoint: MeshEndpoint;
+}
+
+/** Lookup tables derived from the lists (not part of `hash`). */
+export interface MeshIndex {
+  readonly namespaces: ReadonlyMap<string, MeshNamespace>;
+  readonly servicesByFqdn: ReadonlyMap<string, MeshService>;
+  readonly hosts: ReadonlyMap<string, HostPolicy>;
+  /** The hosts that are wildcards (`*.example.com`, `*`), most specific (longest) first. */
+  readonly wildcardHosts: readonly HostPolicy[];
+  /** By `<namespace>/<pod>`. */
+  readonly instancesByPod: ReadonlyMap<string, readonly ServiceInstance[]>;
+  readonly instancesByAddress: ReadonlyMap<string, readonly ServiceInstance[]>;
+}
+
+export interface MeshSnapshot {
+  /** Increases by one with every snapshot a source publishes. */
+  readonly version: number;
+  /** sha256 of everything below except `index`: equal content, equal hash, whatever the version. */
+  readonly hash: string;
+  readonly domain: string;
+  /** DestinationRules here apply mesh-wide (after the client's and the service's namespace). */
+  readonly rootNamespace: string;
+  /** Sorted by name. */
+  readonly namespaces: readonly MeshNamespace[];
+  /** Sorted by FQDN. */
+  readonly services: readonly MeshService[];
+  /** Every accepted VirtualService (kept stale versions included), in precedence order. */
+  readonly virtualServices: readonly AcceptedVirtualService[];
+  /** Every accepted DestinationRule, in precedence order. */
+  readonly destinationRules: readonly AcceptedDestinationRule[];
+  /** Sorted by host. */
+  readonly hosts: readonly HostPolicy[];
+  /** One per VirtualService and DestinationRule in the source, sorted by kind, namespace, name. */
+  readonly statuses: readonly ResourceStatus[];
+  /** Source, object and validation problems, sorted. */
+  readonly problems: readonly Problem[];
+  readonly index: MeshIndex;
+}

@@ -1,0 +1,279 @@
+// FileSource: the mesh from a directory of the very same YAML a cluster holds (design.md §1), for
+// running Trellis without Kubernetes. Every `.yaml`, `.yml` and `.json` file under the directory
+// (recursively; names starting with `.` skipped) is read as multi-document YAML; the objects go into an
+// ObjectStore and a MeshSource turns them into snapshots.
+//
+// Rules (design.md §5.3, one bad object hurts only itself):
+// - A file that stops parsing is reported (its file and document, in the log and in the snapshot's
+//   problems) and its last good content stays in the model. A deleted file takes its objects with it.
+// - Documents of other kinds (Deployment, ConfigMap, …) are skipped with a note; namespaced objects
+//   without a namespace are in `default`.
+// - An object defined in two places: the first by path and document wins; the other is reported.
+// Watching: one non-recursive fs.watch per directory. Node 20's `recursive: true` on Linux misses
+// deletions (checked on 20.20: removing a file raised no event), so the source watches each directory
+// itself and re-syncs the set of watchers on every scan. Any event schedules a re-read of the whole tree
+// after `debounceMs` (50 ms) of quiet, which coalesces the several events of one editor save; files are
+// small and a re-read that changes nothing publishes nothing. Symlinked files are followed, so a
+// mounted ConfigMap (whose `..data` symlink is swapped on update) works too.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Logger } from '../logger.js';
+import { silentLogger } from '../logger.js';
+import type { MeshObject, Problem } from '../model/objects.js';
+import { formatOrigin, keyOf, located } from '../model/objects.js';
+import type { MeshSnapshot } from '../model/snapshot.js';
+import type { SnapshotSource } from '../xds/generator.js';
+import { parseManifests } from './manifests.js';
+import { MeshSource, type MeshSourceOptions } from './mesh-source.js';
+import { ObjectStore } from './object-store.js';
+
+export interface FileSourceOptions extends MeshSourceOptions {
+  readonly directory: string;
+  /** Quiet time before a re-read after a file event; 50 ms. */
+  readonly debounceMs?: number;
+}
+
+const EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
+
+interface FileState {
+  /** The text last read (undefined when it could not be read), to skip re-parsing what did not change. */
+  readonly text: string | undefined;
+  /** The objects of the last text that parsed. */
+  readonly objects: readonly MeshObject[];
+  readonly problems: readonly Problem[];
+}
+
+export class FileSource implements SnapshotSource<MeshSnapshot> {
+  readonly store = new ObjectStore();
+  readonly directory: string;
+  private readonly mesh: MeshSource;
+  private readonly logger: Logger;
+  private readonly debounceMs: number;
+  private readonly files = new Map<string, FileState>();
+  private readonly watchers = new Map<string, fs.FSWatcher>();
+  private timer: NodeJS.Timeout | undefined;
+  private firstPendingAt: number | undefined;
+  private scanning: Promise<void> | undefined;
+  private rescanRequested = false;
+  private stopped = false;
+
+  constructor(options: FileSourceOptions) {
+    this.directory = options.directory;
+    this.logger = options.logger ?? silentLogger;
+    this.debounceMs = options.debounceMs ?? 50;
+    this.mesh = new MeshSource(this.store, options);
+  }
+
+  current(): MeshSnapshot {
+    return this.mesh.current();
+  }
+
+  onChange(listener: () => void): () => void {
+    return this.mesh.onChange(listener);
+  }
+
+  ready(): boolean {
+    return this.mesh.ready();
+  }
+
+  /** Reads the whole directory, publishes the first snapshot and starts watching. Throws if the directory cannot be read. */
+  async start(): Promise<void> {
+    const stat = await fs.promises.stat(this.directory);
+    if (!stat.isDirectory()) throw new Error(`${this.directory}: not a directory`);
+    await this.rescan();
+    this.mesh.markReady();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    for (const watcher of this.watchers.values()) watcher.close();
+    this.watchers.clear();
+    await this.scanning;
+    this.mesh.close();
+  }
+
+  /**
+   * Re-reads the directory now (watch events call it, debounced). Scans never overlap: a call during a
+   * scan runs one more scan after it.
+   */
+  async rescan(): Promise<void> {
+    if (this.scanning) {
+      this.rescanRequested = true;
+      return this.scanning;
+    }
+    this.scanning = (async () => {
+      try {
+        do {
+          this.rescanRequested = false;
+          await this.scan();
+        } while (this.rescanRequested && !this.stopped);
+      } finally {
+        this.scanning = undefined;
+      }
+    })();
+    return this.scanning;
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    const now = Date.now();
+    this.firstPendingAt ??= now;
+    clearTimeout(this.timer);
+    // Trailing debounce, but never more than 10 quiet periods behind the first event of a burst.
+    const delay = now - this.firstPendingAt > 10 * this.debounceMs ? 0 : this.debounceMs;
+    this.timer = setTimeout(() => {
+      this.firstPendingAt = undefined;
+      this.rescan().catch((err: unknown) => this.logger.error({ err }, 'reading the mesh directory failed'));
+    }, delay);
+  }
+
+  /** The files and directories under the root (sorted, relative paths use the root as given). */
+  private async walk(): Promise<{ files: string[]; directories: string[]; unreadable: string[]; problems: Problem[] }> {
+    const files: string[] = [];
+    const directories: string[] = [];
+    const unreadable: string[] = [];
+    const problems: Problem[] = [];
+    const seen = new Set<string>();
+    const visit = async (dir: string): Promise<void> => {
+      // A symlink back up the tree must not make the walk endless.
+      const real = await fs.promises.realpath(dir).catch(() => dir);
+      if (seen.has(real)) return;
+      seen.add(real);
+      directories.push(dir);
+      let entries: fs.Dirent[];
+      try {
+        entries = await fs.promises.readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        unreadable.push(dir);
+        problems.push({
+          severity: 'error',
+          origin: { file: dir },
+          message: `${dir}: cannot read the directory (its files keep their last content): ${(err as Error).message}`,
+        });
+        return;
+      }
+      for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+        if (entry.name.startsWith('.')) continue;
+        const full = path.join(dir, entry.name);
+        let isDir = entry.isDirectory();
+        let isFile = entry.isFile();
+        if (entry.isSymbolicLink()) {
+          const target = await fs.promises.stat(full).catch(() => undefined);
+          isDir = target?.isDirectory() ?? false;
+          isFile = target?.isFile() ?? false;
+        }
+        if (isDir) await visit(full);
+        else if (isFile && EXTENSIONS.has(path.extname(entry.name).toLowerCase())) files.push(full);
+      }
+    };
+    await visit(this.directory);
+    return { files: files.sort(), directories, unreadable, problems };
+  }
+
+  private async scan(): Promise<void> {
+    const { files, directories, unreadable, problems: walkProblems } = await this.walk();
+    if (this.stopped) return;
+    this.syncWatchers(directories);
+
+    // A file is gone when its directory was read and did not list it; files under a directory that
+    // could not be read (the root gone, a permission) keep their last content: fail static.
+    const present = new Set(files);
+    const underUnreadable = (file: string) => unreadable.some((dir) => file.startsWith(dir + path.sep));
+    for (const file of [...this.files.keys()]) {
+      if (!present.has(file) && !underUnreadable(file)) this.files.delete(file);
+    }
+    for (const file of files) {
+      let text: string;
+      try {
+        text = await fs.promises.readFile(file, 'utf8');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+          this.files.delete(file); // deleted since the walk
+          continue;
+        }
+        this.fail(file, [
+          { severity: 'error', origin: { file }, message: `${file}: cannot read: ${(err as Error).message}` },
+        ]);
+        continue;
+      }
+      const previous = this.files.get(file);
+      if (previous && previous.text === text) continue;
+      const parsed = parseManifests(text, file);
+      if (parsed.ok) this.files.set(file, { text, objects: parsed.objects, problems: parsed.problems });
+      else this.fail(file, parsed.problems, text);
+    }
+    if (this.stopped) return;
+
+    // Every object once: the first definition by path and document wins.
+    const objects = new Map<string, MeshObject>();
+    const duplicates: Problem[] = [];
+    for (const file of [...this.files.keys()].sort()) {
+      for (const object of this.files.get(file)!.objects) {
+        const key = keyOf(object);
+        const first = objects.get(key);
+        if (first) {
+          duplicates.push({
+            severity: 'error',
+            object: { kind: object.kind, namespace: object.namespace, name: object.name },
+            origin: object.origin,
+            message: located(
+              object.origin,
+              `${object.kind} ${object.namespace ? `${object.namespace}/` : ''}${object.name} is already defined in ${formatOrigin(first.origin)}; this copy is ignored`,
+            ),
+          });
+        } else {
+          objects.set(key, object);
+        }
+      }
+    }
+    const problems = [...walkProblems, ...duplicates, ...[...this.files.values()].flatMap((f) => f.problems)];
+    this.store.update((batch) => {
+      batch.replace([...objects.values()]);
+      batch.setProblems(this.directory, problems);
+    });
+  }
+
+  /** A file that cannot be read or parsed keeps its last good objects, with the new problems. */
+  private fail(file: string, problems: readonly Problem[], text?: string): void {
+    const previous = this.files.get(file);
+    const kept = previous?.objects ?? [];
+    const note: Problem[] =
+      kept.length > 0
+        ? [
+            {
+              severity: 'warning',
+              origin: { file },
+              message: `${file}: keeping its last good content (${kept.length} objects)`,
+            },
+          ]
+        : [];
+    // Remember the broken text too, so that the same broken content is not parsed again on every scan.
+    this.files.set(file, { text, objects: kept, problems: [...problems, ...note] });
+  }
+
+  private syncWatchers(directories: readonly string[]): void {
+    const wanted = new Set(directories);
+    for (const [dir, watcher] of this.watchers) {
+      if (!wanted.has(dir)) {
+        watcher.close();
+        this.watchers.delete(dir);
+      }
+    }
+    for (const dir of directories) {
+      if (this.watchers.has(dir)) continue;
+      try {
+        const watcher = fs.watch(dir, () => this.schedule());
+        watcher.on('error', () => {
+          // The directory went away (or was replaced): forget it; the next scan decides.
+          watcher.close();
+          if (this.watchers.get(dir) === watcher) this.watchers.delete(dir);
+          this.schedule();
+        });
+        this.watchers.set(dir, watcher);
+      } catch (err) {
+        this.logger.warn({ dir, err }, 'cannot watch a directory of the mesh; its changes are seen on the next scan');
+      }
+    }
+  }
+}

@@ -1,0 +1,113 @@
+// ObjectStore → MeshSnapshot: rebuilds the model after every batch of changes and tells the listeners
+// (the xDS push controller). Shared by FileSource and KubeSource, which only fill the store and say when
+// their first full read is done. Nothing is published before that: a proxy that connects early waits
+// for a complete snapshot instead of receiving an empty one (design.md §5.4, fail static).
+import type { Logger } from '../logger.js';
+import { silentLogger } from '../logger.js';
+import { buildSnapshot, type BuildOptions } from '../model/build-snapshot.js';
+import type { Problem } from '../model/objects.js';
+import type { MeshSnapshot } from '../model/snapshot.js';
+import type { SnapshotSource } from '../xds/generator.js';
+import type { ObjectStore } from './object-store.js';
+
+export interface MeshSourceOptions extends Pick<BuildOptions, 'validate' | 'formatIssue' | 'domain' | 'rootNamespace'> {
+  readonly logger?: Logger;
+}
+
+function problemKey(p: Problem): string {
+  return `${p.severity}\0${p.message}`;
+}
+
+export class MeshSource implements SnapshotSource<MeshSnapshot> {
+  private snapshot: MeshSnapshot;
+  private isReady = false;
+  private readonly listeners = new Set<() => void>();
+  private readonly logger: Logger;
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    readonly store: ObjectStore,
+    private readonly options: MeshSourceOptions,
+  ) {
+    this.logger = options.logger ?? silentLogger;
+    this.snapshot = buildSnapshot([], { ...this.buildOptions(), version: 0 });
+    this.unsubscribe = store.onChange(() => {
+      if (this.isReady) this.rebuild();
+    });
+  }
+
+  private buildOptions(): BuildOptions {
+    const { validate, formatIssue, domain, rootNamespace } = this.options;
+    return {
+      validate,
+      ...(formatIssue ? { formatIssue } : {}),
+      ...(domain ? { domain } : {}),
+      ...(rootNamespace ? { rootNamespace } : {}),
+    };
+  }
+
+  current(): MeshSnapshot {
+    return this.snapshot;
+  }
+
+  ready(): boolean {
+    return this.isReady;
+  }
+
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** The first full read is in the store: build and publish the first snapshot. */
+  markReady(): void {
+    if (this.isReady) return;
+    this.isReady = true;
+    this.rebuild(true);
+  }
+
+  /** Stops following the store. */
+  close(): void {
+    this.unsubscribe();
+  }
+
+  private rebuild(force = false): void {
+    const previous = this.snapshot;
+    const next = buildSnapshot(this.store.list(), {
+      ...this.buildOptions(),
+      previous,
+      sourceProblems: this.store.problems(),
+    });
+    if (!force && next.hash === previous.hash) return;
+    this.snapshot = next;
+    this.logProblems(previous, next);
+    this.logger.info(
+      {
+        version: next.version,
+        hash: next.hash.slice(0, 12),
+        services: next.services.length,
+        virtualServices: next.virtualServices.length,
+        destinationRules: next.destinationRules.length,
+        problems: next.problems.length,
+      },
+      'mesh snapshot',
+    );
+    for (const listener of [...this.listeners]) listener();
+  }
+
+  /** Each problem is logged once, when it appears; and once more when it is gone. */
+  private logProblems(previous: MeshSnapshot, next: MeshSnapshot): void {
+    const before = new Set(previous.problems.map(problemKey));
+    const after = new Set(next.problems.map(problemKey));
+    for (const p of next.problems) {
+      if (before.has(problemKey(p))) continue;
+      const fields = { ...(p.object ? { object: p.object } : {}), ...p.origin };
+      if (p.severity === 'error') this.logger.error(fields, p.message);
+      else if (p.severity === 'warning') this.logger.warn(fields, p.message);
+      else this.logger.info(fields, p.message);
+    }
+    for (const p of previous.problems) {
+      if (p.severity !== 'info' && !after.has(problemKey(p))) this.logger.info(`resolved: ${p.message}`);
+    }
+  }
+}

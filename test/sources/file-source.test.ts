@@ -1,0 +1,306 @@
+// FileSource against a real temporary directory and real fs.watch events. Tests wait for the source's
+// change events (with a deadline), never for a fixed time.
+import test from 'ava';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { createLogger } from '../../control-plane/logger.js';
+import { virtualServiceFor } from '../../control-plane/model/lookup.js';
+import type { MeshSnapshot } from '../../control-plane/model/snapshot.js';
+import { FileSource } from '../../control-plane/sources/file-source.js';
+import { formatIssue, validateRoutingResource } from '../../crds/validator.js';
+
+/** Resolves with the first snapshot (the current one, or one announced later) for which `check` holds. */
+function waitForSnapshot(
+  source: FileSource,
+  what: string,
+  check: (s: MeshSnapshot) => boolean,
+  timeoutMs = 5_000,
+): Promise<MeshSnapshot> {
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      clearTimeout(timer);
+      unsubscribe();
+    };
+    const timer = setTimeout(() => {
+      done();
+      const s = source.current();
+      reject(
+        new Error(
+          `timed out after ${timeoutMs} ms waiting for ${what}; version ${s.version}, services ${s.services.map((x) => x.name).join(',')}, problems: ${s.problems.map((p) => p.message).join(' | ')}`,
+        ),
+      );
+    }, timeoutMs);
+    const probe = () => {
+      if (source.ready() && check(source.current())) {
+        done();
+        resolve(source.current());
+      }
+    };
+    const unsubscribe = source.onChange(probe);
+    probe();
+  });
+}
+
+const serviceNames = (s: MeshSnapshot) => s.services.map((x) => `${x.namespace}/${x.name}`);
+
+function svc(name: string, port = 80, ns?: string): string {
+  return `apiVersion: v1
+kind: Service
+metadata:
+  name: ${name}
+${ns ? `  namespace: ${ns}\n` : ''}spec:
+  ports:
+    - name: http
+      port: ${port}
+`;
+}
+
+function vs(name: string, subset: string): string {
+  return `apiVersion: networking.trellis.dev/v1alpha1
+kind: VirtualService
+metadata: { name: ${name}, namespace: default }
+spec:
+  hosts: [${name}]
+  http:
+    - route:
+        - destination: { host: ${name}, subset: ${subset} }
+`;
+}
+
+interface Fixture {
+  dir: string;
+  source: FileSource;
+  logs: string[];
+}
+
+async function startSource(files: Record<string, string>): Promise<Fixture> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'trellis-files-'));
+  for (const [name, text] of Object.entries(files)) {
+    await fs.mkdir(path.dirname(path.join(dir, name)), { recursive: true });
+    await fs.writeFile(path.join(dir, name), text);
+  }
+  const logs: string[] = [];
+  const stream = new PassThrough();
+  stream.on('data', (chunk: Buffer) => logs.push(...chunk.toString('utf8').split('\n').filter(Boolean)));
+  const source = new FileSource({
+    directory: dir,
+    validate: validateRoutingResource,
+    formatIssue,
+    logger: createLogger({ level: 'info', destination: stream }),
+  });
+  await source.start();
+  return { dir, source, logs };
+}
+
+async function cleanup(f: Fixture): Promise<void> {
+  await f.source.stop();
+  await fs.rm(f.dir, { recursive: true, force: true });
+}
+
+/** Writes atomically (temporary file + rename), as editors and `kubectl`-like tools do. */
+async function writeAtomic(file: string, text: string): Promise<void> {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp`);
+  await fs.writeFile(tmp, text);
+  await fs.rename(tmp, file);
+}
+
+test('the first full read makes it ready; multi-document files and subdirectories are read', async (t) => {
+  const f = await startSource({
+    'a.yaml': `${svc('a')}---\n${svc('b', 81, 'shop')}`,
+    'nested/deeper/c.yml': svc('c'),
+    'd.json': JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'd' },
+      spec: { ports: [{ port: 1 }] },
+    }),
+    'notes.txt': svc('ignored'),
+    '.hidden.yaml': svc('hidden'),
+    'deploy.yaml': 'apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: x }\n',
+  });
+  t.teardown(() => cleanup(f));
+  t.true(f.source.ready());
+  const s = f.source.current();
+  t.is(s.version, 1);
+  // Sorted by FQDN: b.shop.svc… before c.default.svc…
+  t.deepEqual(serviceNames(s), ['default/a', 'shop/b', 'default/c', 'default/d']);
+  t.deepEqual(s.index.servicesByFqdn.get('b.shop.svc.cluster.local')!.origin, {
+    file: path.join(f.dir, 'a.yaml'),
+    document: 1,
+  });
+  t.deepEqual(
+    s.problems.map((p) => [p.severity, p.message]),
+    [['info', `${path.join(f.dir, 'deploy.yaml')}#1: skipped a document of kind Deployment (not read by the mesh)`]],
+  );
+});
+
+test('adding, editing and deleting files updates the model', async (t) => {
+  const f = await startSource({ 'a.yaml': svc('a') });
+  t.teardown(() => cleanup(f));
+  const changes: number[] = [];
+  f.source.onChange(() => changes.push(f.source.current().version));
+
+  await fs.writeFile(path.join(f.dir, 'b.yaml'), svc('b'));
+  await waitForSnapshot(f.source, 'b added', (s) => serviceNames(s).includes('default/b'));
+
+  await writeAtomic(path.join(f.dir, 'b.yaml'), svc('b', 8080));
+  await waitForSnapshot(
+    f.source,
+    'b edited',
+    (s) => s.index.servicesByFqdn.get('b.default.svc.cluster.local')?.ports[0]?.port === 8080,
+  );
+
+  await fs.appendFile(path.join(f.dir, 'b.yaml'), `---\n${svc('c')}`);
+  await waitForSnapshot(f.source, 'c appended', (s) => serviceNames(s).includes('default/c'));
+
+  await fs.rm(path.join(f.dir, 'b.yaml'));
+  const s = await waitForSnapshot(f.source, 'b.yaml deleted', (x) => serviceNames(x).join() === 'default/a');
+  t.deepEqual(serviceNames(s), ['default/a']);
+  // Versions only go up, one per published change.
+  t.deepEqual(
+    changes,
+    [...changes].sort((x, y) => x - y),
+  );
+  t.true(new Set(changes).size === changes.length);
+});
+
+test('a broken file keeps its last good content, leaves the others, and is reported', async (t) => {
+  const f = await startSource({ 'a.yaml': svc('a'), 'b.yaml': `${svc('b')}---\n${svc('b2')}` });
+  t.teardown(() => cleanup(f));
+  const file = path.join(f.dir, 'b.yaml');
+
+  await writeAtomic(file, `${svc('b')}---\napiVersion: v1\nkind: Service\nmetadata: { name: [oops\n`);
+  await fs.writeFile(path.join(f.dir, 'c.yaml'), svc('c'));
+  const s = await waitForSnapshot(
+    f.source,
+    'the broken file reported and c added',
+    (x) =>
+      x.problems.some((p) => p.message.startsWith(`${file}#2: does not parse`)) &&
+      serviceNames(x).includes('default/c'),
+  );
+  // b.yaml's last good content (b and b2) is still there; a and c are unaffected.
+  t.deepEqual(serviceNames(s), ['default/a', 'default/b', 'default/b2', 'default/c']);
+  t.true(
+    s.problems.some(
+      (p) => p.severity === 'warning' && p.message === `${file}: keeping its last good content (2 objects)`,
+    ),
+  );
+  t.true(
+    f.logs.some((line) => {
+      const entry = JSON.parse(line) as { level: number; msg: string; file?: string; document?: number };
+      return entry.level === 50 && entry.file === file && entry.document === 1 && entry.msg.includes('does not parse');
+    }),
+    f.logs.join('\n'),
+  );
+
+  // Fixed: the new content replaces the kept one and the problem is gone.
+  await writeAtomic(file, svc('b3'));
+  const fixed = await waitForSnapshot(f.source, 'b.yaml fixed', (x) => serviceNames(x).includes('default/b3'));
+  t.deepEqual(serviceNames(fixed), ['default/a', 'default/b3', 'default/c']);
+  t.deepEqual(fixed.problems, []);
+});
+
+test('a file broken from the start contributes nothing until it parses', async (t) => {
+  const f = await startSource({ 'a.yaml': svc('a'), 'b.yaml': 'kind: Service\nmetadata: { name: [b\n' });
+  t.teardown(() => cleanup(f));
+  const s = f.source.current();
+  t.deepEqual(serviceNames(s), ['default/a']);
+  t.is(s.problems.length, 1);
+  t.is(s.problems[0]!.severity, 'error');
+  await writeAtomic(path.join(f.dir, 'b.yaml'), svc('b'));
+  await waitForSnapshot(f.source, 'b parses', (x) => serviceNames(x).includes('default/b') && x.problems.length === 0);
+  t.pass();
+});
+
+test('routing resources in files: an invalid one is rejected and keeps its last accepted version', async (t) => {
+  const f = await startSource({
+    'svc.yaml': `${svc('reviews')}---\n${svc('ratings')}`,
+    'routing/vs.yaml': vs('reviews', 'v1'),
+  });
+  t.teardown(() => cleanup(f));
+  t.is(
+    virtualServiceFor(f.source.current(), 'reviews', 'default')?.spec.http?.[0]?.route?.[0]?.destination.subset,
+    'v1',
+  );
+
+  // Valid YAML, invalid resource (negative weight).
+  await writeAtomic(
+    path.join(f.dir, 'routing/vs.yaml'),
+    vs('reviews', 'v2').replace('subset: v2 }', 'subset: v2 }\n          weight: -1'),
+  );
+  await fs.writeFile(path.join(f.dir, 'routing/ratings.yaml'), vs('ratings', 'v1'));
+  const s = await waitForSnapshot(
+    f.source,
+    'the invalid VirtualService judged',
+    (x) =>
+      x.statuses.some((st) => st.name === 'reviews' && st.reason === 'Invalid') &&
+      x.statuses.some((st) => st.name === 'ratings'),
+  );
+  const kept = virtualServiceFor(s, 'reviews', 'default')!;
+  t.true(kept.stale);
+  t.is(kept.spec.http![0]!.route![0]!.destination.subset, 'v1');
+  t.is(virtualServiceFor(s, 'ratings', 'default')?.name, 'ratings');
+  t.true(
+    s.problems.some(
+      (p) =>
+        p.message ===
+        `${path.join(f.dir, 'routing/vs.yaml')}#1: VirtualService default/reviews: spec.http[0].route[0].weight: must be >= 0`,
+    ),
+  );
+});
+
+test('a new subdirectory is watched, and an object defined twice is reported', async (t) => {
+  const f = await startSource({ 'a.yaml': svc('a') });
+  t.teardown(() => cleanup(f));
+  await fs.mkdir(path.join(f.dir, 'team/x'), { recursive: true });
+  await fs.writeFile(path.join(f.dir, 'team/x/b.yaml'), svc('b'));
+  await waitForSnapshot(f.source, 'b in a new subdirectory', (s) => serviceNames(s).includes('default/b'));
+
+  await fs.writeFile(path.join(f.dir, 'team/x/a-again.yaml'), svc('a', 9999));
+  const s = await waitForSnapshot(f.source, 'the duplicate reported', (x) =>
+    x.problems.some((p) => p.message.includes('is already defined in')),
+  );
+  // The first by path wins: a.yaml sorts before team/x/a-again.yaml.
+  t.is(s.index.servicesByFqdn.get('a.default.svc.cluster.local')!.ports[0]!.port, 80);
+  t.deepEqual(
+    s.problems.map((p) => p.message),
+    [
+      `${path.join(f.dir, 'team/x/a-again.yaml')}#1: Service default/a is already defined in ${path.join(f.dir, 'a.yaml')}#1; this copy is ignored`,
+    ],
+  );
+
+  await fs.rm(path.join(f.dir, 'team'), { recursive: true });
+  await waitForSnapshot(
+    f.source,
+    'the subdirectory removed',
+    (x) => serviceNames(x).join() === 'default/a' && x.problems.length === 0,
+  );
+  t.pass();
+});
+
+test('a rescan that finds nothing new publishes nothing; stop ends the watching', async (t) => {
+  const f = await startSource({ 'a.yaml': svc('a') });
+  t.teardown(() => cleanup(f));
+  let changes = 0;
+  f.source.onChange(() => changes++);
+  await f.source.rescan();
+  await f.source.rescan();
+  t.is(changes, 0);
+  t.is(f.source.current().version, 1);
+  await f.source.stop();
+  await fs.writeFile(path.join(f.dir, 'b.yaml'), svc('b'));
+  await f.source.rescan();
+  t.is(changes, 0);
+});
+
+test('start fails on a directory that does not exist', async (t) => {
+  const source = new FileSource({
+    directory: path.join(os.tmpdir(), 'trellis-no-such-dir-x9'),
+    validate: validateRoutingResource,
+    formatIssue,
+  });
+  await t.throwsAsync(source.start(), { code: 'ENOENT' });
+  t.false(source.ready());
+});
