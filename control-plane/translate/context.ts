@@ -1,0 +1,57 @@
+// What every translator module reads: the mesh snapshot, the proxy it generates for, and the mesh-wide
+// settings. Translation is pure (design.md §1): the same context gives byte-identical resources.
+//
+// One module per Envoy resource type (style-anchors.md):
+//   clusters.ts   buildClusters(ctx): Cluster[]                          (CDS)
+//   endpoints.ts  buildLoadAssignments(ctx, clusters): ClusterLoadAssignment[]  (EDS)
+//   routes.ts     buildRouteConfigurations(ctx): RouteConfiguration[]   (RDS)
+//   listeners.ts  buildListeners(ctx): Listener[]                        (LDS)
+//   generator.ts  meshGenerator: Generator<MeshSnapshot>, composing them per proxy type.
+// Names follow design.md §3 (`cluster-names.ts`).
+import type { MeshSnapshot } from '../model/snapshot.js';
+import type { ProxyInfo } from '../xds/node.js';
+
+/** Mutual TLS on a workload's inbound side (the PeerAuthentication-style policy comes with the CA issue). */
+export type MtlsMode = 'PERMISSIVE' | 'STRICT';
+
+export interface TracingConfig {
+  /** Percentage of requests traced, 0..100; Istio's default is 1. */
+  readonly samplingPercent: number;
+  /** The OTLP/gRPC collector (Jaeger) as `host:port`; tracing is off when unset. */
+  readonly collector?: string;
+}
+
+/** Mesh-wide settings (`--mesh-config FILE`, YAML); every field has the default noted. */
+export interface MeshConfig {
+  /** `cluster.local`. */
+  readonly trustDomain: string;
+  /** `PERMISSIVE`. */
+  readonly mtlsMode: MtlsMode;
+  /** Outbound `connect_timeout` when no DestinationRule sets one: `10s`. */
+  readonly connectTimeout: string;
+  /** `ALLOW_ANY`: traffic to unknown destinations passes through; `REGISTRY_ONLY`: it gets 502. */
+  readonly outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  readonly tracing: TracingConfig;
+  /** Envoy access logs to stdout: off. */
+  readonly accessLog: boolean;
+}
+
+export const defaultMeshConfig: MeshConfig = {
+  trustDomain: 'cluster.local',
+  mtlsMode: 'PERMISSIVE',
+  connectTimeout: '10s',
+  outboundTrafficPolicy: 'ALLOW_ANY',
+  tracing: { samplingPercent: 1 },
+  accessLog: false,
+};
+
+export interface TranslateContext {
+  readonly snapshot: MeshSnapshot;
+  readonly proxy: ProxyInfo;
+  readonly mesh: MeshConfig;
+}
+
+/** The SPIFFE identity of a service account (design.md §3). */
+export function spiffeId(trustDomain: string, namespace: string, serviceAccount: string): string {
+  return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
+}
