@@ -47,3 +47,9 @@ export function grpcServerListenerName(address: string, port: number): string {
   const host = address.includes(':') ? `[${address}]` : address;
   return `grpc/server?xds.resource.listening_address=${host}:${port}`;
 }
+
+/** The static cluster in the Envoy bootstrap that reaches the agent's SDS server (envoy-translation.md §5.1). */
+export const SDS_CLUSTER = 'sds-grpc';
+
+/** The cluster that carries Envoy's OTLP spans to the collector (Jaeger) named in the mesh config. */
+export const OTEL_COLLECTOR_CLUSTER = 'opentelemetry-collector';
