@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import path from 'node:path';
 import { packageRoot, runDemo } from '../examples/demo/run.js';
+import { registerValidateCommand } from '../crds/validate-command.js';
 import { startControlPlane } from './control-plane.js';
 import { createLogger } from './logger.js';
 
@@ -175,6 +176,8 @@ export function buildProgram(): Command {
         );
       },
     );
+
+  registerValidateCommand(program);
 
   return program;
 }

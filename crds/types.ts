@@ -38,6 +38,7 @@ export interface HTTPMatchRequest {
   method?: StringMatch;
   authority?: StringMatch;
   /** Header names are lower case. */
+  /** An empty StringMatch (`{}`) here, in queryParams and in withoutHeaders matches when the header or parameter is present. */
   headers?: Record<string, StringMatch>;
   port?: number;
   sourceLabels?: Record<string, string>;

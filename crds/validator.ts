@@ -1,0 +1,665 @@
+// The validator of VirtualService and DestinationRule objects, shared by `trellis validate`, the file
+// source, the webhook and the mesh model. Three layers, each reported with the same path syntax:
+//
+// 1. The OpenAPI schema of crds/schema.ts (the one the API server enforces), compiled with ajv, plus
+//    `additionalProperties: false` everywhere: unknown fields are errors, as with kubectl's default
+//    strict field validation.
+// 2. The CEL rules of that schema (`x-kubernetes-validations`), decided by their TypeScript twins, with the
+//    API server's messages.
+// 3. Rules a schema cannot express (RE2 syntax, prime table sizes, duplicate short names, …) and warnings.
+//
+// Paths start at `spec.` or `metadata.`, use `.field`, `[index]` and `[key]` for map keys:
+// `spec.http[0].match[0].headers[x-user].regex`. Messages are short and fixed where possible.
+import net from 'node:net';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { RE2 } from 're2-wasm';
+import { qualifyHost } from '../control-plane/model/hosts.js';
+import { DURATION_PATTERN, MAX_DURATION_NS, parseDurationNs, SECONDS_DURATION_PATTERN } from './duration.js';
+import {
+  celCheck,
+  isObject,
+  PATTERN_MESSAGES,
+  schemaOf,
+  type JSONSchemaProps,
+  type JsonObject,
+  type RoutingKind,
+} from './schema.js';
+import { API_VERSION, type DestinationRule, type VirtualService } from './types.js';
+
+export interface Origin {
+  file?: string;
+  /** 0-based index of the document in a multi-document file. */
+  document?: number;
+}
+
+export interface ValidationIssue {
+  /** Where: `spec.http[0].route[1].weight`, `metadata.name`; empty for the object as a whole. */
+  path: string;
+  /** What: `must be >= 0`. */
+  message: string;
+  severity: 'error' | 'warning';
+}
+
+export interface ValidationResult {
+  kind: 'VirtualService' | 'DestinationRule';
+  namespace: string;
+  name: string;
+  issues: ValidationIssue[];
+  /** Present when there is no error. */
+  resource?: VirtualService | DestinationRule;
+}
+
+export const DEFAULT_NAMESPACE = 'default';
+
+// ---------------------------------------------------------------------------------------------------
+// Paths
+
+type Segment = { prop: string } | { index: number } | { key: string };
+
+function joinPath(base: string, seg: Segment): string {
+  if ('prop' in seg) return base === '' ? seg.prop : `${base}.${seg.prop}`;
+  if ('index' in seg) return `${base}[${seg.index}]`;
+  return `${base}[${seg.key}]`;
+}
+
+/** Renders a JSON pointer (ajv's instancePath) with the schema's help: map keys as `[key]`. */
+function pointerToPath(schema: JSONSchemaProps, pointer: string): { path: string; schema?: JSONSchemaProps } {
+  let path = '';
+  let node: JSONSchemaProps | undefined = schema;
+  if (pointer === '') return { path, schema };
+  for (const raw of pointer.slice(1).split('/')) {
+    const part = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (node?.type === 'array') {
+      path = joinPath(path, { index: Number(part) });
+      node = node.items;
+    } else if (node?.properties && part in node.properties) {
+      path = joinPath(path, { prop: part });
+      node = node.properties[part];
+    } else if (node?.additionalProperties) {
+      path = joinPath(path, { key: part });
+      node = node.additionalProperties;
+    } else {
+      path = /^\d+$/.test(part) ? joinPath(path, { index: Number(part) }) : joinPath(path, { prop: part });
+      node = undefined;
+    }
+  }
+  return { path, schema: node };
+}
+
+/** Orders paths field by field, indexes numerically. */
+export function comparePaths(a: string, b: string): number {
+  const split = (p: string) => p.split(/(?=[.[])/);
+  const pa = split(a);
+  const pb = split(b);
+  for (let i = 0; i < Math.min(pa.length, pb.length); i++) {
+    const x = pa[i] as string;
+    const y = pb[i] as string;
+    if (x === y) continue;
+    const nx = /^\[(\d+)\]$/.exec(x);
+    const ny = /^\[(\d+)\]$/.exec(y);
+    if (nx && ny) return Number(nx[1]) - Number(ny[1]);
+    return x < y ? -1 : 1;
+  }
+  return pa.length - pb.length;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Layer 1: the OpenAPI schema with ajv
+
+/** The schema as ajv sees it: no x-kubernetes-* keywords, unknown fields refused. */
+function strictCopy(s: JSONSchemaProps): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(s)) {
+    if (k.startsWith('x-kubernetes-') || k === 'description' || k === 'format') continue;
+    if (k === 'properties' && v && typeof v === 'object') {
+      out.properties = Object.fromEntries(
+        Object.entries(v as Record<string, JSONSchemaProps>).map(([p, sub]) => [p, strictCopy(sub)]),
+      );
+      out.additionalProperties = false;
+    } else if ((k === 'items' || k === 'additionalProperties') && v && typeof v === 'object') {
+      out[k] = strictCopy(v as JSONSchemaProps);
+    } else out[k] = v;
+  }
+  return out;
+}
+
+type Compiled = Record<RoutingKind, ValidateFunction>;
+let compiled: Compiled | undefined;
+
+/** Compiled on first use, so that importing the validator costs nothing. */
+function validators(): Compiled {
+  if (!compiled) {
+    const ajv = new Ajv({ allErrors: true, strict: true, validateFormats: false });
+    compiled = {
+      VirtualService: ajv.compile(strictCopy(schemaOf('VirtualService'))),
+      DestinationRule: ajv.compile(strictCopy(schemaOf('DestinationRule'))),
+    };
+  }
+  return compiled;
+}
+
+const TYPE_NAMES: Record<string, string> = {
+  string: 'a string',
+  integer: 'an integer',
+  number: 'a number',
+  boolean: 'true or false',
+  object: 'an object',
+  array: 'a list',
+};
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+function schemaIssue(kind: RoutingKind, e: ErrorObject, value: (pointer: string) => unknown): ValidationIssue {
+  const { path, schema } = pointerToPath(schemaOf(kind), e.instancePath);
+  const p = e.params as Record<string, unknown>;
+  const issue = (message: string, at = path): ValidationIssue => ({ path: at, message, severity: 'error' });
+  switch (e.keyword) {
+    case 'required':
+      return issue('is required', joinPath(path, { prop: String(p.missingProperty) }));
+    case 'additionalProperties':
+      return issue('unknown field', joinPath(path, { prop: String(p.additionalProperty) }));
+    case 'type':
+      return issue(`must be ${TYPE_NAMES[String(p.type)] ?? String(p.type)}`);
+    case 'enum': {
+      const allowed = (p.allowedValues as unknown[]).map(String);
+      return issue(allowed.length === 1 ? `must be ${allowed[0]}` : `must be one of: ${allowed.join(', ')}`);
+    }
+    case 'minimum':
+      return issue(`must be >= ${String(p.limit)}`);
+    case 'maximum':
+      return issue(`must be <= ${String(p.limit)}`);
+    case 'minLength':
+      return issue(p.limit === 1 ? 'must not be empty' : `must be at least ${plural(Number(p.limit), 'character')}`);
+    case 'maxLength':
+      return issue(`must be at most ${plural(Number(p.limit), 'character')}`);
+    case 'minItems':
+      return issue(p.limit === 1 ? 'must not be empty' : `must have at least ${plural(Number(p.limit), 'item')}`);
+    case 'maxItems':
+      return issue(`must have at most ${plural(Number(p.limit), 'item')}`);
+    case 'minProperties':
+      return issue(schema?.properties ? 'must set at least one field' : 'must not be empty');
+    case 'maxProperties':
+      return issue(`must have at most ${plural(Number(p.limit), 'entry')}`.replace('entrys', 'entries'));
+    case 'pattern': {
+      const v = value(e.instancePath);
+      const message = PATTERN_MESSAGES.get(String(p.pattern));
+      return issue(message && typeof v === 'string' ? message(v) : `must match ${String(p.pattern)}`);
+    }
+    default:
+      return issue(e.message ?? `fails ${e.keyword}`);
+  }
+}
+
+function valueAt(root: unknown, pointer: string): unknown {
+  let cur = root;
+  if (pointer === '') return cur;
+  for (const raw of pointer.slice(1).split('/')) {
+    const part = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (Array.isArray(cur)) cur = cur[Number(part)];
+    else if (isObject(cur)) cur = cur[part];
+    else return undefined;
+  }
+  return cur;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Layer 2: the CEL rules
+
+function typeMatches(schema: JSONSchemaProps, value: unknown): boolean {
+  switch (schema.type) {
+    case 'object':
+      return isObject(value);
+    case 'array':
+      return Array.isArray(value);
+    case 'string':
+      return typeof value === 'string';
+    case 'integer':
+    case 'number':
+      return typeof value === 'number';
+    case 'boolean':
+      return typeof value === 'boolean';
+    default:
+      return false;
+  }
+}
+
+function checkCel(
+  schema: JSONSchemaProps,
+  value: unknown,
+  path: string,
+  issues: ValidationIssue[],
+  schemaIssues: ValidationIssue[],
+): void {
+  if (!typeMatches(schema, value)) return;
+  // Longer than Go's time.Duration: CEL's duration() fails on it, so the API server refuses it too.
+  if (
+    (schema.pattern === DURATION_PATTERN || schema.pattern === SECONDS_DURATION_PATTERN) &&
+    typeof value === 'string'
+  ) {
+    const ns = parseDurationNs(value);
+    if (ns !== undefined && ns > MAX_DURATION_NS)
+      schemaIssues.push({ path, message: 'must be less than 2562047h', severity: 'error' });
+  }
+  for (const rule of schema['x-kubernetes-validations'] ?? []) {
+    if (!celCheck(rule)(value)) {
+      const at = rule.fieldPath ? `${path}${rule.fieldPath}` : path;
+      issues.push({ path: at, message: rule.message, severity: 'error' });
+    }
+  }
+  if (Array.isArray(value) && schema.items) {
+    const items = schema.items;
+    value.forEach((v, i) => checkCel(items, v, joinPath(path, { index: i }), issues, schemaIssues));
+  } else if (isObject(value)) {
+    for (const [k, v] of Object.entries(value)) {
+      const sub = schema.properties?.[k];
+      if (sub) checkCel(sub, v, joinPath(path, { prop: k }), issues, schemaIssues);
+      else if (schema.additionalProperties)
+        checkCel(schema.additionalProperties, v, joinPath(path, { key: k }), issues, schemaIssues);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Layer 3: rules beyond the schema
+
+const obj = (v: unknown): JsonObject | undefined => (isObject(v) ? v : undefined);
+const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
+const entries = (v: unknown): [string, unknown][] => (isObject(v) ? Object.entries(v) : []);
+
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** The RE2 error of a pattern, or undefined when it compiles (Envoy's regex engine is RE2). */
+export function re2Error(pattern: string): string | undefined {
+  try {
+    new RE2(pattern, 'u');
+    return undefined;
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    // "Invalid regular expression: /a(b/u: missing ): a(b" → "missing ): a(b"
+    // (re2-wasm echoes the pattern with / escaped, as in a JavaScript regex literal.)
+    const i = message.lastIndexOf('/u: ');
+    return (i >= 0 ? message.slice(i + 4) : message).replace(/\\\//g, '/');
+  }
+}
+
+/** Envoy's primality test (source/common/common/utility.cc), which Istio copies: 1, 2 and 3 pass. */
+function isPrime(n: number): boolean {
+  if (n !== 0 && n < 4) return true;
+  if (n % 2 === 0) return false;
+  for (let f = 3; f * f <= n; f += 2) if (n % f === 0) return false;
+  return true;
+}
+
+/** Envoy header formatters: `%%` is a literal %, `%NAME%` / `%NAME(arg)%` a command; any other % is refused. */
+function unescapedPercent(value: string): boolean {
+  const rest = value.replace(/%%/g, '').replace(/%[A-Z][A-Z0-9_]*(\([^)]*\))?(:[0-9]+)?%/g, '');
+  return rest.includes('%');
+}
+
+function validCidr(value: string): boolean {
+  const [ip, prefix, extra] = value.split('/');
+  if (extra !== undefined || ip === undefined) return false;
+  const family = net.isIP(ip);
+  if (family === 0) return false;
+  if (prefix === undefined) return true;
+  if (!/^[0-9]{1,3}$/.test(prefix)) return false;
+  return Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
+class Checker {
+  readonly issues: ValidationIssue[] = [];
+
+  error(path: string, message: string): void {
+    this.issues.push({ path, message, severity: 'error' });
+  }
+
+  warn(path: string, message: string): void {
+    this.issues.push({ path, message, severity: 'warning' });
+  }
+
+  regex(path: string, pattern: unknown): void {
+    if (typeof pattern !== 'string' || pattern === '') return;
+    const err = re2Error(pattern);
+    if (err !== undefined) this.error(path, `must be an RE2 regex (${err})`);
+  }
+
+  stringMatch(path: string, m: unknown): void {
+    this.regex(`${path}.regex`, obj(m)?.regex);
+  }
+
+  labelKeys(path: string, labels: unknown): void {
+    for (const [k] of entries(labels)) {
+      const slash = k.lastIndexOf('/');
+      const prefix = slash >= 0 ? k.slice(0, slash) : '';
+      const name = k.slice(slash + 1);
+      if (name.length > 63) this.error(`${path}[${k}]`, 'label name must be at most 63 characters');
+      if (prefix.length > 253) this.error(`${path}[${k}]`, 'label prefix must be at most 253 characters');
+    }
+  }
+
+  headerValues(path: string, ops: unknown): void {
+    for (const op of ['set', 'add'] as const) {
+      for (const [k, v] of entries(obj(ops)?.[op])) {
+        if (typeof v === 'string' && unescapedPercent(v))
+          this.error(`${path}.${op}[${k}]`, 'has an unescaped % (write %% for a literal %)');
+      }
+    }
+  }
+
+  headers(path: string, headers: unknown): void {
+    this.headerValues(`${path}.request`, obj(headers)?.request);
+    this.headerValues(`${path}.response`, obj(headers)?.response);
+  }
+
+  exportTo(path: string, values: unknown, namespace: string): void {
+    const list = arr(values);
+    const dot = list.indexOf('.');
+    const own = list.indexOf(namespace);
+    if (dot >= 0 && own >= 0) this.error(`${path}[${Math.max(dot, own)}]`, `duplicates . (namespace ${namespace})`);
+  }
+
+  /** Weight warnings for a list of destinations whose schema and CEL checks passed. */
+  weights(path: string, route: unknown): void {
+    const list = arr(route);
+    if (list.length <= 1) return;
+    // Only about weights that are valid one by one (errors are reported for the others).
+    const valid = (w: unknown) =>
+      w === undefined || (Number.isInteger(w) && (w as number) >= 0 && (w as number) <= 100);
+    if (!list.every((d) => valid(obj(d)?.weight))) return;
+    let sum = 0;
+    let missing = false;
+    list.forEach((d, i) => {
+      const w = num(obj(d)?.weight);
+      if (w === undefined) {
+        missing = true;
+        this.warn(
+          `${path}[${i}]`,
+          'has no weight, so it gets no traffic (the weight of several destinations defaults to 0)',
+        );
+      } else sum += w;
+    });
+    if (!missing && sum !== 100 && sum > 0)
+      this.warn(path, `weights add up to ${sum}, not 100; traffic is split in proportion`);
+  }
+
+  // VirtualService -------------------------------------------------------------------------------------
+
+  virtualService(spec: JsonObject, namespace: string): void {
+    // Hosts that differ as written but name the same FQDN.
+    const seen = new Map<string, number>();
+    arr(spec.hosts).forEach((h, i) => {
+      if (typeof h !== 'string') return;
+      const fqdn = qualifyHost(h, namespace);
+      const first = seen.get(fqdn);
+      if (first === undefined) seen.set(fqdn, i);
+      else if (arr(spec.hosts)[first] !== h)
+        this.error(`spec.hosts[${i}]`, `names the same host as spec.hosts[${first}] (${fqdn})`);
+    });
+    this.exportTo('spec.exportTo', spec.exportTo, namespace);
+    const gateways = arr(spec.gateways);
+    if (gateways.some((g) => g !== 'mesh'))
+      this.warn('spec.gateways', 'ignored: Trellis has no gateways yet, the routes apply to the mesh');
+
+    let catchAll: number | undefined;
+    arr(spec.http).forEach((raw, i) => {
+      const http = obj(raw);
+      if (!http) return;
+      const p = `spec.http[${i}]`;
+      if (catchAll !== undefined) this.warn(p, `unreachable: spec.http[${catchAll}] matches every request`);
+      const matches = arr(http.match);
+      matches.forEach((m, j) => {
+        const mp = `${p}.match[${j}]`;
+        const match = obj(m);
+        if (!match) return;
+        for (const f of ['uri', 'scheme', 'method', 'authority'] as const) this.stringMatch(`${mp}.${f}`, match[f]);
+        for (const f of ['headers', 'withoutHeaders', 'queryParams'] as const) {
+          for (const [k, v] of entries(match[f])) this.stringMatch(`${mp}.${f}[${k}]`, v);
+        }
+        this.labelKeys(`${mp}.sourceLabels`, match.sourceLabels);
+      });
+      if (catchAll === undefined && (matches.length === 0 || matches.some((m) => isCatchAll(m)))) catchAll = i;
+      arr(obj(http.corsPolicy)?.allowOrigins).forEach((o, j) =>
+        this.stringMatch(`${p}.corsPolicy.allowOrigins[${j}]`, o),
+      );
+      const rewrite = obj(http.rewrite);
+      this.regex(`${p}.rewrite.uriRegexRewrite.match`, obj(rewrite?.uriRegexRewrite)?.match);
+      this.headers(`${p}.headers`, http.headers);
+      arr(http.route).forEach((d, j) => this.headers(`${p}.route[${j}].headers`, obj(d)?.headers));
+      this.weights(`${p}.route`, http.route);
+      // The authority may be rewritten in one place only (Istio).
+      const request = obj(obj(http.headers)?.request);
+      const authorityHeaders = ['set', 'add'].flatMap((op) =>
+        Object.keys(obj(request?.[op]) ?? {})
+          .filter((k) => k.toLowerCase() === ':authority' || k.toLowerCase() === 'host')
+          .map((k) => `${p}.headers.request.${op}[${k}]`),
+      );
+      const authoritySources = (str(rewrite?.authority) !== undefined ? 1 : 0) + authorityHeaders.length;
+      if (authoritySources > 1)
+        this.error(
+          authorityHeaders[authorityHeaders.length - 1] ?? p,
+          'sets the authority a second time (rewrite.authority, :authority and host are one header)',
+        );
+    });
+
+    let tcpCatchAll: number | undefined;
+    arr(spec.tcp).forEach((raw, i) => {
+      const tcp = obj(raw);
+      if (!tcp) return;
+      const p = `spec.tcp[${i}]`;
+      if (tcpCatchAll !== undefined) this.warn(p, `unreachable: spec.tcp[${tcpCatchAll}] matches every connection`);
+      const matches = arr(tcp.match);
+      matches.forEach((m, j) => {
+        const match = obj(m);
+        arr(match?.destinationSubnets).forEach((s, k) => {
+          if (typeof s === 'string' && !validCidr(s))
+            this.error(`${p}.match[${j}].destinationSubnets[${k}]`, 'must be an IP address or CIDR block');
+        });
+        this.labelKeys(`${p}.match[${j}].sourceLabels`, match?.sourceLabels);
+      });
+      if (tcpCatchAll === undefined && (matches.length === 0 || matches.some((m) => entries(m).length === 0)))
+        tcpCatchAll = i;
+      this.weights(`${p}.route`, tcp.route);
+    });
+  }
+
+  // DestinationRule ------------------------------------------------------------------------------------
+
+  trafficPolicy(path: string, policy: unknown): void {
+    const tp = obj(policy);
+    if (!tp) return;
+    this.policyBlocks(path, tp);
+    arr(tp.portLevelSettings).forEach((pl, i) => this.policyBlocks(`${path}.portLevelSettings[${i}]`, obj(pl) ?? {}));
+  }
+
+  policyBlocks(path: string, tp: JsonObject): void {
+    const lb = obj(tp.loadBalancer);
+    const tableSize = num(obj(obj(lb?.consistentHash)?.maglev)?.tableSize);
+    if (tableSize !== undefined && Number.isInteger(tableSize) && tableSize >= 1 && !isPrime(tableSize))
+      this.error(`${path}.loadBalancer.consistentHash.maglev.tableSize`, 'must be a prime number');
+    if (lb?.warmup !== undefined) {
+      const simple = str(lb.simple);
+      if (
+        lb.consistentHash !== undefined ||
+        (simple !== undefined && !['ROUND_ROBIN', 'LEAST_REQUEST', 'LEAST_CONN', 'UNSPECIFIED'].includes(simple))
+      )
+        this.warn(`${path}.loadBalancer.warmup`, 'ignored: warmup applies to ROUND_ROBIN and LEAST_REQUEST only');
+    }
+    const keepalive = obj(obj(obj(tp.connectionPool)?.tcp)?.tcpKeepalive);
+    for (const f of ['time', 'interval'] as const) {
+      const v = str(keepalive?.[f]);
+      const ns = v === undefined ? undefined : parseDurationNs(v);
+      if (ns !== undefined && ns % 1_000_000_000n !== 0n)
+        this.warn(
+          `${path}.connectionPool.tcp.tcpKeepalive.${f}`,
+          `Envoy counts whole seconds: sent as ${ns / 1_000_000_000n}s`,
+        );
+    }
+    const tls = obj(tp.tls);
+    if (tls?.mode === 'DISABLE' && (tls.sni !== undefined || tls.subjectAltNames !== undefined))
+      this.warn(`${path}.tls`, 'sni and subjectAltNames are ignored when mode is DISABLE');
+  }
+
+  destinationRule(spec: JsonObject, namespace: string): void {
+    this.exportTo('spec.exportTo', spec.exportTo, namespace);
+    this.trafficPolicy('spec.trafficPolicy', spec.trafficPolicy);
+    arr(spec.subsets).forEach((s, i) => {
+      const subset = obj(s);
+      this.labelKeys(`spec.subsets[${i}].labels`, subset?.labels);
+      this.trafficPolicy(`spec.subsets[${i}].trafficPolicy`, subset?.trafficPolicy);
+    });
+  }
+
+  metadata(meta: unknown): void {
+    if (meta === undefined) return this.error('metadata', 'is required');
+    const m = obj(meta);
+    if (!m) return this.error('metadata', 'must be an object');
+    const name = m.name;
+    if (name === undefined || name === '') this.error('metadata.name', 'is required');
+    else if (typeof name !== 'string') this.error('metadata.name', 'must be a string');
+    else if (name.length > 253 || !DNS_SUBDOMAIN.test(name))
+      this.error('metadata.name', 'must be a DNS subdomain (lower case letters, digits, - and ., at most 253)');
+    const ns = m.namespace;
+    if (ns !== undefined && (typeof ns !== 'string' || ns.length > 63 || !DNS_LABEL.test(ns)))
+      this.error('metadata.namespace', 'must be a DNS label (lower case letters, digits and -, at most 63)');
+  }
+}
+
+/** A match entry that every request satisfies: nothing but a name, uri prefix "/", or uri regex ".*". */
+function isCatchAll(m: unknown): boolean {
+  const match = obj(m);
+  if (!match) return false;
+  for (const [k, v] of Object.entries(match)) {
+    if (k === 'name' || k === 'ignoreUriCase') continue;
+    if (k !== 'uri') return false;
+    const uri = obj(v);
+    if (!uri || !(uri.prefix === '/' || uri.prefix === '' || uri.regex === '.*')) return false;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The API
+
+/** True for objects of apiVersion networking.trellis.dev/v1alpha1 and kind VirtualService or DestinationRule. */
+export function isRoutingResource(value: unknown): boolean {
+  return (
+    isObject(value) &&
+    value.apiVersion === API_VERSION &&
+    (value.kind === 'VirtualService' || value.kind === 'DestinationRule')
+  );
+}
+
+function dedupeAndSort(issues: ValidationIssue[]): ValidationIssue[] {
+  const seen = new Set<string>();
+  return issues
+    .filter((i) => {
+      const k = `${i.severity}\0${i.path}\0${i.message}`;
+      if (seen.has(k)) return false;
+      seen.add(k);
+      return true;
+    })
+    .sort(
+      (a, b) =>
+        comparePaths(a.path, b.path) ||
+        (a.severity === b.severity ? 0 : a.severity === 'error' ? -1 : 1) ||
+        (a.message < b.message ? -1 : a.message > b.message ? 1 : 0),
+    );
+}
+
+/**
+ * The issues of an object by who can find them: `schema` (the OpenAPI schema and metadata: the API server
+ * refuses these), `cel` (the CEL rules: the API server refuses these with the same messages, once the
+ * schema passes), `beyond` (what only Trellis checks: RE2, prime table sizes, warnings, …). For tests and
+ * tools that compare with an API server; validateRoutingResource is the API.
+ */
+export interface IssuesByLayer {
+  readonly schema: ValidationIssue[];
+  readonly cel: ValidationIssue[];
+  readonly beyond: ValidationIssue[];
+}
+
+export function validateByLayer(input: unknown): IssuesByLayer {
+  const layers: IssuesByLayer = { schema: [], cel: [], beyond: [] };
+  if (!isObject(input)) {
+    layers.schema.push({ path: '', message: 'must be an object', severity: 'error' });
+    return layers;
+  }
+  const o = input;
+  if (o.kind !== 'VirtualService' && o.kind !== 'DestinationRule')
+    layers.schema.push({ path: 'kind', message: 'must be VirtualService or DestinationRule', severity: 'error' });
+  if (o.apiVersion !== API_VERSION)
+    layers.schema.push({ path: 'apiVersion', message: `must be ${API_VERSION}`, severity: 'error' });
+  if (layers.schema.length > 0) return layers;
+  const kind: RoutingKind = o.kind === 'DestinationRule' ? 'DestinationRule' : 'VirtualService';
+  const meta = isObject(o.metadata) ? o.metadata : {};
+  const namespace = typeof meta.namespace === 'string' && meta.namespace !== '' ? meta.namespace : DEFAULT_NAMESPACE;
+
+  // Metadata: the schema does not look into it, the API server checks it.
+  const meta1 = new Checker();
+  meta1.metadata(o.metadata);
+  layers.schema.push(...meta1.issues);
+
+  const validate = validators()[kind];
+  if (!validate(o)) {
+    const errs = validate.errors ?? [];
+    // An empty string fails minLength and usually the pattern too: one message is enough.
+    const empty = new Set(errs.filter((e) => e.keyword === 'minLength').map((e) => e.instancePath));
+    for (const e of errs) {
+      if (e.keyword === 'pattern' && empty.has(e.instancePath)) continue;
+      layers.schema.push(schemaIssue(kind, e, (p) => valueAt(o, p)));
+    }
+  }
+  checkCel(schemaOf(kind), o, '', layers.cel, layers.schema);
+  const spec = obj(o.spec);
+  if (spec) {
+    const checker = new Checker();
+    if (kind === 'VirtualService') checker.virtualService(spec, namespace);
+    else checker.destinationRule(spec, namespace);
+    layers.beyond.push(...checker.issues);
+  }
+  return layers;
+}
+
+/**
+ * Validates an object (a parsed YAML or JSON document) as a VirtualService or DestinationRule. `origin` is
+ * not part of the answer; it is accepted so callers can pass what they pass to formatIssue.
+ */
+export function validateRoutingResource(input: unknown, _origin?: Origin): ValidationResult {
+  const o = isObject(input) ? input : {};
+  const kind: RoutingKind = o.kind === 'DestinationRule' ? 'DestinationRule' : 'VirtualService';
+  const meta = isObject(o.metadata) ? o.metadata : {};
+  const namespace = typeof meta.namespace === 'string' && meta.namespace !== '' ? meta.namespace : DEFAULT_NAMESPACE;
+  const name = typeof meta.name === 'string' ? meta.name : '';
+  const { schema, cel, beyond } = validateByLayer(input);
+  const issues = dedupeAndSort([...schema, ...cel, ...beyond]);
+  const ok = !issues.some((i) => i.severity === 'error');
+  return {
+    kind,
+    namespace,
+    name,
+    issues,
+    ...(ok ? { resource: { ...(o as unknown as VirtualService | DestinationRule) } } : {}),
+  };
+}
+
+/** Where a document came from, for humans: `file.yaml#2` (documents are numbered from 1 here). */
+export function formatOrigin(origin?: Origin): string {
+  if (!origin || origin.file === undefined) return origin?.document !== undefined ? `#${origin.document + 1}` : '';
+  return origin.document !== undefined ? `${origin.file}#${origin.document + 1}` : origin.file;
+}
+
+/**
+ * One line: `file.yaml#2: VirtualService default/reviews: spec.http[0].route[1].weight: must be >= 0`.
+ * Warnings carry `warning: ` before the kind. Documents are numbered from 1 (origin.document is 0-based).
+ */
+export function formatIssue(result: ValidationResult, issue: ValidationIssue, origin?: Origin): string {
+  const where = formatOrigin(origin);
+  const object = `${result.kind} ${result.namespace}/${result.name || '(no name)'}`;
+  const field = issue.path === '' ? '' : `${issue.path}: `;
+  return `${where ? `${where}: ` : ''}${issue.severity === 'warning' ? 'warning: ' : ''}${object}: ${field}${issue.message}`;
+}
