@@ -40,12 +40,17 @@ function key(typeUrl: string, name: string): string {
   return `${typeUrl}\0${name}`;
 }
 
-/** Parses the file's text; returns the resources and the errors, keeping `previous` for bad entries. */
+/**
+ * Parses the file's text; returns the resources and the errors, keeping `previous` for bad entries.
+ * `memo` maps the JSON text of each resource parsed last time to its message: an unchanged resource keeps
+ * the same message object, so a reload that changes one resource re-encodes one resource.
+ */
 export function parseStaticResources(
   text: string,
   file: string,
   previous: ReadonlyMap<string, Message>,
-): { resources: Map<string, Message>; errors: string[] } {
+  memo: ReadonlyMap<string, Message> = new Map(),
+): { resources: Map<string, Message>; errors: string[]; memo: Map<string, Message> } {
   // JSON is YAML, but a JSON parser reads a large generated file many times faster.
   let doc: unknown;
   try {
@@ -57,6 +62,7 @@ export function parseStaticResources(
   if (!Array.isArray(list)) throw new Error(`${file}: expected a list under "resources"`);
   const resources = new Map<string, Message>();
   const errors: string[] = [];
+  const nextMemo = new Map<string, Message>();
   list.forEach((raw: unknown, index) => {
     const rawObject = typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>) : {};
     const rawType = typeof rawObject['@type'] === 'string' ? rawObject['@type'] : '';
@@ -64,7 +70,9 @@ export function parseStaticResources(
     const label = `${file}: resources[${index}]${rawType ? ` (${typeNameOf(rawType)}${rawName ? ` "${String(rawName)}"` : ''})` : ''}`;
     try {
       if (rawType === '') throw new Error('"@type" is required');
-      const message = unpackAny(anyFromJson(raw as JsonValue));
+      const rawText = JSON.stringify(raw);
+      const message = memo.get(rawText) ?? unpackAny(anyFromJson(raw as JsonValue));
+      nextMemo.set(rawText, message);
       const name = resourceName(message);
       if (!name)
         throw new Error(
@@ -83,7 +91,7 @@ export function parseStaticResources(
       }
     }
   });
-  return { resources, errors };
+  return { resources, errors, memo: nextMemo };
 }
 
 /** The EDS service name of a cluster, or undefined when the cluster is not of type EDS. */
@@ -118,6 +126,7 @@ export function groupByType(resources: ReadonlyMap<string, Message>): Map<string
 export class StaticResourcesSource implements SnapshotSource<StaticSnapshot> {
   private snapshot: StaticSnapshot = { generation: 0, resources: new Map(), errors: [] };
   private accepted = new Map<string, Message>();
+  private memo = new Map<string, Message>();
   private readonly listeners = new Set<() => void>();
   private watcher: fs.FSWatcher | undefined;
   private loaded = false;
@@ -161,9 +170,9 @@ export class StaticResourcesSource implements SnapshotSource<StaticSnapshot> {
   /** Re-reads the file; on a whole-file error keeps the last good content. */
   reload(): void {
     const file = path.resolve(this.file);
-    let parsed: { resources: Map<string, Message>; errors: string[] };
+    let parsed: ReturnType<typeof parseStaticResources>;
     try {
-      parsed = parseStaticResources(fs.readFileSync(file, 'utf8'), this.file, this.accepted);
+      parsed = parseStaticResources(fs.readFileSync(file, 'utf8'), this.file, this.accepted, this.memo);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       this.logger.error(
@@ -175,6 +184,7 @@ export class StaticResourcesSource implements SnapshotSource<StaticSnapshot> {
     }
     for (const error of parsed.errors) this.logger.error({ file: this.file, error }, 'static resource rejected');
     this.accepted = parsed.resources;
+    this.memo = parsed.memo;
     this.loaded = true;
     this.snapshot = {
       generation: this.snapshot.generation + 1,
