@@ -1,10 +1,13 @@
 // `trellis`: the command line. Each subcommand is a thin layer over a module that tests drive directly.
 import { Command, InvalidArgumentError, Option } from 'commander';
+import fs from 'node:fs';
 import path from 'node:path';
 import { packageRoot, runDemo } from '../examples/demo/run.js';
 import { registerValidateCommand } from '../crds/validate-command.js';
 import { startControlPlane } from './control-plane.js';
 import { createLogger } from './logger.js';
+import { KubeConfig } from '@kubernetes/client-node';
+import { MeshConfigError, readMeshConfigFile } from './translate/mesh-config.js';
 
 /** `250ms`, `10s`, `30m`, `1h`, or a number of milliseconds. */
 export function parseDuration(value: string): number {
@@ -65,6 +68,29 @@ export function buildProgram(): Command {
       '--static-resources <file>',
       'serve the raw Envoy resources in this YAML/JSON file to every proxy; edits push live',
     )
+    .option(
+      '--config-dir <dir>',
+      'local mode: translate the Kubernetes YAML in this directory (Services, EndpointSlices, Pods, VirtualServices, DestinationRules); edits push live',
+    )
+    .option(
+      '--mesh-config <file>',
+      'mesh-wide settings for --config-dir (YAML: trustDomain, mtlsMode, connectTimeout, …)',
+    )
+    .option(
+      '--kubeconfig <file>',
+      'Kubernetes mode: the mesh from the API server of this kubeconfig; writes the status of routing resources',
+    )
+    .option(
+      '--kube',
+      'Kubernetes mode with the default config: $KUBECONFIG, else ~/.kube/config, else in-cluster (service account)',
+    )
+    .addOption(
+      new Option('--webhook-port <port>', 'admission webhook HTTPS port (with --webhook-cert/--webhook-key)')
+        .default(15017)
+        .argParser(parsePort),
+    )
+    .option('--webhook-cert <file>', 'serve the validating webhook (/validate) with this PEM certificate chain')
+    .option('--webhook-key <file>', 'the PEM private key of --webhook-cert')
     .addOption(
       new Option('--debounce-after <duration>', 'quiet time before a push').default(100).argParser(parseDuration),
     )
@@ -92,25 +118,78 @@ export function buildProgram(): Command {
         .default('info'),
     )
     .action(
-      async (opts: {
-        host: string;
-        xdsPort: number;
-        monitoringPort: number;
-        staticResources?: string;
-        debounceAfter: number;
-        debounceMax: number;
-        maxMessageBytes: number;
-        keepalive: number;
-        maxConnectionAge: number;
-        logLevel: string;
-      }) => {
+      async (
+        opts: {
+          host: string;
+          xdsPort: number;
+          monitoringPort: number;
+          staticResources?: string;
+          configDir?: string;
+          meshConfig?: string;
+          kubeconfig?: string;
+          kube?: boolean;
+          webhookPort: number;
+          webhookCert?: string;
+          webhookKey?: string;
+          debounceAfter: number;
+          debounceMax: number;
+          maxMessageBytes: number;
+          keepalive: number;
+          maxConnectionAge: number;
+          logLevel: string;
+        },
+        command: Command,
+      ) => {
+        if (opts.staticResources && opts.configDir) {
+          command.error(
+            'error: --static-resources and --config-dir exclude each other (raw Envoy resources, or a mesh to translate)',
+            { exitCode: 2 },
+          );
+        }
+        if (opts.meshConfig && !opts.configDir) {
+          command.error('error: --mesh-config needs --config-dir (it configures the translation of a mesh)', {
+            exitCode: 2,
+          });
+        }
+        let meshConfig;
+        try {
+          meshConfig = opts.meshConfig ? readMeshConfigFile(opts.meshConfig) : undefined;
+        } catch (err) {
+          if (!(err instanceof MeshConfigError)) throw err;
+          command.error(`error: --mesh-config is invalid:\n  ${err.errors.join('\n  ')}`, { exitCode: 2 });
+        }
+        if (opts.configDir && !fs.statSync(opts.configDir, { throwIfNoEntry: false })?.isDirectory()) {
+          command.error(`error: --config-dir ${opts.configDir}: not a directory`, { exitCode: 2 });
+        }
+        if ((opts.kubeconfig || opts.kube) && (opts.staticResources || opts.configDir)) {
+          command.error('error: --kubeconfig/--kube exclude --static-resources and --config-dir', { exitCode: 2 });
+        }
+        if (Boolean(opts.webhookCert) !== Boolean(opts.webhookKey)) {
+          command.error('error: --webhook-cert and --webhook-key go together', { exitCode: 2 });
+        }
+        let kubeConfig: KubeConfig | undefined;
+        if (opts.kubeconfig || opts.kube) {
+          kubeConfig = new KubeConfig();
+          try {
+            if (opts.kubeconfig) kubeConfig.loadFromFile(opts.kubeconfig);
+            else kubeConfig.loadFromDefault();
+          } catch (err) {
+            command.error(`error: cannot load the Kubernetes config: ${(err as Error).message}`, { exitCode: 2 });
+          }
+        }
         const logger = createLogger({ level: opts.logLevel, name: 'trellis-control-plane' });
         const cp = await startControlPlane({
+          ...(kubeConfig ? { kube: { kubeConfig } } : {}),
+          ...(opts.webhookCert && opts.webhookKey
+            ? { webhook: { port: opts.webhookPort, certFile: opts.webhookCert, keyFile: opts.webhookKey } }
+            : {}),
           logger,
           host: opts.host,
           xdsPort: opts.xdsPort,
           monitoringPort: opts.monitoringPort,
           staticResources: opts.staticResources,
+          configDir: opts.configDir,
+          meshConfig,
           debounceQuietMs: opts.debounceAfter,
           debounceMaxMs: opts.debounceMax,
           maxMessageBytes: opts.maxMessageBytes,

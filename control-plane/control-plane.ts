@@ -4,6 +4,14 @@ import type { Logger } from './logger.js';
 import { XdsMetrics } from './metrics.js';
 import { MonitoringServer } from './monitoring.js';
 import { StaticResourcesSource, staticGenerator, type StaticSnapshot } from './static-resources.js';
+import { formatIssue, validateRoutingResource } from '../crds/validator.js';
+import { FileSource } from './sources/file-source.js';
+import { defaultMeshConfig, type MeshConfig } from './translate/context.js';
+import { meshGenerator } from './translate/generator.js';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { KubeSource } from './sources/kube-source.js';
+import { StatusWriter } from './sources/status-writer.js';
+import { WebhookServer } from './webhook/server.js';
 import { AdsServer } from './xds/ads-server.js';
 import type { Generator, SnapshotSource } from './xds/generator.js';
 import { PushController } from './xds/push-controller.js';
@@ -18,6 +26,18 @@ export interface ControlPlaneOptions {
   readonly monitoringPort?: number;
   /** Serve the raw Envoy resources of this YAML/JSON file (watched). */
   readonly staticResources?: string;
+  /** Local mode: translate the mesh in this directory of Kubernetes YAML (FileSource, watched). */
+  readonly configDir?: string;
+  /**
+   * Kubernetes mode: the mesh from the API server (KubeSource; /readyz waits for its first full sync),
+   * and the `Accepted` status of every VirtualService and DestinationRule written back (unless
+   * `writeStatus: false`). Excludes `configDir` and `staticResources`.
+   */
+  readonly kube?: { readonly kubeConfig: KubeConfig; readonly writeStatus?: boolean };
+  /** Serve the admission webhooks (`/validate`) over HTTPS (port 15017 by default). */
+  readonly webhook?: { readonly port?: number; readonly certFile: string; readonly keyFile: string };
+  /** Mesh-wide settings for translation (`--mesh-config`); defaultMeshConfig when unset. */
+  readonly meshConfig?: MeshConfig;
   readonly debounceQuietMs?: number;
   readonly debounceMaxMs?: number;
   readonly maxMessageBytes?: number;
@@ -31,6 +51,8 @@ export interface ControlPlaneOptions {
 export interface RunningControlPlane {
   readonly xdsPort: number;
   readonly monitoringPort: number;
+  /** The admission webhook port, when `webhook` was given. */
+  readonly webhookPort?: number;
   readonly ads: AdsServer;
   readonly controller: PushController<unknown>;
   readonly metrics: XdsMetrics;
@@ -54,10 +76,30 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   const logger = options.logger;
   const host = options.host ?? '127.0.0.1';
   const metrics = new XdsMetrics({ processMetrics: options.processMetrics ?? false });
+  if (options.staticResources && options.configDir) {
+    throw new Error(
+      '--static-resources and --config-dir exclude each other: serve either raw Envoy resources or a mesh',
+    );
+  }
+  if (options.kube && (options.staticResources || options.configDir)) {
+    throw new Error('Kubernetes mode excludes --static-resources and --config-dir');
+  }
   const staticSource = options.staticResources ? new StaticResourcesSource(options.staticResources, logger) : undefined;
   await staticSource?.start();
-  const source: SnapshotSource<StaticSnapshot> = staticSource ?? new EmptySource();
-  const generator: Generator<StaticSnapshot> = staticGenerator;
+  const meshSource = options.configDir
+    ? await startConfigDir(options.configDir, logger)
+    : options.kube
+      ? startKube(options.kube.kubeConfig, logger)
+      : undefined;
+  const statusWriter =
+    meshSource instanceof KubeSource && options.kube?.kubeConfig && options.kube.writeStatus !== false
+      ? new StatusWriter({ kubeConfig: options.kube.kubeConfig, source: meshSource, logger })
+      : undefined;
+  statusWriter?.start();
+  const source: SnapshotSource<unknown> = meshSource ?? staticSource ?? new EmptySource();
+  const generator = (
+    meshSource ? meshGenerator(options.meshConfig ?? defaultMeshConfig) : staticGenerator
+  ) as Generator<unknown>;
   const controller = new PushController(source, generator, {
     debounce: { quietMs: options.debounceQuietMs ?? 100, maxMs: options.debounceMaxMs ?? 10_000 },
     metrics,
@@ -75,12 +117,26 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   });
   const xdsPort = await ads.listen(host, options.xdsPort ?? 15010);
   let listening = true;
-  const monitoring = new MonitoringServer({ metrics, ads, controller: erased, logger, ready: () => listening && controller.ready() });
+  const monitoring = new MonitoringServer({
+    metrics,
+    ads,
+    controller: erased,
+    logger,
+    ready: () => listening && controller.ready(),
+  });
   const monitoringPort = await monitoring.listen(host, options.monitoringPort ?? 15014);
-  logger.info({ host, xdsPort, monitoringPort, staticResources: options.staticResources }, 'control plane listening');
+  const webhook = options.webhook
+    ? new WebhookServer({ certFile: options.webhook.certFile, keyFile: options.webhook.keyFile, logger })
+    : undefined;
+  const webhookPort = webhook ? await webhook.listen(host, options.webhook?.port ?? 15017) : undefined;
+  logger.info(
+    { host, xdsPort, monitoringPort, staticResources: options.staticResources, configDir: options.configDir },
+    'control plane listening',
+  );
   return {
     xdsPort,
     monitoringPort,
+    webhookPort,
     ads,
     controller: erased,
     metrics,
@@ -90,7 +146,32 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       await ads.close();
       await monitoring.close();
       await staticSource?.stop();
+      await webhook?.close();
+      await statusWriter?.stop();
+      await meshSource?.stop();
       logger.info('control plane stopped');
     },
   };
+}
+
+/** `--config-dir`: the mesh from a directory of Kubernetes YAML, read once before the ports open, then watched. */
+async function startConfigDir(directory: string, logger: Logger): Promise<FileSource> {
+  const source = new FileSource({ directory, validate: validateRoutingResource, formatIssue, logger });
+  try {
+    await source.start();
+  } catch (err) {
+    await source.stop();
+    throw new Error(`--config-dir ${directory}: ${(err as Error).message}`, { cause: err });
+  }
+  return source;
+}
+
+/**
+ * Kubernetes mode: informers on the API server. Not awaited: the ports open at once and /readyz turns
+ * ready after the first full sync of every kind (errors are retried with backoff and logged).
+ */
+function startKube(kubeConfig: KubeConfig, logger: Logger): KubeSource {
+  const source = new KubeSource({ kubeConfig, validate: validateRoutingResource, formatIssue, logger });
+  source.start().catch(() => undefined); // rejects only when stopped before the first sync
+  return source;
 }

@@ -57,6 +57,8 @@ const files = [
   'envoy/extensions/load_balancing_policies/least_request/v3/least_request.proto',
   'envoy/extensions/load_balancing_policies/wrr_locality/v3/wrr_locality.proto',
   'envoy/extensions/load_balancing_policies/pick_first/v3/pick_first.proto',
+  'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',
+  'envoy/extensions/retry/priority/previous_priorities/v3/previous_priorities_config.proto',
 ];
 
 const pkg = JSON.parse(fs.readFileSync(path.join(deps, '../package.json'), 'utf8'));

@@ -53,3 +53,21 @@ export const SDS_CLUSTER = 'sds-grpc';
 
 /** The cluster that carries Envoy's OTLP spans to the collector (Jaeger) named in the mesh config. */
 export const OTEL_COLLECTOR_CLUSTER = 'opentelemetry-collector';
+
+/** Istio's mTLS SNI, `outbound_.<port>_.<subset>_.<fqdn>` (envoy-translation.md §1.1). */
+export function outboundSni(port: number, subset: string, fqdn: string): string {
+  return `outbound_.${port}_.${subset}_.${fqdn}`;
+}
+
+/**
+ * The ALPN a sidecar offers on mesh mutual TLS. Istio's inbound PERMISSIVE chains tell mesh mTLS from an
+ * application's own TLS by this value (envoy-translation.md §3.3), so an inbound filter chain matching
+ * `application_protocols: [MESH_MTLS_ALPN]` catches exactly the connections of our clusters.
+ */
+export const MESH_MTLS_ALPN = 'istio';
+
+/** Endpoint metadata namespace Envoy reads to pick a cluster's `transport_socket_matches` entry. */
+export const TRANSPORT_SOCKET_MATCH_KEY = 'envoy.transport_socket_match';
+
+/** `{tlsMode: "mesh"}` marks an endpoint with a sidecar (auto mutual TLS); the injector's Pod label value. */
+export const TLS_MODE_MESH = 'mesh';

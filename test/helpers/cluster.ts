@@ -682,6 +682,15 @@ export interface Cluster {
    */
   createNamespace(prefix?: string, labels?: Record<string, string>): Promise<string>;
   /**
+   * Stops kube-apiserver (SIGTERM, SIGKILL after 3 s); etcd and its data stay. Clients see connection
+   * refused until startApiServer(). `pids.apiserver` is 0 meanwhile.
+   */
+  stopApiServer(): Promise<void>;
+  /** Starts kube-apiserver again: same port, flags, certificates and etcd; resolves once /readyz is ok. */
+  startApiServer(): Promise<void>;
+  /** stopApiServer(), then startApiServer(): an API server restart as clients see it. */
+  restartApiServer(): Promise<void>;
+  /**
    * A serving certificate for a server the apiserver must call (an admission webhook on 127.0.0.1),
    * signed by the cluster CA. Register the webhook by URL with caBundle = base64(caPem).
    */
@@ -739,9 +748,12 @@ async function startApiserver(
   adminToken: string,
   caPem: string,
   issuer: string,
+  /** Start on this port (a restart); a fresh free port when omitted. */
+  fixedPort?: number,
 ): Promise<{ proc: Proc; server: string }> {
+  // A fixed port (a restart) is retried on the same port: it is free once the old process is gone.
   return withPortRetry(async () => {
-    const port = await freePort();
+    const port = fixedPort ?? (await freePort());
     const server = `https://127.0.0.1:${port}`;
     const proc = startProcess(
       'kube-apiserver',
@@ -931,23 +943,40 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     const caPem = pki.serving.caPem;
     const issuer = 'https://kubernetes.default.svc.cluster.local';
     const t1 = Date.now();
-    const api = await startApiserver(
-      bins.apiserver,
-      dir,
-      etcd.url,
-      {
-        caFile: pki.ca.certFile,
-        certFile: pki.serving.certFile,
-        keyFile: pki.serving.keyFile,
-        tokensFile: pki.tokensFile,
-        saPub: pki.saPub,
-        saKey: pki.saKey,
-      },
-      pki.adminToken,
-      caPem,
-      issuer,
-    );
+    const apiPki = {
+      caFile: pki.ca.certFile,
+      certFile: pki.serving.certFile,
+      keyFile: pki.serving.keyFile,
+      tokensFile: pki.tokensFile,
+      saPub: pki.saPub,
+      saKey: pki.saKey,
+    };
+    const api = await startApiserver(bins.apiserver, dir, etcd.url, apiPki, pki.adminToken, caPem, issuer);
     procs.push(api.proc);
+    let apiProc: Proc | undefined = api.proc;
+    const apiPort = Number(new URL(api.server).port);
+    const stopApiServer = async (): Promise<void> => {
+      const proc = apiProc;
+      if (!proc) return;
+      apiProc = undefined;
+      await stopProcess(proc);
+      procs.splice(procs.indexOf(proc), 1);
+    };
+    const startApiServer = async (): Promise<void> => {
+      if (apiProc) return;
+      const restarted = await startApiserver(
+        bins.apiserver,
+        dir,
+        etcd.url,
+        apiPki,
+        pki.adminToken,
+        caPem,
+        issuer,
+        apiPort,
+      );
+      apiProc = restarted.proc;
+      procs.push(restarted.proc);
+    };
     const apiserverMs = Date.now() - t1;
 
     jaeger = jaegerStarted ? await jaegerStarted : undefined;
@@ -1033,7 +1062,13 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       caPem,
       serviceAccountIssuer: issuer,
       dir,
-      pids: { etcd: etcd.proc.pid, apiserver: api.proc.pid, jaeger: jaeger?.pid },
+      pids: {
+        etcd: etcd.proc.pid,
+        get apiserver() {
+          return apiProc?.pid ?? 0;
+        },
+        jaeger: jaeger?.pid,
+      },
       logs: {
         etcd: etcd.proc.logFile,
         apiserver: api.proc.logFile,
@@ -1054,6 +1089,12 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
         : undefined,
       kubectl,
       createNamespace,
+      stopApiServer,
+      startApiServer,
+      restartApiServer: async () => {
+        await stopApiServer();
+        await startApiServer();
+      },
       issueServingCert: (opts = {}) =>
         signCert(pkiDir, pki.ca, `serving-${++webhookCerts}`, {
           cn: 'trellis-test-server',

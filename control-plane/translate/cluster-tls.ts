@@ -1,0 +1,236 @@
+// DestinationRule `tls` and auto mutual TLS → a cluster's transport socket, per proxy type
+// (envoy-translation.md §1.4 "tls"; grpc-js-xds.md §2 "Security" and §6 for what proxyless gRPC accepts).
+//
+// | mode                      | Envoy sidecar                                         | proxyless gRPC                          |
+// |---------------------------|-------------------------------------------------------|-----------------------------------------|
+// | (none)                    | auto mTLS: transport_socket_matches on endpoint       | plaintext (grpc-js ignores socket       |
+// |                           | metadata tlsMode=mesh, else raw_buffer                | matches; set MESH_MUTUAL to get mTLS)   |
+// | DISABLE                   | plaintext                                             | plaintext                               |
+// | MESH_MUTUAL/ISTIO_MUTUAL  | SDS `default` + `ROOTCA`, SAN = SPIFFE ids, Istio SNI | providers identity + root, SAN = ids    |
+// | SIMPLE                    | no client cert, system roots, SAN = DR or the SNI     | root provider only, SAN = DR or ids     |
+// | MUTUAL                    | SIMPLE + the workload certificate (SDS `default`)     | identity + root provider, SAN = DR/ids  |
+//
+// MUTUAL: the CRD has no clientCertificate / credentialName (yet), so the only client certificate a
+// proxy can present is its own SPIFFE certificate. Proxyless gRPC knows no system roots (only
+// certificate provider instances), so it always validates against the mesh root.
+// A service with no known service account gets an empty SAN list: any certificate of the mesh root
+// (Envoy), any certificate with a SAN (grpc-js). Istio behaves the same.
+// Proxyless gRPC gets no TLS unless the rule asks: grpc-js applies it only with XdsChannelCredentials
+// and certificate providers in its bootstrap, which the control plane cannot see (Istio's choice too).
+import { create, toBinary, type MessageInitShape } from '@bufbuild/protobuf';
+import { anyPack, AnySchema } from '@bufbuild/protobuf/wkt';
+import type { ClientTLSSettings } from '../../crds/types.js';
+import { Cluster_TransportSocketMatchSchema } from '../envoy/gen/envoy/config/cluster/v3/cluster_pb.js';
+import { TransportSocketSchema, type TransportSocket } from '../envoy/gen/envoy/config/core/v3/base_pb.js';
+import {
+  ApiConfigSource_ApiType,
+  ApiVersion,
+  ConfigSourceSchema,
+} from '../envoy/gen/envoy/config/core/v3/config_source_pb.js';
+import { RawBufferSchema } from '../envoy/gen/envoy/extensions/transport_sockets/raw_buffer/v3/raw_buffer_pb.js';
+import {
+  SubjectAltNameMatcher_SanType,
+  TlsParameters_TlsProtocol,
+  TlsParametersSchema,
+} from '../envoy/gen/envoy/extensions/transport_sockets/tls/v3/common_pb.js';
+import { SdsSecretConfigSchema } from '../envoy/gen/envoy/extensions/transport_sockets/tls/v3/secret_pb.js';
+import {
+  CommonTlsContextSchema,
+  UpstreamTlsContextSchema,
+} from '../envoy/gen/envoy/extensions/transport_sockets/tls/v3/tls_pb.js';
+import type { ProxyType } from '../xds/node.js';
+import {
+  GRPC_IDENTITY_PROVIDER,
+  GRPC_ROOT_PROVIDER,
+  MESH_MTLS_ALPN,
+  SDS_CLUSTER,
+  SDS_ROOT_SECRET,
+  SDS_WORKLOAD_SECRET,
+  TLS_MODE_MESH,
+} from './cluster-names.js';
+import type { ClusterInit } from './cluster-traffic.js';
+
+type TransportSocketMatchInit = MessageInitShape<typeof Cluster_TransportSocketMatchSchema>;
+type CommonTlsInit = MessageInitShape<typeof CommonTlsContextSchema>;
+
+/** What the TLS of one outbound cluster depends on. */
+export interface ClusterTlsInput {
+  readonly proxyType: ProxyType;
+  /** The resolved `tls` block of the cluster's policy, if any. */
+  readonly tls?: ClientTLSSettings;
+  /** Istio's SNI for the cluster, `outbound_.<port>_.<subset>_.<fqdn>`. */
+  readonly meshSni: string;
+  /** The SPIFFE ids of the service's service accounts (sorted). */
+  readonly meshSans: readonly string[];
+  readonly fqdn: string;
+  /** The cluster speaks HTTP/2 (offers ALPN h2). */
+  readonly http2: boolean;
+  /**
+   * Auto mTLS (Envoy, no `tls` in the policy): per endpoint by its metadata (EDS clusters); `always` or
+   * `never` where endpoints carry no metadata: an ORIGINAL_DST cluster whose endpoints all have sidecars
+   * (Istio), or not; a DNS cluster (outside the mesh).
+   */
+  readonly autoMtls: 'endpointMetadata' | 'always' | 'never';
+}
+
+// The constant parts below are created once and shared by every cluster (never mutated).
+
+/** The agent's SDS server, a static cluster in the Envoy bootstrap (design.md §3). */
+const SDS_SOURCE = create(ConfigSourceSchema, {
+  configSourceSpecifier: {
+    case: 'apiConfigSource',
+    value: {
+      apiType: ApiConfigSource_ApiType.GRPC,
+      transportApiVersion: ApiVersion.V3,
+      grpcServices: [{ targetSpecifier: { case: 'envoyGrpc', value: { clusterName: SDS_CLUSTER } } }],
+      setNodeOnFirstMessageOnly: true,
+    },
+  },
+  resourceApiVersion: ApiVersion.V3,
+  // Wait for the certificate however long it takes: a cluster without it cannot connect anyway.
+  initialFetchTimeout: { seconds: 0n },
+});
+
+/** The workload certificate and the trust bundle from the agent's SDS (design.md §3), shared by clusters and listeners. */
+export const WORKLOAD_SECRET = create(SdsSecretConfigSchema, { name: SDS_WORKLOAD_SECRET, sdsConfig: SDS_SOURCE });
+export const ROOT_SECRET = create(SdsSecretConfigSchema, { name: SDS_ROOT_SECRET, sdsConfig: SDS_SOURCE });
+
+/** SPIFFE ids and other URIs are URI SANs; anything else is a DNS name. */
+function typedSan(san: string) {
+  return {
+    sanType: /^[a-z][a-z0-9+.-]*:\/\//i.test(san)
+      ? SubjectAltNameMatcher_SanType.URI
+      : SubjectAltNameMatcher_SanType.DNS,
+    matcher: { matchPattern: { case: 'exact' as const, value: san } },
+  };
+}
+
+const TLS_PARAMS = create(TlsParametersSchema, {
+  tlsMinimumProtocolVersion: TlsParameters_TlsProtocol.TLSv1_2,
+  tlsMaximumProtocolVersion: TlsParameters_TlsProtocol.TLSv1_3,
+});
+
+const UPSTREAM_TLS_TYPE_URL = `type.googleapis.com/${UpstreamTlsContextSchema.typeName}`;
+
+// Encoded common_tls_context parts, by what they depend on (bounded; shared across builds).
+const commonTlsBytes = new Map<string, Uint8Array>();
+
+/**
+ * A TLS transport socket whose UpstreamTlsContext is encoded as `{common_tls_context}` + `{sni}`:
+ * concatenated protobuf messages merge, and fields 1 then 2 is the canonical order, so the bytes are
+ * exactly those of encoding the whole message; but the common part, the same for every port and subset
+ * of a service, is encoded once instead of once per cluster (TLS encoding dominated CDS time).
+ */
+function tlsSocket(sni: string, key: string, common: () => CommonTlsInit): TransportSocket {
+  let head = commonTlsBytes.get(key);
+  if (!head) {
+    head = toBinary(UpstreamTlsContextSchema, create(UpstreamTlsContextSchema, { commonTlsContext: common() }));
+    if (commonTlsBytes.size >= 4096) commonTlsBytes.clear();
+    commonTlsBytes.set(key, head);
+  }
+  const tail =
+    sni === '' ? new Uint8Array(0) : toBinary(UpstreamTlsContextSchema, create(UpstreamTlsContextSchema, { sni }));
+  const value = new Uint8Array(head.length + tail.length);
+  value.set(head);
+  value.set(tail, head.length);
+  return create(TransportSocketSchema, {
+    name: 'envoy.transport_sockets.tls',
+    configType: { case: 'typedConfig', value: create(AnySchema, { typeUrl: UPSTREAM_TLS_TYPE_URL, value }) },
+  });
+}
+
+const RAW_BUFFER_SOCKET = create(TransportSocketSchema, {
+  name: 'envoy.transport_sockets.raw_buffer',
+  configType: { case: 'typedConfig', value: anyPack(RawBufferSchema, create(RawBufferSchema)) },
+});
+
+const PLAINTEXT_MATCH = create(Cluster_TransportSocketMatchSchema, {
+  name: 'tlsMode-disabled',
+  match: {},
+  transportSocket: RAW_BUFFER_SOCKET,
+});
+
+/** Envoy mesh mTLS: the workload certificate and the trust bundle from the agent's SDS, SPIFFE SAN check. */
+export function envoyMeshSocket(sni: string, sans: readonly string[], http2: boolean): TransportSocket {
+  return tlsSocket(sni, JSON.stringify(['mesh', http2, sans]), () => ({
+    tlsParams: TLS_PARAMS,
+    // `istio` lets the server's inbound chains tell mesh mTLS from an application's own TLS.
+    alpnProtocols: http2 ? [MESH_MTLS_ALPN, 'h2'] : [MESH_MTLS_ALPN],
+    tlsCertificateSdsSecretConfigs: [WORKLOAD_SECRET],
+    validationContextType: {
+      case: 'combinedValidationContext',
+      value: {
+        defaultValidationContext: { matchTypedSubjectAltNames: sans.map(typedSan) },
+        validationContextSdsSecretConfig: ROOT_SECRET,
+      },
+    },
+  }));
+}
+
+/** Envoy SIMPLE (and MUTUAL with the workload certificate): an external-style server, system roots. */
+function envoySimpleSocket(tls: ClientTLSSettings, fqdn: string, http2: boolean, clientCert: boolean) {
+  const sni = tls.sni ?? fqdn;
+  const sans = tls.subjectAltNames ?? [sni];
+  return tlsSocket(sni, JSON.stringify(['simple', http2, clientCert, sans]), () => ({
+    tlsParams: TLS_PARAMS,
+    ...(http2 ? { alpnProtocols: ['h2'] } : {}),
+    ...(clientCert ? { tlsCertificateSdsSecretConfigs: [WORKLOAD_SECRET] } : {}),
+    validationContextType: {
+      case: 'validationContext',
+      value: { systemRootCerts: {}, matchTypedSubjectAltNames: sans.map(typedSan) },
+    },
+  }));
+}
+
+/**
+ * Proxyless gRPC: certificates only from the bootstrap's certificate provider instances (grpc-js NACKs
+ * SDS, static certificates and `tls_params`), SANs in the untyped `match_subject_alt_names` (the only
+ * form grpc-js reads; Envoy reports it deprecated, not invalid), no SNI (grpc-js ignores it: the SAN
+ * check replaces hostname verification).
+ */
+function grpcSocket(sans: readonly string[], clientCert: boolean): TransportSocket {
+  return tlsSocket('', JSON.stringify(['grpc', clientCert, sans]), () => ({
+    ...(clientCert ? { tlsCertificateProviderInstance: { instanceName: GRPC_IDENTITY_PROVIDER } } : {}),
+    // Not combined_validation_context: Envoy's rules require its SDS half, which grpc-js NACKs.
+    validationContextType: {
+      case: 'validationContext',
+      value: {
+        caCertificateProviderInstance: { instanceName: GRPC_ROOT_PROVIDER },
+        matchSubjectAltNames: sans.map((san) => ({ matchPattern: { case: 'exact' as const, value: san } })),
+      },
+    },
+  }));
+}
+
+function isMeshMode(tls: ClientTLSSettings): boolean {
+  return tls.mode === 'MESH_MUTUAL' || tls.mode === 'ISTIO_MUTUAL';
+}
+
+/** `transport_socket` or `transport_socket_matches` of an outbound cluster (see the table at the top). */
+export function outboundTlsFields(input: ClusterTlsInput): ClusterInit {
+  const { tls, proxyType } = input;
+  if (tls?.mode === 'DISABLE') return {};
+  if (proxyType === 'grpc') {
+    if (!tls) return {};
+    const sans = tls.subjectAltNames ?? input.meshSans;
+    return { transportSocket: grpcSocket(sans, tls.mode !== 'SIMPLE') };
+  }
+  if (tls && isMeshMode(tls)) {
+    return {
+      transportSocket: envoyMeshSocket(tls.sni ?? input.meshSni, tls.subjectAltNames ?? input.meshSans, input.http2),
+    };
+  }
+  if (tls) return { transportSocket: envoySimpleSocket(tls, input.fqdn, input.http2, tls.mode === 'MUTUAL') };
+  if (input.autoMtls === 'never') return {};
+  const mesh = envoyMeshSocket(input.meshSni, input.meshSans, input.http2);
+  if (input.autoMtls === 'always') return { transportSocket: mesh };
+  return { transportSocketMatches: autoMtlsMatches(mesh) };
+}
+
+/** Auto mutual TLS: mTLS to endpoints whose metadata says they have a sidecar, plaintext to the others. */
+function autoMtlsMatches(mesh: TransportSocket): TransportSocketMatchInit[] {
+  return [
+    { name: `tlsMode-${TLS_MODE_MESH}`, match: { tlsMode: TLS_MODE_MESH }, transportSocket: mesh },
+    PLAINTEXT_MATCH,
+  ];
+}

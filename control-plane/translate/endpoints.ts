@@ -1,0 +1,128 @@
+// EDS: one ClusterLoadAssignment per EDS cluster of the proxy (envoy-translation.md §1.5; grpc-js-xds.md §2
+// "EDS"). Subsets are filtered here, on the server side, as Istio does: the resource name is the cluster
+// name, `outbound|<port>|<subset>|<fqdn>`.
+//
+// - Every requested name gets an assignment, an empty one when nothing backs it (an unknown name, a
+//   subset that selects nothing): a cluster without its EDS answer warms forever (Envoy) or stalls the
+//   channel (grpc-js); an empty one gives 503 UH / UNAVAILABLE, which says what is wrong.
+// - Endpoints that are not ready are left out, as Istio does by default (sendUnhealthyEndpoints: false):
+//   grpc-js would ignore them anyway (it uses only UNKNOWN and HEALTHY), and Envoy's panic mode would
+//   otherwise send traffic to them when most of a service is starting. Ready ones are HEALTHY.
+// - Endpoints are grouped by locality, each locality with `load_balancing_weight` = its endpoint count:
+//   grpc-js drops a locality without a weight; Envoy ignores the weights unless a cluster asks for
+//   locality-weighted balancing, so the proportions stay those of plain endpoint balancing.
+// - No address is listed twice (grpc-js NACKs duplicates) and every address is an IP literal (grpc-js
+//   NACKs names; FQDN EndpointSlices are skipped).
+// - Envoy only: endpoints of Pods with a sidecar carry `envoy.transport_socket_match: {tlsMode: mesh}`, which
+//   selects the mTLS entry of the cluster's transport_socket_matches (auto mutual TLS, cluster-tls.ts).
+import { create, type MessageInitShape } from '@bufbuild/protobuf';
+import net from 'node:net';
+import { HealthStatus } from '../envoy/gen/envoy/config/core/v3/health_check_pb.js';
+import {
+  ClusterLoadAssignmentSchema,
+  type ClusterLoadAssignment,
+} from '../envoy/gen/envoy/config/endpoint/v3/endpoint_pb.js';
+import { LbEndpointSchema, type LbEndpoint } from '../envoy/gen/envoy/config/endpoint/v3/endpoint_components_pb.js';
+import { endpointsFor } from '../model/lookup.js';
+import type { MeshEndpoint } from '../model/snapshot.js';
+import type { ProxyType } from '../xds/node.js';
+import { parseOutboundClusterName, TLS_MODE_MESH, TRANSPORT_SOCKET_MATCH_KEY } from './cluster-names.js';
+import type { TranslateContext } from './context.js';
+
+type LbEndpointInit = MessageInitShape<typeof LbEndpointSchema>;
+
+/** One assignment per name, in the order of `clusterNames` (names are unique there). Pure. */
+export function buildLoadAssignments(ctx: TranslateContext, clusterNames: readonly string[]): ClusterLoadAssignment[] {
+  return clusterNames.map((name) => loadAssignment(ctx, name));
+}
+
+function loadAssignment(ctx: TranslateContext, clusterName: string): ClusterLoadAssignment {
+  const parsed = parseOutboundClusterName(clusterName);
+  const endpoints = parsed
+    ? endpointsFor(ctx.snapshot, parsed.fqdn, parsed.port, parsed.subset, ctx.proxy.namespace)
+    : [];
+  const localities = groupByLocality(usable(endpoints));
+  return create(ClusterLoadAssignmentSchema, {
+    clusterName,
+    endpoints: localities.map(({ locality, members }) => ({
+      locality,
+      loadBalancingWeight: members.length,
+      lbEndpoints: members.map((e) => lbEndpoint(e, ctx.proxy.proxyType)),
+    })),
+  });
+}
+
+/** Ready, IP-addressed, and each address:port once (the model already keeps one entry per address and port). */
+function usable(endpoints: readonly MeshEndpoint[]): MeshEndpoint[] {
+  const seen = new Set<string>();
+  return endpoints.filter((e) => {
+    const key = `${e.address}|${e.port}`;
+    if (!e.ready || net.isIP(e.address) === 0 || seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+interface LocalityGroup {
+  readonly locality: { region: string; zone: string; subZone: string };
+  readonly members: MeshEndpoint[];
+}
+
+/** Sorted by region, zone, sub-zone; members keep the model's order (address, then port). */
+function groupByLocality(endpoints: readonly MeshEndpoint[]): LocalityGroup[] {
+  const groups = new Map<string, LocalityGroup>();
+  for (const e of endpoints) {
+    const { region, zone, subZone } = e.locality;
+    const key = JSON.stringify([region, zone, subZone]);
+    let group = groups.get(key);
+    if (!group) {
+      group = { locality: { region, zone, subZone }, members: [] };
+      groups.set(key, group);
+    }
+    group.members.push(e);
+  }
+  return [...groups.values()].sort((a, b) => compareLocalities(a.locality, b.locality));
+}
+
+function compareLocalities(a: LocalityGroup['locality'], b: LocalityGroup['locality']): number {
+  for (const k of ['region', 'zone', 'subZone'] as const) {
+    if (a[k] !== b[k]) return a[k] < b[k] ? -1 : 1;
+  }
+  return 0;
+}
+
+// One LbEndpoint message per snapshot endpoint and proxy type, shared by every assignment that lists it
+// (the service cluster, its subsets, every proxy): building them dominates EDS time. Never mutated.
+const lbEndpoints: Record<ProxyType, WeakMap<MeshEndpoint, LbEndpoint>> = {
+  envoy: new WeakMap(),
+  grpc: new WeakMap(),
+};
+
+function lbEndpoint(e: MeshEndpoint, proxyType: ProxyType): LbEndpoint {
+  let message = lbEndpoints[proxyType].get(e);
+  if (!message) {
+    message = create(LbEndpointSchema, lbEndpointInit(e, proxyType));
+    lbEndpoints[proxyType].set(e, message);
+  }
+  return message;
+}
+
+function lbEndpointInit(e: MeshEndpoint, proxyType: ProxyType): LbEndpointInit {
+  return {
+    hostIdentifier: {
+      case: 'endpoint',
+      value: {
+        address: {
+          address: {
+            case: 'socketAddress',
+            value: { address: e.address, portSpecifier: { case: 'portValue', value: e.port } },
+          },
+        },
+      },
+    },
+    healthStatus: HealthStatus.HEALTHY,
+    ...(proxyType === 'envoy' && e.inMesh
+      ? { metadata: { filterMetadata: { [TRANSPORT_SOCKET_MATCH_KEY]: { tlsMode: TLS_MODE_MESH } } } }
+      : {}),
+  };
+}

@@ -1,0 +1,97 @@
+// LDS for a proxyless gRPC application (grpc-js-xds.md §2 "Listener", §3 A36):
+//   - client side: one API listener per name a channel may dial (`xds:///<name>:<port>`), an HCM that
+//     takes its routes from RDS `"<port>"`; no address, no listener filters, no use_original_dst (NACK);
+//   - server side: one listener per address the application's XdsServer binds, named by the bootstrap's
+//     `server_listener_resource_name_template` (grpc/server?xds.resource.listening_address=<ip>:<port>).
+import { create } from '@bufbuild/protobuf';
+import { ListenerSchema, type Listener } from '../envoy/gen/envoy/config/listener/v3/listener_pb.js';
+import { packAny } from '../envoy/protos.js';
+import { hostAliases } from '../model/hosts.js';
+import { instancesAt } from '../model/lookup.js';
+import { grpcServerListenerName } from './cluster-names.js';
+import type { TranslateContext } from './context.js';
+import { grpcApiListenerHcm, grpcServerHcm, hcmFilter } from './http-connection-manager.js';
+import { socketAddress } from './listener-address.js';
+import { grpcServerTls } from './listener-tls.js';
+import { httpServicesByPort } from './routes.js';
+
+/**
+ * API listeners `<alias>:<port>` for every HTTP/gRPC port of every visible Service: the FQDN, `name.ns.svc`,
+ * `name.ns`, and the bare `name` only from the Service's own namespace (hostAliases). All listeners of a
+ * port share one HCM message (encoded once). Sorted by name; a name is emitted once.
+ */
+function apiListeners(ctx: TranslateContext): Listener[] {
+  const byName = new Map<string, Listener>();
+  for (const [port, services] of httpServicesByPort(ctx)) {
+    const hcm = packAny(grpcApiListenerHcm(port));
+    for (const service of services) {
+      for (const alias of hostAliases(service.name, service.namespace, ctx.proxy.namespace, ctx.snapshot.domain)) {
+        const name = `${alias}:${port}`;
+        if (!byName.has(name)) byName.set(name, create(ListenerSchema, { name, apiListener: { apiListener: hcm } }));
+      }
+    }
+  }
+  return [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/**
+ * The (address, target port) pairs this application serves: the Service ports with an endpoint at one of
+ * its INSTANCE_IPS. The listener's socket address must equal what the application binds, or grpc-js
+ * refuses to serve ("socket_address mismatch"), and the application binds its instance IP. By IP, not by
+ * the Pod named in node.id: proxyless nodes that differ only in id share their generated config
+ * (generator.ts proxyShapeKey). In the local demo, where every workload is 127.0.0.1, a server thus also
+ * gets the listeners of its neighbours' ports; it subscribes only to its own name, so they are inert.
+ */
+function serverBindings(ctx: TranslateContext): { address: string; port: number }[] {
+  const seen = new Set<string>();
+  const out: { address: string; port: number }[] = [];
+  for (const ip of ctx.proxy.instanceIps) {
+    for (const instance of instancesAt(ctx.snapshot, ip)) {
+      if (instance.port.transport !== 'TCP') continue;
+      const key = `${ip}|${instance.endpoint.port}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      out.push({ address: ip, port: instance.endpoint.port });
+    }
+  }
+  return out;
+}
+
+/**
+ * Server listeners (A36), one per (instance IP, target port) of this workload's Service ports. One filter
+ * chain without `filter_chain_match` (grpc-js never matches `{}` — gotcha §0.9) and never a
+ * `default_filter_chain` (adding or removing it on a live listener crashes grpc-js — §0.10).
+ *
+ * mTLS: STRICT → the chain carries a DownstreamTlsContext from the certificate providers. PERMISSIVE →
+ * plaintext only: a grpc-js server cannot offer both on one port, because it matches chains on
+ * addresses and ports only and never matches a chain whose `transport_protocol` is not `raw_buffer`
+ * (grpc-js-xds.md §3 "filter_chain_match"), so there is no way to tell a TLS ClientHello from plaintext.
+ * Plaintext keeps every client working until the namespace goes STRICT.
+ */
+function serverListeners(ctx: TranslateContext): Listener[] {
+  const strict = ctx.mesh.mtlsMode === 'STRICT';
+  const byName = new Map<string, Listener>();
+  for (const { address, port } of serverBindings(ctx)) {
+    const name = grpcServerListenerName(address, port);
+    byName.set(
+      name,
+      create(ListenerSchema, {
+        name,
+        address: socketAddress(address, port),
+        filterChains: [
+          {
+            name: strict ? 'inbound-mtls' : 'inbound-plaintext',
+            filters: [hcmFilter(grpcServerHcm(port))],
+            ...(strict ? { transportSocket: grpcServerTls() } : {}),
+          },
+        ],
+      }),
+    );
+  }
+  return [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** Every listener of a proxyless gRPC application: API listeners, then server listeners. */
+export function grpcListeners(ctx: TranslateContext): Listener[] {
+  return [...apiListeners(ctx), ...serverListeners(ctx)];
+}

@@ -1,0 +1,136 @@
+// The HTTPS server of the control plane's admission webhooks (design.md §4: port 15017). It routes
+// AdmissionReview v1 POSTs by path to handlers; `/validate` (validate.ts) is there by default, and the
+// injector adds its own. The certificate and its registration (ValidatingWebhookConfiguration with
+// caBundle) come from the injector's installation; tests use the cluster CA (test/helpers/cluster.ts).
+//
+// The API server sends at most a few MiB and waits `timeoutSeconds` (10 s by default): bodies above 8 MiB
+// are refused, a request that takes more than 15 s is cut. Answers are `application/json`; a body that is
+// not an AdmissionReview v1 is a 400 with the reason (the API server then applies failurePolicy).
+import fs from 'node:fs';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../logger.js';
+import { silentLogger } from '../logger.js';
+import { parseAdmissionReview, validateAdmission, type AdmissionRequest, type AdmissionReview } from './validate.js';
+
+export type AdmissionHandler = (request: AdmissionRequest) => AdmissionReview | Promise<AdmissionReview>;
+
+export interface WebhookServerOptions {
+  /** PEM certificate chain and key, or the files holding them (`certFile`/`keyFile`). */
+  readonly cert?: string | Buffer;
+  readonly key?: string | Buffer;
+  readonly certFile?: string;
+  readonly keyFile?: string;
+  readonly logger?: Logger;
+  /** Handlers by path; `/validate` is validateAdmission unless given. */
+  readonly handlers?: Readonly<Record<string, AdmissionHandler>>;
+}
+
+const MAX_BODY = 8 * 1024 * 1024;
+
+export class WebhookServer {
+  private readonly server: https.Server;
+  private readonly logger: Logger;
+  private readonly handlers: Map<string, AdmissionHandler>;
+  private readonly certFile?: string;
+  private readonly keyFile?: string;
+
+  constructor(options: WebhookServerOptions) {
+    this.logger = options.logger ?? silentLogger;
+    this.handlers = new Map(Object.entries({ '/validate': validateAdmission, ...options.handlers }));
+    this.certFile = options.certFile;
+    this.keyFile = options.keyFile;
+    const cert = options.cert ?? (options.certFile ? fs.readFileSync(options.certFile) : undefined);
+    const key = options.key ?? (options.keyFile ? fs.readFileSync(options.keyFile) : undefined);
+    if (!cert || !key) throw new Error('the webhook server needs a certificate and a key');
+    this.server = https.createServer({ cert, key, minVersion: 'TLSv1.2' }, (req, res) => {
+      void this.serve(req, res);
+    });
+    this.server.requestTimeout = 15_000;
+    this.server.headersTimeout = 15_000;
+  }
+
+  /** Re-reads certFile/keyFile (after a rotation); new connections use them. */
+  reloadCertificate(): void {
+    if (!this.certFile || !this.keyFile) return;
+    this.server.setSecureContext({ cert: fs.readFileSync(this.certFile), key: fs.readFileSync(this.keyFile) });
+    this.logger.info({ certFile: this.certFile }, 'webhook certificate reloaded');
+  }
+
+  /** Listens; resolves with the port (0 picks a free one). */
+  async listen(host: string, port: number): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    const bound = (this.server.address() as AddressInfo).port;
+    this.logger.info({ host, port: bound, paths: [...this.handlers.keys()] }, 'admission webhooks listening');
+    return bound;
+  }
+
+  async close(): Promise<void> {
+    if (!this.server.listening) return;
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  private async serve(
+    req: import('node:http').IncomingMessage,
+    res: import('node:http').ServerResponse,
+  ): Promise<void> {
+    const answer = (status: number, body: unknown): void => {
+      const text = JSON.stringify(body);
+      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    };
+    const path = new URL(req.url ?? '/', 'https://webhook').pathname;
+    const handler = this.handlers.get(path);
+    if (!handler) return answer(404, { error: `no webhook at ${path}` });
+    if (req.method !== 'POST') return answer(405, { error: 'POST an AdmissionReview' });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      for await (const chunk of req as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        if (size > MAX_BODY) return answer(413, { error: `body larger than ${MAX_BODY} bytes` });
+        chunks.push(chunk);
+      }
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'webhook: reading the request failed');
+      return;
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    } catch (err) {
+      return answer(400, { error: `not JSON: ${(err as Error).message}` });
+    }
+    const { request, error } = parseAdmissionReview(body);
+    if (!request) return answer(400, { error });
+    try {
+      const result = await handler(request);
+      const response = result.response;
+      this.logger[response?.allowed === false ? 'info' : 'debug'](
+        {
+          path,
+          uid: request.uid,
+          operation: request.operation,
+          kind: request.kind?.kind,
+          object: `${request.namespace ?? ''}/${request.name ?? ''}`,
+          allowed: response?.allowed,
+          ...(response?.status ? { message: response.status.message } : {}),
+        },
+        'admission review',
+      );
+      answer(200, result);
+    } catch (err) {
+      this.logger.error({ path, uid: request.uid, err: (err as Error).message }, 'webhook handler failed');
+      answer(500, { error: 'internal error' });
+    }
+  }
+}

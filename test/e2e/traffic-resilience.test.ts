@@ -1,0 +1,216 @@
+// Resilience end to end: retries, timeouts, circuit breaking and outlier detection written as
+// VirtualService / DestinationRule YAML, translated by `trellis control-plane --config-dir` (a real
+// process) and enforced by real @grpc/grpc-js-xds clients against xDS-enabled servers (A36) that fail or
+// sleep on command. Nobody NACKs.
+import test from 'ava';
+import { setTimeout as sleep } from 'node:timers/promises';
+import * as grpc from '@grpc/grpc-js';
+import {
+  assertNoNacks,
+  deployService,
+  destinationRuleManifest,
+  MeshDir,
+  tally,
+  virtualServiceManifest,
+  type CallResult,
+  type XdsEchoClient,
+} from '../helpers/mesh-e2e.js';
+import { register } from '@grpc/grpc-js-xds';
+import { startControlPlaneProcess, type TrellisProcess } from '../helpers/process.js';
+
+register();
+
+const NS = 'resilience';
+
+let cp: TrellisProcess & { xdsPort: number; monitoringPort: number };
+let dir: MeshDir;
+let controlPlane: string;
+
+test.before(async () => {
+  dir = await MeshDir.create();
+  cp = await startControlPlaneProcess(['--config-dir', dir.dir, '--debounce-after', '20ms']);
+  controlPlane = `127.0.0.1:${cp.xdsPort}`;
+});
+
+test.after.always(async () => {
+  await cp?.stop();
+  await dir?.cleanup();
+});
+
+/** Calls until `done(result)` holds for one call; returns that call, or undefined after `timeoutMs`. */
+async function untilCall(
+  client: XdsEchoClient,
+  done: (r: CallResult) => boolean,
+  timeoutMs = 10_000,
+  options: Parameters<XdsEchoClient['call']>[0] = {},
+): Promise<CallResult | undefined> {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    const r = await client.call(options);
+    if (done(r)) return r;
+  }
+  return undefined;
+}
+
+function retries(attempts: number): ReturnType<typeof virtualServiceManifest> {
+  return virtualServiceManifest('retry', NS, {
+    hosts: ['retry'],
+    http: [{ route: [{ destination: { host: 'retry' } }], retries: { attempts } }],
+  });
+}
+
+test('retries: a backend failing 50% with UNAVAILABLE gives ≥ 99% success with attempts: 3; attempts: 0 lets failures through', async (t) => {
+  const svc = await deployService({
+    dir,
+    controlPlane,
+    service: 'retry',
+    namespace: NS,
+    backends: [{ pod: 'retry-v1' }],
+    routing: [retries(3)],
+  });
+  t.teardown(() => svc.close());
+  const client = await svc.client();
+  const server = svc.servers.get('retry-v1')!;
+  server.setBehavior({ kind: 'fail-every', every: 2 }); // fail, ok, fail, ok, …: 50% of calls
+
+  const servedBefore = server.served();
+  const withRetries = await client.calls(200);
+  const ok = withRetries.filter((r) => r.ok).length;
+  t.log(
+    `attempts: 3 → ${JSON.stringify(tally(withRetries))}; the server saw ${server.served() - servedBefore} attempts`,
+  );
+  t.true(ok / withRetries.length >= 0.99, `${ok} of ${withRetries.length} succeeded`);
+  t.true(server.served() - servedBefore > withRetries.length, 'the server saw no retried attempt');
+
+  await svc.write(['retry-v1'], [retries(0)]);
+  const failed = await untilCall(client, (r) => !r.ok);
+  t.truthy(failed, 'no failure reached the client within 10 s of attempts: 0');
+  t.is(failed && !failed.ok ? failed.code : undefined, grpc.status.UNAVAILABLE);
+  const without = await client.calls(200);
+  const failures = without.filter((r) => !r.ok).length;
+  t.log(`attempts: 0 → ${JSON.stringify(tally(without))}`);
+  t.true(failures >= 80 && failures <= 120, `${failures} of 200 failed; expected about 100`);
+  await assertNoNacks(t, cp.monitoringPort, svc.owns);
+});
+
+test('a 200 ms timeout on a backend that sleeps 1 s gives DEADLINE_EXCEEDED at about 200 ms', async (t) => {
+  const svc = await deployService({
+    dir,
+    controlPlane,
+    service: 'slow',
+    namespace: NS,
+    backends: [{ pod: 'slow-v1' }],
+    routing: [
+      virtualServiceManifest('slow', NS, {
+        hosts: ['slow'],
+        http: [{ route: [{ destination: { host: 'slow' } }], timeout: '200ms' }],
+      }),
+    ],
+  });
+  t.teardown(() => svc.close());
+  const client = await svc.client();
+  svc.servers.get('slow-v1')!.setBehavior({ kind: 'sleep', ms: 1_000 });
+
+  const results = await client.calls(5, { concurrency: 5, deadlineMs: 5_000 });
+  t.log(`latencies: ${results.map((r) => `${r.ok ? 'OK' : grpc.status[r.code]} ${Math.round(r.ms)} ms`).join(', ')}`);
+  for (const r of results) {
+    t.false(r.ok);
+    if (!r.ok) t.is(r.code, grpc.status.DEADLINE_EXCEEDED);
+    t.true(r.ms >= 180 && r.ms < 800, `${Math.round(r.ms)} ms; expected about 200 ms`);
+  }
+  await assertNoNacks(t, cp.monitoringPort, svc.owns);
+});
+
+test('circuit breaking: http2MaxRequests 5 and 20 concurrent slow calls: 5 go through, the excess fails fast', async (t) => {
+  const svc = await deployService({
+    dir,
+    controlPlane,
+    service: 'breaker',
+    namespace: NS,
+    backends: [{ pod: 'breaker-v1' }],
+    routing: [
+      destinationRuleManifest('breaker', NS, {
+        host: 'breaker',
+        trafficPolicy: { connectionPool: { http: { http2MaxRequests: 5 } } },
+      }),
+    ],
+  });
+  t.teardown(() => svc.close());
+  const client = await svc.client();
+  const server = svc.servers.get('breaker-v1')!;
+  server.setBehavior({ kind: 'sleep', ms: 1_000 });
+
+  let maxInFlight = 0;
+  const sampler = setInterval(() => (maxInFlight = Math.max(maxInFlight, server.inFlight())), 5);
+  // 20 calls started 10 ms apart, all in flight together (each sleeps 1 s in the server). Not all in the
+  // same tick: grpc-js counts a call against max_requests only once it has started, after its pick, so
+  // calls picked in one synchronous burst all pass the check before any of them counts.
+  const results = await Promise.all(
+    Array.from({ length: 20 }, (_, i) => sleep(i * 10).then(() => client.call({ deadlineMs: 5_000 }))),
+  );
+  clearInterval(sampler);
+  const passed = results.filter((r) => r.ok);
+  const rejected = results.filter((r) => !r.ok);
+  t.log(
+    `${JSON.stringify(tally(results))}; rejected after ${rejected.map((r) => Math.round(r.ms)).join(', ')} ms; at most ${maxInFlight} in the server`,
+  );
+  t.is(passed.length, 5);
+  t.is(rejected.length, 15);
+  for (const r of rejected) {
+    if (!r.ok) t.is(r.code, grpc.status.UNAVAILABLE);
+    t.true(r.ms < 500, `a rejected call took ${Math.round(r.ms)} ms: not fast`);
+  }
+  t.true(maxInFlight <= 5, `${maxInFlight} calls were in the server at once`);
+  await assertNoNacks(t, cp.monitoringPort, svc.owns);
+});
+
+test('outlier detection ejects a backend that keeps failing, and traffic moves to the healthy ones', async (t) => {
+  const svc = await deployService({
+    dir,
+    controlPlane,
+    service: 'outlier',
+    namespace: NS,
+    backends: [{ pod: 'outlier-a' }, { pod: 'outlier-b' }, { pod: 'outlier-c' }],
+    routing: [
+      virtualServiceManifest('outlier', NS, {
+        hosts: ['outlier'],
+        // No retries: every call that reaches the bad backend fails at the client, so the test sees them stop.
+        http: [{ route: [{ destination: { host: 'outlier' } }], retries: { attempts: 0 } }],
+      }),
+      destinationRuleManifest('outlier', NS, {
+        host: 'outlier',
+        trafficPolicy: {
+          outlierDetection: {
+            consecutive5xxErrors: 3,
+            interval: '1s',
+            baseEjectionTime: '60s',
+            maxEjectionPercent: 50,
+          },
+        },
+      }),
+    ],
+  });
+  t.teardown(() => svc.close());
+  const client = await svc.client();
+  const bad = svc.servers.get('outlier-c')!;
+  bad.setBehavior({ kind: 'fail', code: grpc.status.UNAVAILABLE });
+
+  const started = performance.now();
+  let ejectedAfter: number | undefined;
+  let seenFailures = 0;
+  while (performance.now() - started < 20_000) {
+    const before = bad.served();
+    const window = await client.calls(60, { concurrency: 3 });
+    seenFailures += window.filter((r) => !r.ok).length;
+    if (bad.served() === before && window.every((r) => r.ok)) {
+      ejectedAfter = performance.now() - started;
+      break;
+    }
+  }
+  t.log(`${seenFailures} failed calls before the bad backend was ejected after ${ejectedAfter?.toFixed(0)} ms`);
+  t.truthy(ejectedAfter, 'the failing backend still got traffic after 20 s');
+  t.true(seenFailures > 0, 'the bad backend never got traffic, so nothing was ejected');
+  const after = tally(await client.calls(60, { concurrency: 3 }));
+  t.deepEqual(Object.keys(after).sort(), ['outlier-a', 'outlier-b']);
+  await assertNoNacks(t, cp.monitoringPort, svc.owns);
+});
