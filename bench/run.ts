@@ -1,12 +1,13 @@
 // `npm run bench` runs every benchmark with its defaults; `npm run bench -- NAME [--flags]` runs one.
 // Each prints its tables and writes bench/results/<name>-<YYYY-MM-DD>.{json,md} and <name>-latest.md.
 // `--label TEXT` (any benchmark) inserts TEXT into those file names, to keep a variant run apart.
+import { ca } from './ca.js';
 import { encode } from './encode.js';
 import { machineInfo, Progress, renderText, UsageError, writeResults, type Benchmark } from './report.js';
 import { translate } from './translate.js';
 import { xdsFanout } from './xds-fanout.js';
 
-const benchmarks: readonly Benchmark[] = [encode, xdsFanout, translate];
+const benchmarks: readonly Benchmark[] = [encode, xdsFanout, translate, ca];
 
 function usage(): string {
   return [

@@ -8,6 +8,8 @@ import { startControlPlane } from './control-plane.js';
 import { createLogger } from './logger.js';
 import { KubeConfig } from '@kubernetes/client-node';
 import { MeshConfigError, readMeshConfigFile } from './translate/mesh-config.js';
+import { TokensFileAuthenticator } from './ca/auth.js';
+import { PluginCaError } from '../certs/index.js';
 
 /** `250ms`, `10s`, `30m`, `1h`, or a number of milliseconds. */
 export function parseDuration(value: string): number {
@@ -91,6 +93,15 @@ export function buildProgram(): Command {
     )
     .option('--webhook-cert <file>', 'serve the validating webhook (/validate) with this PEM certificate chain')
     .option('--webhook-key <file>', 'the PEM private key of --webhook-cert')
+    .option(
+      '--state-dir <dir>',
+      'CA (local mode): keep the root CA (root-cert.pem, root-key.pem 0600) here, made on first start; serves trellis.ca.v1.CertificateService on the xDS port',
+    )
+    .option('--tokens-file <file>', 'CA (local mode): YAML/JSON list of {token, namespace, serviceAccount}')
+    .option(
+      '--plugin-ca-dir <dir>',
+      'CA: sign with a plug-in CA from this directory (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem)',
+    )
     .addOption(
       new Option('--debounce-after <duration>', 'quiet time before a push').default(100).argParser(parseDuration),
     )
@@ -131,6 +142,9 @@ export function buildProgram(): Command {
           webhookPort: number;
           webhookCert?: string;
           webhookKey?: string;
+          stateDir?: string;
+          tokensFile?: string;
+          pluginCaDir?: string;
           debounceAfter: number;
           debounceMax: number;
           maxMessageBytes: number;
@@ -177,6 +191,24 @@ export function buildProgram(): Command {
             command.error(`error: cannot load the Kubernetes config: ${(err as Error).message}`, { exitCode: 2 });
           }
         }
+        const caEnabled = Boolean(opts.stateDir || opts.pluginCaDir);
+        if (opts.tokensFile && !caEnabled) {
+          command.error('error: --tokens-file needs --state-dir or --plugin-ca-dir (it authenticates CA callers)', {
+            exitCode: 2,
+          });
+        }
+        if (caEnabled && !opts.tokensFile && !kubeConfig) {
+          command.error('error: the CA needs --tokens-file in local mode (or --kube/--kubeconfig for TokenReview)', {
+            exitCode: 2,
+          });
+        }
+        if (opts.tokensFile) {
+          try {
+            TokensFileAuthenticator.fromFile(opts.tokensFile);
+          } catch (err) {
+            command.error(`error: --tokens-file: ${(err as Error).message}`, { exitCode: 2 });
+          }
+        }
         const logger = createLogger({ level: opts.logLevel, name: 'trellis-control-plane' });
         const cp = await startControlPlane({
           ...(kubeConfig ? { kube: { kubeConfig } } : {}),
@@ -196,6 +228,13 @@ export function buildProgram(): Command {
           keepaliveMs: opts.keepalive,
           maxConnectionAgeMs: opts.maxConnectionAge,
           processMetrics: true,
+          ...(caEnabled
+            ? { ca: { stateDir: opts.stateDir, tokensFile: opts.tokensFile, pluginDir: opts.pluginCaDir } }
+            : {}),
+        }).catch((err: unknown) => {
+          // A CA file that is missing or does not fit: the operator's to fix, named in one line.
+          if (err instanceof PluginCaError) command.error(`error: CA: ${err.message}`, { exitCode: 2 });
+          throw err;
         });
         onShutdownSignal(() => cp.close());
       },

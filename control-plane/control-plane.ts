@@ -1,5 +1,7 @@
 // Assembles one control plane: a snapshot source, a generator, the push controller, the ADS server and
 // the monitoring server. `trellis control-plane` (cli.ts) is a thin layer over startControlPlane().
+import { certificateServiceDefinition } from './ca/service.js';
+import { setupCa, type CaOptions, type StartedCa } from './ca/setup.js';
 import type { Logger } from './logger.js';
 import { XdsMetrics } from './metrics.js';
 import { MonitoringServer } from './monitoring.js';
@@ -46,6 +48,12 @@ export interface ControlPlaneOptions {
   /** How long streams may continue after the max-age GOAWAY; default 10 s. */
   readonly maxConnectionAgeGraceMs?: number;
   readonly processMetrics?: boolean;
+  /**
+   * The CA service (trellis.ca.v1.CertificateService) on the xDS port: local mode with `stateDir` +
+   * `tokensFile`; in Kubernetes mode the Secret trellis-system/trellis-ca and TokenReview. The trust
+   * domain defaults to the mesh config's.
+   */
+  readonly ca?: CaOptions;
 }
 
 export interface RunningControlPlane {
@@ -56,6 +64,8 @@ export interface RunningControlPlane {
   readonly ads: AdsServer;
   readonly controller: PushController<unknown>;
   readonly metrics: XdsMetrics;
+  /** The CA, when `ca` was given. */
+  readonly ca?: StartedCa;
   close(): Promise<void>;
 }
 
@@ -84,6 +94,17 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   if (options.kube && (options.staticResources || options.configDir)) {
     throw new Error('Kubernetes mode excludes --static-resources and --config-dir');
   }
+  const ca = options.ca
+    ? await setupCa(
+        {
+          kubeConfig: options.kube?.kubeConfig,
+          ...options.ca,
+          trustDomain: options.ca.trustDomain ?? options.meshConfig?.trustDomain,
+        },
+        metrics.registry,
+        logger,
+      )
+    : undefined;
   const staticSource = options.staticResources ? new StaticResourcesSource(options.staticResources, logger) : undefined;
   await staticSource?.start();
   const meshSource = options.configDir
@@ -115,6 +136,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     maxConnectionAgeMs: options.maxConnectionAgeMs,
     maxConnectionAgeGraceMs: options.maxConnectionAgeGraceMs,
   });
+  if (ca) ads.addService(certificateServiceDefinition, ca.service.implementation());
   const xdsPort = await ads.listen(host, options.xdsPort ?? 15010);
   let listening = true;
   const monitoring = new MonitoringServer({
@@ -140,6 +162,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     ads,
     controller: erased,
     metrics,
+    ca,
     async close() {
       listening = false;
       controller.stop();

@@ -61,10 +61,16 @@ const files = [
   'envoy/extensions/retry/priority/previous_priorities/v3/previous_priorities_config.proto',
 ];
 
+// Trellis's own protos, kept in the repo: staged path -> source file. Generated into the same folder.
+const ownProtos = {
+  'trellis/ca/v1/ca.proto': 'control-plane/ca/ca.proto',
+};
+
 const pkg = JSON.parse(fs.readFileSync(path.join(deps, '../package.json'), 'utf8'));
 const stampInput = JSON.stringify({
   version: pkg.version,
   files,
+  own: Object.entries(ownProtos).map(([f, src]) => [f, fs.readFileSync(path.join(top, src), 'utf8')]),
   script: fs.readFileSync(fileURLToPath(import.meta.url), 'utf8'),
 });
 const stamp = createHash('sha256').update(stampInput).digest('hex');
@@ -86,6 +92,10 @@ for (const [name, rel] of Object.entries(roots)) {
     fs.writeFileSync(dst, name === 'validate' ? text : stripValidateOptions(text));
   }
 }
+for (const [f, src] of Object.entries(ownProtos)) {
+  fs.mkdirSync(path.dirname(path.join(stage, f)), { recursive: true });
+  fs.copyFileSync(path.join(top, src), path.join(stage, f));
+}
 fs.writeFileSync(path.join(stage, 'buf.yaml'), 'version: v2\n');
 const protocGenEs = path.join(top, 'node_modules/.bin/protoc-gen-es');
 fs.writeFileSync(
@@ -103,7 +113,10 @@ fs.writeFileSync(
 console.log(`envoy protos: generating TypeScript for ${files.length} files and their imports`);
 fs.rmSync(out, { recursive: true, force: true });
 const buf = path.join(top, 'node_modules/.bin/buf');
-execFileSync(buf, ['generate', ...files.flatMap((f) => ['--path', f])], { cwd: stage, stdio: 'inherit' });
+execFileSync(buf, ['generate', ...[...files, ...Object.keys(ownProtos)].flatMap((f) => ['--path', f])], {
+  cwd: stage,
+  stdio: 'inherit',
+});
 // An index of every generated file descriptor, so one registry knows every type that can sit in an Any.
 const generated = fs
   .readdirSync(out, { recursive: true })

@@ -1,0 +1,33 @@
+// Prometheus metrics of the CA service, registered on the control plane's registry.
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+/** `issued`, or why not: `unauthenticated`, `denied` (a CSR refusal), `invalid` (bad request), `unavailable`, `error`. */
+export type CaResult = 'issued' | 'unauthenticated' | 'denied' | 'invalid' | 'unavailable' | 'error';
+
+export class CaMetrics {
+  readonly requests: Counter<'result'>;
+  readonly signDuration: Histogram;
+  /** notAfter of the signing certificate and of the root, so an alert can fire long before either expires. */
+  readonly expiry: Gauge<'certificate'>;
+
+  constructor(registry: Registry) {
+    this.requests = new Counter({
+      name: 'trellis_ca_requests_total',
+      help: 'CreateCertificate requests by result (issued, unauthenticated, denied, invalid, unavailable, error).',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    });
+    this.signDuration = new Histogram({
+      name: 'trellis_ca_sign_duration_seconds',
+      help: 'Time to check a CSR and sign a certificate (authentication excluded).',
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+      registers: [registry],
+    });
+    this.expiry = new Gauge({
+      name: 'trellis_ca_certificate_expiry_timestamp_seconds',
+      help: 'notAfter (Unix seconds) of the CA certificates: certificate="signer" (signs workloads) and "root".',
+      labelNames: ['certificate'] as const,
+      registers: [registry],
+    });
+  }
+}
