@@ -17,7 +17,10 @@ import type { StreamStatus } from './xds-stream.js';
 
 const SERVICE = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
 
-function method<Desc extends DescMessage>(name: string, schema: Desc): grpc.MethodDefinition<MessageShape<Desc>, Buffer> {
+function method<Desc extends DescMessage>(
+  name: string,
+  schema: Desc,
+): grpc.MethodDefinition<MessageShape<Desc>, Buffer> {
   return {
     path: `${SERVICE}/${name}`,
     requestStream: true,

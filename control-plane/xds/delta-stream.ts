@@ -33,7 +33,8 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     }
     if (request.responseNonce !== '') {
       if (request.responseNonce !== state.nonce) this.recordStale(state, request.responseNonce);
-      else if (request.errorDetail) this.recordNack(state, state.sentVersion, request.responseNonce, request.errorDetail.message);
+      else if (request.errorDetail)
+        this.recordNack(state, state.sentVersion, request.responseNonce, request.errorDetail.message);
       else this.recordAck(state, state.sentVersion);
     }
     for (const name of request.resourceNamesSubscribe) {

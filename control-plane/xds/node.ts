@@ -53,7 +53,10 @@ export function proxyInfoFromNode(node: Node | undefined): ProxyInfo {
   const rawIps = metadata.INSTANCE_IPS;
   const instanceIps =
     typeof rawIps === 'string'
-      ? rawIps.split(',').map((ip) => ip.trim()).filter((ip) => ip !== '')
+      ? rawIps
+          .split(',')
+          .map((ip) => ip.trim())
+          .filter((ip) => ip !== '')
       : Array.isArray(rawIps)
         ? rawIps.filter((ip): ip is string => typeof ip === 'string')
         : [];
@@ -75,7 +78,10 @@ export function proxyInfoFromNode(node: Node | undefined): ProxyInfo {
       zone: node.locality?.zone ?? '',
       subZone: node.locality?.subZone ?? '',
     },
-    userAgent: [node.userAgentName, node.userAgentVersionType.case === 'userAgentVersion' ? node.userAgentVersionType.value : '']
+    userAgent: [
+      node.userAgentName,
+      node.userAgentVersionType.case === 'userAgentVersion' ? node.userAgentVersionType.value : '',
+    ]
       .filter((s) => s !== '')
       .join('/'),
   };

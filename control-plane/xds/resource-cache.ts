@@ -88,7 +88,8 @@ export class ResourceCache {
 /** A stable version for a set: the hash of its (name, version) pairs in name order. */
 export function setVersion(byName: ReadonlyMap<string, EncodedResource>): string {
   const hash = createHash('sha256');
-  for (const name of [...byName.keys()].sort()) hash.update(name).update('\0').update(byName.get(name)!.version).update('\0');
+  for (const name of [...byName.keys()].sort())
+    hash.update(name).update('\0').update(byName.get(name)!.version).update('\0');
   return hash.digest('base64url').slice(0, 16);
 }
 

@@ -18,7 +18,12 @@ function controlPlaneBytes(identifier: string): Uint8Array {
 }
 
 /** The part of a state-of-the-world response that does not depend on the nonce. */
-export function encodeSotwBody(versionInfo: string, typeUrl: string, resources: Iterable<EncodedResource>, controlPlane: string): Uint8Array {
+export function encodeSotwBody(
+  versionInfo: string,
+  typeUrl: string,
+  resources: Iterable<EncodedResource>,
+  controlPlane: string,
+): Uint8Array {
   const w = new BinaryWriter();
   w.tag(1, WireType.LengthDelimited).string(versionInfo); // version_info
   for (const r of resources) w.tag(2, WireType.LengthDelimited).bytes(r.any); // resources

@@ -82,7 +82,10 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
   protected identify(node: Node | undefined): void {
     if (this.proxy) return;
     this.proxy = proxyInfoFromNode(node);
-    this.log.info({ proxy: this.proxy.id, protocol: this.protocol, peer: this.peer, userAgent: this.proxy.userAgent }, 'proxy connected');
+    this.log.info(
+      { proxy: this.proxy.id, protocol: this.protocol, peer: this.peer, userAgent: this.proxy.userAgent },
+      'proxy connected',
+    );
     this.options.metrics.connectedProxies.inc({ protocol: this.protocol });
     this.controller.attach(this);
     const config = this.controller.configFor(this.proxy);
@@ -119,14 +122,23 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
     state.lastNack = { version, nonce, message, at: new Date().toISOString() };
     this.options.metrics.nacks.inc({ type: shortTypeName(state.typeUrl) });
     this.log.warn(
-      { proxy: this.proxy?.id, type: shortTypeName(state.typeUrl), rejectedNonce: nonce, ackedVersion: state.ackedVersion, error: message },
+      {
+        proxy: this.proxy?.id,
+        type: shortTypeName(state.typeUrl),
+        rejectedNonce: nonce,
+        ackedVersion: state.ackedVersion,
+        error: message,
+      },
       'proxy rejected config (NACK); it keeps its last accepted version',
     );
   }
 
   protected recordStale(state: TypeState, nonce: string): void {
     this.options.metrics.staleRequests.inc({ type: shortTypeName(state.typeUrl) });
-    this.log.debug({ proxy: this.proxy?.id, type: shortTypeName(state.typeUrl), nonce, latest: state.nonce }, 'stale nonce ignored');
+    this.log.debug(
+      { proxy: this.proxy?.id, type: shortTypeName(state.typeUrl), nonce, latest: state.nonce },
+      'stale nonce ignored',
+    );
   }
 
   protected newNonce(): string {
@@ -146,7 +158,13 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
     if (bytes.byteLength > this.options.maxMessageBytes) {
       this.options.metrics.oversizedResponses.inc({ type });
       this.log.error(
-        { proxy: this.proxy?.id, type, bytes: bytes.byteLength, maxMessageBytes: this.options.maxMessageBytes, resources: resourceCount },
+        {
+          proxy: this.proxy?.id,
+          type,
+          bytes: bytes.byteLength,
+          maxMessageBytes: this.options.maxMessageBytes,
+          resources: resourceCount,
+        },
         'response exceeds the message-size cap and was not sent; the proxy keeps its last config (raise --max-message-bytes or split the config)',
       );
       return false;
@@ -157,7 +175,10 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
     metrics.pushes.inc({ type });
     metrics.responseBytes.inc({ type }, bytes.byteLength);
     metrics.pushDuration.observe({ type }, (performance.now() - started) / 1000);
-    this.log.debug({ proxy: this.proxy?.id, type, version, nonce, resources: resourceCount, bytes: bytes.byteLength }, 'sent');
+    this.log.debug(
+      { proxy: this.proxy?.id, type, version, nonce, resources: resourceCount, bytes: bytes.byteLength },
+      'sent',
+    );
     return true;
   }
 
