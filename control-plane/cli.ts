@@ -160,10 +160,13 @@ export function buildProgram(): Command {
             { exitCode: 2 },
           );
         }
-        if (opts.meshConfig && !opts.configDir) {
-          command.error('error: --mesh-config needs --config-dir (it configures the translation of a mesh)', {
-            exitCode: 2,
-          });
+        if (opts.meshConfig && !opts.configDir && !opts.kubeconfig && !opts.kube) {
+          command.error(
+            'error: --mesh-config needs --config-dir, --kubeconfig or --kube (it configures the translation of a mesh)',
+            {
+              exitCode: 2,
+            },
+          );
         }
         let meshConfig;
         try {
