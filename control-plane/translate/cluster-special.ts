@@ -38,7 +38,8 @@ type LoadAssignmentInit = MessageInitShape<typeof ClusterLoadAssignmentSchema>;
 /** Where the agent's iptables rules let the sidecar's own inbound-passthrough traffic out (envoy-translation.md §6.1). */
 const INBOUND_PASSTHROUGH_BIND = '127.0.0.6';
 
-function staticAssignment(clusterName: string, address: string, port: number): LoadAssignmentInit {
+/** A load assignment of one address (STATIC and DNS clusters carry their endpoints inline). */
+export function staticAssignment(clusterName: string, address: string, port: number): LoadAssignmentInit {
   return {
     clusterName,
     endpoints: [

@@ -30,7 +30,7 @@ import type { MergedDestinationRule, MeshService, MeshServicePort } from '../mod
 import type { Subset } from '../../crds/types.js';
 import { outboundClusterName, outboundSni } from './cluster-names.js';
 import { clusterPolicy, type ClusterPolicy } from './cluster-policy.js';
-import { specialClusters } from './cluster-special.js';
+import { specialClusters, staticAssignment } from './cluster-special.js';
 import { outboundTlsFields } from './cluster-tls.js';
 import {
   circuitBreakerFields,
@@ -136,31 +136,7 @@ function discoveryFields(
       },
       // Envoy's AUTO prefers IPv6; most clusters and external names answer IPv4 first.
       ...(envoy ? { dnsLookupFamily: Cluster_DnsLookupFamily.V4_PREFERRED } : {}),
-      loadAssignment: {
-        clusterName: name,
-        endpoints: [
-          {
-            lbEndpoints: [
-              {
-                hostIdentifier: {
-                  case: 'endpoint',
-                  value: {
-                    address: {
-                      address: {
-                        case: 'socketAddress',
-                        value: {
-                          address: service.externalName ?? '',
-                          portSpecifier: { case: 'portValue', value: port.port },
-                        },
-                      },
-                    },
-                  },
-                },
-              },
-            ],
-          },
-        ],
-      },
+      loadAssignment: staticAssignment(name, service.externalName ?? '', port.port),
     };
   }
   return {
