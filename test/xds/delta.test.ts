@@ -1,51 +1,20 @@
 // Delta (incremental) ADS, through real gRPC with a raw client that controls every request field.
 import test from 'ava';
 import { resourceName, TypeUrl } from '../../control-plane/envoy/protos.js';
-import {
-  RawAdsClient,
-  deltaNamesOf,
-  deltaResourcesOf,
-  deltaVersionsOf,
-  endpointPortsOf,
-  testNode,
-} from '../helpers/ads-client.js';
-import {
-  apiListener,
-  edsCluster,
-  loadAssignment,
-  routeConfig,
-  startTestControlPlane,
-  type JsonResource,
-} from '../helpers/control-plane.js';
+import { deltaNamesOf, deltaResourcesOf, deltaVersionsOf, endpointPortsOf, testNode } from '../helpers/ads-client.js';
+import { apiListener, edsCluster, loadAssignment, routeConfig, type JsonResource } from '../helpers/control-plane.js';
 import { metricsText, typeStatus } from '../helpers/debug.js';
 import { waitFor } from '../helpers/wait.js';
+import { adsEnv, twoClusterConfig } from '../helpers/ads-env.js';
 
-const base: JsonResource[] = [
-  edsCluster('a'),
-  edsCluster('b'),
-  loadAssignment('a', [9001]),
-  loadAssignment('b', [9002]),
-  apiListener('echo:8080', 'r1'),
-  routeConfig('r1', ['echo:8080', 'echo'], { a: 1 }),
-];
+const base = twoClusterConfig;
 
 /** `base` with the endpoints of one assignment replaced. */
 function withEndpoints(cluster: 'a' | 'b', ports: number[]): JsonResource[] {
   return base.map((r) => (r.clusterName === cluster ? loadAssignment(cluster, ports) : r));
 }
 
-async function setup(resources: JsonResource[] = base, options = {}) {
-  const cp = await startTestControlPlane(resources, options);
-  const client = new RawAdsClient(cp.target);
-  return {
-    cp,
-    client,
-    async [Symbol.asyncDispose]() {
-      client.close();
-      await cp.close();
-    },
-  };
-}
+const setup = adsEnv;
 
 test('initial response: system version, nonce, per-resource name and version; wildcard CDS and named EDS', async (t) => {
   await using env = await setup();

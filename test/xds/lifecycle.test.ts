@@ -10,41 +10,15 @@ import type { Cluster } from '../../control-plane/envoy/gen/envoy/config/cluster
 import { TypeUrl } from '../../control-plane/envoy/protos.js';
 import { createLogger } from '../../control-plane/logger.js';
 import { RawAdsClient, deltaNamesOf, deltaVersionsOf, namesOf, resourcesOf, testNode } from '../helpers/ads-client.js';
-import {
-  apiListener,
-  edsCluster,
-  loadAssignment,
-  routeConfig,
-  startTestControlPlane,
-  writeFileAtomically,
-  writeResourcesFile,
-  type JsonResource,
-} from '../helpers/control-plane.js';
+import { edsCluster, writeFileAtomically, writeResourcesFile, type JsonResource } from '../helpers/control-plane.js';
 import { debugProxies } from '../helpers/debug.js';
 import { startControlPlaneProcess, type LogLine } from '../helpers/process.js';
 import { waitFor, within } from '../helpers/wait.js';
+import { adsEnv, twoClusterConfig } from '../helpers/ads-env.js';
 
-const base: JsonResource[] = [
-  edsCluster('a'),
-  edsCluster('b'),
-  loadAssignment('a', [9001]),
-  loadAssignment('b', [9002]),
-  apiListener('echo:8080', 'r1'),
-  routeConfig('r1', ['echo:8080', 'echo'], { a: 1 }),
-];
+const base = twoClusterConfig;
 
-async function setup(resources: JsonResource[] = base, options = {}) {
-  const cp = await startTestControlPlane(resources, options);
-  const client = new RawAdsClient(cp.target);
-  return {
-    cp,
-    client,
-    async [Symbol.asyncDispose]() {
-      client.close();
-      await cp.close();
-    },
-  };
-}
+const setup = adsEnv;
 
 /** A logger whose JSON lines land in `lines`. */
 function capturingLogger() {

@@ -1,37 +1,13 @@
 // State-of-the-world ADS, through real gRPC with a raw client that controls every request field.
 import test from 'ava';
 import { TypeUrl } from '../../control-plane/envoy/protos.js';
-import { RawAdsClient, namesOf, resourcesOf, testNode } from '../helpers/ads-client.js';
-import {
-  apiListener,
-  edsCluster,
-  loadAssignment,
-  routeConfig,
-  startTestControlPlane,
-  type JsonResource,
-} from '../helpers/control-plane.js';
+import { namesOf, resourcesOf, testNode } from '../helpers/ads-client.js';
+import { apiListener, edsCluster, loadAssignment, routeConfig } from '../helpers/control-plane.js';
+import { adsEnv, twoClusterConfig } from '../helpers/ads-env.js';
 
-const base: JsonResource[] = [
-  edsCluster('a'),
-  edsCluster('b'),
-  loadAssignment('a', [9001]),
-  loadAssignment('b', [9002]),
-  apiListener('echo:8080', 'r1'),
-  routeConfig('r1', ['echo:8080', 'echo'], { a: 1 }),
-];
+const base = twoClusterConfig;
 
-async function setup(resources: JsonResource[] = base, options = {}) {
-  const cp = await startTestControlPlane(resources, options);
-  const client = new RawAdsClient(cp.target);
-  return {
-    cp,
-    client,
-    async [Symbol.asyncDispose]() {
-      client.close();
-      await cp.close();
-    },
-  };
-}
+const setup = adsEnv;
 
 test('initial response carries the full wildcard set, a version and a fresh nonce', async (t) => {
   await using env = await setup();
