@@ -134,18 +134,28 @@ function acceptVirtualService(
     for (const route of tcp.route ?? []) qualifyDestination(route.destination, namespace, domain);
   }
   return {
-    namespace,
-    name,
-    ...(resource.metadata.generation !== undefined ? { generation: resource.metadata.generation } : {}),
-    ...(resource.metadata.creationTimestamp !== undefined
-      ? { creationTimestamp: resource.metadata.creationTimestamp }
-      : {}),
+    ...acceptedHeader(resource.metadata, namespace, name, origin),
     exportTo: normalizeExportTo(vs.spec.exportTo, namespace),
-    origin,
-    stale: false,
     hosts: [...qualified].sort(),
     spec,
     resource,
+  };
+}
+
+/** The fields every accepted VirtualService and DestinationRule carries (its identity and precedence). */
+function acceptedHeader(
+  metadata: { generation?: number; creationTimestamp?: string },
+  namespace: string,
+  name: string,
+  origin: Origin,
+): { namespace: string; name: string; generation?: number; creationTimestamp?: string; origin: Origin; stale: false } {
+  return {
+    namespace,
+    name,
+    ...(metadata.generation !== undefined ? { generation: metadata.generation } : {}),
+    ...(metadata.creationTimestamp !== undefined ? { creationTimestamp: metadata.creationTimestamp } : {}),
+    origin,
+    stale: false,
   };
 }
 
@@ -165,15 +175,8 @@ function acceptDestinationRule(
   const spec: DestinationRuleSpec = structuredClone(dr.spec);
   spec.host = qualifyHost(spec.host, namespace, domain);
   return {
-    namespace,
-    name,
-    ...(resource.metadata.generation !== undefined ? { generation: resource.metadata.generation } : {}),
-    ...(resource.metadata.creationTimestamp !== undefined
-      ? { creationTimestamp: resource.metadata.creationTimestamp }
-      : {}),
+    ...acceptedHeader(resource.metadata, namespace, name, origin),
     exportTo: normalizeExportTo(dr.spec.exportTo, namespace),
-    origin,
-    stale: false,
     host: spec.host,
     spec,
     resource,
