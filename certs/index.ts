@@ -17,3 +17,5 @@ export { KEY_TYPES, generateKeyPair, importPrivateKeyPem, type KeyType } from '.
 export { pemBlocks, toPem } from './pem.js';
 export { CLOCK_SKEW_MS, createRootCa, type GeneratedRoot, type RootOptions } from './root.js';
 export { DEFAULT_TRUST_DOMAIN, parseSpiffeId, spiffeId, type WorkloadIdentity } from './spiffe.js';
+export { MemoryCertificateProvider, checkServerSpiffeId, uriSans, type TlsMaterial } from './certificate-provider.js';
+export { createCsr, generateWorkloadKey, type WorkloadKey } from './request.js';
