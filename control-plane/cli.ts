@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { packageRoot, runDemo } from '../examples/demo/run.js';
 import { registerValidateCommand } from '../crds/validate-command.js';
+import { registerAgentCommand } from '../sidecar/cli.js';
 import { startControlPlane } from './control-plane.js';
 import { createLogger } from './logger.js';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -59,7 +60,18 @@ export function buildProgram(): Command {
     .description('serve Envoy xDS v3 (ADS, state of the world and delta) to sidecars and proxyless gRPC apps')
     .addOption(new Option('--host <address>', 'address every port binds').default('127.0.0.1'))
     .addOption(
-      new Option('--xds-port <port>', 'plaintext xDS port (0: a free port)').default(15010).argParser(parsePort),
+      new Option(
+        '--xds-port <port>',
+        'plaintext xDS (and CA) port, unauthenticated: for local mode; do not expose it in a cluster (0: a free port)',
+      )
+        .default(15010)
+        .argParser(parsePort),
+    )
+    .addOption(
+      new Option(
+        '--secure-port <port>',
+        'xDS and CA over TLS, on with the CA (--state-dir, --plugin-ca-dir): the control plane presents spiffe://<trust-domain>/ns/trellis-system/sa/trellisd, xDS clients must present their SVID and are bound to it (default 15012; a free port when --xds-port is 0; 0: a free port)',
+      ).argParser(parsePort),
     )
     .addOption(
       new Option('--monitoring-port <port>', '/healthz, /readyz, /metrics, /debug (0: a free port)')
@@ -95,7 +107,7 @@ export function buildProgram(): Command {
     .option('--webhook-key <file>', 'the PEM private key of --webhook-cert')
     .option(
       '--state-dir <dir>',
-      'CA (local mode): keep the root CA (root-cert.pem, root-key.pem 0600) here, made on first start; serves trellis.ca.v1.CertificateService on the xDS port',
+      'CA (local mode): keep the root CA (root-cert.pem, root-key.pem 0600) here, made on first start; serves trellis.ca.v1.CertificateService on the xDS port and on the TLS port (--secure-port)',
     )
     .option('--tokens-file <file>', 'CA (local mode): YAML/JSON list of {token, namespace, serviceAccount}')
     .option(
@@ -133,6 +145,7 @@ export function buildProgram(): Command {
         opts: {
           host: string;
           xdsPort: number;
+          securePort?: number;
           monitoringPort: number;
           staticResources?: string;
           configDir?: string;
@@ -200,6 +213,12 @@ export function buildProgram(): Command {
             exitCode: 2,
           });
         }
+        if (opts.securePort !== undefined && !caEnabled) {
+          command.error(
+            'error: --secure-port needs the CA (--state-dir or --plugin-ca-dir): its certificates secure that port',
+            { exitCode: 2 },
+          );
+        }
         if (caEnabled && !opts.tokensFile && !kubeConfig) {
           command.error('error: the CA needs --tokens-file in local mode (or --kube/--kubeconfig for TokenReview)', {
             exitCode: 2,
@@ -221,6 +240,7 @@ export function buildProgram(): Command {
           logger,
           host: opts.host,
           xdsPort: opts.xdsPort,
+          secureXdsPort: opts.securePort,
           monitoringPort: opts.monitoringPort,
           staticResources: opts.staticResources,
           configDir: opts.configDir,
@@ -299,6 +319,7 @@ export function buildProgram(): Command {
     );
 
   registerValidateCommand(program);
+  registerAgentCommand(program);
 
   return program;
 }

@@ -22,8 +22,18 @@ export interface ControlPlaneOptions {
   readonly logger: Logger;
   /** Address every port binds; 127.0.0.1 by default (a Deployment sets 0.0.0.0). */
   readonly host?: string;
-  /** Plaintext xDS (15010); 0 picks a free port. */
+  /**
+   * Plaintext xDS and CA (15010); 0 picks a free port. Unauthenticated: local mode only; a Kubernetes
+   * deployment must not expose it outside the pod (clients use the TLS port).
+   */
   readonly xdsPort?: number;
+  /**
+   * xDS and CA over TLS (15012), on whenever `ca` is given; 0 picks a free port. Default 15012, or 0
+   * when `xdsPort` is 0 (so tests and embedders that ask for free ports get free ports throughout).
+   * The control plane presents its own SVID (`spiffe://<td>/ns/trellis-system/sa/trellisd`); every ADS
+   * stream must present a client SVID and is bound to it (control-plane/ca/README.md).
+   */
+  readonly secureXdsPort?: number;
   /** /healthz, /readyz, /metrics, /debug (15014); 0 picks a free port. */
   readonly monitoringPort?: number;
   /** Serve the raw Envoy resources of this YAML/JSON file (watched). */
@@ -49,15 +59,17 @@ export interface ControlPlaneOptions {
   readonly maxConnectionAgeGraceMs?: number;
   readonly processMetrics?: boolean;
   /**
-   * The CA service (trellis.ca.v1.CertificateService) on the xDS port: local mode with `stateDir` +
-   * `tokensFile`; in Kubernetes mode the Secret trellis-system/trellis-ca and TokenReview. The trust
-   * domain defaults to the mesh config's.
+   * The CA service (trellis.ca.v1.CertificateService) on both xDS ports, and the TLS port itself: local
+   * mode with `stateDir` + `tokensFile`; in Kubernetes mode the Secret trellis-system/trellis-ca and
+   * TokenReview. The trust domain defaults to the mesh config's.
    */
   readonly ca?: CaOptions;
 }
 
 export interface RunningControlPlane {
   readonly xdsPort: number;
+  /** The TLS xDS + CA port, when `ca` was given. */
+  readonly secureXdsPort?: number;
   readonly monitoringPort: number;
   /** The admission webhook port, when `webhook` was given. */
   readonly webhookPort?: number;
@@ -138,6 +150,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   });
   if (ca) ads.addService(certificateServiceDefinition, ca.service.implementation());
   const xdsPort = await ads.listen(host, options.xdsPort ?? 15010);
+  const secureXdsPort = ca
+    ? await ads.listenSecure(
+        host,
+        options.secureXdsPort ?? (options.xdsPort === 0 ? 0 : 15012),
+        ca.serving.provider.serverCredentials(false),
+        ca.authority.trustDomain,
+      )
+    : undefined;
   let listening = true;
   const monitoring = new MonitoringServer({
     metrics,
@@ -152,11 +172,19 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     : undefined;
   const webhookPort = webhook ? await webhook.listen(host, options.webhook?.port ?? 15017) : undefined;
   logger.info(
-    { host, xdsPort, monitoringPort, staticResources: options.staticResources, configDir: options.configDir },
+    {
+      host,
+      xdsPort,
+      secureXdsPort,
+      monitoringPort,
+      staticResources: options.staticResources,
+      configDir: options.configDir,
+    },
     'control plane listening',
   );
   return {
     xdsPort,
+    secureXdsPort,
     monitoringPort,
     webhookPort,
     ads,
@@ -167,6 +195,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       listening = false;
       controller.stop();
       await ads.close();
+      ca?.serving.stop();
       await monitoring.close();
       await staticSource?.stop();
       await webhook?.close();

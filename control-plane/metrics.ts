@@ -59,6 +59,12 @@ export class XdsMetrics {
     labelNames: ['type'] as const,
     registers: [this.registry],
   });
+  readonly authnRefusals = new Counter({
+    name: 'trellis_xds_authn_refusals_total',
+    help: 'ADS streams refused on the TLS port, by reason: no-certificate and invalid-certificate (UNAUTHENTICATED), metadata-mismatch (PERMISSION_DENIED: the node claims another namespace, service account or trust domain than its certificate).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   readonly generationErrors = new Counter({
     name: 'trellis_xds_generation_errors_total',
     help: 'Config generations that failed for a proxy (the proxy keeps its last config).',

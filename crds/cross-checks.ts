@@ -12,10 +12,17 @@
 // - two DestinationRules for one host in one namespace are merged (envoy-translation.md §1.4): subsets
 //   appended, a duplicate subset name ignored with a warning, the first top-level trafficPolicy wins.
 //
-// The wording of the last two matches what the mesh model reports (control-plane/model/routing.ts).
+// - PeerAuthentications at one level (crossCheckPeerAuthentications): only the oldest without a selector
+//   applies in a namespace; one with the same selector as an older one has no effect. Warnings.
+//
+// The wording of the last three matches what the mesh model reports (control-plane/model/routing.ts,
+// peer-authentication.ts).
 import type { V1Service } from '@kubernetes/client-node';
 import { DEFAULT_DOMAIN, qualifyHost, serviceFqdn } from '../control-plane/model/hosts.js';
+import { DEFAULT_ROOT_NAMESPACE } from '../control-plane/model/build-snapshot.js';
+import { peerAuthenticationConflicts, peerFields } from '../control-plane/model/peer-authentication.js';
 import { comparePrecedence } from '../control-plane/model/routing.js';
+import type { AcceptedPeerAuthentication } from '../control-plane/model/snapshot.js';
 import {
   coveredBy,
   isVisibleTo,
@@ -23,7 +30,7 @@ import {
   overlaps,
   type ExportTo,
 } from '../control-plane/model/visibility.js';
-import type { Destination, DestinationRule, RoutingResource, VirtualService } from './types.js';
+import type { Destination, DestinationRule, PeerAuthentication, RoutingResource, VirtualService } from './types.js';
 import { comparePaths, DEFAULT_NAMESPACE, type ValidationIssue } from './validator.js';
 
 export interface CrossCheckOptions {
@@ -232,5 +239,38 @@ export function crossCheck(
     }
   }
   for (const list of out) list.sort((a, b) => comparePaths(a.path, b.path));
+  return out;
+}
+
+/**
+ * PeerAuthentications at one level (peer-authentication.ts in the model, the same words): a younger policy
+ * without a selector in a namespace that has an older one, or with the same selector as an older one, has
+ * no effect; warnings, one list per resource (same order as `resources`). Overlapping selectors depend on
+ * the Pods, which files rarely describe: the model's status reports those.
+ */
+export function crossCheckPeerAuthentications(
+  resources: readonly PeerAuthentication[],
+  rootNamespace = DEFAULT_ROOT_NAMESPACE,
+): ValidationIssue[][] {
+  const accepted: (AcceptedPeerAuthentication & { index: number })[] = resources.map((resource, index) => {
+    const namespace = resource.metadata.namespace || DEFAULT_NAMESPACE;
+    const created = resource.metadata.creationTimestamp;
+    return {
+      index,
+      namespace,
+      name: resource.metadata.name,
+      ...(typeof created === 'string' ? { creationTimestamp: created } : {}),
+      origin: {},
+      stale: false,
+      ...peerFields(resource.spec),
+      resource,
+    };
+  });
+  const sorted = [...accepted].sort(comparePrecedence);
+  const out: ValidationIssue[][] = resources.map(() => []);
+  for (const c of peerAuthenticationConflicts(sorted, [], rootNamespace)) {
+    const i = accepted.find((a) => a.namespace === c.policy.namespace && a.name === c.policy.name)!.index;
+    out[i]!.push({ path: c.path, message: c.message, severity: 'warning' });
+  }
   return out;
 }

@@ -1,4 +1,4 @@
-// The OpenAPI v3 schemas of the VirtualService and DestinationRule CRDs, built once in TypeScript. The same
+// The OpenAPI v3 schemas of the VirtualService, DestinationRule and PeerAuthentication CRDs, built once in TypeScript. The same
 // objects are written to crds/*.yaml by crds/generate.ts (what the API server enforces) and compiled by the
 // validator (what `trellis validate`, the file source and the webhook enforce), so the two never drift.
 //
@@ -13,7 +13,7 @@
 // - no `additionalProperties: false`: the API server prunes or (kubectl's default strict field validation)
 //   rejects unknown fields itself; the validator adds `additionalProperties: false` to its own copy.
 import { DURATION_PATTERN, MAX_DURATION_NS, parseDurationNs, SECONDS_DURATION_PATTERN } from './duration.js';
-import { API_VERSION, GROUP, VERSION } from './types.js';
+import { API_VERSION, GROUP, SECURITY_API_VERSION, SECURITY_GROUP, VERSION } from './types.js';
 
 export interface CelRule {
   rule: string;
@@ -231,6 +231,9 @@ export const SIMPLE_LB = [
   'ROUND_ROBIN',
   'LEAST_REQUEST',
 ] as const;
+export const PEER_MTLS_MODES = ['UNSET', 'DISABLE', 'PERMISSIVE', 'STRICT'] as const;
+/** A port number 1-65535 written as a map key (JSON keys are strings). */
+export const PORT_KEY_PATTERN = '^[1-9][0-9]{0,4}$';
 export const TLS_MODES = ['DISABLE', 'SIMPLE', 'MUTUAL', 'MESH_MUTUAL', 'ISTIO_MUTUAL'] as const;
 export const CORS_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'CONNECT', 'TRACE'] as const;
 export const REDIRECT_CODES = [301, 302, 303, 307, 308] as const;
@@ -942,6 +945,62 @@ const destinationRuleSpec = obj(
 );
 
 // ---------------------------------------------------------------------------------------------------
+// PeerAuthentication
+
+const PORT_KEY_RE = new RegExp(PORT_KEY_PATTERN);
+
+const peerMutualTls = (description: string): JSONSchemaProps =>
+  obj(description, {
+    mode: {
+      type: 'string',
+      description:
+        'UNSET (inherit from the level above), DISABLE (plaintext only), PERMISSIVE (mTLS and plaintext) or STRICT (mTLS only).',
+      enum: [...PEER_MTLS_MODES],
+    },
+  });
+
+/** True when the selector has at least one label (an empty selector selects the whole namespace). */
+function hasMatchLabels(self: unknown): boolean {
+  const selector = isObject(self) ? self.selector : undefined;
+  const labels = isObject(selector) ? selector.matchLabels : undefined;
+  return isObject(labels) && Object.keys(labels).length > 0;
+}
+
+const peerAuthenticationSpec = obj(
+  'Inbound mutual TLS of workloads. Field names follow Istio security/v1 PeerAuthentication.',
+  {
+    selector: obj('The workloads (Pods) the policy applies to; absent: the whole namespace.', {
+      matchLabels: labels('Labels a Pod must all have.'),
+    }),
+    mtls: peerMutualTls('Mutual TLS of the selected workloads.'),
+    portLevelMtls: map(
+      'Mutual TLS per container (target) port, overriding mtls; only with a selector.',
+      peerMutualTls('Mutual TLS of the port.'),
+      64,
+      {
+        'x-kubernetes-validations': [
+          cel(
+            `self.all(k, k.matches(${celString(PORT_KEY_PATTERN)}) && int(k) <= 65535)`,
+            'keys must be port numbers 1-65535',
+            (self) => !isObject(self) || Object.keys(self).every((k) => PORT_KEY_RE.test(k) && Number(k) <= 65535),
+          ),
+        ],
+      },
+    ),
+  },
+  {
+    'x-kubernetes-validations': [
+      cel(
+        '!has(self.portLevelMtls) || (has(self.selector) && has(self.selector.matchLabels) && self.selector.matchLabels.size() > 0)',
+        'requires a selector with matchLabels',
+        (self) => !has(self, 'portLevelMtls') || hasMatchLabels(self),
+        '.portLevelMtls',
+      ),
+    ],
+  },
+);
+
+// ---------------------------------------------------------------------------------------------------
 // Status and the CRDs.
 
 const status: JSONSchemaProps = obj('Written by the Trellis control plane.', {
@@ -970,9 +1029,9 @@ const status: JSONSchemaProps = obj('Written by the Trellis control plane.', {
   observedGeneration: { type: 'integer', format: 'int64', description: 'Generation last processed.', minimum: 0 },
 });
 
-function root(kind: string, spec: JSONSchemaProps): JSONSchemaProps {
+function root(kind: string, spec: JSONSchemaProps, apiVersion = API_VERSION): JSONSchemaProps {
   return obj(
-    `${kind} (${API_VERSION}).`,
+    `${kind} (${apiVersion}).`,
     {
       apiVersion: { type: 'string', description: 'APIVersion of the object.' },
       kind: { type: 'string', description: 'Kind of the object.' },
@@ -986,50 +1045,88 @@ function root(kind: string, spec: JSONSchemaProps): JSONSchemaProps {
 
 export const virtualServiceSchema: JSONSchemaProps = root('VirtualService', virtualServiceSpec);
 export const destinationRuleSchema: JSONSchemaProps = root('DestinationRule', destinationRuleSpec);
+export const peerAuthenticationSchema: JSONSchemaProps = root(
+  'PeerAuthentication',
+  peerAuthenticationSpec,
+  SECURITY_API_VERSION,
+);
 
 export type RoutingKind = 'VirtualService' | 'DestinationRule';
+/** Every kind of crds/: the routing kinds and PeerAuthentication. */
+export type CrdKind = RoutingKind | 'PeerAuthentication';
 
-export function schemaOf(kind: RoutingKind): JSONSchemaProps {
-  return kind === 'VirtualService' ? virtualServiceSchema : destinationRuleSchema;
+const SCHEMAS: Record<CrdKind, JSONSchemaProps> = {
+  VirtualService: virtualServiceSchema,
+  DestinationRule: destinationRuleSchema,
+  PeerAuthentication: peerAuthenticationSchema,
+};
+
+export function schemaOf(kind: CrdKind): JSONSchemaProps {
+  return SCHEMAS[kind];
+}
+
+/** The apiVersion objects of a kind carry. */
+export function apiVersionOf(kind: CrdKind): string {
+  return kind === 'PeerAuthentication' ? SECURITY_API_VERSION : API_VERSION;
 }
 
 interface CrdNames {
-  kind: RoutingKind;
+  kind: CrdKind;
+  group: string;
   plural: string;
   singular: string;
   shortName: string;
-  hostColumn: { name: string; jsonPath: string; description: string };
+  category: string;
+  column: { name: string; jsonPath: string; description: string };
 }
 
-const NAMES: Record<RoutingKind, CrdNames> = {
+const NAMES: Record<CrdKind, CrdNames> = {
   VirtualService: {
     kind: 'VirtualService',
+    group: GROUP,
     plural: 'virtualservices',
     singular: 'virtualservice',
     shortName: 'vs',
-    hostColumn: { name: 'Hosts', jsonPath: '.spec.hosts', description: 'The hosts the routes apply to' },
+    category: 'trellis-networking',
+    column: { name: 'Hosts', jsonPath: '.spec.hosts', description: 'The hosts the routes apply to' },
   },
   DestinationRule: {
     kind: 'DestinationRule',
+    group: GROUP,
     plural: 'destinationrules',
     singular: 'destinationrule',
     shortName: 'dr',
-    hostColumn: { name: 'Host', jsonPath: '.spec.host', description: 'The host the policies apply to' },
+    category: 'trellis-networking',
+    column: { name: 'Host', jsonPath: '.spec.host', description: 'The host the policies apply to' },
+  },
+  PeerAuthentication: {
+    kind: 'PeerAuthentication',
+    group: SECURITY_GROUP,
+    plural: 'peerauthentications',
+    singular: 'peerauthentication',
+    shortName: 'pa',
+    category: 'trellis-security',
+    column: { name: 'Mode', jsonPath: '.spec.mtls.mode', description: 'The mutual TLS mode of the workloads' },
   },
 };
 
+/** The plural (resource) name of a kind, as in API paths. */
+export function pluralOf(kind: CrdKind): string {
+  return NAMES[kind].plural;
+}
+
 /** The CustomResourceDefinition object of a kind. */
-export function customResourceDefinition(kind: RoutingKind): Record<string, unknown> {
+export function customResourceDefinition(kind: CrdKind): Record<string, unknown> {
   const n = NAMES[kind];
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
     metadata: {
-      name: `${n.plural}.${GROUP}`,
+      name: `${n.plural}.${n.group}`,
       labels: { 'app.kubernetes.io/name': 'trellis', 'app.kubernetes.io/part-of': 'trellis' },
     },
     spec: {
-      group: GROUP,
+      group: n.group,
       scope: 'Namespaced',
       names: {
         kind: n.kind,
@@ -1037,7 +1134,7 @@ export function customResourceDefinition(kind: RoutingKind): Record<string, unkn
         plural: n.plural,
         singular: n.singular,
         shortNames: [n.shortName],
-        categories: ['trellis', 'trellis-networking'],
+        categories: ['trellis', n.category],
       },
       versions: [
         {
@@ -1046,7 +1143,7 @@ export function customResourceDefinition(kind: RoutingKind): Record<string, unkn
           storage: true,
           subresources: { status: {} },
           additionalPrinterColumns: [
-            { ...n.hostColumn, type: 'string' },
+            { ...n.column, type: 'string' },
             {
               name: 'Accepted',
               type: 'string',

@@ -1,12 +1,16 @@
 // TypeScript types of the routing resources, `networking.trellis.dev/v1alpha1` VirtualService and
-// DestinationRule. Field names and shapes follow Istio's `networking.istio.io/v1` API (its proto3 JSON:
-// durations are strings such as "1.5s", 32-bit integers are numbers, enums are their names), restricted
-// to the fields Trellis implements. The CRD schemas (crds/*.yaml), the validator and the translator all
+// DestinationRule, and of the mutual-TLS policy `security.trellis.dev/v1alpha1` PeerAuthentication. Field
+// names and shapes follow Istio's `networking.istio.io/v1` and `security.istio.io/v1` APIs (their proto3
+// JSON: durations are strings such as "1.5s", 32-bit integers are numbers, enums are their names, map keys
+// are strings), restricted to the fields Trellis implements. The CRD schemas (crds/*.yaml), the validator and the translator all
 // read these types; nothing here is optional that Istio requires.
 
 export const GROUP = 'networking.trellis.dev';
 export const VERSION = 'v1alpha1';
 export const API_VERSION = `${GROUP}/${VERSION}`;
+/** The group of the mutual-TLS policy, PeerAuthentication (Istio's `security.istio.io`). */
+export const SECURITY_GROUP = 'security.trellis.dev';
+export const SECURITY_API_VERSION = `${SECURITY_GROUP}/${VERSION}`;
 
 /** The metadata the mesh reads; a Kubernetes object has more. */
 export interface ObjectMeta {
@@ -299,6 +303,30 @@ export interface DestinationRuleSpec {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// PeerAuthentication (`security.trellis.dev/v1alpha1`, Istio's `security.istio.io/v1` PeerAuthentication)
+
+/** Inbound mutual TLS of a workload. UNSET inherits from the level above (workload → namespace → mesh). */
+export type PeerMtlsMode = 'UNSET' | 'DISABLE' | 'PERMISSIVE' | 'STRICT';
+
+export interface PeerMutualTls {
+  /** Default UNSET. */
+  mode?: PeerMtlsMode;
+}
+
+export interface WorkloadSelector {
+  /** The labels a Pod must all have; empty or absent selects the whole namespace. */
+  matchLabels?: Record<string, string>;
+}
+
+export interface PeerAuthenticationSpec {
+  /** Absent: the policy is the namespace's (or, in the root namespace, the mesh's). */
+  selector?: WorkloadSelector;
+  mtls?: PeerMutualTls;
+  /** By container (target) port number, as a string key (JSON); only with a selector. */
+  portLevelMtls?: Record<string, PeerMutualTls>;
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Objects and status
 
 export interface Condition {
@@ -332,3 +360,14 @@ export interface DestinationRule {
 }
 
 export type RoutingResource = VirtualService | DestinationRule;
+
+export interface PeerAuthentication {
+  apiVersion: typeof SECURITY_API_VERSION;
+  kind: 'PeerAuthentication';
+  metadata: ObjectMeta;
+  spec: PeerAuthenticationSpec;
+  status?: RoutingStatus;
+}
+
+/** Every kind of crds/: what the validator, the webhook and the mesh model judge. */
+export type MeshResource = RoutingResource | PeerAuthentication;

@@ -1,6 +1,6 @@
-// `trellis validate -f PATH...`: validates the VirtualServices and DestinationRules in files, directories
-// (recursively: .yaml, .yml, .json) and stdin (`-`), then checks them against each other and against the
-// Services found in the same input. Other kinds (Namespace, EndpointSlice, Pod, …) are skipped.
+// `trellis validate -f PATH...`: validates the VirtualServices, DestinationRules and PeerAuthentications in
+// files, directories (recursively: .yaml, .yml, .json) and stdin (`-`), then checks them against each other
+// and against the Services found in the same input. Other kinds (Namespace, EndpointSlice, Pod, …) are skipped.
 //
 // Output: one line per issue on stdout, sorted by file, document and path:
 //   reviews.yaml#2: VirtualService default/reviews: spec.http[0].route[1].weight: must be >= 0
@@ -14,9 +14,16 @@ import type { Readable, Writable } from 'node:stream';
 import type { V1Service } from '@kubernetes/client-node';
 import { InvalidArgumentError, type Command, type CommanderError } from 'commander';
 import { parseAllDocuments } from 'yaml';
-import { crossCheck } from './cross-checks.js';
+import { crossCheck, crossCheckPeerAuthentications } from './cross-checks.js';
 import { isObject } from './schema.js';
-import { API_VERSION, GROUP, type RoutingResource } from './types.js';
+import {
+  API_VERSION,
+  GROUP,
+  SECURITY_API_VERSION,
+  SECURITY_GROUP,
+  type PeerAuthentication,
+  type RoutingResource,
+} from './types.js';
 import {
   comparePaths,
   DEFAULT_NAMESPACE,
@@ -193,16 +200,18 @@ export class ValidationRun {
     }
     const group = groupOf(o.apiVersion);
     const routing = o.kind === 'VirtualService' || o.kind === 'DestinationRule';
+    const security = o.kind === 'PeerAuthentication';
+    const ours = (routing && group === GROUP) || (security && group === SECURITY_GROUP);
     if (o.kind === 'Service' && o.apiVersion === 'v1') this.services.push(o as V1Service);
-    else if (routing && group === GROUP) this.found.push({ result: validateRoutingResource(o, origin), origin });
-    else if (routing && group !== '') {
+    else if (ours) this.found.push({ result: validateRoutingResource(o, origin), origin });
+    else if ((routing || security) && group !== '') {
       const meta = isObject(o.metadata) ? o.metadata : {};
       const ns = typeof meta.namespace === 'string' && meta.namespace !== '' ? meta.namespace : DEFAULT_NAMESPACE;
       const name = typeof meta.name === 'string' ? meta.name : '(no name)';
       this.push(
         file,
         d,
-        `${formatOrigin(origin)}: warning: ${String(o.kind)} ${ns}/${name}: apiVersion: ${String(o.apiVersion)} is not served by Trellis (use ${API_VERSION}); skipped`,
+        `${formatOrigin(origin)}: warning: ${String(o.kind)} ${ns}/${name}: apiVersion: ${String(o.apiVersion)} is not served by Trellis (use ${security ? SECURITY_API_VERSION : API_VERSION}); skipped`,
         'warning',
       );
     }
@@ -227,13 +236,20 @@ export class ValidationRun {
     }
 
     // Cross-object checks over the valid resources.
-    const valid = this.found.filter((f) => f.result.resource && !duplicate.has(f));
+    const valid = this.found.filter(
+      (f) => f.result.resource && f.result.kind !== 'PeerAuthentication' && !duplicate.has(f),
+    );
     const servicesChecked = this.services.length > 0;
     const cross = crossCheck(
       valid.map((f) => f.result.resource as RoutingResource),
       servicesChecked ? this.services : undefined,
     );
     valid.forEach((f, i) => f.result.issues.push(...(cross[i] ?? [])));
+    const peers = this.found.filter(
+      (f) => f.result.resource && f.result.kind === 'PeerAuthentication' && !duplicate.has(f),
+    );
+    const peerIssues = crossCheckPeerAuthentications(peers.map((f) => f.result.resource as PeerAuthentication));
+    peers.forEach((f, i) => f.result.issues.push(...(peerIssues[i] ?? [])));
 
     for (const f of this.found) {
       const issues: ValidationIssue[] = [...f.result.issues].sort(
@@ -302,7 +318,7 @@ export async function runValidate(paths: readonly string[], io: ValidateIo): Pro
   if (!report.servicesChecked && report.resources > 0)
     io.stderr.write('note: no Service in the input, so hosts were not checked against Services\n');
   io.stderr.write(
-    `${plural(report.resources, 'routing resource')} in ${plural(sources.length, 'file')} ` +
+    `${plural(report.resources, 'resource')} in ${plural(sources.length, 'file')} ` +
       `(${plural(report.documents, 'document')}): ${plural(report.errors, 'error')}, ${plural(report.warnings, 'warning')}\n`,
   );
   if (unreadable > 0) return 2;
@@ -319,7 +335,7 @@ export function registerValidateCommand(program: Command): void {
   program
     .command('validate')
     .description(
-      'validate VirtualService and DestinationRule files, against each other and the Services in the same input',
+      'validate VirtualService, DestinationRule and PeerAuthentication files, against each other and the Services in the same input',
     )
     .requiredOption(
       '-f, --filename <paths...>',

@@ -1,4 +1,4 @@
-// The validator of VirtualService and DestinationRule objects, shared by `trellis validate`, the file
+// The validator of VirtualService, DestinationRule and PeerAuthentication objects, shared by `trellis validate`, the file
 // source, the webhook and the mesh model. Three layers, each reported with the same path syntax:
 //
 // 1. The OpenAPI schema of crds/schema.ts (the one the API server enforces), compiled with ajv, plus
@@ -19,12 +19,13 @@ import {
   celCheck,
   isObject,
   PATTERN_MESSAGES,
+  apiVersionOf,
   schemaOf,
+  type CrdKind,
   type JSONSchemaProps,
   type JsonObject,
-  type RoutingKind,
 } from './schema.js';
-import { API_VERSION, type DestinationRule, type VirtualService } from './types.js';
+import { API_VERSION, SECURITY_API_VERSION, type MeshResource } from './types.js';
 
 export interface Origin {
   file?: string;
@@ -41,12 +42,12 @@ export interface ValidationIssue {
 }
 
 export interface ValidationResult {
-  kind: 'VirtualService' | 'DestinationRule';
+  kind: CrdKind;
   namespace: string;
   name: string;
   issues: ValidationIssue[];
   /** Present when there is no error. */
-  resource?: VirtualService | DestinationRule;
+  resource?: MeshResource;
 }
 
 export const DEFAULT_NAMESPACE = 'default';
@@ -123,7 +124,7 @@ function strictCopy(s: JSONSchemaProps): Record<string, unknown> {
   return out;
 }
 
-type Compiled = Record<RoutingKind, ValidateFunction>;
+type Compiled = Record<CrdKind, ValidateFunction>;
 let compiled: Compiled | undefined;
 
 /** Compiled on first use, so that importing the validator costs nothing. */
@@ -133,6 +134,7 @@ function validators(): Compiled {
     compiled = {
       VirtualService: ajv.compile(strictCopy(schemaOf('VirtualService'))),
       DestinationRule: ajv.compile(strictCopy(schemaOf('DestinationRule'))),
+      PeerAuthentication: ajv.compile(strictCopy(schemaOf('PeerAuthentication'))),
     };
   }
   return compiled;
@@ -151,7 +153,7 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
-function schemaIssue(kind: RoutingKind, e: ErrorObject, value: (pointer: string) => unknown): ValidationIssue {
+function schemaIssue(kind: CrdKind, e: ErrorObject, value: (pointer: string) => unknown): ValidationIssue {
   const { path, schema } = pointerToPath(schemaOf(kind), e.instancePath);
   const p = e.params as Record<string, unknown>;
   const issue = (message: string, at = path): ValidationIssue => ({ path: at, message, severity: 'error' });
@@ -514,6 +516,15 @@ class Checker {
     });
   }
 
+  // PeerAuthentication --------------------------------------------------------------------------------
+
+  peerAuthentication(spec: JsonObject): void {
+    const selector = obj(spec.selector);
+    this.labelKeys('spec.selector.matchLabels', selector?.matchLabels);
+    if (selector && Object.keys(obj(selector.matchLabels) ?? {}).length === 0 && spec.portLevelMtls === undefined)
+      this.warn('spec.selector', 'selects no labels, so the policy applies to the whole namespace');
+  }
+
   metadata(meta: unknown): void {
     if (meta === undefined) return this.error('metadata', 'is required');
     const m = obj(meta);
@@ -554,6 +565,19 @@ export function isRoutingResource(value: unknown): boolean {
   );
 }
 
+/** True for every kind of crds/: the routing kinds and security.trellis.dev/v1alpha1 PeerAuthentication. */
+export function isMeshResource(value: unknown): boolean {
+  return (
+    isRoutingResource(value) ||
+    (isObject(value) && value.apiVersion === SECURITY_API_VERSION && value.kind === 'PeerAuthentication')
+  );
+}
+
+/** The kind an object is judged as (VirtualService when it names none of ours). */
+function kindOf(o: JsonObject): CrdKind {
+  return o.kind === 'DestinationRule' || o.kind === 'PeerAuthentication' ? o.kind : 'VirtualService';
+}
+
 function dedupeAndSort(issues: ValidationIssue[]): ValidationIssue[] {
   const seen = new Set<string>();
   return issues
@@ -590,12 +614,16 @@ export function validateByLayer(input: unknown): IssuesByLayer {
     return layers;
   }
   const o = input;
-  if (o.kind !== 'VirtualService' && o.kind !== 'DestinationRule')
-    layers.schema.push({ path: 'kind', message: 'must be VirtualService or DestinationRule', severity: 'error' });
-  if (o.apiVersion !== API_VERSION)
-    layers.schema.push({ path: 'apiVersion', message: `must be ${API_VERSION}`, severity: 'error' });
+  if (o.kind !== 'VirtualService' && o.kind !== 'DestinationRule' && o.kind !== 'PeerAuthentication')
+    layers.schema.push({
+      path: 'kind',
+      message: 'must be VirtualService, DestinationRule or PeerAuthentication',
+      severity: 'error',
+    });
+  const kind = kindOf(o);
+  if (o.apiVersion !== apiVersionOf(kind))
+    layers.schema.push({ path: 'apiVersion', message: `must be ${apiVersionOf(kind)}`, severity: 'error' });
   if (layers.schema.length > 0) return layers;
-  const kind: RoutingKind = o.kind === 'DestinationRule' ? 'DestinationRule' : 'VirtualService';
   const meta = isObject(o.metadata) ? o.metadata : {};
   const namespace = typeof meta.namespace === 'string' && meta.namespace !== '' ? meta.namespace : DEFAULT_NAMESPACE;
 
@@ -619,19 +647,21 @@ export function validateByLayer(input: unknown): IssuesByLayer {
   if (spec) {
     const checker = new Checker();
     if (kind === 'VirtualService') checker.virtualService(spec, namespace);
-    else checker.destinationRule(spec, namespace);
+    else if (kind === 'DestinationRule') checker.destinationRule(spec, namespace);
+    else checker.peerAuthentication(spec);
     layers.beyond.push(...checker.issues);
   }
   return layers;
 }
 
 /**
- * Validates an object (a parsed YAML or JSON document) as a VirtualService or DestinationRule. `origin` is
- * not part of the answer; it is accepted so callers can pass what they pass to formatIssue.
+ * Validates an object (a parsed YAML or JSON document) as a VirtualService, DestinationRule or
+ * PeerAuthentication (the kind it names). `origin` is not part of the answer; it is accepted so callers can
+ * pass what they pass to formatIssue.
  */
 export function validateRoutingResource(input: unknown, _origin?: Origin): ValidationResult {
   const o = isObject(input) ? input : {};
-  const kind: RoutingKind = o.kind === 'DestinationRule' ? 'DestinationRule' : 'VirtualService';
+  const kind = kindOf(o);
   const meta = isObject(o.metadata) ? o.metadata : {};
   const namespace = typeof meta.namespace === 'string' && meta.namespace !== '' ? meta.namespace : DEFAULT_NAMESPACE;
   const name = typeof meta.name === 'string' ? meta.name : '';
@@ -643,7 +673,7 @@ export function validateRoutingResource(input: unknown, _origin?: Origin): Valid
     namespace,
     name,
     issues,
-    ...(ok ? { resource: { ...(o as unknown as VirtualService | DestinationRule) } } : {}),
+    ...(ok ? { resource: { ...(o as unknown as MeshResource) } } : {}),
   };
 }
 

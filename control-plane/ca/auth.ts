@@ -1,5 +1,6 @@
 // Who is calling the CA: `authorization: Bearer <token>` proves a namespace and a service account, either
-// from a tokens file (local mode) or by a Kubernetes TokenReview with audience `trellis-ca`.
+// from a tokens file (local mode) or by a Kubernetes TokenReview with audience `trellis-ca`. (Without a
+// token, a verified client certificate on the TLS port proves it instead: service.ts, peer-identity.ts.)
 import fs from 'node:fs';
 import { AuthenticationV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
@@ -9,8 +10,11 @@ export const CA_AUDIENCE = 'trellis-ca';
 export interface Caller {
   readonly namespace: string;
   readonly serviceAccount: string;
-  /** How it was proven, for the audit log: `tokens-file` or `token-review`. */
-  readonly via: 'tokens-file' | 'token-review';
+  /**
+   * How it was proven, for the audit log: a bearer token (`tokens-file`, `token-review`), or the verified
+   * client certificate of a call on the TLS port (`certificate`: renewal with the SVID it already has).
+   */
+  readonly via: 'tokens-file' | 'token-review' | 'certificate';
 }
 
 /** The token did not prove anything: UNAUTHENTICATED, with the reason for the audit log. */

@@ -7,7 +7,10 @@ export type CaResult = 'issued' | 'unauthenticated' | 'denied' | 'invalid' | 'un
 export class CaMetrics {
   readonly requests: Counter<'result'>;
   readonly signDuration: Histogram;
-  /** notAfter of the signing certificate and of the root, so an alert can fire long before either expires. */
+  /**
+   * notAfter of the signing certificate, of the root and of the control plane's own serving certificate,
+   * so an alert can fire long before any of them expires.
+   */
   readonly expiry: Gauge<'certificate'>;
 
   constructor(registry: Registry) {
@@ -25,7 +28,7 @@ export class CaMetrics {
     });
     this.expiry = new Gauge({
       name: 'trellis_ca_certificate_expiry_timestamp_seconds',
-      help: 'notAfter (Unix seconds) of the CA certificates: certificate="signer" (signs workloads) and "root".',
+      help: 'notAfter (Unix seconds) of the CA certificates: certificate="signer" (signs workloads), "root", and "serving" (the control plane\'s own TLS certificate on port 15012).',
       labelNames: ['certificate'] as const,
       registers: [registry],
     });

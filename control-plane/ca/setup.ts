@@ -6,6 +6,7 @@ import { CertificateAuthority, DEFAULT_TRUST_DOMAIN, type KeyType } from '../../
 import type { Logger } from '../logger.js';
 import { TokenReviewAuthenticator, TokensFileAuthenticator, type Authenticator } from './auth.js';
 import { CaMetrics } from './metrics.js';
+import { ServingIdentity } from './serving-identity.js';
 import { CaService } from './service.js';
 import { loadOrCreateKubeCa, loadOrCreateLocalCa, loadPluginCaDir, type LoadedCa } from './store.js';
 
@@ -23,6 +24,8 @@ export interface CaOptions {
   readonly keyType?: KeyType;
   /** An authenticator of the caller's own (tests, embedders); wins over tokensFile/kubeConfig. */
   readonly authenticator?: Authenticator;
+  /** Lifetime of the control plane's own serving certificate (renewed at half of it); default 24 h. */
+  readonly servingTtlSeconds?: number;
 }
 
 export interface StartedCa {
@@ -30,6 +33,8 @@ export interface StartedCa {
   readonly service: CaService;
   readonly metrics: CaMetrics;
   readonly loaded: LoadedCa;
+  /** The control plane's own SVID (`…/ns/trellis-system/sa/trellisd`) for the TLS port; stop() it on close. */
+  readonly serving: ServingIdentity;
 }
 
 export async function setupCa(options: CaOptions, registry: Registry, logger: Logger): Promise<StartedCa> {
@@ -77,5 +82,6 @@ export async function setupCa(options: CaOptions, registry: Registry, logger: Lo
     },
     loaded.created ? 'ca: created a new root CA' : 'ca: loaded',
   );
-  return { authority, service, metrics, loaded };
+  const serving = await ServingIdentity.start({ authority, logger, metrics, ttlSeconds: options.servingTtlSeconds });
+  return { authority, service, metrics, loaded, serving };
 }

@@ -3,7 +3,8 @@
 // `previous`). Sources call it after every batch of changes (sources/mesh-source.ts).
 import { canonicalJson, contentHash, deepFreeze } from './canonical.js';
 import { DEFAULT_DOMAIN } from './hosts.js';
-import { keyOf, located, type MeshObject, type Problem } from './objects.js';
+import { isPolicyKind, keyOf, located, type MeshObject, type PolicyKind, type Problem } from './objects.js';
+import { indexPeerAuthentications, type PodLabels } from './peer-authentication.js';
 import { buildRouting } from './routing.js';
 import { buildNamespaces, buildServices } from './services.js';
 import type { HostPolicy, MeshService, MeshSnapshot, ServiceInstance } from './snapshot.js';
@@ -18,7 +19,7 @@ export interface BuildOptions {
   readonly formatIssue?: FormatIssue;
   /** The cluster domain of Service FQDNs; `cluster.local`. */
   readonly domain?: string;
-  /** Where mesh-wide DestinationRules live; `trellis-system`. */
+  /** Where mesh-wide DestinationRules and the mesh's PeerAuthentication live; `trellis-system`. */
   readonly rootNamespace?: string;
   /**
    * The snapshot this one replaces: the new version is its version + 1, and a VirtualService or
@@ -41,6 +42,16 @@ function compareProblems(a: Problem, b: Problem): number {
 
 function compareKeys(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** A Pod's namespace, name and string labels (what PeerAuthentication selectors read). */
+function podLabels(pod: Of<'Pod'>): PodLabels {
+  const raw: unknown = pod.object?.metadata?.labels;
+  const labels: Record<string, string> = {};
+  if (typeof raw === 'object' && raw !== null) {
+    for (const [k, v] of Object.entries(raw)) if (typeof v === 'string') labels[k] = v;
+  }
+  return { namespace: pod.namespace, name: pod.name, labels };
 }
 
 export function buildSnapshot(objects: readonly MeshObject[], options: BuildOptions): MeshSnapshot {
@@ -74,12 +85,12 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
   const namespaces = buildNamespaces(ofKind('Namespace'));
   const services = buildServices(ofKind('Service'), ofKind('EndpointSlice'), ofKind('Pod'), domain, problems);
   const routing = buildRouting({
-    objects: unique.filter(
-      (o): o is Of<'VirtualService' | 'DestinationRule'> => o.kind === 'VirtualService' || o.kind === 'DestinationRule',
-    ),
+    objects: unique.filter((o): o is Of<PolicyKind> => isPolicyKind(o.kind)),
     validate: options.validate,
     ...(options.formatIssue ? { formatIssue: options.formatIssue } : {}),
     domain,
+    rootNamespace,
+    pods: ofKind('Pod').map(podLabels),
     ...(options.previous ? { previous: options.previous } : {}),
   });
   problems.push(...routing.problems);
@@ -134,6 +145,7 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
     services,
     virtualServices: routing.virtualServices,
     destinationRules: routing.destinationRules,
+    peerAuthentications: routing.peerAuthentications,
     statuses,
     problems: sortedProblems,
   };
@@ -151,6 +163,7 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
         .sort((a, b) => b.host.length - a.host.length || compareKeys(a.host, b.host)),
       instancesByPod,
       instancesByAddress,
+      peerAuthentications: indexPeerAuthentications(routing.peerAuthentications),
     },
   };
   return deepFreeze(snapshot);

@@ -14,6 +14,7 @@ export const MESH_KINDS = [
   'Pod',
   'VirtualService',
   'DestinationRule',
+  'PeerAuthentication',
 ] as const;
 export type MeshKind = (typeof MESH_KINDS)[number];
 
@@ -21,8 +22,15 @@ export function isMeshKind(kind: unknown): kind is MeshKind {
   return typeof kind === 'string' && (MESH_KINDS as readonly string[]).includes(kind);
 }
 
-/** The apiVersion each core kind must carry (routing kinds are checked by the validator). */
-export const CORE_API_VERSIONS: Readonly<Record<Exclude<MeshKind, 'VirtualService' | 'DestinationRule'>, string>> = {
+/** The kinds of crds/ (judged by crds/validator.ts): routing and mutual-TLS policy. */
+export type PolicyKind = 'VirtualService' | 'DestinationRule' | 'PeerAuthentication';
+
+export function isPolicyKind(kind: unknown): kind is PolicyKind {
+  return kind === 'VirtualService' || kind === 'DestinationRule' || kind === 'PeerAuthentication';
+}
+
+/** The apiVersion each core kind must carry (the kinds of crds/ are checked by the validator). */
+export const CORE_API_VERSIONS: Readonly<Record<Exclude<MeshKind, PolicyKind>, string>> = {
   Namespace: 'v1',
   Service: 'v1',
   Pod: 'v1',
@@ -47,8 +55,9 @@ interface Keyed<K extends MeshKind, T> {
 }
 
 /**
- * One object of the store. VirtualService and DestinationRule are `unknown` until the validator has
- * read them; the core kinds carry client-node's types (but see the note at the top of this file).
+ * One object of the store. VirtualService, DestinationRule and PeerAuthentication are `unknown` until the
+ * validator has read them; the core kinds carry client-node's types (but see the note at the top of this
+ * file).
  */
 export type MeshObject =
   | Keyed<'Namespace', V1Namespace>
@@ -56,7 +65,8 @@ export type MeshObject =
   | Keyed<'EndpointSlice', V1EndpointSlice>
   | Keyed<'Pod', V1Pod>
   | Keyed<'VirtualService', unknown>
-  | Keyed<'DestinationRule', unknown>;
+  | Keyed<'DestinationRule', unknown>
+  | Keyed<'PeerAuthentication', unknown>;
 
 /** `kind/namespace/name`, the identity of an object in the store and the model. */
 export function objectKey(kind: MeshKind, namespace: string, name: string): string {

@@ -1,5 +1,6 @@
-// VirtualServices and DestinationRules: validation, the last accepted version, precedence, conflicts,
-// the DestinationRule merge, and the Accepted status of each. Pure; the validator is a parameter.
+// VirtualServices, DestinationRules and PeerAuthentications: validation, the last accepted version,
+// precedence, conflicts, the DestinationRule merge, and the Accepted status of each. Pure; the validator is
+// a parameter. What PeerAuthentications mean is in peer-authentication.ts.
 // The rules (and where they differ from Istio) are in README.md beside this file.
 import type {
   Condition,
@@ -7,15 +8,18 @@ import type {
   DestinationRule,
   DestinationRuleSpec,
   ObjectMeta,
+  PeerAuthentication,
   Subset,
   TrafficPolicy,
   VirtualService,
   VirtualServiceSpec,
 } from '../../crds/types.js';
 import { qualifyHost } from './hosts.js';
-import { located, objectKey, type MeshObject, type Origin, type Problem } from './objects.js';
+import { located, objectKey, type MeshObject, type Origin, type PolicyKind, type Problem } from './objects.js';
+import { peerAuthenticationConflicts, peerFields, type PodLabels } from './peer-authentication.js';
 import type {
   AcceptedDestinationRule,
+  AcceptedPeerAuthentication,
   AcceptedVirtualService,
   MergedDestinationRule,
   ObjectRef,
@@ -32,18 +36,23 @@ import type {
 } from './validation.js';
 import { coveredBy, normalizeExportTo, overlaps, unionExportTo } from './visibility.js';
 
-type RoutingKind = 'VirtualService' | 'DestinationRule';
-type RoutingObject = Extract<MeshObject, { kind: RoutingKind }>;
+type RoutingObject = Extract<MeshObject, { kind: PolicyKind }>;
+type Accepted = AcceptedVirtualService | AcceptedDestinationRule | AcceptedPeerAuthentication;
 
 export interface RoutingInput {
   readonly objects: readonly RoutingObject[];
   readonly validate: ValidateRoutingResource;
   readonly formatIssue?: FormatIssue;
   readonly domain: string;
+  /** Where the mesh-wide PeerAuthentication lives (for messages). */
+  readonly rootNamespace: string;
+  /** The Pods, for PeerAuthentication selectors that overlap. */
+  readonly pods?: readonly PodLabels[];
   /** The accepted resources of the previous snapshot, to keep when their object turns invalid. */
   readonly previous?: {
     readonly virtualServices: readonly AcceptedVirtualService[];
     readonly destinationRules: readonly AcceptedDestinationRule[];
+    readonly peerAuthentications: readonly AcceptedPeerAuthentication[];
   };
 }
 
@@ -51,6 +60,7 @@ export interface RoutingModel {
   /** In precedence order. */
   readonly virtualServices: AcceptedVirtualService[];
   readonly destinationRules: AcceptedDestinationRule[];
+  readonly peerAuthentications: AcceptedPeerAuthentication[];
   /** By host: the VirtualServices naming it, in precedence order. */
   readonly virtualServicesByHost: Map<string, AcceptedVirtualService[]>;
   /** By host: one merged rule per namespace, sorted by namespace. */
@@ -183,11 +193,41 @@ function acceptDestinationRule(
   };
 }
 
+function acceptPeerAuthentication(
+  pa: PeerAuthentication,
+  namespace: string,
+  name: string,
+  origin: Origin,
+): AcceptedPeerAuthentication {
+  const resource: PeerAuthentication = {
+    apiVersion: pa.apiVersion,
+    kind: 'PeerAuthentication',
+    metadata: keptMetadata(pa.metadata, namespace),
+    spec: structuredClone(pa.spec),
+  };
+  return {
+    ...acceptedHeader(resource.metadata, namespace, name, origin),
+    ...peerFields(resource.spec),
+    resource,
+  };
+}
+
+function accept(o: RoutingObject, resource: unknown, domain: string): Accepted {
+  switch (o.kind) {
+    case 'VirtualService':
+      return acceptVirtualService(resource as VirtualService, o.namespace, o.name, o.origin, domain);
+    case 'DestinationRule':
+      return acceptDestinationRule(resource as DestinationRule, o.namespace, o.name, o.origin, domain);
+    case 'PeerAuthentication':
+      return acceptPeerAuthentication(resource as PeerAuthentication, o.namespace, o.name, o.origin);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Status
 
 interface Judgement {
-  readonly kind: RoutingKind;
+  readonly kind: PolicyKind;
   readonly namespace: string;
   readonly name: string;
   readonly generation?: number;
@@ -195,9 +235,11 @@ interface Judgement {
   readonly errors: StatusIssue[];
   readonly warnings: StatusIssue[];
   /** The version in the model: the new one, a kept older one (stale), or none. */
-  accepted?: AcceptedVirtualService | AcceptedDestinationRule;
+  accepted?: Accepted;
   /** Hosts of a VirtualService on which it loses to an older one everywhere it is visible. */
   readonly lostHosts: Set<string>;
+  /** A PeerAuthentication that an older one overrides entirely. */
+  conflicted?: boolean;
 }
 
 function issueText(issues: readonly StatusIssue[]): string {
@@ -228,6 +270,10 @@ function statusOf(j: Judgement): ResourceStatus {
       accepted = false;
       reason = 'Conflicted';
       message = `${issueText(j.warnings)}; it has no effect until the older VirtualServices are removed`;
+    } else if (j.conflicted) {
+      accepted = false;
+      reason = 'Conflicted';
+      message = `${issueText(j.warnings)}; it has no effect until the older PeerAuthentication is removed`;
     } else if (j.warnings.length > 0) {
       accepted = true;
       reason = 'AcceptedWithWarnings';
@@ -291,12 +337,15 @@ export function buildRouting(input: RoutingInput): RoutingModel {
   const { domain } = input;
   const format = input.formatIssue ?? defaultFormat;
   const problems: Problem[] = [];
-  const previous = new Map<string, AcceptedVirtualService | AcceptedDestinationRule>();
+  const previous = new Map<string, Accepted>();
   for (const vs of input.previous?.virtualServices ?? []) {
     previous.set(objectKey('VirtualService', vs.namespace, vs.name), vs);
   }
   for (const dr of input.previous?.destinationRules ?? []) {
     previous.set(objectKey('DestinationRule', dr.namespace, dr.name), dr);
+  }
+  for (const pa of input.previous?.peerAuthentications ?? []) {
+    previous.set(objectKey('PeerAuthentication', pa.namespace, pa.name), pa);
   }
 
   const judgements: Judgement[] = [];
@@ -343,10 +392,7 @@ export function buildRouting(input: RoutingInput): RoutingModel {
     };
     if (errors.length === 0 && result.resource !== undefined) {
       try {
-        judgement.accepted =
-          o.kind === 'VirtualService'
-            ? acceptVirtualService(result.resource as VirtualService, o.namespace, o.name, o.origin, domain)
-            : acceptDestinationRule(result.resource as DestinationRule, o.namespace, o.name, o.origin, domain);
+        judgement.accepted = accept(o, result.resource, domain);
       } catch (err) {
         // The validator let through something the model cannot read: a bug, but it hurts only this object.
         const issue: ValidationIssue = {
@@ -372,7 +418,7 @@ export function buildRouting(input: RoutingInput): RoutingModel {
   }
 
   const byKey = new Map(judgements.map((j) => [objectKey(j.kind, j.namespace, j.name), j]));
-  const judgementOf = (kind: RoutingKind, r: ObjectRef) => byKey.get(objectKey(kind, r.namespace, r.name))!;
+  const judgementOf = (kind: PolicyKind, r: ObjectRef) => byKey.get(objectKey(kind, r.namespace, r.name))!;
 
   const virtualServices = judgements
     .filter((j) => j.kind === 'VirtualService' && j.accepted)
@@ -382,6 +428,28 @@ export function buildRouting(input: RoutingInput): RoutingModel {
     .filter((j) => j.kind === 'DestinationRule' && j.accepted)
     .map((j) => j.accepted as AcceptedDestinationRule)
     .sort(comparePrecedence);
+  const peerAuthentications = judgements
+    .filter((j) => j.kind === 'PeerAuthentication' && j.accepted)
+    .map((j) => j.accepted as AcceptedPeerAuthentication)
+    .sort(comparePrecedence);
+
+  // PeerAuthentications: several at one level (peer-authentication.ts).
+  for (const c of peerAuthenticationConflicts(peerAuthentications, input.pods ?? [], input.rootNamespace)) {
+    const j = judgementOf('PeerAuthentication', c.policy);
+    const issue: StatusIssue = { severity: 'warning', path: c.path, message: c.message };
+    j.warnings.push(issue);
+    if (c.conflicted) j.conflicted = true;
+    problems.push({
+      severity: 'warning',
+      object: { kind: 'PeerAuthentication', namespace: c.policy.namespace, name: c.policy.name },
+      origin: j.origin,
+      message: format(
+        { kind: 'PeerAuthentication', namespace: c.policy.namespace, name: c.policy.name, issues: [] },
+        issue,
+        validationOrigin(j.origin),
+      ),
+    });
+  }
 
   // VirtualServices by host. Sidecars do not merge VirtualServices (envoy-translation.md §2.8): for each
   // host and client namespace the oldest visible one wins; a younger one is warned about every older one
@@ -499,5 +567,13 @@ export function buildRouting(input: RoutingInput): RoutingModel {
   }
 
   const statuses = judgements.map(statusOf);
-  return { virtualServices, destinationRules, virtualServicesByHost, destinationRulesByHost, statuses, problems };
+  return {
+    virtualServices,
+    destinationRules,
+    peerAuthentications,
+    virtualServicesByHost,
+    destinationRulesByHost,
+    statuses,
+    problems,
+  };
 }

@@ -5,12 +5,14 @@
 import type {
   DestinationRule,
   DestinationRuleSpec,
+  PeerAuthentication,
+  PeerMtlsMode,
   Subset,
   TrafficPolicy,
   VirtualService,
   VirtualServiceSpec,
 } from '../../crds/types.js';
-import type { Origin, Problem } from './objects.js';
+import type { Origin, PolicyKind, Problem } from './objects.js';
 import type { Protocol, ProtocolSource } from './protocol.js';
 import type { ExportTo } from './visibility.js';
 
@@ -89,19 +91,23 @@ export interface MeshNamespace {
   readonly origin: Origin;
 }
 
-interface AcceptedResource {
+/** What every accepted resource of crds/ carries: its identity and precedence. */
+export interface AcceptedHeader {
   readonly namespace: string;
   readonly name: string;
   readonly generation?: number;
   /** RFC 3339, as written; decides precedence (oldest first). */
   readonly creationTimestamp?: string;
-  readonly exportTo: ExportTo;
   readonly origin: Origin;
   /**
    * True when the object in the source is now invalid and this is its last accepted version, kept
    * (design.md §5.3: nothing already accepted is lost).
    */
   readonly stale: boolean;
+}
+
+interface AcceptedResource extends AcceptedHeader {
+  readonly exportTo: ExportTo;
 }
 
 export interface AcceptedVirtualService extends AcceptedResource {
@@ -122,6 +128,31 @@ export interface AcceptedDestinationRule extends AcceptedResource {
   /** The spec as accepted, `host` qualified. */
   readonly spec: DestinationRuleSpec;
   readonly resource: DestinationRule;
+}
+
+/** Inbound mutual TLS once UNSET is resolved. */
+export type ResolvedMtlsMode = 'DISABLE' | 'PERMISSIVE' | 'STRICT';
+
+/** A PeerAuthentication as accepted (README "PeerAuthentication"). */
+export interface AcceptedPeerAuthentication extends AcceptedHeader {
+  /**
+   * `spec.selector.matchLabels`, keys sorted; absent when the policy has no selector or an empty one
+   * (it is then the namespace's policy, or the mesh's in the root namespace).
+   */
+  readonly selector?: Readonly<Record<string, string>>;
+  /** `spec.mtls.mode`; UNSET when not written. */
+  readonly mode: PeerMtlsMode;
+  /** `spec.portLevelMtls`, by container (target) port, sorted by port; UNSET entries included. */
+  readonly portLevel: readonly { readonly port: number; readonly mode: PeerMtlsMode }[];
+  readonly resource: PeerAuthentication;
+}
+
+/** The PeerAuthentications of one namespace, by level. */
+export interface NamespacePeerAuthentications {
+  /** The oldest policy without a selector (in the root namespace: the mesh policy). */
+  readonly namespacePolicy?: AcceptedPeerAuthentication;
+  /** The policies with a selector, in precedence order (the first that matches a workload wins). */
+  readonly workloadPolicies: readonly AcceptedPeerAuthentication[];
 }
 
 /**
@@ -162,9 +193,9 @@ export interface StatusIssue {
   readonly message: string;
 }
 
-/** The `Accepted` condition of one VirtualService or DestinationRule (written to `status` by KubeSource). */
+/** The `Accepted` condition of one resource of crds/ (written to `status` by KubeSource). */
 export interface ResourceStatus {
-  readonly kind: 'VirtualService' | 'DestinationRule';
+  readonly kind: PolicyKind;
   readonly namespace: string;
   readonly name: string;
   /** `metadata.generation` of the object judged (for `observedGeneration`). */
@@ -193,6 +224,8 @@ export interface MeshIndex {
   /** By `<namespace>/<pod>`. */
   readonly instancesByPod: ReadonlyMap<string, readonly ServiceInstance[]>;
   readonly instancesByAddress: ReadonlyMap<string, readonly ServiceInstance[]>;
+  /** By namespace; namespaces without a PeerAuthentication are absent. */
+  readonly peerAuthentications: ReadonlyMap<string, NamespacePeerAuthentications>;
 }
 
 export interface MeshSnapshot {
@@ -201,7 +234,10 @@ export interface MeshSnapshot {
   /** sha256 of everything below except `index`: equal content, equal hash, whatever the version. */
   readonly hash: string;
   readonly domain: string;
-  /** DestinationRules here apply mesh-wide (after the client's and the service's namespace). */
+  /**
+   * DestinationRules here apply mesh-wide (after the client's and the service's namespace); a
+   * PeerAuthentication here without a selector is the mesh's.
+   */
   readonly rootNamespace: string;
   /** Sorted by name. */
   readonly namespaces: readonly MeshNamespace[];
@@ -211,9 +247,11 @@ export interface MeshSnapshot {
   readonly virtualServices: readonly AcceptedVirtualService[];
   /** Every accepted DestinationRule, in precedence order. */
   readonly destinationRules: readonly AcceptedDestinationRule[];
+  /** Every accepted PeerAuthentication (kept stale versions included), in precedence order. */
+  readonly peerAuthentications: readonly AcceptedPeerAuthentication[];
   /** Sorted by host. */
   readonly hosts: readonly HostPolicy[];
-  /** One per VirtualService and DestinationRule in the source, sorted by kind, namespace, name. */
+  /** One per VirtualService, DestinationRule and PeerAuthentication in the source, sorted by kind, namespace, name. */
   readonly statuses: readonly ResourceStatus[];
   /** Source, object and validation problems, sorted. */
   readonly problems: readonly Problem[];

@@ -1,5 +1,5 @@
 // KubeSource: the mesh from a Kubernetes API server (design.md §1). One informer per kind (Namespace,
-// Service, EndpointSlice, Pod, VirtualService, DestinationRule) feeds the same ObjectStore as FileSource,
+// Service, EndpointSlice, Pod, VirtualService, DestinationRule, PeerAuthentication) feeds the same ObjectStore as FileSource,
 // and the same MeshSource turns it into MeshSnapshots: nothing downstream knows which source runs.
 //
 // Informers are @kubernetes/client-node v2 ListWatches (style-anchors.md: list, then watch from the
@@ -34,6 +34,8 @@ import { ObjectStore } from './object-store.js';
 
 export const ROUTING_API_GROUP = 'networking.trellis.dev';
 export const ROUTING_API_VERSION = `${ROUTING_API_GROUP}/v1alpha1`;
+export const SECURITY_API_GROUP = 'security.trellis.dev';
+export const SECURITY_API_VERSION = `${SECURITY_API_GROUP}/v1alpha1`;
 
 /** A kind KubeSource follows: where it is listed and watched (cluster-wide). */
 export interface KubeKind {
@@ -53,6 +55,11 @@ export const KUBE_KINDS: readonly KubeKind[] = [
     kind: 'DestinationRule',
     apiVersion: ROUTING_API_VERSION,
     path: `/apis/${ROUTING_API_VERSION}/destinationrules`,
+  },
+  {
+    kind: 'PeerAuthentication',
+    apiVersion: SECURITY_API_VERSION,
+    path: `/apis/${SECURITY_API_VERSION}/peerauthentications`,
   },
 ];
 

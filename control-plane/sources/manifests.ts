@@ -6,6 +6,7 @@ import {
   CORE_API_VERSIONS,
   formatOrigin,
   isMeshKind,
+  isPolicyKind,
   type MeshObject,
   type Origin,
   type Problem,
@@ -46,7 +47,7 @@ export function toMeshObject(value: unknown, origin: Origin): { object?: MeshObj
       problem: { severity: 'info', origin, message: `${at}: skipped a document of ${what} (not read by the mesh)` },
     };
   }
-  if (kind !== 'VirtualService' && kind !== 'DestinationRule' && apiVersion !== CORE_API_VERSIONS[kind]) {
+  if (!isPolicyKind(kind) && apiVersion !== CORE_API_VERSIONS[kind]) {
     return {
       problem: {
         severity: 'info',

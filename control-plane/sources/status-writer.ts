@@ -1,7 +1,7 @@
-// Writes the verdict of the mesh model on every VirtualService and DestinationRule into its `status`
-// (issue 4; design.md §5.3 "reported in its status"): one condition `Accepted` (True/False, reason,
-// message, observedGeneration, lastTransitionTime) and `status.observedGeneration`, through the status
-// subresource.
+// Writes the verdict of the mesh model on every VirtualService, DestinationRule and PeerAuthentication
+// into its `status` (issue 4; design.md §5.3 "reported in its status"): one condition `Accepted`
+// (True/False, reason, message, observedGeneration, lastTransitionTime) and `status.observedGeneration`,
+// through the status subresource.
 //
 // - **Only when it changes.** The wanted condition (model/routing.ts acceptedCondition) is compared with
 //   what the object in the informer cache already has, ignoring lastTransitionTime; equal means no
@@ -18,11 +18,11 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Condition, RoutingStatus } from '../../crds/types.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
-import { objectKey, type MeshKind } from '../model/objects.js';
+import { isPolicyKind, objectKey, type MeshKind } from '../model/objects.js';
 import { acceptedCondition } from '../model/routing.js';
 import type { MeshSnapshot, ResourceStatus } from '../model/snapshot.js';
 import { describeKubeError, KubeApiError, kubeRequest } from './kube-http.js';
-import { backoffDelay, ROUTING_API_VERSION } from './kube-source.js';
+import { backoffDelay, ROUTING_API_VERSION, SECURITY_API_VERSION } from './kube-source.js';
 import type { ObjectStore } from './object-store.js';
 
 /** What the writer reads: a KubeSource (its snapshots, and its store for the objects as they are). */
@@ -56,9 +56,10 @@ export interface StatusWriterStats {
   readonly unchanged: number;
 }
 
-const PLURALS: Readonly<Record<ResourceStatus['kind'], string>> = {
-  VirtualService: 'virtualservices',
-  DestinationRule: 'destinationrules',
+const COLLECTIONS: Readonly<Record<ResourceStatus['kind'], { apiVersion: string; plural: string }>> = {
+  VirtualService: { apiVersion: ROUTING_API_VERSION, plural: 'virtualservices' },
+  DestinationRule: { apiVersion: ROUTING_API_VERSION, plural: 'destinationrules' },
+  PeerAuthentication: { apiVersion: SECURITY_API_VERSION, plural: 'peerauthentications' },
 };
 
 /** The schema bounds `message` (crds/schema.ts). */
@@ -175,7 +176,7 @@ export class StatusWriter {
       this.source.onChange(() => this.markAll()),
       this.source.store.onChange((event) => {
         for (const key of event.changed) {
-          if (key.startsWith('VirtualService/') || key.startsWith('DestinationRule/')) this.mark(key);
+          if (isPolicyKind(key.slice(0, key.indexOf('/')))) this.mark(key);
         }
       }),
     );
@@ -280,7 +281,8 @@ export class StatusWriter {
     fingerprint: string,
     initial: LiveObject,
   ): Promise<void> {
-    const path = `/apis/${ROUTING_API_VERSION}/namespaces/${encodeURIComponent(status.namespace)}/${PLURALS[status.kind]}/${encodeURIComponent(status.name)}/status`;
+    const { apiVersion, plural } = COLLECTIONS[status.kind];
+    const path = `/apis/${apiVersion}/namespaces/${encodeURIComponent(status.namespace)}/${plural}/${encodeURIComponent(status.name)}/status`;
     let live = initial;
     for (let attempt = 0; attempt < 5 && !this.stopped; attempt++) {
       // The generation judged is the one the condition speaks of; a newer object gets its own snapshot.

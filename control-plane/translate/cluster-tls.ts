@@ -3,8 +3,9 @@
 //
 // | mode                      | Envoy sidecar                                         | proxyless gRPC                          |
 // |---------------------------|-------------------------------------------------------|-----------------------------------------|
-// | (none)                    | auto mTLS: transport_socket_matches on endpoint       | plaintext (grpc-js ignores socket       |
-// |                           | metadata tlsMode=mesh, else raw_buffer                | matches; set MESH_MUTUAL to get mTLS)   |
+// | (none)                    | auto mTLS: transport_socket_matches on endpoint       | destination STRICT: as MESH_MUTUAL;     |
+// |                           | metadata tlsMode=mesh, else raw_buffer; destination   | else plaintext (grpc-js ignores socket  |
+// |                           | DISABLE: plaintext                                    | matches: it cannot choose per endpoint) |
 // | DISABLE                   | plaintext                                             | plaintext                               |
 // | MESH_MUTUAL/ISTIO_MUTUAL  | SDS `default` + `ROOTCA`, SAN = SPIFFE ids, Istio SNI | providers identity + root, SAN = ids    |
 // | SIMPLE                    | no client cert, system roots, SAN = DR or the SNI     | root provider only, SAN = DR or ids     |
@@ -15,11 +16,15 @@
 // certificate provider instances), so it always validates against the mesh root.
 // A service with no known service account gets an empty SAN list: any certificate of the mesh root
 // (Envoy), any certificate with a SAN (grpc-js). Istio behaves the same.
-// Proxyless gRPC gets no TLS unless the rule asks: grpc-js applies it only with XdsChannelCredentials
-// and certificate providers in its bootstrap, which the control plane cannot see (Istio's choice too).
+// Proxyless gRPC without a rule: mesh mTLS when the destination's PeerAuthentication mode is STRICT for
+// every workload behind the port (model/peer-authentication.ts destinationMtls), because those servers
+// refuse plaintext anyway; plaintext otherwise (PERMISSIVE proxyless servers serve plaintext only, and a
+// client cannot switch per endpoint). grpc-js applies the TLS only with XdsChannelCredentials and the
+// certificate providers in its bootstrap (the agent writes both); with plain credentials it is ignored.
 import { create, toBinary, type MessageInitShape } from '@bufbuild/protobuf';
 import { anyPack, AnySchema } from '@bufbuild/protobuf/wkt';
 import type { ClientTLSSettings } from '../../crds/types.js';
+import type { ResolvedMtlsMode } from '../model/snapshot.js';
 import { Cluster_TransportSocketMatchSchema } from '../envoy/gen/envoy/config/cluster/v3/cluster_pb.js';
 import { TransportSocketSchema, type TransportSocket } from '../envoy/gen/envoy/config/core/v3/base_pb.js';
 import {
@@ -71,6 +76,12 @@ export interface ClusterTlsInput {
    * (Istio), or not; a DNS cluster (outside the mesh).
    */
   readonly autoMtls: 'endpointMetadata' | 'always' | 'never';
+  /**
+   * The destination's inbound mode (PeerAuthentication, then the mesh config) when every workload behind
+   * the port agrees, else MIXED. Without a `tls` in the policy: STRICT gives proxyless gRPC mesh mTLS,
+   * DISABLE gives Envoy plaintext. Ignored where `autoMtls` is `never` (outside the mesh).
+   */
+  readonly destinationMtls: ResolvedMtlsMode | 'MIXED';
 }
 
 // The constant parts below are created once and shared by every cluster (never mutated).
@@ -211,7 +222,10 @@ export function outboundTlsFields(input: ClusterTlsInput): ClusterInit {
   const { tls, proxyType } = input;
   if (tls?.mode === 'DISABLE') return {};
   if (proxyType === 'grpc') {
-    if (!tls) return {};
+    if (!tls) {
+      const mesh = input.autoMtls !== 'never' && input.destinationMtls === 'STRICT';
+      return mesh ? { transportSocket: grpcSocket(input.meshSans, true) } : {};
+    }
     const sans = tls.subjectAltNames ?? input.meshSans;
     return { transportSocket: grpcSocket(sans, tls.mode !== 'SIMPLE') };
   }
@@ -221,7 +235,7 @@ export function outboundTlsFields(input: ClusterTlsInput): ClusterInit {
     };
   }
   if (tls) return { transportSocket: envoySimpleSocket(tls, input.fqdn, input.http2, tls.mode === 'MUTUAL') };
-  if (input.autoMtls === 'never') return {};
+  if (input.autoMtls === 'never' || input.destinationMtls === 'DISABLE') return {};
   const mesh = envoyMeshSocket(input.meshSni, input.meshSans, input.http2);
   if (input.autoMtls === 'always') return { transportSocket: mesh };
   return { transportSocketMatches: autoMtlsMatches(mesh) };

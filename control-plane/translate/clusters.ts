@@ -25,6 +25,7 @@ import {
 } from '../envoy/gen/envoy/config/cluster/v3/cluster_pb.js';
 import { ApiVersion, ConfigSourceSchema } from '../envoy/gen/envoy/config/core/v3/config_source_pb.js';
 import { destinationRuleFor, servicesVisibleFrom } from '../model/lookup.js';
+import { destinationMtls } from '../model/peer-authentication.js';
 import { isHttp2Protocol, isHttpProtocol } from '../model/protocol.js';
 import type { MergedDestinationRule, MeshService, MeshServicePort } from '../model/snapshot.js';
 import type { Subset } from '../../crds/types.js';
@@ -102,6 +103,7 @@ function outboundCluster(
       fqdn: service.fqdn,
       http2,
       autoMtls: autoMtlsOf(discovery, port),
+      destinationMtls: destinationMtls(ctx.snapshot, service, port, ctx.mesh.mtlsMode),
     }),
   });
 }

@@ -11,7 +11,10 @@
 import type { MeshSnapshot } from '../model/snapshot.js';
 import type { ProxyInfo } from '../xds/node.js';
 
-/** Mutual TLS on a workload's inbound side (the PeerAuthentication-style policy comes with the CA issue). */
+/**
+ * The mesh-wide default of inbound mutual TLS: what a workload gets when no PeerAuthentication decides (the
+ * last level of model/peer-authentication.ts, which the translator asks with this as the fallback).
+ */
 export type MtlsMode = 'PERMISSIVE' | 'STRICT';
 
 export interface TracingConfig {
@@ -25,7 +28,7 @@ export interface TracingConfig {
 export interface MeshConfig {
   /** `cluster.local`. */
   readonly trustDomain: string;
-  /** `PERMISSIVE`. */
+  /** `PERMISSIVE`; PeerAuthentications override it (mesh, namespace, workload). */
   readonly mtlsMode: MtlsMode;
   /** Outbound `connect_timeout` when no DestinationRule sets one: `10s`. */
   readonly connectTimeout: string;

@@ -14,7 +14,8 @@
 // - No address is listed twice (grpc-js NACKs duplicates) and every address is an IP literal (grpc-js
 //   NACKs names; FQDN EndpointSlices are skipped).
 // - Envoy only: endpoints of Pods with a sidecar carry `envoy.transport_socket_match: {tlsMode: mesh}`, which
-//   selects the mTLS entry of the cluster's transport_socket_matches (auto mutual TLS, cluster-tls.ts).
+//   selects the mTLS entry of the cluster's transport_socket_matches (auto mutual TLS, cluster-tls.ts),
+//   unless the Pod's PeerAuthentication mode on that port is DISABLE (its sidecar takes plaintext only).
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import net from 'node:net';
 import { HealthStatus } from '../envoy/gen/envoy/config/core/v3/health_check_pb.js';
@@ -24,6 +25,7 @@ import {
 } from '../envoy/gen/envoy/config/endpoint/v3/endpoint_pb.js';
 import { LbEndpointSchema, type LbEndpoint } from '../envoy/gen/envoy/config/endpoint/v3/endpoint_components_pb.js';
 import { endpointsFor } from '../model/lookup.js';
+import { portMtls, workloadMtls } from '../model/peer-authentication.js';
 import type { MeshEndpoint } from '../model/snapshot.js';
 import type { ProxyType } from '../xds/node.js';
 import { parseOutboundClusterName, TLS_MODE_MESH, TRANSPORT_SOCKET_MATCH_KEY } from './cluster-names.js';
@@ -42,12 +44,20 @@ function loadAssignment(ctx: TranslateContext, clusterName: string): ClusterLoad
     ? endpointsFor(ctx.snapshot, parsed.fqdn, parsed.port, parsed.subset, ctx.proxy.namespace)
     : [];
   const localities = groupByLocality(usable(endpoints));
+  const namespace = parsed ? ctx.snapshot.index.servicesByFqdn.get(parsed.fqdn)?.namespace : undefined;
+  // Auto mTLS (Envoy): a sidecar whose PeerAuthentication says DISABLE on this port takes plaintext only.
+  const kind = (e: MeshEndpoint): EndpointKind => {
+    if (ctx.proxy.proxyType === 'grpc') return 'grpc';
+    if (!e.inMesh || namespace === undefined) return 'envoy';
+    const mode = portMtls(workloadMtls(ctx.snapshot, namespace, e.labels, ctx.mesh.mtlsMode), e.port);
+    return mode === 'DISABLE' ? 'envoy' : 'envoyMesh';
+  };
   return create(ClusterLoadAssignmentSchema, {
     clusterName,
     endpoints: localities.map(({ locality, members }) => ({
       locality,
       loadBalancingWeight: members.length,
-      lbEndpoints: members.map((e) => lbEndpoint(e, ctx.proxy.proxyType)),
+      lbEndpoints: members.map((e) => lbEndpoint(e, kind(e))),
     })),
   });
 }
@@ -93,21 +103,25 @@ function compareLocalities(a: LocalityGroup['locality'], b: LocalityGroup['local
 
 // One LbEndpoint message per snapshot endpoint and proxy type, shared by every assignment that lists it
 // (the service cluster, its subsets, every proxy): building them dominates EDS time. Never mutated.
-const lbEndpoints: Record<ProxyType, WeakMap<MeshEndpoint, LbEndpoint>> = {
+// `envoyMesh`: an Envoy endpoint that takes mesh mTLS (the transport-socket-match metadata).
+type EndpointKind = ProxyType | 'envoyMesh';
+
+const lbEndpoints: Record<EndpointKind, WeakMap<MeshEndpoint, LbEndpoint>> = {
   envoy: new WeakMap(),
+  envoyMesh: new WeakMap(),
   grpc: new WeakMap(),
 };
 
-function lbEndpoint(e: MeshEndpoint, proxyType: ProxyType): LbEndpoint {
-  let message = lbEndpoints[proxyType].get(e);
+function lbEndpoint(e: MeshEndpoint, kind: EndpointKind): LbEndpoint {
+  let message = lbEndpoints[kind].get(e);
   if (!message) {
-    message = create(LbEndpointSchema, lbEndpointInit(e, proxyType));
-    lbEndpoints[proxyType].set(e, message);
+    message = create(LbEndpointSchema, lbEndpointInit(e, kind === 'envoyMesh'));
+    lbEndpoints[kind].set(e, message);
   }
   return message;
 }
 
-function lbEndpointInit(e: MeshEndpoint, proxyType: ProxyType): LbEndpointInit {
+function lbEndpointInit(e: MeshEndpoint, mesh: boolean): LbEndpointInit {
   return {
     hostIdentifier: {
       case: 'endpoint',
@@ -121,8 +135,6 @@ function lbEndpointInit(e: MeshEndpoint, proxyType: ProxyType): LbEndpointInit {
       },
     },
     healthStatus: HealthStatus.HEALTHY,
-    ...(proxyType === 'envoy' && e.inMesh
-      ? { metadata: { filterMetadata: { [TRANSPORT_SOCKET_MATCH_KEY]: { tlsMode: TLS_MODE_MESH } } } }
-      : {}),
+    ...(mesh ? { metadata: { filterMetadata: { [TRANSPORT_SOCKET_MATCH_KEY]: { tlsMode: TLS_MODE_MESH } } } } : {}),
   };
 }

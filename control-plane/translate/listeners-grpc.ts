@@ -8,6 +8,7 @@ import { ListenerSchema, type Listener } from '../envoy/gen/envoy/config/listene
 import { packAny } from '../envoy/protos.js';
 import { hostAliases } from '../model/hosts.js';
 import { instancesAt } from '../model/lookup.js';
+import { portMtls, workloadMtls } from '../model/peer-authentication.js';
 import { grpcServerListenerName } from './cluster-names.js';
 import type { TranslateContext } from './context.js';
 import { grpcApiListenerHcm, grpcServerHcm, hcmFilter } from './http-connection-manager.js';
@@ -62,16 +63,19 @@ function serverBindings(ctx: TranslateContext): { address: string; port: number 
  * chain without `filter_chain_match` (grpc-js never matches `{}` — gotcha §0.9) and never a
  * `default_filter_chain` (adding or removing it on a live listener crashes grpc-js — §0.10).
  *
- * mTLS: STRICT → the chain carries a DownstreamTlsContext from the certificate providers. PERMISSIVE →
- * plaintext only: a grpc-js server cannot offer both on one port, because it matches chains on
- * addresses and ports only and never matches a chain whose `transport_protocol` is not `raw_buffer`
- * (grpc-js-xds.md §3 "filter_chain_match"), so there is no way to tell a TLS ClientHello from plaintext.
- * Plaintext keeps every client working until the namespace goes STRICT.
+ * mTLS, by the port's effective mode (PeerAuthentication with the proxy's namespace and LABELS, port-level
+ * by the bound port, then the mesh config): STRICT → the chain carries a DownstreamTlsContext from the
+ * certificate providers. PERMISSIVE → plaintext only: a grpc-js server cannot offer both on one port,
+ * because it matches chains on addresses and ports only and never matches a chain whose
+ * `transport_protocol` is not `raw_buffer` (grpc-js-xds.md §3 "filter_chain_match"), so there is no way to
+ * tell a TLS ClientHello from plaintext. Plaintext keeps every client working until the namespace goes
+ * STRICT. DISABLE → plaintext.
  */
 function serverListeners(ctx: TranslateContext): Listener[] {
-  const strict = ctx.mesh.mtlsMode === 'STRICT';
+  const workload = workloadMtls(ctx.snapshot, ctx.proxy.namespace, ctx.proxy.labels, ctx.mesh.mtlsMode);
   const byName = new Map<string, Listener>();
   for (const { address, port } of serverBindings(ctx)) {
+    const strict = portMtls(workload, port) === 'STRICT';
     const name = grpcServerListenerName(address, port);
     byName.set(
       name,

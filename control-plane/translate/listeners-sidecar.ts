@@ -8,8 +8,9 @@ import { TrafficDirection } from '../envoy/gen/envoy/config/core/v3/base_pb.js';
 import { ListenerSchema, type Listener } from '../envoy/gen/envoy/config/listener/v3/listener_pb.js';
 import type { FilterChainSchema } from '../envoy/gen/envoy/config/listener/v3/listener_components_pb.js';
 import { virtualServiceFor, servicesVisibleFrom } from '../model/lookup.js';
+import { portMtls, workloadMtls } from '../model/peer-authentication.js';
 import { isHttpProtocol } from '../model/protocol.js';
-import type { ServiceInstance } from '../model/snapshot.js';
+import type { ResolvedMtlsMode, ServiceInstance } from '../model/snapshot.js';
 import {
   BLACKHOLE_CLUSTER,
   INBOUND_PASSTHROUGH_CLUSTER,
@@ -147,23 +148,47 @@ export function inboundPorts(ctx: TranslateContext): [number, ServiceInstance][]
 }
 
 /**
- * The chains of one inbound target port (§3.3). STRICT: one TLS chain. PERMISSIVE: a mesh mTLS chain and a
- * plaintext chain. On TCP ports mesh mTLS is told from an application's own TLS by the `istio` ALPN our
- * Envoy clusters offer (cluster-names.ts MESH_MTLS_ALPN), so app TLS falls through to the passthrough
- * default chain, as in Istio. On HTTP ports any TLS is taken as mesh mTLS: proxyless gRPC clients offer
- * only `h2` (their TLS comes from grpc-js, which cannot add `istio`), and an application speaking its own
- * TLS on a port declared HTTP/gRPC is not something Trellis can route anyway (name such a port `https-…`).
+ * The chains of one inbound target port (§3.3), by the port's effective mode (PeerAuthentication, then the
+ * mesh config; model/peer-authentication.ts).
+ *
+ * - STRICT: one TLS chain. Under a STRICT workload it matches `tls` (plaintext finds no chain: the
+ *   listener has no default chain). When the listener has a default chain (a PERMISSIVE or DISABLE
+ *   workload with a STRICT port), it matches on the port alone: Envoy takes the chains of the connection's
+ *   port and, when none of them matches, the default chain, so a `tls`-only chain would let plaintext
+ *   through to the passthrough default chain. Matching every connection to the port and terminating mTLS
+ *   refuses plaintext in the handshake instead.
+ * - PERMISSIVE: a mesh mTLS chain and a plaintext chain. On TCP ports mesh mTLS is told from an
+ *   application's own TLS by the `istio` ALPN our Envoy clusters offer (cluster-names.ts MESH_MTLS_ALPN), so
+ *   app TLS falls through to the passthrough default chain, as in Istio. On HTTP ports any TLS is taken as
+ *   mesh mTLS: proxyless gRPC clients offer only `h2` (their TLS comes from grpc-js, which cannot add
+ *   `istio`), and an application speaking its own TLS on a port declared HTTP/gRPC is not something
+ *   Trellis can route anyway (name such a port `https-…`).
+ * - DISABLE: one plaintext chain (Istio: `raw_buffer` only).
  */
-function inboundPortChains(ctx: TranslateContext, targetPort: number, instance: ServiceInstance): FilterChainInit[] {
+function inboundPortChains(
+  ctx: TranslateContext,
+  targetPort: number,
+  instance: ServiceInstance,
+  mode: ResolvedMtlsMode,
+  defaultChain: boolean,
+): FilterChainInit[] {
   const http = isHttpProtocol(instance.port.protocol);
   const filter = (mtls: boolean) =>
     http ? hcmFilter(sidecarInboundHcm(ctx, targetPort, mtls)) : tcpProxyFilter(ctx, inboundClusterName(targetPort));
   const name = `0.0.0.0_${targetPort}`;
-  if (ctx.mesh.mtlsMode === 'STRICT') {
+  const plaintext: FilterChainInit = {
+    name,
+    filterChainMatch: { destinationPort: targetPort, transportProtocol: 'raw_buffer' },
+    filters: [filter(false)],
+  };
+  if (mode === 'DISABLE') return [plaintext];
+  if (mode === 'STRICT') {
     return [
       {
         name,
-        filterChainMatch: { destinationPort: targetPort, transportProtocol: 'tls' },
+        filterChainMatch: defaultChain
+          ? { destinationPort: targetPort }
+          : { destinationPort: targetPort, transportProtocol: 'tls' },
         filters: [filter(true)],
         transportSocket: sidecarInboundTls(http),
       },
@@ -180,20 +205,20 @@ function inboundPortChains(ctx: TranslateContext, targetPort: number, instance: 
       filters: [filter(true)],
       transportSocket: sidecarInboundTls(http),
     },
-    {
-      name,
-      filterChainMatch: { destinationPort: targetPort, transportProtocol: 'raw_buffer' },
-      filters: [filter(false)],
-    },
+    plaintext,
   ];
 }
 
 /**
  * 15006 (Istio's virtualInbound, §3.3): original_dst restores the port the client asked for, the TLS
- * inspector tells mTLS from plaintext. Ports no Service declares pass through to the application
- * (InboundPassthroughCluster): plaintext or mesh mTLS under PERMISSIVE, mesh mTLS only under STRICT.
+ * inspector tells mTLS from plaintext. The workload's mode (PeerAuthentication, then the mesh config)
+ * decides what ports no Service declares get (InboundPassthroughCluster): plaintext or mesh mTLS under
+ * PERMISSIVE, mesh mTLS only under STRICT, plaintext only under DISABLE; each declared target port gets
+ * the chains of its own mode (portLevelMtls).
  */
 function virtualInbound(ctx: TranslateContext, notes: string[]): Listener {
+  const workload = workloadMtls(ctx.snapshot, ctx.proxy.namespace, ctx.proxy.labels, ctx.mesh.mtlsMode);
+  const strict = workload.mode === 'STRICT';
   const chains: FilterChainInit[] = [
     {
       ...passthroughChain(ctx, 'virtualInbound-blackhole', BLACKHOLE_CLUSTER),
@@ -207,16 +232,17 @@ function virtualInbound(ctx: TranslateContext, notes: string[]): Listener {
       );
       continue;
     }
-    chains.push(...inboundPortChains(ctx, targetPort, instance));
+    chains.push(...inboundPortChains(ctx, targetPort, instance, portMtls(workload, targetPort), !strict));
   }
-  const strict = ctx.mesh.mtlsMode === 'STRICT';
-  chains.push({
-    ...passthroughChain(ctx, 'virtualInbound-passthrough-mtls', INBOUND_PASSTHROUGH_CLUSTER),
-    filterChainMatch: strict
-      ? { transportProtocol: 'tls' }
-      : { transportProtocol: 'tls', applicationProtocols: [MESH_MTLS_ALPN] },
-    transportSocket: sidecarInboundTls(false),
-  });
+  if (workload.mode !== 'DISABLE') {
+    chains.push({
+      ...passthroughChain(ctx, 'virtualInbound-passthrough-mtls', INBOUND_PASSTHROUGH_CLUSTER),
+      filterChainMatch: strict
+        ? { transportProtocol: 'tls' }
+        : { transportProtocol: 'tls', applicationProtocols: [MESH_MTLS_ALPN] },
+      transportSocket: sidecarInboundTls(false),
+    });
+  }
   return create(ListenerSchema, {
     name: VIRTUAL_INBOUND_LISTENER,
     address: socketAddress('0.0.0.0', INBOUND_CAPTURE_PORT),

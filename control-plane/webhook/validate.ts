@@ -1,6 +1,6 @@
-// The validating admission webhook of VirtualService and DestinationRule (issue 4): an AdmissionReview v1
-// handler for `/validate` that runs crds/validator.ts, the very rules of `trellis validate`, FileSource
-// and the mesh model. So what the API server stores has passed the checks no schema can express (RE2
+// The validating admission webhook of VirtualService, DestinationRule and PeerAuthentication (issue 4):
+// an AdmissionReview v1 handler for `/validate` that runs crds/validator.ts, the very rules of
+// `trellis validate`, FileSource and the mesh model. So what the API server stores has passed the checks no schema can express (RE2
 // regexes, weights not all zero, prime table sizes, …), and kubectl shows the same lines as
 // `trellis validate`:
 //

@@ -1,5 +1,8 @@
 // The Aggregated Discovery Service on @grpc/grpc-js: both ADS methods, keepalive, max connection age
 // (a GOAWAY makes clients reconnect, so replicas rebalance), a message-size cap, and a clean shutdown.
+// One server, two kinds of port: plaintext (listen: 15010, local mode, unauthenticated) and TLS
+// (listenSecure: 15012), where every stream must present a verified client certificate and is bound to
+// its SPIFFE ID (authn.ts).
 import * as grpc from '@grpc/grpc-js';
 import { fromBinary, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import {
@@ -10,6 +13,7 @@ import {
 } from '../envoy/gen/envoy/service/discovery/v3/discovery_pb.js';
 import type { Logger } from '../logger.js';
 import type { XdsMetrics } from '../metrics.js';
+import { authenticateTlsPeer, StreamRefusal, type StreamPeer } from './authn.js';
 import { DeltaStream } from './delta-stream.js';
 import type { PushController } from './push-controller.js';
 import { SotwStream } from './sotw-stream.js';
@@ -57,6 +61,14 @@ export interface AdsServerOptions {
 export class AdsServer {
   readonly server: grpc.Server;
   private readonly streams = new Set<SotwStream | DeltaStream>();
+  /**
+   * The metadata objects of calls that arrived on a TLS port (marked by an interceptor of that port's
+   * credentials). grpc-js hides a call's port and shows its TLS state only when a client certificate
+   * verified, so this is how a TLS call without one is told from a plaintext call.
+   */
+  private readonly tlsCalls = new WeakSet<grpc.Metadata>();
+  /** The trust domain client certificates on the TLS port must belong to. */
+  private trustDomain: string | undefined;
 
   constructor(
     private readonly controller: PushController<unknown>,
@@ -78,21 +90,84 @@ export class AdsServer {
       maxMessageBytes,
       controlPlaneId: options.controlPlaneId ?? 'trellis',
     };
-    const track = (stream: SotwStream | DeltaStream, call: grpc.ServerDuplexStream<unknown, Buffer>): void => {
+    const open = (
+      call: grpc.ServerDuplexStream<unknown, Buffer>,
+      protocol: 'sotw' | 'delta',
+      make: (peer: StreamPeer) => SotwStream | DeltaStream,
+    ): void => {
+      let peer: StreamPeer;
+      try {
+        peer = this.authenticate(call);
+      } catch (err) {
+        if (!(err instanceof StreamRefusal)) throw err;
+        this.refuse(call, protocol, err);
+        return;
+      }
+      const stream = make(peer);
       this.streams.add(stream);
       call.on('close', () => this.streams.delete(stream));
     };
     this.server.addService(adsServiceDefinition, {
       StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>) =>
-        track(new SotwStream(call, controller, streamOptions), call),
+        open(call, 'sotw', (peer) => new SotwStream(call, controller, streamOptions, peer)),
       DeltaAggregatedResources: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, Buffer>) =>
-        track(new DeltaStream(call, controller, streamOptions), call),
+        open(call, 'delta', (peer) => new DeltaStream(call, controller, streamOptions, peer)),
     });
+  }
+
+  /** Plaintext calls are not authenticated; TLS calls by their client certificate (or StreamRefusal). */
+  private authenticate(call: grpc.ServerDuplexStream<unknown, Buffer>): StreamPeer {
+    if (!this.tlsCalls.has(call.metadata)) return { transport: 'plaintext' };
+    return authenticateTlsPeer(call.getAuthContext(), this.trustDomain!);
+  }
+
+  private refuse(
+    call: grpc.ServerDuplexStream<unknown, Buffer>,
+    protocol: 'sotw' | 'delta',
+    refusal: StreamRefusal,
+  ): void {
+    this.options.metrics.authnRefusals.inc({ reason: refusal.reason });
+    this.options.logger.warn(
+      {
+        protocol,
+        peer: call.getPeer(),
+        code: grpc.status[refusal.code],
+        reason: refusal.reason,
+        details: refusal.message,
+      },
+      'xds: stream refused',
+    );
+    call.emit('error', { code: refusal.code, details: refusal.message });
   }
 
   /** Adds another service (the CA service of a later issue) to the same port. */
   addService(definition: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void {
     this.server.addService(definition, implementation);
+  }
+
+  /**
+   * Binds a TLS port (15012): `credentials` should request client certificates and verify them against
+   * the trust bundle without requiring them at the handshake (the CA service on the same port serves
+   * workloads that have no certificate yet; MemoryCertificateProvider.serverCredentials(false)). Every
+   * ADS stream on it must present one whose URI SAN is a workload SPIFFE ID of `trustDomain`, or it ends
+   * with UNAUTHENTICATED; it is then bound to that identity. Returns the bound port.
+   */
+  listenSecure(host: string, port: number, credentials: grpc.ServerCredentials, trustDomain: string): Promise<number> {
+    if (this.trustDomain !== undefined && this.trustDomain !== trustDomain) {
+      throw new Error(`TLS ports of one server must share a trust domain (${this.trustDomain}, not ${trustDomain})`);
+    }
+    this.trustDomain = trustDomain;
+    const markTls: grpc.ServerInterceptor = (_method, call) =>
+      new grpc.ServerInterceptingCall(call, {
+        start: (next) =>
+          next({
+            onReceiveMetadata: (metadata, pass) => {
+              this.tlsCalls.add(metadata);
+              pass(metadata);
+            },
+          }),
+      });
+    return this.listen(host, port, grpc.experimental.createServerCredentialsWithInterceptors(credentials, [markTls]));
   }
 
   /** Binds `host:port` (port 0 picks a free one) and returns the bound port. */

@@ -6,6 +6,7 @@ import type { Node } from '../envoy/gen/envoy/config/core/v3/base_pb.js';
 import { shortTypeName } from '../envoy/protos.js';
 import type { Logger } from '../logger.js';
 import type { XdsMetrics } from '../metrics.js';
+import { bindProxy, StreamRefusal, type StreamPeer } from './authn.js';
 import { proxyInfoFromNode, type ProxyInfo } from './node.js';
 import type { ConfigConsumer, ProxyConfig, PushController } from './push-controller.js';
 import { pushOrder, TypeState, type TypeStatus } from './type-state.js';
@@ -23,6 +24,10 @@ export interface StreamStatus {
   readonly stream: number;
   readonly protocol: 'sotw' | 'delta';
   readonly peer: string;
+  /** `tls`: the TLS port (15012), the stream bound to `identity`; `plaintext`: port 15010, unauthenticated. */
+  readonly transport: 'plaintext' | 'tls';
+  /** The SPIFFE ID of the client certificate the stream is bound to (TLS port only). */
+  readonly identity: string | undefined;
   readonly connectedAt: string;
   readonly node: ProxyInfo | undefined;
   readonly configHash: string | undefined;
@@ -52,13 +57,16 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
     protected readonly call: AdsCall<Request>,
     protected readonly controller: PushController<unknown>,
     protected readonly options: StreamOptions,
+    /** Who the peer is proven to be (AdsServer: by the port and the client certificate of the call). */
+    readonly authn: StreamPeer = { transport: 'plaintext' },
   ) {
     this.log = options.logger.child({ stream: this.id });
     call.on('data', (request: Request) => {
       try {
         this.onRequest(request);
       } catch (err) {
-        this.fail(grpc.status.INVALID_ARGUMENT, err instanceof Error ? err.message : String(err));
+        if (err instanceof StreamRefusal) this.refuse(err);
+        else this.fail(grpc.status.INVALID_ARGUMENT, err instanceof Error ? err.message : String(err));
       }
     });
     // The client half-closed: finish the call with OK (as istiod and go-control-plane do on EOF), or it
@@ -78,12 +86,24 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
     return this.call.getPeer();
   }
 
-  /** The node arrives on the first request only; it binds the stream to a proxy. */
+  /**
+   * The node arrives on the first request only; it binds the stream to a proxy. On the TLS port the
+   * proxy's namespace, service account and trust domain are those of its certificate (authn.ts); a node
+   * that claims others is refused (StreamRefusal, PERMISSION_DENIED).
+   */
   protected identify(node: Node | undefined): void {
     if (this.proxy) return;
-    this.proxy = proxyInfoFromNode(node);
+    const announced = proxyInfoFromNode(node);
+    this.proxy = this.authn.transport === 'tls' ? bindProxy(node, announced, this.authn.identity) : announced;
     this.log.info(
-      { proxy: this.proxy.id, protocol: this.protocol, peer: this.peer, userAgent: this.proxy.userAgent },
+      {
+        proxy: this.proxy.id,
+        protocol: this.protocol,
+        peer: this.peer,
+        userAgent: this.proxy.userAgent,
+        transport: this.authn.transport,
+        identity: this.identity,
+      },
       'proxy connected',
     );
     this.options.metrics.connectedProxies.inc({ protocol: this.protocol });
@@ -189,6 +209,29 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
     this.close(details);
   }
 
+  /** Ends the stream because of who the peer is: logged, counted, the refusal's status sent. */
+  private refuse(refusal: StreamRefusal): void {
+    this.options.metrics.authnRefusals.inc({ reason: refusal.reason });
+    this.log.warn(
+      {
+        protocol: this.protocol,
+        peer: this.peer,
+        identity: this.identity,
+        code: grpc.status[refusal.code],
+        reason: refusal.reason,
+        details: refusal.message,
+      },
+      'xds: stream refused',
+    );
+    this.call.emit('error', { code: refusal.code, details: refusal.message });
+    this.close(refusal.message);
+  }
+
+  /** The SPIFFE ID the stream is bound to, on the TLS port. */
+  get identity(): string | undefined {
+    return this.authn.transport === 'tls' ? this.authn.identity.spiffeId : undefined;
+  }
+
   /** Ends the stream with OK (shutdown: the client reconnects, to this or another replica). */
   end(): void {
     if (!this.closed) this.call.end();
@@ -210,6 +253,8 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
       stream: this.id,
       protocol: this.protocol,
       peer: this.peer,
+      transport: this.authn.transport,
+      identity: this.identity,
       connectedAt: this.connectedAt.toISOString(),
       node: this.proxy,
       configHash: this.configHash,

@@ -4,6 +4,19 @@
 import * as grpc from '@grpc/grpc-js';
 import { create } from '@bufbuild/protobuf';
 import { webcrypto } from 'node:crypto';
+import tls from 'node:tls';
+import {
+  CertificateAuthority,
+  MemoryCertificateProvider,
+  checkServerSpiffeId,
+  createCsr,
+  createRootCa,
+  generateWorkloadKey,
+  loadRootCa,
+  spiffeId as spiffeIdOf,
+  type WorkloadIdentity,
+  type WorkloadKey,
+} from '../../certs/index.js';
 import { x509 } from '../../certs/x509.js';
 import { certificateServiceDefinition } from '../../control-plane/ca/service.js';
 import {
@@ -130,8 +143,13 @@ export async function makeRootAndIntermediate(
 export class CaClient {
   private readonly client: grpc.Client;
 
-  constructor(target: string) {
-    this.client = new grpc.Client(target, grpc.credentials.createInsecure());
+  /** Plaintext unless `credentials` says otherwise (the TLS port: tlsCredentials()). */
+  constructor(
+    target: string,
+    credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+    options: grpc.ChannelOptions = {},
+  ) {
+    this.client = new grpc.Client(target, credentials, options);
   }
 
   createCertificate(csr: string, options: { token?: string; validitySeconds?: number } = {}): Promise<string[]> {
@@ -159,4 +177,90 @@ export class CaClient {
   close(): void {
     this.client.close();
   }
+}
+
+/** A workload's TLS material: what the agent holds after CreateCertificate. */
+export interface WorkloadCert {
+  /** PEM, leaf first, root last (as the CA returns it). */
+  readonly chain: readonly string[];
+  readonly keyPem: string;
+}
+
+/**
+ * Channel options for the TLS port: the name a workload dials in a cluster as SNI (Node warns about an IP
+ * address there). The server is verified by its SPIFFE ID whatever the name.
+ */
+export const TLS_CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc.ssl_target_name_override': 'trellisd.trellis-system.svc',
+};
+
+/**
+ * Channel credentials for the control plane's TLS port: the server must verify against `rootPem` and
+ * carry `serverId` as its URI SAN (not a host name); `cert`, when given, is presented as the client
+ * certificate (through MemoryCertificateProvider, as the agent does).
+ */
+export function tlsCredentials(rootPem: string, serverId: string, cert?: WorkloadCert): grpc.ChannelCredentials {
+  if (!cert) {
+    return grpc.credentials.createSsl(Buffer.from(rootPem), null, null, {
+      checkServerIdentity: checkServerSpiffeId(serverId),
+    });
+  }
+  return new MemoryCertificateProvider({
+    certChainPem: cert.chain.join(''),
+    privateKeyPem: cert.keyPem,
+    trustBundlePem: rootPem,
+  }).channelCredentials(serverId);
+}
+
+/** A key made here and a CSR for `spiffeId` (generateWorkloadKey + createCsr, as the agent makes them). */
+export async function workloadCsr(spiffeId: string): Promise<{ key: WorkloadKey; csr: string }> {
+  const key = await generateWorkloadKey();
+  return { key, csr: await createCsr(key, spiffeId) };
+}
+
+/** A certificate for `spiffeId` from `client` (a token, or none to use the channel's certificate). */
+export async function obtainCert(
+  client: CaClient,
+  spiffeId: string,
+  options: { token?: string; validitySeconds?: number } = {},
+): Promise<WorkloadCert> {
+  const { key, csr } = await workloadCsr(spiffeId);
+  return { chain: await client.createCertificate(csr, options), keyPem: key.privateKeyPem };
+}
+
+/** A certificate signed directly by `authority` (another CA, a past `now` for an expired one, …). */
+export async function signedBy(
+  authority: CertificateAuthority,
+  identity: WorkloadIdentity,
+  options: { ttlSeconds?: number; now?: Date } = {},
+): Promise<WorkloadCert> {
+  const { key, csr } = await workloadCsr(spiffeIdOf(identity));
+  const issued = await authority.sign({ csr, identity, ...options });
+  return { chain: issued.chain, keyPem: key.privateKeyPem };
+}
+
+/** A CA of its own (a fresh self-signed root), for certificates the control plane must not trust. */
+export async function foreignAuthority(trustDomain = 'cluster.local'): Promise<CertificateAuthority> {
+  const root = await createRootCa();
+  return CertificateAuthority.create(await loadRootCa(root.certPem, root.keyPem), trustDomain);
+}
+
+/** The peer certificate of one fresh TLS handshake with `port` (no client certificate), checked by `serverId`. */
+export function handshakeCertificate(port: number, rootPem: string, serverId: string): Promise<tls.PeerCertificate> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({
+      host: '127.0.0.1',
+      port,
+      servername: 'trellisd.trellis-system.svc',
+      ca: rootPem,
+      ALPNProtocols: ['h2'],
+      checkServerIdentity: checkServerSpiffeId(serverId),
+    });
+    socket.once('secureConnect', () => {
+      const cert = socket.getPeerCertificate(true);
+      socket.destroy();
+      resolve(cert);
+    });
+    socket.once('error', reject);
+  });
 }

@@ -19,7 +19,12 @@ const fixtures = path.join(repoRoot, 'test/fixtures');
 
 type Json = Record<string, unknown>;
 
-/** The VirtualServices and DestinationRules of a fixture file (List items included), moved to `namespace`. */
+const OUR_KINDS = new Set(['VirtualService', 'DestinationRule', 'PeerAuthentication']);
+
+/**
+ * The VirtualServices, DestinationRules and PeerAuthentications of a fixture file (List items included),
+ * moved to `namespace`.
+ */
 function routingObjects(file: string, namespace: string): Json[] {
   const out: Json[] = [];
   for (const doc of parseAllDocuments(fs.readFileSync(file, 'utf8'))) {
@@ -27,7 +32,7 @@ function routingObjects(file: string, namespace: string): Json[] {
     const value: unknown = doc.toJS();
     const items = isObject(value) && value.kind === 'List' && Array.isArray(value.items) ? value.items : [value];
     for (const item of items) {
-      if (!isObject(item) || (item.kind !== 'VirtualService' && item.kind !== 'DestinationRule')) continue;
+      if (!isObject(item) || typeof item.kind !== 'string' || !OUR_KINDS.has(item.kind)) continue;
       out.push({ ...item, metadata: { ...(isObject(item.metadata) ? item.metadata : {}), namespace } });
     }
   }
@@ -51,6 +56,7 @@ function installCrds(cluster: Cluster): Promise<void> {
       '--timeout=60s',
       'crd/virtualservices.networking.trellis.dev',
       'crd/destinationrules.networking.trellis.dev',
+      'crd/peerauthentications.security.trellis.dev',
     ]);
   })();
   return crdsReady;
@@ -69,6 +75,14 @@ kube.serial('the CRDs are accepted (structural, within the CEL cost budget) and 
   ]);
   t.regex(resources, /virtualservices\s+vs\s+networking\.trellis\.dev\/v1alpha1\s+true\s+VirtualService/);
   t.regex(resources, /destinationrules\s+dr\s+networking\.trellis\.dev\/v1alpha1\s+true\s+DestinationRule/);
+  t.true(stdout.includes('peerauthentications.security.trellis.dev'));
+  const { stdout: security } = await cluster.kubectl([
+    'api-resources',
+    '--api-group=security.trellis.dev',
+    '-o',
+    'wide',
+  ]);
+  t.regex(security, /peerauthentications\s+pa\s+security\.trellis\.dev\/v1alpha1\s+true\s+PeerAuthentication/);
 });
 
 kube.test(
@@ -85,11 +99,16 @@ kube.test(
       input: objects.map((o) => stringify(o)).join('---\n'),
     });
 
-    const { stdout: names } = await cluster.kubectl(['get', 'vs,dr', '-n', ns, '-o', 'name']);
+    const { stdout: names } = await cluster.kubectl(['get', 'vs,dr,pa', '-n', ns, '-o', 'name']);
     t.deepEqual(
       names.trim().split('\n').sort(),
-      objects.map((o) => `${String(o.kind).toLowerCase()}.networking.trellis.dev/${(o.metadata as Json).name}`).sort(),
+      objects
+        .map(
+          (o) => `${String(o.kind).toLowerCase()}.${String(o.apiVersion).split('/')[0]}/${(o.metadata as Json).name}`,
+        )
+        .sort(),
     );
+    t.true(objects.some((o) => o.kind === 'PeerAuthentication'));
     const { stdout: category } = await cluster.kubectl(['get', 'trellis', '-n', ns, '-o', 'name']);
     t.is(category.trim().split('\n').length, objects.length);
 
@@ -123,6 +142,13 @@ kube.test(
     const { stdout: drTable } = await cluster.kubectl(['get', 'dr', 'ratings', '-n', ns]);
     t.regex(drTable, /^NAME\s+HOST\s+ACCEPTED\s+AGE\n/);
     t.regex(drTable, /\nratings\s+ratings\.bookinfo\.svc\.cluster\.local\s+/);
+    const { stdout: paTable } = await cluster.kubectl(['get', 'pa', '-n', ns]);
+    t.regex(paTable, /^NAME\s+MODE\s+ACCEPTED\s+AGE\n/);
+    t.regex(paTable, /\ndefault\s+STRICT\s+/);
+    // portLevelMtls round-trips (string keys in JSON).
+    const ratings = objects.find((o) => o.kind === 'PeerAuthentication' && (o.metadata as Json).name === 'ratings');
+    const { stdout: storedPa } = await cluster.kubectl(['get', 'pa', 'ratings', '-n', ns, '-o', 'json']);
+    t.deepEqual((JSON.parse(storedPa) as Json).spec, JSON.parse(JSON.stringify(ratings?.spec)));
   },
 );
 
@@ -217,5 +243,47 @@ kube.test('values at both sides of the schema bounds', async (t, cluster) => {
       allowFailure: true,
     });
     t.is(r.code === 0, ok, `API server on ${JSON.stringify(http)}: ${r.stderr}`);
+  }
+});
+
+kube.test('PeerAuthentication: values at both sides of the schema and CEL bounds', async (t, cluster) => {
+  await installCrds(cluster);
+  const ns = await cluster.createNamespace('crds-pa-bounds');
+  const pa = (spec: Json): Json => ({
+    apiVersion: 'security.trellis.dev/v1alpha1',
+    kind: 'PeerAuthentication',
+    metadata: { name: 'bounds', namespace: ns },
+    spec,
+  });
+  const selector = { matchLabels: { app: 'reviews' } };
+  const cases: [Json, boolean][] = [
+    [{}, true],
+    [{ mtls: { mode: 'UNSET' } }, true],
+    [{ mtls: { mode: 'STRICT' } }, true],
+    [{ mtls: { mode: 'MESH_MUTUAL' } }, false],
+    [{ selector, portLevelMtls: { '1': { mode: 'DISABLE' } } }, true],
+    [{ selector, portLevelMtls: { '65535': { mode: 'DISABLE' } } }, true],
+    [{ selector, portLevelMtls: { '65536': { mode: 'DISABLE' } } }, false],
+    [{ selector, portLevelMtls: { '0': { mode: 'DISABLE' } } }, false],
+    [{ selector, portLevelMtls: { '080': { mode: 'DISABLE' } } }, false],
+    [{ selector, portLevelMtls: { http: { mode: 'DISABLE' } } }, false],
+    [{ portLevelMtls: { '8080': { mode: 'DISABLE' } } }, false],
+    [{ selector: {}, portLevelMtls: { '8080': { mode: 'DISABLE' } } }, false],
+    [{ selector: { matchLabels: {} }, portLevelMtls: { '8080': { mode: 'DISABLE' } } }, false],
+    [{ selector: { matchLabels: { 'bad key': 'x' } } }, false],
+    [{ selector: { matchLabels: { app: 'bad value' } } }, false],
+  ];
+  for (const [spec, ok] of cases) {
+    const o = pa(spec);
+    const local = validateByLayer(o);
+    const localErrors = [...local.schema, ...local.cel].filter((i) => i.severity === 'error');
+    t.is(localErrors.length === 0, ok, `validator on ${JSON.stringify(spec)}`);
+    const r = await cluster.kubectl(['apply', '--server-side', '--dry-run=server', '-f', '-'], {
+      input: stringify(o),
+      allowFailure: true,
+    });
+    t.is(r.code === 0, ok, `API server on ${JSON.stringify(spec)}: ${r.stderr}`);
+    // The API server prints our CEL messages.
+    for (const i of local.cel) t.true(r.stderr.includes(i.message), `${JSON.stringify(spec)}: ${r.stderr}`);
   }
 });

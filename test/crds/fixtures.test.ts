@@ -6,7 +6,7 @@ import path from 'node:path';
 import test from 'ava';
 import { parseAllDocuments } from 'yaml';
 import { ValidationRun } from '../../crds/validate-command.js';
-import { isRoutingResource, validateRoutingResource } from '../../crds/validator.js';
+import { isMeshResource, validateRoutingResource } from '../../crds/validator.js';
 import { repoRoot } from '../helpers/peer-paths.js';
 
 const fixtures = path.join(repoRoot, 'test/fixtures');
@@ -68,7 +68,7 @@ test('the valid bookinfo mesh has no issue at all, file by file and as a whole',
           ? (value as { items: unknown[] }).items
           : [value];
       for (const item of items) {
-        if (!isRoutingResource(item)) continue;
+        if (!isMeshResource(item)) continue;
         resources++;
         const r = validateRoutingResource(item);
         t.deepEqual(r.issues, [], `${f}: ${r.kind} ${r.name}`);

@@ -76,7 +76,7 @@ test('the valid bookinfo mesh: exit 0, nothing on stdout, a summary on stderr', 
   const r = await trellis(['validate', '-f', 'test/fixtures/valid']);
   t.is(r.code, 0, r.stderr);
   t.is(r.stdout, '');
-  t.is(lines(r.stderr).at(-1), '10 routing resources in 6 files (17 documents): 0 errors, 0 warnings');
+  t.is(lines(r.stderr).at(-1), '12 resources in 7 files (19 documents): 0 errors, 0 warnings');
 });
 
 test('the invalid examples: exit 1, every error listed, sorted by file and document', async (t) => {
@@ -130,7 +130,7 @@ test('stdin with -, several paths, one file twice', async (t) => {
   t.deepEqual(lines(r.stdout), [
     '<stdin>#1: VirtualService bookinfo/reviews: spec.http[0].route[1].weight: must be >= 0',
   ]);
-  t.regex(r.stderr, /3 routing resources in 2 files \(3 documents\): 1 error, 0 warnings/);
+  t.regex(r.stderr, /3 resources in 2 files \(3 documents\): 1 error, 0 warnings/);
   t.regex(r.stderr, /note: no Service in the input, so hosts were not checked against Services/);
 });
 
@@ -155,7 +155,7 @@ test('directories are searched recursively for .yaml, .yml and .json; other file
   t.deepEqual(lines(r.stdout), [
     `${dir}/nested/deeper/vs.yml#1: VirtualService default/reviews: spec.http[0].route[1].weight: must be <= 100`,
   ]);
-  t.regex(r.stderr, /2 routing resources in 2 files/);
+  t.regex(r.stderr, /2 resources in 2 files/);
 });
 
 test('cross-object checks: Services and subsets read from other documents and files', async (t) => {

@@ -89,7 +89,9 @@ test('apiVersion and kind', (t) => {
   t.deepEqual(errors({ ...vsHttp({}), apiVersion: 'networking.istio.io/v1' }), [
     'apiVersion: must be networking.trellis.dev/v1alpha1',
   ]);
-  t.deepEqual(errors({ ...vsHttp({}), kind: 'Gateway' }), ['kind: must be VirtualService or DestinationRule']);
+  t.deepEqual(errors({ ...vsHttp({}), kind: 'Gateway' }), [
+    'kind: must be VirtualService, DestinationRule or PeerAuthentication',
+  ]);
   t.deepEqual(errors('reviews'), [': must be an object']);
   t.true(isRoutingResource(vsHttp({})));
   t.true(isRoutingResource(dr({ host: 'x' })));

@@ -110,8 +110,13 @@ export class DeltaStream extends RawStream<DeltaRequestInit, DeltaDiscoveryRespo
 export class RawAdsClient {
   readonly client: grpc.Client;
 
-  constructor(target: string) {
-    this.client = new grpc.Client(target, grpc.credentials.createInsecure());
+  /** Plaintext unless `credentials` says otherwise (the TLS port: see test/ca/ca-helpers.ts tlsCredentials). */
+  constructor(
+    target: string,
+    credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+    options: grpc.ChannelOptions = {},
+  ) {
+    this.client = new grpc.Client(target, credentials, options);
   }
 
   sotw(): SotwStream {

@@ -17,6 +17,8 @@ export type JsonResource = Record<string, unknown> & { '@type': string };
 export interface TestControlPlane extends RunningControlPlane {
   readonly file: string;
   readonly target: string;
+  /** `127.0.0.1:<secureXdsPort>`, the TLS port, when the control plane has a CA (`ca` option). */
+  readonly secureTarget: string | undefined;
   /** Replaces the file's resources atomically (write + rename) and waits for the push cycle it causes. */
   write(resources: readonly JsonResource[]): Promise<void>;
   /** GET on the monitoring port. */
@@ -79,6 +81,7 @@ export async function startTestControlPlane(
     ...cp,
     file,
     target: `127.0.0.1:${cp.xdsPort}`,
+    secureTarget: cp.secureXdsPort === undefined ? undefined : `127.0.0.1:${cp.secureXdsPort}`,
     async write(next) {
       if (envoyValidation) await assertServedResourcesValid(next);
       const pushed = new Promise<void>((resolve) => cp.controller.once('pushed', () => resolve()));

@@ -12,7 +12,7 @@ import { within } from '../helpers/wait.js';
 
 const installed = new WeakMap<Cluster, Promise<void>>();
 
-/** Applies crds/*.yaml server-side once per cluster and waits until both CRDs are Established. */
+/** Applies crds/*.yaml server-side once per cluster and waits until every CRD is Established. */
 export function installCrds(cluster: Cluster): Promise<void> {
   let done = installed.get(cluster);
   if (!done) {
@@ -29,6 +29,7 @@ export function installCrds(cluster: Cluster): Promise<void> {
         '--timeout=60s',
         'crd/virtualservices.networking.trellis.dev',
         'crd/destinationrules.networking.trellis.dev',
+        'crd/peerauthentications.security.trellis.dev',
       ]);
     })();
     installed.set(cluster, done);
@@ -124,7 +125,7 @@ export interface RoutingObject {
 export async function getRouting(
   cluster: Cluster,
   namespace: string,
-  kind: 'vs' | 'dr',
+  kind: 'vs' | 'dr' | 'pa',
   name: string,
 ): Promise<RoutingObject> {
   const { stdout } = await cluster.kubectl(['get', '-n', namespace, kind, name, '-o', 'json']);

@@ -1,9 +1,10 @@
 // KubeSource against a real kube-apiserver (test/helpers/cluster.ts): the first full sync makes it ready,
-// and creating, updating and deleting Services, EndpointSlices, Pods, VirtualServices and
-// DestinationRules with kubectl shows in the published snapshots (each awaited through change events,
+// and creating, updating and deleting Services, EndpointSlices, Pods, VirtualServices, DestinationRules
+// and PeerAuthentications with kubectl shows in the published snapshots (each awaited through change events,
 // with a deadline). Skipped with one line when the peers are not built (failed under CI=true).
 import anyTest from 'ava';
 import { endpointsFor, virtualServiceFor } from '../../control-plane/model/lookup.js';
+import { workloadMtls } from '../../control-plane/model/peer-authentication.js';
 import { useCluster } from '../helpers/cluster.js';
 import { apply, installCrds, nextSnapshot, recordingLogger, startKubeSource, statusOf } from './kube-helpers.js';
 
@@ -152,3 +153,57 @@ kube.test('KubeSource syncs every kind, then follows create, update and delete o
     JSON.stringify(source.status()),
   );
 });
+
+const peerAuthentication = (name: string, spec: string): string => `
+apiVersion: security.trellis.dev/v1alpha1
+kind: PeerAuthentication
+metadata: { name: ${name} }
+spec: ${spec}
+`;
+
+kube.test(
+  'KubeSource follows PeerAuthentications (security.trellis.dev): create, update, delete',
+  async (t, cluster) => {
+    await installCrds(cluster);
+    const ns = await cluster.createNamespace('kube-source-pa');
+    const source = await startKubeSource(cluster);
+    t.teardown(() => source.stop());
+    t.true(
+      source.status().some((k) => k.kind === 'PeerAuthentication' && k.synced),
+      JSON.stringify(source.status()),
+    );
+    const web = { app: 'web' };
+    const modeOf = (labels: Record<string, string>) => (s: Parameters<typeof workloadMtls>[0]) =>
+      workloadMtls(s, ns, labels, 'PERMISSIVE').mode;
+
+    await apply(cluster, ns, peerAuthentication('default', '{ mtls: { mode: STRICT } }'));
+    await nextSnapshot(source, 'the namespace policy', (s) => modeOf(web)(s) === 'STRICT');
+    t.like(statusOf(source.current(), 'PeerAuthentication', ns, 'default'), { accepted: true, generation: 1 });
+    t.truthy(statusOf(source.current(), 'PeerAuthentication', ns, 'default')?.origin.resourceVersion);
+
+    await apply(
+      cluster,
+      ns,
+      peerAuthentication(
+        'web',
+        "{ selector: { matchLabels: { app: web } }, portLevelMtls: { '8080': { mode: DISABLE } } }",
+      ),
+    );
+    const s = await nextSnapshot(source, 'the workload policy', (x) =>
+      x.peerAuthentications.find((p) => p.namespace === ns && p.name === 'web') ? x : undefined,
+    );
+    t.deepEqual(workloadMtls(s, ns, web, 'PERMISSIVE').ports.get(8080), 'DISABLE');
+
+    await apply(cluster, ns, peerAuthentication('default', '{ mtls: { mode: DISABLE } }'));
+    await nextSnapshot(source, 'the namespace policy updated', (x) => modeOf({ app: 'other' })(x) === 'DISABLE');
+    t.is(statusOf(source.current(), 'PeerAuthentication', ns, 'default')?.generation, 2);
+
+    await cluster.kubectl(['delete', '-n', ns, 'peerauthentication/default', 'pa/web']);
+    await nextSnapshot(
+      source,
+      'the policies gone',
+      (x) => modeOf(web)(x) === 'PERMISSIVE' && !statusOf(x, 'PeerAuthentication', ns, 'web'),
+    );
+    t.pass();
+  },
+);

@@ -36,7 +36,7 @@ spec:
 /** Waits (store events, deadline) until the cached object satisfies `probe`; returns it as the API server wrote it. */
 function stored(
   source: KubeSource,
-  kind: 'VirtualService' | 'DestinationRule',
+  kind: 'VirtualService' | 'DestinationRule' | 'PeerAuthentication',
   ns: string,
   name: string,
   what: string,
@@ -330,5 +330,68 @@ kube.test(
     const o = await getRouting(cluster, ns, 'vs', 'race');
     t.like(accepted(o), { status: 'True', observedGeneration: 1 });
     t.is((o.metadata as { labels?: Record<string, string> }).labels?.moved, 'yes');
+  },
+);
+
+kube.serial(
+  'PeerAuthentication status: Accepted, Invalid (beyond the schema), Conflicted (a younger namespace policy)',
+  async (t, cluster) => {
+    const { source, writer } = await running(cluster);
+    t.teardown(async () => {
+      await writer.stop();
+      await source.stop();
+    });
+    const ns = await cluster.createNamespace('status-pa');
+    const pa = (name: string, spec: string) => `
+apiVersion: security.trellis.dev/v1alpha1
+kind: PeerAuthentication
+metadata: { name: ${name} }
+spec: ${spec}
+`;
+    await apply(cluster, ns, pa('a-strict', '{ mtls: { mode: STRICT } }'));
+    const strict = await stored(
+      source,
+      'PeerAuthentication',
+      ns,
+      'a-strict',
+      'Accepted=True',
+      (o) => accepted(o)?.status === 'True',
+    );
+    t.like(accepted(strict), { status: 'True', reason: 'Accepted', message: 'accepted', observedGeneration: 1 });
+    const columns = await cluster.kubectl(['get', 'pa', '-n', ns, 'a-strict', '--no-headers']);
+    t.regex(columns.stdout, /^a-strict\s+STRICT\s+True\s/);
+
+    // Created after it (or in the same second: then the name decides, and `permissive` > `a-strict`).
+    await apply(cluster, ns, pa('permissive', '{ mtls: { mode: PERMISSIVE } }'));
+    const loser = await stored(
+      source,
+      'PeerAuthentication',
+      ns,
+      'permissive',
+      'Conflicted',
+      (o) => accepted(o)?.reason === 'Conflicted',
+    );
+    t.like(accepted(loser), {
+      status: 'False',
+      reason: 'Conflicted',
+      message: `conflicts with the older PeerAuthentication ${ns}/a-strict, which is the policy of namespace ${ns} (only the oldest without a selector applies); it has no effect until the older PeerAuthentication is removed`,
+    });
+
+    // A label name over 63 characters passes the schema (map keys are unbounded there), not the validator.
+    const long = 'x'.repeat(64);
+    await apply(cluster, ns, pa('long', `{ selector: { matchLabels: { ${long}: a } }, mtls: { mode: DISABLE } }`));
+    const invalid = await stored(
+      source,
+      'PeerAuthentication',
+      ns,
+      'long',
+      'Accepted=False',
+      (o) => accepted(o)?.status === 'False',
+    );
+    t.like(accepted(invalid), {
+      reason: 'Invalid',
+      message: `spec.selector.matchLabels[${long}]: label name must be at most 63 characters; not applied`,
+      observedGeneration: 1,
+    });
   },
 );

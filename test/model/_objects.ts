@@ -1,6 +1,6 @@
 // Builders of the objects the model reads, for the model and source tests.
 import type { V1EndpointSlice, V1Namespace, V1Pod, V1Service } from '@kubernetes/client-node';
-import type { DestinationRuleSpec, VirtualServiceSpec } from '../../crds/types.js';
+import type { DestinationRuleSpec, PeerAuthenticationSpec, VirtualServiceSpec } from '../../crds/types.js';
 import type { MeshObject, Origin } from '../../control-plane/model/objects.js';
 
 export interface PortSpec {
@@ -114,6 +114,27 @@ export function destinationRule(
       spec,
     },
     origin: {},
+  };
+}
+
+export function peerAuthentication(
+  ns: string,
+  name: string,
+  spec: PeerAuthenticationSpec,
+  meta: { creationTimestamp?: string; generation?: number } = {},
+  origin: Origin = {},
+): MeshObject {
+  return {
+    kind: 'PeerAuthentication',
+    namespace: ns,
+    name,
+    object: {
+      apiVersion: 'security.trellis.dev/v1alpha1',
+      kind: 'PeerAuthentication',
+      metadata: { name, namespace: ns, ...meta },
+      spec,
+    },
+    origin,
   };
 }
 

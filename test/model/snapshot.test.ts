@@ -2,6 +2,7 @@
 import test from 'ava';
 import fs from 'node:fs';
 import path from 'node:path';
+import { destinationMtls } from '../../control-plane/model/peer-authentication.js';
 import { buildSnapshot } from '../../control-plane/model/build-snapshot.js';
 import {
   destinationRuleFor,
@@ -229,5 +230,13 @@ test('examples/mesh builds into the bookinfo mesh without a problem', (t) => {
   );
   const mongo = s.index.servicesByFqdn.get('mongodb.bookinfo.svc.cluster.local')!;
   t.false(mongo.ports[0]!.endpoints[0]!.inMesh);
+  // The mTLS policy: bookinfo PERMISSIVE, the database DISABLE.
+  t.deepEqual(
+    s.peerAuthentications.map((p) => `${p.namespace}/${p.name} ${p.mode}`),
+    ['bookinfo/default PERMISSIVE', 'bookinfo/mongodb DISABLE'],
+  );
+  t.is(destinationMtls(s, mongo, mongo.ports[0]!, 'STRICT'), 'DISABLE');
+  const reviews = s.index.servicesByFqdn.get('reviews.bookinfo.svc.cluster.local')!;
+  t.is(destinationMtls(s, reviews, reviews.ports[0]!, 'STRICT'), 'PERMISSIVE');
   t.true(s.services.filter((x) => x.name !== 'mongodb').every((x) => x.ports[0]!.endpoints.every((e) => e.inMesh)));
 });

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { createLogger } from '../../control-plane/logger.js';
 import { virtualServiceFor } from '../../control-plane/model/lookup.js';
+import { workloadMtls } from '../../control-plane/model/peer-authentication.js';
 import type { MeshSnapshot } from '../../control-plane/model/snapshot.js';
 import { FileSource } from '../../control-plane/sources/file-source.js';
 import { formatIssue, validateRoutingResource } from '../../crds/validator.js';
@@ -249,6 +250,66 @@ test('routing resources in files: an invalid one is rejected and keeps its last 
         `${path.join(f.dir, 'routing/vs.yaml')}#1: VirtualService default/reviews: spec.http[0].route[0].weight: must be >= 0`,
     ),
   );
+});
+
+function pa(name: string, ns: string, spec: string): string {
+  return `apiVersion: security.trellis.dev/v1alpha1
+kind: PeerAuthentication
+metadata: { name: ${name}, namespace: ${ns} }
+spec: ${spec}
+`;
+}
+
+test('PeerAuthentications in files: read, precedence applied, an invalid edit keeps the last accepted version', async (t) => {
+  const f = await startSource({
+    'ns.yaml': 'apiVersion: v1\nkind: Namespace\nmetadata: { name: shop }\n',
+    'mtls/mesh.yaml': pa('default', 'trellis-system', '{ mtls: { mode: STRICT } }'),
+    'mtls/shop.yaml': pa('default', 'shop', '{ mtls: { mode: UNSET } }'),
+  });
+  t.teardown(() => cleanup(f));
+  const modeOf = (s: MeshSnapshot, labels: Record<string, string> = { app: 'web' }) =>
+    workloadMtls(s, 'shop', labels, 'PERMISSIVE').mode;
+  const first = f.source.current();
+  t.is(modeOf(first), 'STRICT', 'UNSET in shop inherits the mesh policy');
+  t.deepEqual(
+    first.statuses.map((st) => `${st.kind} ${st.namespace}/${st.name}: ${st.reason}`),
+    ['PeerAuthentication shop/default: Accepted', 'PeerAuthentication trellis-system/default: Accepted'],
+  );
+
+  // A workload policy arrives in a new file: it wins for its labels.
+  await writeAtomic(
+    path.join(f.dir, 'mtls/web.yaml'),
+    pa('web', 'shop', '{ selector: { matchLabels: { app: web } }, mtls: { mode: DISABLE } }'),
+  );
+  const withWorkload = await waitForSnapshot(f.source, 'the workload policy', (x) => modeOf(x) === 'DISABLE');
+  t.is(modeOf(withWorkload, { app: 'other' }), 'STRICT');
+
+  // Invalid edit (portLevelMtls without a selector): rejected, reported, the accepted version kept.
+  await writeAtomic(
+    path.join(f.dir, 'mtls/shop.yaml'),
+    pa('default', 'shop', "{ portLevelMtls: { '8080': { mode: DISABLE } } }"),
+  );
+  const s = await waitForSnapshot(f.source, 'the invalid PeerAuthentication judged', (x) =>
+    x.statuses.some((st) => st.kind === 'PeerAuthentication' && st.namespace === 'shop' && st.reason === 'Invalid'),
+  );
+  t.true(s.peerAuthentications.find((p) => p.namespace === 'shop' && p.name === 'default')!.stale);
+  t.is(modeOf(s, { app: 'other' }), 'STRICT');
+  t.true(
+    s.problems.some(
+      (p) =>
+        p.message ===
+        `${path.join(f.dir, 'mtls/shop.yaml')}#1: PeerAuthentication shop/default: spec.portLevelMtls: requires a selector with matchLabels`,
+    ),
+  );
+
+  // Deleting the mesh policy: the mesh config decides again.
+  await fs.rm(path.join(f.dir, 'mtls/mesh.yaml'));
+  const gone = await waitForSnapshot(
+    f.source,
+    'the mesh policy deleted',
+    (x) => modeOf(x, { app: 'other' }) === 'PERMISSIVE',
+  );
+  t.false(gone.statuses.some((st) => st.namespace === 'trellis-system'));
 });
 
 test('a new subdirectory is watched, and an object defined twice is reported', async (t) => {

@@ -92,3 +92,39 @@ test('an empty file is no objects', (t) => {
   t.deepEqual(parseManifests('', 'empty.yaml'), { ok: true, objects: [], problems: [] });
   t.deepEqual(parseManifests('---\n---\n', 'empty.yaml'), { ok: true, objects: [], problems: [] });
 });
+
+test('PeerAuthentication is a mesh kind: read with its namespace (defaulted), judged later by the validator', (t) => {
+  const parsed = parseManifests(
+    `apiVersion: security.trellis.dev/v1alpha1
+kind: PeerAuthentication
+metadata: { name: default, namespace: trellis-system }
+spec: { mtls: { mode: STRICT } }
+---
+apiVersion: security.trellis.dev/v1alpha1
+kind: PeerAuthentication
+metadata: { name: web }
+spec: { selector: { matchLabels: { app: web } }, portLevelMtls: { 8080: { mode: DISABLE } } }
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: { name: istio, namespace: shop }
+spec: {}
+`,
+    'mtls.yaml',
+  );
+  t.true(parsed.ok);
+  t.deepEqual(
+    parsed.objects.map((o) => [o.kind, o.namespace, o.name]),
+    [
+      ['PeerAuthentication', 'trellis-system', 'default'],
+      ['PeerAuthentication', 'default', 'web'],
+      // Any apiVersion is read, as for the routing kinds: the validator reports a wrong one.
+      ['PeerAuthentication', 'shop', 'istio'],
+    ],
+  );
+  // YAML's numeric map key reaches the model as the string JSON would carry.
+  t.deepEqual((parsed.objects[1]!.object as { spec: { portLevelMtls: Record<string, unknown> } }).spec.portLevelMtls, {
+    '8080': { mode: 'DISABLE' },
+  });
+  t.deepEqual(parsed.problems, []);
+});

@@ -88,3 +88,35 @@ test('parseAdmissionReview wants an AdmissionReview v1 with a uid', (t) => {
   );
   t.is(parseAdmissionReview([]).error, 'not a JSON object');
 });
+
+const pa = (spec: Record<string, unknown>) => ({
+  apiVersion: 'security.trellis.dev/v1alpha1',
+  kind: 'PeerAuthentication',
+  metadata: { name: 'default' },
+  spec,
+});
+
+test('PeerAuthentication: judged like the routing kinds, in the request namespace', (t) => {
+  t.deepEqual(validateAdmission(req({ object: pa({ portLevelMtls: { '8080': { mode: 'DISABLE' } } }) })).response, {
+    uid: 'u',
+    allowed: false,
+    status: {
+      code: 422,
+      reason: 'Invalid',
+      message: 'PeerAuthentication shop/default: spec.portLevelMtls: requires a selector with matchLabels',
+    },
+  });
+  t.deepEqual(validateAdmission(req({ operation: 'UPDATE', object: pa({ mtls: { mode: 'STRICT' } }) })).response, {
+    uid: 'u',
+    allowed: true,
+  });
+  t.deepEqual(validateAdmission(req({ object: pa({ selector: {}, mtls: { mode: 'DISABLE' } }) })).response, {
+    uid: 'u',
+    allowed: true,
+    warnings: [
+      'PeerAuthentication shop/default: spec.selector: selects no labels, so the policy applies to the whole namespace',
+    ],
+  });
+  // Istio's group is not ours: refused as the wrong apiVersion (the registration would not send it here).
+  t.false(validateAdmission(req({ object: { ...pa({}), apiVersion: 'security.istio.io/v1' } })).response!.allowed);
+});
