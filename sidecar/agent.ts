@@ -95,6 +95,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     issuer: caClient,
     identity: { trustDomain, namespace: node.namespace, serviceAccount: node.serviceAccount },
     ttlSeconds: options.ttlSeconds,
+    // gRPC reads cert.pem and key.pem with two opens: one key for the process keeps every pair matching.
+    keyRotation: options.proxyType === 'grpc' ? 'per-process' : 'per-renewal',
     extraRootsPem: options.rootCertPem,
     logger,
     registry,

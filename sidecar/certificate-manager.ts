@@ -19,6 +19,7 @@ import {
   spiffeId,
   type KeyType,
   type TlsMaterial,
+  type WorkloadKey,
   type WorkloadIdentity,
 } from '../certs/index.js';
 import { silentLogger, type Logger } from '../control-plane/logger.js';
@@ -56,6 +57,13 @@ export interface CertificateManagerOptions {
   /** More PEM roots for the trust bundle (a root rotation, a federated domain). */
   readonly extraRootsPem?: string;
   readonly keyType?: KeyType;
+  /**
+   * `per-renewal` (default, as Istio): a new key for every certificate. `per-process` (as Linkerd): one
+   * key made at start, kept in memory and used for every renewal. The agent uses `per-process` for
+   * proxyless gRPC: grpc-js reads cert.pem and key.pem with two separate opens, and a renewal landing
+   * between them would pair a certificate with another key; with one key every pair matches.
+   */
+  readonly keyRotation?: 'per-renewal' | 'per-process';
   readonly backoff?: BackoffOptions;
   readonly logger?: Logger;
   /** Registers the agent certificate metrics here when given. */
@@ -129,6 +137,8 @@ export class CertificateManager extends EventEmitter<CertificateManagerEvents> {
   private started = false;
   private inFlight: Promise<void> | undefined;
   private first: { resolve: (c: WorkloadCertificate) => void; reject: (e: Error) => void } | undefined;
+  /** The key of `per-process` key rotation, made at the first request. */
+  private processKey: Promise<WorkloadKey> | undefined;
 
   constructor(private readonly options: CertificateManagerOptions) {
     super();
@@ -257,8 +267,15 @@ export class CertificateManager extends EventEmitter<CertificateManagerEvents> {
     this.schedule(delay);
   }
 
+  private nextKey(): Promise<WorkloadKey> {
+    const make = () => generateWorkloadKey(this.options.keyType ?? 'ec-p256');
+    if (this.options.keyRotation !== 'per-process') return make();
+    this.processKey ??= make();
+    return this.processKey;
+  }
+
   private async request(): Promise<{ certificate: WorkloadCertificate; via: CaAuthMethod }> {
-    const key = await generateWorkloadKey(this.options.keyType ?? 'ec-p256');
+    const key = await this.nextKey();
     const csr = await createCsr(key, this.spiffeId);
     const { chain, via } = await this.options.issuer.createCertificate({
       csr,

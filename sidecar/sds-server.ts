@@ -34,6 +34,7 @@ import {
 } from '../control-plane/envoy/gen/envoy/service/discovery/v3/discovery_pb.js';
 import { packAny, TypeUrl, type Any } from '../control-plane/envoy/protos.js';
 import { silentLogger, type Logger } from '../control-plane/logger.js';
+import { shutdownServer } from '../control-plane/xds/server-shutdown.js';
 import { SDS_ROOT_SECRET, SDS_WORKLOAD_SECRET } from '../control-plane/translate/cluster-names.js';
 import type { WorkloadCertificate } from './certificate-manager.js';
 
@@ -410,16 +411,7 @@ export class SdsServer {
   /** Ends every stream, shuts down (forcing it after `graceMs`) and removes the socket file. */
   async close(graceMs = 2_000): Promise<void> {
     for (const stream of [...this.streams]) stream.end();
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.server.forceShutdown();
-        resolve();
-      }, graceMs);
-      this.server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    await shutdownServer(this.server, graceMs);
     if (this.listening) await fs.rm(this.options.socketPath, { force: true });
     this.listening = false;
   }

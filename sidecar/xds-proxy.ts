@@ -26,6 +26,7 @@ import {
   DiscoveryRequestSchema,
 } from '../control-plane/envoy/gen/envoy/service/discovery/v3/discovery_pb.js';
 import { silentLogger, type Logger } from '../control-plane/logger.js';
+import { shutdownServer } from '../control-plane/xds/server-shutdown.js';
 
 const SERVICE = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
 
@@ -503,16 +504,7 @@ export class XdsProxy {
     for (const relay of [...this.relays]) relay.abort('xDS proxy is shutting down');
     for (const waiter of this.readyWaiters) waiter.reject(new Error('xDS proxy closed before the upstream was ready'));
     this.readyWaiters.clear();
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.server.forceShutdown();
-        resolve();
-      }, this.options.shutdownGraceMs ?? 1_000);
-      this.server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    await shutdownServer(this.server, this.options.shutdownGraceMs ?? 1_000);
     this.client.close();
     this.metrics.upstreamReady.set(0);
     this.logger.info('xDS proxy stopped');

@@ -17,6 +17,7 @@ import { authenticateTlsPeer, StreamRefusal, type StreamPeer } from './authn.js'
 import { DeltaStream } from './delta-stream.js';
 import type { PushController } from './push-controller.js';
 import { SotwStream } from './sotw-stream.js';
+import { shutdownServer } from './server-shutdown.js';
 import type { StreamStatus } from './xds-stream.js';
 
 const SERVICE = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
@@ -189,15 +190,6 @@ export class AdsServer {
    */
   async close(graceMs = 5_000): Promise<void> {
     for (const stream of [...this.streams]) stream.end();
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.server.forceShutdown();
-        resolve();
-      }, graceMs);
-      this.server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    await shutdownServer(this.server, graceMs);
   }
 }

@@ -8,7 +8,8 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { CA_FILE, CERT_FILE, certFilePaths, DATA_LINK, KEY_FILE, writeCertFiles } from '../../sidecar/cert-files.js';
 import type { WorkloadCertificate } from '../../sidecar/certificate-manager.js';
-import { issue, localCa, makeTempDir } from './helpers.js';
+import { generateWorkloadKey } from '../../certs/index.js';
+import { issue, localCa, makeTempDir, SHOP_CART } from './helpers.js';
 
 function publicKeyOf(pem: string | Buffer): string {
   return crypto.createPublicKey(pem).export({ type: 'spki', format: 'der' }).toString('base64');
@@ -135,4 +136,33 @@ test('readers racing 200 rewrites: never a missing or partial file; ..data reade
   // grpc-style readers open the three paths separately: a swap between two opens can pair files of two
   // generations (counted, not asserted: no file layout prevents it; grpc-js re-reads at its next refresh).
   t.log(JSON.stringify(stats));
+});
+
+test('one key for the process (the agent in gRPC mode): grpc-js-style reads always get a matching pair', async (t) => {
+  const dir = makeTempDir('trellis-certfiles-onekey-');
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const ca = await localCa();
+  const key = await generateWorkloadKey();
+  const certs = await Promise.all(Array.from({ length: 6 }, () => issue(ca, SHOP_CART, 3600, key)));
+  const known = new Set(certs.map((c) => c.certChainPem));
+  await writeCertFiles(dir, certs[0]!);
+  let writing = true;
+  const writer = (async () => {
+    for (let i = 1; i <= 200; i++) await writeCertFiles(dir, certs[i % certs.length]!);
+    writing = false;
+  })();
+  let reads = 0;
+  const problems: string[] = [];
+  // Three concurrent reads through the top-level symlinks, each resolving ..data on its own (grpc-js).
+  const reader = async () => {
+    while (writing) {
+      const [cert, privateKey, ca] = await readSet(dir);
+      reads++;
+      if (!known.has(cert) || ca !== certs[0]!.trustBundlePem) problems.push('a missing, unknown or partial file');
+      else if (publicKeyOf(cert) !== publicKeyOf(privateKey)) problems.push('a certificate with another key');
+    }
+  };
+  await Promise.all([writer, reader(), reader(), reader()]);
+  t.deepEqual(problems, []);
+  t.true(reads > 50, `${reads} reads`);
 });

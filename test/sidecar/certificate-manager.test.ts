@@ -165,6 +165,24 @@ test('a short TTL: renewed at 40–50 % of the lifetime, a new key and serial ea
   t.is(expiry?.values[0]?.value, m.current()!.notAfter.getTime() / 1000);
 });
 
+test("keyRotation 'per-process': one key for every renewal, new certificates and serials", async (t) => {
+  const { env } = t.context;
+  const m = manager(t, env.cp.xdsPort, env.tokenFile('per-process-token', TOKEN_CART), {
+    ttlSeconds: 2,
+    keyRotation: 'per-process',
+  });
+  const rotations: WorkloadCertificate[] = [];
+  m.on('rotated', (c) => rotations.push(c));
+  await m.start();
+  await waitFor('three certificates', () => rotations.length >= 3, 15_000);
+  const key = publicKeyOf(rotations[0]!.privateKeyPem);
+  t.is(new Set(rotations.map((c) => c.serial)).size, rotations.length);
+  for (const c of rotations) {
+    t.is(publicKeyOf(c.privateKeyPem), key, 'the same key');
+    t.is(publicKeyOf(c.certChainPem), key, 'every certificate is for it');
+  }
+});
+
 test('a 60 s TTL renews after ~24–30 s (from receipt), not after half of notBefore..notAfter (~3 min)', async (t) => {
   const { env } = t.context;
   const m = manager(t, env.cp.xdsPort, env.tokenFile('ttl-60-token', TOKEN_CART), { ttlSeconds: 60 });

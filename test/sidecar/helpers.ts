@@ -13,6 +13,7 @@ import {
   loadRootCa,
   spiffeId,
   type WorkloadIdentity,
+  type WorkloadKey,
 } from '../../certs/index.js';
 import { startControlPlane, type RunningControlPlane } from '../../control-plane/control-plane.js';
 import { createLogger, type Logger } from '../../control-plane/logger.js';
@@ -32,9 +33,10 @@ export async function issue(
   ca: CertificateAuthority,
   identity: WorkloadIdentity = SHOP_CART,
   ttlSeconds = 3600,
+  workloadKey?: WorkloadKey,
 ): Promise<WorkloadCertificate> {
   const id = spiffeId(identity);
-  const key = await generateWorkloadKey();
+  const key = workloadKey ?? (await generateWorkloadKey());
   const issued = await ca.sign({ csr: await createCsr(key, id), identity, ttlSeconds });
   return assemble(issued.chain, key.privateKeyPem, id, undefined, new Date());
 }
