@@ -1,5 +1,6 @@
 // Assembles one control plane: a snapshot source, a generator, the push controller, the ADS server and
 // the monitoring server. `trellis control-plane` (cli.ts) is a thin layer over startControlPlane().
+import { RootCertPublisher } from './ca/root-publisher.js';
 import { certificateServiceDefinition } from './ca/service.js';
 import { setupCa, type CaOptions, type StartedCa } from './ca/setup.js';
 import type { Logger } from './logger.js';
@@ -61,7 +62,8 @@ export interface ControlPlaneOptions {
   /**
    * The CA service (trellis.ca.v1.CertificateService) on both xDS ports, and the TLS port itself: local
    * mode with `stateDir` + `tokensFile`; in Kubernetes mode the Secret trellis-system/trellis-ca and
-   * TokenReview. The trust domain defaults to the mesh config's.
+   * TokenReview. The trust domain defaults to the mesh config's. With `kube` too, ConfigMap
+   * `trellis-ca-root-cert` (the trust bundle) is kept in every namespace unless `publishRootCert: false`.
    */
   readonly ca?: CaOptions;
 }
@@ -171,6 +173,18 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     ? new WebhookServer({ certFile: options.webhook.certFile, keyFile: options.webhook.keyFile, logger })
     : undefined;
   const webhookPort = webhook ? await webhook.listen(host, options.webhook?.port ?? 15017) : undefined;
+  // Started last: a start that failed before here (a port in use) leaves no publisher behind.
+  const kubeConfig = options.ca?.kubeConfig ?? options.kube?.kubeConfig;
+  const rootCertPublisher =
+    ca && options.kube && kubeConfig && options.ca?.publishRootCert !== false
+      ? new RootCertPublisher({
+          kubeConfig,
+          trustBundle: ca.authority.trustBundle(),
+          writes: ca.metrics.rootCertWrites,
+          logger,
+        })
+      : undefined;
+  rootCertPublisher?.start();
   logger.info(
     {
       host,
@@ -196,6 +210,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       controller.stop();
       await ads.close();
       ca?.serving.stop();
+      await rootCertPublisher?.stop();
       await monitoring.close();
       await staticSource?.stop();
       await webhook?.close();

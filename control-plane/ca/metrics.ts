@@ -4,6 +4,9 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 /** `issued`, or why not: `unauthenticated`, `denied` (a CSR refusal), `invalid` (bad request), `unavailable`, `error`. */
 export type CaResult = 'issued' | 'unauthenticated' | 'denied' | 'invalid' | 'unavailable' | 'error';
 
+/** A write of ConfigMap `trellis-ca-root-cert` (root-publisher.ts): `created`, `updated`, `conflict` (409, retried), `error`. */
+export type RootCertWriteResult = 'created' | 'updated' | 'conflict' | 'error';
+
 export class CaMetrics {
   readonly requests: Counter<'result'>;
   readonly signDuration: Histogram;
@@ -12,6 +15,8 @@ export class CaMetrics {
    * so an alert can fire long before any of them expires.
    */
   readonly expiry: Gauge<'certificate'>;
+  /** Writes of the trust bundle ConfigMap `trellis-ca-root-cert`, one per namespace (root-publisher.ts). */
+  readonly rootCertWrites: Counter<'result'>;
 
   constructor(registry: Registry) {
     this.requests = new Counter({
@@ -30,6 +35,12 @@ export class CaMetrics {
       name: 'trellis_ca_certificate_expiry_timestamp_seconds',
       help: 'notAfter (Unix seconds) of the CA certificates: certificate="signer" (signs workloads), "root", and "serving" (the control plane\'s own TLS certificate on port 15012).',
       labelNames: ['certificate'] as const,
+      registers: [registry],
+    });
+    this.rootCertWrites = new Counter({
+      name: 'trellis_ca_root_cert_writes_total',
+      help: 'Writes of the trust bundle ConfigMap trellis-ca-root-cert by result (created, updated, conflict, error).',
+      labelNames: ['result'] as const,
       registers: [registry],
     });
   }

@@ -26,6 +26,11 @@ export interface CaOptions {
   readonly authenticator?: Authenticator;
   /** Lifetime of the control plane's own serving certificate (renewed at half of it); default 24 h. */
   readonly servingTtlSeconds?: number;
+  /**
+   * Kubernetes mode: keep ConfigMap `trellis-ca-root-cert` (`root-cert.pem`, the trust bundle) in every
+   * namespace (root-publisher.ts); true by default, `false` when something else distributes the root.
+   */
+  readonly publishRootCert?: boolean;
 }
 
 export interface StartedCa {

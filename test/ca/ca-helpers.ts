@@ -179,6 +179,19 @@ export class CaClient {
   }
 }
 
+/** The error a call failed with; throws if it succeeded. */
+export async function grpcError(p: Promise<unknown>): Promise<grpc.ServiceError> {
+  try {
+    await p;
+  } catch (err) {
+    return err as grpc.ServiceError;
+  }
+  throw new Error('the call succeeded');
+}
+
+/** The control plane's own SPIFFE ID (trellisd), which its TLS port presents. */
+export const CONTROL_PLANE_ID = 'spiffe://cluster.local/ns/trellis-system/sa/trellisd';
+
 /** A workload's TLS material: what the agent holds after CreateCertificate. */
 export interface WorkloadCert {
   /** PEM, leaf first, root last (as the CA returns it). */
@@ -212,6 +225,16 @@ export function tlsCredentials(rootPem: string, serverId: string, cert?: Workloa
   }).channelCredentials(serverId);
 }
 
+/** A CA client on the TLS port `target`, checking the server as `serverId` under `rootPem`, presenting `cert` when given. */
+export function tlsCaClient(
+  target: string,
+  rootPem: string,
+  cert?: WorkloadCert,
+  serverId = CONTROL_PLANE_ID,
+): CaClient {
+  return new CaClient(target, tlsCredentials(rootPem, serverId, cert), TLS_CHANNEL_OPTIONS);
+}
+
 /** A key made here and a CSR for `spiffeId` (generateWorkloadKey + createCsr, as the agent makes them). */
 export async function workloadCsr(spiffeId: string): Promise<{ key: WorkloadKey; csr: string }> {
   const key = await generateWorkloadKey();
@@ -239,7 +262,10 @@ export async function signedBy(
   return { chain: issued.chain, keyPem: key.privateKeyPem };
 }
 
-/** A CA of its own (a fresh self-signed root), for certificates the control plane must not trust. */
+/**
+ * A CA of its own (a fresh self-signed root, certs/ only): for certificates the control plane must not
+ * trust, or a CA without a control plane.
+ */
 export async function foreignAuthority(trustDomain = 'cluster.local'): Promise<CertificateAuthority> {
   const root = await createRootCa();
   return CertificateAuthority.create(await loadRootCa(root.certPem, root.keyPem), trustDomain);

@@ -13,7 +13,7 @@ import { setupCa } from '../../control-plane/ca/setup.js';
 import { loadOrCreateKubeCa } from '../../control-plane/ca/store.js';
 import { Registry } from 'prom-client';
 import { useCluster, type Cluster } from '../helpers/cluster.js';
-import { CaClient, makeCsr } from './ca-helpers.js';
+import { CaClient, grpcError, makeCsr } from './ca-helpers.js';
 
 const test = anyTest as TestFn<unknown>;
 const kube = useCluster(test);
@@ -98,15 +98,6 @@ test.after.always(async () => {
   s?.client.close();
   s?.server.forceShutdown();
 });
-
-async function grpcError(p: Promise<unknown>): Promise<grpc.ServiceError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as grpc.ServiceError;
-  }
-  throw new Error('the call succeeded');
-}
 
 async function withServiceAccount(cluster: Cluster, sa: string): Promise<string> {
   const ns = await cluster.createNamespace('ca');

@@ -5,28 +5,28 @@ import anyTest, { type TestFn } from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
-import { startControlPlane, type RunningControlPlane } from '../../control-plane/control-plane.js';
-import { createLogger, silentLogger } from '../../control-plane/logger.js';
+import type { RunningControlPlane } from '../../control-plane/control-plane.js';
+import { startCaControlPlane, type CaControlPlane, type LogLine } from '../helpers/ca-control-plane.js';
 import { startControlPlaneProcess, startTrellis } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait.js';
 import {
   CaClient,
+  CONTROL_PLANE_ID as SERVER_ID,
   foreignAuthority,
+  grpcError,
   handshakeCertificate,
   obtainCert,
   signedBy,
-  tlsCredentials,
-  TLS_CHANNEL_OPTIONS,
+  tlsCaClient,
   workloadCsr,
   type WorkloadCert,
 } from './ca-helpers.js';
 
 interface Ctx {
+  env: CaControlPlane;
   cp: RunningControlPlane;
-  logs: Record<string, unknown>[];
+  logs: LogLine[];
   dir: string;
   tokensFile: string;
   root: string;
@@ -34,65 +34,32 @@ interface Ctx {
 }
 const test = anyTest as TestFn<Ctx>;
 
-const SERVER_ID = 'spiffe://cluster.local/ns/trellis-system/sa/trellisd';
 const CLIENT_ID = 'spiffe://cluster.local/ns/default/sa/client';
 const OTHER_ID = 'spiffe://cluster.local/ns/other/sa/worker';
 const TOKEN_CLIENT = 'token-for-default-client-0123456789';
 const TOKEN_OTHER = 'token-for-other-worker-0123456789';
+const TOKENS = [
+  { token: TOKEN_CLIENT, namespace: 'default', serviceAccount: 'client' },
+  { token: TOKEN_OTHER, namespace: 'other', serviceAccount: 'worker' },
+];
 
 test.before(async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-secure-port-'));
-  const tokensFile = path.join(dir, 'tokens.yaml');
-  fs.writeFileSync(
-    tokensFile,
-    [
-      `- { token: ${TOKEN_CLIENT}, namespace: default, serviceAccount: client }`,
-      `- { token: ${TOKEN_OTHER}, namespace: other, serviceAccount: worker }`,
-      '',
-    ].join('\n'),
-  );
-  const logs: Record<string, unknown>[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString().split('\n').filter(Boolean))
-        logs.push(JSON.parse(line) as Record<string, unknown>);
-      cb();
-    },
-  });
-  const cp = await startControlPlane({
-    logger: createLogger({ level: 'info', destination }),
-    xdsPort: 0,
-    monitoringPort: 0,
-    ca: { stateDir: path.join(dir, 'state'), tokensFile },
-  });
-  t.context = { cp, logs, dir, tokensFile, root: cp.ca!.authority.trustBundle(), clients: [] };
+  const env = await startCaControlPlane({ prefix: 'trellis-secure-port-', tokens: TOKENS });
+  const { cp, logs, dir, tokensFile } = env;
+  t.context = { env, cp, logs, dir, tokensFile, root: cp.ca!.authority.trustBundle(), clients: [] };
 });
 
 test.after.always(async (t) => {
   for (const c of t.context.clients ?? []) c.close();
-  await t.context.cp?.close();
-  if (t.context.dir) fs.rmSync(t.context.dir, { recursive: true, force: true });
+  await t.context.env?.cleanup();
 });
 
 /** A CA client on the TLS port, presenting `cert` when given. */
 function tlsClient(t: { context: Ctx }, cert?: WorkloadCert, serverId = SERVER_ID): CaClient {
   const { cp, root } = t.context;
-  const client = new CaClient(
-    `127.0.0.1:${cp.secureXdsPort}`,
-    tlsCredentials(root, serverId, cert),
-    TLS_CHANNEL_OPTIONS,
-  );
+  const client = tlsCaClient(`127.0.0.1:${cp.secureXdsPort}`, root, cert, serverId);
   t.context.clients.push(client);
   return client;
-}
-
-async function grpcError(p: Promise<unknown>): Promise<grpc.ServiceError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as grpc.ServiceError;
-  }
-  throw new Error('the call succeeded');
 }
 
 function leafOf(chain: readonly string[]): crypto.X509Certificate {
@@ -227,17 +194,14 @@ test('the plaintext port still needs a token (no certificate can arrive there)',
 });
 
 test('the serving certificate rotates at half its lifetime: a new handshake sees a new serial', async (t) => {
-  const cp = await startControlPlane({
-    logger: silentLogger,
-    xdsPort: 0,
-    monitoringPort: 0,
-    ca: {
-      stateDir: path.join(t.context.dir, 'state-rotation'),
-      tokensFile: t.context.tokensFile,
-      servingTtlSeconds: 4,
-    },
+  const env = await startCaControlPlane({
+    prefix: 'trellis-secure-port-rotation-',
+    tokens: TOKENS,
+    logLevel: 'silent',
+    ca: { servingTtlSeconds: 4 },
   });
-  t.teardown(() => cp.close());
+  t.teardown(() => env.cleanup());
+  const { cp } = env;
   const root = cp.ca!.authority.trustBundle();
   const first = await handshakeCertificate(cp.secureXdsPort!, root, SERVER_ID);
   const lifetime = (new Date(first.valid_to).getTime() - Date.now()) / 1000;
@@ -253,7 +217,7 @@ test('the serving certificate rotates at half its lifetime: a new handshake sees
   t.is(next.subjectaltname, `URI:${SERVER_ID}`);
   t.true(new Date(next.valid_to) > new Date(first.valid_to));
   // The renewed identity serves the CA too.
-  const client = new CaClient(`127.0.0.1:${cp.secureXdsPort}`, tlsCredentials(root, SERVER_ID), TLS_CHANNEL_OPTIONS);
+  const client = tlsCaClient(`127.0.0.1:${cp.secureXdsPort}`, root);
   t.teardown(() => client.close());
   const chain = (await obtainCert(client, CLIENT_ID, { token: TOKEN_CLIENT })).chain;
   t.is(leafOf(chain).subjectAltName, `URI:${CLIENT_ID}`);

@@ -6,17 +6,17 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
-import { startControlPlane, type RunningControlPlane } from '../../control-plane/control-plane.js';
-import { createLogger } from '../../control-plane/logger.js';
+import type { RunningControlPlane } from '../../control-plane/control-plane.js';
 import { x509 } from '../../certs/x509.js';
+import { startCaControlPlane, type CaControlPlane, type LogLine } from '../helpers/ca-control-plane.js';
 import { startControlPlaneProcess } from '../helpers/process.js';
-import { CaClient, makeCsr } from './ca-helpers.js';
+import { CaClient, grpcError, makeCsr } from './ca-helpers.js';
 
 interface Ctx {
+  env: CaControlPlane;
   cp: RunningControlPlane;
   client: CaClient;
-  logs: Record<string, unknown>[];
+  logs: LogLine[];
   dir: string;
 }
 const test = anyTest as TestFn<Ctx>;
@@ -25,47 +25,21 @@ const TOKEN_A = 'token-for-shop-cart-0123456789';
 const TOKEN_B = 'token-for-bank-teller-0123456789';
 
 test.before(async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-ca-service-'));
-  const tokensFile = path.join(dir, 'tokens.yaml');
-  fs.writeFileSync(
-    tokensFile,
-    [
-      `- { token: ${TOKEN_A}, namespace: shop, serviceAccount: cart }`,
-      `- { token: ${TOKEN_B}, namespace: bank, serviceAccount: teller }`,
-      '',
-    ].join('\n'),
-  );
-  const logs: Record<string, unknown>[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString().split('\n').filter(Boolean))
-        logs.push(JSON.parse(line) as Record<string, unknown>);
-      cb();
-    },
+  const env = await startCaControlPlane({
+    prefix: 'trellis-ca-service-',
+    tokens: [
+      { token: TOKEN_A, namespace: 'shop', serviceAccount: 'cart' },
+      { token: TOKEN_B, namespace: 'bank', serviceAccount: 'teller' },
+    ],
   });
-  const cp = await startControlPlane({
-    logger: createLogger({ level: 'info', destination }),
-    xdsPort: 0,
-    monitoringPort: 0,
-    ca: { stateDir: path.join(dir, 'state'), tokensFile },
-  });
-  t.context = { cp, client: new CaClient(`127.0.0.1:${cp.xdsPort}`), logs, dir };
+  const { cp, logs, dir } = env;
+  t.context = { env, cp, client: new CaClient(`127.0.0.1:${cp.xdsPort}`), logs, dir };
 });
 
 test.after.always(async (t) => {
   t.context.client?.close();
-  await t.context.cp?.close();
-  if (t.context.dir) fs.rmSync(t.context.dir, { recursive: true, force: true });
+  await t.context.env?.cleanup();
 });
-
-async function grpcError(p: Promise<unknown>): Promise<grpc.ServiceError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as grpc.ServiceError;
-  }
-  throw new Error('the call succeeded');
-}
 
 test.serial('a good token gets a chain (leaf, root last) whose leaf SAN is exactly its identity', async (t) => {
   const { client, cp } = t.context;

@@ -6,35 +6,29 @@
 // readiness before the first certificate and after it expired, and close().
 import anyTest, { type TestFn } from 'ava';
 import * as grpc from '@grpc/grpc-js';
-import { create, fromJson, type JsonObject, type MessageInitShape } from '@bufbuild/protobuf';
-import { anyUnpack } from '@bufbuild/protobuf/wkt';
+import { fromJson, type JsonObject, type MessageInitShape } from '@bufbuild/protobuf';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Counter, Registry } from 'prom-client';
-import { startControlPlane, type RunningControlPlane } from '../../control-plane/control-plane.js';
+import type { RunningControlPlane } from '../../control-plane/control-plane.js';
 import { BootstrapSchema } from '../../control-plane/envoy/gen/envoy/config/bootstrap/v3/bootstrap_pb.js';
 import type { Node } from '../../control-plane/envoy/gen/envoy/config/core/v3/base_pb.js';
 import type { Secret } from '../../control-plane/envoy/gen/envoy/extensions/transport_sockets/tls/v3/secret_pb.js';
-import {
-  DiscoveryRequestSchema,
-  type DiscoveryRequest,
-  type DiscoveryResponse,
-} from '../../control-plane/envoy/gen/envoy/service/discovery/v3/discovery_pb.js';
+import { DiscoveryRequestSchema } from '../../control-plane/envoy/gen/envoy/service/discovery/v3/discovery_pb.js';
 import { registry as protoRegistry, TypeUrl, typeUrlOf } from '../../control-plane/envoy/protos.js';
-import { createLogger } from '../../control-plane/logger.js';
 import { SDS_CLUSTER } from '../../control-plane/translate/cluster-names.js';
 import { ENVOY_BOOTSTRAP, SDS_SOCKET, startAgent, XDS_SOCKET, type RunningAgent } from '../../sidecar/agent.js';
 import { XDS_CLUSTER } from '../../sidecar/bootstrap-envoy.js';
 import { HealthServer } from '../../sidecar/health.js';
 import type { ProxyNodeOptions } from '../../sidecar/proxy-node.js';
-import { sdsServiceDefinition } from '../../sidecar/sds-server.js';
 import { deltaNamesOf, RawAdsClient, type DeltaStream } from '../helpers/ads-client.js';
+import { captureLogs, makeTempDir, startCaControlPlane, type CaControlPlane } from '../helpers/ca-control-plane.js';
 import { debugProxies } from '../helpers/debug.js';
 import { envoyValidateAvailable, validateEnvoyJson } from '../helpers/envoy-validate.js';
 import { backendManifests, freePorts, MeshDir, namespaceManifest, serviceManifest } from '../helpers/mesh-e2e.js';
 import { waitFor, within } from '../helpers/wait.js';
-import { captureLogger, makeTempDir, TOKEN_CART } from './helpers.js';
+import { inline, sdsSotw, secrets, TOKEN_CART } from './helpers.js';
 
 const CART_ID = 'spiffe://cluster.local/ns/shop/sa/cart';
 const ECHO_CLUSTER = 'outbound|8080||echo.shop.svc.cluster.local';
@@ -52,8 +46,6 @@ const CART: ProxyNodeOptions = {
 interface Ctx {
   dir: string;
   mesh: MeshDir;
-  stateDir: string;
-  tokensFile: string;
   cp: RunningControlPlane;
   rootPem: string;
   cartToken: string;
@@ -62,16 +54,15 @@ interface Ctx {
 }
 const test = anyTest as TestFn<Ctx>;
 
-/** A control plane with the CA (local mode) and the TLS port, serving the mesh in `configDir`. */
-function controlPlane(t: Pick<Ctx, 'stateDir' | 'tokensFile' | 'mesh'>, secureXdsPort = 0) {
-  return startControlPlane({
-    logger: createLogger({ level: 'silent' }),
+/** A control plane with the CA (local mode, in `dir`) and the TLS port, serving the mesh in `mesh`. */
+function controlPlane(t: Pick<Ctx, 'dir' | 'mesh'>, secureXdsPort = 0): Promise<CaControlPlane> {
+  return startCaControlPlane({
+    tokens: [{ token: TOKEN_CART, namespace: 'shop', serviceAccount: 'cart' }],
+    dir: t.dir,
+    logLevel: 'silent',
     configDir: t.mesh.dir,
-    xdsPort: 0,
     secureXdsPort,
-    monitoringPort: 0,
     debounceQuietMs: 10,
-    ca: { stateDir: t.stateDir, tokensFile: t.tokensFile },
   });
 }
 
@@ -84,14 +75,11 @@ test.before(async (t) => {
     serviceManifest('echo', 'shop'),
     ...backendManifests('echo', 'shop', { pod: 'echo-0', port: 18080 }),
   ]);
-  const tokensFile = path.join(dir, 'tokens.yaml');
-  fs.writeFileSync(tokensFile, `- { token: ${TOKEN_CART}, namespace: shop, serviceAccount: cart }\n`);
-  const stateDir = path.join(dir, 'state');
-  const cp = await controlPlane({ stateDir, tokensFile, mesh });
-  const rootPem = fs.readFileSync(path.join(stateDir, 'root-cert.pem'), 'utf8');
-  const cartToken = path.join(dir, 'cart.token');
-  fs.writeFileSync(cartToken, `${TOKEN_CART}\n`);
-  const { logger, lines } = captureLogger();
+  const env = await controlPlane({ dir, mesh });
+  const cp = env.cp;
+  const rootPem = fs.readFileSync(path.join(env.stateDir, 'root-cert.pem'), 'utf8');
+  const cartToken = env.tokenFile('cart.token', TOKEN_CART);
+  const { logger, lines } = captureLogs('debug');
   const agent = await startAgent({
     proxyType: 'envoy',
     controlPlane: `127.0.0.1:${cp.secureXdsPort!}`,
@@ -104,7 +92,7 @@ test.before(async (t) => {
     healthPort: 0,
     logger,
   });
-  t.context = { dir, mesh, stateDir, tokensFile, cp, rootPem, cartToken, agent, lines };
+  t.context = { dir, mesh, cp, rootPem, cartToken, agent, lines };
 });
 
 test.after.always(async (t) => {
@@ -137,64 +125,17 @@ function leafOf(chainPem: string): crypto.X509Certificate {
   return new crypto.X509Certificate(first[0]);
 }
 
-function inline(source: { specifier: { case?: string; value?: unknown } } | undefined): string {
-  const v = source?.specifier.value;
-  return v instanceof Uint8Array ? Buffer.from(v).toString() : String(v);
-}
-
-/** The secrets of a SotW SDS response, by name. */
-function secretsOf(response: DiscoveryResponse): Map<string, Secret> {
-  return new Map(
-    response.resources.map((a) => {
-      const s = anyUnpack(a, protoRegistry) as Secret;
-      return [s.name, s];
-    }),
-  );
-}
-
 /** The leaf and key of Secret `default`, and the trusted CA of `ROOTCA`, when present. */
-function tlsOf(secrets: Map<string, Secret>): { leaf?: crypto.X509Certificate; keyPem?: string; rootPem?: string } {
+function tlsOf(byName: Map<string, Secret>): { leaf?: crypto.X509Certificate; keyPem?: string; rootPem?: string } {
   const out: { leaf?: crypto.X509Certificate; keyPem?: string; rootPem?: string } = {};
-  const workload = secrets.get('default')?.type;
+  const workload = byName.get('default')?.type;
   if (workload?.case === 'tlsCertificate') {
     out.leaf = leafOf(inline(workload.value.certificateChain));
     out.keyPem = inline(workload.value.privateKey);
   }
-  const root = secrets.get('ROOTCA')?.type;
+  const root = byName.get('ROOTCA')?.type;
   if (root?.case === 'validationContext') out.rootPem = inline(root.value.trustedCa);
   return out;
-}
-
-/** A SotW SDS stream on the agent's socket, responses queued. */
-class SdsStream {
-  private readonly queue: DiscoveryResponse[] = [];
-  private readonly waiters: ((r: DiscoveryResponse) => void)[] = [];
-  private readonly call: grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>;
-
-  constructor(client: grpc.Client) {
-    const m = sdsServiceDefinition.StreamSecrets;
-    this.call = client.makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize);
-    this.call.on('data', (r: DiscoveryResponse) => {
-      const w = this.waiters.shift();
-      if (w) w(r);
-      else this.queue.push(r);
-    });
-    this.call.on('error', () => undefined);
-  }
-
-  send(init: MessageInitShape<typeof DiscoveryRequestSchema>): void {
-    this.call.write(create(DiscoveryRequestSchema, init));
-  }
-
-  next(what: string, timeoutMs = 5_000): Promise<DiscoveryResponse> {
-    const queued = this.queue.shift();
-    if (queued) return Promise.resolve(queued);
-    return within(what, new Promise<DiscoveryResponse>((resolve) => this.waiters.push(resolve)), timeoutMs);
-  }
-
-  close(): void {
-    this.call.cancel();
-  }
 }
 
 /** The node the agent's Envoy bootstrap announces (what Envoy would send on its first ADS request). */
@@ -279,7 +220,7 @@ test('SDS on the agent’s socket: `default` is the workload certificate chained
   const { agent, rootPem, lines } = t.context;
   const root = new crypto.X509Certificate(rootPem);
   const client = new grpc.Client(`unix://${agent.paths.sdsSocket!}`, grpc.credentials.createInsecure());
-  const sds = new SdsStream(client);
+  const sds = sdsSotw(client);
   t.teardown(() => {
     sds.close();
     client.close();
@@ -306,9 +247,9 @@ test('SDS on the agent’s socket: `default` is the workload certificate chained
   };
 
   sds.send({ node: { id: 'cart-0.shop' }, typeUrl: TypeUrl.Secret, resourceNames: ['default', 'ROOTCA'] });
-  const r1 = await sds.next('the first secrets');
+  const r1 = await sds.next('the first secrets', 5_000);
   t.is(r1.typeUrl, TypeUrl.Secret);
-  const first = check(tlsOf(secretsOf(r1)), 'first');
+  const first = check(tlsOf(secrets(r1)), 'first');
   sds.send({
     typeUrl: TypeUrl.Secret,
     resourceNames: ['default', 'ROOTCA'],
@@ -318,7 +259,7 @@ test('SDS on the agent’s socket: `default` is the workload certificate chained
   // No request of ours: the agent renews (at 40–50 % of the 5 s lifetime) and pushes.
   const r2 = await sds.next('the rotated certificate', (TTL_SECONDS + 5) * 1000);
   t.not(r2.versionInfo, r1.versionInfo);
-  const second = check(tlsOf(secretsOf(r2)), 'rotated');
+  const second = check(tlsOf(secrets(r2)), 'rotated');
   t.not(second.serialNumber, first.serialNumber);
 });
 
@@ -404,7 +345,7 @@ test('HealthServer: 503 with the reason, 200 when ready, 500 when the check thro
   let state: string | Error | undefined = 'the xDS proxy has not reached the control plane yet';
   const registry = new Registry();
   new Counter({ name: 'test_things_total', help: 'things', registers: [registry] }).inc(3);
-  const { logger, lines } = captureLogger();
+  const { logger, lines } = captureLogs('debug');
   const health = new HealthServer({
     notReadyReason: () => {
       if (state instanceof Error) throw state;
@@ -436,7 +377,7 @@ test('HealthServer: 503 with the reason, 200 when ready, 500 when the check thro
 
 test('not ready before the first certificate (control plane not there yet), ready once it comes, not ready once the certificate expired with the control plane gone', async (t) => {
   const [healthPort, cpPort] = await freePorts(2);
-  const { logger, lines } = captureLogger();
+  const { logger, lines } = captureLogs('debug');
   const starting = startAgent({
     proxyType: 'envoy',
     controlPlane: `127.0.0.1:${cpPort!}`,
@@ -449,7 +390,7 @@ test('not ready before the first certificate (control plane not there yet), read
     healthPort: healthPort!,
     logger,
   });
-  let late: RunningControlPlane | undefined;
+  let late: CaControlPlane | undefined;
   t.teardown(async () => {
     await late?.close();
   });
@@ -503,7 +444,7 @@ test('close(): the streams end, the sockets and the health port go, nothing else
   const outputDir = path.join(t.context.dir, 'cart-1');
   fs.mkdirSync(outputDir);
   fs.writeFileSync(path.join(outputDir, 'keep.txt'), 'not the agent’s\n');
-  const { logger, lines } = captureLogger();
+  const { logger, lines } = captureLogs('debug');
   const agent = await startAgent({
     proxyType: 'envoy',
     controlPlane: `127.0.0.1:${cp.secureXdsPort!}`,
@@ -540,7 +481,7 @@ test('close(): the streams end, the sockets and the health port go, nothing else
 test('gRPC mode: a failed install (the certificate files) is logged and the next certificate is installed', async (t) => {
   const { cp } = t.context;
   const outputDir = path.join(t.context.dir, 'grpc-0');
-  const { logger, lines } = captureLogger();
+  const { logger, lines } = captureLogs('debug');
   const agent = await startAgent({
     proxyType: 'grpc',
     controlPlane: `127.0.0.1:${cp.secureXdsPort!}`,

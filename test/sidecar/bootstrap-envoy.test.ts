@@ -16,7 +16,8 @@ import {
   type EnvoyBootstrapOptions,
 } from '../../sidecar/bootstrap-envoy.js';
 import { envoyValidateAvailable, validateEnvoyJson } from '../helpers/envoy-validate.js';
-import { makeTempDir } from './helpers.js';
+import { makeTempDir } from '../helpers/ca-control-plane.js';
+import { assertGolden } from './helpers.js';
 
 const GOLDEN = path.join(import.meta.dirname, 'golden', 'envoy-bootstrap.json');
 const BOOTSTRAP_TYPE = typeUrlOf('envoy.config.bootstrap.v3.Bootstrap');
@@ -45,17 +46,7 @@ async function envoyErrors(bootstrap: JsonObject): Promise<string[] | undefined>
 }
 
 test('golden: the bootstrap of a sidecar', (t) => {
-  const actual = envoyBootstrap(options);
-  if (process.env.UPDATE_GOLDEN === '1') {
-    fs.mkdirSync(path.dirname(GOLDEN), { recursive: true });
-    fs.writeFileSync(GOLDEN, `${JSON.stringify(actual, null, 2)}\n`);
-  }
-  // Compared as JSON (prettier may reformat the file).
-  t.deepEqual(
-    actual,
-    JSON.parse(fs.readFileSync(GOLDEN, 'utf8')),
-    'differs from the golden (UPDATE_GOLDEN=1 rewrites it)',
-  );
+  assertGolden(t, envoyBootstrap(options), GOLDEN);
 });
 
 test('passes Envoy’s validation; a broken variant does not (the check can fail)', async (t) => {

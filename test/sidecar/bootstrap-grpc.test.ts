@@ -27,7 +27,8 @@ import {
   type GrpcBootstrapOptions,
 } from '../../sidecar/bootstrap-grpc.js';
 import { waitFor } from '../helpers/wait.js';
-import { freePort, issue, localCa, makeTempDir } from './helpers.js';
+import { makeTempDir } from '../helpers/ca-control-plane.js';
+import { assertGolden, freePort, issue, localCa } from './helpers.js';
 
 xds.register();
 
@@ -47,17 +48,7 @@ const options: GrpcBootstrapOptions = {
 };
 
 test('golden: the bootstrap of a proxyless pod', (t) => {
-  const actual = grpcBootstrap(options);
-  if (process.env.UPDATE_GOLDEN === '1') {
-    fs.mkdirSync(path.dirname(GOLDEN), { recursive: true });
-    fs.writeFileSync(GOLDEN, `${JSON.stringify(actual, null, 2)}\n`);
-  }
-  // Compared as JSON (prettier may reformat the file).
-  t.deepEqual(
-    actual,
-    JSON.parse(fs.readFileSync(GOLDEN, 'utf8')),
-    'differs from the golden (UPDATE_GOLDEN=1 rewrites it)',
-  );
+  assertGolden(t, grpcBootstrap(options), GOLDEN);
 });
 
 test('names match what the served config refers to', (t) => {

@@ -11,16 +11,8 @@ import { createCsr, generateWorkloadKey, spiffeId } from '../../certs/index.js';
 import { certificateServiceDefinition } from '../../control-plane/ca/service.js';
 import { CaClient, CaClientError, defaultControlPlaneId, type CaClientOptions } from '../../sidecar/ca-client.js';
 import { assemble, type WorkloadCertificate } from '../../sidecar/certificate-manager.js';
-import {
-  captureLogger,
-  issue,
-  localCa,
-  SHOP_CART,
-  startCaControlPlane,
-  TOKEN_CART,
-  TOKEN_TELLER,
-  type CaControlPlane,
-} from './helpers.js';
+import { captureLogs, startCaControlPlane, type CaControlPlane } from '../helpers/ca-control-plane.js';
+import { CA_TOKENS, issue, localCa, SHOP_CART, TOKEN_CART, TOKEN_TELLER } from './helpers.js';
 
 interface Ctx {
   env: CaControlPlane;
@@ -40,7 +32,7 @@ function bind(server: grpc.Server, creds: grpc.ServerCredentials): Promise<numbe
 }
 
 test.before(async (t) => {
-  const env = await startCaControlPlane();
+  const env = await startCaControlPlane({ tokens: CA_TOKENS, prefix: 'trellis-sidecar-', logLevel: 'silent' });
   t.context = {
     env,
     tlsPort: env.cp.secureXdsPort!,
@@ -51,8 +43,7 @@ test.before(async (t) => {
 
 test.after.always(async (t) => {
   for (const c of t.context.clients ?? []) c.close();
-  await t.context.env?.close();
-  if (t.context.env) fs.rmSync(t.context.env.dir, { recursive: true, force: true });
+  await t.context.env?.cleanup();
 });
 
 function client(t: { context: Ctx }, options: CaClientOptions): CaClient {
@@ -192,7 +183,7 @@ test('TLS + token: the server is verified by its SPIFFE ID, not by host name', a
 test('TLS + a current certificate the CA refuses (another root) → retried with the token', async (t) => {
   const { env, tlsPort, bundle } = t.context;
   const current = await issue(await localCa());
-  const { logger, lines } = captureLogger();
+  const { logger, lines } = captureLogs('debug');
   const c = client(t, {
     address: `127.0.0.1:${tlsPort}`,
     transport: { kind: 'tls', trustBundlePem: bundle },

@@ -9,7 +9,8 @@ import path from 'node:path';
 import { CA_FILE, CERT_FILE, certFilePaths, DATA_LINK, KEY_FILE, writeCertFiles } from '../../sidecar/cert-files.js';
 import type { WorkloadCertificate } from '../../sidecar/certificate-manager.js';
 import { generateWorkloadKey } from '../../certs/index.js';
-import { issue, localCa, makeTempDir, SHOP_CART } from './helpers.js';
+import { makeTempDir } from '../helpers/ca-control-plane.js';
+import { issue, localCa, SHOP_CART } from './helpers.js';
 
 function publicKeyOf(pem: string | Buffer): string {
   return crypto.createPublicKey(pem).export({ type: 'spki', format: 'der' }).toString('base64');

@@ -20,16 +20,12 @@ import {
 } from '../../sidecar/certificate-manager.js';
 import { waitFor, within } from '../helpers/wait.js';
 import {
-  captureLogger,
-  freePort,
-  issue,
-  localCa,
+  captureLogs,
   makeTempDir as makeTempDirRaw,
-  SHOP_CART,
-  startCaControlPlane,
-  TOKEN_CART,
+  startCaControlPlane as startCa,
   type CaControlPlane,
-} from './helpers.js';
+} from '../helpers/ca-control-plane.js';
+import { CA_TOKENS, freePort, issue, localCa, SHOP_CART, TOKEN_CART } from './helpers.js';
 
 interface Ctx {
   env: CaControlPlane;
@@ -45,9 +41,13 @@ test.before(async (t) => {
 
 test.after.always(async (t) => {
   for (const c of (t.context.cleanups ?? []).reverse()) await c();
-  await t.context.env?.close();
-  if (t.context.env) fs.rmSync(t.context.env.dir, { recursive: true, force: true });
+  await t.context.env?.cleanup();
 });
+
+/** The control plane with the CA (shop/cart and bank/teller), in `dir` when given (a restart on the same CA). */
+function startCaControlPlane(options: { xdsPort?: number; dir?: string } = {}): Promise<CaControlPlane> {
+  return startCa({ tokens: CA_TOKENS, prefix: 'trellis-sidecar-', logLevel: 'silent', ...options });
+}
 
 function manager(
   t: { context: Ctx },
@@ -202,7 +202,7 @@ test('a 60 s TTL renews after ~24–30 s (from receipt), not after half of notBe
 test('the first certificate is retried with backoff until the CA is there', async (t) => {
   const port = await freePort();
   const dir = makeTempDir('trellis-sidecar-late-');
-  const { logger, lines } = captureLogger();
+  const { logger, lines } = captureLogs('debug');
   const tokenFile = `${dir}/token`;
   fs.writeFileSync(tokenFile, TOKEN_CART);
   const m = manager(t, port, tokenFile, { backoff: { initialMs: 100, maxMs: 400 }, logger });
@@ -225,7 +225,7 @@ test('while the CA is away the old certificate is kept until it expires; renewal
   const dir = makeTempDir('trellis-sidecar-away-');
   let env = await startCaControlPlane({ dir });
   const port = env.cp.xdsPort;
-  const { logger, lines } = captureLogger();
+  const { logger, lines } = captureLogs('debug');
   const registry = new Registry();
   const m = manager(t, port, env.tokenFile('away-token', TOKEN_CART), {
     ttlSeconds: 5,
@@ -294,7 +294,7 @@ test('an answer for another identity is rejected, counted and retried; a throwin
     },
   };
   const registry = new Registry();
-  const { logger, lines } = captureLogger();
+  const { logger, lines } = captureLogs('debug');
   const m = new CertificateManager({ issuer, identity: SHOP_CART, registry, logger, backoff: { initialMs: 50 } });
   t.teardown(() => m.stop());
   let rotations = 0;

@@ -1,32 +1,40 @@
 // Shared by the sidecar tests: an in-process CA (certs/, no network) to make workload certificates the way
-// the control plane does, and a real control plane with the CA service in local mode.
+// the control plane does, the callers of a real control plane with the CA service in local mode
+// (test/helpers/ca-control-plane.ts), golden files, and SDS streams with their secrets.
+import type { ExecutionContext } from 'ava';
+import * as grpc from '@grpc/grpc-js';
+import { create, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
+import { anyUnpack } from '@bufbuild/protobuf/wkt';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import {
   CertificateAuthority,
   createCsr,
-  createRootCa,
   generateWorkloadKey,
-  loadRootCa,
   spiffeId,
   type WorkloadIdentity,
   type WorkloadKey,
 } from '../../certs/index.js';
-import { startControlPlane, type RunningControlPlane } from '../../control-plane/control-plane.js';
-import { createLogger, type Logger } from '../../control-plane/logger.js';
+import type { Secret } from '../../control-plane/envoy/gen/envoy/extensions/transport_sockets/tls/v3/secret_pb.js';
+import {
+  DeltaDiscoveryRequestSchema,
+  DiscoveryRequestSchema,
+  type DeltaDiscoveryResponse,
+  type DiscoveryResponse,
+} from '../../control-plane/envoy/gen/envoy/service/discovery/v3/discovery_pb.js';
+import { registry } from '../../control-plane/envoy/protos.js';
 import { assemble, type WorkloadCertificate } from '../../sidecar/certificate-manager.js';
+import { sdsServiceDefinition } from '../../sidecar/sds-server.js';
+import type { CaToken } from '../helpers/ca-control-plane.js';
+import { within } from '../helpers/wait.js';
 
 export const SHOP_CART: WorkloadIdentity = { trustDomain: 'cluster.local', namespace: 'shop', serviceAccount: 'cart' };
 export const TOKEN_CART = 'token-for-shop-cart-0123456789';
 export const TOKEN_TELLER = 'token-for-bank-teller-0123456789';
 
-export async function localCa(trustDomain = 'cluster.local'): Promise<CertificateAuthority> {
-  const root = await createRootCa();
-  return CertificateAuthority.create(await loadRootCa(root.certPem, root.keyPem), trustDomain);
-}
+/** A CA of its own (certs/ only, no control plane). */
+export { foreignAuthority as localCa } from '../ca/ca-helpers.js';
 
 /** A workload certificate issued by `ca` for `identity`, assembled as the certificate manager does. */
 export async function issue(
@@ -41,67 +49,23 @@ export async function issue(
   return assemble(issued.chain, key.privateKeyPem, id, undefined, new Date());
 }
 
-/** Log lines captured as objects. */
-export function captureLogger(): { logger: Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString().split('\n').filter(Boolean))
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { logger: createLogger({ level: 'debug', destination }), lines };
-}
+/** The callers the sidecar tests' control plane knows: shop/cart and bank/teller. */
+export const CA_TOKENS: readonly CaToken[] = [
+  { token: TOKEN_CART, namespace: 'shop', serviceAccount: 'cart' },
+  { token: TOKEN_TELLER, namespace: 'bank', serviceAccount: 'teller' },
+];
 
-export interface CaControlPlane {
-  readonly cp: RunningControlPlane;
-  readonly dir: string;
-  readonly tokensFile: string;
-  readonly stateDir: string;
-  /** Writes `token` to a token file in the temp dir and returns its path. */
-  tokenFile(name: string, token: string): string;
-  close(): Promise<void>;
-}
-
-export function makeTempDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-}
-
-/** A control plane with the CA (local mode: --state-dir, --tokens-file) on 127.0.0.1. */
-export async function startCaControlPlane(
-  options: { logger?: Logger; xdsPort?: number; dir?: string } = {},
-): Promise<CaControlPlane> {
-  const dir = options.dir ?? makeTempDir('trellis-sidecar-');
-  const tokensFile = path.join(dir, 'tokens.yaml');
-  fs.writeFileSync(
-    tokensFile,
-    [
-      `- { token: ${TOKEN_CART}, namespace: shop, serviceAccount: cart }`,
-      `- { token: ${TOKEN_TELLER}, namespace: bank, serviceAccount: teller }`,
-      '',
-    ].join('\n'),
+/** `actual` equals the JSON in `golden`, compared as JSON (prettier may reformat the file); UPDATE_GOLDEN=1 rewrites it. */
+export function assertGolden(t: ExecutionContext, actual: unknown, golden: string): void {
+  if (process.env.UPDATE_GOLDEN === '1') {
+    fs.mkdirSync(path.dirname(golden), { recursive: true });
+    fs.writeFileSync(golden, `${JSON.stringify(actual, null, 2)}\n`);
+  }
+  t.deepEqual(
+    actual,
+    JSON.parse(fs.readFileSync(golden, 'utf8')),
+    'differs from the golden (UPDATE_GOLDEN=1 rewrites it)',
   );
-  const stateDir = path.join(dir, 'state');
-  const cp = await startControlPlane({
-    logger: options.logger ?? createLogger({ level: 'silent' }),
-    xdsPort: options.xdsPort ?? 0,
-    secureXdsPort: 0,
-    monitoringPort: 0,
-    ca: { stateDir, tokensFile },
-  });
-  return {
-    cp,
-    dir,
-    tokensFile,
-    stateDir,
-    tokenFile(name, token) {
-      const file = path.join(dir, name);
-      fs.writeFileSync(file, `${token}\n`);
-      return file;
-    },
-    close: () => cp.close(),
-  };
 }
 
 /** A port nobody listens on right now (127.0.0.1). */
@@ -114,4 +78,72 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/** A bidi stream with a queue of responses. */
+export class TestStream<Req extends DescMessage, Res> {
+  private readonly queue: Res[] = [];
+  private readonly waiters: ((r: Res) => void)[] = [];
+  private readonly call: grpc.ClientDuplexStream<MessageShape<Req>, Res>;
+
+  constructor(
+    client: grpc.Client,
+    method: grpc.MethodDefinition<MessageShape<Req>, Res>,
+    private readonly schema: Req,
+  ) {
+    this.call = client.makeBidiStreamRequest(method.path, method.requestSerialize, method.responseDeserialize);
+    this.call.on('data', (r: Res) => {
+      const w = this.waiters.shift();
+      if (w) w(r);
+      else this.queue.push(r);
+    });
+    this.call.on('error', () => undefined);
+  }
+
+  send(init: MessageInitShape<Req>): void {
+    this.call.write(create(this.schema, init));
+  }
+
+  next(what = 'a response', timeoutMs = 3_000): Promise<Res> {
+    const queued = this.queue.shift();
+    if (queued) return Promise.resolve(queued);
+    return within(what, new Promise<Res>((resolve) => this.waiters.push(resolve)), timeoutMs);
+  }
+
+  pending(): number {
+    return this.queue.length;
+  }
+
+  close(): void {
+    this.call.end();
+    this.call.cancel();
+  }
+}
+
+/** A SotW SDS stream (StreamSecrets) on `client`. */
+export function sdsSotw(client: grpc.Client) {
+  return new TestStream(client, sdsServiceDefinition.StreamSecrets, DiscoveryRequestSchema);
+}
+
+/** A delta SDS stream (DeltaSecrets) on `client`. */
+export function sdsDelta(client: grpc.Client) {
+  return new TestStream(client, sdsServiceDefinition.DeltaSecrets, DeltaDiscoveryRequestSchema);
+}
+
+/** The secrets of an SDS response (SotW or delta), by name. */
+export function secrets(response: DiscoveryResponse | DeltaDiscoveryResponse): Map<string, Secret> {
+  const anys =
+    'versionInfo' in response ? response.resources : response.resources.map((r) => r.resource!).filter(Boolean);
+  return new Map(
+    anys.map((a) => {
+      const s = anyUnpack(a, registry) as Secret;
+      return [s.name, s];
+    }),
+  );
+}
+
+/** The inline bytes or string of a data source. */
+export function inline(source: { specifier: { case?: string; value?: unknown } } | undefined): string {
+  const v = source?.specifier.value;
+  return v instanceof Uint8Array ? Buffer.from(v).toString() : String(v);
 }

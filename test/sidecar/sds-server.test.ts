@@ -6,24 +6,14 @@ import * as grpc from '@grpc/grpc-js';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { create, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
-import { anyUnpack } from '@bufbuild/protobuf/wkt';
-import {
-  SecretSchema,
-  type Secret,
-} from '../../control-plane/envoy/gen/envoy/extensions/transport_sockets/tls/v3/secret_pb.js';
-import {
-  DeltaDiscoveryRequestSchema,
-  DiscoveryRequestSchema,
-  type DeltaDiscoveryResponse,
-  type DiscoveryResponse,
-} from '../../control-plane/envoy/gen/envoy/service/discovery/v3/discovery_pb.js';
-import { registry, TypeUrl } from '../../control-plane/envoy/protos.js';
+import { SecretSchema } from '../../control-plane/envoy/gen/envoy/extensions/transport_sockets/tls/v3/secret_pb.js';
+import { TypeUrl } from '../../control-plane/envoy/protos.js';
 import type { WorkloadCertificate } from '../../sidecar/certificate-manager.js';
-import { rootSecret, SdsServer, sdsServiceDefinition, workloadSecret } from '../../sidecar/sds-server.js';
+import { rootSecret, SdsServer, workloadSecret } from '../../sidecar/sds-server.js';
 import { anyBytes, assertEnvoyValid } from '../helpers/envoy-validate.js';
-import { waitFor, within } from '../helpers/wait.js';
-import { captureLogger, issue, localCa, makeTempDir } from './helpers.js';
+import { waitFor } from '../helpers/wait.js';
+import { captureLogs, makeTempDir } from '../helpers/ca-control-plane.js';
+import { inline, issue, localCa, sdsDelta, sdsSotw, secrets } from './helpers.js';
 
 interface Ctx {
   dir: string;
@@ -35,76 +25,12 @@ interface Ctx {
 }
 const test = anyTest.serial as TestFn<Ctx>;
 
-/** A bidi stream with a queue of responses. */
-class TestStream<Req extends DescMessage, Res> {
-  private readonly queue: Res[] = [];
-  private readonly waiters: ((r: Res) => void)[] = [];
-  private readonly call: grpc.ClientDuplexStream<MessageShape<Req>, Res>;
-
-  constructor(
-    client: grpc.Client,
-    method: grpc.MethodDefinition<MessageShape<Req>, Res>,
-    private readonly schema: Req,
-  ) {
-    this.call = client.makeBidiStreamRequest(method.path, method.requestSerialize, method.responseDeserialize);
-    this.call.on('data', (r: Res) => {
-      const w = this.waiters.shift();
-      if (w) w(r);
-      else this.queue.push(r);
-    });
-    this.call.on('error', () => undefined);
-  }
-
-  send(init: MessageInitShape<Req>): void {
-    this.call.write(create(this.schema, init));
-  }
-
-  next(what = 'a response', timeoutMs = 3_000): Promise<Res> {
-    const queued = this.queue.shift();
-    if (queued) return Promise.resolve(queued);
-    return within(what, new Promise<Res>((resolve) => this.waiters.push(resolve)), timeoutMs);
-  }
-
-  pending(): number {
-    return this.queue.length;
-  }
-
-  close(): void {
-    this.call.end();
-    this.call.cancel();
-  }
-}
-
-function sotw(client: grpc.Client) {
-  return new TestStream(client, sdsServiceDefinition.StreamSecrets, DiscoveryRequestSchema);
-}
-
-function delta(client: grpc.Client) {
-  return new TestStream(client, sdsServiceDefinition.DeltaSecrets, DeltaDiscoveryRequestSchema);
-}
-
-function secrets(response: DiscoveryResponse | DeltaDiscoveryResponse): Map<string, Secret> {
-  const anys =
-    'versionInfo' in response ? response.resources : response.resources.map((r) => r.resource!).filter(Boolean);
-  return new Map(
-    anys.map((a) => {
-      const s = anyUnpack(a, registry) as Secret;
-      return [s.name, s];
-    }),
-  );
-}
-
-function inline(source: { specifier: { case?: string; value?: unknown } } | undefined): string {
-  const v = source?.specifier.value;
-  return v instanceof Uint8Array ? Buffer.from(v).toString() : String(v);
-}
-
 const node = { id: 'cart-0.shop', metadata: { PROXY_TYPE: 'envoy' } };
 
 test.before(async (t) => {
   const dir = makeTempDir('trellis-sds-');
   const socket = path.join(dir, 'sds.sock');
-  const { logger, lines } = captureLogger();
+  const { logger, lines } = captureLogs('debug');
   const ca = await localCa();
   const certs = [await issue(ca), await issue(ca), await issue(ca)];
   const server = new SdsServer({ socketPath: socket, logger });
@@ -134,7 +60,7 @@ test('served Secrets pass Envoy’s validation', async (t) => {
 
 test('SotW: waits for a certificate, then sends the subscribed secrets; ACK; rotation pushed; NACK; stale', async (t) => {
   const { server, client, certs } = t.context;
-  const s = sotw(client);
+  const s = sdsSotw(client);
   t.teardown(() => s.close());
   s.send({ node, typeUrl: TypeUrl.Secret, resourceNames: ['default', 'ROOTCA'] });
   // No certificate yet: nothing is sent (Envoy waits; its initial_fetch_timeout is 0).
@@ -201,7 +127,7 @@ test('SotW: waits for a certificate, then sends the subscribed secrets; ACK; rot
 test('only subscribed names are sent; unknown names are logged, never served; a new subscription is answered', async (t) => {
   const { server, client, certs } = t.context;
   server.update(certs[0]!);
-  const s = sotw(client);
+  const s = sdsSotw(client);
   t.teardown(() => s.close());
   s.send({ node: { id: 'only-root.shop' }, typeUrl: TypeUrl.Secret, resourceNames: ['ROOTCA', 'file-cert:/x'] });
   const r1 = await s.next();
@@ -226,8 +152,8 @@ test('only subscribed names are sent; unknown names are logged, never served; a 
 test('a rotation is pushed to every open stream (Envoy opens one per secret)', async (t) => {
   const { server, client, certs } = t.context;
   server.update(certs[0]!);
-  const a = sotw(client);
-  const b = sotw(client);
+  const a = sdsSotw(client);
+  const b = sdsSotw(client);
   t.teardown(() => {
     a.close();
     b.close();
@@ -250,7 +176,7 @@ test('a rotation is pushed to every open stream (Envoy opens one per secret)', a
 test('delta: subscribe, initial versions, only what changed, unsubscribe', async (t) => {
   const { server, client, certs } = t.context;
   server.update(certs[0]!);
-  const s = delta(client);
+  const s = sdsDelta(client);
   t.teardown(() => s.close());
   // The client already has ROOTCA at the current version (a reconnect): only default is sent.
   const rootVersion = crypto.createHash('sha256').update(certs[0]!.trustBundlePem).digest('hex').slice(0, 16);

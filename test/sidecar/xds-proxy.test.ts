@@ -12,11 +12,6 @@ import {
   CertificateAuthority,
   MemoryCertificateProvider,
   checkServerSpiffeId,
-  createCsr,
-  createRootCa,
-  generateWorkloadKey,
-  loadRootCa,
-  spiffeId,
   type TlsMaterial,
 } from '../../certs/index.js';
 import { TypeUrl } from '../../control-plane/envoy/protos.js';
@@ -40,12 +35,13 @@ import {
 } from '../helpers/control-plane.js';
 import { freePorts } from '../helpers/mesh-e2e.js';
 import { waitFor, within } from '../helpers/wait.js';
+import { CONTROL_PLANE_ID, signedBy } from '../ca/ca-helpers.js';
+import { localCa } from './helpers.js';
 
 register();
 
 const host = 'echo.default.svc.cluster.local';
 const target = `${host}:8080`;
-const CONTROL_PLANE_ID = 'spiffe://cluster.local/ns/trellis-system/sa/trellisd';
 /** What the clients' node metadata claims: the identity of the pod's certificate (design.md §5.1). */
 const CLIENT_METADATA = { NAMESPACE: 'default', SERVICE_ACCOUNT: 'echo-client' };
 /** Short reconnect backoff on the proxy's channel, so a restarted control plane is found quickly. */
@@ -129,15 +125,8 @@ function deltaClusters(client: RawAdsClient, nodeId: string): DeltaStream {
 }
 
 async function svid(ca: CertificateAuthority, namespace: string, serviceAccount: string): Promise<TlsMaterial> {
-  const identity = { trustDomain: 'cluster.local', namespace, serviceAccount };
-  const key = await generateWorkloadKey();
-  const issued = await ca.sign({ csr: await createCsr(key, spiffeId(identity)), identity });
-  return { certChainPem: issued.chain.join(''), privateKeyPem: key.privateKeyPem, trustBundlePem: ca.trustBundle() };
-}
-
-async function newCa(): Promise<CertificateAuthority> {
-  const root = await createRootCa();
-  return CertificateAuthority.create(await loadRootCa(root.certPem, root.keyPem), 'cluster.local');
+  const { chain, keyPem } = await signedBy(ca, { trustDomain: 'cluster.local', namespace, serviceAccount });
+  return { certChainPem: chain.join(''), privateKeyPem: keyPem, trustBundlePem: ca.trustBundle() };
 }
 
 test('plaintext upstream: a grpc-js-xds client gets its config through the proxy and follows changes', async (t) => {
@@ -253,7 +242,7 @@ test('mutual TLS upstream: streams share one connection; a rotated certificate i
   const e = await env(t);
   const cp = await startTestControlPlane(config('a', e.ports));
   t.teardown(() => cp.close());
-  const ca1 = await newCa();
+  const ca1 = await localCa();
   const server = new MemoryCertificateProvider(await svid(ca1, 'trellis-system', 'trellisd'));
   const tlsPort = await cp.ads.listen('127.0.0.1', 0, server.serverCredentials(true));
   const workload = new MemoryCertificateProvider(await svid(ca1, 'default', 'echo-client'));
@@ -297,7 +286,7 @@ test('mutual TLS upstream: streams share one connection; a rotated certificate i
   t.regex(refused.details, /certificate required/);
 
   // Rotation: the workload gets a certificate from a new CA and the control plane now trusts only that CA.
-  const ca2 = await newCa();
+  const ca2 = await localCa();
   const rotated = await svid(ca2, 'default', 'echo-client');
   workload.update({ ...rotated, trustBundlePem: ca1.trustBundle() }); // the server's certificate is still from ca1
   server.update({ ...server.current()!, trustBundlePem: ca2.trustBundle() });

@@ -3,30 +3,27 @@
 // account or trust domain; no (valid) certificate, no stream. The plaintext port is unchanged.
 import anyTest, { type TestFn } from 'ava';
 import * as grpc from '@grpc/grpc-js';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { Writable } from 'node:stream';
-import { createLogger } from '../../control-plane/logger.js';
 import { TypeUrl } from '../../control-plane/envoy/protos.js';
 import type { StreamStatus } from '../../control-plane/xds/xds-stream.js';
 import { deltaNamesOf, namesOf, RawAdsClient, testNode, type SotwRequestInit } from '../helpers/ads-client.js';
-import { adsEnv, type AdsEnv } from '../helpers/ads-env.js';
+import { twoClusterConfig } from '../helpers/ads-env.js';
+import { startCaControlPlane, type CaControlPlane, type LogLine } from '../helpers/ca-control-plane.js';
+import { startTestControlPlane, type TestControlPlane } from '../helpers/control-plane.js';
 import { waitFor, within } from '../helpers/wait.js';
 import {
-  CaClient,
+  CONTROL_PLANE_ID as SERVER_ID,
   foreignAuthority,
   obtainCert,
   signedBy,
+  tlsCaClient,
   tlsCredentials,
   TLS_CHANNEL_OPTIONS,
   type WorkloadCert,
 } from '../ca/ca-helpers.js';
 
 interface Ctx {
-  env: AdsEnv;
-  dir: string;
-  logs: Record<string, unknown>[];
+  env: CaControlPlane<TestControlPlane>;
+  logs: LogLine[];
   root: string;
   /** ns default, sa client, issued over the TLS port with a token. */
   cert: WorkloadCert;
@@ -34,37 +31,25 @@ interface Ctx {
 }
 const test = anyTest as TestFn<Ctx>;
 
-const SERVER_ID = 'spiffe://cluster.local/ns/trellis-system/sa/trellisd';
 const CLIENT_ID = 'spiffe://cluster.local/ns/default/sa/client';
 const TOKEN = 'token-for-default-client-0123456789';
 const MATCHING = { NAMESPACE: 'default', SERVICE_ACCOUNT: 'client', TRUST_DOMAIN: 'cluster.local' };
 
 test.before(async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-xds-authn-'));
-  const tokensFile = path.join(dir, 'tokens.yaml');
-  fs.writeFileSync(tokensFile, `- { token: ${TOKEN}, namespace: default, serviceAccount: client }\n`);
-  const logs: Record<string, unknown>[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString().split('\n').filter(Boolean))
-        logs.push(JSON.parse(line) as Record<string, unknown>);
-      cb();
-    },
-  });
-  const env = await adsEnv(undefined, {
-    logger: createLogger({ level: 'info', destination }),
-    ca: { stateDir: path.join(dir, 'state'), tokensFile },
+  const env = await startCaControlPlane({
+    prefix: 'trellis-xds-authn-',
+    tokens: [{ token: TOKEN, namespace: 'default', serviceAccount: 'client' }],
+    start: (options) => startTestControlPlane(twoClusterConfig, options),
   });
   const root = env.cp.ca!.authority.trustBundle();
-  const ca = new CaClient(env.cp.secureTarget!, tlsCredentials(root, SERVER_ID), TLS_CHANNEL_OPTIONS);
+  const ca = tlsCaClient(env.cp.secureTarget!, root);
   const cert = await obtainCert(ca, CLIENT_ID, { token: TOKEN }).finally(() => ca.close());
-  t.context = { env, dir, logs, root, cert, clients: [] };
+  t.context = { env, logs: env.logs, root, cert, clients: [] };
 });
 
 test.after.always(async (t) => {
   for (const c of t.context.clients ?? []) c.close();
-  await t.context.env?.[Symbol.asyncDispose]();
-  if (t.context.dir) fs.rmSync(t.context.dir, { recursive: true, force: true });
+  await t.context.env?.cleanup();
 });
 
 /** An ADS client on the TLS port presenting `cert` (none: no client certificate). */

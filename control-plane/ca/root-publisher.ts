@@ -1,0 +1,431 @@
+// RootCertPublisher: the mesh trust bundle in every namespace, as ConfigMap `trellis-ca-root-cert`
+// (Istio's `istio-ca-root-cert`), so that an agent can verify the control plane on 15012 before it holds
+// any certificate. The injector mounts it at /var/run/trellis/root-cert (the agent's default --root-cert).
+//
+// - Two list+watch loops: Namespaces, and the ConfigMaps named trellis-ca-root-cert in every namespace
+//   (field selector on the name, so an edit that drops our label is still seen). Lists are plain JSON
+//   (kube-http.ts), like the watch events of client-node's Watch. A watch that ends is re-opened from the
+//   last resourceVersion; 410 Gone relists at once; any other failure relists after a backoff.
+// - Once both are listed, every namespace whose ConfigMap is missing or differs (data not exactly
+//   `{root-cert.pem: <bundle>}`, or the label missing) is written, one namespace at a time: POST when
+//   missing, PUT with the resourceVersion it was compared with when different; nothing when equal.
+// - Namespaces being deleted (deletionTimestamp, phase Terminating) are skipped; the API server refusing a
+//   create because the namespace is terminating or gone is a skip, not an error.
+// - A failed write is logged, counted and retried for that namespace alone with backoff (a 409 too: the
+//   watch brings the newer object, usually sooner); the other namespaces go on. Nothing here throws.
+import { Watch, type KubeConfig } from '@kubernetes/client-node';
+import type { Counter } from 'prom-client';
+import type { Logger } from '../logger.js';
+import { silentLogger } from '../logger.js';
+import { describeKubeError, KubeApiError, kubeRequest } from '../sources/kube-http.js';
+import { backoffDelay, type BackoffOptions } from '../sources/kube-source.js';
+import type { RootCertWriteResult } from './metrics.js';
+
+export const ROOT_CERT_CONFIGMAP = 'trellis-ca-root-cert';
+export const ROOT_CERT_KEY = 'root-cert.pem';
+export const ROOT_CERT_LABELS: Readonly<Record<string, string>> = {
+  'trellis.dev/config': 'root-cert',
+  'app.kubernetes.io/part-of': 'trellis',
+};
+/** The server ends each watch after this long (client-node's Watch gives up on a stream silent for 30 s). */
+const WATCH_TIMEOUT_SECONDS = 25;
+
+interface KubeMeta {
+  readonly name?: string;
+  readonly namespace?: string;
+  readonly resourceVersion?: string;
+  readonly deletionTimestamp?: string;
+  readonly labels?: Readonly<Record<string, string>>;
+  readonly managedFields?: unknown;
+  readonly [field: string]: unknown;
+}
+
+interface KubeObject {
+  readonly metadata?: KubeMeta;
+}
+
+export interface ConfigMapJson extends KubeObject {
+  readonly apiVersion?: string;
+  readonly kind?: string;
+  readonly data?: Readonly<Record<string, string>>;
+  readonly binaryData?: Readonly<Record<string, string>>;
+}
+
+interface NamespaceJson extends KubeObject {
+  readonly status?: { readonly phase?: string };
+}
+
+/**
+ * The ConfigMap as it must be: `data` exactly `{root-cert.pem: trustBundle}`, our labels added. From
+ * `current` it keeps the rest of the metadata (its resourceVersion, so a PUT applies to what was compared).
+ */
+export function rootCertConfigMap(namespace: string, trustBundle: string, current?: ConfigMapJson): ConfigMapJson {
+  const { managedFields: _dropped, ...metadata } = current?.metadata ?? {};
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: {
+      ...metadata,
+      name: ROOT_CERT_CONFIGMAP,
+      namespace,
+      labels: { ...metadata.labels, ...ROOT_CERT_LABELS },
+    },
+    data: { [ROOT_CERT_KEY]: trustBundle },
+  };
+}
+
+/** Whether `cm` already is what rootCertConfigMap() makes (metadata other than our labels aside). */
+export function isUpToDate(cm: ConfigMapJson, trustBundle: string): boolean {
+  const data = cm.data ?? {};
+  return (
+    Object.keys(data).length === 1 &&
+    data[ROOT_CERT_KEY] === trustBundle &&
+    Object.keys(cm.binaryData ?? {}).length === 0 &&
+    Object.entries(ROOT_CERT_LABELS).every(([k, v]) => cm.metadata?.labels?.[k] === v)
+  );
+}
+
+function beingDeleted(ns: NamespaceJson): boolean {
+  return Boolean(ns.metadata?.deletionTimestamp) || ns.status?.phase === 'Terminating';
+}
+
+function statusCode(err: unknown): number | undefined {
+  const code = typeof err === 'object' && err !== null ? (err as { statusCode?: unknown }).statusCode : undefined;
+  return typeof code === 'number' ? code : undefined;
+}
+
+interface LoopOptions<T extends KubeObject> {
+  readonly kubeConfig: KubeConfig;
+  readonly kind: string;
+  readonly path: string;
+  readonly query: Readonly<Record<string, string>>;
+  readonly logger: Logger;
+  readonly backoff: BackoffOptions;
+  /** A complete list: the whole state. */
+  readonly onList: (items: readonly T[]) => void;
+  readonly onEvent: (type: 'ADDED' | 'MODIFIED' | 'DELETED', object: T) => void;
+}
+
+/** List, then watch from the list's resourceVersion; see the top of the file. stop() is final. */
+class ListWatchLoop<T extends KubeObject> {
+  private readonly watch: Watch;
+  private readonly abort = new AbortController();
+  private resourceVersion = '';
+  private attempt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private open: AbortController | undefined;
+  private stopped = false;
+
+  constructor(private readonly o: LoopOptions<T>) {
+    this.watch = new Watch(o.kubeConfig);
+  }
+
+  start(): void {
+    void this.run();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.abort.abort();
+    this.open?.abort();
+    clearTimeout(this.timer);
+  }
+
+  private async run(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      if (this.resourceVersion === '') await this.list();
+      await this.openWatch();
+    } catch (err) {
+      this.failed(err);
+    }
+  }
+
+  private async list(): Promise<void> {
+    const items: T[] = [];
+    let resourceVersion = '';
+    let token: string | undefined;
+    do {
+      const page = await kubeRequest<{ metadata?: { resourceVersion?: string; continue?: string }; items?: T[] }>(
+        this.o.kubeConfig,
+        { path: this.o.path, query: { ...this.o.query, limit: '500', continue: token }, signal: this.abort.signal },
+      );
+      items.push(...(page.items ?? []));
+      resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
+      token = page.metadata?.continue || undefined;
+    } while (token);
+    if (this.stopped) return;
+    this.resourceVersion = resourceVersion;
+    this.o.onList(items);
+  }
+
+  private async openWatch(): Promise<void> {
+    const opened = Date.now();
+    let events = 0;
+    let ended = false;
+    let errorEvent: { code?: number; message?: string } | undefined;
+    const controller = await this.watch.watch(
+      this.o.path,
+      {
+        ...this.o.query,
+        resourceVersion: this.resourceVersion,
+        allowWatchBookmarks: true,
+        timeoutSeconds: WATCH_TIMEOUT_SECONDS,
+      },
+      (type: string, object: unknown) => {
+        if (this.stopped) return;
+        events += 1;
+        if (type === 'ERROR') {
+          errorEvent = (object ?? {}) as { code?: number; message?: string };
+          return;
+        }
+        const obj = object as T;
+        if (obj.metadata?.resourceVersion) this.resourceVersion = obj.metadata.resourceVersion;
+        if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') this.o.onEvent(type, obj);
+      },
+      (err: unknown) => {
+        ended = true;
+        this.open = undefined;
+        if (this.stopped) return;
+        if (errorEvent?.code === 410 || statusCode(err) === 410) {
+          this.resourceVersion = ''; // too old: relist
+          void this.run();
+        } else if (errorEvent) this.failed(new KubeApiError(errorEvent.message ?? 'watch error', errorEvent.code ?? 0));
+        else if (err && (err as { name?: unknown }).name !== 'TimeoutError') this.failed(err);
+        else if (events === 0 && Date.now() - opened < 1000) this.failed(new Error('the watch ended at once'));
+        else void this.run(); // a normal end (timeoutSeconds, or silence): watch on from where it was
+      },
+    );
+    if (this.stopped) controller.abort();
+    else if (!ended) {
+      this.open = controller;
+      if (this.attempt > 0) this.o.logger.info({ kind: this.o.kind }, 'root-cert: watching again');
+      this.attempt = 0;
+    }
+  }
+
+  private failed(err: unknown): void {
+    if (this.stopped) return;
+    const retryInMs = backoffDelay(this.attempt, this.o.backoff);
+    this.attempt += 1;
+    this.resourceVersion = ''; // the next list brings whatever was missed
+    this.o.logger[this.attempt === 1 ? 'warn' : 'debug'](
+      { kind: this.o.kind, err: describeKubeError(err), attempt: this.attempt, retryInMs },
+      'root-cert: list/watch failed; retrying',
+    );
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.run(), retryInMs);
+  }
+}
+
+export interface RootCertPublisherOptions {
+  readonly kubeConfig: KubeConfig;
+  /** The PEM every namespace gets: `authority.trustBundle()`. */
+  readonly trustBundle: string;
+  readonly logger?: Logger;
+  /** Counts writes by result: `CaMetrics.rootCertWrites`. */
+  readonly writes?: Counter<'result'>;
+  /** Retries of a namespace's write and of the list/watch loops; 500 ms doubling up to 30 s. */
+  readonly backoff?: BackoffOptions;
+}
+
+export interface RootCertPublisherStatus {
+  /** Both loops have listed once. */
+  readonly synced: boolean;
+  readonly namespaces: number;
+  /** Namespaces whose ConfigMap (as last seen) is up to date. */
+  readonly upToDate: number;
+  /** Namespaces waiting for a retry after a failed write. */
+  readonly retrying: number;
+}
+
+export class RootCertPublisher {
+  private readonly o: RootCertPublisherOptions;
+  private readonly logger: Logger;
+  /** Namespace name → being deleted. */
+  private readonly namespaces = new Map<string, boolean>();
+  /** Namespace name → our ConfigMap there, as last seen. */
+  private readonly configMaps = new Map<string, ConfigMapJson>();
+  private readonly loops: { start(): void; stop(): void }[];
+  private namespacesListed = false;
+  private configMapsListed = false;
+  private readonly queue = new Set<string>();
+  private readonly retries = new Map<string, { attempt: number; timer?: NodeJS.Timeout }>();
+  private readonly abort = new AbortController();
+  private busy = false;
+  private working: Promise<void> = Promise.resolve();
+  private started = false;
+  private stopped = false;
+
+  constructor(options: RootCertPublisherOptions) {
+    this.o = options;
+    this.logger = options.logger ?? silentLogger;
+    const common = { kubeConfig: options.kubeConfig, logger: this.logger, backoff: options.backoff ?? {} };
+    this.loops = [
+      new ListWatchLoop<NamespaceJson>({
+        ...common,
+        kind: 'Namespace',
+        path: '/api/v1/namespaces',
+        query: {},
+        onList: (items) => {
+          this.namespaces.clear();
+          for (const ns of items) if (ns.metadata?.name) this.namespaces.set(ns.metadata.name, beingDeleted(ns));
+          for (const name of this.retries.keys()) if (!this.namespaces.has(name)) this.forget(name);
+          this.namespacesListed = true;
+          this.enqueueAll();
+        },
+        onEvent: (type, ns) => {
+          const name = ns.metadata?.name;
+          if (!name) return;
+          if (type === 'DELETED') {
+            this.namespaces.delete(name);
+            this.forget(name);
+          } else {
+            this.namespaces.set(name, beingDeleted(ns));
+            this.enqueue(name);
+          }
+        },
+      }),
+      new ListWatchLoop<ConfigMapJson>({
+        ...common,
+        kind: 'ConfigMap',
+        path: '/api/v1/configmaps',
+        query: { fieldSelector: `metadata.name=${ROOT_CERT_CONFIGMAP}` },
+        onList: (items) => {
+          this.configMaps.clear();
+          for (const cm of items) if (cm.metadata?.namespace) this.configMaps.set(cm.metadata.namespace, cm);
+          this.configMapsListed = true;
+          this.enqueueAll();
+        },
+        onEvent: (type, cm) => {
+          const namespace = cm.metadata?.namespace;
+          if (!namespace || cm.metadata?.name !== ROOT_CERT_CONFIGMAP) return;
+          if (type === 'DELETED') this.configMaps.delete(namespace);
+          else this.configMaps.set(namespace, cm);
+          this.enqueue(namespace);
+        },
+      }),
+    ];
+  }
+
+  /** Starts both loops; returns at once (errors are logged and retried, never thrown). */
+  start(): void {
+    if (this.started || this.stopped) return;
+    this.started = true;
+    this.logger.info({ configMap: ROOT_CERT_CONFIGMAP }, 'root-cert: publishing the trust bundle to every namespace');
+    for (const loop of this.loops) loop.start();
+  }
+
+  /** Stops the loops, the retries and the write in flight; no request starts after it resolves. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.abort.abort();
+    for (const loop of this.loops) loop.stop();
+    for (const name of [...this.retries.keys()]) this.forget(name);
+    this.queue.clear();
+    await this.working;
+  }
+
+  status(): RootCertPublisherStatus {
+    let upToDate = 0;
+    for (const [name, deleting] of this.namespaces) {
+      const cm = this.configMaps.get(name);
+      if (!deleting && cm && isUpToDate(cm, this.o.trustBundle)) upToDate += 1;
+    }
+    return { synced: this.synced(), namespaces: this.namespaces.size, upToDate, retrying: this.retries.size };
+  }
+
+  private synced(): boolean {
+    return this.namespacesListed && this.configMapsListed;
+  }
+
+  private enqueueAll(): void {
+    if (!this.synced()) return;
+    for (const name of this.namespaces.keys()) this.queue.add(name);
+    this.kick();
+  }
+
+  private enqueue(namespace: string): void {
+    this.queue.add(namespace);
+    this.kick();
+  }
+
+  /** Works the queue, one namespace at a time, until it is empty. */
+  private kick(): void {
+    if (this.busy || this.stopped || !this.synced() || this.queue.size === 0) return;
+    this.busy = true;
+    this.working = (async () => {
+      try {
+        for (const name of this.queue) {
+          if (this.stopped) break;
+          this.queue.delete(name);
+          await this.reconcile(name).catch((err: unknown) =>
+            this.logger.error({ namespace: name, err: describeKubeError(err) }, 'root-cert: unexpected error'),
+          );
+        }
+      } finally {
+        this.busy = false;
+      }
+    })();
+  }
+
+  private async reconcile(namespace: string): Promise<void> {
+    if (this.namespaces.get(namespace) !== false) return this.forget(namespace); // gone, or being deleted
+    const current = this.configMaps.get(namespace);
+    if (current && isUpToDate(current, this.o.trustBundle)) return this.forget(namespace);
+    const collection = `/api/v1/namespaces/${encodeURIComponent(namespace)}/configmaps`;
+    try {
+      const written = await kubeRequest<ConfigMapJson>(this.o.kubeConfig, {
+        method: current ? 'PUT' : 'POST',
+        path: current ? `${collection}/${ROOT_CERT_CONFIGMAP}` : collection,
+        body: rootCertConfigMap(namespace, this.o.trustBundle, current),
+        signal: this.abort.signal,
+      });
+      if (this.stopped) return;
+      this.configMaps.set(namespace, written);
+      this.count(current ? 'updated' : 'created');
+      this.logger[current ? 'info' : 'debug'](
+        { namespace, configMap: ROOT_CERT_CONFIGMAP },
+        current ? 'root-cert: ConfigMap differed; restored' : 'root-cert: ConfigMap created',
+      );
+      this.forget(namespace);
+    } catch (err) {
+      if (this.stopped) return;
+      const code = statusCode(err);
+      if (!current && (code === 404 || (code === 403 && /being terminated/.test(describeKubeError(err))))) {
+        this.logger.debug(
+          { namespace, err: describeKubeError(err) },
+          'root-cert: namespace gone or terminating; skipped',
+        );
+        return this.forget(namespace);
+      }
+      // 409 (or a 404 on update): what was compared is stale; the watch brings the newer object.
+      const stale = code === 409 || code === 404;
+      this.count(code === 409 ? 'conflict' : 'error');
+      this.retry(namespace, err, stale);
+    }
+  }
+
+  private retry(namespace: string, err: unknown, quiet: boolean): void {
+    const entry = this.retries.get(namespace) ?? { attempt: 0 };
+    clearTimeout(entry.timer);
+    const retryInMs = backoffDelay(entry.attempt, this.o.backoff);
+    entry.attempt += 1;
+    entry.timer = setTimeout(() => this.enqueue(namespace), retryInMs);
+    this.retries.set(namespace, entry);
+    this.logger[!quiet && entry.attempt === 1 ? 'warn' : 'debug'](
+      { namespace, err: describeKubeError(err), attempt: entry.attempt, retryInMs },
+      'root-cert: writing the ConfigMap failed; retrying',
+    );
+  }
+
+  private forget(namespace: string): void {
+    clearTimeout(this.retries.get(namespace)?.timer);
+    this.retries.delete(namespace);
+  }
+
+  private count(result: RootCertWriteResult): void {
+    this.o.writes?.inc({ result });
+  }
+}
