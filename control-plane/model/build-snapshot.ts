@@ -1,9 +1,12 @@
 // buildSnapshot: the objects of a source → one immutable MeshSnapshot. Pure and deterministic: the
 // same objects, in any order, give a deep-equal snapshot with the same hash (only `version` follows
-// `previous`). Sources call it after every batch of changes (sources/mesh-source.ts).
+// `previous`). Sources call it after every batch of changes (sources/mesh-source.ts), and publish only
+// when the hash changed. The snapshot keeps only what translation and statuses read, so the hash does
+// not move for a write that changes nothing of that (a status, a resourceVersion, a label on a routing
+// resource): README.md "What the hash covers".
 import { canonicalJson, contentHash, deepFreeze } from './canonical.js';
 import { DEFAULT_DOMAIN } from './hosts.js';
-import { isPolicyKind, keyOf, located, type MeshObject, type PolicyKind, type Problem } from './objects.js';
+import { isPolicyKind, keyOf, locationOf, located, type MeshObject, type PolicyKind, type Problem } from './objects.js';
 import { indexPeerAuthentications, type PodLabels } from './peer-authentication.js';
 import { buildRouting } from './routing.js';
 import { buildNamespaces, buildServices } from './services.js';
@@ -57,28 +60,34 @@ function podLabels(pod: Of<'Pod'>): PodLabels {
 export function buildSnapshot(objects: readonly MeshObject[], options: BuildOptions): MeshSnapshot {
   const domain = options.domain ?? DEFAULT_DOMAIN;
   const rootNamespace = options.rootNamespace ?? DEFAULT_ROOT_NAMESPACE;
-  const problems: Problem[] = [...(options.sourceProblems ?? [])];
+  const problems: Problem[] = (options.sourceProblems ?? []).map((p) =>
+    p.origin ? { ...p, origin: locationOf(p.origin) } : p,
+  );
 
   // One object per key. A store never holds two; should a caller pass two, the first by origin wins.
   const sorted = [...objects].sort(
     (a, b) => compareKeys(keyOf(a), keyOf(b)) || compareKeys(canonicalJson(a.origin), canonicalJson(b.origin)),
   );
+  // From here on an object's origin is its Location: the resourceVersion never reaches the snapshot, so a
+  // write that changes nothing the model reads (a status, a label) gives the same hash (README.md "What
+  // the hash covers"). The object itself is the same reference (validation results are cached by it).
   const unique: MeshObject[] = [];
   for (const o of sorted) {
+    const origin = locationOf(o.origin);
     const last = unique[unique.length - 1];
     if (last && keyOf(last) === keyOf(o)) {
       problems.push({
         severity: 'error',
         object: { kind: o.kind, namespace: o.namespace, name: o.name },
-        origin: o.origin,
+        origin,
         message: located(
-          o.origin,
+          origin,
           `${o.kind} ${o.namespace ? `${o.namespace}/` : ''}${o.name}: defined twice; this copy is ignored`,
         ),
       });
       continue;
     }
-    unique.push(o);
+    unique.push({ ...o, origin } as MeshObject);
   }
   const ofKind = <K extends MeshObject['kind']>(kind: K) => unique.filter((o): o is Of<K> => o.kind === kind);
 

@@ -42,7 +42,27 @@ export interface Origin {
   readonly file?: string;
   /** 0-based index of the YAML document in `file` (as crds/validator.ts's Origin; people read it 1-based). */
   readonly document?: number;
+  /**
+   * The object's `metadata.resourceVersion` (KubeSource). The store compares objects by it; the model
+   * never keeps it (see `Location`): read the current one from the store.
+   */
   readonly resourceVersion?: string;
+}
+
+/**
+ * Where an object is, as the snapshot keeps it: file and document, never the resourceVersion. A
+ * resourceVersion changes with every write (a status the control plane writes itself, a label), none of
+ * which changes translation or statuses; in the snapshot it would change the hash and publish a snapshot
+ * that regenerates every proxy for nothing (README.md "What the hash covers").
+ */
+export type Location = Pick<Origin, 'file' | 'document'>;
+
+/** The `Location` of an origin: its file and document, without resourceVersion. */
+export function locationOf(origin: Origin | undefined): Location {
+  return {
+    ...(origin?.file !== undefined ? { file: origin.file } : {}),
+    ...(origin?.document !== undefined ? { document: origin.document } : {}),
+  };
 }
 
 interface Keyed<K extends MeshKind, T> {
@@ -98,7 +118,8 @@ export interface Problem {
   readonly severity: 'error' | 'warning' | 'info';
   /** The object the problem is about, when there is one. */
   readonly object?: { readonly kind: string; readonly namespace: string; readonly name: string };
-  readonly origin?: Origin;
+  /** The file and document; in a snapshot never a resourceVersion. */
+  readonly origin?: Location;
   /**
    * Complete on its own: `[file.yaml#2: ][warning: ]Kind ns/name: field: what` for an object (the format
    * of crds/validator.ts formatIssue), `file.yaml#2: what` for a document.

@@ -15,7 +15,15 @@ import type {
   VirtualServiceSpec,
 } from '../../crds/types.js';
 import { qualifyHost } from './hosts.js';
-import { located, objectKey, type MeshObject, type Origin, type PolicyKind, type Problem } from './objects.js';
+import {
+  locationOf,
+  located,
+  objectKey,
+  type Location,
+  type MeshObject,
+  type PolicyKind,
+  type Problem,
+} from './objects.js';
 import { peerAuthenticationConflicts, peerFields, type PodLabels } from './peer-authentication.js';
 import type {
   AcceptedDestinationRule,
@@ -102,7 +110,12 @@ function isoTimestamp(value: unknown): string | undefined {
   return typeof value === 'string' && value !== '' ? value : undefined;
 }
 
-/** The metadata a routing resource keeps in the model (no resourceVersion: that is in the origin). */
+/**
+ * The metadata a routing resource keeps in the model: identity, generation (observedGeneration) and
+ * creationTimestamp (precedence). Not resourceVersion, labels or annotations: nothing translates or
+ * reports them, and a change to them alone (every status write bumps resourceVersion) must leave the
+ * snapshot's hash as it is (README.md "What the hash covers").
+ */
 function keptMetadata(meta: ObjectMeta, namespace: string): ObjectMeta {
   const creationTimestamp = isoTimestamp(meta.creationTimestamp);
   return {
@@ -111,8 +124,6 @@ function keptMetadata(meta: ObjectMeta, namespace: string): ObjectMeta {
     ...(meta.uid !== undefined ? { uid: meta.uid } : {}),
     ...(meta.generation !== undefined ? { generation: meta.generation } : {}),
     ...(creationTimestamp !== undefined ? { creationTimestamp } : {}),
-    ...(meta.labels !== undefined ? { labels: meta.labels } : {}),
-    ...(meta.annotations !== undefined ? { annotations: meta.annotations } : {}),
   };
 }
 
@@ -124,7 +135,7 @@ function acceptVirtualService(
   vs: VirtualService,
   namespace: string,
   name: string,
-  origin: Origin,
+  origin: Location,
   domain: string,
 ): AcceptedVirtualService {
   const resource: VirtualService = {
@@ -157,8 +168,15 @@ function acceptedHeader(
   metadata: { generation?: number; creationTimestamp?: string },
   namespace: string,
   name: string,
-  origin: Origin,
-): { namespace: string; name: string; generation?: number; creationTimestamp?: string; origin: Origin; stale: false } {
+  origin: Location,
+): {
+  namespace: string;
+  name: string;
+  generation?: number;
+  creationTimestamp?: string;
+  origin: Location;
+  stale: false;
+} {
   return {
     namespace,
     name,
@@ -173,7 +191,7 @@ function acceptDestinationRule(
   dr: DestinationRule,
   namespace: string,
   name: string,
-  origin: Origin,
+  origin: Location,
   domain: string,
 ): AcceptedDestinationRule {
   const resource: DestinationRule = {
@@ -197,7 +215,7 @@ function acceptPeerAuthentication(
   pa: PeerAuthentication,
   namespace: string,
   name: string,
-  origin: Origin,
+  origin: Location,
 ): AcceptedPeerAuthentication {
   const resource: PeerAuthentication = {
     apiVersion: pa.apiVersion,
@@ -213,13 +231,14 @@ function acceptPeerAuthentication(
 }
 
 function accept(o: RoutingObject, resource: unknown, domain: string): Accepted {
+  const origin = locationOf(o.origin);
   switch (o.kind) {
     case 'VirtualService':
-      return acceptVirtualService(resource as VirtualService, o.namespace, o.name, o.origin, domain);
+      return acceptVirtualService(resource as VirtualService, o.namespace, o.name, origin, domain);
     case 'DestinationRule':
-      return acceptDestinationRule(resource as DestinationRule, o.namespace, o.name, o.origin, domain);
+      return acceptDestinationRule(resource as DestinationRule, o.namespace, o.name, origin, domain);
     case 'PeerAuthentication':
-      return acceptPeerAuthentication(resource as PeerAuthentication, o.namespace, o.name, o.origin);
+      return acceptPeerAuthentication(resource as PeerAuthentication, o.namespace, o.name, origin);
   }
 }
 
@@ -231,7 +250,7 @@ interface Judgement {
   readonly namespace: string;
   readonly name: string;
   readonly generation?: number;
-  readonly origin: Origin;
+  readonly origin: Location;
   readonly errors: StatusIssue[];
   readonly warnings: StatusIssue[];
   /** The version in the model: the new one, a kept older one (stale), or none. */
@@ -299,7 +318,7 @@ export function acceptedCondition(status: ResourceStatus): Condition {
 }
 
 /** crds/validator.ts formatIssue's format, for callers that pass no formatIssue. */
-function defaultFormat(result: ValidationResult, issue: ValidationIssue, origin?: Origin): string {
+function defaultFormat(result: ValidationResult, issue: ValidationIssue, origin?: Location): string {
   const field = issue.path === '' ? '' : `${issue.path}: `;
   const warning = issue.severity === 'warning' ? 'warning: ' : '';
   return located(origin, `${warning}${result.kind} ${result.namespace}/${result.name}: ${field}${issue.message}`);
@@ -309,7 +328,7 @@ function refOf(r: { readonly namespace: string; readonly name: string }): string
   return `${r.namespace}/${r.name}`;
 }
 
-function validationOrigin(origin: Origin): ValidationOrigin {
+function validationOrigin(origin: Location): ValidationOrigin {
   return {
     ...(origin.file !== undefined ? { file: origin.file } : {}),
     ...(origin.document !== undefined ? { document: origin.document } : {}),
@@ -350,7 +369,9 @@ export function buildRouting(input: RoutingInput): RoutingModel {
 
   const judgements: Judgement[] = [];
   for (const o of input.objects) {
-    const result = validateOnce(input.validate, o.object, validationOrigin(o.origin));
+    // The model keeps where an object is, never its resourceVersion (objects.ts Location).
+    const origin = locationOf(o.origin);
+    const result = validateOnce(input.validate, o.object, validationOrigin(origin));
     // The store's key names the object; the validator's result may lack a name when the object does.
     const named: ValidationResult = { ...result, kind: o.kind, namespace: o.namespace, name: o.name };
     const errors: StatusIssue[] = [];
@@ -364,8 +385,8 @@ export function buildRouting(input: RoutingInput): RoutingModel {
       problems.push({
         severity: issue.severity,
         object: { kind: o.kind, namespace: o.namespace, name: o.name },
-        origin: o.origin,
-        message: format(named, issue, validationOrigin(o.origin)),
+        origin,
+        message: format(named, issue, validationOrigin(origin)),
       });
     }
     if (errors.length === 0 && result.resource === undefined) {
@@ -374,8 +395,8 @@ export function buildRouting(input: RoutingInput): RoutingModel {
       problems.push({
         severity: 'error',
         object: { kind: o.kind, namespace: o.namespace, name: o.name },
-        origin: o.origin,
-        message: format(named, issue, validationOrigin(o.origin)),
+        origin,
+        message: format(named, issue, validationOrigin(origin)),
       });
     }
     const meta = (o.object as { metadata?: { generation?: unknown } } | null)?.metadata;
@@ -385,7 +406,7 @@ export function buildRouting(input: RoutingInput): RoutingModel {
       namespace: o.namespace,
       name: o.name,
       ...(generation !== undefined ? { generation } : {}),
-      origin: o.origin,
+      origin,
       errors,
       warnings,
       lostHosts: new Set(),
@@ -404,8 +425,8 @@ export function buildRouting(input: RoutingInput): RoutingModel {
         problems.push({
           severity: 'error',
           object: { kind: o.kind, namespace: o.namespace, name: o.name },
-          origin: o.origin,
-          message: format(named, issue, validationOrigin(o.origin)),
+          origin,
+          message: format(named, issue, validationOrigin(origin)),
         });
       }
     }

@@ -4,7 +4,7 @@
 import type { V1EndpointSlice, V1Namespace, V1Pod, V1Service } from '@kubernetes/client-node';
 import { sortedRecord } from './canonical.js';
 import { serviceFqdn } from './hosts.js';
-import { located, type MeshObject, type Origin, type Problem } from './objects.js';
+import { locationOf, located, type Location, type MeshObject, type Problem } from './objects.js';
 import { selectProtocol } from './protocol.js';
 import type { Locality, MeshEndpoint, MeshNamespace, MeshService, MeshServicePort } from './snapshot.js';
 import { parseExportToAnnotation } from './visibility.js';
@@ -56,10 +56,11 @@ function problem(
   kind: string,
   namespace: string,
   name: string,
-  origin: Origin,
+  from: Location,
   text: string,
 ): Problem {
   const id = namespace === '' ? name : `${namespace}/${name}`;
+  const origin = locationOf(from);
   return {
     severity,
     object: { kind, namespace, name },
@@ -72,7 +73,7 @@ export function buildNamespaces(objects: readonly Of<'Namespace'>[]): MeshNamesp
   return objects
     .map((o): MeshNamespace => {
       const labels = stringMap((o.object as V1Namespace | undefined)?.metadata?.labels);
-      return { name: o.name, labels, injection: labels[INJECT_LABEL] === 'enabled', origin: o.origin };
+      return { name: o.name, labels, injection: labels[INJECT_LABEL] === 'enabled', origin: locationOf(o.origin) };
     })
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
@@ -290,7 +291,7 @@ export function buildServices(
       ),
       ports,
       serviceAccounts,
-      origin: o.origin,
+      origin: locationOf(o.origin),
     });
   }
   return out.sort((a, b) => (a.fqdn < b.fqdn ? -1 : a.fqdn > b.fqdn ? 1 : 0));

@@ -12,7 +12,7 @@ import type {
   VirtualService,
   VirtualServiceSpec,
 } from '../../crds/types.js';
-import type { Origin, PolicyKind, Problem } from './objects.js';
+import type { Location, PolicyKind, Problem } from './objects.js';
 import type { Protocol, ProtocolSource } from './protocol.js';
 import type { ExportTo } from './visibility.js';
 
@@ -80,7 +80,8 @@ export interface MeshService {
   readonly ports: readonly MeshServicePort[];
   /** The service accounts of the Pods behind any port (the SANs of a MESH_MUTUAL cluster), sorted. */
   readonly serviceAccounts: readonly string[];
-  readonly origin: Origin;
+  /** File and document (FileSource); `{}` for Kubernetes objects (the resourceVersion is in the store). */
+  readonly origin: Location;
 }
 
 export interface MeshNamespace {
@@ -88,7 +89,8 @@ export interface MeshNamespace {
   readonly labels: Readonly<Record<string, string>>;
   /** Label `trellis.dev/inject=enabled`. */
   readonly injection: boolean;
-  readonly origin: Origin;
+  /** File and document (FileSource); `{}` for Kubernetes objects (the resourceVersion is in the store). */
+  readonly origin: Location;
 }
 
 /** What every accepted resource of crds/ carries: its identity and precedence. */
@@ -98,7 +100,8 @@ export interface AcceptedHeader {
   readonly generation?: number;
   /** RFC 3339, as written; decides precedence (oldest first). */
   readonly creationTimestamp?: string;
-  readonly origin: Origin;
+  /** File and document (FileSource); `{}` for Kubernetes objects (the resourceVersion is in the store). */
+  readonly origin: Location;
   /**
    * True when the object in the source is now invalid and this is its last accepted version, kept
    * (design.md §5.3: nothing already accepted is lost).
@@ -118,7 +121,7 @@ export interface AcceptedVirtualService extends AcceptedResource {
    * VirtualService's namespace, so a translator can name clusters without resolving anything.
    */
   readonly spec: VirtualServiceSpec;
-  /** The accepted object as written (without status). */
+  /** The accepted object as written: spec, and metadata without resourceVersion, labels, annotations. */
   readonly resource: VirtualService;
 }
 
@@ -200,7 +203,8 @@ export interface ResourceStatus {
   readonly name: string;
   /** `metadata.generation` of the object judged (for `observedGeneration`). */
   readonly generation?: number;
-  readonly origin: Origin;
+  /** File and document (FileSource); `{}` for Kubernetes objects (the resourceVersion is in the store). */
+  readonly origin: Location;
   readonly accepted: boolean;
   readonly reason: StatusReason;
   readonly message: string;
@@ -231,7 +235,11 @@ export interface MeshIndex {
 export interface MeshSnapshot {
   /** Increases by one with every snapshot a source publishes. */
   readonly version: number;
-  /** sha256 of everything below except `index`: equal content, equal hash, whatever the version. */
+  /**
+   * sha256 of everything below except `index`: equal content, equal hash, whatever the version. The
+   * snapshot holds only what translation and statuses read (no resourceVersion, no labels of routing
+   * resources), so a write that changes nothing of that leaves the hash alone (README "What the hash covers").
+   */
   readonly hash: string;
   readonly domain: string;
   /**

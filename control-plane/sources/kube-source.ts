@@ -29,7 +29,7 @@ import { objectKey, type MeshKind, type MeshObject } from '../model/objects.js';
 import type { MeshSnapshot } from '../model/snapshot.js';
 import type { SnapshotSource } from '../xds/generator.js';
 import { describeKubeError, kubeRequest } from './kube-http.js';
-import { MeshSource, type MeshSourceOptions } from './mesh-source.js';
+import { MeshSource, type MeshSourceOptions, type MeshSourceStats } from './mesh-source.js';
 import { ObjectStore } from './object-store.js';
 
 export const ROUTING_API_GROUP = 'networking.trellis.dev';
@@ -206,6 +206,11 @@ export class KubeSource implements SnapshotSource<MeshSnapshot> {
 
   ready(): boolean {
     return this.mesh.ready();
+  }
+
+  /** Snapshots built and published (MeshSource): store events that changed no snapshot are the difference. */
+  get meshStats(): MeshSourceStats {
+    return this.mesh.stats;
   }
 
   /** Per kind: synced, watching, lists, errors. */

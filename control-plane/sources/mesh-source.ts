@@ -14,6 +14,14 @@ export interface MeshSourceOptions extends Pick<BuildOptions, 'validate' | 'form
   readonly logger?: Logger;
 }
 
+/** How often the store changed the model's input, and how often that changed the snapshot. */
+export interface MeshSourceStats {
+  /** Snapshots built (every store event after ready, and the first). */
+  readonly rebuilds: number;
+  /** Snapshots published (the hash changed, or the first): each one makes the push controller regenerate. */
+  readonly published: number;
+}
+
 function problemKey(p: Problem): string {
   return `${p.severity}\0${p.message}`;
 }
@@ -24,6 +32,7 @@ export class MeshSource implements SnapshotSource<MeshSnapshot> {
   private readonly listeners = new Set<() => void>();
   private readonly logger: Logger;
   private readonly unsubscribe: () => void;
+  private counters = { rebuilds: 0, published: 0 };
 
   constructor(
     readonly store: ObjectStore,
@@ -48,6 +57,14 @@ export class MeshSource implements SnapshotSource<MeshSnapshot> {
 
   current(): MeshSnapshot {
     return this.snapshot;
+  }
+
+  /**
+   * Rebuilds and publications so far. `rebuilds - published` is the store events that changed nothing
+   * the model keeps (a status write's echo, a label on a VirtualService): no new snapshot, no regeneration.
+   */
+  get stats(): MeshSourceStats {
+    return { ...this.counters };
   }
 
   ready(): boolean {
@@ -78,7 +95,12 @@ export class MeshSource implements SnapshotSource<MeshSnapshot> {
       previous,
       sourceProblems: this.store.problems(),
     });
+    this.counters.rebuilds += 1;
+    // The hash covers only what translation and statuses read (model/README.md "What the hash covers"):
+    // an object that changed only in its resourceVersion, status or labels of a routing resource gives
+    // the same hash, and nothing is published.
     if (!force && next.hash === previous.hash) return;
+    this.counters.published += 1;
     this.snapshot = next;
     this.logProblems(previous, next);
     this.logger.info(

@@ -10,6 +10,9 @@
 // - **When to look.** Every published snapshot (statuses changed), and every store event for a routing
 //   object (someone else changed its status): the keys are queued and handled after `delayMs` (coalescing
 //   a burst), one request at a time, at most `qps` per second.
+// - **The resourceVersion comes from the store** (the informer's object), never from the snapshot, which
+//   keeps none (model/README.md "What the hash covers"): the echo of a write changes the store (the key
+//   is checked again, found current, not written) but not the snapshot, so no proxy is regenerated.
 // - **How.** A JSON merge patch on `/status` with the object's resourceVersion in it, so the write
 //   applies to the object it was computed from; other conditions are kept. A 409 Conflict re-reads the
 //   object and tries again (5 times). 404: the object is gone, nothing to do. Other errors are logged and

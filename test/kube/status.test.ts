@@ -4,7 +4,18 @@
 // subresource, write only when the status changes, and retry a conflict. Skipped with one line when the
 // peers are not built (failed under CI=true).
 import anyTest from 'ava';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { RouteConfiguration } from '../../control-plane/envoy/gen/envoy/config/route/v3/route_pb.js';
+import { TypeUrl } from '../../control-plane/envoy/protos.js';
+import { silentLogger } from '../../control-plane/logger.js';
+import { XdsMetrics } from '../../control-plane/metrics.js';
 import { ObjectStore } from '../../control-plane/sources/object-store.js';
+import { defaultMeshConfig } from '../../control-plane/translate/context.js';
+import { meshGenerator } from '../../control-plane/translate/generator.js';
+import { PushController, type ConfigConsumer, type ProxyConfig } from '../../control-plane/xds/push-controller.js';
+import { routeConfigJson } from '../translate/_routes-fixtures.js';
+import { envoyProxy } from '../translate/_snapshots.js';
+import { waitFor } from '../helpers/wait.js';
 import type { KubeSource } from '../../control-plane/sources/kube-source.js';
 import { StatusWriter } from '../../control-plane/sources/status-writer.js';
 import { useCluster, type Cluster } from '../helpers/cluster.js';
@@ -59,6 +70,20 @@ function stored(
     }, timeoutMs);
     if (!check()) off = source.store.onChange(() => void check());
   });
+}
+
+/**
+ * Polls `read` for `windowMs` and fails as soon as its value differs from the first one: what should not
+ * happen (a snapshot published for nothing) is given a bounded time to show up.
+ */
+async function staysPut(what: string, read: () => unknown, windowMs: number): Promise<void> {
+  const first = JSON.stringify(read());
+  const deadline = Date.now() + windowMs;
+  while (Date.now() < deadline) {
+    await sleep(20);
+    const now = JSON.stringify(read());
+    if (now !== first) throw new Error(`${what} changed from ${first} to ${now}`);
+  }
 }
 
 async function running(cluster: Cluster): Promise<{ source: KubeSource; writer: StatusWriter }> {
@@ -393,5 +418,132 @@ spec: ${spec}
       message: `spec.selector.matchLabels[${long}]: label name must be at most 63 characters; not applied`,
       observedGeneration: 1,
     });
+  },
+);
+
+kube.serial(
+  'once the status is written the snapshot stays put (no publication, no regeneration); a spec edit still reaches translation',
+  async (t, cluster) => {
+    const { source, writer } = await running(cluster);
+    // The xDS side as the control plane runs it: the push controller regenerates each proxy per snapshot.
+    const generator = meshGenerator(defaultMeshConfig);
+    const controller = new PushController(source, generator, {
+      debounce: { quietMs: 20, maxMs: 1_000 },
+      metrics: new XdsMetrics(),
+      logger: silentLogger,
+    });
+    let pushes = 0;
+    controller.on('pushed', () => pushes++);
+    controller.start();
+    t.teardown(async () => {
+      controller.stop();
+      await writer.stop();
+      await source.stop();
+    });
+    const ns = await cluster.createNamespace('status-quiet');
+    const proxy = envoyProxy(ns);
+    const received: ProxyConfig[] = [];
+    const consumer: ConfigConsumer = {
+      proxy,
+      get config() {
+        return received.at(-1);
+      },
+      get configHash() {
+        return received.at(-1)?.hash;
+      },
+      onConfig: (config) => void received.push(config),
+    };
+    controller.attach(consumer);
+    const routeOf = () =>
+      JSON.stringify(
+        routeConfigJson(
+          generator.generate(proxy, source.current()).get(TypeUrl.RouteConfiguration) as RouteConfiguration[],
+          '8080',
+        ),
+      );
+    const counts = () => ({
+      published: source.meshStats.published,
+      version: source.current().version,
+      pushes,
+      generations: generator.generations(),
+      configs: received.length,
+    });
+    const quiet = (timeout: string) => `
+apiVersion: v1
+kind: Service
+metadata: { name: quiet }
+spec: { ports: [{ name: http, port: 8080 }] }
+---
+apiVersion: networking.trellis.dev/v1alpha1
+kind: VirtualService
+metadata: { name: quiet }
+spec:
+  hosts: [quiet]
+  http: [{ timeout: ${timeout}, route: [{ destination: { host: quiet } }] }]
+`;
+    await apply(cluster, ns, quiet('2s'));
+    // The snapshot that judged the VirtualService (the status writer writes what it says) …
+    const judged = await nextSnapshot(source, 'the VirtualService judged', (s) =>
+      statusOf(s, 'VirtualService', ns, 'quiet')?.accepted &&
+      s.index.servicesByFqdn.has(`quiet.${ns}.svc.cluster.local`)
+        ? { published: source.meshStats.published, version: s.version }
+        : undefined,
+    );
+    // … is pushed (the proxy gets the route) …
+    await waitFor('the route of the VirtualService pushed', () => pushes > 0 && routeOf().includes('"timeout":"2s"'));
+    // … and the writer's write comes back through the watch (a new resourceVersion, the status in it).
+    const written = await stored(
+      source,
+      'VirtualService',
+      ns,
+      'quiet',
+      'Accepted=True',
+      (o) => accepted(o)?.status === 'True',
+    );
+    await writer.idle();
+    t.is(writer.stats.writes >= 1, true);
+    // That echo changed the store but not the snapshot: nothing was published after the one that judged it.
+    const settled = counts();
+    t.is(settled.published, judged.published, 'no snapshot for the status write');
+    t.is(settled.version, judged.version);
+    t.true(source.meshStats.rebuilds > settled.published, JSON.stringify(source.meshStats));
+    await staysPut('the snapshot and the push controller after the status write', counts, 1_000);
+
+    // A label (metadata only, generation 1): a store change, no snapshot, no regeneration, no write.
+    const writes = writer.stats.writes;
+    await cluster.kubectl(['label', 'vs', '-n', ns, 'quiet', 'team=a']);
+    const labelled = await stored(
+      source,
+      'VirtualService',
+      ns,
+      'quiet',
+      'the label',
+      (o) => (o.metadata as { labels?: Record<string, string> }).labels?.team === 'a',
+    );
+    t.not(labelled.metadata.resourceVersion, written.metadata.resourceVersion);
+    await writer.idle();
+    await staysPut('the snapshot and the push controller after a label', counts, 1_000);
+    t.deepEqual(counts(), settled);
+    t.is(writer.stats.writes, writes);
+    t.log(`store events without a new snapshot: ${source.meshStats.rebuilds - source.meshStats.published}`);
+
+    // A spec edit is a new generation: published, translated, pushed, and its status written.
+    await apply(cluster, ns, quiet('3s'));
+    await nextSnapshot(source, 'generation 2', (s) => statusOf(s, 'VirtualService', ns, 'quiet')?.generation === 2);
+    await waitFor('the new timeout pushed', () => routeOf().includes('"timeout":"3s"') && pushes > settled.pushes);
+    t.true(received.length > settled.configs, 'the proxy was handed the new config');
+    const updated = await stored(
+      source,
+      'VirtualService',
+      ns,
+      'quiet',
+      'observedGeneration 2',
+      (o) => o.status?.observedGeneration === 2 && accepted(o)?.status === 'True',
+    );
+    t.is(accepted(updated)?.observedGeneration, 2);
+    await writer.idle();
+    const after = counts();
+    await staysPut('the snapshot after the status of generation 2', counts, 1_000);
+    t.is(after.published, settled.published + 1, 'one snapshot for the spec edit, none for its status');
   },
 );

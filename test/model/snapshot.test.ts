@@ -12,7 +12,16 @@ import {
 } from '../../control-plane/model/lookup.js';
 import type { MeshObject } from '../../control-plane/model/objects.js';
 import { parseManifests } from '../../control-plane/sources/manifests.js';
-import { destinationRule, namespace, pod, service, slice, virtualService, workload } from './_objects.js';
+import {
+  destinationRule,
+  namespace,
+  peerAuthentication,
+  pod,
+  service,
+  slice,
+  virtualService,
+  workload,
+} from './_objects.js';
 import { formatIssue, validateRoutingResource } from '../../crds/validator.js';
 
 function mesh(): MeshObject[] {
@@ -160,6 +169,142 @@ test('the hash changes with the content, and with the domain', (t) => {
   t.not(a.hash, b.hash);
   t.not(a.hash, c.hash);
   t.is(c.services[0]!.fqdn, 'cart.shop.svc.corp.local');
+});
+
+/**
+ * The mesh as KubeSource hands it over at one point in time: every object with a resourceVersion (in
+ * `metadata` and the origin); the routing resources also with a status and labels, as after the status
+ * writer's write or a `kubectl label`. `at` makes each of those differ, nothing else.
+ */
+function asInCluster(objects: readonly MeshObject[], at: number): MeshObject[] {
+  return objects.map((o, i) => {
+    const resourceVersion = String(1000 * at + i);
+    const source = o.object as { metadata?: Record<string, unknown> };
+    const routing = o.kind === 'VirtualService' || o.kind === 'DestinationRule' || o.kind === 'PeerAuthentication';
+    const object = {
+      ...source,
+      metadata: {
+        ...source.metadata,
+        resourceVersion,
+        ...(routing
+          ? {
+              labels: { written: String(at) },
+              annotations: { 'kubectl.kubernetes.io/last-applied-configuration': `{"at":${at}}` },
+            }
+          : {}),
+      },
+      ...(routing
+        ? {
+            status: {
+              observedGeneration: at,
+              conditions: [{ type: 'Accepted', status: 'True', lastTransitionTime: `2026-01-0${at}T00:00:00Z` }],
+            },
+          }
+        : {}),
+    };
+    return { ...o, object, origin: { resourceVersion } } as MeshObject;
+  });
+}
+
+function clusterMesh(): MeshObject[] {
+  return [
+    ...mesh(),
+    // A warning (a problem with an origin) and a conflict, so every place an origin could hide is there.
+    virtualService(
+      'default',
+      'late',
+      { hosts: ['reviews'], http: [{ route: [{ destination: { host: 'reviews' } }] }] },
+      {
+        creationTimestamp: '2026-02-01T00:00:00Z',
+        generation: 3,
+      },
+    ),
+    peerAuthentication('default', 'default', { mtls: { mode: 'STRICT' } }, { generation: 1 }),
+    peerAuthentication('default', 'again', { mtls: { mode: 'PERMISSIVE' } }, { generation: 1 }),
+  ];
+}
+
+test('the hash covers what translation and statuses read: not resourceVersions, statuses, labels of routing resources', (t) => {
+  const options = { validate: validateRoutingResource, formatIssue };
+  const before = buildSnapshot(asInCluster(clusterMesh(), 1), options);
+  const after = buildSnapshot(asInCluster(clusterMesh(), 2), { ...options, previous: before });
+  t.is(after.hash, before.hash);
+  // Not only the hash: the snapshots are equal (so keeping the previous one serves the same config).
+  t.deepEqual({ ...after, version: before.version }, before);
+  // No resourceVersion anywhere in the snapshot (it is in the store), and no label of a routing resource.
+  const text = JSON.stringify(after);
+  t.false(text.includes('resourceVersion'), 'resourceVersion');
+  t.false(text.includes('"written"'), 'routing resource labels');
+  t.true(
+    before.problems.some((p) => p.object?.name === 'late'),
+    'the conflict is a problem',
+  );
+  t.true(
+    before.statuses.some((x) => x.kind === 'PeerAuthentication' && x.reason === 'Conflicted'),
+    'two namespace policies conflict',
+  );
+
+  // What the model does read still counts: a spec, a generation (observedGeneration), a Service label.
+  const edited = (change: (objects: MeshObject[]) => MeshObject[]) =>
+    buildSnapshot(asInCluster(change(clusterMesh()), 2), options).hash;
+  t.not(
+    edited((objects) =>
+      objects.map((o) =>
+        o.kind === 'VirtualService' && o.name === 'a'
+          ? virtualService(
+              'default',
+              'a',
+              { hosts: ['reviews'], http: [{ timeout: '2s', route: [{ destination: { host: 'reviews' } }] }] },
+              { creationTimestamp: '2026-01-01T00:00:00Z' },
+            )
+          : o,
+      ),
+    ),
+    before.hash,
+    'a spec change',
+  );
+  t.not(
+    edited((objects) =>
+      objects.map((o) =>
+        o.kind === 'PeerAuthentication' && o.name === 'default'
+          ? peerAuthentication('default', 'default', { mtls: { mode: 'STRICT' } }, { generation: 2 })
+          : o,
+      ),
+    ),
+    before.hash,
+    'a new generation',
+  );
+  t.not(
+    edited((objects) =>
+      objects.map((o) =>
+        o.kind === 'Service' && o.name === 'cart'
+          ? service(
+              'shop',
+              'cart',
+              [
+                { name: 'grpc', port: 7000 },
+                { name: 'http-admin', port: 8000 },
+              ],
+              { clusterIP: '10.96.0.9', labels: { app: 'cart', tier: 'back' } },
+            )
+          : o,
+      ),
+    ),
+    before.hash,
+    'a Service label (MeshService.labels)',
+  );
+});
+
+test('a file origin (file and document) stays in the snapshot: messages name it', (t) => {
+  const s = buildSnapshot(
+    [virtualService('shop', 'broken', { hosts: [] }, {}, { file: 'vs.yaml', document: 1, resourceVersion: '9' })],
+    {
+      validate: validateRoutingResource,
+      formatIssue,
+    },
+  );
+  t.deepEqual(s.statuses[0]!.origin, { file: 'vs.yaml', document: 1 });
+  t.true(s.problems.every((p) => p.message.startsWith('vs.yaml#2: ') && !('resourceVersion' in (p.origin ?? {}))));
 });
 
 test('source problems are part of the snapshot', (t) => {

@@ -2,6 +2,7 @@
 import test from 'ava';
 import { formatIssue, validateRoutingResource } from '../../crds/validator.js';
 import { virtualServiceFor } from '../../control-plane/model/lookup.js';
+import type { MeshObject } from '../../control-plane/model/objects.js';
 import { MeshSource } from '../../control-plane/sources/mesh-source.js';
 import { ObjectStore } from '../../control-plane/sources/object-store.js';
 import { namespace, service, virtualService } from '../model/_objects.js';
@@ -72,4 +73,67 @@ test('source problems reach the snapshot', (t) => {
     source.current().problems.map((p) => p.message),
     ['x.yaml#1: does not parse: oops'],
   );
+});
+
+test('an update that changes only resourceVersion, status or labels of a routing resource publishes nothing', (t) => {
+  const { store, source, changes } = setup();
+  source.markReady();
+  /** The VirtualService as the informer delivers it: resourceVersion, status, labels and annotations vary. */
+  const delivered = (
+    resourceVersion: string,
+    extra: { status?: object; labels?: object; annotations?: object; generation?: number; timeout?: string } = {},
+  ): MeshObject => {
+    const spec = {
+      hosts: ['cart.shop'],
+      http: [{ route: [{ destination: { host: 'cart.shop' } }], timeout: extra.timeout ?? '1s' }],
+    };
+    const base = virtualService('default', 'cart', spec, {
+      generation: extra.generation ?? 1,
+      creationTimestamp: '2026-01-01T00:00:00Z',
+    });
+    const object = base.object as { metadata: object };
+    const metadata = {
+      ...object.metadata,
+      resourceVersion,
+      ...(extra.labels ? { labels: extra.labels } : {}),
+      ...(extra.annotations ? { annotations: extra.annotations } : {}),
+    };
+    return {
+      ...base,
+      object: { ...object, metadata, ...(extra.status ? { status: extra.status } : {}) },
+      origin: { resourceVersion },
+    } as MeshObject;
+  };
+  store.update((b) => {
+    b.put(namespace('shop'));
+    b.put(service('shop', 'cart', [{ name: 'http', port: 80 }]));
+    b.put(delivered('10'));
+  });
+  t.is(changes(), 2);
+  const published = source.current();
+  t.like(published.statuses[0], { accepted: true, generation: 1 });
+
+  // The echo of the status writer's write, a label, an annotation: each is a store change (the writer
+  // needs the new resourceVersion), none a new snapshot.
+  const status = {
+    observedGeneration: 1,
+    conditions: [{ type: 'Accepted', status: 'True', reason: 'Accepted', message: 'accepted' }],
+  };
+  const events = [
+    store.update((b) => b.put(delivered('11', { status }))),
+    store.update((b) => b.put(delivered('12', { status, labels: { team: 'a' } }))),
+    store.update((b) => b.put(delivered('13', { status, labels: { team: 'a' }, annotations: { note: 'x' } }))),
+  ];
+  t.true(events.every((e) => e?.changed.includes('VirtualService/default/cart')));
+  t.is(changes(), 2);
+  t.is(source.current(), published);
+  t.deepEqual(source.stats, { rebuilds: 5, published: 2 });
+  // The status writer reads the current resourceVersion from the store, not from the snapshot.
+  t.is(store.get('VirtualService', 'default', 'cart')?.origin.resourceVersion, '13');
+
+  // A spec change (generation 2) is published, with the status it brings.
+  store.update((b) => b.put(delivered('14', { status, generation: 2, timeout: '2s' })));
+  t.is(changes(), 3);
+  t.is(virtualServiceFor(source.current(), 'cart.shop', 'default')?.spec.http?.[0]?.timeout, '2s');
+  t.is(source.current().statuses[0]?.generation, 2);
 });
