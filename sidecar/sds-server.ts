@@ -17,7 +17,6 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
-import type { Node } from '../control-plane/envoy/gen/envoy/config/core/v3/base_pb.js';
 import {
   SecretSchema,
   type Secret,
@@ -147,12 +146,36 @@ abstract class SdsStream<Req> {
   abstract status(): SdsStreamStatus;
   abstract end(): void;
 
-  protected identify(node: Node | undefined): void {
-    if (this.nodeId === '' && node) this.nodeId = node.id;
-  }
-
-  protected checkType(typeUrl: string): boolean {
-    return typeUrl === '' || typeUrl === TypeUrl.Secret;
+  /**
+   * What every request starts with: remember the node, refuse another type (INVALID_ARGUMENT, ending the
+   * stream; false), and record the ACK or NACK of `nonce` when it answers our last response.
+   */
+  protected accept(
+    call: { emit(event: 'error', err: Partial<grpc.StatusObject>): boolean },
+    request: Pick<DiscoveryRequest, 'node' | 'typeUrl' | 'responseNonce' | 'errorDetail'>,
+    lastNonce: string,
+    ackedAs: string,
+  ): boolean {
+    if (this.nodeId === '' && request.node) this.nodeId = request.node.id;
+    if (request.typeUrl !== '' && request.typeUrl !== TypeUrl.Secret) {
+      call.emit('error', {
+        code: grpc.status.INVALID_ARGUMENT,
+        details: `type_url ${request.typeUrl} is not a Secret`,
+      });
+      return false;
+    }
+    if (request.responseNonce === '' || request.responseNonce !== lastNonce) return true;
+    if (request.errorDetail) {
+      this.nack = { nonce: request.responseNonce, message: request.errorDetail.message };
+      this.logger.warn(
+        { stream: this.id, node: this.nodeId, nonce: request.responseNonce, error: request.errorDetail.message },
+        'sds: NACK',
+      );
+    } else {
+      this.acked = ackedAs;
+      this.nack = undefined;
+    }
+    return true;
   }
 
   protected warnUnknown(names: Iterable<string>): void {
@@ -180,27 +203,8 @@ class SotwSdsStream extends SdsStream<DiscoveryRequest> {
   }
 
   onRequest(request: DiscoveryRequest): void {
-    this.identify(request.node);
-    if (!this.checkType(request.typeUrl)) {
-      this.call.emit('error', {
-        code: grpc.status.INVALID_ARGUMENT,
-        details: `type_url ${request.typeUrl} is not a Secret`,
-      });
-      return;
-    }
-    if (request.responseNonce !== '') {
-      if (request.responseNonce !== this.lastNonce) return; // stale
-      if (request.errorDetail) {
-        this.nack = { nonce: request.responseNonce, message: request.errorDetail.message };
-        this.logger.warn(
-          { stream: this.id, node: this.nodeId, nonce: request.responseNonce, error: request.errorDetail.message },
-          'sds: NACK',
-        );
-      } else {
-        this.acked = request.versionInfo;
-        this.nack = undefined;
-      }
-    }
+    if (!this.accept(this.call, request, this.lastNonce, request.versionInfo)) return;
+    if (request.responseNonce !== '' && request.responseNonce !== this.lastNonce) return; // stale
     const names = new Set(request.resourceNames);
     const changed = names.size !== this.subscribed.size || [...names].some((n) => !this.subscribed.has(n));
     if (!changed && this.lastNonce !== '') return;
@@ -272,29 +276,10 @@ class DeltaSdsStream extends SdsStream<DeltaDiscoveryRequest> {
   }
 
   onRequest(request: DeltaDiscoveryRequest): void {
-    this.identify(request.node);
-    if (!this.checkType(request.typeUrl)) {
-      this.call.emit('error', {
-        code: grpc.status.INVALID_ARGUMENT,
-        details: `type_url ${request.typeUrl} is not a Secret`,
-      });
-      return;
-    }
+    if (!this.accept(this.call, request, this.lastNonce, request.responseNonce)) return;
     if (this.first) {
       for (const [name, version] of Object.entries(request.initialResourceVersions)) this.has.set(name, version);
       this.first = false;
-    }
-    if (request.responseNonce !== '' && request.responseNonce === this.lastNonce) {
-      if (request.errorDetail) {
-        this.nack = { nonce: request.responseNonce, message: request.errorDetail.message };
-        this.logger.warn(
-          { stream: this.id, node: this.nodeId, nonce: request.responseNonce, error: request.errorDetail.message },
-          'sds: NACK (delta)',
-        );
-      } else {
-        this.acked = request.responseNonce;
-        this.nack = undefined;
-      }
     }
     for (const name of request.resourceNamesUnsubscribe) {
       this.subscribed.delete(name);
