@@ -143,7 +143,22 @@ abstract class SdsStream<Req> {
   abstract onRequest(request: Req): void;
   /** Sends what the client lacks of the current secrets (if anything). */
   abstract push(): void;
-  abstract status(): SdsStreamStatus;
+  protected abstract readonly protocol: SdsStreamStatus['protocol'];
+  /** What was sent: SotW the version of the last response, delta name → version. */
+  protected abstract sent(): SdsStreamStatus['sent'];
+
+  status(): SdsStreamStatus {
+    return {
+      stream: this.id,
+      protocol: this.protocol,
+      nodeId: this.nodeId,
+      subscribed: [...this.subscribed].sort(),
+      sent: this.sent(),
+      acked: this.acked,
+      nack: this.nack,
+      responses: this.responses,
+    };
+  }
   abstract end(): void;
 
   /**
@@ -243,17 +258,10 @@ class SotwSdsStream extends SdsStream<DiscoveryRequest> {
     );
   }
 
-  status(): SdsStreamStatus {
-    return {
-      stream: this.id,
-      protocol: 'sotw',
-      nodeId: this.nodeId,
-      subscribed: [...this.subscribed].sort(),
-      sent: this.sentVersion,
-      acked: this.acked,
-      nack: this.nack,
-      responses: this.responses,
-    };
+  protected readonly protocol = 'sotw' as const;
+
+  protected sent(): SdsStreamStatus['sent'] {
+    return this.sentVersion;
   }
 
   end(): void {
@@ -312,17 +320,10 @@ class DeltaSdsStream extends SdsStream<DeltaDiscoveryRequest> {
     );
   }
 
-  status(): SdsStreamStatus {
-    return {
-      stream: this.id,
-      protocol: 'delta',
-      nodeId: this.nodeId,
-      subscribed: [...this.subscribed].sort(),
-      sent: Object.fromEntries([...this.has].sort(([a], [b]) => a.localeCompare(b))),
-      acked: this.acked,
-      nack: this.nack,
-      responses: this.responses,
-    };
+  protected readonly protocol = 'delta' as const;
+
+  protected sent(): SdsStreamStatus['sent'] {
+    return Object.fromEntries([...this.has].sort(([a], [b]) => a.localeCompare(b)));
   }
 
   end(): void {
