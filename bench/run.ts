@@ -6,8 +6,9 @@ import { encode } from './encode.js';
 import { machineInfo, Progress, renderText, UsageError, writeResults, type Benchmark } from './report.js';
 import { translate } from './translate.js';
 import { xdsFanout } from './xds-fanout.js';
+import { xdsProxy } from './xds-proxy.js';
 
-const benchmarks: readonly Benchmark[] = [encode, xdsFanout, translate, ca];
+const benchmarks: readonly Benchmark[] = [encode, xdsFanout, xdsProxy, translate, ca];
 
 function usage(): string {
   return [

@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
 import { parseDuration } from '../control-plane/cli.js';
 import { shortTypeName } from '../control-plane/envoy/protos.js';
-import { Fleet, type Protocol } from './ads-sim.js';
+import { Fleet, type Protocol, type RoundWatch } from './ads-sim.js';
 import { Fixture, ROUTE_NAME } from './fixture.js';
 import {
   inclusiveTimes,
@@ -185,10 +185,90 @@ interface RunResult {
   profile?: { file: string; summary: ProfileSummary; inclusive: ProfileEntry[] };
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-function cpuMsOf(usage: NodeJS.CpuUsage): number {
+export function cpuMsOf(usage: NodeJS.CpuUsage): number {
   return (usage.user + usage.system) / 1000;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The parts of a run that bench/xds-proxy.ts shares: converging a fleet, and one round's change.
+
+/** Waits until every stream of `fleet` has its whole initial config ACKed (progress every 250 ms). */
+export async function convergeFleet(
+  fleet: Fleet,
+  timeoutMs: number,
+  progress: Progress,
+  label: string,
+): Promise<{ tStart: number; allMs: number }> {
+  const streams = fleet.options.streams;
+  const tStart = performance.now();
+  const ticker = setInterval(
+    () =>
+      progress.update(`${label}: ${fleet.converged}/${streams} streams converged, ${mib(fleet.bytes)} MiB received`),
+    250,
+  );
+  try {
+    await fleet.start(timeoutMs);
+  } finally {
+    clearInterval(ticker);
+  }
+  return { tStart, allMs: performance.now() - tStart };
+}
+
+/** Round `round`'s change: the first endpoint of one ClusterLoadAssignment moves to a port of its own. */
+export interface EndpointChange {
+  readonly round: number;
+  readonly index: number;
+  readonly target: string;
+  readonly port: number;
+}
+
+/** Makes round `round`'s change in the fixture and writes it to `tmp` (the served file is not touched yet). */
+export function stageChange(fixture: Fixture, round: number, tmp: string): EndpointChange {
+  const index = (round * 7919 + 13) % fixture.clusterNames.length;
+  const port = 20_000 + round;
+  fixture.setPort(index, port);
+  fs.writeFileSync(tmp, fixture.text());
+  return { round, index, target: fixture.clusterNames[index]!, port };
+}
+
+/**
+ * Publishes a staged change: t0 just before the atomic rename of `tmp` over `file`. `done` resolves with
+ * true when every stream has ACKed the response carrying it, false at the timeout.
+ */
+export function publishChange(
+  fleet: Fleet,
+  change: EndpointChange,
+  tmp: string,
+  file: string,
+  timeoutMs: number,
+): { t0: number; watch: RoundWatch; done: Promise<boolean> } {
+  const t0 = performance.now();
+  const { watch, done } = fleet.watchChange(change.target, change.port, t0, timeoutMs);
+  fs.renameSync(tmp, file);
+  return { t0, watch, done };
+}
+
+/** Waits for a published change and then `settleMs` more; the ms from t0 to each stream's ACK (misses left out). */
+export async function awaitChange(
+  fleet: Fleet,
+  published: { watch: RoundWatch; done: Promise<boolean> },
+  settleMs: number,
+  progress: Progress,
+  label: string,
+): Promise<{ complete: boolean; latencies: number[] }> {
+  const { watch, done } = published;
+  const streams = fleet.options.streams;
+  const tick = setInterval(
+    () => progress.update(`${label}: ${streams - watch.remaining}/${streams} streams ACKed the change`),
+    100,
+  );
+  const complete = await done;
+  clearInterval(tick);
+  await sleep(settleMs); // late responses, and any further push the change causes, belong to this round
+  fleet.watch = undefined;
+  return { complete, latencies: [...watch.ackedMs].filter((v) => !Number.isNaN(v)) };
 }
 
 function pinSelf(cpus: string): void {
@@ -248,17 +328,7 @@ async function runOne(
     progress.phase(`${label}: opening ${o.streams} streams over ${o.connections} connections`);
     const serverCpu0 = server.cpuMs();
     const clientCpu0 = process.cpuUsage();
-    const tStart = performance.now();
-    const ticker = setInterval(
-      () => progress.update(`${label}: ${f.converged}/${o.streams} streams converged, ${mib(f.bytes)} MiB received`),
-      250,
-    );
-    try {
-      await fleet.start(o.timeoutMs);
-    } finally {
-      clearInterval(ticker);
-    }
-    const allMs = performance.now() - tStart;
+    const { tStart, allMs } = await convergeFleet(f, o.timeoutMs, progress, label);
     const connect: ConnectResult = {
       allMs,
       perStream: summarize(fleet.streams.map((s) => s.convergedAt - tStart)),
@@ -288,11 +358,8 @@ async function runOne(
     let peakDuringRounds = 0;
     const settleMs = debounceMs + 600;
     for (let r = 1; r <= o.rounds; r++) {
-      const index = (r * 7919 + 13) % o.clusters;
-      const port = 20_000 + r;
-      const target = fixture.clusterNames[index]!;
-      fixture.setPort(index, port);
-      fs.writeFileSync(tmp, fixture.text());
+      const change = stageChange(fixture, r, tmp);
+      const { target, port } = change;
       server.command('stats');
       const stats = await server.waitFor((e) => e.event === 'stats', 10_000);
       const encodesBefore = stats.event === 'stats' ? stats.encodeCount : NaN;
@@ -305,22 +372,16 @@ async function runOne(
       const sampler = setInterval(() => {
         peakDuringRounds = Math.max(peakDuringRounds, server.memory().rss);
       }, 50);
-      const t0 = performance.now();
-      const { watch, done } = fleet.watchChange(target, port, t0, o.timeoutMs);
-      fs.renameSync(tmp, file);
-      const tick = setInterval(
-        () =>
-          progress.update(
-            `${label}: round ${r}/${o.rounds}: ${o.streams - watch.remaining}/${o.streams} streams ACKed the change`,
-          ),
-        100,
+      const published = publishChange(fleet, change, tmp, file, o.timeoutMs);
+      const { t0, watch } = published;
+      const { complete, latencies } = await awaitChange(
+        fleet,
+        published,
+        settleMs,
+        progress,
+        `${label}: round ${r}/${o.rounds}`,
       );
-      const complete = await done;
-      clearInterval(tick);
-      await sleep(settleMs); // late responses, and any further push the change causes, belong to this round
       clearInterval(sampler);
-      fleet.watch = undefined;
-      const latencies = [...watch.ackedMs].filter((v) => !Number.isNaN(v));
       const events = server.events.slice(eventsBefore);
       const t0Epoch = performance.timeOrigin + t0;
       const loaded = events.find((e): e is Extract<ServerEvent, { event: 'loaded' }> => e.event === 'loaded');
