@@ -259,7 +259,7 @@ interface HostUsage {
   readonly rss: number;
   /** After a forced full GC for `gc TAG`, as is otherwise. */
   readonly heapUsed: number;
-  /** process.memoryUsage() external + arrayBuffers: Buffers and native memory V8 knows of. */
+  /** process.memoryUsage().external: Buffers and native memory V8 knows of (it includes arrayBuffers). */
   readonly external: number;
   /** /proc/self/io: bytes read and written by syscalls (the sockets on both sides, HTTP/2 and TLS included). */
   readonly rchar: number;
@@ -300,7 +300,7 @@ async function proxyHostMain(configFile: string): Promise<void> {
       cpuMs: cpuMsOf(process.cpuUsage()),
       rss: m.rss,
       heapUsed: m.heapUsed,
-      external: m.external + m.arrayBuffers,
+      external: m.external,
       ...procIo(),
       requests: statuses.reduce((a, s) => a + s.requestsRelayed, 0),
       responses: statuses.reduce((a, s) => a + s.responsesRelayed, 0),
@@ -804,7 +804,7 @@ function tables(o: Options, runs: readonly RunResult[]): Table[] {
       }),
       notes: [
         'RSS: process.memoryUsage().rss of the proxy process; baseline = Node + tsx + the modules loaded, no proxy; per proxy idle = (every proxy listening and its upstream READY − baseline) / N; per stream = (streams converged − idle) / N. Taken after a forced full GC.',
-        'heap: V8 heap used after a forced full GC, the same differences; external: memoryUsage() external + arrayBuffers, the same differences. peak RSS: VmHWM of the proxy process (the connect storm).',
+        'heap: V8 heap used after a forced full GC, the same differences; external: memoryUsage().external (which includes arrayBuffers), the same differences. peak RSS: VmHWM of the proxy process (the connect storm).',
         'CPU: process.cpuUsage() (user + system) of the proxy process; per round = median over rounds, from just before the rename until the round settled (relaying one EDS response and its ACK per stream, plus the idle CPU of that window); idle: 2 s with every stream open and nothing to relay.',
         'One agent process per pod would also pay the baseline (and its own certificate manager, SDS server…) per pod; only the proxy part is measured here.',
       ],
