@@ -16,6 +16,7 @@ import type { XdsMetrics } from '../metrics.js';
 import { authenticateTlsPeer, StreamRefusal, type StreamPeer } from './authn.js';
 import { DeltaStream } from './delta-stream.js';
 import type { PushController } from './push-controller.js';
+import { decodeSotwRequest } from './sotw-request.js';
 import { SotwStream } from './sotw-stream.js';
 import { shutdownServer } from './server-shutdown.js';
 import type { StreamStatus } from './xds-stream.js';
@@ -40,7 +41,10 @@ function method<Desc extends DescMessage>(
 
 /** The ADS service definition with pre-encoded responses (requests are decoded into typed messages). */
 export const adsServiceDefinition = {
-  StreamAggregatedResources: method('StreamAggregatedResources', DiscoveryRequestSchema),
+  StreamAggregatedResources: {
+    ...method('StreamAggregatedResources', DiscoveryRequestSchema),
+    requestDeserialize: decodeSotwRequest,
+  },
   DeltaAggregatedResources: method('DeltaAggregatedResources', DeltaDiscoveryRequestSchema),
 };
 

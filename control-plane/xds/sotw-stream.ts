@@ -15,6 +15,7 @@
 import type { DiscoveryRequest } from '../envoy/gen/envoy/service/discovery/v3/discovery_pb.js';
 import { emptySet, type EncodedResource, type EncodedSet } from './resource-cache.js';
 import { encodeSotwBody, withNonce } from './response.js';
+import { resourceNamesWire } from './sotw-request.js';
 import { isFullStateType, sharedName, type TypeState } from './type-state.js';
 import { XdsStream } from './xds-stream.js';
 
@@ -51,6 +52,24 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
       }
     }
 
+    const changed = this.subscribe(state, request);
+    const first = !state.requested;
+    state.requested = true;
+    // An empty nonce asks for the current state from scratch (the first request, or a client resync).
+    if (first || request.responseNonce === '') this.respond(typeUrl, true);
+    else if (changed) this.respond(typeUrl, false);
+  }
+
+  /**
+   * Applies the request's subscription; returns whether it changed. A client repeats its subscription on
+   * every request: when its resource_names records are the very bytes of the last request applied for the
+   * type, the names are not decoded (sotw-request.ts): the same names give the same subscription.
+   */
+  private subscribe(state: TypeState, request: DiscoveryRequest): boolean {
+    const wire = resourceNamesWire(request);
+    const last = state.subscriptionWire;
+    if (wire && last && wire.byteLength === last.byteLength && Buffer.compare(wire, last) === 0) return false;
+    const typeUrl = state.typeUrl;
     const names = request.resourceNames;
     let wildcard = false;
     if (isFullStateType(typeUrl)) {
@@ -63,11 +82,9 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
       names.filter((n) => n !== '*'),
       (n) => sharedName(this.config?.sets.get(typeUrl), n),
     );
-    const first = !state.requested;
-    state.requested = true;
-    // An empty nonce asks for the current state from scratch (the first request, or a client resync).
-    if (first || request.responseNonce === '') this.respond(typeUrl, true);
-    else if (changed) this.respond(typeUrl, false);
+    // A copy: `wire` is a view of the request's buffer.
+    state.subscriptionWire = wire ? new Uint8Array(wire) : undefined;
+    return changed;
   }
 
   protected respond(typeUrl: string, force: boolean): void {

@@ -79,6 +79,11 @@ export class TypeState {
   basis: EncodedSet | undefined;
   /** Names whose subscription changed since `basis`. */
   readonly dirty = new Set<string>();
+  /**
+   * State of the world: the resource_names records of the last request applied, as they were on the wire
+   * (a copy); a request with the same bytes has the same subscription (SotwStream.subscribe).
+   */
+  subscriptionWire: Uint8Array | undefined = undefined;
 
   nonce = '';
   sentVersion = '';
