@@ -15,7 +15,7 @@
 import type { DiscoveryRequest } from '../envoy/gen/envoy/service/discovery/v3/discovery_pb.js';
 import { emptySet, type EncodedResource, type EncodedSet } from './resource-cache.js';
 import { encodeSotwBody, withNonce } from './response.js';
-import { resourceNamesWire } from './sotw-request.js';
+import { keepWire, resourceNamesWire } from './sotw-request.js';
 import { isFullStateType, sharedName, type TypeState } from './type-state.js';
 import { XdsStream } from './xds-stream.js';
 
@@ -82,8 +82,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
       names.filter((n) => n !== '*'),
       (n) => sharedName(this.config?.sets.get(typeUrl), n),
     );
-    // A copy: `wire` is a view of the request's buffer.
-    state.subscriptionWire = wire ? new Uint8Array(wire) : undefined;
+    state.subscriptionWire = wire ? keepWire(wire) : undefined;
     return changed;
   }
 
