@@ -39,6 +39,13 @@ export interface Benchmark {
 /** A bad flag or value: reported with the usage, without a stack. */
 export class UsageError extends Error {}
 
+/** A `--name` option that must be a positive integer; a UsageError naming it otherwise. */
+export function positiveInt(name: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--${name} must be a positive integer, not "${value}"`);
+  return n;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Numbers
 

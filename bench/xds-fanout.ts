@@ -54,6 +54,7 @@ import {
   type Progress,
   type Summary,
   type Table,
+  positiveInt,
   UsageError,
 } from './report.js';
 import { metricSums, ServerProcess, type ServerEvent } from './server-process.js';
@@ -76,12 +77,6 @@ interface Options {
   pin: boolean;
   cpuProf: boolean;
   timeoutMs: number;
-}
-
-function positiveInt(name: string, value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--${name} must be a positive integer, not "${value}"`);
-  return n;
 }
 
 function parseOptions(argv: readonly string[]): Options {

@@ -52,6 +52,7 @@ import {
   mib,
   repoRoot,
   summarize,
+  positiveInt,
   UsageError,
   type Benchmark,
   type BenchResult,
@@ -79,12 +80,6 @@ interface Options {
   endpoints: number;
   debounceMs: number;
   timeoutMs: number;
-}
-
-function positiveInt(name: string, value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--${name} must be a positive integer, not "${value}"`);
-  return n;
 }
 
 function parseOptions(argv: readonly string[]): Options {
