@@ -9,33 +9,19 @@ import {
   assertNoNacks,
   deployService,
   destinationRuleManifest,
-  MeshDir,
   tally,
   virtualServiceManifest,
   type CallResult,
   type XdsEchoClient,
+  useMeshControlPlane,
 } from '../helpers/mesh-e2e.js';
 import { register } from '@grpc/grpc-js-xds';
-import { startControlPlaneProcess, type TrellisProcess } from '../helpers/process.js';
 
 register();
 
 const NS = 'resilience';
 
-let cp: TrellisProcess & { xdsPort: number; monitoringPort: number };
-let dir: MeshDir;
-let controlPlane: string;
-
-test.before(async () => {
-  dir = await MeshDir.create();
-  cp = await startControlPlaneProcess(['--config-dir', dir.dir, '--debounce-after', '20ms']);
-  controlPlane = `127.0.0.1:${cp.xdsPort}`;
-});
-
-test.after.always(async () => {
-  await cp?.stop();
-  await dir?.cleanup();
-});
+const mesh = useMeshControlPlane(test);
 
 /** Calls until `done(result)` holds for one call; returns that call, or undefined after `timeoutMs`. */
 async function untilCall(
@@ -61,8 +47,8 @@ function retries(attempts: number): ReturnType<typeof virtualServiceManifest> {
 
 test('retries: a backend failing 50% with UNAVAILABLE gives ≥ 99% success with attempts: 3; attempts: 0 lets failures through', async (t) => {
   const svc = await deployService({
-    dir,
-    controlPlane,
+    dir: mesh.dir,
+    controlPlane: mesh.controlPlane,
     service: 'retry',
     namespace: NS,
     backends: [{ pod: 'retry-v1' }],
@@ -90,13 +76,13 @@ test('retries: a backend failing 50% with UNAVAILABLE gives ≥ 99% success with
   const failures = without.filter((r) => !r.ok).length;
   t.log(`attempts: 0 → ${JSON.stringify(tally(without))}`);
   t.true(failures >= 80 && failures <= 120, `${failures} of 200 failed; expected about 100`);
-  await assertNoNacks(t, cp.monitoringPort, svc.owns);
+  await assertNoNacks(t, mesh.cp.monitoringPort, svc.owns);
 });
 
 test('a 200 ms timeout on a backend that sleeps 1 s gives DEADLINE_EXCEEDED at about 200 ms', async (t) => {
   const svc = await deployService({
-    dir,
-    controlPlane,
+    dir: mesh.dir,
+    controlPlane: mesh.controlPlane,
     service: 'slow',
     namespace: NS,
     backends: [{ pod: 'slow-v1' }],
@@ -118,13 +104,13 @@ test('a 200 ms timeout on a backend that sleeps 1 s gives DEADLINE_EXCEEDED at a
     if (!r.ok) t.is(r.code, grpc.status.DEADLINE_EXCEEDED);
     t.true(r.ms >= 180 && r.ms < 800, `${Math.round(r.ms)} ms; expected about 200 ms`);
   }
-  await assertNoNacks(t, cp.monitoringPort, svc.owns);
+  await assertNoNacks(t, mesh.cp.monitoringPort, svc.owns);
 });
 
 test('circuit breaking: http2MaxRequests 5 and 20 concurrent slow calls: 5 go through, the excess fails fast', async (t) => {
   const svc = await deployService({
-    dir,
-    controlPlane,
+    dir: mesh.dir,
+    controlPlane: mesh.controlPlane,
     service: 'breaker',
     namespace: NS,
     backends: [{ pod: 'breaker-v1' }],
@@ -161,13 +147,13 @@ test('circuit breaking: http2MaxRequests 5 and 20 concurrent slow calls: 5 go th
     t.true(r.ms < 500, `a rejected call took ${Math.round(r.ms)} ms: not fast`);
   }
   t.true(maxInFlight <= 5, `${maxInFlight} calls were in the server at once`);
-  await assertNoNacks(t, cp.monitoringPort, svc.owns);
+  await assertNoNacks(t, mesh.cp.monitoringPort, svc.owns);
 });
 
 test('outlier detection ejects a backend that keeps failing, and traffic moves to the healthy ones', async (t) => {
   const svc = await deployService({
-    dir,
-    controlPlane,
+    dir: mesh.dir,
+    controlPlane: mesh.controlPlane,
     service: 'outlier',
     namespace: NS,
     backends: [{ pod: 'outlier-a' }, { pod: 'outlier-b' }, { pod: 'outlier-c' }],
@@ -212,5 +198,5 @@ test('outlier detection ejects a backend that keeps failing, and traffic moves t
   t.true(seenFailures > 0, 'the bad backend never got traffic, so nothing was ejected');
   const after = tally(await client.calls(60, { concurrency: 3 }));
   t.deepEqual(Object.keys(after).sort(), ['outlier-a', 'outlier-b']);
-  await assertNoNacks(t, cp.monitoringPort, svc.owns);
+  await assertNoNacks(t, mesh.cp.monitoringPort, svc.owns);
 });

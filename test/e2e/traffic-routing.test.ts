@@ -8,33 +8,20 @@ import {
   assertNoNacks,
   deployService,
   destinationRuleManifest,
-  MeshDir,
   share,
   startLateServer,
   tally,
   virtualServiceManifest,
   type DeployedService,
+  useMeshControlPlane,
 } from '../helpers/mesh-e2e.js';
-import { startControlPlaneProcess, startTrellis, type TrellisProcess } from '../helpers/process.js';
+import { startTrellis } from '../helpers/process.js';
 
 register();
 
 const NS = 'routing';
 
-let cp: TrellisProcess & { xdsPort: number; monitoringPort: number };
-let dir: MeshDir;
-let controlPlane: string;
-
-test.before(async () => {
-  dir = await MeshDir.create();
-  cp = await startControlPlaneProcess(['--config-dir', dir.dir, '--debounce-after', '20ms']);
-  controlPlane = `127.0.0.1:${cp.xdsPort}`;
-});
-
-test.after.always(async () => {
-  await cp?.stop();
-  await dir?.cleanup();
-});
+const mesh = useMeshControlPlane(test);
 
 function subsets(service: string): ReturnType<typeof destinationRuleManifest> {
   return destinationRuleManifest(service, NS, {
@@ -62,8 +49,8 @@ function split(service: string, v1: number, v2: number): ReturnType<typeof virtu
 
 async function deployTwoVersions(service: string, routing: ReturnType<typeof split>[]): Promise<DeployedService> {
   return deployService({
-    dir,
-    controlPlane,
+    dir: mesh.dir,
+    controlPlane: mesh.controlPlane,
     service,
     namespace: NS,
     backends: [
@@ -105,7 +92,7 @@ test('an 80/20 split lands within ±3 points over 2,000 calls, and a weight edit
   const v2 = share(after, 'split-v2');
   t.log(`20/80: ${JSON.stringify(tally(after))} → v2 ${v2.toFixed(1)}%`);
   t.true(Math.abs(v2 - 80) <= 3, `v2 got ${v2.toFixed(1)}%, expected 80 ± 3`);
-  await assertNoNacks(t, cp.monitoringPort, svc.owns);
+  await assertNoNacks(t, mesh.cp.monitoringPort, svc.owns);
 });
 
 test('a gRPC metadata header routes to subset v2; without it calls go to v1', async (t) => {
@@ -132,13 +119,13 @@ test('a gRPC metadata header routes to subset v2; without it calls go to v1', as
   t.deepEqual(tally(plain), { 'header-v1': 100 });
   t.deepEqual(tally(jason), { 'header-v2': 100 });
   t.deepEqual(tally(other), { 'header-v1': 100 });
-  await assertNoNacks(t, cp.monitoringPort, svc.owns);
+  await assertNoNacks(t, mesh.cp.monitoringPort, svc.owns);
 });
 
 test('endpoints added to and removed from the YAML: traffic follows without a client restart', async (t) => {
   const svc = await deployService({
-    dir,
-    controlPlane,
+    dir: mesh.dir,
+    controlPlane: mesh.controlPlane,
     service: 'scale',
     namespace: NS,
     backends: [{ pod: 'scale-a' }, { pod: 'scale-b' }, { pod: 'scale-c' }],
@@ -149,7 +136,7 @@ test('endpoints added to and removed from the YAML: traffic follows without a cl
   t.deepEqual(tally(await client.calls(30)), { 'scale-a': 30 });
 
   // Add b and c: their servers start serving once the mesh lists them, and the client spreads over all three.
-  const late = [startLateServer(svc, controlPlane, 'scale-b'), startLateServer(svc, controlPlane, 'scale-c')];
+  const late = [startLateServer(svc, mesh.controlPlane, 'scale-b'), startLateServer(svc, mesh.controlPlane, 'scale-c')];
   const addedAt = performance.now();
   await svc.write(['scale-a', 'scale-b', 'scale-c']);
   await Promise.all(late);
@@ -171,13 +158,13 @@ test('endpoints added to and removed from the YAML: traffic follows without a cl
   t.log(`only scale-c answered ${(performance.now() - removedAt).toFixed(0)} ms after the edit`);
   t.true(onlyC, 'calls still reach removed endpoints after 10 s');
   t.deepEqual(tally(await client.calls(50, { concurrency: 5 })), { 'scale-c': 50 });
-  await assertNoNacks(t, cp.monitoringPort, (id) => id.startsWith('scale-client'));
+  await assertNoNacks(t, mesh.cp.monitoringPort, (id) => id.startsWith('scale-client'));
 });
 
 test('fault injection: a 100% abort returns the configured status; a delay adds its latency', async (t) => {
   const svc = await deployService({
-    dir,
-    controlPlane,
+    dir: mesh.dir,
+    controlPlane: mesh.controlPlane,
     service: 'fault',
     namespace: NS,
     backends: [{ pod: 'fault-v1' }],
@@ -245,11 +232,11 @@ test('fault injection: a 100% abort returns the configured status; a delay adds 
     timed.every((r) => r.ms >= delayMs - 5 && r.ms < delayMs + 1_500),
     `latencies ${latencies.join(', ')} ms, expected about ${delayMs} ms`,
   );
-  await assertNoNacks(t, cp.monitoringPort, svc.owns);
+  await assertNoNacks(t, mesh.cp.monitoringPort, svc.owns);
 });
 
 test('/readyz is 200 once the directory is read; --config-dir excludes --static-resources', async (t) => {
-  t.is((await fetch(`http://127.0.0.1:${cp.monitoringPort}/readyz`)).status, 200);
-  const both = startTrellis(['control-plane', '--config-dir', dir.dir, '--static-resources', 'x.yaml']);
+  t.is((await fetch(`http://127.0.0.1:${mesh.cp.monitoringPort}/readyz`)).status, 200);
+  const both = startTrellis(['control-plane', '--config-dir', mesh.dir.dir, '--static-resources', 'x.yaml']);
   t.is(await both.exited, 2);
 });

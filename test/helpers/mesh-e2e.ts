@@ -10,7 +10,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import type { ExecutionContext } from 'ava';
+import type { ExecutionContext, TestFn } from 'ava';
+import { startControlPlaneProcess, type TrellisProcess } from './process.js';
 import { echoService, type EchoReply, type EchoRequest } from '../../examples/demo/echo.js';
 import { debugProxies } from './debug.js';
 import { within } from './wait.js';
@@ -63,6 +64,32 @@ export class MeshDir {
   async cleanup(): Promise<void> {
     await fs.rm(this.dir, { recursive: true, force: true });
   }
+}
+
+export interface MeshControlPlane {
+  /** `trellis control-plane --config-dir <dir> --debounce-after 20ms`, a real process. */
+  cp: TrellisProcess & { xdsPort: number; monitoringPort: number };
+  dir: MeshDir;
+  /** Its plaintext xDS address, `127.0.0.1:<port>`. */
+  controlPlane: string;
+}
+
+/**
+ * Registers a test file's before/after hooks: a temporary mesh directory and a control plane on it.
+ * The returned object's fields are set once the before hook has run.
+ */
+export function useMeshControlPlane(test: TestFn): MeshControlPlane {
+  const mesh = {} as MeshControlPlane;
+  test.before(async () => {
+    mesh.dir = await MeshDir.create();
+    mesh.cp = await startControlPlaneProcess(['--config-dir', mesh.dir.dir, '--debounce-after', '20ms']);
+    mesh.controlPlane = `127.0.0.1:${mesh.cp.xdsPort}`;
+  });
+  test.after.always(async () => {
+    await mesh.cp?.stop();
+    await mesh.dir?.cleanup();
+  });
+  return mesh;
 }
 
 export const DOMAIN = 'svc.cluster.local';
