@@ -12,7 +12,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { V1Service } from '@kubernetes/client-node';
-import { InvalidArgumentError, type Command, type CommanderError } from 'commander';
 import { parseAllDocuments } from 'yaml';
 import { crossCheck, crossCheckPeerAuthentications } from './cross-checks.js';
 import { isObject } from './schema.js';
@@ -323,34 +322,4 @@ export async function runValidate(paths: readonly string[], io: ValidateIo): Pro
   );
   if (unreadable > 0) return 2;
   return report.errors > 0 ? 1 : 0;
-}
-
-function noEmptyPath(value: string, previous: string[] | undefined): string[] {
-  if (value === '') throw new InvalidArgumentError('empty path');
-  return [...(previous ?? []), value];
-}
-
-/** Adds `trellis validate` to the program. */
-export function registerValidateCommand(program: Command): void {
-  program
-    .command('validate')
-    .description(
-      'validate VirtualService, DestinationRule and PeerAuthentication files, against each other and the Services in the same input',
-    )
-    .requiredOption(
-      '-f, --filename <paths...>',
-      'files, directories (searched recursively for .yaml, .yml and .json) or - for stdin',
-      noEmptyPath,
-    )
-    .exitOverride((err: CommanderError) => {
-      // Usage errors exit 2 (commander has printed the message); help and version exit 0.
-      process.exit(err.exitCode === 0 ? 0 : 2);
-    })
-    .action(async (opts: { filename: string[] }) => {
-      process.exitCode = await runValidate(opts.filename, {
-        stdin: process.stdin,
-        stdout: process.stdout,
-        stderr: process.stderr,
-      });
-    });
 }

@@ -4,8 +4,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import fs from 'node:fs';
 import { durationToMs } from '../crds/duration.js';
-import { createLogger } from '../control-plane/logger.js';
-import { startAgent } from './agent.js';
 import type { ProxyType } from './proxy-node.js';
 
 function parseLabels(value: string): Record<string, string> {
@@ -125,6 +123,10 @@ export function registerAgentCommand(program: Command): void {
           command.error(`error: --root-cert ${opts.rootCert}: ${(err as Error).message}`, { exitCode: 2 });
         }
       }
+      const [{ createLogger }, { startAgent }] = await Promise.all([
+        import('../control-plane/logger.js'),
+        import('./agent.js'),
+      ]);
       const logger = createLogger({ level: opts.logLevel, name: 'trellis-agent' });
       const agent = await startAgent({
         proxyType: opts.proxyType,
