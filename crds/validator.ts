@@ -12,8 +12,8 @@
 // `spec.http[0].match[0].headers[x-user].regex`. Messages are short and fixed where possible.
 import net from 'node:net';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { RE2 } from 're2-wasm';
 import { qualifyHost } from '../control-plane/model/hosts.js';
+import { re2Error } from './re2.js';
 import { DURATION_PATTERN, MAX_DURATION_NS, parseDurationNs, SECONDS_DURATION_PATTERN } from './duration.js';
 import {
   celCheck,
@@ -49,6 +49,8 @@ export interface ValidationResult {
   /** Present when there is no error. */
   resource?: MeshResource;
 }
+
+export { re2Error };
 
 export const DEFAULT_NAMESPACE = 'default';
 
@@ -274,20 +276,6 @@ const entries = (v: unknown): [string, unknown][] => (isObject(v) ? Object.entri
 
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-
-/** The RE2 error of a pattern, or undefined when it compiles (Envoy's regex engine is RE2). */
-export function re2Error(pattern: string): string | undefined {
-  try {
-    new RE2(pattern, 'u');
-    return undefined;
-  } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    // "Invalid regular expression: /a(b/u: missing ): a(b" → "missing ): a(b"
-    // (re2-wasm echoes the pattern with / escaped, as in a JavaScript regex literal.)
-    const i = message.lastIndexOf('/u: ');
-    return (i >= 0 ? message.slice(i + 4) : message).replace(/\\\//g, '/');
-  }
-}
 
 /** Envoy's primality test (source/common/common/utility.cc), which Istio copies: 1, 2 and 3 pass. */
 function isPrime(n: number): boolean {
