@@ -1,0 +1,394 @@
+// The objects of a Trellis installation, as plain JSON: the one source of deploy/install.yaml, of the Helm
+// chart's templates (deploy/helm.ts) and of `trellis install`. Pure: the same options give the same objects.
+//
+// Fields the Helm chart takes from its values are given through `InstallOptions` as plain values here; the
+// chart renderer passes sentinel strings in their place and swaps them for template expressions.
+import { customResourceDefinition, pluralOf, type CrdKind } from '../crds/schema.js';
+import { DEFAULT_REGISTRY, DEFAULT_TAG, IMAGE_NAMES } from '../injector/images.js';
+
+export const NAMESPACE = 'trellis-system';
+export const NAME = 'trellisd';
+export const MUTATING_WEBHOOK_CONFIGURATION = 'trellis-sidecar-injector';
+export const VALIDATING_WEBHOOK_CONFIGURATION = 'trellis-validator';
+export const MESH_CONFIGMAP = 'trellis-mesh-config';
+export const MESH_CONFIG_KEY = 'mesh.yaml';
+export const CA_SECRET = 'trellis-ca';
+/** Namespace label that turns injection on. */
+export const INJECT_NAMESPACE_LABEL = 'trellis.dev/inject';
+/** Pod label that opts a pod in from a namespace without the namespace label (a label: webhooks cannot select annotations). */
+export const INJECT_POD_LABEL = 'trellis.dev/inject';
+export const CRD_KINDS: readonly CrdKind[] = ['VirtualService', 'DestinationRule', 'PeerAuthentication'];
+
+export const PORTS = { grpcTls: 15012, webhook: 15017, monitoring: 15014 } as const;
+/** UID/GID the control plane runs as (the distroless "nonroot" user). */
+export const CONTROL_PLANE_UID = 65532;
+
+/** A Kubernetes object as plain JSON. */
+export interface ManifestObject {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly metadata: { readonly name: string; readonly namespace?: string; readonly [key: string]: unknown };
+  readonly [key: string]: unknown;
+}
+
+export interface InstallOptions {
+  /** Registry prefix of the control-plane image; default DEFAULT_REGISTRY ('' for none). */
+  readonly registry?: string;
+  /** Image tag; default DEFAULT_TAG (the package version). */
+  readonly imageTag?: string;
+  readonly imagePullPolicy?: string;
+  /** Control-plane replicas; default 2. */
+  readonly replicas?: number | string;
+  /** The mesh config file's text (`--mesh-config`), stored verbatim in ConfigMap trellis-mesh-config; default `{}`. */
+  readonly meshConfig?: string;
+  /** Full image reference; wins over registry/imageTag (the Helm renderer passes a template expression). */
+  readonly image?: string;
+}
+
+const PART_OF = { 'app.kubernetes.io/part-of': 'trellis' } as const;
+const SELECTOR = { app: NAME } as const;
+const LABELS = { app: NAME, 'app.kubernetes.io/name': NAME, ...PART_OF } as const;
+
+/** `<registry>/trellis/control-plane:<tag>`. */
+export function controlPlaneImage(options: InstallOptions = {}): string {
+  if (options.image !== undefined) return options.image;
+  const registry = (options.registry ?? DEFAULT_REGISTRY).replace(/\/+$/, '');
+  return `${registry === '' ? '' : `${registry}/`}${IMAGE_NAMES.controlPlane}:${options.imageTag ?? DEFAULT_TAG}`;
+}
+
+function namespace(): ManifestObject {
+  return { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NAMESPACE, labels: { ...PART_OF } } };
+}
+
+function serviceAccount(): ManifestObject {
+  return { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: NAME, namespace: NAMESPACE, labels: LABELS } };
+}
+
+interface PolicyRule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}
+
+/**
+ * What the control plane does cluster-wide, one rule per reason (deploy/README.md explains each):
+ * informers of the mesh kinds, status of the Trellis kinds, the trust-bundle ConfigMaps, TokenReview for the
+ * CA, and the caBundle of its own two webhook configurations (by name).
+ */
+export function clusterRules(): PolicyRule[] {
+  const trellisGroups = [...new Set(CRD_KINDS.map(groupOf))].sort();
+  return [
+    { apiGroups: [''], resources: ['namespaces', 'pods', 'services'], verbs: ['list', 'watch'] },
+    { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'watch'] },
+    { apiGroups: trellisGroups, resources: CRD_KINDS.map(pluralOf).sort(), verbs: ['list', 'watch'] },
+    { apiGroups: trellisGroups, resources: CRD_KINDS.map((k) => `${pluralOf(k)}/status`).sort(), verbs: ['patch'] },
+    { apiGroups: [''], resources: ['configmaps'], verbs: ['create', 'get', 'list', 'update', 'watch'] },
+    { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
+    {
+      apiGroups: ['admissionregistration.k8s.io'],
+      resources: ['mutatingwebhookconfigurations'],
+      resourceNames: [MUTATING_WEBHOOK_CONFIGURATION],
+      verbs: ['get', 'list', 'patch', 'watch'],
+    },
+    {
+      apiGroups: ['admissionregistration.k8s.io'],
+      resources: ['validatingwebhookconfigurations'],
+      resourceNames: [VALIDATING_WEBHOOK_CONFIGURATION],
+      verbs: ['get', 'list', 'patch', 'watch'],
+    },
+  ];
+}
+
+/** In trellis-system only: the CA's Secret (create cannot be limited by name; get is). */
+export function namespaceRules(): PolicyRule[] {
+  return [
+    { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
+    { apiGroups: [''], resources: ['secrets'], resourceNames: [CA_SECRET], verbs: ['get'] },
+  ];
+}
+
+function groupOf(kind: CrdKind): string {
+  const crd = customResourceDefinition(kind) as { spec: { group: string } };
+  return crd.spec.group;
+}
+
+function rbac(): ManifestObject[] {
+  const subjects = [{ kind: 'ServiceAccount', name: NAME, namespace: NAMESPACE }];
+  return [
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: NAME, labels: LABELS },
+      rules: clusterRules(),
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: NAME, labels: LABELS },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: NAME },
+      subjects,
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: { name: NAME, namespace: NAMESPACE, labels: LABELS },
+      rules: namespaceRules(),
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: NAME, namespace: NAMESPACE, labels: LABELS },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: NAME },
+      subjects,
+    },
+  ];
+}
+
+function meshConfigMap(options: InstallOptions): ManifestObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: MESH_CONFIGMAP, namespace: NAMESPACE, labels: LABELS },
+    data: { [MESH_CONFIG_KEY]: options.meshConfig ?? '{}\n' },
+  };
+}
+
+const MESH_CONFIG_DIR = '/etc/trellis/mesh';
+/** --state-dir turns the CA on; in Kubernetes mode its root lives in Secret trellis-ca, the directory stays empty. */
+const STATE_DIR = '/var/lib/trellis';
+
+function deployment(options: InstallOptions): ManifestObject {
+  const httpProbe = (path: string, periodSeconds: number): Record<string, unknown> => ({
+    httpGet: { path, port: 'http-monitoring', scheme: 'HTTP' },
+    periodSeconds,
+    timeoutSeconds: 2,
+    failureThreshold: 3,
+  });
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: NAME, namespace: NAMESPACE, labels: LABELS },
+    spec: {
+      replicas: options.replicas ?? 2,
+      selector: { matchLabels: SELECTOR },
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
+      template: {
+        metadata: { labels: LABELS, annotations: { 'trellis.dev/inject': 'false' } },
+        spec: {
+          serviceAccountName: NAME,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: CONTROL_PLANE_UID,
+            runAsGroup: CONTROL_PLANE_UID,
+            fsGroup: CONTROL_PLANE_UID,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          topologySpreadConstraints: [
+            {
+              maxSkew: 1,
+              topologyKey: 'kubernetes.io/hostname',
+              whenUnsatisfiable: 'ScheduleAnyway',
+              labelSelector: { matchLabels: SELECTOR },
+            },
+          ],
+          containers: [
+            {
+              name: NAME,
+              image: controlPlaneImage(options),
+              imagePullPolicy: options.imagePullPolicy ?? 'IfNotPresent',
+              args: [
+                'control-plane',
+                '--kube',
+                '--host=0.0.0.0',
+                `--state-dir=${STATE_DIR}`,
+                `--mesh-config=${MESH_CONFIG_DIR}/${MESH_CONFIG_KEY}`,
+              ],
+              ports: [
+                { name: 'grpc-tls', containerPort: PORTS.grpcTls, protocol: 'TCP' },
+                { name: 'https-webhook', containerPort: PORTS.webhook, protocol: 'TCP' },
+                { name: 'http-monitoring', containerPort: PORTS.monitoring, protocol: 'TCP' },
+              ],
+              livenessProbe: httpProbe('/healthz', 10),
+              readinessProbe: httpProbe('/readyz', 5),
+              resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '1Gi' } },
+              securityContext: {
+                allowPrivilegeEscalation: false,
+                readOnlyRootFilesystem: true,
+                capabilities: { drop: ['ALL'] },
+              },
+              volumeMounts: [
+                { name: 'mesh-config', mountPath: MESH_CONFIG_DIR, readOnly: true },
+                { name: 'state', mountPath: STATE_DIR },
+                { name: 'tmp', mountPath: '/tmp' },
+              ],
+            },
+          ],
+          volumes: [
+            { name: 'mesh-config', configMap: { name: MESH_CONFIGMAP } },
+            { name: 'state', emptyDir: {} },
+            { name: 'tmp', emptyDir: {} },
+          ],
+        },
+      },
+    },
+  };
+}
+
+function podDisruptionBudget(): ManifestObject {
+  return {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: { name: NAME, namespace: NAMESPACE, labels: LABELS },
+    spec: { minAvailable: 1, selector: { matchLabels: SELECTOR } },
+  };
+}
+
+/** 15010 (plaintext xDS and CA, local mode only) is on no port of the Service. */
+function service(): ManifestObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: NAME, namespace: NAMESPACE, labels: LABELS },
+    spec: {
+      type: 'ClusterIP',
+      selector: SELECTOR,
+      ports: [
+        { name: 'grpc-tls', port: PORTS.grpcTls, targetPort: 'grpc-tls', protocol: 'TCP' },
+        { name: 'https-webhook', port: PORTS.webhook, targetPort: 'https-webhook', protocol: 'TCP' },
+        { name: 'http-monitoring', port: PORTS.monitoring, targetPort: 'http-monitoring', protocol: 'TCP' },
+      ],
+    },
+  };
+}
+
+/** Only the three served ports are reachable from other pods: 15010 stays inside the pod. */
+function networkPolicy(): ManifestObject {
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: { name: NAME, namespace: NAMESPACE, labels: LABELS },
+    spec: {
+      podSelector: { matchLabels: SELECTOR },
+      policyTypes: ['Ingress'],
+      ingress: [
+        {
+          ports: [
+            { port: PORTS.grpcTls, protocol: 'TCP' },
+            { port: PORTS.webhook, protocol: 'TCP' },
+            { port: PORTS.monitoring, protocol: 'TCP' },
+          ],
+        },
+      ],
+    },
+  };
+}
+
+function clientConfig(path: string): Record<string, unknown> {
+  return { service: { name: NAME, namespace: NAMESPACE, path, port: PORTS.webhook } };
+}
+
+const EXCLUDED_NAMESPACES = {
+  key: 'kubernetes.io/metadata.name',
+  operator: 'NotIn',
+  values: ['kube-system', NAMESPACE],
+};
+
+function mutatingWebhookConfiguration(): ManifestObject {
+  const common = {
+    clientConfig: clientConfig('/inject'),
+    rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }],
+    admissionReviewVersions: ['v1'],
+    sideEffects: 'None',
+    failurePolicy: 'Fail',
+    matchPolicy: 'Equivalent',
+    reinvocationPolicy: 'Never',
+    timeoutSeconds: 10,
+  };
+  return {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'MutatingWebhookConfiguration',
+    metadata: { name: MUTATING_WEBHOOK_CONFIGURATION, labels: LABELS },
+    webhooks: [
+      {
+        // Every pod of a namespace labelled trellis.dev/inject=enabled (the handler honours the opt-out annotation).
+        name: 'namespace.sidecar-injector.trellis.dev',
+        ...common,
+        namespaceSelector: {
+          matchExpressions: [{ key: INJECT_NAMESPACE_LABEL, operator: 'In', values: ['enabled'] }, EXCLUDED_NAMESPACES],
+        },
+        // A pod labelled trellis.dev/inject=false is not even sent.
+        objectSelector: { matchExpressions: [{ key: INJECT_POD_LABEL, operator: 'NotIn', values: ['false'] }] },
+      },
+      {
+        // Pods labelled trellis.dev/inject=true in the other namespaces.
+        name: 'object.sidecar-injector.trellis.dev',
+        ...common,
+        namespaceSelector: {
+          matchExpressions: [
+            { key: INJECT_NAMESPACE_LABEL, operator: 'NotIn', values: ['enabled'] },
+            EXCLUDED_NAMESPACES,
+          ],
+        },
+        objectSelector: { matchLabels: { [INJECT_POD_LABEL]: 'true' } },
+      },
+    ],
+  };
+}
+
+function validatingWebhookConfiguration(): ManifestObject {
+  const byGroup = new Map<string, string[]>();
+  for (const kind of CRD_KINDS) byGroup.set(groupOf(kind), [...(byGroup.get(groupOf(kind)) ?? []), pluralOf(kind)]);
+  return {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'ValidatingWebhookConfiguration',
+    metadata: { name: VALIDATING_WEBHOOK_CONFIGURATION, labels: LABELS },
+    webhooks: [
+      {
+        name: 'validation.trellis.dev',
+        clientConfig: clientConfig('/validate'),
+        rules: [...byGroup.entries()]
+          .sort(([a], [b]) => a.localeCompare(b))
+          .map(([group, resources]) => ({
+            operations: ['CREATE', 'UPDATE'],
+            apiGroups: [group],
+            apiVersions: ['v1alpha1'],
+            resources: resources.sort(),
+            scope: 'Namespaced',
+          })),
+        admissionReviewVersions: ['v1'],
+        sideEffects: 'None',
+        failurePolicy: 'Fail',
+        matchPolicy: 'Equivalent',
+        timeoutSeconds: 10,
+        namespaceSelector: {},
+        objectSelector: {},
+      },
+    ],
+  };
+}
+
+/** The CustomResourceDefinitions, as crds/*.yaml hold them. */
+export function crdObjects(): ManifestObject[] {
+  return CRD_KINDS.map((kind) => customResourceDefinition(kind) as unknown as ManifestObject);
+}
+
+/** Every object the chart renders from templates (all but the Namespace and the CRDs), in install order. */
+export function templatedObjects(options: InstallOptions = {}): ManifestObject[] {
+  return [
+    serviceAccount(),
+    ...rbac(),
+    meshConfigMap(options),
+    deployment(options),
+    podDisruptionBudget(),
+    service(),
+    networkPolicy(),
+    mutatingWebhookConfiguration(),
+    validatingWebhookConfiguration(),
+  ];
+}
+
+/** deploy/install.yaml: the Namespace, the CRDs, then the rest, in the order kubectl applies them. */
+export function installObjects(options: InstallOptions = {}): ManifestObject[] {
+  return [namespace(), ...crdObjects(), ...templatedObjects(options)];
+}
