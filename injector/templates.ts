@@ -81,7 +81,7 @@ export function proxyContainer(spec: ProxySpec): Container {
         : []),
     ],
     readinessProbe: {
-      httpGet: probeHttp,
+      httpGet: { ...probeHttp },
       initialDelaySeconds: 1,
       periodSeconds: 2,
       timeoutSeconds: 3,
