@@ -50,6 +50,11 @@ export class WebhookServer {
     this.server.headersTimeout = 15_000;
   }
 
+  /** Serves with this PEM chain and key from now on (a renewed certificate); new connections use them. */
+  setCertificate(cert: string | Buffer, key: string | Buffer): void {
+    this.server.setSecureContext({ cert, key, minVersion: 'TLSv1.2' });
+  }
+
   /** Re-reads certFile/keyFile (after a rotation); new connections use them. */
   reloadCertificate(): void {
     if (!this.certFile || !this.keyFile) return;
