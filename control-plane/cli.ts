@@ -4,6 +4,8 @@
 // A command is one import and one registerXCommand(program) line here, its module lazy inside the action.
 import { Command } from 'commander';
 import { registerValidateCommand } from '../crds/validate-cli.js';
+import { registerInjectCommand } from '../injector/inject-command.js';
+import { registerIptablesCommand } from '../injector/iptables-command.js';
 import { registerAgentCommand } from '../sidecar/cli.js';
 import { registerControlPlaneCommand } from './control-plane-command.js';
 import { registerDemoCommand } from './demo-command.js';
@@ -19,6 +21,8 @@ export function buildProgram(): Command {
   registerDemoCommand(program);
   registerValidateCommand(program);
   registerAgentCommand(program);
+  registerInjectCommand(program);
+  registerIptablesCommand(program);
 
   return program;
 }
