@@ -16,10 +16,8 @@ export function registerControlPlaneCommand(program: Command): void {
     .addOption(
       new Option(
         '--xds-port <port>',
-        'plaintext xDS (and CA) port, unauthenticated: for local mode; do not expose it in a cluster (0: a free port)',
-      )
-        .default(15010)
-        .argParser(parsePort),
+        'plaintext xDS port, unauthenticated (0: a free port). Local mode: default 15010, the CA is served on it too. Kubernetes mode (--kube, --kubeconfig): off unless given, and never the CA (use --secure-port)',
+      ).argParser(parsePort),
     )
     .addOption(
       new Option(
@@ -98,7 +96,7 @@ export function registerControlPlaneCommand(program: Command): void {
       async (
         opts: {
           host: string;
-          xdsPort: number;
+          xdsPort?: number;
           securePort?: number;
           monitoringPort: number;
           staticResources?: string;

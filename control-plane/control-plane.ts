@@ -1,6 +1,7 @@
 // Assembles one control plane: a snapshot source, a generator, the push controller, the ADS server and
 // the monitoring server. `trellis control-plane` (cli.ts) is a thin layer over startControlPlane().
 import { RootCertPublisher } from './ca/root-publisher.js';
+import { refuseCaOnPlaintext } from './ca/plaintext-guard.js';
 import { certificateServiceDefinition } from './ca/service.js';
 import { setupCa, type CaOptions, type StartedCa } from './ca/setup.js';
 import type { Logger } from './logger.js';
@@ -11,6 +12,7 @@ import { formatIssue, validateRoutingResource } from '../crds/validator.js';
 import { FileSource } from './sources/file-source.js';
 import { defaultMeshConfig, type MeshConfig } from './translate/context.js';
 import { meshGenerator } from './translate/generator.js';
+import * as grpc from '@grpc/grpc-js';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { KubeSource } from './sources/kube-source.js';
 import { StatusWriter } from './sources/status-writer.js';
@@ -24,8 +26,9 @@ export interface ControlPlaneOptions {
   /** Address every port binds; 127.0.0.1 by default (a Deployment sets 0.0.0.0). */
   readonly host?: string;
   /**
-   * Plaintext xDS and CA (15010); 0 picks a free port. Unauthenticated: local mode only; a Kubernetes
-   * deployment must not expose it outside the pod (clients use the TLS port).
+   * Plaintext xDS (15010); 0 picks a free port. Unauthenticated, for local mode, where the CA is served on
+   * it too. In Kubernetes mode (`kube`) it is off unless given, and the CA is never served on it: a CA call
+   * there gets FAILED_PRECONDITION (ca/plaintext-guard.ts); clients use the TLS port.
    */
   readonly xdsPort?: number;
   /**
@@ -69,7 +72,8 @@ export interface ControlPlaneOptions {
 }
 
 export interface RunningControlPlane {
-  readonly xdsPort: number;
+  /** The plaintext xDS port; undefined when it is off (Kubernetes mode without `xdsPort`). */
+  readonly xdsPort?: number;
   /** The TLS xDS + CA port, when `ca` was given. */
   readonly secureXdsPort?: number;
   readonly monitoringPort: number;
@@ -151,7 +155,6 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     maxConnectionAgeGraceMs: options.maxConnectionAgeGraceMs,
   });
   if (ca) ads.addService(certificateServiceDefinition, ca.service.implementation());
-  const xdsPort = await ads.listen(host, options.xdsPort ?? 15010);
   const secureXdsPort = ca
     ? await ads.listenSecure(
         host,
@@ -160,6 +163,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
         ca.authority.trustDomain,
       )
     : undefined;
+  const xdsPort = await listenPlaintext(ads, host, options, secureXdsPort, ca?.metrics, logger);
   let listening = true;
   const monitoring = new MonitoringServer({
     metrics,
@@ -219,6 +223,33 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       logger.info('control plane stopped');
     },
   };
+}
+
+/**
+ * The plaintext xDS port: 15010 by default in local mode; in Kubernetes mode only when `xdsPort` is given,
+ * and then without the CA (refused by ca/plaintext-guard.ts) and with a warning.
+ */
+async function listenPlaintext(
+  ads: AdsServer,
+  host: string,
+  options: ControlPlaneOptions,
+  securePort: number | undefined,
+  caMetrics: StartedCa['metrics'] | undefined,
+  logger: Logger,
+): Promise<number | undefined> {
+  if (!options.kube) return ads.listen(host, options.xdsPort ?? 15010);
+  if (options.xdsPort === undefined) return undefined;
+  const guard = refuseCaOnPlaintext({ securePort: securePort ?? 15012, logger, metrics: caMetrics });
+  const port = await ads.listen(
+    host,
+    options.xdsPort,
+    grpc.experimental.createServerCredentialsWithInterceptors(grpc.ServerCredentials.createInsecure(), [guard]),
+  );
+  logger.warn(
+    { host, xdsPort: port },
+    'plaintext xDS port open in Kubernetes mode (asked for): unauthenticated, keep it inside the pod; the CA is not served on it',
+  );
+  return port;
 }
 
 /** `--config-dir`: the mesh from a directory of Kubernetes YAML, read once before the ports open, then watched. */

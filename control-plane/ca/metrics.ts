@@ -1,8 +1,11 @@
 // Prometheus metrics of the CA service, registered on the control plane's registry.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
-/** `issued`, or why not: `unauthenticated`, `denied` (a CSR refusal), `invalid` (bad request), `unavailable`, `error`. */
-export type CaResult = 'issued' | 'unauthenticated' | 'denied' | 'invalid' | 'unavailable' | 'error';
+/**
+ * `issued`, or why not: `unauthenticated`, `denied` (a CSR refusal), `invalid` (bad request), `unavailable`, `error`,
+ * `plaintext` (a call on the plaintext port outside local mode, plaintext-guard.ts).
+ */
+export type CaResult = 'issued' | 'unauthenticated' | 'denied' | 'invalid' | 'unavailable' | 'error' | 'plaintext';
 
 /** A write of ConfigMap `trellis-ca-root-cert` (root-publisher.ts): `created`, `updated`, `conflict` (409, retried), `error`. */
 export type RootCertWriteResult = 'created' | 'updated' | 'conflict' | 'error';
@@ -21,7 +24,7 @@ export class CaMetrics {
   constructor(registry: Registry) {
     this.requests = new Counter({
       name: 'trellis_ca_requests_total',
-      help: 'CreateCertificate requests by result (issued, unauthenticated, denied, invalid, unavailable, error).',
+      help: 'CreateCertificate requests by result (issued, unauthenticated, denied, invalid, unavailable, error, plaintext).',
       labelNames: ['result'] as const,
       registers: [registry],
     });

@@ -131,7 +131,7 @@ test('renewalTime counts from receipt, not from the backdated notBefore', (t) =>
 test('a short TTL: renewed at 40–50 % of the lifetime, a new key and serial each time; metrics', async (t) => {
   const { env } = t.context;
   const registry = new Registry();
-  const m = manager(t, env.cp.xdsPort, env.tokenFile('short-ttl-token', TOKEN_CART), { ttlSeconds: 4, registry });
+  const m = manager(t, env.cp.xdsPort!, env.tokenFile('short-ttl-token', TOKEN_CART), { ttlSeconds: 4, registry });
   const rotations: WorkloadCertificate[] = [];
   m.on('rotated', (c) => rotations.push(c));
   t.false(m.ready());
@@ -167,7 +167,7 @@ test('a short TTL: renewed at 40–50 % of the lifetime, a new key and serial ea
 
 test("keyRotation 'per-process': one key for every renewal, new certificates and serials", async (t) => {
   const { env } = t.context;
-  const m = manager(t, env.cp.xdsPort, env.tokenFile('per-process-token', TOKEN_CART), {
+  const m = manager(t, env.cp.xdsPort!, env.tokenFile('per-process-token', TOKEN_CART), {
     ttlSeconds: 2,
     keyRotation: 'per-process',
   });
@@ -185,7 +185,7 @@ test("keyRotation 'per-process': one key for every renewal, new certificates and
 
 test('a 60 s TTL renews after ~24–30 s (from receipt), not after half of notBefore..notAfter (~3 min)', async (t) => {
   const { env } = t.context;
-  const m = manager(t, env.cp.xdsPort, env.tokenFile('ttl-60-token', TOKEN_CART), { ttlSeconds: 60 });
+  const m = manager(t, env.cp.xdsPort!, env.tokenFile('ttl-60-token', TOKEN_CART), { ttlSeconds: 60 });
   const first = await m.start();
   t.true(first.notAfter.getTime() - first.notBefore.getTime() > 6 * 60_000 - 2_000, 'notBefore is 5 min back');
   const next = await within(
@@ -224,7 +224,7 @@ test('the first certificate is retried with backoff until the CA is there', asyn
 test('while the CA is away the old certificate is kept until it expires; renewal resumes when it returns', async (t) => {
   const dir = makeTempDir('trellis-sidecar-away-');
   let env = await startCaControlPlane({ dir });
-  const port = env.cp.xdsPort;
+  const port = env.cp.xdsPort!;
   const { logger, lines } = captureLogs('debug');
   const registry = new Registry();
   const m = manager(t, port, env.tokenFile('away-token', TOKEN_CART), {
