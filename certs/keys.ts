@@ -9,7 +9,7 @@ import {
   type EcKeyAlgorithm,
   type ImportAlgorithm,
   type SigningAlgorithm,
-} from './x509.js';
+} from './webcrypto.js';
 
 export type KeyType = 'ec-p256' | 'ec-p384' | 'rsa-2048';
 export const KEY_TYPES: readonly KeyType[] = ['ec-p256', 'ec-p384', 'rsa-2048'];

@@ -1,8 +1,11 @@
 // The workload side of issuance: a key pair made where the workload runs (it never leaves) and a PKCS#10
-// request for exactly one URI SAN, the SPIFFE ID the caller will prove. Built with @peculiar/x509: an
-// agent makes one request per renewal, so the library's speed is no concern here (unlike signing).
+// request for exactly one URI SAN, the SPIFFE ID the caller will prove. Written with der.ts and Node's
+// WebCrypto, without @peculiar/x509, so that the agent, which makes one request per renewal, loads no
+// certificate library.
+import { bitString, extension, NULL, oid, positiveInteger, seq, tlv } from './der.js';
 import { exportPrivateKeyPem, generateKeyPair, signingAlgorithm, type KeyType } from './keys.js';
-import { x509, type CryptoKeyPair } from './x509.js';
+import { toPem } from './pem.js';
+import { subtle, type CryptoKeyPair, type EcKeyAlgorithm } from './webcrypto.js';
 
 export interface WorkloadKey {
   readonly keys: CryptoKeyPair;
@@ -16,14 +19,38 @@ export async function generateWorkloadKey(type: KeyType = 'ec-p256'): Promise<Wo
   return { keys, privateKeyPem: await exportPrivateKeyPem(keys.privateKey) };
 }
 
-type GeneratorKeys = Parameters<typeof x509.Pkcs10CertificateRequestGenerator.create>[0]['keys'];
+const OID_EXTENSION_REQUEST = '1.2.840.113549.1.9.14';
+const OID_SUBJECT_ALT_NAME = '2.5.29.17';
+const OID_ECDSA_SHA256 = '1.2.840.10045.4.3.2';
+const OID_ECDSA_SHA384 = '1.2.840.10045.4.3.3';
+const OID_RSA_SHA256 = '1.2.840.113549.1.1.11';
+/** GeneralName uniformResourceIdentifier: [6] IMPLICIT IA5String. */
+const TAG_URI = 0x86;
 
 /** A PEM CSR signed by `key`, with `spiffeId` as its only subjectAltName and no subject. */
 export async function createCsr(key: WorkloadKey, spiffeId: string): Promise<string> {
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-    keys: key.keys as unknown as GeneratorKeys,
-    signingAlgorithm: signingAlgorithm(key.keys.privateKey),
-    extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: spiffeId }])],
-  });
-  return csr.toString('pem');
+  const { privateKey, publicKey } = key.keys;
+  const spki = Buffer.from(await subtle.exportKey('spki', publicKey));
+  const san = extension(OID_SUBJECT_ALT_NAME, false, seq(tlv(TAG_URI, Buffer.from(spiffeId, 'ascii'))));
+  // CertificationRequestInfo: version 0, an empty subject, the key, [0] attributes {extensionRequest}.
+  const info = seq(
+    tlv(0x02, Buffer.from([0])),
+    seq(),
+    spki,
+    tlv(0xa0, seq(oid(OID_EXTENSION_REQUEST), tlv(0x31, seq(san)))),
+  );
+  const raw = new Uint8Array(await subtle.sign(signingAlgorithm(privateKey), privateKey, info));
+  let algorithmIdentifier: Buffer;
+  let signature: Buffer;
+  if (privateKey.algorithm.name === 'ECDSA') {
+    const p384 = (privateKey.algorithm as EcKeyAlgorithm).namedCurve === 'P-384';
+    algorithmIdentifier = seq(oid(p384 ? OID_ECDSA_SHA384 : OID_ECDSA_SHA256));
+    // WebCrypto signs r || s; X.509 wants SEQUENCE { INTEGER r, INTEGER s }.
+    const half = raw.length / 2;
+    signature = seq(positiveInteger(raw.subarray(0, half)), positiveInteger(raw.subarray(half)));
+  } else {
+    algorithmIdentifier = seq(oid(OID_RSA_SHA256), NULL);
+    signature = Buffer.from(raw);
+  }
+  return toPem(seq(info, algorithmIdentifier, bitString(signature)), 'CERTIFICATE REQUEST');
 }

@@ -1,5 +1,9 @@
 #!/usr/bin/env node
-// The `trellis` executable.
-import { buildProgram } from './cli.js';
-
-await buildProgram().parseAsync(process.argv);
+// The `trellis` executable. `trellis agent` runs in every pod, so it goes straight to the agent's own entry
+// (sidecar/main.ts) without building the whole program; every other command goes through cli.ts.
+if (process.argv[2] === 'agent') {
+  await import('../sidecar/main.js');
+} else {
+  const { buildProgram } = await import('./cli.js');
+  await buildProgram().parseAsync(process.argv);
+}

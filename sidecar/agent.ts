@@ -2,20 +2,25 @@
 // gets and rotates the workload certificate (certificate-manager.ts), hands it to the proxy (SDS for
 // Envoy, certificate files for gRPC), writes the proxy's bootstrap, carries the proxy's xDS stream to the
 // control plane over mutual TLS with that certificate (xds-proxy.ts), and answers /healthz/ready.
+//
+// It loads only what it runs (README "Memory"): certs/ pieces without a certificate library, the shared
+// API definitions (api/), and the Envoy protos only in Envoy mode (SDS and the Envoy bootstrap), imported
+// when that mode starts.
 import * as grpc from '@grpc/grpc-js';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Registry } from 'prom-client';
-import { MemoryCertificateProvider } from '../certs/index.js';
+import { Ports } from '../api/names.js';
+import { MemoryCertificateProvider } from '../certs/certificate-provider.js';
+import { DEFAULT_TRUST_DOMAIN } from '../certs/spiffe.js';
 import type { Logger } from '../control-plane/logger.js';
-import { writeEnvoyBootstrap } from './bootstrap-envoy.js';
 import { writeGrpcBootstrap } from './bootstrap-grpc.js';
 import { CaClient, DEFAULT_CONTROL_PLANE_SERVER_NAME, defaultControlPlaneId } from './ca-client.js';
 import { writeCertFiles } from './cert-files.js';
 import { CertificateManager, type WorkloadCertificate } from './certificate-manager.js';
 import { HealthServer } from './health.js';
 import { bootstrapNode, type ProxyNodeOptions, type ProxyType } from './proxy-node.js';
-import { SdsServer } from './sds-server.js';
+import type { SdsServer } from './sds-server.js';
 import { XdsProxy } from './xds-proxy.js';
 
 export interface AgentOptions {
@@ -72,7 +77,7 @@ export const ENVOY_BOOTSTRAP = 'envoy-bootstrap.json';
 
 export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const { logger, node } = options;
-  const trustDomain = node.trustDomain ?? 'cluster.local';
+  const trustDomain = node.trustDomain ?? DEFAULT_TRUST_DOMAIN;
   if (!options.plaintext && !options.rootCertPem) {
     throw new Error('the agent needs the mesh root certificate (--root-cert) to verify the control plane');
   }
@@ -104,7 +109,13 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const provider = new MemoryCertificateProvider();
   const xdsSocket = path.join(outputDir, XDS_SOCKET);
   const sdsSocket = options.proxyType === 'envoy' ? path.join(outputDir, SDS_SOCKET) : undefined;
-  const sds = sdsSocket ? new SdsServer({ socketPath: sdsSocket, logger }) : undefined;
+  // Envoy mode only: SDS and the Envoy bootstrap, with the Envoy protos they need.
+  const envoy =
+    options.proxyType === 'envoy'
+      ? await Promise.all([import('./sds-server.js'), import('./bootstrap-envoy.js')])
+      : undefined;
+  const sds: SdsServer | undefined =
+    envoy && sdsSocket ? new envoy[0].SdsServer({ socketPath: sdsSocket, logger }) : undefined;
   const certDir = options.proxyType === 'grpc' ? outputDir : undefined;
 
   // Installs are serialised: a slow file write never lets an older certificate land after a newer one.
@@ -171,7 +182,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       if (failures.length > 0) throw new AggregateError(failures, 'the agent did not close cleanly');
     })());
   try {
-    const healthPort = await health.listen(options.healthHost ?? '127.0.0.1', options.healthPort ?? 15021);
+    const healthPort = await health.listen(options.healthHost ?? '127.0.0.1', options.healthPort ?? Ports.agentHealth);
     logger.info({ spiffeId: manager.spiffeId, controlPlane: options.controlPlane }, 'agent: requesting a certificate');
     await manager.start();
     await firstInstall;
@@ -190,10 +201,10 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     });
     await proxy.start();
     const bootstrap = path.join(outputDir, options.proxyType === 'grpc' ? GRPC_BOOTSTRAP : ENVOY_BOOTSTRAP);
-    if (options.proxyType === 'grpc') {
-      await writeGrpcBootstrap(bootstrap, { xdsServerUri: `unix://${xdsSocket}`, node, certDir });
+    if (envoy) {
+      await envoy[1].writeEnvoyBootstrap(bootstrap, { node, xdsSocketPath: xdsSocket, sdsSocketPath: sdsSocket! });
     } else {
-      await writeEnvoyBootstrap(bootstrap, { node, xdsSocketPath: xdsSocket, sdsSocketPath: sdsSocket! });
+      await writeGrpcBootstrap(bootstrap, { xdsServerUri: `unix://${xdsSocket}`, node, certDir });
     }
     const paths: AgentPaths = { outputDir, xdsSocket, sdsSocket, certDir, bootstrap };
     let stopped: Promise<void> | undefined;

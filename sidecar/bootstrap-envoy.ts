@@ -6,7 +6,7 @@
 import { fromJson, type JsonObject } from '@bufbuild/protobuf';
 import { BootstrapSchema } from '../control-plane/envoy/gen/envoy/config/bootstrap/v3/bootstrap_pb.js';
 import { registry, typeUrlOf } from '../control-plane/envoy/protos.js';
-import { SDS_CLUSTER } from '../control-plane/translate/cluster-names.js';
+import { SDS_CLUSTER } from '../api/names.js';
 import { writeJsonAtomically } from './bootstrap-grpc.js';
 import { bootstrapNode, type ProxyNodeOptions } from './proxy-node.js';
 

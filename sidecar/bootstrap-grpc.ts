@@ -9,11 +9,12 @@
 // it, so the old certificate still has ≥ 50 % left), and three small reads per 5 s cost nothing.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { GRPC_IDENTITY_PROVIDER, GRPC_ROOT_PROVIDER } from '../control-plane/translate/cluster-names.js';
+import { GRPC_SERVER_LISTENER_TEMPLATE } from '../api/cluster-names.js';
+import { GRPC_IDENTITY_PROVIDER, GRPC_ROOT_PROVIDER } from '../api/names.js';
 import { certFilePaths } from './cert-files.js';
 import { bootstrapNode, type BootstrapNode, type ProxyNodeOptions } from './proxy-node.js';
 
-export const GRPC_SERVER_LISTENER_TEMPLATE = 'grpc/server?xds.resource.listening_address=%s';
+export { GRPC_SERVER_LISTENER_TEMPLATE };
 export const DEFAULT_REFRESH_INTERVAL = '5s';
 
 export interface GrpcBootstrapOptions {

@@ -10,18 +10,14 @@
 import fs from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import { create } from '@bufbuild/protobuf';
+import { CONTROL_PLANE_NAMESPACE, CONTROL_PLANE_SERVER_NAME, CONTROL_PLANE_SERVICE_ACCOUNT } from '../api/names.js';
 import {
-  checkServerSpiffeId,
-  DEFAULT_TRUST_DOMAIN,
-  MemoryCertificateProvider,
-  spiffeId,
-  type TlsMaterial,
-} from '../certs/index.js';
-import { certificateServiceDefinition } from '../control-plane/ca/service.js';
-import {
+  certificateServiceDefinition,
   CreateCertificateRequestSchema,
   type CreateCertificateResponse,
-} from '../control-plane/envoy/gen/trellis/ca/v1/ca_pb.js';
+} from '../api/services.js';
+import { checkServerSpiffeId, MemoryCertificateProvider, type TlsMaterial } from '../certs/certificate-provider.js';
+import { DEFAULT_TRUST_DOMAIN, spiffeId } from '../certs/spiffe.js';
 import { silentLogger, type Logger } from '../control-plane/logger.js';
 
 /** Local mode (port 15010): no transport security; only the token proves anything. */
@@ -109,11 +105,11 @@ export class CaClientError extends Error {
 
 /** `spiffe://<trustDomain>/ns/trellis-system/sa/trellisd`: the identity of the control plane's serving certificate. */
 export function defaultControlPlaneId(trustDomain = DEFAULT_TRUST_DOMAIN): string {
-  return spiffeId({ trustDomain, namespace: 'trellis-system', serviceAccount: 'trellisd' });
+  return spiffeId({ trustDomain, namespace: CONTROL_PLANE_NAMESPACE, serviceAccount: CONTROL_PLANE_SERVICE_ACCOUNT });
 }
 
 const DEFAULT_DEADLINE_MS = 10_000;
-export const DEFAULT_CONTROL_PLANE_SERVER_NAME = 'trellisd.trellis-system.svc';
+export const DEFAULT_CONTROL_PLANE_SERVER_NAME = CONTROL_PLANE_SERVER_NAME;
 
 export class CaClient implements CertificateIssuer {
   private readonly logger: Logger;

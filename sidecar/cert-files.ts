@@ -14,7 +14,7 @@
 // Old generations are removed after a swap; the previous one is kept for readers still on it.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { TlsMaterial } from '../certs/index.js';
+import type { TlsMaterial } from '../certs/certificate-provider.js';
 
 export const CERT_FILE = 'cert.pem';
 export const KEY_FILE = 'key.pem';

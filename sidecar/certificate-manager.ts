@@ -13,15 +13,10 @@
 import crypto from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import {
-  createCsr,
-  generateWorkloadKey,
-  spiffeId,
-  type KeyType,
-  type TlsMaterial,
-  type WorkloadKey,
-  type WorkloadIdentity,
-} from '../certs/index.js';
+import type { TlsMaterial } from '../certs/certificate-provider.js';
+import type { KeyType } from '../certs/keys.js';
+import { createCsr, generateWorkloadKey, type WorkloadKey } from '../certs/request.js';
+import { spiffeId, type WorkloadIdentity } from '../certs/spiffe.js';
 import { silentLogger, type Logger } from '../control-plane/logger.js';
 import { CaClientError, type CaAuthMethod, type CertificateIssuer } from './ca-client.js';
 

@@ -1,6 +1,6 @@
 // The `node` a proxy announces to the control plane (design.md §3; what control-plane/xds/node.ts reads),
 // shared by the Envoy and the gRPC bootstrap so both say the same thing in the same shape.
-import { DEFAULT_TRUST_DOMAIN } from '../certs/index.js';
+import { DEFAULT_TRUST_DOMAIN } from '../certs/spiffe.js';
 
 export interface ProxyNodeOptions {
   readonly pod: string;

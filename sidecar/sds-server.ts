@@ -34,7 +34,7 @@ import {
 import { packAny, TypeUrl, type Any } from '../control-plane/envoy/protos.js';
 import { silentLogger, type Logger } from '../control-plane/logger.js';
 import { shutdownServer } from '../control-plane/xds/server-shutdown.js';
-import { SDS_ROOT_SECRET, SDS_WORKLOAD_SECRET } from '../control-plane/translate/cluster-names.js';
+import { SDS_ROOT_SECRET, SDS_WORKLOAD_SECRET } from '../api/names.js';
 import type { WorkloadCertificate } from './certificate-manager.js';
 
 const SERVICE = '/envoy.service.secret.v3.SecretDiscoveryService';

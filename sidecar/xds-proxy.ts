@@ -17,18 +17,15 @@
 // the current certificate; an established connection and its streams keep running on the old one until
 // they end (the control plane's max connection age, 30 min, bounds that). Istio's pilot-agent xDS proxy
 // behaves the same.
-import { fromBinary } from '@bufbuild/protobuf';
+import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import * as grpc from '@grpc/grpc-js';
 import fs from 'node:fs/promises';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import {
-  DeltaDiscoveryRequestSchema,
-  DiscoveryRequestSchema,
-} from '../control-plane/envoy/gen/envoy/service/discovery/v3/discovery_pb.js';
+import { ADS_SERVICE_NAME } from '../api/services.js';
 import { silentLogger, type Logger } from '../control-plane/logger.js';
 import { shutdownServer } from '../control-plane/xds/server-shutdown.js';
 
-const SERVICE = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
+const SERVICE = `/${ADS_SERVICE_NAME}`;
 
 /** The two ADS methods; `sotw` is StreamAggregatedResources, `delta` DeltaAggregatedResources. */
 export type AdsProtocol = 'sotw' | 'delta';
@@ -167,12 +164,31 @@ class ProxyMetrics {
 
 let streamCounter = 0;
 
-/** The node id of a stream's first request, or undefined when it has none or does not decode. */
-function nodeIdOf(protocol: AdsProtocol, bytes: Buffer): string | undefined {
+/** The last occurrence of a length-delimited field (a message or a string) in protobuf bytes. */
+function lengthDelimitedField(bytes: Uint8Array, fieldNo: number): Uint8Array | undefined {
+  const reader = new BinaryReader(bytes);
+  let found: Uint8Array | undefined;
+  while (reader.pos < reader.len) {
+    const [no, wireType] = reader.tag();
+    if (no === fieldNo && wireType === WireType.LengthDelimited) found = reader.bytes();
+    else reader.skip(wireType, no);
+  }
+  return found;
+}
+
+/** `node` is field 2 of DiscoveryRequest and field 1 of DeltaDiscoveryRequest; `id` is field 1 of Node. */
+const NODE_FIELD: Record<AdsProtocol, number> = { sotw: 2, delta: 1 };
+const NODE_ID_FIELD = 1;
+
+/**
+ * The node id of a stream's first request, or undefined when it has none or does not decode. Read from the
+ * wire format directly: the proxy relays bytes and needs no Envoy message types for one string.
+ */
+export function nodeIdOf(protocol: AdsProtocol, bytes: Uint8Array): string | undefined {
   try {
-    const request =
-      protocol === 'sotw' ? fromBinary(DiscoveryRequestSchema, bytes) : fromBinary(DeltaDiscoveryRequestSchema, bytes);
-    return request.node?.id || undefined;
+    const node = lengthDelimitedField(bytes, NODE_FIELD[protocol]);
+    const id = node && lengthDelimitedField(node, NODE_ID_FIELD);
+    return id && id.length > 0 ? new TextDecoder('utf-8', { fatal: true }).decode(id) : undefined;
   } catch {
     return undefined;
   }

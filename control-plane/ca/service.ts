@@ -3,36 +3,23 @@
 // certificate of a call on the TLS port, for renewal), check the CSR against that identity, sign; each
 // decision gets an audit log line and is counted in trellis_ca_requests_total{result}.
 import * as grpc from '@grpc/grpc-js';
-import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { create } from '@bufbuild/protobuf';
 import { CertificateAuthority, CsrRefusal, spiffeId } from '../../certs/index.js';
 import {
-  CertificateService,
-  CreateCertificateRequestSchema,
   CreateCertificateResponseSchema,
   type CreateCertificateRequest,
   type CreateCertificateResponse,
-} from '../envoy/gen/trellis/ca/v1/ca_pb.js';
+} from '../../api/services.js';
 import type { Logger } from '../logger.js';
 import { AuthenticationError, AuthenticatorUnavailable, type Authenticator, type Caller } from './auth.js';
 import type { CaMetrics, CaResult } from './metrics.js';
 import { certificateIdentity } from './peer-identity.js';
 
-export const CA_SERVICE_NAME = CertificateService.typeName; // trellis.ca.v1.CertificateService
+// The service definition is shared with the agent, which must not load the CA to call it.
+export { CA_SERVICE_NAME, certificateServiceDefinition } from '../../api/services.js';
 
 /** Largest CSR accepted (a P-256 CSR is ~0.5 KiB, RSA-4096 ~1.7 KiB). */
 const MAX_CSR_BYTES = 16 * 1024;
-
-export const certificateServiceDefinition = {
-  CreateCertificate: {
-    path: `/${CA_SERVICE_NAME}/CreateCertificate`,
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: (m: CreateCertificateRequest) => Buffer.from(toBinary(CreateCertificateRequestSchema, m)),
-    requestDeserialize: (b: Buffer) => fromBinary(CreateCertificateRequestSchema, b),
-    responseSerialize: (m: CreateCertificateResponse) => Buffer.from(toBinary(CreateCertificateResponseSchema, m)),
-    responseDeserialize: (b: Buffer) => fromBinary(CreateCertificateResponseSchema, b),
-  },
-} satisfies grpc.ServiceDefinition;
 
 export interface CaServiceOptions {
   readonly authority: CertificateAuthority;

@@ -1,0 +1,56 @@
+// Well-known names and ports that the control plane, the agent and the injector must agree on (design.md §3,
+// §4). A leaf: no imports, so any process can take these without loading anything else.
+
+/** The control plane's namespace, ServiceAccount and Service (Deployment `trellisd`). */
+export const CONTROL_PLANE_NAMESPACE = 'trellis-system';
+export const CONTROL_PLANE_SERVICE_ACCOUNT = 'trellisd';
+export const CONTROL_PLANE_SERVICE = 'trellisd';
+
+/** The TLS server name (SNI) agents send to the control plane: its Service's cluster DNS name. */
+export const CONTROL_PLANE_SERVER_NAME = `${CONTROL_PLANE_SERVICE}.${CONTROL_PLANE_NAMESPACE}.svc`;
+
+/** The SPIFFE ID of the control plane's serving certificate: `spiffe://<td>/ns/trellis-system/sa/trellisd`. */
+export function controlPlaneSpiffeId(trustDomain: string): string {
+  return `spiffe://${trustDomain}/ns/${CONTROL_PLANE_NAMESPACE}/sa/${CONTROL_PLANE_SERVICE_ACCOUNT}`;
+}
+
+/** Ports (design.md §4). */
+export const Ports = {
+  /** Control plane: xDS and CA, plaintext, local mode only. */
+  xdsPlaintext: 15010,
+  /** Control plane: xDS and CA over TLS. */
+  xdsTls: 15012,
+  /** Control plane: /metrics, /debug/*, /healthz, /readyz. */
+  monitoring: 15014,
+  /** Control plane: admission webhooks. */
+  webhook: 15017,
+  /** Envoy: admin, 127.0.0.1 only. */
+  envoyAdmin: 15000,
+  /** Envoy: outbound capture. */
+  outboundCapture: 15001,
+  /** Envoy: inbound capture. */
+  inboundCapture: 15006,
+  /** Agent: /healthz/ready and /metrics. */
+  agentHealth: 15021,
+  /** Envoy: Prometheus stats. */
+  envoyStats: 15090,
+} as const;
+
+/** The UID the proxy runs as; traffic capture leaves its connections alone. */
+export const PROXY_UID = 1337;
+
+/** SDS secret names the agent serves and every cluster and listener refers to. */
+export const SDS_WORKLOAD_SECRET = 'default';
+export const SDS_ROOT_SECRET = 'ROOTCA';
+
+/** Certificate provider instance names in the gRPC bootstrap the agent writes (proxyless mTLS). */
+export const GRPC_IDENTITY_PROVIDER = 'default';
+export const GRPC_ROOT_PROVIDER = 'ROOTCA';
+
+/** The static cluster in the Envoy bootstrap that reaches the agent's SDS server. */
+export const SDS_CLUSTER = 'sds-grpc';
+
+/** Namespace label that enables injection (`enabled`); the per-pod annotations. */
+export const INJECT_LABEL = 'trellis.dev/inject';
+export const INJECT_ANNOTATION = 'trellis.dev/inject';
+export const TEMPLATE_ANNOTATION = 'trellis.dev/template';
