@@ -13,9 +13,8 @@ import {
 } from '../envoy/gen/envoy/config/cluster/v3/cluster_pb.js';
 import type { ClusterLoadAssignmentSchema } from '../envoy/gen/envoy/config/endpoint/v3/endpoint_pb.js';
 import { HttpProtocolOptionsSchema } from '../envoy/gen/envoy/extensions/upstreams/http/v3/http_protocol_options_pb.js';
-import { destinationRuleFor, instancesAt, instancesOfPod } from '../model/lookup.js';
+import { destinationRuleFor } from '../model/lookup.js';
 import { isHttp2Protocol, isHttpProtocol } from '../model/protocol.js';
-import type { ServiceInstance } from '../model/snapshot.js';
 import {
   BLACKHOLE_CLUSTER,
   inboundClusterName,
@@ -32,6 +31,7 @@ import {
   tcpKeepaliveFields,
 } from './cluster-traffic.js';
 import type { TranslateContext } from './context.js';
+import { inboundPorts } from './inbound-ports.js';
 
 type LoadAssignmentInit = MessageInitShape<typeof ClusterLoadAssignmentSchema>;
 
@@ -104,36 +104,13 @@ function blackHole(ctx: TranslateContext): Cluster {
 }
 
 /**
- * The Service ports this sidecar serves. The Pod named by node.id (`<pod>.<namespace>`) is exact; the
- * instance IPs are the fallback for a proxy whose id names no known Pod (in the local demo every
- * workload shares 127.0.0.1, so the IPs would claim every service).
- */
-export function proxyInstances(ctx: TranslateContext): readonly ServiceInstance[] {
-  const { snapshot, proxy } = ctx;
-  const suffix = `.${proxy.namespace}`;
-  if (proxy.namespace !== '' && proxy.id.endsWith(suffix)) {
-    const byPod = instancesOfPod(snapshot, proxy.namespace, proxy.id.slice(0, -suffix.length));
-    if (byPod.length > 0) return byPod;
-  }
-  return proxy.instanceIps.flatMap((ip) => instancesAt(snapshot, ip));
-}
-
-/**
  * `inbound|<targetPort>||`: the application on 127.0.0.1 (Istio's inboundTrafficPolicy LOCALHOST mode; the
  * PASSTHROUGH default would need the agent's 127.0.0.6 bind rules for every port). Only the
  * DestinationRule's connectionPool applies inbound (Istio). Several Services on one target port share
  * the cluster; the first by FQDN and port decides its protocol and pool.
  */
 function inboundClusters(ctx: TranslateContext): Cluster[] {
-  const byPort = new Map<number, ServiceInstance>();
-  const ordered = [...proxyInstances(ctx)].sort((a, b) =>
-    a.service.fqdn < b.service.fqdn ? -1 : a.service.fqdn > b.service.fqdn ? 1 : a.port.port - b.port.port,
-  );
-  for (const instance of ordered) {
-    if (instance.port.transport !== 'TCP') continue;
-    if (!byPort.has(instance.endpoint.port)) byPort.set(instance.endpoint.port, instance);
-  }
-  return [...byPort.entries()].map(([targetPort, { service, port }]) => {
+  return inboundPorts(ctx).map(([targetPort, { service, port }]) => {
     const name = inboundClusterName(targetPort);
     const rule = destinationRuleFor(ctx.snapshot, service.fqdn, ctx.proxy.namespace);
     const pool = portPolicy(rule?.trafficPolicy, port.port).connectionPool;

@@ -25,6 +25,8 @@ import {
 } from '../envoy/gen/envoy/config/cluster/v3/cluster_pb.js';
 import { ApiVersion, ConfigSourceSchema } from '../envoy/gen/envoy/config/core/v3/config_source_pb.js';
 import { destinationRuleFor, servicesVisibleFrom } from '../model/lookup.js';
+import { canonicalJson } from '../model/canonical.js';
+import { serviceDefinitionKey } from '../model/parts.js';
 import { destinationMtls } from '../model/peer-authentication.js';
 import { isHttp2Protocol, isHttpProtocol } from '../model/protocol.js';
 import type { MergedDestinationRule, MeshService, MeshServicePort } from '../model/snapshot.js';
@@ -46,22 +48,62 @@ import { spiffeId, type TranslateContext } from './context.js';
 
 /** Every cluster of the proxy, sorted by name. Pure: the same context gives equal messages. */
 export function buildClusters(ctx: TranslateContext): Cluster[] {
-  const clusters = [...outboundClusters(ctx), ...specialClusters(ctx)];
-  return clusters.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return sortByName([...outboundClusters(ctx), ...specialClusters(ctx)]);
 }
 
-function outboundClusters(ctx: TranslateContext): Cluster[] {
+/** Sorts resources by name, in place (names are unique within a type). */
+export function sortByName<T extends { readonly name: string }>(resources: T[]): T[] {
+  return resources.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** The outbound clusters of the proxy: those of every Service its namespace sees, by FQDN. */
+export function outboundClusters(ctx: TranslateContext): Cluster[] {
+  return servicesVisibleFrom(ctx.snapshot, ctx.proxy.namespace).flatMap((service) =>
+    serviceClusters(ctx, service, destinationRuleFor(ctx.snapshot, service.fqdn, ctx.proxy.namespace)),
+  );
+}
+
+/**
+ * The clusters of one Service for the DestinationRule that applies: per TCP port, the service cluster and
+ * one per subset. Reads of the proxy only its type; of the Service everything but the endpoint addresses
+ * (see `serviceClustersKey`).
+ */
+export function serviceClusters(
+  ctx: TranslateContext,
+  service: MeshService,
+  rule: MergedDestinationRule | undefined,
+): Cluster[] {
   const out: Cluster[] = [];
-  for (const service of servicesVisibleFrom(ctx.snapshot, ctx.proxy.namespace)) {
-    const rule = destinationRuleFor(ctx.snapshot, service.fqdn, ctx.proxy.namespace);
-    for (const port of service.ports) {
-      // UDP and SCTP are not proxied.
-      if (port.transport !== 'TCP') continue;
-      out.push(outboundCluster(ctx, service, port, rule, undefined));
-      for (const subset of rule?.subsets ?? []) out.push(outboundCluster(ctx, service, port, rule, subset));
-    }
+  for (const port of service.ports) {
+    // UDP and SCTP are not proxied.
+    if (port.transport !== 'TCP') continue;
+    out.push(outboundCluster(ctx, service, port, rule, undefined));
+    for (const subset of rule?.subsets ?? []) out.push(outboundCluster(ctx, service, port, rule, subset));
   }
   return out;
+}
+
+const ruleKeys = new WeakMap<MergedDestinationRule, string>();
+
+/**
+ * Everything `serviceClusters` reads, as a string: equal keys give equal clusters (the generator keeps
+ * them across snapshots under it). The Service's definition key (model/parts.ts; no endpoints), the rule's
+ * content, and per port what clusters read of the endpoints: the destination's mutual-TLS mode and whether
+ * every endpoint is in the mesh. The mesh config is the generator's, fixed.
+ */
+export function serviceClustersKey(
+  ctx: TranslateContext,
+  service: MeshService,
+  rule: MergedDestinationRule | undefined,
+): string {
+  let ruleKey = rule ? ruleKeys.get(rule) : '-';
+  if (ruleKey === undefined && rule) ruleKeys.set(rule, (ruleKey = canonicalJson(rule)));
+  const ports = service.ports.map((port) =>
+    port.transport !== 'TCP'
+      ? ''
+      : `${destinationMtls(ctx.snapshot, service, port, ctx.mesh.mtlsMode)}/${port.endpoints.length > 0 && port.endpoints.every((e) => e.inMesh)}`,
+  );
+  return JSON.stringify([ctx.proxy.proxyType, serviceDefinitionKey(service), ruleKey, ports]);
 }
 
 type Discovery = 'eds' | 'originalDst' | 'dns';

@@ -24,7 +24,9 @@ import {
   type ClusterLoadAssignment,
 } from '../envoy/gen/envoy/config/endpoint/v3/endpoint_pb.js';
 import { LbEndpointSchema, type LbEndpoint } from '../envoy/gen/envoy/config/endpoint/v3/endpoint_components_pb.js';
-import { endpointsFor } from '../model/lookup.js';
+import { canonicalJson } from '../model/canonical.js';
+import { destinationRuleFor, endpointsFor, findService, findServicePort } from '../model/lookup.js';
+import { endpointsKey, snapshotKeys } from '../model/parts.js';
 import { portMtls, workloadMtls } from '../model/peer-authentication.js';
 import type { MeshEndpoint } from '../model/snapshot.js';
 import type { ProxyType } from '../xds/node.js';
@@ -33,12 +35,36 @@ import type { TranslateContext } from './context.js';
 
 type LbEndpointInit = MessageInitShape<typeof LbEndpointSchema>;
 
+/**
+ * Everything the assignment of `clusterName` reads, as a string: equal keys give equal assignments, for any
+ * proxy and snapshot (the generator keeps assignments across snapshots under it, so a change to one
+ * Service's endpoints rebuilds only that Service's assignments). The proxy's type, the endpoints' content,
+ * the subset's labels as the proxy's namespace resolves them, and for Envoy the PeerAuthentications
+ * (per-endpoint auto mTLS); the mesh config is the generator's, fixed.
+ */
+export function loadAssignmentKey(ctx: TranslateContext, clusterName: string): string {
+  const { proxyType, namespace } = ctx.proxy;
+  const parsed = parseOutboundClusterName(clusterName);
+  const service = parsed && findService(ctx.snapshot, parsed.fqdn, namespace);
+  const port = parsed && service && findServicePort(service, parsed.port);
+  if (!parsed || !port) return JSON.stringify([proxyType, clusterName, 'none']);
+  let subset = '';
+  if (parsed.subset !== undefined && parsed.subset !== '') {
+    const definition = destinationRuleFor(ctx.snapshot, parsed.fqdn, namespace)?.subsets.find(
+      (s) => s.name === parsed.subset,
+    );
+    subset = definition ? canonicalJson(definition.labels ?? {}) : 'undefined';
+  }
+  const policy = proxyType === 'envoy' ? snapshotKeys(ctx.snapshot).peerAuthentications : '';
+  return JSON.stringify([proxyType, clusterName, endpointsKey(port.endpoints), subset, policy]);
+}
+
 /** One assignment per name, in the order of `clusterNames` (names are unique there). Pure. */
 export function buildLoadAssignments(ctx: TranslateContext, clusterNames: readonly string[]): ClusterLoadAssignment[] {
   return clusterNames.map((name) => loadAssignment(ctx, name));
 }
 
-function loadAssignment(ctx: TranslateContext, clusterName: string): ClusterLoadAssignment {
+export function loadAssignment(ctx: TranslateContext, clusterName: string): ClusterLoadAssignment {
   const parsed = parseOutboundClusterName(clusterName);
   const endpoints = parsed
     ? endpointsFor(ctx.snapshot, parsed.fqdn, parsed.port, parsed.subset, ctx.proxy.namespace)

@@ -1,24 +1,41 @@
 // meshGenerator: the translator behind the xDS server (design.md §1). For one proxy and one mesh snapshot it
 // composes the per-type modules: CDS (clusters.ts), EDS for the EDS clusters among them (endpoints.ts),
-// LDS (listeners.ts) and RDS (routes.ts). Each module decides by itself what an Envoy sidecar and a
-// proxyless gRPC proxy get (`ctx.proxy.proxyType`).
+// LDS (listeners.ts) and RDS (routes.ts). `generateResources` does it in one go, with no cache: it is the
+// reference the cached path must equal byte for byte (test/translate/incremental.test.ts).
 //
-// Why the memo: the push controller generates per proxy, and the resource cache memoizes encoding on the
-// identity of the arrays and message objects it is handed (xds/generator.ts). Proxies that announce the
-// same "shape" (everything a translator reads from the node: type, namespace, service account, labels,
-// instance IPs, trust domain, locality, and for sidecars the Pod named by node.id) get the very same
-// arrays for one snapshot, so a push to a thousand identical clients generates once and encodes once.
-// The memo hangs off the snapshot object (WeakMap), so it goes away with the snapshot.
+// The cached path (README.md "Shared config" and "Incremental generation"). The resource cache encodes
+// once per message object and per array (xds/resource-cache.ts), so the generator hands out the very same
+// arrays and messages wherever the content is the same, in two directions:
+// - across proxies: a proxy's config is split into parts by what each part reads of the proxy (its shape,
+//   proxy-shape.ts). The outbound parts (outbound clusters, their ClusterLoadAssignments, routes, outbound
+//   listeners) depend on its type, namespace and the labels VirtualServices select sources on; the inbound
+//   parts (inbound and special clusters, the inbound listener) on the Service ports its Pod serves and the
+//   labels PeerAuthentications select on. The Pods of one workload share every part; only a proxyless
+//   server's listeners, named by its IP, are per Pod.
+// - across snapshots: each part is kept under its shape, with the content keys of the snapshot parts it
+//   reads (model/parts.ts); a part whose keys did not change is the same array in the next snapshot.
+//   Inside a part, clusters are kept per Service (clusters.ts serviceClustersKey) and assignments per
+//   cluster (endpoints.ts loadAssignmentKey): one endpoint change rebuilds the assignments of its Service
+//   and nothing else, and the push controller, which compares encoded set versions, pushes only EDS.
 import { TypeUrl, type Message } from '../envoy/protos.js';
 import { Cluster_DiscoveryType, type Cluster } from '../envoy/gen/envoy/config/cluster/v3/cluster_pb.js';
 import type { ClusterLoadAssignment } from '../envoy/gen/envoy/config/endpoint/v3/endpoint_pb.js';
 import type { MeshSnapshot } from '../model/snapshot.js';
 import type { Generator, ResourcesByType } from '../xds/generator.js';
 import type { ProxyInfo } from '../xds/node.js';
-import { buildClusters } from './clusters.js';
+import type { Listener } from '../envoy/gen/envoy/config/listener/v3/listener_pb.js';
+import type { RouteConfiguration } from '../envoy/gen/envoy/config/route/v3/route_pb.js';
+import { destinationRuleFor, servicesVisibleFrom } from '../model/lookup.js';
+import { snapshotKeys, type SnapshotKeys } from '../model/parts.js';
+import { CarryCache } from './carry-cache.js';
+import { specialClusters } from './cluster-special.js';
+import { buildClusters, serviceClusters, serviceClustersKey, sortByName } from './clusters.js';
 import type { MeshConfig, TranslateContext } from './context.js';
-import { buildLoadAssignments } from './endpoints.js';
+import { buildLoadAssignments, loadAssignment, loadAssignmentKey } from './endpoints.js';
 import { buildListeners } from './listeners.js';
+import { apiListeners, serverListeners } from './listeners-grpc.js';
+import { sidecarInboundListener, sidecarOutboundListeners } from './listeners-sidecar.js';
+import { proxyShape, type ProxyShape } from './proxy-shape.js';
 import { buildRouteConfigurations } from './routes.js';
 
 /** The EDS resource name of a cluster (its `service_name`, else its name), or undefined when it is not EDS. */
@@ -38,39 +55,28 @@ export function edsClusterNames(clusters: readonly Cluster[]): string[] {
   return [...names];
 }
 
-/**
- * The part of a proxy that translation depends on, as a string key. Two proxies with equal keys get the
- * same resources from one snapshot. `id`, `cluster` and `userAgent` are left out, except that a sidecar's
- * node id (`<pod>.<namespace>`) names the Pod whose inbound side it serves (model/lookup.ts
- * instancesOfPod), so it is part of an Envoy proxy's shape.
- */
-export function proxyShapeKey(proxy: ProxyInfo): string {
-  const labels = Object.keys(proxy.labels)
-    .sort()
-    .map((k) => [k, proxy.labels[k]!]);
-  return JSON.stringify([
-    proxy.proxyType,
-    proxy.namespace,
-    proxy.serviceAccount,
-    proxy.trustDomain,
-    labels,
-    proxy.instanceIps,
-    [proxy.locality.region, proxy.locality.zone, proxy.locality.subZone],
-    proxy.proxyType === 'envoy' ? proxy.id : '',
-  ]);
-}
-
 export type LoadAssignmentBuilder = (ctx: TranslateContext, clusterNames: readonly string[]) => ClusterLoadAssignment[];
 
-/** Everything one proxy gets, by type, composed from the per-type modules. Pure. */
+/** Everything one proxy gets, by type, composed from the per-type modules. Pure, no cache. */
 export function generateResources(
   ctx: TranslateContext,
   loadAssignments: LoadAssignmentBuilder = buildLoadAssignments,
 ): ResourcesByType {
   const clusters = buildClusters(ctx);
-  const assignments = loadAssignments(ctx, edsClusterNames(clusters));
-  const listeners = buildListeners(ctx);
-  const routes = buildRouteConfigurations(ctx);
+  return resourcesByType(
+    clusters,
+    loadAssignments(ctx, edsClusterNames(clusters)),
+    buildListeners(ctx),
+    buildRouteConfigurations(ctx),
+  );
+}
+
+function resourcesByType(
+  clusters: readonly Cluster[],
+  assignments: readonly ClusterLoadAssignment[],
+  listeners: readonly Listener[],
+  routes: readonly RouteConfiguration[],
+): ResourcesByType {
   // Every type is present (empty when there is nothing): an empty LDS/CDS answer tells a wildcard
   // subscriber that nothing exists, instead of leaving it waiting.
   return new Map<string, readonly Message[]>([
@@ -81,45 +87,171 @@ export function generateResources(
   ]);
 }
 
+/** What the cached generator did, for tests and benchmarks. */
+export interface GeneratorStats {
+  /** Parts translated (cache misses), all kinds. */
+  readonly parts: number;
+  /** Services whose clusters were translated. */
+  readonly serviceClusters: number;
+  /** ClusterLoadAssignments built. */
+  readonly loadAssignments: number;
+  /** Entries held across snapshots. */
+  readonly cached: number;
+}
+
 export interface MeshGenerator extends Generator<MeshSnapshot> {
   readonly mesh: MeshConfig;
-  /** Generations actually run (memo misses), for tests and benchmarks. */
+  /** Parts actually translated (cache misses), for tests and benchmarks. */
   readonly generations: () => number;
+  readonly stats: () => GeneratorStats;
+}
+
+interface Part<T> {
+  /** The content keys of the snapshot parts it was built from. */
+  readonly deps: string;
+  readonly value: readonly T[];
+  /** For a combined part: the parts it was made of. */
+  readonly from?: readonly (readonly Message[])[];
+}
+
+function sameElements<T>(a: readonly T[], b: readonly T[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /** The generator the control plane runs in `--config-dir` (and Kubernetes) mode. */
 export function meshGenerator(mesh: MeshConfig): MeshGenerator {
-  const memo = new WeakMap<MeshSnapshot, Map<string, ResourcesByType>>();
-  const edsMemo = new WeakMap<MeshSnapshot, Map<string, ClusterLoadAssignment>>();
-  let generations = 0;
-  // ClusterLoadAssignments are shared across shapes too: an assignment depends on the snapshot, the cluster
-  // name, and of the proxy only on its namespace (DestinationRule lookup for subsets) and type (Envoy's
-  // transport-socket-match metadata), see endpoints.ts; the locality is in the key as well, in case
-  // locality-aware priorities come. So every sidecar of a namespace gets the same message objects and the
-  // resource cache encodes each assignment once, not once per Pod.
-  const loadAssignments: LoadAssignmentBuilder = (ctx, names) => {
-    let cache = edsMemo.get(ctx.snapshot);
-    if (!cache) edsMemo.set(ctx.snapshot, (cache = new Map()));
-    const { proxyType, namespace, locality } = ctx.proxy;
-    const prefix = JSON.stringify([proxyType, namespace, locality.region, locality.zone, locality.subZone]);
-    const missing = names.filter((n) => !cache.has(`${prefix}${n}`));
-    if (missing.length > 0) {
-      buildLoadAssignments(ctx, missing).forEach((cla, i) => cache.set(`${prefix}${missing[i]!}`, cla));
-    }
-    return names.map((n) => cache.get(`${prefix}${n}`)!);
+  let current: MeshSnapshot | undefined;
+  const byShape = new WeakMap<MeshSnapshot, Map<string, ResourcesByType>>();
+  const parts = new CarryCache<Part<Message>>();
+  const clustersByService = new CarryCache<readonly Cluster[]>();
+  const assignments = new CarryCache<ClusterLoadAssignment>();
+  const edsNames = new WeakMap<readonly Cluster[], readonly string[]>();
+  const arrayIds = new WeakMap<readonly Message[], string>();
+  let nextArrayId = 0;
+  /** A name for an array object (a part's deps may be another part's identity). */
+  const arrayId = (array: readonly Message[]): string => {
+    let id = arrayIds.get(array);
+    if (id === undefined) arrayIds.set(array, (id = `#${nextArrayId++}`));
+    return id;
   };
+  const counts = { parts: 0, serviceClusters: 0, loadAssignments: 0 };
+
+  /** The part `id`, rebuilt only when `deps` changed; an equal rebuild keeps the old array. */
+  function part<T extends Message>(id: string, deps: string, build: () => readonly T[]): readonly T[] {
+    const hit = parts.get(id) as Part<T> | undefined;
+    if (hit && hit.deps === deps) return hit.value;
+    const built = build();
+    counts.parts++;
+    const value = hit && sameElements(hit.value, built) ? hit.value : built;
+    parts.set(id, { deps, value });
+    return value;
+  }
+
+  /** `a` and `b` combined; the same array while both are. */
+  function combine<T extends Message>(id: string, a: readonly T[], b: readonly T[], join: () => T[]): readonly T[] {
+    const hit = parts.get(id) as Part<T> | undefined;
+    if (hit && hit.from?.[0] === a && hit.from[1] === b) return hit.value;
+    const value = join();
+    parts.set(id, { deps: '', value, from: [a, b] });
+    return value;
+  }
+
+  function outboundClusters(ctx: TranslateContext): Cluster[] {
+    return sortByName(outboundClustersByService(ctx));
+  }
+
+  function outboundClustersByService(ctx: TranslateContext): Cluster[] {
+    return servicesVisibleFrom(ctx.snapshot, ctx.proxy.namespace).flatMap((service) => {
+      const rule = destinationRuleFor(ctx.snapshot, service.fqdn, ctx.proxy.namespace);
+      const key = serviceClustersKey(ctx, service, rule);
+      let clusters = clustersByService.get(key);
+      if (!clusters) {
+        clusters = serviceClusters(ctx, service, rule);
+        counts.serviceClusters++;
+        clustersByService.set(key, clusters);
+      }
+      return clusters;
+    });
+  }
+
+  function edsNamesOf(clusters: readonly Cluster[]): readonly string[] {
+    let names = edsNames.get(clusters);
+    if (!names) edsNames.set(clusters, (names = edsClusterNames(clusters)));
+    return names;
+  }
+
+  function loadAssignmentsOf(ctx: TranslateContext, names: readonly string[]): ClusterLoadAssignment[] {
+    return names.map((name) => {
+      const key = loadAssignmentKey(ctx, name);
+      let cla = assignments.get(key);
+      if (!cla) {
+        cla = loadAssignment(ctx, name);
+        counts.loadAssignments++;
+        assignments.set(key, cla);
+      }
+      return cla;
+    });
+  }
+
+  function generateShaped(ctx: TranslateContext, shape: ProxyShape, keys: SnapshotKeys): ResourcesByType {
+    const deps = (...k: string[]) => k.join('|');
+    const out = `${shape.outbound}\n`;
+    const inn = `${ctx.proxy.proxyType}\n${ctx.proxy.namespace}\n${shape.inbound}\n`;
+    const { services, endpointTraits, virtualServices, destinationRules, peerAuthentications } = keys;
+
+    const outbound = part(`${out}cds`, deps(services, endpointTraits, destinationRules, peerAuthentications), () =>
+      outboundClusters(ctx),
+    );
+    const assignmentsPart = part(
+      `${out}eds`,
+      deps(keys.endpoints, destinationRules, peerAuthentications, arrayId(outbound)),
+      () => loadAssignmentsOf(ctx, edsNamesOf(outbound)),
+    );
+    const routes = part(`${out}rds`, deps(services, virtualServices, destinationRules), () =>
+      buildRouteConfigurations(ctx),
+    );
+    if (ctx.proxy.proxyType === 'grpc') {
+      const api = part(`${out}lds`, deps(services), () => apiListeners(ctx));
+      const server = part(`${inn}lds`, deps(services, peerAuthentications), () => serverListeners(ctx));
+      const listeners = combine(`${out}${inn}lds`, api, server, () => [...api, ...server]);
+      return resourcesByType(outbound, assignmentsPart, listeners, routes);
+    }
+    const special = part(`${inn}cds`, deps(services, destinationRules), () => specialClusters(ctx));
+    const clusters = combine(`${out}${inn}cds`, outbound, special, () => sortByName([...outbound, ...special]));
+    const outListeners = part(`${out}lds`, deps(services, virtualServices, destinationRules), () =>
+      sidecarOutboundListeners(ctx),
+    );
+    const inListeners = part(`${inn}lds`, deps(services, destinationRules, peerAuthentications), () => [
+      sidecarInboundListener(ctx),
+    ]);
+    const listeners = combine(`${out}${inn}lds`, outListeners, inListeners, () => [...outListeners, ...inListeners]);
+    return resourcesByType(clusters, assignmentsPart, listeners, routes);
+  }
+
   return {
     mesh,
-    generations: () => generations,
+    generations: () => counts.parts,
+    stats: () => ({
+      ...counts,
+      cached: parts.size + clustersByService.size + assignments.size,
+    }),
     generate(proxy: ProxyInfo, snapshot: MeshSnapshot): ResourcesByType {
-      let byShape = memo.get(snapshot);
-      if (!byShape) memo.set(snapshot, (byShape = new Map()));
-      const key = proxyShapeKey(proxy);
-      let resources = byShape.get(key);
+      if (snapshot !== current) {
+        current = snapshot;
+        parts.advance();
+        clustersByService.advance();
+        assignments.advance();
+      }
+      let memo = byShape.get(snapshot);
+      if (!memo) byShape.set(snapshot, (memo = new Map()));
+      const ctx: TranslateContext = { snapshot, proxy, mesh };
+      const keys = snapshotKeys(snapshot);
+      const shape = proxyShape(ctx, keys);
+      const id = `${shape.outbound}\n${shape.inbound}`;
+      let resources = memo.get(id);
       if (!resources) {
-        resources = generateResources({ snapshot, proxy, mesh }, loadAssignments);
-        generations++;
-        byShape.set(key, resources);
+        resources = generateShaped(ctx, shape, keys);
+        memo.set(id, resources);
       }
       return resources;
     },

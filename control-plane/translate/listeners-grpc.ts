@@ -21,7 +21,7 @@ import { httpServicesByPort } from './routes.js';
  * `name.ns`, and the bare `name` only from the Service's own namespace (hostAliases). All listeners of a
  * port share one HCM message (encoded once). Sorted by name; a name is emitted once.
  */
-function apiListeners(ctx: TranslateContext): Listener[] {
+export function apiListeners(ctx: TranslateContext): Listener[] {
   const byName = new Map<string, Listener>();
   for (const [port, services] of httpServicesByPort(ctx)) {
     const hcm = packAny(grpcApiListenerHcm(port));
@@ -43,7 +43,7 @@ function apiListeners(ctx: TranslateContext): Listener[] {
  * (generator.ts proxyShapeKey). In the local demo, where every workload is 127.0.0.1, a server thus also
  * gets the listeners of its neighbours' ports; it subscribes only to its own name, so they are inert.
  */
-function serverBindings(ctx: TranslateContext): { address: string; port: number }[] {
+export function serverBindings(ctx: TranslateContext): { address: string; port: number }[] {
   const seen = new Set<string>();
   const out: { address: string; port: number }[] = [];
   for (const ip of ctx.proxy.instanceIps) {
@@ -71,7 +71,7 @@ function serverBindings(ctx: TranslateContext): { address: string; port: number 
  * tell a TLS ClientHello from plaintext. Plaintext keeps every client working until the namespace goes
  * STRICT. DISABLE → plaintext.
  */
-function serverListeners(ctx: TranslateContext): Listener[] {
+export function serverListeners(ctx: TranslateContext): Listener[] {
   const workload = workloadMtls(ctx.snapshot, ctx.proxy.namespace, ctx.proxy.labels, ctx.mesh.mtlsMode);
   const byName = new Map<string, Listener>();
   for (const { address, port } of serverBindings(ctx)) {

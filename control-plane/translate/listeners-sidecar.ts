@@ -19,8 +19,8 @@ import {
   outboundClusterName,
   PASSTHROUGH_CLUSTER,
 } from './cluster-names.js';
-import { proxyInstances } from './cluster-special.js';
 import type { TranslateContext } from './context.js';
+import { inboundPorts } from './inbound-ports.js';
 import { hcmFilter, sidecarInboundHcm, sidecarOutboundHcm } from './http-connection-manager.js';
 import { httpInspectorFilter, originalDstFilter, socketAddress, tlsInspectorFilter } from './listener-address.js';
 import { outboundTcpProxyFilter, tcpProxyFilter, tcpRouteFor } from './listener-tcp-proxy.js';
@@ -132,22 +132,6 @@ function outboundTcpListeners(ctx: TranslateContext, notes: string[]): Listener[
 }
 
 /**
- * The Service port served on each target port of this workload: the first by FQDN, then port (as the
- * inbound clusters choose, clusters.ts), sorted by target port.
- */
-export function inboundPorts(ctx: TranslateContext): [number, ServiceInstance][] {
-  const byPort = new Map<number, ServiceInstance>();
-  const ordered = [...proxyInstances(ctx)].sort((a, b) =>
-    a.service.fqdn < b.service.fqdn ? -1 : a.service.fqdn > b.service.fqdn ? 1 : a.port.port - b.port.port,
-  );
-  for (const instance of ordered) {
-    if (instance.port.transport !== 'TCP') continue;
-    if (!byPort.has(instance.endpoint.port)) byPort.set(instance.endpoint.port, instance);
-  }
-  return [...byPort.entries()].sort(([a], [b]) => a - b);
-}
-
-/**
  * The chains of one inbound target port (§3.3), by the port's effective mode (PeerAuthentication, then the
  * mesh config; model/peer-authentication.ts).
  *
@@ -216,7 +200,7 @@ function inboundPortChains(
  * PERMISSIVE, mesh mTLS only under STRICT, plaintext only under DISABLE; each declared target port gets
  * the chains of its own mode (portLevelMtls).
  */
-function virtualInbound(ctx: TranslateContext, notes: string[]): Listener {
+export function sidecarInboundListener(ctx: TranslateContext, notes: string[] = []): Listener {
   const workload = workloadMtls(ctx.snapshot, ctx.proxy.namespace, ctx.proxy.labels, ctx.mesh.mtlsMode);
   const strict = workload.mode === 'STRICT';
   const chains: FilterChainInit[] = [
@@ -257,8 +241,11 @@ function virtualInbound(ctx: TranslateContext, notes: string[]): Listener {
   });
 }
 
-/** Every listener of an Envoy sidecar, in a fixed order: 15001, HTTP ports, TCP addresses, 15006. */
-export function sidecarListeners(ctx: TranslateContext, notes: string[]): Listener[] {
+/**
+ * The outbound listeners of an Envoy sidecar, in a fixed order: 15001, HTTP ports, TCP addresses. They depend
+ * on the proxy's namespace, type and the labels VirtualServices select sources on, not on its Pod.
+ */
+export function sidecarOutboundListeners(ctx: TranslateContext, notes: string[] = []): Listener[] {
   const httpPorts = [...httpServicesByPort(ctx).keys()].filter((port) => {
     if (!PROXY_PORTS.has(port)) return true;
     notes.push(`port ${port} is a proxy port; no outbound listener`);
@@ -268,6 +255,10 @@ export function sidecarListeners(ctx: TranslateContext, notes: string[]): Listen
     virtualOutbound(ctx),
     ...httpPorts.map((port) => outboundHttpListener(ctx, port)),
     ...outboundTcpListeners(ctx, notes),
-    virtualInbound(ctx, notes),
   ];
+}
+
+/** Every listener of an Envoy sidecar, in a fixed order: 15001, HTTP ports, TCP addresses, 15006. */
+export function sidecarListeners(ctx: TranslateContext, notes: string[]): Listener[] {
+  return [...sidecarOutboundListeners(ctx, notes), sidecarInboundListener(ctx, notes)];
 }

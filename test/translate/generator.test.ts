@@ -6,7 +6,7 @@ import { TypeUrl } from '../../control-plane/envoy/protos.js';
 import { buildSnapshot } from '../../control-plane/model/build-snapshot.js';
 import { parseManifests } from '../../control-plane/sources/manifests.js';
 import { defaultMeshConfig } from '../../control-plane/translate/context.js';
-import { meshGenerator, proxyShapeKey } from '../../control-plane/translate/generator.js';
+import { meshGenerator } from '../../control-plane/translate/generator.js';
 import { MeshConfigError, parseMeshConfig } from '../../control-plane/translate/mesh-config.js';
 import type { ProxyInfo } from '../../control-plane/xds/node.js';
 
@@ -44,7 +44,7 @@ function proxy(overrides: Partial<ProxyInfo> = {}): ProxyInfo {
   };
 }
 
-test('proxies of the same shape get the very same arrays; another shape or snapshot gets new ones', (t) => {
+test('proxies of the same shape get the very same arrays; another shape gets its own', (t) => {
   const generator = meshGenerator(defaultMeshConfig);
   const snap = snapshot();
   const a = generator.generate(proxy(), snap);
@@ -54,44 +54,54 @@ test('proxies of the same shape get the very same arrays; another shape or snaps
     [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration].sort(),
   );
   for (const typeUrl of a.keys()) t.is(a.get(typeUrl), b.get(typeUrl), `${typeUrl} not shared`);
-  t.is(generator.generations(), 1);
+  const built = generator.generations();
   t.true(a.get(TypeUrl.Cluster)!.length > 0);
   t.is(a.get(TypeUrl.ClusterLoadAssignment)!.length, a.get(TypeUrl.Cluster)!.length);
 
-  // Label order does not matter; a label value, the namespace or the type does.
-  generator.generate(proxy({ labels: { app: 'client' } }), snap);
-  t.is(generator.generations(), 1);
+  // Labels no policy selects on, the service account and the locality do not matter.
+  generator.generate(
+    proxy({ labels: { app: 'other' }, serviceAccount: 'x', locality: { region: 'r', zone: '', subZone: '' } }),
+    snap,
+  );
+  t.is(generator.generations(), built);
+  // The namespace and the type do.
   const c = generator.generate(proxy({ namespace: 'other' }), snap);
   t.not(c.get(TypeUrl.Listener), a.get(TypeUrl.Listener));
-  generator.generate(proxy({ labels: { app: 'other' } }), snap);
-  generator.generate(proxy({ proxyType: 'envoy' }), snap);
-  t.is(generator.generations(), 4);
+  t.true(generator.generations() > built);
+  const e = generator.generate(proxy({ proxyType: 'envoy' }), snap);
+  t.not(e.get(TypeUrl.Cluster), a.get(TypeUrl.Cluster));
 
-  // A new snapshot (even with equal content) is generated afresh.
+  // A new snapshot with equal content gets the very same arrays (the parts are kept under content keys).
   const d = generator.generate(proxy(), snapshot());
-  t.not(d.get(TypeUrl.Cluster), a.get(TypeUrl.Cluster));
-  t.is(generator.generations(), 5);
+  for (const typeUrl of a.keys()) t.is(d.get(typeUrl), a.get(typeUrl), `${typeUrl} rebuilt for equal content`);
 });
 
-test('sidecars of one namespace share ClusterLoadAssignment messages, though their shapes differ', (t) => {
+test('sidecars of one namespace share ClusterLoadAssignment messages, though their Pods differ', (t) => {
   const generator = meshGenerator(defaultMeshConfig);
   const snap = snapshot();
   const a = generator.generate(proxy({ proxyType: 'envoy', id: 'a.demo' }), snap);
-  const b = generator.generate(proxy({ proxyType: 'envoy', id: 'b.demo' }), snap);
-  t.is(generator.generations(), 2);
+  const b = generator.generate(proxy({ proxyType: 'envoy', id: 'b.demo', labels: { app: 'b' } }), snap);
   const claA = a.get(TypeUrl.ClusterLoadAssignment)!;
   const claB = b.get(TypeUrl.ClusterLoadAssignment)!;
   t.true(claA.length > 0);
-  t.is(claA.length, claB.length);
-  claA.forEach((m, i) => t.true(m === claB[i], 'not the same message object'));
+  t.is(claA, claB);
   // Another proxy type gets its own (Envoy's carry transport-socket-match metadata).
   const g = generator.generate(proxy(), snap).get(TypeUrl.ClusterLoadAssignment)!;
   t.false(g[0] === claA[0]);
 });
 
-test('a sidecar shape includes its node id (it names the Pod whose inbound side it serves); a gRPC shape does not', (t) => {
-  t.not(proxyShapeKey(proxy({ proxyType: 'envoy' })), proxyShapeKey(proxy({ proxyType: 'envoy', id: 'b.demo' })));
-  t.is(proxyShapeKey(proxy()), proxyShapeKey(proxy({ id: 'b.demo' })));
+test('a sidecar serving a Service has its own inbound side; a proxyless server its own listeners', (t) => {
+  const generator = meshGenerator(defaultMeshConfig);
+  const snap = snapshot();
+  const client = generator.generate(proxy({ proxyType: 'envoy', id: 'client.demo' }), snap);
+  const server = generator.generate(proxy({ proxyType: 'envoy', id: 'echo-0.demo', instanceIps: ['10.0.0.1'] }), snap);
+  t.not(server.get(TypeUrl.Cluster), client.get(TypeUrl.Cluster));
+  t.is(server.get(TypeUrl.RouteConfiguration), client.get(TypeUrl.RouteConfiguration));
+  t.is(server.get(TypeUrl.ClusterLoadAssignment), client.get(TypeUrl.ClusterLoadAssignment));
+  const grpcServer = generator.generate(proxy({ instanceIps: ['10.0.0.1'] }), snap);
+  const grpcClient = generator.generate(proxy(), snap);
+  t.not(grpcServer.get(TypeUrl.Listener), grpcClient.get(TypeUrl.Listener));
+  t.is(grpcServer.get(TypeUrl.Cluster), grpcClient.get(TypeUrl.Cluster));
 });
 
 test('--mesh-config: defaults, every field, and errors that name the field', (t) => {

@@ -1,0 +1,187 @@
+// Content keys of a snapshot's parts, and what changed between two snapshots. A key is a hash of exactly
+// what some reader depends on, so "equal key" means "the reader would compute the same thing": the
+// translator caches generated resources across snapshots under these keys (translate/README.md
+// "Incremental generation"), and `snapshotChanges` says which services' endpoints, which services, and
+// which kinds of policy changed (README.md "Incremental builds").
+//
+// Every key is memoized on the object it describes (WeakMap), and the model hands unchanged parts from one
+// snapshot to the next by identity (build-snapshot.ts), so computing the keys of a new snapshot costs
+// time in proportion to what changed. Pure.
+import { createHash } from 'node:crypto';
+import { canonicalJson } from './canonical.js';
+import type { MeshEndpoint, MeshService, MeshSnapshot } from './snapshot.js';
+
+function digest(text: string): string {
+  return createHash('sha256').update(text).digest('base64url').slice(0, 22);
+}
+
+const endpointKeys = new WeakMap<readonly MeshEndpoint[], string>();
+
+/** The content key of a port's endpoint list (what a ClusterLoadAssignment is built from). */
+export function endpointsKey(endpoints: readonly MeshEndpoint[]): string {
+  let key = endpointKeys.get(endpoints);
+  if (key === undefined) {
+    key = endpoints.length === 0 ? 'none' : digest(canonicalJson(endpoints));
+    endpointKeys.set(endpoints, key);
+  }
+  return key;
+}
+
+const definitionKeys = new WeakMap<MeshService, string>();
+
+/**
+ * The content key of a Service without its endpoint lists: what listeners and routes read of it (clusters
+ * also read the endpoints' labels and ports: `endpointTraitsKey`). `serviceAccounts`, a field, is in it.
+ */
+export function serviceDefinitionKey(service: MeshService): string {
+  let key = definitionKeys.get(service);
+  if (key === undefined) {
+    key = digest(canonicalJson({ ...service, ports: service.ports.map(({ endpoints: _, ...port }) => port) }));
+    definitionKeys.set(service, key);
+  }
+  return key;
+}
+
+const traitKeys = new WeakMap<readonly MeshEndpoint[], string>();
+
+/**
+ * The distinct (labels, target port) pairs of a port's endpoints and whether it has any: all that clusters
+ * read of endpoints (the destination's mutual-TLS mode, auto mTLS). An endpoint that moves to another
+ * address, turns unready, or a Pod replaced by one with the same labels leaves it alone.
+ */
+export function endpointTraitsKey(endpoints: readonly MeshEndpoint[]): string {
+  let key = traitKeys.get(endpoints);
+  if (key === undefined) {
+    key =
+      endpoints.length === 0
+        ? 'none'
+        : digest([...new Set(endpoints.map((e) => canonicalJson([e.labels, e.port])))].sort().join('\n'));
+    traitKeys.set(endpoints, key);
+  }
+  return key;
+}
+
+/** The keys of one snapshot's parts. */
+export interface SnapshotKeys {
+  /** Domain, root namespace, namespaces and every Service's definition key (not endpoints). */
+  readonly services: string;
+  /** Every Service port's `endpointTraitsKey`. */
+  readonly endpointTraits: string;
+  /** Every Service port's `endpointsKey`. */
+  readonly endpoints: string;
+  readonly virtualServices: string;
+  readonly destinationRules: string;
+  readonly peerAuthentications: string;
+  /** Label keys a VirtualService match selects sources on (`sourceLabels`), sorted. */
+  readonly sourceLabelKeys: readonly string[];
+  /** Label keys a PeerAuthentication selector reads, sorted. */
+  readonly selectorLabelKeys: readonly string[];
+}
+
+const listKeys = new WeakMap<readonly object[], string>();
+
+function listKey(list: readonly object[]): string {
+  let key = listKeys.get(list);
+  if (key === undefined) {
+    key = digest(canonicalJson(list));
+    listKeys.set(list, key);
+  }
+  return key;
+}
+
+function sourceLabelKeysOf(snapshot: MeshSnapshot): string[] {
+  const keys = new Set<string>();
+  for (const vs of snapshot.virtualServices) {
+    const matches = [
+      ...(vs.spec.http ?? []).flatMap((r) => r.match ?? []),
+      ...(vs.spec.tcp ?? []).flatMap((r) => r.match ?? []),
+    ];
+    for (const match of matches) for (const key of Object.keys(match.sourceLabels ?? {})) keys.add(key);
+  }
+  return [...keys].sort();
+}
+
+const snapshotKeyMemo = new WeakMap<MeshSnapshot, SnapshotKeys>();
+
+/** The part keys of a snapshot (memoized on it). */
+export function snapshotKeys(snapshot: MeshSnapshot): SnapshotKeys {
+  let keys = snapshotKeyMemo.get(snapshot);
+  if (!keys) {
+    const services = createHash('sha256')
+      .update(canonicalJson([snapshot.domain, snapshot.rootNamespace, snapshot.namespaces]))
+      .update('\0');
+    const traits = createHash('sha256');
+    const endpoints = createHash('sha256');
+    for (const service of snapshot.services) {
+      services.update(serviceDefinitionKey(service)).update('\0');
+      for (const port of service.ports) {
+        traits.update(endpointTraitsKey(port.endpoints)).update('\0');
+        endpoints.update(endpointsKey(port.endpoints)).update('\0');
+      }
+      traits.update('\n');
+      endpoints.update('\n');
+    }
+    keys = {
+      services: services.digest('base64url').slice(0, 22),
+      endpointTraits: traits.digest('base64url').slice(0, 22),
+      endpoints: endpoints.digest('base64url').slice(0, 22),
+      virtualServices: listKey(snapshot.virtualServices),
+      destinationRules: listKey(snapshot.destinationRules),
+      peerAuthentications: listKey(snapshot.peerAuthentications),
+      sourceLabelKeys: sourceLabelKeysOf(snapshot),
+      selectorLabelKeys: [
+        ...new Set(snapshot.peerAuthentications.flatMap((pa) => Object.keys(pa.selector ?? {}))),
+      ].sort(),
+    };
+    snapshotKeyMemo.set(snapshot, keys);
+  }
+  return keys;
+}
+
+/** What changed from one snapshot to the next. */
+export interface SnapshotChanges {
+  /** The version of the snapshot compared with. */
+  readonly from: number;
+  /** Services whose endpoints changed and nothing else (only EDS reads what changed), sorted FQDNs. */
+  readonly endpoints: readonly string[];
+  /** Services added, removed, or changed in more than their endpoints, sorted FQDNs. */
+  readonly services: readonly string[];
+  readonly namespaces: boolean;
+  readonly virtualServices: boolean;
+  readonly destinationRules: boolean;
+  readonly peerAuthentications: boolean;
+  /** Statuses or problems changed (nothing a proxy reads). */
+  readonly statuses: boolean;
+}
+
+/** The changes from `previous` to `next`, compared part by part (unchanged parts are shared, so this is cheap). */
+export function diffSnapshots(previous: MeshSnapshot, next: MeshSnapshot): SnapshotChanges {
+  const before = new Map(previous.services.map((s) => [s.fqdn, s]));
+  const endpoints: string[] = [];
+  const services: string[] = [];
+  for (const service of next.services) {
+    const old = before.get(service.fqdn);
+    before.delete(service.fqdn);
+    if (old === service) continue;
+    if (!old || serviceDefinitionKey(old) !== serviceDefinitionKey(service)) services.push(service.fqdn);
+    else if (old.ports.some((p, i) => endpointsKey(p.endpoints) !== endpointsKey(service.ports[i]!.endpoints))) {
+      endpoints.push(service.fqdn);
+    }
+  }
+  services.push(...before.keys());
+  const a = snapshotKeys(previous);
+  const b = snapshotKeys(next);
+  return {
+    from: previous.version,
+    endpoints: endpoints.sort(),
+    services: services.sort(),
+    namespaces:
+      previous.namespaces !== next.namespaces && canonicalJson(previous.namespaces) !== canonicalJson(next.namespaces),
+    virtualServices: a.virtualServices !== b.virtualServices,
+    destinationRules: a.destinationRules !== b.destinationRules,
+    peerAuthentications: a.peerAuthentications !== b.peerAuthentications,
+    statuses:
+      (previous.statuses !== next.statuses && canonicalJson(previous.statuses) !== canonicalJson(next.statuses)) ||
+      (previous.problems !== next.problems && canonicalJson(previous.problems) !== canonicalJson(next.problems)),
+  };
+}

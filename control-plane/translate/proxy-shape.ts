@@ -1,0 +1,56 @@
+// What translation reads of a proxy, as keys (translate/README.md "Shared config"). Two proxies with equal
+// keys get the same generated parts from one snapshot, so the generator (generator.ts) shares the message
+// objects and the resource cache encodes them once.
+//
+// - `outbound`: the proxy type, its namespace (visibility, DestinationRule lookup, short host names), the
+//   labels some VirtualService selects sources on (`sourceLabels`), and for an Envoy sidecar with tracing on
+//   the service name its spans carry. Not its node id, IPs, service account or other labels: nothing
+//   outbound reads them.
+// - `inbound`: for an Envoy sidecar, the Service ports its Pod serves by target port (inbound-ports.ts) and
+//   the labels PeerAuthentication selectors read; for a proxyless application, the (IP, port) pairs its
+//   server listeners are named by, and the same labels. Pods of one workload serve the same ports, so they
+//   share this too, except proxyless servers (their listener names carry the IP).
+import { tracingServiceName } from './tracing.js';
+import type { SnapshotKeys } from '../model/parts.js';
+import type { TranslateContext } from './context.js';
+import { inboundPorts } from './inbound-ports.js';
+import { serverBindings } from './listeners-grpc.js';
+
+export interface ProxyShape {
+  readonly outbound: string;
+  readonly inbound: string;
+}
+
+/** The labels among `keys`, as sorted pairs. */
+function pick(labels: Readonly<Record<string, string>>, keys: readonly string[]): [string, string][] {
+  const out: [string, string][] = [];
+  for (const key of keys) {
+    const value = labels[key];
+    if (value !== undefined) out.push([key, value]);
+  }
+  return out;
+}
+
+export function proxyShape(
+  ctx: TranslateContext,
+  keys: Pick<SnapshotKeys, 'sourceLabelKeys' | 'selectorLabelKeys'>,
+): ProxyShape {
+  const { proxy, mesh } = ctx;
+  const envoy = proxy.proxyType === 'envoy';
+  const tracing = envoy && mesh.tracing.collector ? tracingServiceName(proxy) : '';
+  const outbound = JSON.stringify([
+    proxy.proxyType,
+    proxy.namespace,
+    pick(proxy.labels, keys.sourceLabelKeys),
+    tracing,
+  ]);
+  const selected = pick(proxy.labels, keys.selectorLabelKeys);
+  const inbound = envoy
+    ? JSON.stringify([
+        selected,
+        tracing,
+        inboundPorts(ctx).map(([targetPort, { service, port }]) => [targetPort, service.fqdn, port.port]),
+      ])
+    : JSON.stringify([selected, serverBindings(ctx)]);
+  return { outbound, inbound };
+}

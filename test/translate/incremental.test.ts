@@ -1,0 +1,417 @@
+// The cached, shared path of meshGenerator is exact: for random sequences of object changes, what one
+// long-lived generator hands out for every proxy equals, byte for byte, a fresh `generateResources` on the
+// same snapshot; and the incrementally built snapshot equals one built from scratch. Also the contracts the
+// push path relies on: Pods of one workload get the very same arrays (encoded once), and an endpoint change
+// gives new ClusterLoadAssignments only.
+import test from 'ava';
+import fc from 'fast-check';
+import { buildSnapshot } from '../../control-plane/model/build-snapshot.js';
+import { canonicalJson } from '../../control-plane/model/canonical.js';
+import type { MeshObject } from '../../control-plane/model/objects.js';
+import { diffSnapshots } from '../../control-plane/model/parts.js';
+import type { MeshSnapshot } from '../../control-plane/model/snapshot.js';
+import { TypeUrl, encodeAny, packAny, resourceName, type Message } from '../../control-plane/envoy/protos.js';
+import { defaultMeshConfig, type MeshConfig } from '../../control-plane/translate/context.js';
+import { generateResources, meshGenerator } from '../../control-plane/translate/generator.js';
+import type { ResourcesByType } from '../../control-plane/xds/generator.js';
+import { ResourceCache } from '../../control-plane/xds/resource-cache.js';
+import type { ProxyInfo } from '../../control-plane/xds/node.js';
+import { formatIssue, validateRoutingResource } from '../../crds/validator.js';
+import {
+  destinationRule,
+  namespace,
+  peerAuthentication,
+  pod,
+  service,
+  slice,
+  virtualService,
+} from '../model/_objects.js';
+
+const NAMESPACES = ['a', 'b'] as const;
+const SERVICES = ['web', 'api', 'db'] as const;
+const PODS = 3;
+
+type Svc = (typeof SERVICES)[number];
+
+function portOf(svc: Svc, variant: number) {
+  if (svc === 'db') return { name: 'tcp', port: 5432, targetPort: 5432 };
+  return variant === 0
+    ? { name: svc === 'web' ? 'http' : 'grpc', port: 8080, targetPort: 9000 }
+    : { name: 'http-alt', port: 8081, targetPort: 9001 };
+}
+
+/** The state the random operations change; `objects()` renders it. */
+interface State {
+  serviceVariant: Record<string, number>;
+  exportTo: Record<string, string | undefined>;
+  /** Per pod: address suffix, ready, version label; undefined = no such pod. */
+  pods: Record<string, { ip: number; ready: boolean; version: string } | undefined>;
+  vs: Record<string, number | undefined>;
+  dr: Record<string, number | undefined>;
+  pa: Record<string, number | undefined>;
+}
+
+function initialState(): State {
+  const s: State = { serviceVariant: {}, exportTo: {}, pods: {}, vs: {}, dr: {}, pa: {} };
+  let ip = 1;
+  for (const ns of NAMESPACES) {
+    for (const svc of SERVICES) {
+      s.serviceVariant[`${ns}/${svc}`] = 0;
+      for (let i = 0; i < PODS; i++)
+        s.pods[`${ns}/${svc}-${i}`] = { ip: ip++, ready: true, version: i < 2 ? 'v1' : 'v2' };
+    }
+  }
+  return s;
+}
+
+function vsSpec(svc: Svc, variant: number): Record<string, unknown> {
+  if (svc === 'db') {
+    return { hosts: [svc], tcp: [{ route: [{ destination: { host: svc, subset: variant === 1 ? 'v2' : 'v1' } }] }] };
+  }
+  const variants: Record<string, unknown>[] = [
+    {
+      hosts: [svc],
+      http: [
+        {
+          route: [
+            { destination: { host: svc, subset: 'v1' }, weight: 90 },
+            { destination: { host: svc, subset: 'v2' }, weight: 10 },
+          ],
+          retries: { attempts: 3 },
+        },
+      ],
+    },
+    {
+      hosts: [svc],
+      http: [
+        { match: [{ sourceLabels: { role: 'canary' } }], route: [{ destination: { host: svc, subset: 'v2' } }] },
+        { route: [{ destination: { host: svc, subset: 'v1' } }], timeout: '2s' },
+      ],
+    },
+    { hosts: [svc], http: [{ route: [{ destination: { host: svc } }], weight: -1 }] }, // invalid: kept stale or left out
+    { hosts: [svc], exportTo: ['.'], http: [{ route: [{ destination: { host: svc } }], timeout: '5s' }] },
+  ];
+  return variants[variant % variants.length]!;
+}
+
+function drSpec(svc: Svc, variant: number): Record<string, unknown> {
+  const subsets = [
+    { name: 'v1', labels: { version: 'v1' } },
+    { name: 'v2', labels: { version: 'v2' } },
+  ];
+  const variants: Record<string, unknown>[] = [
+    { host: svc, subsets },
+    {
+      host: svc,
+      subsets,
+      trafficPolicy: { connectionPool: { tcp: { maxConnections: 10 } }, outlierDetection: { consecutive5xxErrors: 3 } },
+    },
+    { host: svc, subsets: [subsets[0]], trafficPolicy: { tls: { mode: 'DISABLE' } } },
+  ];
+  return variants[variant % variants.length]!;
+}
+
+function paSpec(variant: number): Record<string, unknown> {
+  const variants: Record<string, unknown>[] = [
+    { mtls: { mode: 'STRICT' } },
+    { mtls: { mode: 'PERMISSIVE' } },
+    { selector: { matchLabels: { version: 'v2' } }, mtls: { mode: 'DISABLE' } },
+    { selector: { matchLabels: { app: 'api' } }, portLevelMtls: { 9000: { mode: 'STRICT' } } },
+  ];
+  return variants[variant % variants.length]!;
+}
+
+function objects(s: State): MeshObject[] {
+  const out: MeshObject[] = NAMESPACES.map((ns) => namespace(ns));
+  for (const ns of NAMESPACES) {
+    for (const svc of SERVICES) {
+      const key = `${ns}/${svc}`;
+      const port = portOf(svc, s.serviceVariant[key]!);
+      const exportTo = s.exportTo[key];
+      out.push(
+        service(ns, svc, [port], {
+          clusterIP: `10.96.${NAMESPACES.indexOf(ns)}.${SERVICES.indexOf(svc) + 1}`,
+          ...(exportTo ? { annotations: { 'networking.trellis.dev/exportTo': exportTo } } : {}),
+        }),
+      );
+      const endpoints = [];
+      for (let i = 0; i < PODS; i++) {
+        const p = s.pods[`${ns}/${svc}-${i}`];
+        if (!p) continue;
+        out.push(pod(ns, `${svc}-${i}`, { app: svc, version: p.version, 'trellis.dev/tlsMode': 'mesh' }, `${svc}-sa`));
+        endpoints.push({ address: `10.0.0.${p.ip}`, pod: `${svc}-${i}`, ready: p.ready });
+      }
+      out.push(slice(ns, `${svc}-1`, svc, [{ name: port.name, port: port.targetPort }], endpoints));
+      const vs = s.vs[key];
+      if (vs !== undefined) out.push(virtualService(ns, `${svc}-vs`, vsSpec(svc, vs) as never, { generation: vs + 1 }));
+      const dr = s.dr[key];
+      if (dr !== undefined)
+        out.push(destinationRule(ns, `${svc}-dr`, drSpec(svc, dr) as never, { generation: dr + 1 }));
+    }
+    const pa = s.pa[ns];
+    if (pa !== undefined) out.push(peerAuthentication(ns, 'policy', paSpec(pa) as never, { generation: pa + 1 }));
+  }
+  return out;
+}
+
+const nsArb = fc.constantFrom(...NAMESPACES);
+const svcArb = fc.constantFrom(...SERVICES);
+const podArb = fc
+  .tuple(nsArb, svcArb, fc.integer({ min: 0, max: PODS - 1 }))
+  .map(([ns, svc, i]) => `${ns}/${svc}-${i}`);
+
+type Op = (s: State) => void;
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  // An endpoint moves (a new Pod IP), turns unready or ready, goes away or comes back.
+  fc.tuple(podArb, fc.integer({ min: 20, max: 60 })).map(([p, ip]) => (s: State) => {
+    const cur = s.pods[p];
+    s.pods[p] = cur ? { ...cur, ip } : { ip, ready: true, version: 'v1' };
+  }),
+  podArb.map((p) => (s: State) => {
+    const cur = s.pods[p];
+    if (cur) s.pods[p] = { ...cur, ready: !cur.ready };
+  }),
+  podArb.map((p) => (s: State) => {
+    s.pods[p] = undefined;
+  }),
+  // A rollout step: the Pod's version label changes.
+  fc.tuple(podArb, fc.constantFrom('v1', 'v2', 'v3')).map(([p, version]) => (s: State) => {
+    const cur = s.pods[p];
+    if (cur) s.pods[p] = { ...cur, version };
+  }),
+  fc.tuple(nsArb, svcArb, fc.option(fc.integer({ min: 0, max: 3 }))).map(([ns, svc, v]) => (s: State) => {
+    s.vs[`${ns}/${svc}`] = v ?? undefined;
+  }),
+  fc.tuple(nsArb, svcArb, fc.option(fc.integer({ min: 0, max: 2 }))).map(([ns, svc, v]) => (s: State) => {
+    s.dr[`${ns}/${svc}`] = v ?? undefined;
+  }),
+  fc.tuple(nsArb, fc.option(fc.integer({ min: 0, max: 3 }))).map(([ns, v]) => (s: State) => {
+    s.pa[ns] = v ?? undefined;
+  }),
+  fc.tuple(nsArb, fc.constantFrom('web', 'api') as fc.Arbitrary<Svc>).map(([ns, svc]) => (s: State) => {
+    s.serviceVariant[`${ns}/${svc}`] = 1 - s.serviceVariant[`${ns}/${svc}`]!;
+  }),
+  fc.tuple(nsArb, svcArb, fc.constantFrom(undefined, '.', 'a', '*')).map(([ns, svc, e]) => (s: State) => {
+    s.exportTo[`${ns}/${svc}`] = e;
+  }),
+);
+
+/** Sidecars for every Pod (node id `<pod>.<ns>`, its labels and IP), two plain clients, proxyless clients and servers. */
+function proxies(s: State): ProxyInfo[] {
+  const base = {
+    cluster: '',
+    serviceAccount: 'sa',
+    trustDomain: 'cluster.local',
+    locality: { region: '', zone: '', subZone: '' },
+    userAgent: '',
+  };
+  const out: ProxyInfo[] = [];
+  for (const ns of NAMESPACES) {
+    for (const svc of SERVICES) {
+      for (let i = 0; i < PODS; i++) {
+        const p = s.pods[`${ns}/${svc}-${i}`];
+        const labels = { app: svc, version: p?.version ?? 'v1', 'trellis.dev/tlsMode': 'mesh' };
+        const ips = p ? [`10.0.0.${p.ip}`] : [];
+        out.push({ ...base, id: `${svc}-${i}.${ns}`, namespace: ns, labels, instanceIps: ips, proxyType: 'envoy' });
+        if (i === 0) {
+          out.push({
+            ...base,
+            id: `${svc}-grpc-${i}.${ns}`,
+            namespace: ns,
+            labels,
+            instanceIps: ips,
+            proxyType: 'grpc',
+          });
+        }
+      }
+    }
+    out.push({
+      ...base,
+      id: `client.${ns}`,
+      namespace: ns,
+      labels: { role: 'canary' },
+      instanceIps: [],
+      proxyType: 'envoy',
+    });
+    out.push({ ...base, id: `grpc-client.${ns}`, namespace: ns, labels: {}, instanceIps: [], proxyType: 'grpc' });
+  }
+  return out;
+}
+
+function build(objs: readonly MeshObject[], previous?: MeshSnapshot): MeshSnapshot {
+  return buildSnapshot(objs, { validate: validateRoutingResource, formatIssue, ...(previous ? { previous } : {}) });
+}
+
+/** Every resource, per type, as name → encoded Any bytes (hex). */
+function encoded(resources: ResourcesByType): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const [typeUrl, messages] of [...resources.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    out[typeUrl] = messages.map(
+      (m: Message) => `${resourceName(m)} ${Buffer.from(encodeAny(packAny(m))).toString('hex')}`,
+    );
+  }
+  return out;
+}
+
+/** What the snapshot holds, except version and index (the incremental and the scratch build must agree). */
+function content(s: MeshSnapshot): string {
+  const { version: _v, index: _i, ...rest } = s;
+  return canonicalJson(rest);
+}
+
+const meshConfigs: MeshConfig[] = [
+  defaultMeshConfig,
+  { ...defaultMeshConfig, mtlsMode: 'STRICT', tracing: { samplingPercent: 5, collector: 'jaeger.obs:4317' } },
+];
+
+for (const [m, mesh] of meshConfigs.entries()) {
+  test(`random changes: the cached generator equals a fresh translation, byte for byte (mesh config ${m})`, (t) => {
+    fc.assert(
+      fc.property(fc.array(opArb, { minLength: 1, maxLength: 10 }), (ops) => {
+        const generator = meshGenerator(mesh);
+        const state = initialState();
+        let incremental = build(objects(state));
+        let scratchPrevious = incremental;
+        const check = () => {
+          for (const proxy of proxies(state)) {
+            const cached = generator.generate(proxy, incremental);
+            const fresh = generateResources({ snapshot: incremental, proxy, mesh });
+            const a = encoded(cached);
+            const b = encoded(fresh);
+            if (canonicalJson(a) !== canonicalJson(b)) {
+              // Name the resources that differ (the bytes are long).
+              const differing = Object.keys(b).flatMap((typeUrl) =>
+                [...new Set([...(a[typeUrl] ?? []), ...b[typeUrl]!])]
+                  .filter((r) => !(a[typeUrl] ?? []).includes(r) || !b[typeUrl]!.includes(r))
+                  .map((r) => `${(a[typeUrl] ?? []).includes(r) ? 'cached' : 'fresh'}: ${r.split(' ')[0]!}`),
+              );
+              const order = Object.keys(b).map((typeUrl) => (a[typeUrl] ?? []).map((r) => r.split(' ')[0]).join(','));
+              t.fail(
+                `proxy ${proxy.id} (${proxy.proxyType}): ${differing.join('; ') || `order: ${order.join(' / ')}`}`,
+              );
+              return false;
+            }
+          }
+          return true;
+        };
+        if (!check()) return false;
+        for (const op of ops) {
+          op(state);
+          const objs = objects(state);
+          const next = build(objs, incremental);
+          // The same objects built from scratch (with the same previous accepted versions) give the same content.
+          const scratch = build(
+            objs.map((o) => ({ ...o })),
+            scratchPrevious,
+          );
+          if (content(next) !== content(scratch) || next.hash !== scratch.hash) {
+            t.is(content(next), content(scratch), 'incremental snapshot differs from a scratch build');
+            return false;
+          }
+          incremental = next;
+          scratchPrevious = scratch;
+          if (!check()) return false;
+        }
+        return true;
+      }),
+      { numRuns: 10, seed: 1400 + m },
+    );
+    t.pass();
+  });
+}
+
+function endpointMesh(ip: number, ready = true): MeshObject[] {
+  const s = initialState();
+  s.pods['a/web-0'] = { ip, ready, version: 'v1' };
+  for (const ns of NAMESPACES)
+    for (const svc of SERVICES) {
+      s.vs[`${ns}/${svc}`] = 0;
+      s.dr[`${ns}/${svc}`] = 1;
+    }
+  return objects(s);
+}
+
+test('Pods of one workload get the very same arrays and messages; encoding does not grow with Pods', (t) => {
+  const generator = meshGenerator(defaultMeshConfig);
+  const snap = build(endpointMesh(1));
+  const cache = new ResourceCache();
+  const sidecar = (i: number): ProxyInfo => ({
+    id: `web-${i}.a`,
+    cluster: '',
+    namespace: 'a',
+    serviceAccount: 'web-sa',
+    labels: { app: 'web', version: 'v1', 'trellis.dev/tlsMode': 'mesh', 'pod-template-hash': `h${i}` },
+    instanceIps: [`10.0.0.${i + 1}`],
+    proxyType: 'envoy',
+    trustDomain: 'cluster.local',
+    locality: { region: '', zone: '', subZone: '' },
+    userAgent: '',
+  });
+  const first = generator.generate(sidecar(0), snap);
+  for (const [typeUrl, messages] of first) cache.encodeSet(typeUrl, messages);
+  const encodings = cache.encodeCount;
+  t.true(encodings > 0);
+  for (const i of [1, 2]) {
+    const other = generator.generate(sidecar(i), snap);
+    for (const [typeUrl, messages] of other) {
+      t.true(messages === first.get(typeUrl), `${typeUrl}: pod ${i} got another array`);
+      cache.encodeSet(typeUrl, messages);
+    }
+  }
+  t.is(cache.encodeCount, encodings, 'a further Pod of the workload encoded something');
+  // The inbound side is really there: the Pod's target port has its cluster and chain.
+  t.true(first.get(TypeUrl.Cluster)!.some((c) => resourceName(c) === 'inbound|9000||'));
+});
+
+test('an endpoint change gives new ClusterLoadAssignments of that Service only; every other array is the same', (t) => {
+  const generator = meshGenerator(defaultMeshConfig);
+  const client: ProxyInfo = {
+    id: 'client.b',
+    cluster: '',
+    namespace: 'b',
+    serviceAccount: 'client',
+    labels: {},
+    instanceIps: [],
+    proxyType: 'envoy',
+    trustDomain: 'cluster.local',
+    locality: { region: '', zone: '', subZone: '' },
+    userAgent: '',
+  };
+  const before = build(endpointMesh(1));
+  const after = build(endpointMesh(42), before);
+  t.deepEqual(diffSnapshots(before, after), {
+    from: before.version,
+    endpoints: ['web.a.svc.cluster.local'],
+    services: [],
+    namespaces: false,
+    virtualServices: false,
+    destinationRules: false,
+    peerAuthentications: false,
+    statuses: false,
+  });
+  const a = generator.generate(client, before);
+  const b = generator.generate(client, after);
+  for (const typeUrl of [TypeUrl.Cluster, TypeUrl.Listener, TypeUrl.RouteConfiguration]) {
+    t.is(b.get(typeUrl), a.get(typeUrl), `${typeUrl} changed`);
+  }
+  const claA = a.get(TypeUrl.ClusterLoadAssignment)!;
+  const claB = b.get(TypeUrl.ClusterLoadAssignment)!;
+  t.not(claB, claA);
+  const changed = claB
+    .filter((m, i) => m !== claA[i])
+    .map((m) => resourceName(m))
+    .sort();
+  t.deepEqual(changed, [
+    'outbound|8080|v1|web.a.svc.cluster.local',
+    'outbound|8080|v2|web.a.svc.cluster.local',
+    'outbound|8080||web.a.svc.cluster.local',
+  ]);
+
+  // Turning an endpoint unready is an EDS change too.
+  const unready = build(endpointMesh(42, false), after);
+  const c = generator.generate(client, unready);
+  for (const typeUrl of [TypeUrl.Cluster, TypeUrl.Listener, TypeUrl.RouteConfiguration]) {
+    t.is(c.get(typeUrl), a.get(typeUrl), `${typeUrl} changed`);
+  }
+  t.not(c.get(TypeUrl.ClusterLoadAssignment), claB);
+});
