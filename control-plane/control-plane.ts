@@ -15,6 +15,7 @@ import { meshGenerator } from './translate/generator.js';
 import * as grpc from '@grpc/grpc-js';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { KubeSource } from './sources/kube-source.js';
+import { KubeModeMetrics } from './sources/metrics.js';
 import { StatusWriter } from './sources/status-writer.js';
 import { WebhookServer } from './webhook/server.js';
 import { AdsServer } from './xds/ads-server.js';
@@ -125,14 +126,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     : undefined;
   const staticSource = options.staticResources ? new StaticResourcesSource(options.staticResources, logger) : undefined;
   await staticSource?.start();
+  const kubeMetrics = options.kube ? new KubeModeMetrics(metrics.registry) : undefined;
   const meshSource = options.configDir
     ? await startConfigDir(options.configDir, logger)
     : options.kube
-      ? startKube(options.kube.kubeConfig, logger)
+      ? startKube(options.kube.kubeConfig, logger, kubeMetrics)
       : undefined;
   const statusWriter =
     meshSource instanceof KubeSource && options.kube?.kubeConfig && options.kube.writeStatus !== false
-      ? new StatusWriter({ kubeConfig: options.kube.kubeConfig, source: meshSource, logger })
+      ? new StatusWriter({ kubeConfig: options.kube.kubeConfig, source: meshSource, logger, metrics: kubeMetrics })
       : undefined;
   statusWriter?.start();
   const source: SnapshotSource<unknown> = meshSource ?? staticSource ?? new EmptySource();
@@ -268,8 +270,8 @@ async function startConfigDir(directory: string, logger: Logger): Promise<FileSo
  * Kubernetes mode: informers on the API server. Not awaited: the ports open at once and /readyz turns
  * ready after the first full sync of every kind (errors are retried with backoff and logged).
  */
-function startKube(kubeConfig: KubeConfig, logger: Logger): KubeSource {
-  const source = new KubeSource({ kubeConfig, validate: validateRoutingResource, formatIssue, logger });
+function startKube(kubeConfig: KubeConfig, logger: Logger, metrics: KubeModeMetrics | undefined): KubeSource {
+  const source = new KubeSource({ kubeConfig, validate: validateRoutingResource, formatIssue, logger, metrics });
   source.start().catch(() => undefined); // rejects only when stopped before the first sync
   return source;
 }

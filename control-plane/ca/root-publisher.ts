@@ -2,9 +2,9 @@
 // (Istio's `istio-ca-root-cert`), so that an agent can verify the control plane on 15012 before it holds
 // any certificate. The injector mounts it at /var/run/trellis/root-cert (the agent's default --root-cert).
 //
-// - Two list+watch loops: Namespaces, and the ConfigMaps named trellis-ca-root-cert in every namespace
-//   (field selector on the name, so an edit that drops our label is still seen), by ListWatchLoop
-//   (sources/list-watch.ts).
+// - Two informers (control-plane/kube/informer.ts): Namespaces, and the ConfigMaps named
+//   trellis-ca-root-cert in every namespace (field selector on the name, so an edit that drops our label
+//   is still seen).
 // - Once both are listed, every namespace whose ConfigMap is missing or differs (data not exactly
 //   `{root-cert.pem: <bundle>}`, or the label missing) is written, one namespace at a time: POST when
 //   missing, PUT with the resourceVersion it was compared with when different; nothing when equal.
@@ -14,11 +14,12 @@
 //   watch brings the newer object, usually sooner); the other namespaces go on. Nothing here throws.
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Counter } from 'prom-client';
+import { backoffDelay, type BackoffPolicy } from '../../lib/backoff.js';
+import { systemClock, type Clock, type ClockTimer } from '../../lib/clock.js';
+import { describeKubeError, kubeRequest } from '../kube/http.js';
+import { Informer, statusCode, type InformerBatch, type KubeObject } from '../kube/informer.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
-import { describeKubeError, kubeRequest } from '../sources/kube-http.js';
-import { ListWatchLoop, statusCode, type KubeObject } from '../sources/list-watch.js';
-import { backoffDelay, type BackoffOptions } from '../sources/kube-source.js';
 import type { RootCertWriteResult } from './metrics.js';
 
 export const ROOT_CERT_CONFIGMAP = 'trellis-ca-root-cert';
@@ -81,7 +82,8 @@ export interface RootCertPublisherOptions {
   /** Counts writes by result: `CaMetrics.rootCertWrites`. */
   readonly writes?: Counter<'result'>;
   /** Retries of a namespace's write and of the list/watch loops; 500 ms doubling up to 30 s. */
-  readonly backoff?: BackoffOptions;
+  readonly backoff?: BackoffPolicy;
+  readonly clock?: Clock;
 }
 
 export interface RootCertPublisherStatus {
@@ -101,11 +103,10 @@ export class RootCertPublisher {
   private readonly namespaces = new Map<string, boolean>();
   /** Namespace name → our ConfigMap there, as last seen. */
   private readonly configMaps = new Map<string, ConfigMapJson>();
-  private readonly loops: { start(): void; stop(): void }[];
-  private namespacesListed = false;
-  private configMapsListed = false;
+  private readonly informers: readonly [Informer<NamespaceJson>, Informer<ConfigMapJson>];
+  private readonly clock: Clock;
   private readonly queue = new Set<string>();
-  private readonly retries = new Map<string, { attempt: number; timer?: NodeJS.Timeout }>();
+  private readonly retries = new Map<string, { attempt: number; timer?: ClockTimer }>();
   private readonly abort = new AbortController();
   private busy = false;
   private working: Promise<void> = Promise.resolve();
@@ -115,57 +116,52 @@ export class RootCertPublisher {
   constructor(options: RootCertPublisherOptions) {
     this.o = options;
     this.logger = options.logger ?? silentLogger;
+    this.clock = options.clock ?? systemClock;
     const common = {
       kubeConfig: options.kubeConfig,
       logger: this.logger,
-      backoff: options.backoff ?? {},
+      clock: this.clock,
+      ...(options.backoff ? { backoff: options.backoff } : {}),
       logPrefix: 'root-cert',
     };
-    this.loops = [
-      new ListWatchLoop<NamespaceJson>({
-        ...common,
-        kind: 'Namespace',
-        path: '/api/v1/namespaces',
-        query: {},
-        onList: (items) => {
-          this.namespaces.clear();
-          for (const ns of items) if (ns.metadata?.name) this.namespaces.set(ns.metadata.name, beingDeleted(ns));
-          for (const name of this.retries.keys()) if (!this.namespaces.has(name)) this.forget(name);
-          this.namespacesListed = true;
-          this.enqueueAll();
-        },
-        onEvent: (type, ns) => {
-          const name = ns.metadata?.name;
-          if (!name) return;
-          if (type === 'DELETED') {
-            this.namespaces.delete(name);
-            this.forget(name);
-          } else {
-            this.namespaces.set(name, beingDeleted(ns));
-            this.enqueue(name);
-          }
-        },
-      }),
-      new ListWatchLoop<ConfigMapJson>({
-        ...common,
-        kind: 'ConfigMap',
-        path: '/api/v1/configmaps',
-        query: { fieldSelector: `metadata.name=${ROOT_CERT_CONFIGMAP}` },
-        onList: (items) => {
-          this.configMaps.clear();
-          for (const cm of items) if (cm.metadata?.namespace) this.configMaps.set(cm.metadata.namespace, cm);
-          this.configMapsListed = true;
-          this.enqueueAll();
-        },
-        onEvent: (type, cm) => {
-          const namespace = cm.metadata?.namespace;
-          if (!namespace || cm.metadata?.name !== ROOT_CERT_CONFIGMAP) return;
-          if (type === 'DELETED') this.configMaps.delete(namespace);
-          else this.configMaps.set(namespace, cm);
-          this.enqueue(namespace);
-        },
-      }),
-    ];
+    const namespaces = new Informer<NamespaceJson>({ ...common, kind: 'Namespace', path: '/api/v1/namespaces' });
+    const configMaps = new Informer<ConfigMapJson>({
+      ...common,
+      kind: 'ConfigMap',
+      path: '/api/v1/configmaps',
+      query: { fieldSelector: `metadata.name=${ROOT_CERT_CONFIGMAP}` },
+    });
+    namespaces.onBatch((batch) => this.namespacesChanged(batch));
+    configMaps.onBatch((batch) => this.configMapsChanged(batch));
+    this.informers = [namespaces, configMaps];
+  }
+
+  private namespacesChanged(batch: InformerBatch<NamespaceJson>): void {
+    for (const { current, previous } of batch.changes) {
+      const name = (current ?? previous)?.metadata?.name;
+      if (!name) continue;
+      if (!current) {
+        this.namespaces.delete(name);
+        this.forget(name);
+      } else {
+        this.namespaces.set(name, beingDeleted(current));
+        this.queue.add(name);
+      }
+    }
+    if (batch.listed) this.enqueueAll();
+    else this.kick();
+  }
+
+  private configMapsChanged(batch: InformerBatch<ConfigMapJson>): void {
+    for (const { current, previous } of batch.changes) {
+      const namespace = (current ?? previous)?.metadata?.namespace;
+      if (!namespace) continue;
+      if (current) this.configMaps.set(namespace, current);
+      else this.configMaps.delete(namespace);
+      this.queue.add(namespace);
+    }
+    if (batch.listed) this.enqueueAll();
+    else this.kick();
   }
 
   /** Starts both loops; returns at once (errors are logged and retried, never thrown). */
@@ -173,7 +169,7 @@ export class RootCertPublisher {
     if (this.started || this.stopped) return;
     this.started = true;
     this.logger.info({ configMap: ROOT_CERT_CONFIGMAP }, 'root-cert: publishing the trust bundle to every namespace');
-    for (const loop of this.loops) loop.start();
+    for (const informer of this.informers) informer.start();
   }
 
   /** Stops the loops, the retries and the write in flight; no request starts after it resolves. */
@@ -181,9 +177,9 @@ export class RootCertPublisher {
     if (this.stopped) return;
     this.stopped = true;
     this.abort.abort();
-    for (const loop of this.loops) loop.stop();
     for (const name of [...this.retries.keys()]) this.forget(name);
     this.queue.clear();
+    await Promise.all(this.informers.map((i) => i.stop()));
     await this.working;
   }
 
@@ -197,7 +193,7 @@ export class RootCertPublisher {
   }
 
   private synced(): boolean {
-    return this.namespacesListed && this.configMapsListed;
+    return this.informers.every((i) => i.isSynced());
   }
 
   private enqueueAll(): void {
@@ -269,10 +265,10 @@ export class RootCertPublisher {
 
   private retry(namespace: string, err: unknown, quiet: boolean): void {
     const entry = this.retries.get(namespace) ?? { attempt: 0 };
-    clearTimeout(entry.timer);
+    this.clock.clearTimeout(entry.timer);
     const retryInMs = backoffDelay(entry.attempt, this.o.backoff);
     entry.attempt += 1;
-    entry.timer = setTimeout(() => this.enqueue(namespace), retryInMs);
+    entry.timer = this.clock.setTimeout(() => this.enqueue(namespace), retryInMs);
     this.retries.set(namespace, entry);
     this.logger[!quiet && entry.attempt === 1 ? 'warn' : 'debug'](
       { namespace, err: describeKubeError(err), attempt: entry.attempt, retryInMs },
@@ -281,7 +277,7 @@ export class RootCertPublisher {
   }
 
   private forget(namespace: string): void {
-    clearTimeout(this.retries.get(namespace)?.timer);
+    this.clock.clearTimeout(this.retries.get(namespace)?.timer);
     this.retries.delete(namespace);
   }
 

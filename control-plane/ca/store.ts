@@ -15,7 +15,7 @@ import {
   type KeyType,
 } from '../../certs/index.js';
 import type { Logger } from '../logger.js';
-import { KubeApiError, kubeRequest } from '../sources/kube-http.js';
+import { KubeApiError, kubeRequest } from '../kube/http.js';
 
 export const ROOT_CERT_FILE = 'root-cert.pem';
 export const ROOT_KEY_FILE = 'root-key.pem';

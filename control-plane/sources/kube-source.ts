@@ -1,35 +1,32 @@
 // KubeSource: the mesh from a Kubernetes API server (design.md §1). One informer per kind (Namespace,
-// Service, EndpointSlice, Pod, VirtualService, DestinationRule, PeerAuthentication) feeds the same ObjectStore as FileSource,
-// and the same MeshSource turns it into MeshSnapshots: nothing downstream knows which source runs.
+// Service, EndpointSlice, Pod, VirtualService, DestinationRule, PeerAuthentication; control-plane/kube/
+// informer.ts: list, watch, relist on 410 Gone, backoff, batches) feeds the same ObjectStore as
+// FileSource, and the same MeshSource turns it into MeshSnapshots: nothing downstream knows which source
+// runs.
 //
-// Informers are @kubernetes/client-node v2 ListWatches (style-anchors.md: list, then watch from the
-// list's resourceVersion; relist on 410 Gone). What their source (dist/cache.js, watch.js) does and what
-// this file adds:
-// - A watch that ends cleanly is re-opened by the ListWatch itself (from the last resourceVersion; its
-//   own 1 s … 30 s delay when streams keep ending without events). A 410 Gone, as an HTTP status or as an
-//   ERROR event in the stream, clears the resourceVersion, so the next connect relists; the relist
-//   reports objects that vanished meanwhile as deletions.
-// - Any other failure (connection refused while the API server restarts, a list that fails, 403, 404 of
-//   a CRD not installed) fires `error` and the ListWatch **stops for good**; `start()` resolves anyway.
-//   KubeSource restarts it after an exponential backoff with jitter (initial 500 ms, cap 30 s), and
-//   resets the backoff once a watch is open again. Nothing is removed from the store meanwhile: the last
-//   snapshot stays served (design.md §5.4 fail static) and the next list or watch brings it up to date.
-// - ListWatch's own reconnect delay is not cancellable and a watch it is opening when stopped is not
-//   aborted; the Watch subclass and delay function below make stop() final (no request outlives it).
-// - Lists are plain JSON (kube-http.ts), like the watch events, so one object looks the same whichever
-//   way it came. List items carry no kind/apiVersion for built-in types: they are set here.
-//
-// Events are applied to the store in batches (`batchMs`, 10 ms): a relist of thousands of Pods is one
-// store event and one rebuild of the model, not thousands. Ready (`ready()`, /readyz) after the first
-// complete list of every kind; MeshSource publishes nothing before.
-import { ListWatch, Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+// - **Only what the model reads reaches it** (issue 14). The informers keep every object as the API
+//   server has it (the status writer reads status and resourceVersion there: `live()`); the ObjectStore
+//   gets the object's model input (model-input.ts), and only when that changed. The echo of a status
+//   write, a new resourceVersion, a managedFields or status change, a label on a VirtualService: counted
+//   as ignored, no store event, no rebuild.
+// - **Batches.** Each informer announces its changes 10 ms after the first of a burst (`batchMs`), and
+//   each batch is one store update and so at most one rebuild: a relist of thousands of Pods is one.
+// - **Ready** (`ready()`, /readyz) after the first complete list of every kind; MeshSource publishes
+//   nothing before.
+// - **Fail static.** While the API server is away the informers retry with backoff and keep their
+//   objects; the last snapshot stays served.
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { BackoffPolicy } from '../../lib/backoff.js';
+import type { Clock } from '../../lib/clock.js';
+import { Informer, type InformerBatch, type InformerStatus, type KubeObject } from '../kube/informer.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { objectKey, type MeshKind, type MeshObject } from '../model/objects.js';
 import type { MeshSnapshot } from '../model/snapshot.js';
 import type { SnapshotSource } from '../xds/generator.js';
-import { describeKubeError, kubeRequest } from './kube-http.js';
 import { MeshSource, type MeshSourceOptions, type MeshSourceStats } from './mesh-source.js';
+import type { KubeModeMetrics } from './metrics.js';
+import { modelDigest, modelInput } from './model-input.js';
 import { ObjectStore } from './object-store.js';
 
 export const ROUTING_API_GROUP = 'networking.trellis.dev';
@@ -63,125 +60,48 @@ export const KUBE_KINDS: readonly KubeKind[] = [
   },
 ];
 
-export interface BackoffOptions {
-  /** First delay after a failure; 500 ms. */
-  readonly initialMs?: number;
-  /** Longest delay; 30 s. */
-  readonly maxMs?: number;
-}
-
 export interface KubeSourceOptions extends MeshSourceOptions {
   readonly kubeConfig: KubeConfig;
-  readonly backoff?: BackoffOptions;
+  /** Retries of failed lists and watches: 500 ms doubling to 30 s, jittered (lib/backoff.ts). */
+  readonly backoff?: BackoffPolicy;
   /** Events are applied to the store this long after the first of a burst; 10 ms. */
   readonly batchMs?: number;
   /** Page size of lists; 500. */
   readonly pageSize?: number;
+  /** The server ends each watch after this long; 300 s. */
+  readonly watchTimeoutSeconds?: number;
+  readonly clock?: Clock;
+  readonly metrics?: KubeModeMetrics;
 }
 
 /** What one informer is doing (for /debug, logs and tests). */
-export interface KindStatus {
+export interface KindStatus extends InformerStatus {
   readonly kind: MeshKind;
-  /** A complete list has been applied at least once. */
-  readonly synced: boolean;
-  /** A watch is open (false between a failure and the next successful connect). */
-  readonly watching: boolean;
-  /** Completed lists: 1 after the first sync; each relist (410 Gone, restart without a resourceVersion) adds one. */
-  readonly lists: number;
-  /** Failures (list or watch) since start. */
-  readonly errors: number;
-  readonly lastError?: string;
-  readonly resourceVersion: string;
 }
 
-/** Delay before retry number `attempt` (0-based): exponential, capped, with jitter in [d/2, d]. */
-export function backoffDelay(
-  attempt: number,
-  options: BackoffOptions = {},
-  random: () => number = Math.random,
-): number {
-  const initial = options.initialMs ?? 500;
-  const max = options.maxMs ?? 30_000;
-  const d = Math.min(max, initial * 2 ** Math.min(attempt, 30));
-  return Math.round(d / 2 + (random() * d) / 2);
+/** Counts of the Kubernetes path (also on /metrics when `metrics` is given). */
+export interface KubeSourceStats extends MeshSourceStats {
+  /** Object changes whose model input changed: applied to the store. */
+  readonly applied: number;
+  /** Object changes the model does not read (status echoes, resourceVersions): no store event, no rebuild. */
+  readonly ignored: number;
 }
 
-/**
- * client-node's Watch, made stoppable: a watch whose request was still connecting when the source
- * stopped is aborted as soon as it is open, and an exception while preparing the request (credentials)
- * reaches ListWatch's `done` callback instead of becoming an unhandled rejection. Asks for bookmarks,
- * which keep the resourceVersion fresh on quiet kinds (fewer 410s on reconnect).
- */
-class StoppableWatch extends Watch {
-  private readonly open = new Set<AbortController>();
-  private stopped = false;
-
-  override async watch(
-    path: string,
-    queryParams: Record<string, string | number | boolean | undefined>,
-    callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void,
-    done: (err: unknown) => void,
-  ): Promise<AbortController> {
-    if (this.stopped) return abortedController();
-    let controller: AbortController;
-    try {
-      controller = await super.watch(path, { ...queryParams, allowWatchBookmarks: true }, callback, (err) => {
-        this.open.delete(controller);
-        done(err);
-      });
-    } catch (err) {
-      setImmediate(() => done(err));
-      return abortedController();
-    }
-    if (this.stopped) controller.abort();
-    else if (!controller.signal.aborted) this.open.add(controller);
-    return controller;
-  }
-
-  stop(): void {
-    this.stopped = true;
-    for (const c of this.open) c.abort();
-    this.open.clear();
-  }
-}
-
-function abortedController(): AbortController {
-  const c = new AbortController();
-  c.abort();
-  return c;
-}
-
-interface Informer {
-  readonly spec: KubeKind;
-  readonly listWatch: ListWatch<KubernetesObject>;
-  readonly watch: StoppableWatch;
-  synced: boolean;
-  watching: boolean;
-  lists: number;
-  errors: number;
-  lastError?: string;
-  /** Consecutive failures: the backoff exponent. */
-  attempt: number;
-  /** Set by an error while start() runs (start() resolves even when the list or watch failed). */
-  failedDuringStart: boolean;
-  retryTimer?: NodeJS.Timeout;
-}
+/** A change of a live routing object (any field, status included): what the status writer follows. */
+export type LiveListener = (kind: MeshKind, namespace: string, name: string) => void;
 
 export class KubeSource implements SnapshotSource<MeshSnapshot> {
+  /** The model's input: what the model reads of each object (model-input.ts). */
   readonly store = new ObjectStore();
   private readonly mesh: MeshSource;
   private readonly logger: Logger;
   private readonly kubeConfig: KubeConfig;
-  private readonly backoff: BackoffOptions;
-  private readonly batchMs: number;
-  private readonly pageSize: number;
-  private readonly informers: Informer[] = [];
-  private readonly pending = new Map<string, MeshObject | { kind: MeshKind; namespace: string; name: string }>();
-  private readonly pendingDeletes = new Set<string>();
-  private batchTimer: NodeJS.Timeout | undefined;
-  private readonly abort = new AbortController();
-  /** Parked reconnect delays of stopped ListWatches (resolved never: the stopped chain just ends). */
-  private readonly delays = new Set<NodeJS.Timeout>();
+  private readonly metrics: KubeModeMetrics | undefined;
+  private readonly informers = new Map<MeshKind, Informer<KubeObject>>();
+  /** Store key → digest of the model input in the store. */
+  private readonly digests = new Map<string, string>();
+  private readonly liveListeners = new Set<LiveListener>();
+  private counters = { applied: 0, ignored: 0 };
   private started = false;
   private stopped = false;
   private readyWaiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
@@ -189,11 +109,24 @@ export class KubeSource implements SnapshotSource<MeshSnapshot> {
   constructor(options: KubeSourceOptions) {
     this.kubeConfig = options.kubeConfig;
     this.logger = options.logger ?? silentLogger;
-    this.backoff = options.backoff ?? {};
-    this.batchMs = options.batchMs ?? 10;
-    this.pageSize = options.pageSize ?? 500;
+    this.metrics = options.metrics;
     this.mesh = new MeshSource(this.store, options);
-    for (const spec of KUBE_KINDS) this.informers.push(this.makeInformer(spec));
+    for (const spec of KUBE_KINDS) {
+      const informer = new Informer<KubeObject>({
+        kubeConfig: options.kubeConfig,
+        kind: spec.kind,
+        path: spec.path,
+        logger: this.logger,
+        ...(options.clock ? { clock: options.clock } : {}),
+        ...(options.backoff ? { backoff: options.backoff } : {}),
+        ...(options.batchMs !== undefined ? { batchMs: options.batchMs } : {}),
+        ...(options.pageSize !== undefined ? { pageSize: options.pageSize } : {}),
+        ...(options.watchTimeoutSeconds !== undefined ? { watchTimeoutSeconds: options.watchTimeoutSeconds } : {}),
+        transform: (object) => withKind(spec, object),
+      });
+      informer.onBatch((batch) => this.applyBatch(spec, batch));
+      this.informers.set(spec.kind, informer);
+    }
   }
 
   current(): MeshSnapshot {
@@ -208,22 +141,25 @@ export class KubeSource implements SnapshotSource<MeshSnapshot> {
     return this.mesh.ready();
   }
 
-  /** Snapshots built and published (MeshSource): store events that changed no snapshot are the difference. */
-  get meshStats(): MeshSourceStats {
-    return this.mesh.stats;
+  /** Snapshots built and published, and the events applied or ignored. */
+  get meshStats(): KubeSourceStats {
+    return { ...this.mesh.stats, ...this.counters };
+  }
+
+  /** The object as the API server has it (status and resourceVersion included; managedFields dropped). */
+  live(kind: MeshKind, namespace: string, name: string): KubeObject | undefined {
+    return this.informers.get(kind)?.get(kind === 'Namespace' ? undefined : namespace, name);
+  }
+
+  /** Calls `listener` for every change of a live object, after the store was updated; returns an unsubscribe. */
+  onLiveChange(listener: LiveListener): () => void {
+    this.liveListeners.add(listener);
+    return () => this.liveListeners.delete(listener);
   }
 
   /** Per kind: synced, watching, lists, errors. */
   status(): KindStatus[] {
-    return this.informers.map((i) => ({
-      kind: i.spec.kind,
-      synced: i.synced,
-      watching: i.watching,
-      lists: i.lists,
-      errors: i.errors,
-      ...(i.lastError !== undefined ? { lastError: i.lastError } : {}),
-      resourceVersion: i.listWatch.latestResourceVersion(),
-    }));
+    return KUBE_KINDS.map((spec) => ({ ...this.informers.get(spec.kind)!.status(), kind: spec.kind }));
   }
 
   /**
@@ -237,7 +173,7 @@ export class KubeSource implements SnapshotSource<MeshSnapshot> {
       this.started = true;
       const cluster = this.kubeConfig.getCurrentCluster();
       this.logger.info({ server: cluster?.server, kinds: KUBE_KINDS.map((k) => k.kind) }, 'kubernetes: connecting');
-      for (const informer of this.informers) void this.connect(informer);
+      for (const informer of this.informers.values()) informer.start();
     }
     if (this.ready()) return Promise.resolve();
     if (this.stopped) return Promise.reject(new Error('the Kubernetes source was stopped'));
@@ -248,220 +184,83 @@ export class KubeSource implements SnapshotSource<MeshSnapshot> {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    this.abort.abort();
-    for (const delay of this.delays) clearTimeout(delay);
-    this.delays.clear();
-    for (const informer of this.informers) {
-      clearTimeout(informer.retryTimer);
-      informer.watch.stop();
-      await informer.listWatch.stop();
-    }
-    clearTimeout(this.batchTimer);
-    this.flush();
+    await Promise.all([...this.informers.values()].map((i) => i.stop()));
     this.mesh.close();
     for (const w of this.readyWaiters.splice(0)) w.reject(new Error('the Kubernetes source was stopped'));
   }
 
-  private makeInformer(spec: KubeKind): Informer {
-    const watch = new StoppableWatch(this.kubeConfig);
-    // ListWatch waits with this between streams that end without events; once stopped, the wait never
-    // ends (the chain is dropped) instead of opening one more watch.
-    const delayFn = (ms: number): Promise<void> =>
-      new Promise((resolve) => {
-        if (this.stopped) return;
-        const timer = setTimeout(() => {
-          this.delays.delete(timer);
-          resolve();
-        }, ms);
-        this.delays.add(timer);
-      });
-    const listWatch = new ListWatch<KubernetesObject>(
-      spec.path,
-      watch,
-      () => this.list(informer),
-      false,
-      undefined,
-      undefined,
-      { delayFn },
-    );
-    const informer: Informer = {
-      spec,
-      listWatch,
-      watch,
-      synced: false,
-      watching: false,
-      lists: 0,
-      errors: 0,
-      attempt: 0,
-      failedDuringStart: false,
-    };
-    const put = (obj: KubernetesObject): void => this.enqueuePut(spec, obj);
-    listWatch.on('add', put);
-    listWatch.on('update', put);
-    listWatch.on('delete', (obj) => this.enqueueDelete(spec, obj));
-    listWatch.on('connect', () => {
-      if (!this.stopped) this.logger.debug({ kind: spec.kind }, 'kubernetes: watch (re)connecting');
-    });
-    listWatch.on('error', (err: unknown) => this.failed(informer, err));
-    return informer;
-  }
-
-  /** One complete list, page by page (a page's `continue` token that expired starts over). */
-  private async list(
-    informer: Informer,
-  ): Promise<{ metadata: { resourceVersion: string }; items: KubernetesObject[] }> {
-    const { spec } = informer;
-    const relist = informer.synced;
-    for (let attempt = 0; ; attempt++) {
-      const items: KubernetesObject[] = [];
-      let resourceVersion = '';
-      let token: string | undefined;
-      try {
-        do {
-          const page = await kubeRequest<{
-            metadata?: { resourceVersion?: string; continue?: string };
-            items?: KubernetesObject[];
-          }>(this.kubeConfig, {
-            path: spec.path,
-            query: { limit: String(this.pageSize), continue: token },
-            signal: this.abort.signal,
-          });
-          items.push(...(page.items ?? []));
-          resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
-          token = page.metadata?.continue || undefined;
-        } while (token);
-      } catch (err) {
-        const gone = (err as { statusCode?: number }).statusCode === 410;
-        if (gone && token !== undefined && attempt < 3) continue; // the continue token expired
-        throw err;
+  /** One informer batch: the changes the model reads, as one store update; then readiness and listeners. */
+  private applyBatch(spec: KubeKind, batch: InformerBatch<KubeObject>): void {
+    if (this.stopped) return;
+    const puts: MeshObject[] = [];
+    const deletes: { namespace: string; name: string }[] = [];
+    let ignored = 0;
+    const live: { namespace: string; name: string }[] = [];
+    for (const change of batch.changes) {
+      const object = change.current ?? change.previous;
+      const name = object?.metadata?.name;
+      if (!name) continue;
+      const namespace = spec.kind === 'Namespace' ? '' : (object.metadata?.namespace ?? '');
+      live.push({ namespace, name });
+      const key = objectKey(spec.kind, namespace, name);
+      if (!change.current) {
+        if (this.digests.delete(key)) deletes.push({ namespace, name });
+        continue;
       }
-      informer.lists += 1;
-      this.logger.info(
-        { kind: spec.kind, objects: items.length, resourceVersion },
-        relist ? 'kubernetes: relisted' : 'kubernetes: listed',
-      );
-      // ListWatch applies the items synchronously after this promise settles (its continuation runs as
-      // a microtask); setImmediate runs after that, when the informer's cache holds the whole list.
-      setImmediate(() => this.listed(informer));
-      return { metadata: { resourceVersion }, items };
-    }
-  }
-
-  private listed(informer: Informer): void {
-    if (this.stopped) return;
-    this.flush();
-    if (informer.synced) return;
-    informer.synced = true;
-    if (this.informers.every((i) => i.synced)) {
-      this.mesh.markReady();
-      this.logger.info(
-        { objects: this.store.list().length, version: this.current().version },
-        'kubernetes: first full sync of every kind; ready',
-      );
-      for (const w of this.readyWaiters.splice(0)) w.resolve();
-    }
-  }
-
-  private async connect(informer: Informer): Promise<void> {
-    if (this.stopped) return;
-    informer.failedDuringStart = false;
-    try {
-      // Lists when there is no resourceVersion (first start, after 410), then opens the watch; resolves
-      // once the watch answered, or after a failure that `error` reported.
-      await informer.listWatch.start();
-    } catch (err) {
-      this.failed(informer, err);
-      return;
-    }
-    if (this.stopped || informer.failedDuringStart) return;
-    if (!informer.watching) {
-      informer.watching = true;
-      const level = informer.errors > 0 ? 'info' : 'debug';
-      this.logger[level](
-        { kind: informer.spec.kind, resourceVersion: informer.listWatch.latestResourceVersion() },
-        'kubernetes: watching',
-      );
-    }
-    informer.attempt = 0;
-  }
-
-  /** The ListWatch stopped after an error: retry with backoff; the store keeps what it has. */
-  private failed(informer: Informer, err: unknown): void {
-    if (this.stopped) return;
-    informer.failedDuringStart = true;
-    informer.watching = false;
-    informer.errors += 1;
-    informer.lastError = describeKubeError(err);
-    const delayMs = backoffDelay(informer.attempt, this.backoff);
-    informer.attempt += 1;
-    // The first failure of a run is a warning; repeats while the server stays away are quieter.
-    const level = informer.attempt === 1 ? 'warn' : 'debug';
-    this.logger[level](
-      { kind: informer.spec.kind, err: informer.lastError, attempt: informer.attempt, retryInMs: delayMs },
-      'kubernetes: list/watch failed; keeping the last objects and retrying',
-    );
-    clearTimeout(informer.retryTimer);
-    informer.retryTimer = setTimeout(() => void this.connect(informer), delayMs);
-  }
-
-  private enqueuePut(spec: KubeKind, obj: KubernetesObject): void {
-    const object = toMeshObject(spec, obj);
-    if (!object) return;
-    const key = objectKey(object.kind, object.namespace, object.name);
-    this.pendingDeletes.delete(key);
-    this.pending.set(key, object);
-    this.schedule();
-  }
-
-  private enqueueDelete(spec: KubeKind, obj: KubernetesObject): void {
-    const name = obj.metadata?.name;
-    if (!name) return;
-    const namespace = spec.kind === 'Namespace' ? '' : (obj.metadata?.namespace ?? '');
-    const key = objectKey(spec.kind, namespace, name);
-    this.pending.set(key, { kind: spec.kind, namespace, name });
-    this.pendingDeletes.add(key);
-    this.schedule();
-  }
-
-  private schedule(): void {
-    if (this.batchTimer || this.stopped) return;
-    this.batchTimer = setTimeout(() => this.flush(), this.batchMs);
-  }
-
-  /** Applies the queued events as one batch (one store event, one rebuild). */
-  private flush(): void {
-    clearTimeout(this.batchTimer);
-    this.batchTimer = undefined;
-    if (this.pending.size === 0) return;
-    const entries = [...this.pending];
-    const deletes = new Set(this.pendingDeletes);
-    this.pending.clear();
-    this.pendingDeletes.clear();
-    this.store.update((batch) => {
-      for (const [key, entry] of entries) {
-        if (deletes.has(key)) batch.delete(entry.kind, entry.namespace, entry.name);
-        else batch.put(entry as MeshObject);
+      const input = modelInput(spec.kind, spec.apiVersion, change.current);
+      if (!input) continue;
+      const digest = modelDigest(input);
+      if (this.digests.get(key) === digest) {
+        ignored += 1;
+        continue;
       }
-    });
+      this.digests.set(key, digest);
+      puts.push(input);
+    }
+    this.counters.ignored += ignored;
+    this.counters.applied += puts.length + deletes.length;
+    if (ignored > 0) this.metrics?.events.inc({ kind: spec.kind, effect: 'ignored' }, ignored);
+    if (puts.length + deletes.length > 0) {
+      this.metrics?.events.inc({ kind: spec.kind, effect: 'rebuild' }, puts.length + deletes.length);
+      this.timedUpdate(() =>
+        this.store.update((b) => {
+          for (const o of puts) b.put(o);
+          for (const d of deletes) b.delete(spec.kind, d.namespace, d.name);
+        }),
+      );
+    }
+    if (batch.listed) this.listed();
+    for (const { namespace, name } of live) {
+      for (const listener of [...this.liveListeners]) listener(spec.kind, namespace, name);
+    }
+  }
+
+  /** Runs a store update (MeshSource rebuilds inside it when ready) and records the rebuild it caused. */
+  private timedUpdate(update: () => void): void {
+    const before = this.mesh.stats;
+    const started = process.hrtime.bigint();
+    update();
+    const after = this.mesh.stats;
+    if (after.rebuilds === before.rebuilds) return;
+    this.metrics?.rebuildDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    this.metrics?.rebuilds.inc({ result: after.published > before.published ? 'published' : 'unchanged' });
+  }
+
+  private listed(): void {
+    if (this.ready() || ![...this.informers.values()].every((i) => i.isSynced())) return;
+    this.timedUpdate(() => this.mesh.markReady());
+    this.logger.info(
+      { objects: this.store.list().length, version: this.current().version },
+      'kubernetes: first full sync of every kind; ready',
+    );
+    for (const w of this.readyWaiters.splice(0)) w.resolve();
   }
 }
 
-/**
- * An informer's object → an object of the store: kind and apiVersion set (list items lack them),
- * `metadata.managedFields` dropped (large, never read). A new object: the informer's is not touched.
- */
-function toMeshObject(spec: KubeKind, obj: KubernetesObject): MeshObject | undefined {
-  const metadata = obj.metadata;
-  const name = metadata?.name;
-  if (!metadata || !name) return undefined;
-  const namespace = spec.kind === 'Namespace' ? '' : (metadata.namespace ?? '');
+/** List items of built-in types carry no kind and apiVersion: set them; drop managedFields (large, never read). */
+function withKind(spec: KubeKind, object: KubeObject): KubeObject {
+  const metadata = object.metadata;
+  if (!metadata) return object;
   const { managedFields: _dropped, ...kept } = metadata;
-  const object = { ...obj, apiVersion: spec.apiVersion, kind: spec.kind, metadata: kept };
-  return {
-    kind: spec.kind,
-    namespace,
-    name,
-    object,
-    origin: { resourceVersion: metadata.resourceVersion ?? '' },
-  } as MeshObject;
+  return { ...object, apiVersion: spec.apiVersion, kind: spec.kind, metadata: kept };
 }

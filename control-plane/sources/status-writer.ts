@@ -9,31 +9,38 @@
 //   or first appears. A control plane that restarts finds the statuses right and writes nothing.
 // - **When to look.** Every published snapshot (statuses changed), and every store event for a routing
 //   object (someone else changed its status): the keys are queued and handled after `delayMs` (coalescing
-//   a burst), one request at a time, at most `qps` per second.
-// - **The resourceVersion comes from the store** (the informer's object), never from the snapshot, which
-//   keeps none (model/README.md "What the hash covers"): the echo of a write changes the store (the key
-//   is checked again, found current, not written) but not the snapshot, so no proxy is regenerated.
+//   a burst), by `concurrency` (16) workers, so at most that many requests are in flight and never two for
+//   one object. 2,000 statuses take seconds, not minutes.
+// - **The live object comes from the informer** (`source.live()`: status and resourceVersion as the API
+//   server has them), never from the snapshot, which keeps neither (model/README.md "What the hash
+//   covers"): the echo of a write reaches the writer (the key is checked again, found current, not
+//   written) but not the model (KubeSource ignores it: no store event, no rebuild, no push).
 // - **How.** A JSON merge patch on `/status` with the object's resourceVersion in it, so the write
 //   applies to the object it was computed from; other conditions are kept. A 409 Conflict re-reads the
 //   object and tries again (5 times). 404: the object is gone, nothing to do. Other errors are logged and
 //   the key is retried with backoff; nothing here ever throws into the caller.
 import type { KubeConfig } from '@kubernetes/client-node';
+import { backoffDelay } from '../../lib/backoff.js';
+import { systemClock, type Clock, type ClockTimer } from '../../lib/clock.js';
 import type { Condition, RoutingStatus } from '../../crds/types.js';
+import { describeKubeError, KubeApiError, kubeRequest } from '../kube/http.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { isPolicyKind, objectKey, type MeshKind } from '../model/objects.js';
 import { acceptedCondition } from '../model/routing.js';
 import type { MeshSnapshot, ResourceStatus } from '../model/snapshot.js';
-import { describeKubeError, KubeApiError, kubeRequest } from './kube-http.js';
-import { backoffDelay, ROUTING_API_VERSION, SECURITY_API_VERSION } from './kube-source.js';
-import type { ObjectStore } from './object-store.js';
+import { ROUTING_API_VERSION, SECURITY_API_VERSION, type LiveListener } from './kube-source.js';
+import type { KubeModeMetrics } from './metrics.js';
 
-/** What the writer reads: a KubeSource (its snapshots, and its store for the objects as they are). */
+/** What the writer reads: a KubeSource (its snapshots, and its informers for the objects as they are). */
 export interface StatusSource {
-  readonly store: ObjectStore;
   current(): MeshSnapshot;
   onChange(listener: () => void): () => void;
   ready(): boolean;
+  /** The object as the API server has it: status and resourceVersion. */
+  live(kind: MeshKind, namespace: string, name: string): unknown;
+  /** Every change of a live object (its status included). */
+  onLiveChange(listener: LiveListener): () => void;
 }
 
 export interface StatusWriterOptions {
@@ -42,10 +49,11 @@ export interface StatusWriterOptions {
   readonly logger?: Logger;
   /** Quiet time before queued keys are handled; 100 ms. */
   readonly delayMs?: number;
-  /** Most writes per second; 20. */
-  readonly qps?: number;
-  /** The clock of lastTransitionTime. */
-  readonly now?: () => Date;
+  /** Requests in flight at most (one per object); 16. */
+  readonly concurrency?: number;
+  /** Timers (the quiet period, retries) and lastTransitionTime. */
+  readonly clock?: Clock;
+  readonly metrics?: KubeModeMetrics;
 }
 
 export interface StatusWriterStats {
@@ -139,21 +147,23 @@ export class StatusWriter {
   private readonly kubeConfig: KubeConfig;
   private readonly logger: Logger;
   private readonly delayMs: number;
-  private readonly minIntervalMs: number;
-  private readonly now: () => Date;
+  private readonly concurrency: number;
+  private readonly clock: Clock;
+  private readonly metrics: KubeModeMetrics | undefined;
   private readonly dirty = new Set<string>();
+  /** Keys a worker is handling now (never two requests for one object). */
+  private readonly inFlight = new Set<string>();
   /** Consecutive failed writes by key (the backoff exponent of its retry). */
   private readonly failures = new Map<string, number>();
-  private readonly retryTimers = new Set<NodeJS.Timeout>();
+  private readonly retryTimers = new Set<ClockTimer>();
   /**
    * The last write of a key: what it wrote, and the resourceVersions it wrote over (the cached one and,
    * after a conflict, the one re-read). Until the watch brings the written object, the cache still shows
    * one of those, and that is no reason to write again.
    */
   private readonly written = new Map<string, { overwritten: ReadonlySet<string>; fingerprint: string }>();
-  private timer: NodeJS.Timeout | undefined;
+  private timer: ClockTimer | undefined;
   private running: Promise<void> | undefined;
-  private lastWriteAt = 0;
   private unsubscribe: (() => void)[] = [];
   private stopped = false;
   private statusIndex: { snapshot: MeshSnapshot; byKey: Map<string, ResourceStatus> } | undefined;
@@ -165,8 +175,9 @@ export class StatusWriter {
     this.kubeConfig = options.kubeConfig;
     this.logger = options.logger ?? silentLogger;
     this.delayMs = options.delayMs ?? 100;
-    this.minIntervalMs = 1000 / (options.qps ?? 20);
-    this.now = options.now ?? (() => new Date());
+    this.concurrency = Math.max(1, options.concurrency ?? 16);
+    this.clock = options.clock ?? systemClock;
+    this.metrics = options.metrics;
   }
 
   get stats(): StatusWriterStats {
@@ -177,10 +188,8 @@ export class StatusWriter {
   start(): void {
     this.unsubscribe.push(
       this.source.onChange(() => this.markAll()),
-      this.source.store.onChange((event) => {
-        for (const key of event.changed) {
-          if (isPolicyKind(key.slice(0, key.indexOf('/')))) this.mark(key);
-        }
+      this.source.onLiveChange((kind, namespace, name) => {
+        if (isPolicyKind(kind)) this.mark(objectKey(kind, namespace, name));
       }),
     );
     if (this.source.ready()) this.markAll();
@@ -189,8 +198,8 @@ export class StatusWriter {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const u of this.unsubscribe.splice(0)) u();
-    clearTimeout(this.timer);
-    for (const t of this.retryTimers) clearTimeout(t);
+    this.clock.clearTimeout(this.timer);
+    for (const t of this.retryTimers) this.clock.clearTimeout(t);
     this.retryTimers.clear();
     this.failures.clear();
     this.dirty.clear();
@@ -221,7 +230,7 @@ export class StatusWriter {
   private mark(key: string): void {
     if (this.stopped || !this.source.ready()) return;
     this.dirty.add(key);
-    if (!this.timer && !this.running) this.timer = setTimeout(() => this.drain(), this.delayMs);
+    if (!this.timer && !this.running) this.timer = this.clock.setTimeout(() => this.drain(), this.delayMs);
   }
 
   private statusOf(key: string): ResourceStatus | undefined {
@@ -235,22 +244,37 @@ export class StatusWriter {
     return this.statusIndex.byKey.get(key);
   }
 
+  /** The next queued key no worker is handling, taken off the queue. */
+  private take(): string | undefined {
+    for (const key of this.dirty) {
+      if (this.inFlight.has(key)) continue;
+      this.dirty.delete(key);
+      return key;
+    }
+    return undefined;
+  }
+
+  /** Works the queue with up to `concurrency` workers until nothing is left that they may take. */
   private drain(): void {
     this.timer = undefined;
-    this.running = (async () => {
-      while (this.dirty.size > 0 && !this.stopped) {
-        const key = this.dirty.values().next().value as string;
-        this.dirty.delete(key);
-        await this.handle(key);
+    const worker = async (): Promise<void> => {
+      for (let key = this.take(); key !== undefined && !this.stopped; key = this.take()) {
+        this.inFlight.add(key);
+        try {
+          await this.handle(key);
+        } catch (err) {
+          this.logger.error({ key, err: describeKubeError(err) }, 'status writer failed');
+        } finally {
+          this.inFlight.delete(key);
+        }
       }
-    })()
-      .catch((err: unknown) => this.logger.error({ err: describeKubeError(err) }, 'status writer failed'))
-      .finally(() => {
-        this.running = undefined;
-        // Keys marked while running wait for the next quiet period.
-        if (this.dirty.size > 0 && !this.stopped) this.timer = setTimeout(() => this.drain(), this.delayMs);
-        this.notifyIdle();
-      });
+    };
+    this.running = Promise.all(Array.from({ length: this.concurrency }, worker)).then(() => {
+      this.running = undefined;
+      // Keys marked again while they were in flight wait for the next quiet period.
+      if (this.dirty.size > 0 && !this.stopped) this.timer = this.clock.setTimeout(() => this.drain(), this.delayMs);
+      this.notifyIdle();
+    });
   }
 
   /** Brings one object's status up to date, if it is not. */
@@ -262,8 +286,7 @@ export class StatusWriter {
       this.failures.delete(key);
       return;
     }
-    const stored = this.source.store.get(status.kind as MeshKind, status.namespace, status.name);
-    const live = stored ? liveOf(stored.object) : undefined;
+    const live = liveOf(this.source.live(status.kind as MeshKind, status.namespace, status.name));
     if (!live) return;
     const wanted = wantedCondition(status);
     const fingerprint = JSON.stringify([wanted, status.generation]);
@@ -272,9 +295,12 @@ export class StatusWriter {
     if (last && last.fingerprint === fingerprint && last.overwritten.has(live.resourceVersion)) return;
     if (statusIsCurrent(live.status, wanted, status.generation)) {
       this.counters.unchanged += 1;
+      this.metrics?.statusWrites.inc({ result: 'unchanged' });
       return;
     }
+    const started = process.hrtime.bigint();
     await this.write(key, status, wanted, fingerprint, live);
+    this.metrics?.statusWriteDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
   }
 
   private async write(
@@ -290,7 +316,6 @@ export class StatusWriter {
     for (let attempt = 0; attempt < 5 && !this.stopped; attempt++) {
       // The generation judged is the one the condition speaks of; a newer object gets its own snapshot.
       if (statusIsCurrent(live.status, wanted, status.generation)) return;
-      await this.rateLimit();
       try {
         await kubeRequest<unknown>(this.kubeConfig, {
           method: 'PATCH',
@@ -298,11 +323,12 @@ export class StatusWriter {
           contentType: 'application/merge-patch+json',
           body: {
             metadata: { resourceVersion: live.resourceVersion },
-            status: nextStatus(live.status, wanted, status.generation, this.now()),
+            status: nextStatus(live.status, wanted, status.generation, new Date(this.clock.now())),
           },
           timeoutMs: 30_000,
         });
         this.counters.writes += 1;
+        this.metrics?.statusWrites.inc({ result: 'written' });
         this.written.set(key, { overwritten: new Set([initial.resourceVersion, live.resourceVersion]), fingerprint });
         this.clearFailure(key);
         this.logger.debug(
@@ -321,6 +347,7 @@ export class StatusWriter {
         }
         if (err instanceof KubeApiError && err.statusCode === 409) {
           this.counters.conflicts += 1;
+          this.metrics?.statusWrites.inc({ result: 'conflict' });
           this.logger.debug(
             {
               object: `${status.kind} ${status.namespace}/${status.name}`,
@@ -348,6 +375,7 @@ export class StatusWriter {
 
   private failedWrite(key: string, status: ResourceStatus, err: unknown): void {
     this.counters.errors += 1;
+    this.metrics?.statusWrites.inc({ result: 'error' });
     const attempt = (this.failures.get(key) ?? 0) + 1;
     this.failures.set(key, attempt);
     const delayMs = backoffDelay(attempt - 1, { initialMs: 1000, maxMs: 60_000 });
@@ -355,7 +383,7 @@ export class StatusWriter {
       { object: `${status.kind} ${status.namespace}/${status.name}`, err: describeKubeError(err), retryInMs: delayMs },
       'cannot write the status; retrying',
     );
-    const timer = setTimeout(() => {
+    const timer = this.clock.setTimeout(() => {
       this.retryTimers.delete(timer);
       this.mark(key);
     }, delayMs);
@@ -364,11 +392,5 @@ export class StatusWriter {
 
   private clearFailure(key: string): void {
     this.failures.delete(key);
-  }
-
-  private async rateLimit(): Promise<void> {
-    const wait = this.lastWriteAt + this.minIntervalMs - Date.now();
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-    this.lastWriteAt = Date.now();
   }
 }

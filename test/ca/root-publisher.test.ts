@@ -19,7 +19,7 @@ import {
 } from '../../control-plane/ca/root-publisher.js';
 import { startControlPlane } from '../../control-plane/control-plane.js';
 import { silentLogger } from '../../control-plane/logger.js';
-import { KubeApiError, kubeRequest } from '../../control-plane/sources/kube-http.js';
+import { KubeApiError, kubeRequest } from '../../control-plane/kube/http.js';
 import { useCluster, type Cluster } from '../helpers/cluster.js';
 import { waitFor } from '../helpers/wait.js';
 import { recordingLogger } from '../kube/kube-helpers.js';
@@ -123,7 +123,8 @@ test('an unreachable API server: failures are logged and retried with backoff; s
     currentContext: 'c',
   });
   const { publisher, records } = await startPublisher(t, kc);
-  const failures = () => records.filter((r) => r.msg === 'root-cert: list/watch failed; retrying');
+  const failures = () =>
+    records.filter((r) => r.msg === 'root-cert: list/watch failed; keeping the last objects and retrying');
   await waitFor('three failed attempts of each loop', () =>
     ['Namespace', 'ConfigMap'].every((kind) => failures().some((r) => r.kind === kind && r.attempt === 3)),
   );
@@ -305,7 +306,9 @@ kube.serial(
     const { bundle, records } = await startPublisher(t, cluster.kubeConfig);
     await published(cluster, await cluster.createNamespace('root-pre-restart'), bundle);
     await cluster.restartApiServer();
-    await waitFor('a failed list/watch', () => records.some((r) => r.msg === 'root-cert: list/watch failed; retrying'));
+    await waitFor('a failed list/watch', () =>
+      records.some((r) => r.msg === 'root-cert: list/watch failed; keeping the last objects and retrying'),
+    );
     const ns = await cluster.createNamespace('root-post-restart');
     await published(cluster, ns, bundle, 15_000);
     t.pass();

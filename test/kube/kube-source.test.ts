@@ -94,9 +94,9 @@ kube.test('KubeSource syncs every kind, then follows create, update and delete o
   t.is(statusOf(snapshot, 'VirtualService', ns, 'reviews')?.accepted, true);
   t.is(statusOf(snapshot, 'DestinationRule', ns, 'reviews')?.accepted, true);
   t.is(statusOf(snapshot, 'VirtualService', ns, 'reviews')?.generation, 1);
-  // The resourceVersion is in the store (the status writer reads it there), never in the snapshot: it
-  // changes with every write, most of which change nothing the model reads.
-  t.truthy(source.store.get('VirtualService', ns, 'reviews')?.origin.resourceVersion);
+  // The resourceVersion is in the informer's live object (the status writer reads it there), never in
+  // the store or the snapshot: it changes with every write, most of which change nothing the model reads.
+  t.truthy(source.live('VirtualService', ns, 'reviews')?.metadata?.resourceVersion);
   t.deepEqual(statusOf(snapshot, 'VirtualService', ns, 'reviews')?.origin, {});
 
   // Update each kind.
@@ -182,7 +182,7 @@ kube.test(
     await apply(cluster, ns, peerAuthentication('default', '{ mtls: { mode: STRICT } }'));
     await nextSnapshot(source, 'the namespace policy', (s) => modeOf(web)(s) === 'STRICT');
     t.like(statusOf(source.current(), 'PeerAuthentication', ns, 'default'), { accepted: true, generation: 1 });
-    t.truthy(source.store.get('PeerAuthentication', ns, 'default')?.origin.resourceVersion);
+    t.truthy(source.live('PeerAuthentication', ns, 'default')?.metadata?.resourceVersion);
     t.deepEqual(statusOf(source.current(), 'PeerAuthentication', ns, 'default')?.origin, {});
 
     await apply(

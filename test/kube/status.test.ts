@@ -9,7 +9,6 @@ import type { RouteConfiguration } from '../../control-plane/envoy/gen/envoy/con
 import { TypeUrl } from '../../control-plane/envoy/protos.js';
 import { silentLogger } from '../../control-plane/logger.js';
 import { XdsMetrics } from '../../control-plane/metrics.js';
-import { ObjectStore } from '../../control-plane/sources/object-store.js';
 import { defaultMeshConfig } from '../../control-plane/translate/context.js';
 import { meshGenerator } from '../../control-plane/translate/generator.js';
 import { PushController, type ConfigConsumer, type ProxyConfig } from '../../control-plane/xds/push-controller.js';
@@ -57,7 +56,7 @@ function stored(
   return new Promise((resolve, reject) => {
     let off = (): void => undefined;
     const check = (): boolean => {
-      const o = source.store.get(kind, ns, name)?.object as RoutingObject | undefined;
+      const o = source.live(kind, ns, name) as RoutingObject | undefined;
       if (!o || !probe(o)) return false;
       clearTimeout(timer);
       off();
@@ -68,7 +67,7 @@ function stored(
       off();
       reject(new Error(`timed out after ${timeoutMs} ms waiting for ${kind} ${ns}/${name}: ${what}`));
     }, timeoutMs);
-    if (!check()) off = source.store.onChange(() => void check());
+    if (!check()) off = source.onLiveChange(() => void check());
   });
 }
 
@@ -325,24 +324,24 @@ kube.test(
     const ns = await cluster.createNamespace('status-conflict');
     await apply(cluster, ns, vs('race', '/race/.*'));
     await nextSnapshot(source, 'the VirtualService', (s) => statusOf(s, 'VirtualService', ns, 'race'));
-    const stale = source.store.get('VirtualService', ns, 'race');
+    const stale = source.live('VirtualService', ns, 'race');
     if (!stale) return t.fail('not in the store');
     // The object changes under the writer (a label: same generation, new resourceVersion) …
     await cluster.kubectl(['label', 'vs', '-n', ns, 'race', 'moved=yes']);
-    // … but the writer reads a store that still holds the old resourceVersion.
+    // … but the writer reads a live object that still has the old resourceVersion.
     const dbg = recordingLogger();
     t.teardown(() => {
       if (!t.passed) t.log(JSON.stringify(dbg.records));
     });
-    const staleStore = new ObjectStore();
-    staleStore.update((b) => b.put(stale));
     const writer2 = new StatusWriter({
       kubeConfig: cluster.kubeConfig,
       source: {
-        store: staleStore,
         current: () => source.current(),
         onChange: (l) => source.onChange(l),
         ready: () => true,
+        live: (kind, namespace, name) =>
+          kind === 'VirtualService' && namespace === ns && name === 'race' ? stale : undefined,
+        onLiveChange: () => () => undefined,
       },
       delayMs: 1,
       logger: dbg.logger,
@@ -463,6 +462,7 @@ kube.serial(
       );
     const counts = () => ({
       published: source.meshStats.published,
+      rebuilds: source.meshStats.rebuilds,
       version: source.current().version,
       pushes,
       generations: generator.generations(),
@@ -502,11 +502,12 @@ spec:
     );
     await writer.idle();
     t.is(writer.stats.writes >= 1, true);
-    // That echo changed the store but not the snapshot: nothing was published after the one that judged it.
+    // That echo reached the informer but not the model: no rebuild, nothing published after the
+    // snapshot that judged it.
     const settled = counts();
     t.is(settled.published, judged.published, 'no snapshot for the status write');
     t.is(settled.version, judged.version);
-    t.true(source.meshStats.rebuilds > settled.published, JSON.stringify(source.meshStats));
+    t.true(source.meshStats.ignored > 0, JSON.stringify(source.meshStats));
     await staysPut('the snapshot and the push controller after the status write', counts, 1_000);
 
     // A label (metadata only, generation 1): a store change, no snapshot, no regeneration, no write.
@@ -525,7 +526,7 @@ spec:
     await staysPut('the snapshot and the push controller after a label', counts, 1_000);
     t.deepEqual(counts(), settled);
     t.is(writer.stats.writes, writes);
-    t.log(`store events without a new snapshot: ${source.meshStats.rebuilds - source.meshStats.published}`);
+    t.log(`events the model does not read (no rebuild): ${source.meshStats.ignored}`);
 
     // A spec edit is a new generation: published, translated, pushed, and its status written.
     await apply(cluster, ns, quiet('3s'));

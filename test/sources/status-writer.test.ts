@@ -1,6 +1,5 @@
-// The pure parts of the status writer and of KubeSource's backoff (test/kube/ runs them on a real API server).
+// The pure parts of the status writer (test/kube/ runs it on a real API server; the backoff is test/lib/).
 import test from 'ava';
-import { backoffDelay } from '../../control-plane/sources/kube-source.js';
 import { nextStatus, statusIsCurrent } from '../../control-plane/sources/status-writer.js';
 import type { Condition } from '../../crds/types.js';
 
@@ -42,31 +41,4 @@ test('nextStatus keeps lastTransitionTime unless the status flips, and keeps oth
   );
   t.is(flipped.conditions?.[0]?.lastTransitionTime, '2026-11-26T08:00:00Z');
   t.is(nextStatus({}, wanted, 2, now).conditions?.[0]?.lastTransitionTime, '2026-11-26T08:00:00Z');
-});
-
-test('backoffDelay doubles from 500 ms, is capped at 30 s and jittered within [d/2, d]', (t) => {
-  t.is(
-    backoffDelay(0, {}, () => 1),
-    500,
-  );
-  t.is(
-    backoffDelay(0, {}, () => 0),
-    250,
-  );
-  t.is(
-    backoffDelay(3, {}, () => 1),
-    4000,
-  );
-  t.is(
-    backoffDelay(20, {}, () => 1),
-    30_000,
-  );
-  t.is(
-    backoffDelay(20, {}, () => 0),
-    15_000,
-  );
-  t.is(
-    backoffDelay(2, { initialMs: 100, maxMs: 300 }, () => 1),
-    300,
-  );
 });
