@@ -19,6 +19,7 @@ import { KubeModeMetrics } from './sources/metrics.js';
 import { StatusWriter } from './sources/status-writer.js';
 import { WebhookServer } from './webhook/server.js';
 import { AdsServer } from './xds/ads-server.js';
+import type { StreamLimits } from './xds/limits.js';
 import type { Generator, SnapshotSource } from './xds/generator.js';
 import { PushController } from './xds/push-controller.js';
 
@@ -58,6 +59,10 @@ export interface ControlPlaneOptions {
   readonly debounceQuietMs?: number;
   readonly debounceMaxMs?: number;
   readonly maxMessageBytes?: number;
+  /** Per-stream caps on ADS clients (xds/limits.ts): requests per second, names per type, request size. */
+  readonly xdsLimits?: Partial<StreamLimits>;
+  /** Unflushed response bytes per stream before its pushes are coalesced (backpressure); default 4 MiB. */
+  readonly maxQueuedBytes?: number;
   readonly keepaliveMs?: number;
   readonly maxConnectionAgeMs?: number;
   /** How long streams may continue after the max-age GOAWAY; default 10 s. */
@@ -152,6 +157,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     metrics,
     logger,
     maxMessageBytes: options.maxMessageBytes,
+    limits: options.xdsLimits,
+    maxQueuedBytes: options.maxQueuedBytes,
     keepaliveMs: options.keepaliveMs,
     maxConnectionAgeMs: options.maxConnectionAgeMs,
     maxConnectionAgeGraceMs: options.maxConnectionAgeGraceMs,

@@ -70,6 +70,33 @@ export class XdsMetrics {
     help: 'Config generations that failed for a proxy (the proxy keeps its last config).',
     registers: [this.registry],
   });
+  readonly coalescedResponses = new Counter({
+    name: 'trellis_xds_coalesced_responses_total',
+    help: 'Responses held back because the stream had not drained its earlier writes, by type; the stream gets the latest config once it drains.',
+    labelNames: ['type'] as const,
+    registers: [this.registry],
+  });
+  readonly queuedBytes = new Gauge({
+    name: 'trellis_xds_queued_bytes',
+    help: 'Bytes of responses written to ADS streams and not yet flushed to the network, all streams together.',
+    registers: [this.registry],
+  });
+  readonly limitExceeded = new Counter({
+    name: 'trellis_xds_limit_exceeded_total',
+    help: 'ADS streams ended with RESOURCE_EXHAUSTED, by limit: requests-per-second, subscription-names, message-bytes.',
+    labelNames: ['limit'] as const,
+    registers: [this.registry],
+  });
+  readonly memoryPressure = new Gauge({
+    name: 'trellis_xds_memory_pressure',
+    help: '1 while the V8 heap is above the memory-pressure threshold (pushes paused, new streams refused), else 0.',
+    registers: [this.registry],
+  });
+  readonly shedStreams = new Counter({
+    name: 'trellis_xds_shed_streams_total',
+    help: 'New ADS streams refused with UNAVAILABLE under memory pressure.',
+    registers: [this.registry],
+  });
 
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'trellis_' });

@@ -15,6 +15,8 @@ import type { Logger } from '../logger.js';
 import type { XdsMetrics } from '../metrics.js';
 import { authenticateTlsPeer, StreamRefusal, type StreamPeer } from './authn.js';
 import { DeltaStream } from './delta-stream.js';
+import type { Clock } from './clock.js';
+import { defaultStreamLimits, hardRequestCap, measured, type StreamLimits } from './limits.js';
 import type { PushController } from './push-controller.js';
 import { decodeSotwRequest } from './sotw-request.js';
 import { SotwStream } from './sotw-stream.js';
@@ -32,7 +34,7 @@ function method<Desc extends DescMessage>(
     requestStream: true,
     responseStream: true,
     requestSerialize: (message: MessageShape<Desc>) => Buffer.from(toBinary(schema, message)),
-    requestDeserialize: (bytes: Buffer) => fromBinary(schema, bytes),
+    requestDeserialize: measured((bytes: Buffer) => fromBinary(schema, bytes)),
     // Responses are built from cached bytes by the streams (response.ts).
     responseSerialize: (bytes: Buffer) => bytes,
     responseDeserialize: (bytes: Buffer) => bytes,
@@ -43,7 +45,7 @@ function method<Desc extends DescMessage>(
 export const adsServiceDefinition = {
   StreamAggregatedResources: {
     ...method('StreamAggregatedResources', DiscoveryRequestSchema),
-    requestDeserialize: decodeSotwRequest,
+    requestDeserialize: measured(decodeSotwRequest),
   },
   DeltaAggregatedResources: method('DeltaAggregatedResources', DeltaDiscoveryRequestSchema),
 };
@@ -61,6 +63,12 @@ export interface AdsServerOptions {
   readonly maxConnectionAgeGraceMs?: number;
   /** `control_plane.identifier` in responses; default `trellis`. */
   readonly controlPlaneId?: string;
+  /** Unflushed response bytes per stream before pushes to it are coalesced (backpressure); default 4 MiB. */
+  readonly maxQueuedBytes?: number;
+  /** Per-stream caps (limits.ts); each field defaults to defaultStreamLimits. */
+  readonly limits?: Partial<StreamLimits>;
+  /** The clock of the request-rate buckets (tests). */
+  readonly clock?: Clock;
 }
 
 export class AdsServer {
@@ -80,6 +88,7 @@ export class AdsServer {
     private readonly options: AdsServerOptions,
   ) {
     const maxMessageBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
+    const limits: StreamLimits = { ...defaultStreamLimits, ...options.limits };
     this.server = new grpc.Server({
       'grpc.keepalive_time_ms': options.keepaliveMs ?? 30_000,
       'grpc.keepalive_timeout_ms': 10_000,
@@ -88,12 +97,16 @@ export class AdsServer {
       'grpc.max_connection_age_ms': options.maxConnectionAgeMs ?? 30 * 60_000,
       'grpc.max_connection_age_grace_ms': options.maxConnectionAgeGraceMs ?? 10_000,
       'grpc.max_send_message_length': maxMessageBytes,
+      'grpc.max_receive_message_length': hardRequestCap(limits),
     });
     const streamOptions = {
       metrics: options.metrics,
       logger: options.logger,
       maxMessageBytes,
       controlPlaneId: options.controlPlaneId ?? 'trellis',
+      maxQueuedBytes: options.maxQueuedBytes ?? 4 * 1024 * 1024,
+      limits,
+      clock: options.clock,
     };
     const open = (
       call: grpc.ServerDuplexStream<unknown, Buffer>,

@@ -12,6 +12,7 @@
 //   its subscription changes are applied: delta requests carry only changes, so dropping one would lose it.
 import type { DeltaDiscoveryRequest } from '../envoy/gen/envoy/service/discovery/v3/discovery_pb.js';
 import { emptySet } from './resource-cache.js';
+import { checkSubscriptionSize } from './limits.js';
 import { encodeDeltaResponse } from './response.js';
 import { isFullStateType, sharedName } from './type-state.js';
 import { XdsStream } from './xds-stream.js';
@@ -42,8 +43,9 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
       state.subscribe(sharedName(this.config?.sets.get(typeUrl), name));
     }
     for (const name of request.resourceNamesUnsubscribe) state.unsubscribe(name);
+    checkSubscriptionSize(this.options.limits, typeUrl, state.names.size);
     if (first || request.resourceNamesSubscribe.length > 0 || request.resourceNamesUnsubscribe.length > 0) {
-      this.respond(typeUrl, false);
+      this.push(typeUrl, false);
     }
   }
 

@@ -1,12 +1,17 @@
 // Decides when and to whom config is pushed. A snapshot change is debounced; then every connected proxy's
 // config is generated and encoded (resource-cache.ts shares the bytes), and only the streams whose
 // per-proxy hash changed are handed the new config (design.md §5.5: cost proportional to the change).
+// A proxy is handed its config as soon as it is generated, and the cycle yields to the event loop every
+// `sliceMs`, so writes flush and requests are read while the rest of the fleet is still being generated.
+// Under memory pressure (memory-pressure.ts) the cycle pauses before generating the next config.
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../logger.js';
 import type { XdsMetrics } from '../metrics.js';
+import { systemClock, type Clock } from './clock.js';
 import { Debouncer, type DebounceOptions } from './debounce.js';
 import type { Generator, SnapshotSource } from './generator.js';
+import type { MemoryPressure } from './memory-pressure.js';
 import type { ProxyInfo } from './node.js';
 import { ResourceCache, type EncodedSet } from './resource-cache.js';
 
@@ -30,13 +35,31 @@ export interface PushControllerOptions {
   readonly metrics: XdsMetrics;
   readonly logger: Logger;
   readonly cache?: ResourceCache;
+  /** Longest stretch of a push cycle without yielding to the event loop; default 10 ms. */
+  readonly sliceMs?: number;
+  /** Measures `sliceMs`; default performance.now. */
+  readonly clock?: Clock;
+  /** When given, a push cycle waits while the heap is under pressure. */
+  readonly memoryPressure?: MemoryPressure;
 }
 
-export class PushController<Snapshot> extends EventEmitter<{ pushed: [{ streams: number; durationMs: number }] }> {
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+export class PushController<Snapshot> extends EventEmitter<{
+  pushed: [{ streams: number; durationMs: number }];
+  /** A push cycle stopped before generating more configs: the heap is under pressure. */
+  paused: [{ remaining: number }];
+}> {
   readonly cache: ResourceCache;
   private readonly consumers = new Set<ConfigConsumer>();
   private readonly debouncer: Debouncer;
   private unsubscribe: (() => void) | undefined;
+  private readonly clock: Clock;
+  /** The running push cycle(s), if any. */
+  private cycle: Promise<void> | undefined;
+  /** A change arrived during the running cycle: run another when it ends. */
+  private again = false;
+  private stopped = false;
 
   constructor(
     private readonly source: SnapshotSource<Snapshot>,
@@ -45,14 +68,17 @@ export class PushController<Snapshot> extends EventEmitter<{ pushed: [{ streams:
   ) {
     super();
     this.cache = options.cache ?? new ResourceCache();
-    this.debouncer = new Debouncer(options.debounce, () => this.pushAll());
+    this.clock = options.clock ?? systemClock;
+    this.debouncer = new Debouncer(options.debounce, () => void this.pushAll());
   }
 
   start(): void {
+    this.stopped = false;
     this.unsubscribe ??= this.source.onChange(() => this.debouncer.trigger());
   }
 
   stop(): void {
+    this.stopped = true;
     this.unsubscribe?.();
     this.unsubscribe = undefined;
     this.debouncer.stop();
@@ -96,16 +122,60 @@ export class PushController<Snapshot> extends EventEmitter<{ pushed: [{ streams:
     }
   }
 
-  /** Pushes to every proxy whose config changed. Called by the debouncer; callable directly. */
-  pushAll(): void {
+  /**
+   * Pushes to every proxy whose config changed. Called by the debouncer; callable directly. Resolves when
+   * the cycle has ended; called while one runs, it makes that one run again afterwards (against the newest
+   * snapshot) and resolves when that has ended too. Each cycle ends with a `pushed` event.
+   */
+  pushAll(): Promise<void> {
+    if (this.cycle) {
+      this.again = true;
+      return this.cycle;
+    }
+    const run = async (): Promise<void> => {
+      try {
+        do {
+          this.again = false;
+          await this.pushCycle();
+        } while (this.again && !this.stopped);
+      } finally {
+        this.cycle = undefined;
+      }
+    };
+    this.cycle = run();
+    return this.cycle;
+  }
+
+  private async pushCycle(): Promise<void> {
     const started = performance.now();
     let pushed = 0;
-    for (const consumer of [...this.consumers]) {
-      if (!consumer.proxy) continue;
+    let sliceStart = this.clock.now();
+    const sliceMs = this.options.sliceMs ?? 10;
+    const pressure = this.options.memoryPressure;
+    pressure?.check();
+    const consumers = [...this.consumers];
+    for (let i = 0; i < consumers.length; i++) {
+      if (this.stopped) break;
+      if (pressure?.high) {
+        this.emit('paused', { remaining: consumers.length - i });
+        await pressure.relieved();
+        sliceStart = this.clock.now();
+      }
+      const consumer = consumers[i]!;
+      if (!consumer.proxy || !this.consumers.has(consumer)) continue; // gone while the cycle yielded
       const config = this.configFor(consumer.proxy);
-      if (!config || config.hash === consumer.configHash) continue;
-      consumer.onConfig(config);
-      pushed++;
+      if (config && config.hash !== consumer.configHash) {
+        try {
+          consumer.onConfig(config);
+          pushed++;
+        } catch (err) {
+          this.options.logger.error({ proxy: consumer.proxy.id, err }, 'push failed; the proxy keeps its last config');
+        }
+      }
+      if (this.clock.now() - sliceStart >= sliceMs) {
+        await yieldToEventLoop();
+        sliceStart = this.clock.now();
+      }
     }
     const durationMs = performance.now() - started;
     this.options.metrics.pushCycleDuration.observe(durationMs / 1000);

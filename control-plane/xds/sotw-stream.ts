@@ -15,6 +15,7 @@
 import type { DiscoveryRequest } from '../envoy/gen/envoy/service/discovery/v3/discovery_pb.js';
 import { emptySet, type EncodedResource, type EncodedSet } from './resource-cache.js';
 import { encodeSotwBody, withNonce } from './response.js';
+import { checkSubscriptionSize } from './limits.js';
 import { keepWire, resourceNamesWire } from './sotw-request.js';
 import { isFullStateType, sharedName, type TypeState } from './type-state.js';
 import { XdsStream } from './xds-stream.js';
@@ -56,8 +57,8 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
     const first = !state.requested;
     state.requested = true;
     // An empty nonce asks for the current state from scratch (the first request, or a client resync).
-    if (first || request.responseNonce === '') this.respond(typeUrl, true);
-    else if (changed) this.respond(typeUrl, false);
+    if (first || request.responseNonce === '') this.push(typeUrl, true);
+    else if (changed) this.push(typeUrl, false);
   }
 
   /**
@@ -71,6 +72,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
     if (wire && last && wire.byteLength === last.byteLength && Buffer.compare(wire, last) === 0) return false;
     const typeUrl = state.typeUrl;
     const names = request.resourceNames;
+    checkSubscriptionSize(this.options.limits, typeUrl, names.length);
     let wildcard = false;
     if (isFullStateType(typeUrl)) {
       if (!state.requested && names.length === 0) this.legacyWildcard.add(typeUrl);

@@ -7,7 +7,10 @@ import { shortTypeName } from '../envoy/protos.js';
 import type { Logger } from '../logger.js';
 import type { XdsMetrics } from '../metrics.js';
 import { bindProxy, StreamRefusal, type StreamPeer } from './authn.js';
+import { systemClock, type Clock } from './clock.js';
+import { checkRequestSize, LimitExceeded, rateExceeded, TokenBucket, type StreamLimits } from './limits.js';
 import { proxyInfoFromNode, type ProxyInfo } from './node.js';
+import { Outbound } from './outbound.js';
 import type { ConfigConsumer, ProxyConfig, PushController } from './push-controller.js';
 import { pushOrder, TypeState, type TypeStatus } from './type-state.js';
 
@@ -18,6 +21,14 @@ export interface StreamOptions {
   readonly maxMessageBytes: number;
   /** `control_plane.identifier` in every response. */
   readonly controlPlaneId: string;
+  /**
+   * Bytes a stream may hold unflushed (written, the client not reading) before further responses are
+   * held back and coalesced to the latest config (outbound.ts).
+   */
+  readonly maxQueuedBytes: number;
+  readonly limits: StreamLimits;
+  /** For the request-rate bucket; default performance.now. */
+  readonly clock?: Clock;
 }
 
 export interface StreamStatus {
@@ -31,6 +42,10 @@ export interface StreamStatus {
   readonly connectedAt: string;
   readonly node: ProxyInfo | undefined;
   readonly configHash: string | undefined;
+  /** Bytes of responses written and not yet flushed to the network (a client that does not read). */
+  readonly queuedBytes: number;
+  /** Types whose response waits for the stream to drain (coalesced to the latest config). */
+  readonly deferredTypes: readonly string[];
   readonly types: readonly TypeStatus[];
 }
 
@@ -51,6 +66,8 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
   configHash: string | undefined;
   protected readonly types = new Map<string, TypeState>();
   protected readonly log: Logger;
+  private readonly outbound: Outbound;
+  private readonly requests: TokenBucket;
   private closed = false;
 
   constructor(
@@ -61,11 +78,27 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
     readonly authn: StreamPeer = { transport: 'plaintext' },
   ) {
     this.log = options.logger.child({ stream: this.id });
+    const queued = options.metrics.queuedBytes;
+    this.outbound = new Outbound(
+      { write: (bytes, done) => call.write(bytes, done) },
+      options.maxQueuedBytes,
+      () => this.flushDeferred(),
+      (delta) => (delta >= 0 ? queued.inc(delta) : queued.dec(-delta)),
+    );
+    this.requests = new TokenBucket(
+      options.limits.requestsPerSecond,
+      options.limits.requestBurst,
+      options.clock ?? systemClock,
+    );
     call.on('data', (request: Request) => {
+      if (this.closed) return;
       try {
+        if (!this.requests.take()) throw rateExceeded(options.limits);
+        checkRequestSize(options.limits, request as object);
         this.onRequest(request);
       } catch (err) {
         if (err instanceof StreamRefusal) this.refuse(err);
+        else if (err instanceof LimitExceeded) this.exceeded(err);
         else this.fail(grpc.status.INVALID_ARGUMENT, err instanceof Error ? err.message : String(err));
       }
     });
@@ -80,7 +113,33 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
   }
 
   protected abstract onRequest(request: Request): void;
+  /** Builds and sends the response `typeUrl` needs now, if any (`force`: a complete one). Use push(). */
   protected abstract respond(typeUrl: string, force: boolean): void;
+
+  /**
+   * Responds for `typeUrl` now, or, while the stream holds more unflushed bytes than its cap, once it has
+   * drained: the response is then built from the config of that moment, so pushes in between coalesce.
+   */
+  protected push(typeUrl: string, force: boolean): void {
+    if (this.closed) return;
+    if (this.outbound.blocked || this.outbound.deferredTypes.length > 0) {
+      if (this.outbound.defer(typeUrl, force)) {
+        this.options.metrics.coalescedResponses.inc({ type: shortTypeName(typeUrl) });
+      }
+      if (!this.outbound.blocked) this.flushDeferred();
+      return;
+    }
+    this.respond(typeUrl, force);
+  }
+
+  /** Sends the deferred responses, in push order, while the stream stays under its cap. */
+  private flushDeferred(): void {
+    for (const typeUrl of pushOrder(this.outbound.deferredTypes)) {
+      if (this.closed || this.outbound.blocked) return;
+      const force = this.outbound.take(typeUrl);
+      if (force !== undefined) this.respond(typeUrl, force);
+    }
+  }
 
   get peer(): string {
     return this.call.getPeer();
@@ -128,7 +187,7 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
     this.config = config;
     this.configHash = config.hash;
     for (const typeUrl of pushOrder(this.types.keys())) {
-      if (this.types.get(typeUrl)!.requested) this.respond(typeUrl, false);
+      if (this.types.get(typeUrl)!.requested) this.push(typeUrl, false);
     }
   }
 
@@ -189,7 +248,7 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
       );
       return false;
     }
-    this.call.write(bytes);
+    this.outbound.write(bytes);
     state.recordSent(nonce, version);
     const metrics = this.options.metrics;
     metrics.pushes.inc({ type });
@@ -207,6 +266,17 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
     this.log.warn({ proxy: this.proxy?.id, code, details }, 'closing stream on a bad request');
     this.call.emit('error', { code, details });
     this.close(details);
+  }
+
+  /** Ends the stream because the client went over a cap (limits.ts): logged, counted, RESOURCE_EXHAUSTED. */
+  private exceeded(err: LimitExceeded): void {
+    this.options.metrics.limitExceeded.inc({ limit: err.limit });
+    this.log.warn(
+      { proxy: this.proxy?.id, peer: this.peer, limit: err.limit, details: err.message },
+      'xds: stream ended, over a limit',
+    );
+    this.call.emit('error', { code: err.code, details: err.message });
+    this.close(err.message);
   }
 
   /** Ends the stream because of who the peer is: logged, counted, the refusal's status sent. */
@@ -241,6 +311,7 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
   private close(reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    this.outbound.close();
     this.controller.detach(this);
     if (this.proxy) {
       this.options.metrics.connectedProxies.dec({ protocol: this.protocol });
@@ -258,6 +329,8 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
       connectedAt: this.connectedAt.toISOString(),
       node: this.proxy,
       configHash: this.configHash,
+      queuedBytes: this.outbound.queuedBytes,
+      deferredTypes: this.outbound.deferredTypes.map(shortTypeName),
       types: pushOrder(this.types.keys()).map((t) => this.types.get(t)!.status(shortTypeName(t))),
     };
   }
