@@ -18,6 +18,7 @@ import { KubeSource } from './sources/kube-source.js';
 import { KubeModeMetrics } from './sources/metrics.js';
 import { StatusWriter } from './sources/status-writer.js';
 import { WebhookServer } from './webhook/server.js';
+import { controlPlaneInjectHandler } from '../injector/webhook.js';
 import { AdsServer } from './xds/ads-server.js';
 import type { StreamLimits } from './xds/limits.js';
 import type { Generator, SnapshotSource } from './xds/generator.js';
@@ -182,8 +183,22 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     ready: () => listening && controller.ready(),
   });
   const monitoringPort = await monitoring.listen(host, options.monitoringPort ?? 15014);
+  // `/inject` (injector/) beside `/validate`, with the mesh config and the mesh's PeerAuthentications.
   const webhook = options.webhook
-    ? new WebhookServer({ certFile: options.webhook.certFile, keyFile: options.webhook.keyFile, logger })
+    ? new WebhookServer({
+        certFile: options.webhook.certFile,
+        keyFile: options.webhook.keyFile,
+        logger,
+        handlers: {
+          '/inject': controlPlaneInjectHandler({
+            logger,
+            registry: metrics.registry,
+            meshConfig: options.meshConfig,
+            mesh: meshSource,
+            kubeConfig: options.kube?.kubeConfig,
+          }),
+        },
+      })
     : undefined;
   const webhookPort = webhook ? await webhook.listen(host, options.webhook?.port ?? 15017) : undefined;
   // Started last: a start that failed before here (a port in use) leaves no publisher behind.
