@@ -18,6 +18,7 @@ import type { KeyType } from '../certs/keys.js';
 import { createCsr, generateWorkloadKey, type WorkloadKey } from '../certs/request.js';
 import { spiffeId, type WorkloadIdentity } from '../certs/spiffe.js';
 import { silentLogger, type Logger } from '../control-plane/logger.js';
+import { systemClock, type Clock, type ClockTimer } from '../lib/clock.js';
 import { CaClientError, type CaAuthMethod, type CertificateIssuer } from './ca-client.js';
 
 export interface WorkloadCertificate extends TlsMaterial {
@@ -63,6 +64,8 @@ export interface CertificateManagerOptions {
   readonly logger?: Logger;
   /** Registers the agent certificate metrics here when given. */
   readonly registry?: Registry;
+  /** Time and timers (receipt, validity, renewal and retry delays); the system clock unless a test sets one. */
+  readonly clock?: Clock;
 }
 
 export interface CertificateManagerEvents {
@@ -126,7 +129,8 @@ export class CertificateManager extends EventEmitter<CertificateManagerEvents> {
   private readonly logger: Logger;
   private readonly metrics: ManagerMetrics | undefined;
   private certificate: WorkloadCertificate | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly clock: Clock;
+  private timer: ClockTimer | undefined;
   private attempt = 0;
   private running = false;
   private started = false;
@@ -140,6 +144,7 @@ export class CertificateManager extends EventEmitter<CertificateManagerEvents> {
     this.spiffeId = spiffeId(options.identity);
     this.logger = (options.logger ?? silentLogger).child({ component: 'certificates', spiffeId: this.spiffeId });
     this.metrics = options.registry ? new ManagerMetrics(options.registry) : undefined;
+    this.clock = options.clock ?? systemClock;
   }
 
   /** Resolves with the first certificate (retrying with backoff); rejects only when stop() comes first. */
@@ -162,14 +167,14 @@ export class CertificateManager extends EventEmitter<CertificateManagerEvents> {
   /** A certificate that is valid now is held. */
   ready(): boolean {
     const c = this.certificate;
-    const now = Date.now();
+    const now = this.clock.now();
     return c !== undefined && c.notBefore.getTime() <= now && now < c.notAfter.getTime();
   }
 
   /** Stops renewing; an unfinished start() rejects. Resolves once an attempt in flight has ended. */
   async stop(): Promise<void> {
     this.running = false;
-    clearTimeout(this.timer);
+    this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     this.first?.reject(new Error('the certificate manager was stopped before it got a certificate'));
     this.first = undefined;
@@ -178,9 +183,9 @@ export class CertificateManager extends EventEmitter<CertificateManagerEvents> {
 
   private schedule(delayMs: number): void {
     if (!this.running) return;
-    clearTimeout(this.timer);
-    this.metrics?.nextRenewal.set((Date.now() + delayMs) / 1000);
-    this.timer = setTimeout(() => {
+    this.clock.clearTimeout(this.timer);
+    this.metrics?.nextRenewal.set((this.clock.now() + delayMs) / 1000);
+    this.timer = this.clock.setTimeout(() => {
       this.timer = undefined;
       this.inFlight = this.renew().finally(() => (this.inFlight = undefined));
     }, delayMs);
@@ -214,7 +219,7 @@ export class CertificateManager extends EventEmitter<CertificateManagerEvents> {
       },
       previous ? 'certificates: renewed' : 'certificates: got the first certificate',
     );
-    this.schedule(Math.max(0, at.getTime() - Date.now()));
+    this.schedule(Math.max(0, at.getTime() - this.clock.now()));
     this.first?.resolve(issued);
     this.first = undefined;
     try {
@@ -239,7 +244,7 @@ export class CertificateManager extends EventEmitter<CertificateManagerEvents> {
     this.attempt++;
     let delay = Math.min(max, base * (0.8 + Math.random() * 0.4));
     const c = this.certificate;
-    const untilExpiry = c ? c.notAfter.getTime() - Date.now() : Infinity;
+    const untilExpiry = c ? c.notAfter.getTime() - this.clock.now() : Infinity;
     // Never sleep past the expiry of the certificate still in use: try once more just before it.
     if (untilExpiry > 0) delay = Math.min(delay, untilExpiry);
     delay = Math.max(0, Math.round(delay));
@@ -277,7 +282,7 @@ export class CertificateManager extends EventEmitter<CertificateManagerEvents> {
       validitySeconds: this.options.ttlSeconds ?? 0,
       current: this.ready() ? this.certificate : undefined,
     });
-    const receivedAt = new Date();
+    const receivedAt = new Date(this.clock.now());
     return {
       certificate: assemble(chain, key.privateKeyPem, this.spiffeId, this.options.extraRootsPem, receivedAt),
       via,
