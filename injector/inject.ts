@@ -84,6 +84,10 @@ export function injectPod(
   if (!Array.isArray(pod.spec.containers) || pod.spec.containers.length === 0) {
     return fail('spec.containers', 'must list at least one container');
   }
+  const notContainer = pod.spec.containers.findIndex(
+    (c) => typeof c !== 'object' || c === null || typeof c.name !== 'string',
+  );
+  if (notContainer >= 0) return fail(`spec.containers[${notContainer}]`, 'must be a container with a name');
   try {
     return build(structuredClone(pod), options);
   } catch (err) {
