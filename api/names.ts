@@ -54,3 +54,10 @@ export const SDS_CLUSTER = 'sds-grpc';
 export const INJECT_LABEL = 'trellis.dev/inject';
 export const INJECT_ANNOTATION = 'trellis.dev/inject';
 export const TEMPLATE_ANNOTATION = 'trellis.dev/template';
+
+/**
+ * NODE_OPTIONS for the agent's container: a 1 MiB young-generation semi-space (the agent allocates little;
+ * Node's default 16 MiB semi-spaces fill with garbage before a scavenge) and a 64 MiB old-generation cap (its
+ * heap holds ≈ 10 MiB; relayed messages are Buffers outside it). `npm run bench -- agent` measures them.
+ */
+export const AGENT_NODE_OPTIONS = '--max-semi-space-size=1 --max-old-space-size=64';
