@@ -1,11 +1,8 @@
 // Every label and annotation the injector reads or writes (injector/README.md lists them with examples).
-export const INJECT_LABEL = 'trellis.dev/inject';
+// The selection names are the shared ones of api/names.ts.
+export { INJECT_ANNOTATION, INJECT_LABEL, TEMPLATE_ANNOTATION } from '../api/names.js';
 /** Namespace label value that turns injection on. */
 export const INJECT_ENABLED = 'enabled';
-/** Pod annotation (or label) `"true"` / `"false"`. */
-export const INJECT_ANNOTATION = 'trellis.dev/inject';
-/** `envoy` (default) or `grpc`. */
-export const TEMPLATE_ANNOTATION = 'trellis.dev/template';
 /** Written by the injector: JSON naming what was added; its presence means "already injected". */
 export const STATUS_ANNOTATION = 'trellis.dev/status';
 /** Written by the injector on the pod. */

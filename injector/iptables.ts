@@ -19,6 +19,7 @@
 // Only TCP is captured, only IPv4 (an IPv6 pod gets no rules: ip6tables is not run). The output is
 // deterministic: the same config gives the same bytes (lists are sorted and deduplicated).
 import net from 'node:net';
+import { Ports, PROXY_UID } from '../api/names.js';
 
 export interface CaptureConfig {
   /** Envoy's outbound capture port: 15001. */
@@ -43,13 +44,13 @@ export interface CaptureConfig {
 }
 
 /** Ports of the sidecar itself that inbound capture never takes (design.md §4). */
-export const ALWAYS_EXCLUDED_INBOUND_PORTS: readonly number[] = [15020, 15021, 15090];
+export const ALWAYS_EXCLUDED_INBOUND_PORTS: readonly number[] = [15020, Ports.agentHealth, Ports.envoyStats];
 
 export const defaultCaptureConfig: CaptureConfig = {
-  outboundPort: 15001,
-  inboundPort: 15006,
-  proxyUid: 1337,
-  proxyGid: 1337,
+  outboundPort: Ports.outboundCapture,
+  inboundPort: Ports.inboundCapture,
+  proxyUid: PROXY_UID,
+  proxyGid: PROXY_UID,
   includeInboundPorts: '*',
   excludeInboundPorts: [],
   includeOutboundIpRanges: '*',

@@ -1,4 +1,8 @@
-// Names, paths and ports the templates use, and that the agent's defaults (sidecar/cli.ts) match.
+// Names, paths and ports the templates use, and that the agent's defaults (sidecar/cli.ts) match. Ports,
+// the proxy UID and the control plane's name are the shared ones of api/names.ts.
+import { CONTROL_PLANE_SERVER_NAME, Ports } from '../api/names.js';
+
+export { AGENT_NODE_OPTIONS, PROXY_UID } from '../api/names.js';
 export const PROXY_CONTAINER = 'trellis-proxy';
 export const INIT_CONTAINER = 'trellis-init';
 
@@ -23,13 +27,19 @@ export const TOKEN_EXPIRATION_SECONDS = 43_200;
 /** What a proxyless application points GRPC_XDS_BOOTSTRAP at (sidecar/agent.ts GRPC_BOOTSTRAP). */
 export const GRPC_BOOTSTRAP_FILE = `${OUTPUT_DIR}/grpc-bootstrap.json`;
 
-export const HEALTH_PORT = 15021;
-export const ENVOY_PROMETHEUS_PORT = 15090;
-export const PROXY_UID = 1337;
-/** Ports of the sidecar an application container must not declare. */
-export const SIDECAR_PORTS: readonly number[] = [15000, 15001, 15006, 15020, 15021, 15090];
-
-export const DEFAULT_CONTROL_PLANE = 'trellisd.trellis-system.svc:15012';
+export const HEALTH_PORT: number = Ports.agentHealth;
+export const ENVOY_PROMETHEUS_PORT: number = Ports.envoyStats;
+/** Ports of the sidecar an application container must not declare (15020: Istio's agent port, kept free). */
+export const SIDECAR_PORTS: readonly number[] = [
+  Ports.envoyAdmin,
+  Ports.outboundCapture,
+  Ports.inboundCapture,
+  15020,
+  Ports.agentHealth,
+  Ports.envoyStats,
+];
+/** What the agents dial: the control plane's Service, TLS port. */
+export const DEFAULT_CONTROL_PLANE = `${CONTROL_PLANE_SERVER_NAME}:${Ports.xdsTls}`;
 /** `/app-health/<container>/<readyz|livez|startupz>` on the health port (sidecar/app-probes.ts). */
 export const APP_PROBES_ENV = 'TRELLIS_APP_PROBES';
 export const APP_HEALTH_PREFIX = '/app-health/';

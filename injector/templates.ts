@@ -2,6 +2,7 @@
 import type { AppProbe } from '../sidecar/app-probes.js';
 import { captureFlags, type CaptureConfig } from './iptables.js';
 import {
+  AGENT_NODE_OPTIONS,
   APP_PROBES_ENV,
   DATA_VOLUME,
   ENVOY_PROMETHEUS_PORT,
@@ -50,6 +51,7 @@ export function proxyContainer(spec: ProxySpec): Container {
     fieldEnv('POD_NAMESPACE', 'metadata.namespace'),
     fieldEnv('SERVICE_ACCOUNT', 'spec.serviceAccountName'),
     fieldEnv('INSTANCE_IP', 'status.podIP'),
+    { name: 'NODE_OPTIONS', value: AGENT_NODE_OPTIONS },
   ];
   if (Object.keys(spec.appProbes).length > 0) env.push({ name: APP_PROBES_ENV, value: JSON.stringify(spec.appProbes) });
   const container: Container = {
