@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
+import { installObjects } from '../../deploy/manifest.js';
 import { listeningSockets, useCluster, type Cluster } from '../helpers/cluster.js';
 import { startTrellis, type LogLine, type TrellisProcess } from '../helpers/process.js';
 import { CaClient, grpcError, makeCsr, tlsCaClient } from '../ca/ca-helpers.js';
@@ -58,6 +59,20 @@ function tcpListeners(proc: TrellisProcess): number[] {
     ),
   ].sort((a, b) => a - b);
 }
+
+anyTest('the install runs Kubernetes mode without --xds-port: the plaintext port stays closed', (t) => {
+  const deployment = installObjects().find((o) => o.kind === 'Deployment') as
+    { spec: { template: { spec: { containers: { name: string; args?: string[] }[] } } } } | undefined;
+  const containers = deployment?.spec.template.spec.containers ?? [];
+  t.true(containers.length > 0, 'the install has a control-plane Deployment');
+  for (const c of containers) {
+    t.true(c.args?.includes('--kube'), `${c.name} runs in Kubernetes mode`);
+    t.false(
+      (c.args ?? []).some((a) => a.startsWith('--xds-port')),
+      `${c.name} opens the plaintext port: ${(c.args ?? []).join(' ')}`,
+    );
+  }
+});
 
 kube.serial('Kubernetes mode: the plaintext xDS port is closed unless --xds-port asks for it', async (t, cluster) => {
   const { proc, listening } = await startKubeControlPlane(t, cluster);
