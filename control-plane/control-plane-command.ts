@@ -51,7 +51,10 @@ export function registerControlPlaneCommand(program: Command): void {
       'Kubernetes mode with the default config: $KUBECONFIG, else ~/.kube/config, else in-cluster (service account)',
     )
     .addOption(
-      new Option('--webhook-port <port>', 'admission webhook HTTPS port (with --webhook-cert/--webhook-key)')
+      new Option(
+        '--webhook-port <port>',
+        'admission webhook HTTPS port (/validate, /inject): with --webhook-cert/--webhook-key, or in Kubernetes mode with the CA (a certificate for trellisd.trellis-system.svc from the mesh CA; the caBundle of the webhook configurations is kept); 0: a free port',
+      )
         .default(15017)
         .argParser(parsePort),
     )
@@ -198,7 +201,9 @@ export function registerControlPlaneCommand(program: Command): void {
           ...(kubeConfig ? { kube: { kubeConfig } } : {}),
           ...(opts.webhookCert && opts.webhookKey
             ? { webhook: { port: opts.webhookPort, certFile: opts.webhookCert, keyFile: opts.webhookKey } }
-            : {}),
+            : kubeConfig
+              ? { webhook: { port: opts.webhookPort } }
+              : {}),
           logger,
           host: opts.host,
           xdsPort: opts.xdsPort,

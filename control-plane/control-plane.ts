@@ -17,8 +17,10 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { KubeSource } from './sources/kube-source.js';
 import { KubeModeMetrics } from './sources/metrics.js';
 import { StatusWriter } from './sources/status-writer.js';
+import { CaBundleWriter } from './webhook/ca-bundle.js';
 import { WebhookServer } from './webhook/server.js';
 import { controlPlaneInjectHandler } from '../injector/webhook.js';
+import { WebhookServingCert } from './webhook/serving-cert.js';
 import { AdsServer } from './xds/ads-server.js';
 import type { StreamLimits } from './xds/limits.js';
 import type { Generator, SnapshotSource } from './xds/generator.js';
@@ -53,8 +55,18 @@ export interface ControlPlaneOptions {
    * `writeStatus: false`). Excludes `configDir` and `staticResources`.
    */
   readonly kube?: { readonly kubeConfig: KubeConfig; readonly writeStatus?: boolean };
-  /** Serve the admission webhooks (`/validate`) over HTTPS (port 15017 by default). */
-  readonly webhook?: { readonly port?: number; readonly certFile: string; readonly keyFile: string };
+  /**
+   * Serve the admission webhooks (`/validate`) over HTTPS (port 15017 by default; a free port when `xdsPort`
+   * is 0) with certFile/keyFile. Without them, in Kubernetes mode with the CA, the webhooks are on anyway,
+   * with a certificate for trellisd.trellis-system.svc from the mesh CA (plus `ipAddresses`), and the
+   * caBundle of both webhook configurations is kept equal to the trust bundle (webhook/ca-bundle.ts).
+   */
+  readonly webhook?: {
+    readonly port?: number;
+    readonly certFile?: string;
+    readonly keyFile?: string;
+    readonly ipAddresses?: readonly string[];
+  };
   /** Mesh-wide settings for translation (`--mesh-config`); defaultMeshConfig when unset. */
   readonly meshConfig?: MeshConfig;
   readonly debounceQuietMs?: number;
@@ -84,8 +96,10 @@ export interface RunningControlPlane {
   /** The TLS xDS + CA port, when `ca` was given. */
   readonly secureXdsPort?: number;
   readonly monitoringPort: number;
-  /** The admission webhook port, when `webhook` was given. */
+  /** The admission webhook port, when `webhook` was given (or the CA serves it in Kubernetes mode). */
   readonly webhookPort?: number;
+  /** Keeps the webhook configurations' caBundle, when the CA issues the webhook certificate. */
+  readonly webhookCaBundle?: CaBundleWriter;
   readonly ads: AdsServer;
   readonly controller: PushController<unknown>;
   readonly metrics: XdsMetrics;
@@ -183,11 +197,26 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     ready: () => listening && controller.ready(),
   });
   const monitoringPort = await monitoring.listen(host, options.monitoringPort ?? 15014);
+  let webhook: WebhookServer | undefined;
+  const webhookCert =
+    ca && options.kube && !options.webhook?.certFile
+      ? await WebhookServingCert.start({
+          authority: ca.authority,
+          logger,
+          ipAddresses: options.webhook?.ipAddresses,
+          onIssued: (c) => webhook?.setCertificate(c.chain.join(''), c.privateKeyPem),
+        })
+      : undefined;
+  const webhookTls =
+    options.webhook?.certFile && options.webhook.keyFile
+      ? { certFile: options.webhook.certFile, keyFile: options.webhook.keyFile }
+      : webhookCert
+        ? { cert: webhookCert.current.chain.join(''), key: webhookCert.current.privateKeyPem }
+        : undefined;
   // `/inject` (injector/) beside `/validate`, with the mesh config and the mesh's PeerAuthentications.
-  const webhook = options.webhook
+  webhook = webhookTls
     ? new WebhookServer({
-        certFile: options.webhook.certFile,
-        keyFile: options.webhook.keyFile,
+        ...webhookTls,
         logger,
         handlers: {
           '/inject': controlPlaneInjectHandler({
@@ -200,7 +229,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
         },
       })
     : undefined;
-  const webhookPort = webhook ? await webhook.listen(host, options.webhook?.port ?? 15017) : undefined;
+  const webhookPort = webhook
+    ? await webhook.listen(host, options.webhook?.port ?? (options.xdsPort === 0 ? 0 : 15017))
+    : undefined;
   // Started last: a start that failed before here (a port in use) leaves no publisher behind.
   const kubeConfig = options.ca?.kubeConfig ?? options.kube?.kubeConfig;
   const rootCertPublisher =
@@ -213,6 +244,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
         })
       : undefined;
   rootCertPublisher?.start();
+  const webhookCaBundle =
+    ca && webhookCert && kubeConfig
+      ? new CaBundleWriter({ kubeConfig, trustBundle: ca.authority.trustBundle(), logger })
+      : undefined;
+  webhookCaBundle?.start();
   logger.info(
     {
       host,
@@ -229,6 +265,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     secureXdsPort,
     monitoringPort,
     webhookPort,
+    webhookCaBundle,
     ads,
     controller: erased,
     metrics,
@@ -239,6 +276,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       await ads.close();
       ca?.serving.stop();
       await rootCertPublisher?.stop();
+      webhookCert?.stop();
+      await webhookCaBundle?.stop();
       await monitoring.close();
       await staticSource?.stop();
       await webhook?.close();
