@@ -228,9 +228,11 @@ test('fault injection: a 100% abort returns the configured status; a delay adds 
     `with a ${delayMs} ms delay: ${latencies.join(', ')} ms; without: ${baseline.map((r) => Math.round(r.ms)).join(', ')} ms`,
   );
   t.true(timed.every((r) => r.ok));
+  // Behaviour, not a timing: every call waits at least the delay (timers may fire a millisecond early), and
+  // none waits seconds (a delay misread by a unit); a loaded machine adds latency, never removes it.
   t.true(
-    timed.every((r) => r.ms >= delayMs - 5 && r.ms < delayMs + 1_500),
-    `latencies ${latencies.join(', ')} ms, expected about ${delayMs} ms`,
+    timed.every((r) => r.ms >= delayMs - 5 && r.ms < delayMs + 5_000),
+    `latencies ${latencies.join(', ')} ms, expected at least ${delayMs} ms and not seconds more`,
   );
   await assertNoNacks(t, mesh.cp.monitoringPort, svc.owns);
 });
