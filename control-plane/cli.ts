@@ -4,6 +4,7 @@
 // A command is one import and one registerXCommand(program) line here, its module lazy inside the action.
 import { Command } from 'commander';
 import { registerValidateCommand } from '../crds/validate-cli.js';
+import { registerInstallCommand } from '../deploy/install-cli.js';
 import { registerInjectCommand } from '../injector/inject-command.js';
 import { registerIptablesCommand } from '../injector/iptables-command.js';
 import { registerAgentCommand } from '../sidecar/cli.js';
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerAgentCommand(program);
   registerInjectCommand(program);
   registerIptablesCommand(program);
+  registerInstallCommand(program);
 
   return program;
 }

@@ -1,12 +1,7 @@
 // `trellis install`: the command line only. The manifest modules (the CRD schemas among them) are imported
 // when the command runs, so building the program loads none of them.
-import { InvalidArgumentError, type Command, type CommanderError } from 'commander';
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`"${value}" is not a positive integer`);
-  return n;
-}
+import type { Command, CommanderError } from 'commander';
+import { parsePositiveInt } from '../control-plane/cli-options.js';
 
 export interface InstallCommandOptions {
   readonly imageTag?: string;
@@ -24,7 +19,7 @@ export function registerInstallCommand(program: Command): void {
     )
     .option('--image-tag <tag>', 'tag of the control-plane image (default: this version)')
     .option('--registry <prefix>', 'registry prefix of the image, e.g. localhost:5000 ("" for none)')
-    .option('--replicas <n>', 'control-plane replicas (default 2)', positiveInt)
+    .option('--replicas <n>', 'control-plane replicas (default 2)', parsePositiveInt)
     .option(
       '--mesh-config <file>',
       'mesh-wide settings (the format of `trellis control-plane --mesh-config`), checked and put into ConfigMap trellis-mesh-config',

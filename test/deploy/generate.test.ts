@@ -1,6 +1,8 @@
 // deploy/install.yaml and the chart are generated (deploy/generate.ts): the committed files must be what the
 // generator makes, `trellis install` prints the same, and the RBAC is least privilege (no wildcards).
 import test from 'ava';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -9,6 +11,7 @@ import { installObjects, type ManifestObject } from '../../deploy/manifest.js';
 import { runInstall } from '../../deploy/install-command.js';
 import { renderCrd, CRD_FILES, crdsDir } from '../../crds/generate.js';
 import type { CrdKind } from '../../crds/schema.js';
+import { repoRoot } from '../helpers/peer-paths.js';
 
 function run(opts: Parameters<typeof runInstall>[0]): { code: number; stdout: string; stderr: string } {
   let stdout = '';
@@ -63,6 +66,16 @@ test('`trellis install` with no options prints deploy/install.yaml', (t) => {
   const out = run({});
   t.is(out.code, 0);
   t.is(out.stdout, fs.readFileSync(path.join(deployDir, INSTALL_FILE), 'utf8'));
+});
+
+test('`trellis install` as a process prints deploy/install.yaml; a bad option exits 2', async (t) => {
+  const run = promisify(execFile);
+  const args = ['--import', 'tsx', 'control-plane/main.ts', 'install'];
+  const out = await run(process.execPath, args, { cwd: repoRoot, maxBuffer: 64 * 1024 * 1024 });
+  t.is(out.stdout, fs.readFileSync(path.join(deployDir, INSTALL_FILE), 'utf8'));
+  const bad = await run(process.execPath, [...args, '--replicas', '0'], { cwd: repoRoot }).catch((err: unknown) => err);
+  t.is((bad as { code?: number }).code, 2);
+  t.regex((bad as { stderr?: string }).stderr ?? '', /--replicas <n>.*"0" is not a positive integer/);
 });
 
 test('`trellis install` options: image tag, registry, replicas, mesh config', (t) => {
