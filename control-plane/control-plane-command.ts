@@ -1,11 +1,19 @@
 // `trellis control-plane`: the options, checked before anything heavy loads; the action imports what the
 // chosen mode needs (the Kubernetes client only in Kubernetes mode, the translator's mesh config only with
 // --mesh-config, the CA's token file reader only with --tokens-file) and then the assembly.
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import fs from 'node:fs';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { onShutdownSignal, parseDuration, parsePort, parsePositiveInt } from './cli-options.js';
 import type { MeshConfig } from './translate/context.js';
+import { defaultStreamLimits } from './xds/limits.js';
+
+/** A number in (0, 1]. */
+function parseFraction(value: string): number {
+  const n = Number(value);
+  if (!(n > 0 && n <= 1)) throw new InvalidArgumentError(`expected a fraction in (0, 1], got ${value}`);
+  return n;
+}
 
 /** Adds `trellis control-plane` to the program. */
 export function registerControlPlaneCommand(program: Command): void {
@@ -83,6 +91,51 @@ export function registerControlPlaneCommand(program: Command): void {
         .argParser(parsePositiveInt),
     )
     .addOption(
+      new Option(
+        '--xds-max-requests-per-second <n>',
+        'requests per second one ADS stream may send (token bucket); over it the stream ends with RESOURCE_EXHAUSTED',
+      )
+        .default(defaultStreamLimits.requestsPerSecond)
+        .argParser(parsePositiveInt),
+    )
+    .addOption(
+      new Option('--xds-request-burst <n>', 'requests one ADS stream may send at once before the rate applies')
+        .default(defaultStreamLimits.requestBurst)
+        .argParser(parsePositiveInt),
+    )
+    .addOption(
+      new Option(
+        '--xds-max-subscription-names <n>',
+        'resource names one ADS stream may subscribe to per type; over it the stream ends with RESOURCE_EXHAUSTED',
+      )
+        .default(defaultStreamLimits.maxSubscriptionNames)
+        .argParser(parsePositiveInt),
+    )
+    .addOption(
+      new Option(
+        '--xds-max-request-bytes <n>',
+        'largest ADS request accepted; a larger one ends its stream with RESOURCE_EXHAUSTED',
+      )
+        .default(defaultStreamLimits.maxRequestBytes)
+        .argParser(parsePositiveInt),
+    )
+    .addOption(
+      new Option(
+        '--xds-max-queued-bytes <n>',
+        'response bytes one ADS stream may hold unflushed (its client not reading) before its pushes are coalesced to the latest config',
+      )
+        .default(4 * 1024 * 1024)
+        .argParser(parsePositiveInt),
+    )
+    .addOption(
+      new Option(
+        '--memory-pressure-threshold <fraction>',
+        'share of the V8 heap limit above which pushes pause and new ADS streams get UNAVAILABLE until the heap shrinks',
+      )
+        .default(0.85)
+        .argParser(parseFraction),
+    )
+    .addOption(
       new Option('--keepalive <duration>', 'HTTP/2 keepalive ping interval').default(30_000).argParser(parseDuration),
     )
     .addOption(
@@ -116,6 +169,12 @@ export function registerControlPlaneCommand(program: Command): void {
           debounceAfter: number;
           debounceMax: number;
           maxMessageBytes: number;
+          xdsMaxRequestsPerSecond: number;
+          xdsRequestBurst: number;
+          xdsMaxSubscriptionNames: number;
+          xdsMaxRequestBytes: number;
+          xdsMaxQueuedBytes: number;
+          memoryPressureThreshold: number;
           keepalive: number;
           maxConnectionAge: number;
           logLevel: string;
@@ -215,6 +274,14 @@ export function registerControlPlaneCommand(program: Command): void {
           debounceQuietMs: opts.debounceAfter,
           debounceMaxMs: opts.debounceMax,
           maxMessageBytes: opts.maxMessageBytes,
+          xdsLimits: {
+            requestsPerSecond: opts.xdsMaxRequestsPerSecond,
+            requestBurst: opts.xdsRequestBurst,
+            maxSubscriptionNames: opts.xdsMaxSubscriptionNames,
+            maxRequestBytes: opts.xdsMaxRequestBytes,
+          },
+          maxQueuedBytes: opts.xdsMaxQueuedBytes,
+          memoryPressureThreshold: opts.memoryPressureThreshold,
           keepaliveMs: opts.keepalive,
           maxConnectionAgeMs: opts.maxConnectionAge,
           processMetrics: true,

@@ -17,12 +17,11 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { KubeSource } from './sources/kube-source.js';
 import { KubeModeMetrics } from './sources/metrics.js';
 import { StatusWriter } from './sources/status-writer.js';
-import { CaBundleWriter } from './webhook/ca-bundle.js';
 import { WebhookServer } from './webhook/server.js';
 import { controlPlaneInjectHandler } from '../injector/webhook.js';
-import { WebhookServingCert } from './webhook/serving-cert.js';
 import { AdsServer } from './xds/ads-server.js';
 import type { StreamLimits } from './xds/limits.js';
+import { MemoryPressure } from './xds/memory-pressure.js';
 import type { Generator, SnapshotSource } from './xds/generator.js';
 import { PushController } from './xds/push-controller.js';
 
@@ -55,18 +54,8 @@ export interface ControlPlaneOptions {
    * `writeStatus: false`). Excludes `configDir` and `staticResources`.
    */
   readonly kube?: { readonly kubeConfig: KubeConfig; readonly writeStatus?: boolean };
-  /**
-   * Serve the admission webhooks (`/validate`) over HTTPS (port 15017 by default; a free port when `xdsPort`
-   * is 0) with certFile/keyFile. Without them, in Kubernetes mode with the CA, the webhooks are on anyway,
-   * with a certificate for trellisd.trellis-system.svc from the mesh CA (plus `ipAddresses`), and the
-   * caBundle of both webhook configurations is kept equal to the trust bundle (webhook/ca-bundle.ts).
-   */
-  readonly webhook?: {
-    readonly port?: number;
-    readonly certFile?: string;
-    readonly keyFile?: string;
-    readonly ipAddresses?: readonly string[];
-  };
+  /** Serve the admission webhooks (`/validate`) over HTTPS (port 15017 by default). */
+  readonly webhook?: { readonly port?: number; readonly certFile: string; readonly keyFile: string };
   /** Mesh-wide settings for translation (`--mesh-config`); defaultMeshConfig when unset. */
   readonly meshConfig?: MeshConfig;
   readonly debounceQuietMs?: number;
@@ -76,6 +65,11 @@ export interface ControlPlaneOptions {
   readonly xdsLimits?: Partial<StreamLimits>;
   /** Unflushed response bytes per stream before its pushes are coalesced (backpressure); default 4 MiB. */
   readonly maxQueuedBytes?: number;
+  /**
+   * Fraction of the V8 heap limit above which pushes pause and new xDS streams are refused with
+   * UNAVAILABLE until the heap shrinks (xds/memory-pressure.ts); default 0.85.
+   */
+  readonly memoryPressureThreshold?: number;
   readonly keepaliveMs?: number;
   readonly maxConnectionAgeMs?: number;
   /** How long streams may continue after the max-age GOAWAY; default 10 s. */
@@ -96,10 +90,8 @@ export interface RunningControlPlane {
   /** The TLS xDS + CA port, when `ca` was given. */
   readonly secureXdsPort?: number;
   readonly monitoringPort: number;
-  /** The admission webhook port, when `webhook` was given (or the CA serves it in Kubernetes mode). */
+  /** The admission webhook port, when `webhook` was given. */
   readonly webhookPort?: number;
-  /** Keeps the webhook configurations' caBundle, when the CA issues the webhook certificate. */
-  readonly webhookCaBundle?: CaBundleWriter;
   readonly ads: AdsServer;
   readonly controller: PushController<unknown>;
   readonly metrics: XdsMetrics;
@@ -161,10 +153,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   const generator = (
     meshSource ? meshGenerator(options.meshConfig ?? defaultMeshConfig) : staticGenerator
   ) as Generator<unknown>;
+  const memoryPressure = new MemoryPressure({ metrics, logger, threshold: options.memoryPressureThreshold });
+  memoryPressure.start();
   const controller = new PushController(source, generator, {
     debounce: { quietMs: options.debounceQuietMs ?? 100, maxMs: options.debounceMaxMs ?? 10_000 },
     metrics,
     logger,
+    memoryPressure,
   });
   controller.start();
   const erased = controller as unknown as PushController<unknown>;
@@ -174,6 +169,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     maxMessageBytes: options.maxMessageBytes,
     limits: options.xdsLimits,
     maxQueuedBytes: options.maxQueuedBytes,
+    memoryPressure,
     keepaliveMs: options.keepaliveMs,
     maxConnectionAgeMs: options.maxConnectionAgeMs,
     maxConnectionAgeGraceMs: options.maxConnectionAgeGraceMs,
@@ -197,26 +193,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     ready: () => listening && controller.ready(),
   });
   const monitoringPort = await monitoring.listen(host, options.monitoringPort ?? 15014);
-  let webhook: WebhookServer | undefined;
-  const webhookCert =
-    ca && options.kube && !options.webhook?.certFile
-      ? await WebhookServingCert.start({
-          authority: ca.authority,
-          logger,
-          ipAddresses: options.webhook?.ipAddresses,
-          onIssued: (c) => webhook?.setCertificate(c.chain.join(''), c.privateKeyPem),
-        })
-      : undefined;
-  const webhookTls =
-    options.webhook?.certFile && options.webhook.keyFile
-      ? { certFile: options.webhook.certFile, keyFile: options.webhook.keyFile }
-      : webhookCert
-        ? { cert: webhookCert.current.chain.join(''), key: webhookCert.current.privateKeyPem }
-        : undefined;
   // `/inject` (injector/) beside `/validate`, with the mesh config and the mesh's PeerAuthentications.
-  webhook = webhookTls
+  const webhook = options.webhook
     ? new WebhookServer({
-        ...webhookTls,
+        certFile: options.webhook.certFile,
+        keyFile: options.webhook.keyFile,
         logger,
         handlers: {
           '/inject': controlPlaneInjectHandler({
@@ -229,9 +210,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
         },
       })
     : undefined;
-  const webhookPort = webhook
-    ? await webhook.listen(host, options.webhook?.port ?? (options.xdsPort === 0 ? 0 : 15017))
-    : undefined;
+  const webhookPort = webhook ? await webhook.listen(host, options.webhook?.port ?? 15017) : undefined;
   // Started last: a start that failed before here (a port in use) leaves no publisher behind.
   const kubeConfig = options.ca?.kubeConfig ?? options.kube?.kubeConfig;
   const rootCertPublisher =
@@ -244,11 +223,6 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
         })
       : undefined;
   rootCertPublisher?.start();
-  const webhookCaBundle =
-    ca && webhookCert && kubeConfig
-      ? new CaBundleWriter({ kubeConfig, trustBundle: ca.authority.trustBundle(), logger })
-      : undefined;
-  webhookCaBundle?.start();
   logger.info(
     {
       host,
@@ -265,7 +239,6 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     secureXdsPort,
     monitoringPort,
     webhookPort,
-    webhookCaBundle,
     ads,
     controller: erased,
     metrics,
@@ -273,11 +246,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     async close() {
       listening = false;
       controller.stop();
+      memoryPressure.stop();
       await ads.close();
       ca?.serving.stop();
       await rootCertPublisher?.stop();
-      webhookCert?.stop();
-      await webhookCaBundle?.stop();
       await monitoring.close();
       await staticSource?.stop();
       await webhook?.close();

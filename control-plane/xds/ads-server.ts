@@ -15,6 +15,7 @@ import type { Logger } from '../logger.js';
 import type { XdsMetrics } from '../metrics.js';
 import { authenticateTlsPeer, StreamRefusal, type StreamPeer } from './authn.js';
 import { DeltaStream } from './delta-stream.js';
+import type { MemoryPressure } from './memory-pressure.js';
 import type { Clock } from './clock.js';
 import { defaultStreamLimits, hardRequestCap, measured, type StreamLimits } from './limits.js';
 import type { PushController } from './push-controller.js';
@@ -69,6 +70,8 @@ export interface AdsServerOptions {
   readonly limits?: Partial<StreamLimits>;
   /** The clock of the request-rate buckets (tests). */
   readonly clock?: Clock;
+  /** When given, new streams are refused with UNAVAILABLE while the heap is under pressure. */
+  readonly memoryPressure?: MemoryPressure;
 }
 
 export class AdsServer {
@@ -113,6 +116,10 @@ export class AdsServer {
       protocol: 'sotw' | 'delta',
       make: (peer: StreamPeer) => SotwStream | DeltaStream,
     ): void => {
+      if (options.memoryPressure?.high) {
+        this.shed(call, protocol, options.memoryPressure);
+        return;
+      }
       let peer: StreamPeer;
       try {
         peer = this.authenticate(call);
@@ -156,6 +163,18 @@ export class AdsServer {
       'xds: stream refused',
     );
     call.emit('error', { code: refusal.code, details: refusal.message });
+  }
+
+  /** Refuses a new stream under memory pressure: the client backs off and retries (or tries a replica). */
+  private shed(
+    call: grpc.ServerDuplexStream<unknown, Buffer>,
+    protocol: 'sotw' | 'delta',
+    pressure: MemoryPressure,
+  ): void {
+    this.options.metrics.shedStreams.inc();
+    const details = `control plane under memory pressure (${pressure.describe()}); retry later`;
+    this.options.logger.warn({ protocol, peer: call.getPeer(), details }, 'xds: new stream refused');
+    call.emit('error', { code: grpc.status.UNAVAILABLE, details });
   }
 
   /** Adds another service (the CA service of a later issue) to the same port. */

@@ -1,8 +1,7 @@
 // Per-stream caps, so that one misbehaving client cannot starve the others (issue 16): a token bucket on
 // requests, a cap on the resource names subscribed per type, and (enforced by grpc-js, configured in
 // ads-server.ts) a cap on the size of one request. A stream over a cap ends with RESOURCE_EXHAUSTED and a
-// message naming the limit and its flag.
-import * as grpc from '@grpc/grpc-js';
+// message naming the limit and its flag. (No gRPC import: the CLI reads the defaults before loading it.)
 import { systemClock, type Clock } from './clock.js';
 
 export interface StreamLimits {
@@ -33,7 +32,6 @@ export type LimitName = 'requests-per-second' | 'subscription-names' | 'message-
 
 /** A client went over a cap: the stream ends with RESOURCE_EXHAUSTED and this message. */
 export class LimitExceeded extends Error {
-  readonly code = grpc.status.RESOURCE_EXHAUSTED;
   constructor(
     readonly limit: LimitName,
     message: string,

@@ -275,7 +275,7 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
       { proxy: this.proxy?.id, peer: this.peer, limit: err.limit, details: err.message },
       'xds: stream ended, over a limit',
     );
-    this.call.emit('error', { code: err.code, details: err.message });
+    this.call.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details: err.message });
     this.close(err.message);
   }
 
