@@ -18,6 +18,7 @@ import { writeGrpcBootstrap } from './bootstrap-grpc.js';
 import { CaClient, DEFAULT_CONTROL_PLANE_SERVER_NAME, defaultControlPlaneId } from './ca-client.js';
 import { writeCertFiles } from './cert-files.js';
 import { CertificateManager, type WorkloadCertificate } from './certificate-manager.js';
+import type { AppProbes } from './app-probes.js';
 import { HealthServer } from './health.js';
 import { bootstrapNode, type ProxyNodeOptions, type ProxyType } from './proxy-node.js';
 import type { SdsServer } from './sds-server.js';
@@ -45,6 +46,8 @@ export interface AgentOptions {
   readonly healthHost?: string;
   /** 15021 by default; 0 picks a free port. */
   readonly healthPort?: number;
+  /** Application probes served on the health port (TRELLIS_APP_PROBES, set by the injector). */
+  readonly appProbes?: AppProbes;
   readonly logger: Logger;
 }
 
@@ -161,7 +164,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     if (!proxy?.ready()) return 'the xDS proxy has not reached the control plane yet';
     return undefined;
   };
-  const health = new HealthServer({ notReadyReason, registry, logger });
+  const health = new HealthServer({ notReadyReason, registry, logger, appProbes: options.appProbes });
 
   // Every part is closed even when another one fails to; an attempt in flight to the CA is awaited last,
   // once its channel is closed (so it ends at once). Idempotent.

@@ -4,6 +4,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import fs from 'node:fs';
 import { durationToMs } from '../crds/duration.js';
+import { parseAppProbes, type AppProbes } from './app-probes.js';
 import type { ProxyType } from './proxy-node.js';
 
 function parseLabels(value: string): Record<string, string> {
@@ -27,6 +28,14 @@ function parseTtl(value: string): number {
   const ms = durationToMs(value);
   if (ms === undefined || ms < 1_000) throw new InvalidArgumentError(`"${value}" is not a duration of at least 1s`);
   return Math.floor(ms / 1000);
+}
+
+function parseProbes(value: string): AppProbes {
+  try {
+    return parseAppProbes(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 }
 
 function parsePort(value: string): number {
@@ -56,6 +65,7 @@ interface AgentCliOptions {
   ttl: number;
   healthHost: string;
   healthPort: number;
+  appProbes: AppProbes;
   logLevel: string;
 }
 
@@ -102,6 +112,12 @@ export function registerAgentCommand(program: Command): void {
     )
     .option('--health-host <address>', 'address of /healthz/ready and /metrics', '0.0.0.0')
     .addOption(new Option('--health-port <port>', '/healthz/ready and /metrics').default(15021).argParser(parsePort))
+    .addOption(
+      new Option('--app-probes <json>', 'application probes to serve at /app-health/... (set by the injector)')
+        .env('TRELLIS_APP_PROBES')
+        .default(new Map())
+        .argParser(parseProbes),
+    )
     .addOption(
       new Option('--log-level <level>', 'log level')
         .choices(['trace', 'debug', 'info', 'warn', 'error'])
@@ -150,6 +166,7 @@ export function registerAgentCommand(program: Command): void {
         ttlSeconds: opts.ttl,
         healthHost: opts.healthHost,
         healthPort: opts.healthPort,
+        appProbes: opts.appProbes,
         logger,
       });
       let closing = false;

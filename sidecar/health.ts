@@ -5,12 +5,15 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../control-plane/logger.js';
+import { runAppProbe, type AppProbes } from './app-probes.js';
 
 export interface HealthTargets {
   /** undefined when ready; otherwise why not (shown in the 503 body). */
   readonly notReadyReason: () => string | undefined;
   readonly registry: Registry;
   readonly logger: Logger;
+  /** The application's probes rewritten by the injector (`/app-health/...`, app-probes.ts). */
+  readonly appProbes?: AppProbes;
 }
 
 export class HealthServer {
@@ -37,6 +40,12 @@ export class HealthServer {
     if (url.pathname === '/metrics') {
       const registry = this.targets.registry;
       res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics());
+      return;
+    }
+    const probe = this.targets.appProbes?.get(url.pathname);
+    if (probe) {
+      const { status, body } = await runAppProbe(probe);
+      res.writeHead(status, { 'content-type': 'text/plain' }).end(body);
       return;
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
