@@ -282,29 +282,35 @@ export function renderMarkdown(result: BenchResult, machine: MachineInfo, comman
 }
 
 /**
- * Writes `<name>[-<label>]-<date>.{json,md}` and, for a run without a label, overwrites `<name>-latest.md`
- * (a labelled run is a variant, not the latest state); returns the paths.
+ * Writes the latest result of a benchmark as `<name>.{md,json}` and appends it, dated, to
+ * `history/<name>.md`. A labelled run (a variant: `--label before-fix`) goes to the history only, under its
+ * label, so `<name>.md` is always the current state of the plain benchmark. Returns the paths written.
  */
 export function writeResults(result: BenchResult, machine: MachineInfo, command: string, label?: string): string[] {
-  fs.mkdirSync(resultsDir, { recursive: true });
-  const stem = label ? `${result.name}-${label}` : result.name;
-  const base = path.join(resultsDir, `${stem}-${today()}`);
+  const historyDir = path.join(resultsDir, 'history');
+  fs.mkdirSync(historyDir, { recursive: true });
+  const at = new Date().toISOString();
   const md = renderMarkdown(result, machine, command);
+  const history = path.join(historyDir, `${result.name}.md`);
+  const heading = `# ${today()}${label ? ` — ${label}` : ''}`;
+  const previous = fs.existsSync(history)
+    ? fs.readFileSync(history, 'utf8')
+    : `History of \`${result.name}\` runs, oldest first.\n`;
+  fs.writeFileSync(history, `${previous.trimEnd()}\n\n${heading}\n\n${md.trimEnd()}\n`);
+  if (label) return [history];
   const json = {
     name: result.name,
     title: result.title,
     command,
-    at: new Date().toISOString(),
+    at,
     machine,
     params: result.params,
     tables: result.tables,
     notes: result.notes,
     data: result.data,
   };
+  const base = path.join(resultsDir, result.name);
   fs.writeFileSync(`${base}.json`, JSON.stringify(json, null, 2) + '\n');
   fs.writeFileSync(`${base}.md`, md);
-  if (label) return [`${base}.json`, `${base}.md`];
-  const latest = path.join(resultsDir, `${stem}-latest.md`);
-  fs.writeFileSync(latest, md);
-  return [`${base}.json`, `${base}.md`, latest];
+  return [`${base}.md`, `${base}.json`, history];
 }

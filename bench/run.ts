@@ -1,14 +1,30 @@
 // `npm run bench` runs every benchmark with its defaults; `npm run bench -- NAME [--flags]` runs one.
-// Each prints its tables and writes bench/results/<name>-<YYYY-MM-DD>.{json,md} and <name>-latest.md.
+// Each prints its tables and writes bench/results/<name>.{md,json} (the latest run) and appends it to bench/results/history/<name>.md.
 // `--label TEXT` (any benchmark) inserts TEXT into those file names, to keep a variant run apart.
+import { agent } from './agent.js';
 import { ca } from './ca.js';
+import { cliStartup } from './cli-startup.js';
 import { encode } from './encode.js';
+import { kubeStatus } from './kube-status.js';
 import { machineInfo, Progress, renderText, UsageError, writeResults, type Benchmark } from './report.js';
+import { restart } from './restart.js';
 import { translate } from './translate.js';
 import { xdsFanout } from './xds-fanout.js';
+import { xdsMesh } from './xds-mesh.js';
 import { xdsProxy } from './xds-proxy.js';
 
-const benchmarks: readonly Benchmark[] = [encode, xdsFanout, xdsProxy, translate, ca];
+const benchmarks: readonly Benchmark[] = [
+  encode,
+  xdsFanout,
+  xdsProxy,
+  xdsMesh,
+  translate,
+  ca,
+  restart,
+  agent,
+  cliStartup,
+  kubeStatus,
+];
 
 function usage(): string {
   return [
