@@ -27,9 +27,7 @@ kube.test('kubectl apply --dry-run=server -f deploy/install.yaml is accepted, ev
     );
   }
   // The server-side dry run really ran the admission chain: a broken copy is refused, naming the field.
-  const broken = (await import('node:fs'))
-    .readFileSync(file, 'utf8')
-    .replace('failurePolicy: Fail', 'failurePolicy: Sometimes');
+  const broken = fs.readFileSync(file, 'utf8').replace('failurePolicy: Fail', 'failurePolicy: Sometimes');
   const refused = await cluster.kubectl(['apply', '--dry-run=server', '-f', '-'], {
     input: broken,
     allowFailure: true,
