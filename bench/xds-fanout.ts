@@ -28,7 +28,7 @@ import {
 /** Functions of the push path whose inclusive time the profile table shows. */
 const PROFILED_FUNCTIONS = [
   'reload@control-plane/static-resources.ts',
-  'pushAll@xds/push-controller.ts',
+  'pushCycle@xds/push-controller.ts',
   'configFor@xds/push-controller.ts',
   'encode@xds/resource-cache.ts',
   'onConfig@xds/xds-stream.ts',

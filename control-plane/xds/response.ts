@@ -1,9 +1,65 @@
 // Discovery responses written straight from cached bytes. A response is a few header fields around
-// resources that are already serialized (resource-cache.ts): an embedded message field is its bytes with
-// a length prefix, so `resources` is written with `bytes()` and nothing is encoded twice. The field
-// numbers are those of envoy/service/discovery/v3/discovery.proto.
-import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
+// resources that are already serialized (resource-cache.ts). An embedded message field is a tag, a varint
+// length and the bytes, so a response is assembled by measuring every field first and then copying each
+// one once into a buffer of the exact size: no writer that grows (and copies what it holds) as it goes.
+// The field numbers are those of envoy/service/discovery/v3/discovery.proto.
 import type { EncodedResource } from './resource-cache.js';
+
+/** Wire type 2 (length-delimited); every field written here is one, with a field number below 16. */
+const tag = (field: number): number => (field << 3) | 2;
+
+function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    size++;
+  }
+  return size;
+}
+
+/** One length-delimited field's size on the wire, given its payload size. */
+const fieldSize = (payload: number): number => 1 + varintSize(payload) + payload;
+
+/** Writes bytes into a buffer of known size, field by field. */
+class FieldWriter {
+  constructor(
+    private readonly buf: Buffer,
+    private pos = 0,
+  ) {}
+
+  static sized(size: number): FieldWriter {
+    return new FieldWriter(Buffer.allocUnsafe(size));
+  }
+
+  private header(field: number, length: number): void {
+    this.buf[this.pos++] = tag(field);
+    while (length >= 0x80) {
+      this.buf[this.pos++] = (length & 0x7f) | 0x80;
+      length = Math.floor(length / 128);
+    }
+    this.buf[this.pos++] = length;
+  }
+
+  bytes(field: number, bytes: Uint8Array): this {
+    this.header(field, bytes.byteLength);
+    this.buf.set(bytes, this.pos);
+    this.pos += bytes.byteLength;
+    return this;
+  }
+
+  string(field: number, text: string, length: number): this {
+    this.header(field, length);
+    this.pos += this.buf.write(text, this.pos, length, 'utf8');
+    return this;
+  }
+
+  /** The buffer, checked to be exactly full (a measuring mistake would otherwise send garbage). */
+  finish(): Buffer {
+    if (this.pos !== this.buf.byteLength)
+      throw new Error(`response assembled ${this.pos} of ${this.buf.byteLength} bytes`);
+    return this.buf;
+  }
+}
 
 const controlPlaneCache = new Map<string, Uint8Array>();
 
@@ -11,7 +67,8 @@ const controlPlaneCache = new Map<string, Uint8Array>();
 function controlPlaneBytes(identifier: string): Uint8Array {
   let bytes = controlPlaneCache.get(identifier);
   if (!bytes) {
-    bytes = new BinaryWriter().tag(1, WireType.LengthDelimited).string(identifier).finish();
+    const length = Buffer.byteLength(identifier);
+    bytes = FieldWriter.sized(fieldSize(length)).string(1, identifier, length).finish();
     controlPlaneCache.set(identifier, bytes);
   }
   return bytes;
@@ -21,21 +78,28 @@ function controlPlaneBytes(identifier: string): Uint8Array {
 export function encodeSotwBody(
   versionInfo: string,
   typeUrl: string,
-  resources: Iterable<EncodedResource>,
+  resources: readonly EncodedResource[],
   controlPlane: string,
 ): Uint8Array {
-  const w = new BinaryWriter();
-  w.tag(1, WireType.LengthDelimited).string(versionInfo); // version_info
-  for (const r of resources) w.tag(2, WireType.LengthDelimited).bytes(r.any); // resources
-  w.tag(4, WireType.LengthDelimited).string(typeUrl); // type_url
-  w.tag(6, WireType.LengthDelimited).bytes(controlPlaneBytes(controlPlane)); // control_plane
+  const versionLength = Buffer.byteLength(versionInfo);
+  const typeUrlLength = Buffer.byteLength(typeUrl);
+  const cp = controlPlaneBytes(controlPlane);
+  let size = fieldSize(versionLength) + fieldSize(typeUrlLength) + fieldSize(cp.byteLength);
+  for (const r of resources) size += fieldSize(r.any.byteLength);
+  const w = FieldWriter.sized(size);
+  w.string(1, versionInfo, versionLength); // version_info
+  for (const r of resources) w.bytes(2, r.any); // resources
+  w.string(4, typeUrl, typeUrlLength); // type_url
+  w.bytes(6, cp); // control_plane
   return w.finish();
 }
 
 /** A complete DiscoveryResponse: a body from encodeSotwBody plus the nonce (field order is free in protobuf). */
 export function withNonce(body: Uint8Array, nonce: string): Buffer {
-  const tail = new BinaryWriter().tag(5, WireType.LengthDelimited).string(nonce).finish(); // nonce
-  return Buffer.concat([body, tail]);
+  const nonceLength = Buffer.byteLength(nonce);
+  const buf = Buffer.allocUnsafe(body.byteLength + fieldSize(nonceLength));
+  buf.set(body, 0);
+  return new FieldWriter(buf, body.byteLength).string(5, nonce, nonceLength).finish(); // nonce
 }
 
 const deltaResourceCache = new WeakMap<EncodedResource, Uint8Array>();
@@ -44,13 +108,12 @@ const deltaResourceCache = new WeakMap<EncodedResource, Uint8Array>();
 function deltaResourceBytes(r: EncodedResource): Uint8Array {
   let bytes = deltaResourceCache.get(r);
   if (!bytes) {
-    bytes = new BinaryWriter()
-      .tag(1, WireType.LengthDelimited)
-      .string(r.version) // version
-      .tag(2, WireType.LengthDelimited)
-      .bytes(r.any) // resource
-      .tag(3, WireType.LengthDelimited)
-      .string(r.name) // name
+    const versionLength = Buffer.byteLength(r.version);
+    const nameLength = Buffer.byteLength(r.name);
+    bytes = FieldWriter.sized(fieldSize(versionLength) + fieldSize(r.any.byteLength) + fieldSize(nameLength))
+      .string(1, r.version, versionLength) // version
+      .bytes(2, r.any) // resource
+      .string(3, r.name, nameLength) // name
       .finish();
     deltaResourceCache.set(r, bytes);
   }
@@ -60,18 +123,26 @@ function deltaResourceBytes(r: EncodedResource): Uint8Array {
 export function encodeDeltaResponse(
   systemVersionInfo: string,
   typeUrl: string,
-  resources: Iterable<EncodedResource>,
-  removed: Iterable<string>,
+  resources: readonly EncodedResource[],
+  removed: readonly string[],
   nonce: string,
   controlPlane: string,
 ): Buffer {
-  const w = new BinaryWriter();
-  w.tag(1, WireType.LengthDelimited).string(systemVersionInfo); // system_version_info
-  for (const r of resources) w.tag(2, WireType.LengthDelimited).bytes(deltaResourceBytes(r)); // resources
-  w.tag(4, WireType.LengthDelimited).string(typeUrl); // type_url
-  w.tag(5, WireType.LengthDelimited).string(nonce); // nonce
-  for (const name of removed) w.tag(6, WireType.LengthDelimited).string(name); // removed_resources
-  w.tag(7, WireType.LengthDelimited).bytes(controlPlaneBytes(controlPlane)); // control_plane
-  const bytes = w.finish();
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const versionLength = Buffer.byteLength(systemVersionInfo);
+  const typeUrlLength = Buffer.byteLength(typeUrl);
+  const nonceLength = Buffer.byteLength(nonce);
+  const cp = controlPlaneBytes(controlPlane);
+  const wrapped = resources.map(deltaResourceBytes);
+  const removedLengths = removed.map((name) => Buffer.byteLength(name));
+  let size = fieldSize(versionLength) + fieldSize(typeUrlLength) + fieldSize(nonceLength) + fieldSize(cp.byteLength);
+  for (const bytes of wrapped) size += fieldSize(bytes.byteLength);
+  for (const length of removedLengths) size += fieldSize(length);
+  const w = FieldWriter.sized(size);
+  w.string(1, systemVersionInfo, versionLength); // system_version_info
+  for (const bytes of wrapped) w.bytes(2, bytes); // resources
+  w.string(4, typeUrl, typeUrlLength); // type_url
+  w.string(5, nonce, nonceLength); // nonce
+  removed.forEach((name, i) => w.string(6, name, removedLengths[i]!)); // removed_resources
+  w.bytes(7, cp); // control_plane
+  return w.finish();
 }

@@ -1,0 +1,71 @@
+// Responses assembled from cached bytes (response.ts) against protobuf-es encoding the same message:
+// multi-byte length prefixes, non-ASCII names, removed resources, empty responses.
+import test from 'ava';
+import { create, equals, fromBinary, toBinary } from '@bufbuild/protobuf';
+import {
+  DeltaDiscoveryResponseSchema,
+  DiscoveryResponseSchema,
+} from '../../control-plane/envoy/gen/envoy/service/discovery/v3/discovery_pb.js';
+import { AnySchema } from '@bufbuild/protobuf/wkt';
+import { anyFromJson, TypeUrl, unpackAny } from '../../control-plane/envoy/protos.js';
+import { ResourceCache, type EncodedResource } from '../../control-plane/xds/resource-cache.js';
+import { encodeDeltaResponse, encodeSotwBody, withNonce } from '../../control-plane/xds/response.js';
+import { loadAssignment } from '../helpers/control-plane.js';
+
+/** Assignments whose encodings span one-, two- and three-byte length prefixes; one with a non-ASCII name. */
+function resources(): EncodedResource[] {
+  const cache = new ResourceCache();
+  const sizes: [string, number][] = [
+    ['tiny', 1],
+    ['médium-ñ', 20],
+    ['large', 2_000],
+  ];
+  return sizes.map(([name, endpoints]) => {
+    const json = loadAssignment(
+      name,
+      Array.from({ length: endpoints }, (_, i) => 1000 + i),
+    );
+    return cache.encode(unpackAny(anyFromJson(json as Parameters<typeof anyFromJson>[0])));
+  });
+}
+
+test('a SotW response decodes to the message protobuf-es would encode, byte count included', (t) => {
+  const rs = resources();
+  t.true(
+    rs.some((r) => r.any.byteLength >= 16_384),
+    'a resource needs a three-byte length',
+  );
+  for (const list of [rs, [], rs.slice(0, 1)]) {
+    const bytes = withNonce(encodeSotwBody('v1', TypeUrl.ClusterLoadAssignment, list, 'trellis-ü'), 'nonce-1');
+    const expected = create(DiscoveryResponseSchema, {
+      versionInfo: 'v1',
+      resources: list.map((r) => fromBinary(AnySchema, r.any)),
+      typeUrl: TypeUrl.ClusterLoadAssignment,
+      nonce: 'nonce-1',
+      controlPlane: { identifier: 'trellis-ü' },
+    });
+    t.true(equals(DiscoveryResponseSchema, fromBinary(DiscoveryResponseSchema, bytes), expected));
+    t.is(bytes.byteLength, toBinary(DiscoveryResponseSchema, expected).byteLength);
+  }
+});
+
+test('a delta response decodes to the message protobuf-es would encode, byte count included', (t) => {
+  const rs = resources();
+  for (const [list, removed] of [
+    [rs, ['gone', 'ausgeräumt']],
+    [[], []],
+    [rs.slice(1), []],
+  ] as const) {
+    const bytes = encodeDeltaResponse('sv', TypeUrl.ClusterLoadAssignment, list, removed, 'n-2', 'trellis');
+    const expected = create(DeltaDiscoveryResponseSchema, {
+      systemVersionInfo: 'sv',
+      resources: list.map((r) => ({ name: r.name, version: r.version, resource: fromBinary(AnySchema, r.any) })),
+      typeUrl: TypeUrl.ClusterLoadAssignment,
+      nonce: 'n-2',
+      removedResources: [...removed],
+      controlPlane: { identifier: 'trellis' },
+    });
+    t.true(equals(DeltaDiscoveryResponseSchema, fromBinary(DeltaDiscoveryResponseSchema, bytes), expected));
+    t.is(bytes.byteLength, toBinary(DeltaDiscoveryResponseSchema, expected).byteLength);
+  }
+});
