@@ -13,7 +13,8 @@ export type ServerEvent =
   | { event: 'stats'; encodeCount: number; cacheSize: number; streams: number }
   | { event: 'profiling' }
   | { event: 'profiled'; file: string }
-  | { event: 'gc'; heapUsed: number; external: number; rss: number };
+  | { event: 'gc'; heapUsed: number; external: number; rss: number }
+  | { event: 'snapshot'; at: number; version: number };
 
 let clockTicks: number | undefined;
 
@@ -55,7 +56,10 @@ export function metricSums(text: string, names: readonly string[]): Record<strin
 }
 
 export interface ServerStartOptions {
-  readonly staticResources: string;
+  /** The static-resources file of bench/server.ts; or `script` instead. */
+  readonly staticResources?: string;
+  /** Another server script (e.g. bench/xds-mesh-server.ts) and its arguments, instead of bench/server.ts. */
+  readonly script?: { readonly path: string; readonly args: readonly string[] };
   readonly debounceMs: number;
   /** CPU list for taskset (e.g. "0"); undefined: not pinned. */
   readonly cpus?: string;
@@ -104,9 +108,9 @@ export class ServerProcess {
       '--expose-gc',
       '--import',
       'tsx',
-      path.join('bench', 'server.ts'),
-      '--static-resources',
-      options.staticResources,
+      ...(options.script
+        ? [options.script.path, ...options.script.args]
+        : [path.join('bench', 'server.ts'), '--static-resources', options.staticResources ?? '']),
       '--debounce-after',
       `${options.debounceMs}ms`,
     ];

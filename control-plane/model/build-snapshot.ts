@@ -4,12 +4,13 @@
 // when the hash changed. The snapshot keeps only what translation and statuses read, so the hash does
 // not move for a write that changes nothing of that (a status, a resourceVersion, a label on a routing
 // resource): README.md "What the hash covers".
-import { canonicalJson, contentHash, deepFreeze } from './canonical.js';
+import { createHash } from 'node:crypto';
+import { canonicalJson, deepFreeze, frozenContentHash } from './canonical.js';
 import { DEFAULT_DOMAIN } from './hosts.js';
 import { isPolicyKind, keyOf, locationOf, located, type MeshObject, type PolicyKind, type Problem } from './objects.js';
 import { indexPeerAuthentications, type PodLabels } from './peer-authentication.js';
 import { buildRouting } from './routing.js';
-import { buildNamespaces, buildServices } from './services.js';
+import { buildNamespaces, buildServices, type ServiceMemo } from './services.js';
 import type { HostPolicy, MeshService, MeshSnapshot, ServiceInstance } from './snapshot.js';
 import type { FormatIssue, ValidateRoutingResource } from './validation.js';
 
@@ -47,8 +48,19 @@ function compareKeys(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** A Pod's namespace, name and string labels (what PeerAuthentication selectors read). */
+const podLabelMemo = new WeakMap<object, PodLabels>();
+
+/** A Pod's namespace, name and string labels (what PeerAuthentication selectors read); memoized per object. */
 function podLabels(pod: Of<'Pod'>): PodLabels {
+  const object: unknown = pod.object;
+  const known = typeof object === 'object' && object !== null ? podLabelMemo.get(object) : undefined;
+  if (known && known.namespace === pod.namespace && known.name === pod.name) return known;
+  const result = readPodLabels(pod);
+  if (typeof object === 'object' && object !== null) podLabelMemo.set(object, result);
+  return result;
+}
+
+function readPodLabels(pod: Of<'Pod'>): PodLabels {
   const raw: unknown = pod.object?.metadata?.labels;
   const labels: Record<string, string> = {};
   if (typeof raw === 'object' && raw !== null) {
@@ -65,9 +77,10 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
   );
 
   // One object per key. A store never holds two; should a caller pass two, the first by origin wins.
-  const sorted = [...objects].sort(
-    (a, b) => compareKeys(keyOf(a), keyOf(b)) || compareKeys(canonicalJson(a.origin), canonicalJson(b.origin)),
-  );
+  const sorted = objects
+    .map((o) => ({ o, key: keyOf(o), origin: canonicalJson(locationOf(o.origin)) }))
+    .sort((a, b) => compareKeys(a.key, b.key) || compareKeys(a.origin, b.origin))
+    .map((x) => x.o);
   // From here on an object's origin is its Location: the resourceVersion never reaches the snapshot, so a
   // write that changes nothing the model reads (a status, a label) gives the same hash (README.md "What
   // the hash covers"). The object itself is the same reference (validation results are cached by it).
@@ -92,7 +105,13 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
   const ofKind = <K extends MeshObject['kind']>(kind: K) => unique.filter((o): o is Of<K> => o.kind === kind);
 
   const namespaces = buildNamespaces(ofKind('Namespace'));
-  const services = buildServices(ofKind('Service'), ofKind('EndpointSlice'), ofKind('Pod'), domain, problems);
+  // Services whose inputs are the very objects of the previous build are that build's (README "Incremental builds").
+  const previousServices = options.previous ? serviceMemos.get(options.previous) : undefined;
+  const serviceMemo: ServiceMemo = new Map();
+  const services = buildServices(ofKind('Service'), ofKind('EndpointSlice'), ofKind('Pod'), domain, problems, {
+    ...(previousServices ? { previous: previousServices } : {}),
+    next: serviceMemo,
+  });
   const routing = buildRouting({
     objects: unique.filter((o): o is Of<PolicyKind> => isPolicyKind(o.kind)),
     validate: options.validate,
@@ -160,7 +179,7 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
   };
   const snapshot: MeshSnapshot = {
     version: options.version ?? (options.previous ? options.previous.version + 1 : 1),
-    hash: contentHash(content),
+    hash: snapshotHash(content),
     ...content,
     hosts,
     index: {
@@ -175,5 +194,39 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
       peerAuthentications: indexPeerAuthentications(routing.peerAuthentications),
     },
   };
+  serviceMemos.set(snapshot, serviceMemo);
   return deepFreeze(snapshot);
+}
+
+/** What each snapshot's build leaves for the next build that names it as `previous`. */
+const serviceMemos = new WeakMap<MeshSnapshot, ServiceMemo>();
+
+/**
+ * sha256 over the content, composed of the memoized hashes of its parts (a Service, an accepted resource),
+ * so a part shared with the previous snapshot is not hashed again. Equal content gives an equal hash.
+ */
+function snapshotHash(content: {
+  readonly domain: string;
+  readonly rootNamespace: string;
+  readonly namespaces: readonly object[];
+  readonly services: readonly object[];
+  readonly virtualServices: readonly object[];
+  readonly destinationRules: readonly object[];
+  readonly peerAuthentications: readonly object[];
+  readonly statuses: readonly object[];
+  readonly problems: readonly object[];
+}): string {
+  const hash = createHash('sha256');
+  const { services, virtualServices, destinationRules, peerAuthentications, ...rest } = content;
+  hash.update(canonicalJson(rest));
+  for (const [tag, list] of [
+    ['services', services],
+    ['virtualServices', virtualServices],
+    ['destinationRules', destinationRules],
+    ['peerAuthentications', peerAuthentications],
+  ] as const) {
+    hash.update(`\0${tag}`);
+    for (const part of list) hash.update('\0').update(frozenContentHash(part));
+  }
+  return hash.digest('hex');
 }

@@ -25,6 +25,18 @@ export function contentHash(value: unknown): string {
   return createHash('sha256').update(canonicalJson(value)).digest('hex');
 }
 
+const hashes = new WeakMap<object, string>();
+
+/**
+ * `contentHash` of an object that is never modified (a snapshot part), memoized on the object: a part the
+ * next snapshot shares by identity is hashed once.
+ */
+export function frozenContentHash(value: object): string {
+  let hash = hashes.get(value);
+  if (hash === undefined) hashes.set(value, (hash = contentHash(value)));
+  return hash;
+}
+
 /** Freezes plain objects and arrays, recursively (Maps and Sets are typed readonly instead). */
 export function deepFreeze<T>(value: T): T {
   if (value === null || typeof value !== 'object' || Object.isFrozen(value)) return value;

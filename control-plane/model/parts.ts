@@ -8,7 +8,7 @@
 // snapshot to the next by identity (build-snapshot.ts), so computing the keys of a new snapshot costs
 // time in proportion to what changed. Pure.
 import { createHash } from 'node:crypto';
-import { canonicalJson } from './canonical.js';
+import { canonicalJson, frozenContentHash } from './canonical.js';
 import type { MeshEndpoint, MeshService, MeshSnapshot } from './snapshot.js';
 
 function digest(text: string): string {
@@ -83,7 +83,7 @@ const listKeys = new WeakMap<readonly object[], string>();
 function listKey(list: readonly object[]): string {
   let key = listKeys.get(list);
   if (key === undefined) {
-    key = digest(canonicalJson(list));
+    key = digest(list.map((part) => frozenContentHash(part)).join(','));
     listKeys.set(list, key);
   }
   return key;

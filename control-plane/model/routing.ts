@@ -350,6 +350,23 @@ function validateOnce(validate: ValidateRoutingResource, object: unknown, origin
   return result;
 }
 
+// The accepted form of a validated resource, once per resource object, namespace, name, origin and domain:
+// the validator's resource is cached per input object (above), so an object that did not change is accepted
+// once and the snapshot holds the very same accepted object from one build to the next (its content keys,
+// model/parts.ts, are then memoized, and nothing is cloned again). Accepted objects are never modified.
+const acceptedOnce = new WeakMap<object, { key: string; accepted: Accepted }>();
+
+function acceptOnce(o: RoutingObject, resource: unknown, domain: string): Accepted {
+  if (typeof resource !== 'object' || resource === null) return accept(o, resource, domain);
+  const origin = locationOf(o.origin);
+  const key = JSON.stringify([o.kind, o.namespace, o.name, domain, origin.file ?? null, origin.document ?? null]);
+  const hit = acceptedOnce.get(resource);
+  if (hit && hit.key === key) return hit.accepted;
+  const accepted = accept(o, resource, domain);
+  acceptedOnce.set(resource, { key, accepted });
+  return accepted;
+}
+
 // ---------------------------------------------------------------------------------------------------
 
 export function buildRouting(input: RoutingInput): RoutingModel {
@@ -413,7 +430,7 @@ export function buildRouting(input: RoutingInput): RoutingModel {
     };
     if (errors.length === 0 && result.resource !== undefined) {
       try {
-        judgement.accepted = accept(o, result.resource, domain);
+        judgement.accepted = acceptOnce(o, result.resource, domain);
       } catch (err) {
         // The validator let through something the model cannot read: a bug, but it hurts only this object.
         const issue: ValidationIssue = {

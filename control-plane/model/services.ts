@@ -227,15 +227,70 @@ function portEndpoints(
   return all.filter((e, i) => i === 0 || e.address !== all[i - 1]!.address || e.port !== all[i - 1]!.port);
 }
 
+/**
+ * What one Service was built from, to reuse it when a later build gets the very same inputs (objects are
+ * never modified, so the same object references mean the same content): the MeshService and the problems
+ * found while building it.
+ */
+interface BuiltService {
+  readonly inputs: readonly unknown[];
+  readonly service: MeshService;
+  readonly problems: readonly Problem[];
+}
+
+/** Built Services by `namespace/name`: what a build leaves for the next one (build-snapshot.ts). */
+export type ServiceMemo = Map<string, BuiltService>;
+
+const podInfos = new WeakMap<object, PodInfo>();
+
+function podInfoOf(pod: Of<'Pod'>): PodInfo {
+  const object = record(pod.object);
+  if (!object) return podInfo(undefined);
+  let info = podInfos.get(object);
+  if (!info) podInfos.set(object, (info = podInfo(object as V1Pod)));
+  return info;
+}
+
+/** Everything a Service's MeshService is built from, as references and strings (compared element by element). */
+function serviceInputs(
+  o: Of<'Service'>,
+  ownSlices: readonly Of<'EndpointSlice'>[],
+  pods: ReadonlyMap<string, Of<'Pod'>>,
+  domain: string,
+): unknown[] {
+  const inputs: unknown[] = [domain, o.object, o.origin.file, o.origin.document];
+  for (const slice of ownSlices) {
+    inputs.push(slice.object, slice.name, slice.origin.file, slice.origin.document);
+    for (const raw of list((slice.object as V1EndpointSlice | undefined)?.endpoints)) {
+      const ref = record(record(raw)?.targetRef);
+      if (!ref || string(ref.kind) !== 'Pod' || !string(ref.name)) continue;
+      inputs.push(pods.get(`${string(ref.namespace) || slice.namespace}/${string(ref.name)!}`)?.object);
+    }
+  }
+  return inputs;
+}
+
+function sameInputs(a: readonly unknown[], b: readonly unknown[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/**
+ * The Services with their ports and endpoints, sorted by FQDN. With `memo`, a Service whose inputs (its
+ * object, its slices, the Pods they name) are the very objects of the previous build is that build's
+ * MeshService, by identity, with its problems; `memo.next` receives this build's.
+ */
 export function buildServices(
   services: readonly Of<'Service'>[],
   slices: readonly Of<'EndpointSlice'>[],
   pods: readonly Of<'Pod'>[],
   domain: string,
   problems: Problem[],
+  memo?: { readonly previous?: ServiceMemo; readonly next: ServiceMemo },
 ): MeshService[] {
+  const podObjects = new Map<string, Of<'Pod'>>();
+  for (const p of pods) podObjects.set(`${p.namespace}/${p.name}`, p);
   const podIndex = new Map<string, PodInfo>();
-  for (const p of pods) podIndex.set(`${p.namespace}/${p.name}`, podInfo(record(p.object) as V1Pod | undefined));
+  for (const p of pods) podIndex.set(`${p.namespace}/${p.name}`, podInfoOf(p));
 
   const slicesByService = new Map<string, Of<'EndpointSlice'>[]>();
   for (const slice of [...slices].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
@@ -261,38 +316,58 @@ export function buildServices(
 
   const out: MeshService[] = [];
   for (const o of services) {
-    const svc = o.object as V1Service | undefined;
-    const spec = record(svc?.spec);
-    const drafts = servicePorts(o, problems);
-    const ownSlices = slicesByService.get(`${o.namespace}/${o.name}`) ?? [];
-    const ports: MeshServicePort[] = drafts.map((d) => {
-      const { protocol, from } = selectProtocol(d.name, d.appProtocol, d.transport);
-      return { ...d, protocol, protocolFrom: from, endpoints: portEndpoints(d, ownSlices, podIndex, problems) };
-    });
-    const clusterIP = string(spec?.clusterIP);
-    const ips = list(spec?.clusterIPs).filter((ip): ip is string => typeof ip === 'string' && ip !== '');
-    const headless = clusterIP === 'None' || ips[0] === 'None';
-    const clusterIPs = headless ? [] : ips.length > 0 ? ips : clusterIP ? [clusterIP] : [];
-    const externalName = string(spec?.externalName);
-    const serviceAccounts = [
-      ...new Set(ports.flatMap((p) => p.endpoints.map((e) => e.serviceAccount)).filter((sa) => sa !== '')),
-    ].sort();
-    out.push({
-      fqdn: serviceFqdn(o.name, o.namespace, domain),
-      name: o.name,
-      namespace: o.namespace,
-      labels: sortedRecord(stringMap(svc?.metadata?.labels)),
-      clusterIPs,
-      headless,
-      ...(externalName ? { externalName } : {}),
-      exportTo: parseExportToAnnotation(
-        stringMap(svc?.metadata?.annotations)[SERVICE_EXPORT_TO_ANNOTATION],
-        o.namespace,
-      ),
-      ports,
-      serviceAccounts,
-      origin: locationOf(o.origin),
-    });
+    const key = `${o.namespace}/${o.name}`;
+    const ownSlices = slicesByService.get(key) ?? [];
+    const inputs = memo ? serviceInputs(o, ownSlices, podObjects, domain) : [];
+    const known = memo?.previous?.get(key);
+    if (memo && known && sameInputs(known.inputs, inputs)) {
+      problems.push(...known.problems);
+      memo.next.set(key, known);
+      out.push(known.service);
+      continue;
+    }
+    const own: Problem[] = [];
+    const service = buildService(o, ownSlices, podIndex, domain, own);
+    problems.push(...own);
+    memo?.next.set(key, { inputs, service, problems: own });
+    out.push(service);
   }
   return out.sort((a, b) => (a.fqdn < b.fqdn ? -1 : a.fqdn > b.fqdn ? 1 : 0));
+}
+
+function buildService(
+  o: Of<'Service'>,
+  ownSlices: readonly Of<'EndpointSlice'>[],
+  podIndex: ReadonlyMap<string, PodInfo>,
+  domain: string,
+  problems: Problem[],
+): MeshService {
+  const svc = o.object as V1Service | undefined;
+  const spec = record(svc?.spec);
+  const drafts = servicePorts(o, problems);
+  const ports: MeshServicePort[] = drafts.map((d) => {
+    const { protocol, from } = selectProtocol(d.name, d.appProtocol, d.transport);
+    return { ...d, protocol, protocolFrom: from, endpoints: portEndpoints(d, ownSlices, podIndex, problems) };
+  });
+  const clusterIP = string(spec?.clusterIP);
+  const ips = list(spec?.clusterIPs).filter((ip): ip is string => typeof ip === 'string' && ip !== '');
+  const headless = clusterIP === 'None' || ips[0] === 'None';
+  const clusterIPs = headless ? [] : ips.length > 0 ? ips : clusterIP ? [clusterIP] : [];
+  const externalName = string(spec?.externalName);
+  const serviceAccounts = [
+    ...new Set(ports.flatMap((p) => p.endpoints.map((e) => e.serviceAccount)).filter((sa) => sa !== '')),
+  ].sort();
+  return {
+    fqdn: serviceFqdn(o.name, o.namespace, domain),
+    name: o.name,
+    namespace: o.namespace,
+    labels: sortedRecord(stringMap(svc?.metadata?.labels)),
+    clusterIPs,
+    headless,
+    ...(externalName ? { externalName } : {}),
+    exportTo: parseExportToAnnotation(stringMap(svc?.metadata?.annotations)[SERVICE_EXPORT_TO_ANNOTATION], o.namespace),
+    ports,
+    serviceAccounts,
+    origin: locationOf(o.origin),
+  };
 }

@@ -1,0 +1,324 @@
+// `npm run bench -- xds-mesh`: a translated mesh at scale, through the source path the product uses.
+//
+// The control plane (bench/xds-mesh-server.ts: startControlPlane in --config-dir mode) serves a mesh
+// directory (bench/mesh-fixture.ts: `--services` Services with `--endpoints` Pods, a VirtualService and a
+// DestinationRule each). This process connects Envoy-shaped sidecars for the Pods of the first Services
+// (10 Pods per workload, each its own node id, labels and IP) and proxyless gRPC clients (bench/mesh-sim.ts,
+// delta ADS), then measures, each from the rename of a file to the last stream's ACK:
+//   - the connect storm (every stream at once), CPU and RSS per proxy after it;
+//   - one endpoint change (an address in one EndpointSlice): all streams see the Service, all must ACK the
+//     ClusterLoadAssignment with the new address; and which types were pushed;
+//   - one VirtualService change (weights): all streams must ACK a new RouteConfiguration;
+//   - a new Pod of an existing workload connecting: its time to a complete config;
+//   - a rollout of 10 workloads (`--rollout` Pods: new names, IPs and pod-template-hash).
+// Tests never assert timings; this writes bench/results/xds-mesh-latest.md (+json).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { parseDuration } from '../control-plane/cli.js';
+import { shortTypeName, TypeUrl } from '../control-plane/envoy/protos.js';
+import {
+  MeshFixture,
+  NAMESPACE_COUNT,
+  namespaceOf,
+  outboundCluster,
+  podIp,
+  podLabels,
+  podName,
+  serviceName,
+} from './mesh-fixture.js';
+import { MeshFleet, type Expectation, type SimNode } from './mesh-sim.js';
+import {
+  fmt,
+  fmtBytes,
+  fmtInt,
+  mib,
+  positiveInt,
+  summarize,
+  type Benchmark,
+  type BenchResult,
+  type Progress,
+  type Table,
+  UsageError,
+} from './report.js';
+import { ServerProcess } from './server-process.js';
+
+const USAGE = `npm run bench -- xds-mesh [--services 1000] [--endpoints 10] [--sidecars 1000] [--proxyless 200]
+    [--connections 50] [--rounds 5] [--debounce-after 100ms] [--timeout 300s]
+  quick run: --services 200 --sidecars 100 --proxyless 20`;
+
+interface Options {
+  services: number;
+  endpoints: number;
+  sidecars: number;
+  proxyless: number;
+  connections: number;
+  rounds: number;
+  debounceMs: number;
+  timeoutMs: number;
+}
+
+function parseOptions(argv: readonly string[]): Options {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      services: { type: 'string', default: '1000' },
+      endpoints: { type: 'string', default: '10' },
+      sidecars: { type: 'string', default: '1000' },
+      proxyless: { type: 'string', default: '200' },
+      connections: { type: 'string', default: '50' },
+      rounds: { type: 'string', default: '5' },
+      'debounce-after': { type: 'string', default: '100ms' },
+      timeout: { type: 'string', default: '300s' },
+    },
+    strict: true,
+  });
+  const o: Options = {
+    services: positiveInt('services', values.services),
+    endpoints: positiveInt('endpoints', values.endpoints),
+    sidecars: positiveInt('sidecars', values.sidecars),
+    proxyless: Number(values.proxyless),
+    connections: positiveInt('connections', values.connections),
+    rounds: positiveInt('rounds', values.rounds),
+    debounceMs: parseDuration(values['debounce-after']),
+    timeoutMs: parseDuration(values.timeout),
+  };
+  if (!Number.isInteger(o.proxyless) || o.proxyless < 0) throw new UsageError('--proxyless must be an integer >= 0');
+  if (o.sidecars > o.services * o.endpoints)
+    throw new UsageError('--sidecars must be at most --services × --endpoints');
+  if (o.services < 20) throw new UsageError('--services must be at least 20 (the rollout rewrites 10 workloads)');
+  return o;
+}
+
+/** The sidecars: Pods j of workloads (Services) 0, 1, …, `perWorkload` Pods each. */
+function sidecarNodes(o: Options): SimNode[] {
+  const perWorkload = Math.min(10, o.endpoints);
+  const out: SimNode[] = [];
+  for (let k = 0; k < o.sidecars; k++) {
+    const w = Math.floor(k / perWorkload);
+    const j = k % perWorkload;
+    out.push({
+      id: `${podName(w, 0, j)}.${namespaceOf(w)}`,
+      namespace: namespaceOf(w),
+      serviceAccount: serviceName(w),
+      labels: podLabels(w, 0, j, o.endpoints),
+      instanceIps: [podIp(w, 0, j)],
+      proxyType: 'envoy',
+    });
+  }
+  return out;
+}
+
+function proxylessNodes(o: Options): SimNode[] {
+  return Array.from({ length: o.proxyless }, (_, k) => ({
+    id: `grpc-client-${k}.ns-${k % NAMESPACE_COUNT}`,
+    namespace: `ns-${k % NAMESPACE_COUNT}`,
+    serviceAccount: 'grpc-client',
+    labels: { app: `grpc-client-${k % 20}` },
+    instanceIps: [],
+    proxyType: 'grpc' as const,
+  }));
+}
+
+interface Phase {
+  readonly name: string;
+  readonly ms: number[];
+  readonly cpuMs: number;
+  readonly responses: Record<string, number>;
+  readonly complete: boolean;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export const xdsMesh: Benchmark = {
+  name: 'xds-mesh',
+  description: 'translated mesh (--config-dir): sidecars of many workloads + proxyless clients; change → last ACK',
+  usage: USAGE,
+  async run(argv: readonly string[], progress: Progress): Promise<BenchResult> {
+    const o = parseOptions(argv);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-xds-mesh-'));
+    const fixture = new MeshFixture(dir, { services: o.services, endpoints: o.endpoints });
+    progress.phase(`writing ${o.services} Services × ${o.endpoints} Pods to ${dir}`);
+    fixture.writeAll();
+    const load = [os.loadavg()[0]!];
+    const startedAt = performance.now();
+    const { server, xdsPort } = await ServerProcess.start({
+      debounceMs: o.debounceMs,
+      script: { path: path.join('bench', 'xds-mesh-server.ts'), args: ['--config-dir', dir] },
+    });
+    const readyMs = performance.now() - startedAt;
+    const fleet = new MeshFleet(`127.0.0.1:${xdsPort}`, o.connections);
+    const phases: Phase[] = [];
+    const typeCounts = (): Record<string, number> =>
+      Object.fromEntries(TYPES.map((t) => [shortTypeName(t), fleet.responses.get(t) ?? 0]));
+    const diffCounts = (a: Record<string, number>, b: Record<string, number>): Record<string, number> =>
+      Object.fromEntries(Object.keys(b).map((k) => [k, b[k]! - (a[k] ?? 0)]));
+    try {
+      await sleep(1000);
+      await server.gc();
+      const idle = server.memory();
+      const idleCpu = server.cpuMs();
+
+      // 1. Connect storm.
+      const nodes = [...sidecarNodes(o), ...proxylessNodes(o)];
+      progress.phase(`connect storm: ${o.sidecars} sidecars + ${o.proxyless} proxyless`);
+      const storm = await fleet.connect(nodes, o.timeoutMs);
+      phases.push({
+        name: 'connect storm (all at once)',
+        ms: storm,
+        cpuMs: server.cpuMs() - idleCpu,
+        responses: typeCounts(),
+        complete: true,
+      });
+      await sleep(500);
+      const afterStorm = server.memory();
+      const heap = await server.gc();
+      const afterGc = server.memory();
+      load.push(os.loadavg()[0]!);
+
+      // A round: apply `change` (file renames) at t0, wait until every stream has what `expect` says.
+      const round = async (name: string, expect: Expectation, change: () => void): Promise<void> => {
+        await sleep(Math.max(300, o.debounceMs * 3));
+        const before = typeCounts();
+        const cpu0 = server.cpuMs();
+        const t0 = performance.now();
+        const { round: r, done } = fleet.startRound(expect, t0, o.timeoutMs);
+        change();
+        const complete = await done;
+        const cpu = server.cpuMs() - cpu0;
+        await sleep(200);
+        phases.push({
+          name,
+          ms: [...r.ackedMs].filter((x) => !Number.isNaN(x)),
+          cpuMs: cpu,
+          responses: diffCounts(before, typeCounts()),
+          complete,
+        });
+        fleet.round = undefined;
+      };
+
+      // 2. Endpoint changes: the first address of one Service's slice moves.
+      for (let r = 0; r < o.rounds; r++) {
+        const i = (r * 37 + 11) % o.services;
+        const address = `1.0.${r}.${i & 255}`;
+        progress.phase(`endpoint change ${r + 1}/${o.rounds}: ${serviceName(i)}`);
+        await round('one endpoint change', { kind: 'eds', targets: new Map([[outboundCluster(i), address]]) }, () =>
+          fixture.update(i, { firstAddress: address }),
+        );
+      }
+      // 3. VirtualService changes: the v1/v2 weights of one Service.
+      for (let r = 0; r < o.rounds; r++) {
+        const i = (r * 53 + 7) % o.services;
+        progress.phase(`VirtualService change ${r + 1}/${o.rounds}: ${serviceName(i)}`);
+        await round('one VirtualService change', { kind: 'type', typeUrl: TypeUrl.RouteConfiguration }, () =>
+          fixture.update(i, { v1Weight: 80 - r }),
+        );
+      }
+      // 4. A new Pod of workload 0 connects (its endpoint is not in the slice yet, as before readiness).
+      const newPod: number[] = [];
+      for (let r = 0; r < o.rounds; r++) {
+        await sleep(200);
+        const node: SimNode = {
+          ...sidecarNodes(o)[0]!,
+          id: `${serviceName(0)}-new-${r}.${namespaceOf(0)}`,
+          instanceIps: [`10.250.0.${r + 1}`],
+        };
+        const [ms] = await fleet.connect([node], o.timeoutMs);
+        newPod.push(ms!);
+      }
+      phases.push({ name: 'a new Pod connects', ms: newPod, cpuMs: NaN, responses: {}, complete: true });
+      // 5. Rollout: 10 workloads (Services 10..19) get new Pods (names, IPs, pod-template-hash).
+      const rolled = Array.from({ length: 10 }, (_, k) => 10 + k);
+      progress.phase(`rollout: ${rolled.length * Math.min(10, o.endpoints)} Pods of ${rolled.length} workloads`);
+      await round(
+        `rollout (${rolled.length} workloads × ${o.endpoints} Pods)`,
+        { kind: 'eds', targets: new Map(rolled.map((i) => [outboundCluster(i), podIp(i, 1, 0)])) },
+        () => {
+          for (const i of rolled) fixture.update(i, { revision: 1, firstAddress: undefined });
+        },
+      );
+      load.push(os.loadavg()[0]!);
+      const final = server.memory();
+      const proxies = nodes.length + o.rounds;
+
+      const tables: Table[] = [
+        {
+          title: `Change → last ACK, ${o.sidecars} sidecars + ${o.proxyless} proxyless (delta), ${o.services} Services × ${o.endpoints} endpoints, debounce ${o.debounceMs} ms`,
+          columns: [
+            'what',
+            'samples',
+            'p50 ms',
+            'p99 ms',
+            'max ms',
+            'control-plane CPU',
+            'responses by type',
+            'all ACKed',
+          ],
+          rows: phases.map((p) => {
+            const s = summarize(p.ms);
+            return [
+              p.name,
+              fmtInt(s.count),
+              fmt(s.p50),
+              fmt(s.p99),
+              fmt(s.max),
+              Number.isNaN(p.cpuMs) ? '–' : `${fmtInt(p.cpuMs)} ms`,
+              Object.entries(p.responses)
+                .filter(([, n]) => n > 0)
+                .map(([t, n]) => `${t} ${fmtInt(n)}`)
+                .join(', ') || '–',
+              p.complete ? 'yes' : 'NO (timeout)',
+            ];
+          }),
+          notes: [
+            'Rounds: ms from the rename of the file to each stream’s ACK of the response carrying the change (endpoint: the ClusterLoadAssignment with the new address; VirtualService: a RouteConfiguration); p50/p99 over all streams of all rounds. CPU: control-plane utime+stime per round (summed over rounds for the storm).',
+            'Connect storm: ms from opening all streams to each one’s whole initial config ACKed. New Pod: the same for one stream, with the others connected.',
+            'Responses by type: what the streams received during the rounds (an EDS-only change shows only ClusterLoadAssignment).',
+          ],
+        },
+        {
+          title: 'Control-plane memory',
+          columns: ['when', 'RSS', 'per proxy above idle'],
+          rows: [
+            ['idle (mesh loaded, no proxy)', `${mib(idle.rss)} MiB`, '–'],
+            [
+              'after the connect storm',
+              `${mib(afterStorm.rss)} MiB`,
+              fmtBytes((afterStorm.rss - idle.rss) / nodes.length),
+            ],
+            [
+              'after a full GC',
+              `${mib(afterGc.rss)} MiB (heap ${mib(heap.heapUsed)} MiB)`,
+              fmtBytes((afterGc.rss - idle.rss) / nodes.length),
+            ],
+            [
+              'at the end',
+              `${mib(final.rss)} MiB (peak ${mib(final.hwm)} MiB)`,
+              fmtBytes((final.rss - idle.rss) / proxies),
+            ],
+          ],
+        },
+      ];
+      if (fleet.errors.length > 0)
+        tables.push({ title: 'Stream errors', columns: ['error'], rows: fleet.errors.map((e) => [e]) });
+      return {
+        name: 'xds-mesh',
+        title: 'xds-mesh: a translated mesh through --config-dir',
+        params: { ...o, readyMs: Math.round(readyMs), loadAverage: load.map((l) => fmt(l, 1)).join(' → ') },
+        tables,
+        notes: [
+          `Control plane ready (directory read, ports open) ${fmtInt(readyMs)} ms after the start. Load average (1 min) during the run: ${load.map((l) => fmt(l, 1)).join(' → ')}.`,
+          `Bytes received by all streams: ${fmtBytes(fleet.bytes)}.`,
+        ],
+        data: { phases, memory: { idle, afterStorm, afterGc, final, heap } },
+      };
+    } finally {
+      fleet.close();
+      await server.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+};
+
+const TYPES = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration];
