@@ -40,6 +40,8 @@ const execFileAsync = promisify(execFile);
 export interface ClusterOptions {
   /** Also start Jaeger (all-in-one, memory storage). */
   readonly jaeger?: boolean;
+  /** `--service-cluster-ip-range`; 10.0.0.0/24 (254 Services). The kube-status benchmark needs more. */
+  readonly serviceCidr?: string;
 }
 
 export interface PeersStatus {
@@ -748,6 +750,7 @@ async function startApiserver(
   adminToken: string,
   caPem: string,
   issuer: string,
+  serviceCidr: string,
   /** Start on this port (a restart); a fresh free port when omitted. */
   fixedPort?: number,
 ): Promise<{ proc: Proc; server: string }> {
@@ -770,7 +773,7 @@ async function startApiserver(
         `--client-ca-file=${pki.caFile}`,
         `--token-auth-file=${pki.tokensFile}`,
         '--authorization-mode=RBAC',
-        '--service-cluster-ip-range=10.0.0.0/24',
+        `--service-cluster-ip-range=${serviceCidr}`,
         '--allow-privileged=true',
         `--service-account-issuer=${issuer}`,
         `--service-account-key-file=${pki.saPub}`,
@@ -951,7 +954,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       saPub: pki.saPub,
       saKey: pki.saKey,
     };
-    const api = await startApiserver(bins.apiserver, dir, etcd.url, apiPki, pki.adminToken, caPem, issuer);
+    const serviceCidr = options.serviceCidr ?? '10.0.0.0/24';
+    const api = await startApiserver(bins.apiserver, dir, etcd.url, apiPki, pki.adminToken, caPem, issuer, serviceCidr);
     procs.push(api.proc);
     let apiProc: Proc | undefined = api.proc;
     const apiPort = Number(new URL(api.server).port);
@@ -972,6 +976,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
         pki.adminToken,
         caPem,
         issuer,
+        serviceCidr,
         apiPort,
       );
       apiProc = restarted.proc;
