@@ -14,12 +14,8 @@
 //   never blocks every pod of the cluster.
 import type { Logger } from '../control-plane/logger.js';
 import { silentLogger } from '../control-plane/logger.js';
-import {
-  ADMISSION_API_VERSION,
-  type AdmissionRequest,
-  type AdmissionResponse,
-  type AdmissionReview,
-} from '../control-plane/webhook/validate.js';
+// Types only: the validating webhook's module loads the CRD validator, which injection does not need.
+import type { AdmissionRequest, AdmissionResponse, AdmissionReview } from '../control-plane/webhook/validate.js';
 import { injectPod, type InjectOptions, type WorkloadMtls } from './inject.js';
 import { injectorMetrics, type InjectionResult, type InjectorMetrics } from './metrics.js';
 import { podPatch } from './patch.js';
@@ -41,6 +37,8 @@ export interface MutatingAdmissionResponse extends AdmissionResponse {
   /** base64 of the JSON Patch. */
   readonly patch?: string;
 }
+
+const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

@@ -80,7 +80,11 @@ export async function runInject(file: string, options: InjectOptions, io: Inject
       errors.push(result.error);
       continue;
     }
-    out.push(result.injected ? YAML.stringify(result.object, { aliasDuplicateObjects: false }) : doc.toString());
+    if (result.injected) out.push(YAML.stringify(result.object, { aliasDuplicateObjects: false }));
+    else {
+      if (doc.directives) doc.directives.docStart = null; // the separator is written below, once
+      out.push(doc.toString());
+    }
   }
   if (errors.length > 0) {
     for (const line of errors) io.stderr.write(`${line}\n`);
