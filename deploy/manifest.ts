@@ -4,6 +4,7 @@
 // Fields the Helm chart takes from its values are given through `InstallOptions` as plain values here; the
 // chart renderer passes sentinel strings in their place and swaps them for template expressions.
 import { customResourceDefinition, pluralOf, type CrdKind } from '../crds/schema.js';
+import { NEVER_INJECTED_NAMESPACES } from '../injector/annotations.js';
 import { DEFAULT_REGISTRY, DEFAULT_TAG, IMAGE_NAMES } from '../injector/images.js';
 
 export const NAMESPACE = 'trellis-system';
@@ -262,7 +263,10 @@ function service(): ManifestObject {
   };
 }
 
-/** Only the three served ports are reachable from other pods: 15010 stays inside the pod. */
+/**
+ * Only the three served ports are reachable from other pods. The plaintext port (15010) is off in
+ * Kubernetes mode anyway; should someone turn it on with --xds-port, it stays unreachable from outside.
+ */
 function networkPolicy(): ManifestObject {
   return {
     apiVersion: 'networking.k8s.io/v1',
@@ -288,10 +292,11 @@ function clientConfig(path: string): Record<string, unknown> {
   return { service: { name: NAME, namespace: NAMESPACE, path, port: PORTS.webhook } };
 }
 
+/** The namespaces the injector never injects (injector/annotations.ts): their pods are not even sent. */
 const EXCLUDED_NAMESPACES = {
   key: 'kubernetes.io/metadata.name',
   operator: 'NotIn',
-  values: ['kube-system', NAMESPACE],
+  values: [...NEVER_INJECTED_NAMESPACES].sort(),
 };
 
 function mutatingWebhookConfiguration(): ManifestObject {

@@ -164,6 +164,6 @@ test('Service: 15012, 15017 and 15014, never the plaintext 15010; webhooks Fail,
   t.is(injector.webhooks.length, 2);
   for (const hook of injector.webhooks) {
     const excluded = hook.namespaceSelector.matchExpressions.find((e) => e.key === 'kubernetes.io/metadata.name');
-    t.deepEqual(excluded?.values, ['kube-system', 'trellis-system']);
+    t.deepEqual(excluded?.values, ['kube-public', 'kube-system', 'trellis-system']);
   }
 });
