@@ -36,7 +36,9 @@ import { buildListeners } from './listeners.js';
 import { apiListeners, serverListeners } from './listeners-grpc.js';
 import { sidecarInboundListener, sidecarOutboundListeners } from './listeners-sidecar.js';
 import { proxyShape, type ProxyShape } from './proxy-shape.js';
-import { buildRouteConfigurations } from './routes.js';
+import { buildRouteConfigurations, virtualHost, virtualHostKey, type VirtualHostBuilder } from './routes.js';
+import { create } from '@bufbuild/protobuf';
+import { VirtualHostSchema, type VirtualHost } from '../envoy/gen/envoy/config/route/v3/route_components_pb.js';
 
 /** The EDS resource name of a cluster (its `service_name`, else its name), or undefined when it is not EDS. */
 export function edsResourceName(cluster: Cluster): string | undefined {
@@ -95,6 +97,8 @@ export interface GeneratorStats {
   readonly serviceClusters: number;
   /** ClusterLoadAssignments built. */
   readonly loadAssignments: number;
+  /** Virtual hosts built. */
+  readonly virtualHosts: number;
   /** Entries held across snapshots. */
   readonly cached: number;
 }
@@ -125,6 +129,7 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
   const parts = new CarryCache<Part<Message>>();
   const clustersByService = new CarryCache<readonly Cluster[]>();
   const assignments = new CarryCache<ClusterLoadAssignment>();
+  const virtualHosts = new CarryCache<VirtualHost>();
   const edsNames = new WeakMap<readonly Cluster[], readonly string[]>();
   const arrayIds = new WeakMap<readonly Message[], string>();
   let nextArrayId = 0;
@@ -134,7 +139,21 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
     if (id === undefined) arrayIds.set(array, (id = `#${nextArrayId++}`));
     return id;
   };
-  const counts = { parts: 0, serviceClusters: 0, loadAssignments: 0 };
+  const counts = { parts: 0, serviceClusters: 0, loadAssignments: 0, virtualHosts: 0 };
+
+  /** Virtual hosts kept under `virtualHostKey` and their domains (a VirtualService change rebuilds one). */
+  const cachedVirtualHost =
+    (shapeKey: string): VirtualHostBuilder =>
+    (ctx, service, domains, options) => {
+      const key = `${virtualHostKey(ctx, service, options.port, shapeKey)}\n${domains.join(',')}`;
+      let vhost = virtualHosts.get(key);
+      if (!vhost) {
+        vhost = create(VirtualHostSchema, virtualHost(ctx, service, domains, options));
+        counts.virtualHosts++;
+        virtualHosts.set(key, vhost);
+      }
+      return vhost;
+    };
 
   /** The part `id`, rebuilt only when `deps` changed; an equal rebuild keeps the old array. */
   function part<T extends Message>(id: string, deps: string, build: () => readonly T[]): readonly T[] {
@@ -208,7 +227,7 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
       () => loadAssignmentsOf(ctx, edsNamesOf(outbound)),
     );
     const routes = part(`${out}rds`, deps(services, virtualServices, destinationRules), () =>
-      buildRouteConfigurations(ctx),
+      buildRouteConfigurations(ctx, [], cachedVirtualHost(shape.outbound)),
     );
     if (ctx.proxy.proxyType === 'grpc') {
       const api = part(`${out}lds`, deps(services), () => apiListeners(ctx));
@@ -233,7 +252,7 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
     generations: () => counts.parts,
     stats: () => ({
       ...counts,
-      cached: parts.size + clustersByService.size + assignments.size,
+      cached: parts.size + clustersByService.size + assignments.size + virtualHosts.size,
     }),
     generate(proxy: ProxyInfo, snapshot: MeshSnapshot): ResourcesByType {
       if (snapshot !== current) {
@@ -241,6 +260,7 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
         parts.advance();
         clustersByService.advance();
         assignments.advance();
+        virtualHosts.advance();
       }
       let memo = byShape.get(snapshot);
       if (!memo) byShape.set(snapshot, (memo = new Map()));

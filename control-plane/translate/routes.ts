@@ -3,9 +3,11 @@
 // one virtual host per Service (`<fqdn>:<port>`). Envoy sidecars and proxyless gRPC get the same shape;
 // the differences (domains with ports, catch-all vhost, actions grpc-js accepts) are noted where made.
 import { create } from '@bufbuild/protobuf';
-import type { VirtualHostSchema } from '../envoy/gen/envoy/config/route/v3/route_components_pb.js';
+import type { VirtualHost, VirtualHostSchema } from '../envoy/gen/envoy/config/route/v3/route_components_pb.js';
 import { RouteConfigurationSchema, type RouteConfiguration } from '../envoy/gen/envoy/config/route/v3/route_pb.js';
-import { servicesVisibleFrom, virtualServiceFor } from '../model/lookup.js';
+import { frozenContentHash } from '../model/canonical.js';
+import { destinationRuleFor, findService, servicesVisibleFrom, virtualServiceFor } from '../model/lookup.js';
+import { serviceDefinitionKey } from '../model/parts.js';
 import { hostAliases } from '../model/hosts.js';
 import { isHttpProtocol } from '../model/protocol.js';
 import type { MeshService } from '../model/snapshot.js';
@@ -48,7 +50,7 @@ function candidateDomains(ctx: TranslateContext, service: MeshService, port: num
  * The routes of a Service's vhost. Envoy routes carry Istio's `decorator.operation` (`<fqdn>:<port>/*`),
  * the span name Jaeger shows; grpc-js has no use for it.
  */
-function serviceRoutes(ctx: TranslateContext, service: MeshService, options: RouteOptions): RouteInit[] {
+export function serviceRoutes(ctx: TranslateContext, service: MeshService, options: RouteOptions): RouteInit[] {
   const vs = virtualServiceFor(ctx.snapshot, service.fqdn, ctx.proxy.namespace);
   const routes =
     vs && (vs.spec.http?.length ?? 0) > 0
@@ -99,10 +101,11 @@ function routeConfiguration(
   port: number,
   services: readonly MeshService[],
   notes: string[],
+  virtualHostOf: VirtualHostBuilder,
 ): RouteConfiguration {
   const proxyless = ctx.proxy.proxyType === 'grpc';
   const taken = new Set<string>();
-  const vhosts: VirtualHostInit[] = [];
+  const vhosts: (VirtualHost | VirtualHostInit)[] = [];
   for (const service of services) {
     const domains = [...new Set(candidateDomains(ctx, service, port))].filter((d) => !taken.has(d)).sort();
     if (domains.length === 0) {
@@ -110,12 +113,7 @@ function routeConfiguration(
       continue;
     }
     for (const d of domains) taken.add(d);
-    vhosts.push({
-      name: `${service.fqdn}:${port}`,
-      domains,
-      routes: serviceRoutes(ctx, service, { port, proxyless, notes }),
-      ...(proxyless ? {} : { includeRequestAttemptCount: true }),
-    });
+    vhosts.push(virtualHostOf(ctx, service, domains, { port, proxyless, notes }));
   }
   vhosts.sort((a, b) => ((a.name ?? '') < (b.name ?? '') ? -1 : (a.name ?? '') > (b.name ?? '') ? 1 : 0));
   if (!proxyless) vhosts.push(catchAllVirtualHost(ctx));
@@ -133,12 +131,74 @@ function routeConfiguration(
   });
 }
 
+/** The virtual host of one Service port with its domains (the generator passes a caching one). */
+export type VirtualHostBuilder = (
+  ctx: TranslateContext,
+  service: MeshService,
+  domains: string[],
+  options: RouteOptions,
+) => VirtualHost | VirtualHostInit;
+
+export function virtualHost(
+  ctx: TranslateContext,
+  service: MeshService,
+  domains: string[],
+  options: RouteOptions,
+): VirtualHostInit {
+  return {
+    name: `${service.fqdn}:${options.port}`,
+    domains,
+    routes: serviceRoutes(ctx, service, options),
+    ...(options.proxyless ? {} : { includeRequestAttemptCount: true }),
+  };
+}
+
+/**
+ * Everything `virtualHost` reads besides the domains, as a string: equal keys give equal virtual hosts (the
+ * generator keeps them across snapshots and proxies under it). The proxy's type, namespace and the labels
+ * VirtualService matches read (`selectedLabels`, from its shape); the Service's definition; the
+ * VirtualService that routes it from that namespace; and for every host its routes name, that host's
+ * Service definition (port defaulting) and DestinationRule (hash policy, retry host predicates).
+ */
+export function virtualHostKey(
+  ctx: TranslateContext,
+  service: MeshService,
+  port: number,
+  selectedLabels: string,
+): string {
+  const { snapshot, proxy } = ctx;
+  const vs = virtualServiceFor(snapshot, service.fqdn, proxy.namespace);
+  const hosts = new Set<string>([service.fqdn]);
+  for (const http of vs?.spec.http ?? []) {
+    for (const route of http.route ?? []) if (route.destination) hosts.add(route.destination.host);
+    if (http.mirror) hosts.add(http.mirror.host);
+  }
+  const destinations = [...hosts].sort().map((host) => {
+    const target = findService(snapshot, host, proxy.namespace);
+    const rule = destinationRuleFor(snapshot, host, proxy.namespace);
+    return [host, target ? serviceDefinitionKey(target) : '-', rule ? frozenContentHash(rule) : '-'];
+  });
+  return JSON.stringify([
+    proxy.proxyType,
+    proxy.namespace,
+    selectedLabels,
+    port,
+    serviceDefinitionKey(service),
+    vs ? frozenContentHash(vs) : '-',
+    destinations,
+  ]);
+}
+
 /**
  * RDS for a proxy: one RouteConfiguration per outbound HTTP port, sorted by port. `notes` collects what
  * was left out and why (a redirect for proxyless gRPC, a split with no weight, a domain taken twice).
  */
-export function buildRouteConfigurations(ctx: TranslateContext, notes: string[] = []): RouteConfiguration[] {
+export function buildRouteConfigurations(
+  ctx: TranslateContext,
+  notes: string[] = [],
+  virtualHostOf: VirtualHostBuilder = virtualHost,
+): RouteConfiguration[] {
   return [...httpServicesByPort(ctx).entries()].map(([port, services]) =>
-    routeConfiguration(ctx, port, services, notes),
+    routeConfiguration(ctx, port, services, notes, virtualHostOf),
   );
 }

@@ -270,7 +270,18 @@ for (const [m, mesh] of meshConfigs.entries()) {
       fc.property(fc.array(opArb, { minLength: 1, maxLength: 10 }), (ops) => {
         const generator = meshGenerator(mesh);
         const state = initialState();
-        let incremental = build(objects(state));
+        // As a source hands them over: an object that did not change is the very same object (FileSource does
+        // not parse an unchanged file again), so the incremental build can reuse what it built from it.
+        const pool = new Map<string, MeshObject>();
+        const stable = (objs: MeshObject[]): MeshObject[] =>
+          objs.map((o) => {
+            const key = canonicalJson(o);
+            const known = pool.get(key);
+            if (known) return known;
+            pool.set(key, o);
+            return o;
+          });
+        let incremental = build(stable(objects(state)));
         let scratchPrevious = incremental;
         const check = () => {
           for (const proxy of proxies(state)) {
@@ -297,11 +308,12 @@ for (const [m, mesh] of meshConfigs.entries()) {
         if (!check()) return false;
         for (const op of ops) {
           op(state);
-          const objs = objects(state);
+          const objs = stable(objects(state));
           const next = build(objs, incremental);
-          // The same objects built from scratch (with the same previous accepted versions) give the same content.
+          // Copies of the objects (nothing of the incremental path can be reused: no Service, no validation,
+          // no accepted resource is cached for them), with the same previous accepted versions, give the same content.
           const scratch = build(
-            objs.map((o) => ({ ...o })),
+            objs.map((o) => ({ ...o, object: structuredClone(o.object) }) as MeshObject),
             scratchPrevious,
           );
           if (content(next) !== content(scratch) || next.hash !== scratch.hash) {
@@ -414,4 +426,34 @@ test('an endpoint change gives new ClusterLoadAssignments of that Service only; 
     t.is(c.get(typeUrl), a.get(typeUrl), `${typeUrl} changed`);
   }
   t.not(c.get(TypeUrl.ClusterLoadAssignment), claB);
+});
+
+test('a VirtualService change rebuilds the virtual hosts it routes, not the route configuration around them', (t) => {
+  const generator = meshGenerator(defaultMeshConfig);
+  const client: ProxyInfo = {
+    id: 'client.b',
+    cluster: '',
+    namespace: 'b',
+    serviceAccount: 'client',
+    labels: {},
+    instanceIps: [],
+    proxyType: 'envoy',
+    trustDomain: 'cluster.local',
+    locality: { region: '', zone: '', subZone: '' },
+    userAgent: '',
+  };
+  const state = initialState();
+  for (const ns of NAMESPACES) for (const svc of SERVICES) state.vs[`${ns}/${svc}`] = 0;
+  const before = build(objects(state));
+  const a = generator.generate(client, before);
+  const built = generator.stats();
+  state.vs['a/web'] = 3;
+  const after = build(objects(state), before);
+  const b = generator.generate(client, after);
+  t.not(b.get(TypeUrl.RouteConfiguration), a.get(TypeUrl.RouteConfiguration));
+  t.is(b.get(TypeUrl.Cluster), a.get(TypeUrl.Cluster));
+  t.is(b.get(TypeUrl.ClusterLoadAssignment), a.get(TypeUrl.ClusterLoadAssignment));
+  // web.a's VirtualService now exports to its own namespace only: b's web.a vhost falls back to the default route.
+  t.is(generator.stats().virtualHosts - built.virtualHosts, 1);
+  t.is(generator.stats().serviceClusters, built.serviceClusters);
 });
