@@ -1,24 +1,22 @@
 // Assembles one control plane: a snapshot source, a generator, the push controller, the ADS server and
 // the monitoring server. `trellis control-plane` (cli.ts) is a thin layer over startControlPlane().
-import { RootCertPublisher } from './ca/root-publisher.js';
-import { refuseCaOnPlaintext } from './ca/plaintext-guard.js';
-import { certificateServiceDefinition } from './ca/service.js';
-import { setupCa, type CaOptions, type StartedCa } from './ca/setup.js';
+// What only some modes need is imported when the mode starts (idle RSS, issue 14): the CA with `ca`, the
+// Kubernetes client, sources and status writer in Kubernetes mode, the translator, validator and file source
+// in local mode, the static-resources source otherwise, and the webhooks when they are served.
+import { certificateServiceDefinition } from '../api/services.js';
+import type { CaOptions, StartedCa } from './ca/setup.js';
 import type { Logger } from './logger.js';
 import { XdsMetrics } from './metrics.js';
 import { MonitoringServer } from './monitoring.js';
-import { StaticResourcesSource, staticGenerator, type StaticSnapshot } from './static-resources.js';
-import { formatIssue, validateRoutingResource } from '../crds/validator.js';
-import { FileSource } from './sources/file-source.js';
-import { defaultMeshConfig, type MeshConfig } from './translate/context.js';
-import { meshGenerator } from './translate/generator.js';
+import type { StaticSnapshot } from './static-resources.js';
+import type { FileSource } from './sources/file-source.js';
+import type { MeshConfig } from './translate/context.js';
 import * as grpc from '@grpc/grpc-js';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { KubeSource } from './sources/kube-source.js';
-import { KubeModeMetrics } from './sources/metrics.js';
-import { StatusWriter } from './sources/status-writer.js';
-import { WebhookServer } from './webhook/server.js';
-import { controlPlaneInjectHandler } from '../injector/webhook.js';
+import type { KubeSource } from './sources/kube-source.js';
+import type { KubeModeMetrics } from './sources/metrics.js';
+import type { CaBundleWriter } from './webhook/ca-bundle.js';
+import type { WebhookServer } from './webhook/server.js';
 import { AdsServer } from './xds/ads-server.js';
 import type { StreamLimits } from './xds/limits.js';
 import { MemoryPressure } from './xds/memory-pressure.js';
@@ -54,8 +52,18 @@ export interface ControlPlaneOptions {
    * `writeStatus: false`). Excludes `configDir` and `staticResources`.
    */
   readonly kube?: { readonly kubeConfig: KubeConfig; readonly writeStatus?: boolean };
-  /** Serve the admission webhooks (`/validate`) over HTTPS (port 15017 by default). */
-  readonly webhook?: { readonly port?: number; readonly certFile: string; readonly keyFile: string };
+  /**
+   * Serve the admission webhooks (`/validate`) over HTTPS (port 15017 by default; a free port when `xdsPort`
+   * is 0) with certFile/keyFile. Without them, in Kubernetes mode with the CA, the webhooks are on anyway,
+   * with a certificate for trellisd.trellis-system.svc from the mesh CA (plus `ipAddresses`), and the
+   * caBundle of both webhook configurations is kept equal to the trust bundle (webhook/ca-bundle.ts).
+   */
+  readonly webhook?: {
+    readonly port?: number;
+    readonly certFile?: string;
+    readonly keyFile?: string;
+    readonly ipAddresses?: readonly string[];
+  };
   /** Mesh-wide settings for translation (`--mesh-config`); defaultMeshConfig when unset. */
   readonly meshConfig?: MeshConfig;
   readonly debounceQuietMs?: number;
@@ -90,8 +98,10 @@ export interface RunningControlPlane {
   /** The TLS xDS + CA port, when `ca` was given. */
   readonly secureXdsPort?: number;
   readonly monitoringPort: number;
-  /** The admission webhook port, when `webhook` was given. */
+  /** The admission webhook port, when `webhook` was given (or the CA serves it in Kubernetes mode). */
   readonly webhookPort?: number;
+  /** Keeps the webhook configurations' caBundle, when the CA issues the webhook certificate. */
+  readonly webhookCaBundle?: CaBundleWriter;
   readonly ads: AdsServer;
   readonly controller: PushController<unknown>;
   readonly metrics: XdsMetrics;
@@ -126,7 +136,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     throw new Error('Kubernetes mode excludes --static-resources and --config-dir');
   }
   const ca = options.ca
-    ? await setupCa(
+    ? await (
+        await import('./ca/setup.js')
+      ).setupCa(
         {
           kubeConfig: options.kube?.kubeConfig,
           ...options.ca,
@@ -136,22 +148,30 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
         logger,
       )
     : undefined;
-  const staticSource = options.staticResources ? new StaticResourcesSource(options.staticResources, logger) : undefined;
-  await staticSource?.start();
-  const kubeMetrics = options.kube ? new KubeModeMetrics(metrics.registry) : undefined;
-  const meshSource = options.configDir
-    ? await startConfigDir(options.configDir, logger)
-    : options.kube
-      ? startKube(options.kube.kubeConfig, logger, kubeMetrics)
+  const staticResources = options.configDir || options.kube ? undefined : await import('./static-resources.js');
+  const staticSource =
+    staticResources && options.staticResources
+      ? new staticResources.StaticResourcesSource(options.staticResources, logger)
       : undefined;
+  await staticSource?.start();
+  const kubeMetrics = options.kube
+    ? new (await import('./sources/metrics.js')).KubeModeMetrics(metrics.registry)
+    : undefined;
+  const kubeSource = options.kube ? await startKube(options.kube.kubeConfig, logger, kubeMetrics) : undefined;
+  const meshSource = options.configDir ? await startConfigDir(options.configDir, logger) : kubeSource;
   const statusWriter =
-    meshSource instanceof KubeSource && options.kube?.kubeConfig && options.kube.writeStatus !== false
-      ? new StatusWriter({ kubeConfig: options.kube.kubeConfig, source: meshSource, logger, metrics: kubeMetrics })
+    kubeSource && options.kube?.kubeConfig && options.kube.writeStatus !== false
+      ? new (await import('./sources/status-writer.js')).StatusWriter({
+          kubeConfig: options.kube.kubeConfig,
+          source: kubeSource,
+          logger,
+          metrics: kubeMetrics,
+        })
       : undefined;
   statusWriter?.start();
   const source: SnapshotSource<unknown> = meshSource ?? staticSource ?? new EmptySource();
   const generator = (
-    meshSource ? meshGenerator(options.meshConfig ?? defaultMeshConfig) : staticGenerator
+    meshSource ? await meshGeneratorFor(options.meshConfig) : staticResources!.staticGenerator
   ) as Generator<unknown>;
   const memoryPressure = new MemoryPressure({ metrics, logger, threshold: options.memoryPressureThreshold });
   memoryPressure.start();
@@ -193,14 +213,31 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     ready: () => listening && controller.ready(),
   });
   const monitoringPort = await monitoring.listen(host, options.monitoringPort ?? 15014);
+  let webhook: WebhookServer | undefined = undefined; // assigned below; read by onIssued
+  const webhookCert =
+    ca && options.kube && !options.webhook?.certFile
+      ? await (
+          await import('./webhook/serving-cert.js')
+        ).WebhookServingCert.start({
+          authority: ca.authority,
+          logger,
+          ipAddresses: options.webhook?.ipAddresses,
+          onIssued: (c) => webhook?.setCertificate(c.chain.join(''), c.privateKeyPem),
+        })
+      : undefined;
+  const webhookTls =
+    options.webhook?.certFile && options.webhook.keyFile
+      ? { certFile: options.webhook.certFile, keyFile: options.webhook.keyFile }
+      : webhookCert
+        ? { cert: webhookCert.current.chain.join(''), key: webhookCert.current.privateKeyPem }
+        : undefined;
   // `/inject` (injector/) beside `/validate`, with the mesh config and the mesh's PeerAuthentications.
-  const webhook = options.webhook
-    ? new WebhookServer({
-        certFile: options.webhook.certFile,
-        keyFile: options.webhook.keyFile,
+  webhook = webhookTls
+    ? new (await import('./webhook/server.js')).WebhookServer({
+        ...webhookTls,
         logger,
         handlers: {
-          '/inject': controlPlaneInjectHandler({
+          '/inject': (await import('../injector/webhook.js')).controlPlaneInjectHandler({
             logger,
             registry: metrics.registry,
             meshConfig: options.meshConfig,
@@ -210,12 +247,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
         },
       })
     : undefined;
-  const webhookPort = webhook ? await webhook.listen(host, options.webhook?.port ?? 15017) : undefined;
+  const webhookPort = webhook
+    ? await webhook.listen(host, options.webhook?.port ?? (options.xdsPort === 0 ? 0 : 15017))
+    : undefined;
   // Started last: a start that failed before here (a port in use) leaves no publisher behind.
   const kubeConfig = options.ca?.kubeConfig ?? options.kube?.kubeConfig;
   const rootCertPublisher =
     ca && options.kube && kubeConfig && options.ca?.publishRootCert !== false
-      ? new RootCertPublisher({
+      ? new (await import('./ca/root-publisher.js')).RootCertPublisher({
           kubeConfig,
           trustBundle: ca.authority.trustBundle(),
           writes: ca.metrics.rootCertWrites,
@@ -223,6 +262,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
         })
       : undefined;
   rootCertPublisher?.start();
+  const webhookCaBundle =
+    ca && webhookCert && kubeConfig
+      ? new (await import('./webhook/ca-bundle.js')).CaBundleWriter({
+          kubeConfig,
+          trustBundle: ca.authority.trustBundle(),
+          logger,
+        })
+      : undefined;
+  webhookCaBundle?.start();
   logger.info(
     {
       host,
@@ -239,6 +287,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     secureXdsPort,
     monitoringPort,
     webhookPort,
+    webhookCaBundle,
     ads,
     controller: erased,
     metrics,
@@ -250,6 +299,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       await ads.close();
       ca?.serving.stop();
       await rootCertPublisher?.stop();
+      webhookCert?.stop();
+      await webhookCaBundle?.stop();
       await monitoring.close();
       await staticSource?.stop();
       await webhook?.close();
@@ -274,6 +325,7 @@ async function listenPlaintext(
 ): Promise<number | undefined> {
   if (!options.kube) return ads.listen(host, options.xdsPort ?? 15010);
   if (options.xdsPort === undefined) return undefined;
+  const { refuseCaOnPlaintext } = await import('./ca/plaintext-guard.js');
   const guard = refuseCaOnPlaintext({ securePort: securePort ?? 15012, logger, metrics: caMetrics });
   const port = await ads.listen(
     host,
@@ -288,7 +340,20 @@ async function listenPlaintext(
 }
 
 /** `--config-dir`: the mesh from a directory of Kubernetes YAML, read once before the ports open, then watched. */
+/** The translator, for local and Kubernetes mode. */
+async function meshGeneratorFor(meshConfig: MeshConfig | undefined): Promise<Generator<unknown>> {
+  const [{ defaultMeshConfig }, { meshGenerator }] = await Promise.all([
+    import('./translate/context.js'),
+    import('./translate/generator.js'),
+  ]);
+  return meshGenerator(meshConfig ?? defaultMeshConfig) as Generator<unknown>;
+}
+
 async function startConfigDir(directory: string, logger: Logger): Promise<FileSource> {
+  const [{ FileSource }, { formatIssue, validateRoutingResource }] = await Promise.all([
+    import('./sources/file-source.js'),
+    import('../crds/validator.js'),
+  ]);
   const source = new FileSource({ directory, validate: validateRoutingResource, formatIssue, logger });
   try {
     await source.start();
@@ -303,7 +368,15 @@ async function startConfigDir(directory: string, logger: Logger): Promise<FileSo
  * Kubernetes mode: informers on the API server. Not awaited: the ports open at once and /readyz turns
  * ready after the first full sync of every kind (errors are retried with backoff and logged).
  */
-function startKube(kubeConfig: KubeConfig, logger: Logger, metrics: KubeModeMetrics | undefined): KubeSource {
+async function startKube(
+  kubeConfig: KubeConfig,
+  logger: Logger,
+  metrics: KubeModeMetrics | undefined,
+): Promise<KubeSource> {
+  const [{ KubeSource }, { formatIssue, validateRoutingResource }] = await Promise.all([
+    import('./sources/kube-source.js'),
+    import('../crds/validator.js'),
+  ]);
   const source = new KubeSource({ kubeConfig, validate: validateRoutingResource, formatIssue, logger, metrics });
   source.start().catch(() => undefined); // rejects only when stopped before the first sync
   return source;

@@ -9,11 +9,10 @@
 // and by its URI SAN (`controlPlaneId`), never by host name.
 import fs from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
-import { create } from '@bufbuild/protobuf';
 import { CONTROL_PLANE_NAMESPACE, CONTROL_PLANE_SERVER_NAME, CONTROL_PLANE_SERVICE_ACCOUNT } from '../api/names.js';
 import {
   certificateServiceDefinition,
-  CreateCertificateRequestSchema,
+  type CreateCertificateRequest,
   type CreateCertificateResponse,
 } from '../api/services.js';
 import { checkServerSpiffeId, MemoryCertificateProvider, type TlsMaterial } from '../certs/certificate-provider.js';
@@ -223,10 +222,10 @@ export class CaClient implements CertificateIssuer {
     via: CaAuthMethod,
   ): Promise<string[]> {
     const def = certificateServiceDefinition.CreateCertificate;
-    const message = create(CreateCertificateRequestSchema, {
+    const message: CreateCertificateRequest = {
       csr: request.csr,
       validitySeconds: BigInt(Math.max(0, Math.floor(request.validitySeconds ?? 0))),
-    });
+    };
     const deadline = Date.now() + (this.options.deadlineMs ?? DEFAULT_DEADLINE_MS);
     return new Promise((resolve, reject) => {
       client.makeUnaryRequest(

@@ -3,13 +3,8 @@
 // certificate of a call on the TLS port, for renewal), check the CSR against that identity, sign; each
 // decision gets an audit log line and is counted in trellis_ca_requests_total{result}.
 import * as grpc from '@grpc/grpc-js';
-import { create } from '@bufbuild/protobuf';
 import { CertificateAuthority, CsrRefusal, spiffeId } from '../../certs/index.js';
-import {
-  CreateCertificateResponseSchema,
-  type CreateCertificateRequest,
-  type CreateCertificateResponse,
-} from '../../api/services.js';
+import type { CreateCertificateRequest, CreateCertificateResponse } from '../../api/services.js';
 import type { Logger } from '../logger.js';
 import { AuthenticationError, AuthenticatorUnavailable, type Authenticator, type Caller } from './auth.js';
 import type { CaMetrics, CaResult } from './metrics.js';
@@ -156,7 +151,7 @@ export class CaService {
         },
         'ca: certificate issued',
       );
-      return create(CreateCertificateResponseSchema, { certChain: [...issued.chain] });
+      return { certChain: [...issued.chain] };
     } catch (err) {
       const d =
         err instanceof Decision

@@ -2,7 +2,6 @@
 // WebCrypto, a PKCS#10 request built with @peculiar/x509), a gRPC client for trellis.ca.v1, and a
 // self-made root + intermediate for plug-in CA tests.
 import * as grpc from '@grpc/grpc-js';
-import { create } from '@bufbuild/protobuf';
 import { webcrypto } from 'node:crypto';
 import tls from 'node:tls';
 import {
@@ -19,10 +18,7 @@ import {
 } from '../../certs/index.js';
 import { x509 } from '../../certs/x509.js';
 import { certificateServiceDefinition } from '../../control-plane/ca/service.js';
-import {
-  CreateCertificateRequestSchema,
-  type CreateCertificateResponse,
-} from '../../control-plane/envoy/gen/trellis/ca/v1/ca_pb.js';
+import type { CreateCertificateRequest, CreateCertificateResponse } from '../../api/services.js';
 
 export type TestKeyType = 'ec-p256' | 'ec-p384' | 'rsa-2048' | 'rsa-1024';
 
@@ -156,10 +152,7 @@ export class CaClient {
     const metadata = new grpc.Metadata();
     if (options.token !== undefined) metadata.set('authorization', `Bearer ${options.token}`);
     const def = certificateServiceDefinition.CreateCertificate;
-    const request = create(CreateCertificateRequestSchema, {
-      csr,
-      validitySeconds: BigInt(options.validitySeconds ?? 0),
-    });
+    const request: CreateCertificateRequest = { csr, validitySeconds: BigInt(options.validitySeconds ?? 0) };
     return new Promise((resolve, reject) => {
       this.client.makeUnaryRequest(
         def.path,

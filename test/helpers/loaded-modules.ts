@@ -12,12 +12,24 @@ export interface LoadedModules {
   /** Repo-relative paths of our modules (`crds/validator.ts`), and `node_modules/<package>/…` for packages. */
   readonly modules: readonly string[];
   readonly exitCode: number | null;
+  /** True when `stopWhenOutput` was seen (and the process was sent SIGTERM). */
+  readonly sawStopOutput: boolean;
   readonly stdout: string;
   readonly stderr: string;
 }
 
+export interface LoadedModulesOptions {
+  /** Sent to stdin, which is then closed. */
+  readonly input?: string;
+  /** A long-running process: SIGTERM once its stdout contains this (e.g. a log line saying it is up). */
+  readonly stopWhenOutput?: string;
+}
+
 /** Runs `node --import tsx <args>` from the repo root and lists what it imported, until it exits. */
-export async function loadedModules(args: readonly string[], input?: string): Promise<LoadedModules> {
+export async function loadedModules(
+  args: readonly string[],
+  options: LoadedModulesOptions = {},
+): Promise<LoadedModules> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'trellis-loads-'));
   const file = path.join(dir, 'loads.txt');
   await fs.writeFile(file, '');
@@ -28,10 +40,17 @@ export async function loadedModules(args: readonly string[], input?: string): Pr
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
+    let sawStopOutput = false;
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      if (!sawStopOutput && options.stopWhenOutput !== undefined && stdout.includes(options.stopWhenOutput)) {
+        sawStopOutput = true;
+        child.kill('SIGTERM');
+      }
+    });
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.stdin.end(input ?? '');
+    child.stdin.end(options.input ?? '');
     const exitCode = await new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     const root = `file://${repoRoot}/`;
     const modules = [
@@ -42,7 +61,7 @@ export async function loadedModules(args: readonly string[], input?: string): Pr
           .map((url) => url.slice(root.length)),
       ),
     ].sort();
-    return { modules, exitCode, stdout, stderr };
+    return { modules, exitCode, sawStopOutput, stdout, stderr };
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }

@@ -78,3 +78,55 @@ test('the agent loads no CA library, no Kubernetes client, no translator and, fo
     [],
   );
 });
+
+// The xDS server reads the SVID of a TLS peer with ca/peer-identity.ts (light: certs/spiffe and the provider).
+const CA = /^control-plane\/ca\/(?!peer-identity\.ts$)|^certs\/(index|authority|x509|root|leaf)\.ts$/;
+const TRANSLATOR = /^control-plane\/(translate|model)\//;
+
+test('the control plane in static mode loads no Kubernetes client, no CA, no translator and no webhooks', async (t) => {
+  const run = await loadedModules(
+    [
+      'control-plane/main.ts',
+      'control-plane',
+      '--static-resources',
+      'examples/demo/static-resources.yaml',
+      '--xds-port',
+      '0',
+      '--monitoring-port',
+      '0',
+    ],
+    { stopWhenOutput: '"control plane listening"' },
+  );
+  t.true(run.sawStopOutput, run.stderr);
+  t.true(run.modules.includes('control-plane/static-resources.ts'));
+  t.deepEqual(
+    matching(run.modules, [
+      KUBERNETES_CLIENT,
+      CA,
+      CERTIFICATE_LIBRARY,
+      TRANSLATOR,
+      /^control-plane\/(sources|webhook|kube)\//,
+      /^injector\/webhook\.ts$/,
+    ]),
+    [],
+  );
+});
+
+test('the control plane in local mode loads no Kubernetes client and, without --state-dir, no CA', async (t) => {
+  const run = await loadedModules(
+    [
+      'control-plane/main.ts',
+      'control-plane',
+      '--config-dir',
+      'examples/mesh',
+      '--xds-port',
+      '0',
+      '--monitoring-port',
+      '0',
+    ],
+    { stopWhenOutput: '"control plane listening"' },
+  );
+  t.true(run.sawStopOutput, run.stderr);
+  t.true(run.modules.includes('control-plane/translate/generator.ts'));
+  t.deepEqual(matching(run.modules, [KUBERNETES_CLIENT, CA, CERTIFICATE_LIBRARY, /^control-plane\/webhook\//]), []);
+});
