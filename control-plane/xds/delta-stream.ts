@@ -29,7 +29,7 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     state.requested = true;
 
     if (first) {
-      for (const [name, version] of Object.entries(request.initialResourceVersions)) state.known.set(name, version);
+      for (const [name, version] of Object.entries(request.initialResourceVersions)) state.setHeld(name, version);
       if (isFullStateType(typeUrl) && request.resourceNamesSubscribe.length === 0) state.subscribe('*');
     }
     if (request.responseNonce !== '') {

@@ -120,10 +120,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
   }
 
   private respondIncremental(state: TypeState, set: EncodedSet, force: boolean): void {
-    if (force) {
-      state.known.clear();
-      state.basis = undefined;
-    }
+    if (force) state.forgetHeld();
     const { updates, removed } = state.pending(set, false);
     if (updates.length === 0) {
       // Nothing to send: SotW cannot say "removed" for these types; just forget what was removed.

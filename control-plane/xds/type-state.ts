@@ -73,12 +73,18 @@ export class TypeState {
   readonly names = new Set<string>();
   /** False until the first request for this type. */
   requested = false;
-  /** Name → version the client holds; `null`: the client was told the name does not exist (delta). */
-  readonly known = new Map<string, string | null>();
-  /** The set `known` agrees with for every subscribed name; lets a push diff two sets instead of scanning. */
-  basis: EncodedSet | undefined;
-  /** Names whose subscription changed since `basis`. */
-  readonly dirty = new Set<string>();
+  /**
+   * What the client holds is kept per type, not per name: `basis` is the set last committed, and the client
+   * holds its version of every name of it (bookkeeping per name only where that is not so: `known`). A
+   * name's entry in `known` overrides the basis: a version the client holds (delta
+   * initial_resource_versions), `null` (it was told the name does not exist, delta), or `undefined` (it
+   * holds nothing: subscribed or unsubscribed since the basis). See held().
+   */
+  private readonly known = new Map<string, string | null | undefined>();
+  /** The set the client agrees with (see `known`); lets a push diff two sets instead of scanning. */
+  private basis: EncodedSet | undefined;
+  /** Names whose subscription changed since `basis` (only kept while there is a basis). */
+  private readonly dirty = new Set<string>();
   /**
    * State of the world: the resource_names records of the last request applied, as they were on the wire
    * (a copy); a request with the same bytes has the same subscription (SotwStream.subscribe).
@@ -99,21 +105,61 @@ export class TypeState {
     return this.wildcard || this.names.has(name);
   }
 
+  /** The version of `name` the client holds; `null`: told it does not exist; undefined: nothing. */
+  held(name: string): string | null | undefined {
+    if (this.known.has(name)) return this.known.get(name);
+    return this.covers(name) ? this.basis?.byName.get(name)?.version : undefined;
+  }
+
+  /** Records what the client says it holds (delta initial_resource_versions). */
+  setHeld(name: string, version: string): void {
+    this.known.set(name, version);
+  }
+
+  /** Forgets everything the client holds: the next response is complete (a SotW resync). */
+  forgetHeld(): void {
+    this.known.clear();
+    this.basis = undefined;
+    this.dirty.clear();
+  }
+
+  /** The client holds nothing of `name` (any more). */
+  private notHeld(name: string): void {
+    if (this.basis?.byName.has(name)) this.known.set(name, undefined);
+    else this.known.delete(name);
+  }
+
+  /**
+   * Turns what the basis implies into entries of `known`, for the names covered now, and drops the basis:
+   * before the coverage changes wholesale (a wildcard on or off).
+   */
+  private materialize(): void {
+    const basis = this.basis;
+    if (!basis) return;
+    for (const [name, entry] of basis.byName) {
+      if (!this.known.has(name) && this.covers(name)) this.known.set(name, entry.version);
+    }
+    for (const [name, version] of [...this.known]) if (version === undefined) this.known.delete(name);
+    this.basis = undefined;
+    this.dirty.clear();
+  }
+
   subscribe(name: string): void {
     if (name === '*') {
-      if (!this.wildcard) this.basis = undefined;
+      if (!this.wildcard) this.materialize();
       this.wildcard = true;
       return;
     }
     if (!this.names.has(name)) {
+      if (!this.wildcard && !this.known.has(name)) this.notHeld(name);
       this.names.add(name);
-      this.dirty.add(name);
+      if (this.basis) this.dirty.add(name);
     }
   }
 
   unsubscribe(name: string): void {
     if (name === '*') {
-      if (this.wildcard) this.basis = undefined;
+      if (this.wildcard) this.materialize();
       this.wildcard = false;
       return;
     }
@@ -148,8 +194,8 @@ export class TypeState {
     }
     if (wildcard !== this.wildcard) {
       changed = true;
+      this.materialize();
       this.wildcard = wildcard;
-      this.basis = undefined;
       if (!wildcard) for (const name of [...this.known.keys()]) if (!this.names.has(name)) this.known.delete(name);
     }
     return changed;
@@ -165,7 +211,8 @@ export class TypeState {
     if (this.basis && this.basis.typeUrl === set.typeUrl) {
       for (const name of changedNames(this.basis, set)) candidates.add(name);
     } else {
-      for (const name of this.wildcard ? set.byName.keys() : this.names) candidates.add(name);
+      if (this.wildcard) for (const name of set.byName.keys()) candidates.add(name);
+      for (const name of this.names) candidates.add(name);
       for (const name of this.known.keys()) candidates.add(name);
     }
     const updates: EncodedResource[] = [];
@@ -173,7 +220,7 @@ export class TypeState {
     for (const name of [...candidates].sort()) {
       if (!this.covers(name)) continue;
       const resource = set.byName.get(name);
-      const held = this.known.get(name);
+      const held = this.held(name);
       if (resource) {
         if (held !== resource.version) updates.push(resource);
       } else if (typeof held === 'string' || (held === undefined && reportMissing && this.names.has(name))) {
@@ -185,10 +232,16 @@ export class TypeState {
 
   /** Records that the client was sent `updates` and `removed` and now agrees with `set`. */
   commit(set: EncodedSet, updates: readonly EncodedResource[], removed: readonly string[], tellAbsent: boolean): void {
-    for (const r of updates) this.known.set(r.name, r.version);
+    // From now on the client holds `set`'s version of every covered name of it: what the basis implies.
+    for (const r of updates) this.known.delete(r.name);
     for (const name of removed) {
       if (tellAbsent && this.names.has(name)) this.known.set(name, null);
       else this.known.delete(name);
+    }
+    // Entries the new basis implies are dropped.
+    for (const [name, version] of [...this.known]) {
+      const implied = this.covers(name) ? set.byName.get(name)?.version : undefined;
+      if (version === implied) this.known.delete(name);
     }
     this.basis = set;
     this.dirty.clear();

@@ -1,0 +1,142 @@
+// TypeState keeps what a client holds per type (the last set committed) with per-name entries only where
+// they differ. Checked against a model that keeps every name: for seeded random sequences of subscription
+// changes, pushes and resyncs, both must ask for the same response every time.
+import test from 'ava';
+import { setVersion, type EncodedResource, type EncodedSet } from '../../control-plane/xds/resource-cache.js';
+import { TypeState } from '../../control-plane/xds/type-state.js';
+
+const TYPE = 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment';
+const POOL = ['a', 'b', 'c', 'd', 'e', 'f'];
+
+/** What a client holds, name by name: the straightforward model. */
+class Model {
+  wildcard = false;
+  readonly names = new Set<string>();
+  readonly known = new Map<string, string | null>();
+
+  covers(name: string): boolean {
+    return this.wildcard || this.names.has(name);
+  }
+  subscribe(name: string): void {
+    if (name === '*') this.wildcard = true;
+    else this.names.add(name);
+  }
+  unsubscribe(name: string): void {
+    if (name === '*') this.wildcard = false;
+    else if (this.names.delete(name) && !this.wildcard) this.known.delete(name);
+  }
+  replace(wildcard: boolean, names: readonly string[]): void {
+    const next = new Set(names);
+    for (const name of [...this.names]) if (!next.has(name)) this.unsubscribe(name);
+    for (const name of next) this.subscribe(name);
+    if (wildcard !== this.wildcard) {
+      this.wildcard = wildcard;
+      if (!wildcard) for (const name of [...this.known.keys()]) if (!this.names.has(name)) this.known.delete(name);
+    }
+  }
+  pending(set: EncodedSet, reportMissing: boolean): { updates: string[]; removed: string[] } {
+    const candidates = new Set([...set.byName.keys(), ...this.names, ...this.known.keys()]);
+    const updates: string[] = [];
+    const removed: string[] = [];
+    for (const name of [...candidates].sort()) {
+      if (!this.covers(name)) continue;
+      const resource = set.byName.get(name);
+      const held = this.known.get(name);
+      if (resource) {
+        if (held !== resource.version) updates.push(name);
+      } else if (typeof held === 'string' || (held === undefined && reportMissing && this.names.has(name))) {
+        removed.push(name);
+      }
+    }
+    return { updates, removed };
+  }
+  commit(set: EncodedSet, updates: readonly string[], removed: readonly string[], tellAbsent: boolean): void {
+    for (const name of updates) this.known.set(name, set.byName.get(name)!.version);
+    for (const name of removed) {
+      if (tellAbsent && this.names.has(name)) this.known.set(name, null);
+      else this.known.delete(name);
+    }
+  }
+}
+
+/** A deterministic PRNG (mulberry32). */
+function prng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function randomSet(random: () => number): EncodedSet {
+  const byName = new Map<string, EncodedResource>();
+  for (const name of POOL) {
+    if (random() < 0.6) {
+      const version = `v${Math.floor(random() * 3)}`;
+      byName.set(name, { typeUrl: TYPE, name, version, any: new Uint8Array() });
+    }
+  }
+  return { typeUrl: TYPE, byName, version: setVersion(byName) };
+}
+
+for (const delta of [true, false]) {
+  test(`the per-type bookkeeping asks for what the per-name model asks for (${delta ? 'delta' : 'SotW'})`, (t) => {
+    for (let seed = 1; seed <= 300; seed++) {
+      const random = prng(seed);
+      const state = new TypeState(TYPE);
+      const model = new Model();
+      const pick = (): string => POOL[Math.floor(random() * POOL.length)]!;
+      const trace: string[] = [];
+      if (delta && random() < 0.5) {
+        for (const name of POOL.slice(0, 3)) {
+          state.setHeld(name, 'v1');
+          model.known.set(name, 'v1');
+        }
+        trace.push('initial versions');
+      }
+      let set = randomSet(random);
+      for (let step = 0; step < 40; step++) {
+        const r = random();
+        if (r < 0.2) {
+          const name = random() < 0.15 ? '*' : pick();
+          state.subscribe(name);
+          model.subscribe(name);
+          trace.push(`+${name}`);
+        } else if (r < 0.35) {
+          const name = random() < 0.15 ? '*' : pick();
+          state.unsubscribe(name);
+          model.unsubscribe(name);
+          trace.push(`-${name}`);
+        } else if (r < 0.45) {
+          const wildcard = random() < 0.3;
+          const names = POOL.filter(() => random() < 0.4);
+          state.replaceSubscription(wildcard, names);
+          model.replace(wildcard, names);
+          trace.push(`=${wildcard ? '*' : ''}${names.join(',')}`);
+        } else if (r < 0.5 && !delta) {
+          state.forgetHeld();
+          model.known.clear();
+          trace.push('resync');
+        } else {
+          if (random() < 0.7) set = randomSet(random);
+          const ours = state.pending(set, delta);
+          const expected = model.pending(set, delta);
+          const got = { updates: ours.updates.map((u) => u.name), removed: ours.removed };
+          t.deepEqual(
+            got,
+            expected,
+            `seed ${seed}: ${trace.join(' ')} push {${[...set.byName.values()].map((e) => `${e.name}@${e.version}`).join(',')}}`,
+          );
+          if (JSON.stringify(got) !== JSON.stringify(expected)) return;
+          const sent = random() < 0.9; // an oversized response is not sent and not committed
+          if (sent) {
+            state.commit(set, ours.updates, ours.removed, delta);
+            model.commit(set, expected.updates, expected.removed, delta);
+          }
+          trace.push(`push${sent ? '' : '(unsent)'}`);
+        }
+      }
+    }
+  });
+}
