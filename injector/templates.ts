@@ -37,7 +37,10 @@ export interface ProxySpec {
   readonly appProbes: Readonly<Record<string, AppProbe>>;
 }
 
-const fieldEnv = (name: string, fieldPath: string): EnvVar => ({ name, valueFrom: { fieldRef: { fieldPath } } });
+const fieldEnv = (name: string, fieldPath: string): EnvVar => ({
+  name,
+  valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath } },
+});
 
 /** `trellis-proxy`: `trellis agent` as UID 1337 (it runs Envoy in the envoy template). */
 export function proxyContainer(spec: ProxySpec): Container {
