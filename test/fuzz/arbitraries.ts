@@ -612,18 +612,43 @@ const draftArb: fc.Arbitrary<RoutingObjectDraft> = fc.oneof(
   }),
 );
 
-/** One fuzz case: a mesh, routing objects for it, and the mesh-wide mTLS default. */
+/**
+ * A later edit of one of a case's objects (`drafts[index % drafts.length]`): the spec of its kind replaces
+ * its spec. Drawn dirty, so that it is often invalid: an object that turns invalid keeps its last accepted
+ * version.
+ */
+export interface DraftUpdate {
+  readonly index: number;
+  readonly specs: Readonly<Record<RoutingObjectDraft['kind'], unknown>>;
+}
+
+/** One fuzz case: a mesh, routing objects for it, the mesh-wide mTLS default, and a later edit. */
 export interface MeshCase {
   readonly mesh: MeshObject[];
   readonly drafts: RoutingObjectDraft[];
   readonly mtlsMode: MtlsMode;
+  readonly update?: DraftUpdate;
 }
 
 export const meshCaseArb: fc.Arbitrary<MeshCase> = fc.record({
   mesh: meshArb,
   drafts: fc.array(draftArb, { minLength: 1, maxLength: 4 }),
   mtlsMode: fc.constantFrom<MtlsMode>('PERMISSIVE', 'STRICT'),
+  update: fc.record({
+    index: fc.nat(3),
+    specs: fc.record({
+      VirtualService: dirtyArbs.virtualService as fc.Arbitrary<unknown>,
+      DestinationRule: dirtyArbs.destinationRule as fc.Arbitrary<unknown>,
+      PeerAuthentication: dirtyArbs.peerAuthentication as fc.Arbitrary<unknown>,
+    }),
+  }),
 });
+
+/** The drafts after `update`. */
+export function updatedDrafts(drafts: readonly RoutingObjectDraft[], update: DraftUpdate): RoutingObjectDraft[] {
+  const i = update.index % drafts.length;
+  return drafts.map((d, j) => (j === i ? { ...d, spec: update.specs[d.kind] } : d));
+}
 
 /**
  * The objects of a case's drafts, named `<kind>-<index>` (names never collide), created a second apart in

@@ -23,6 +23,8 @@ export interface MeshFuzzStats {
   runs: number;
   acceptedObjects: number;
   rejectedObjects: number;
+  /** Cases whose edit made an accepted object invalid (property 4). */
+  invalidEdits: number;
   /** Distinct resources Envoy's checker passed. */
   envoyChecked: number;
   envoyCalls: number;
@@ -80,7 +82,14 @@ async function replayWithEnvoy(seed: number, numRuns: number): Promise<MeshFuzzF
 
 export async function runMeshFuzz(options: MeshFuzzOptions): Promise<MeshFuzzResult> {
   const batch = options.batch ?? 500;
-  const stats: MeshFuzzStats = { runs: 0, acceptedObjects: 0, rejectedObjects: 0, envoyChecked: 0, envoyCalls: 0 };
+  const stats: MeshFuzzStats = {
+    runs: 0,
+    acceptedObjects: 0,
+    rejectedObjects: 0,
+    invalidEdits: 0,
+    envoyChecked: 0,
+    envoyCalls: 0,
+  };
   let passed = new Set<string>();
   for (let done = 0, i = 0; done < options.runs; done += batch, i++) {
     const numRuns = Math.min(batch, options.runs - done);
@@ -92,6 +101,7 @@ export async function runMeshFuzz(options: MeshFuzzOptions): Promise<MeshFuzzRes
       stats.runs++;
       stats.acceptedObjects += result.accepted;
       stats.rejectedObjects += result.rejected;
+      stats.invalidEdits += result.invalidEdits;
       for (const e of result.envoy) {
         const key = resourceKey(e.bytes);
         if (!passed.has(key)) pending.set(key, e);

@@ -6,7 +6,10 @@
 //   2. every resource generated is accepted by grpc-js-xds's own decoders (gRPC proxies) and, checked in a
 //      batch by the caller, by Envoy's validation checker (all proxies);
 //   3. the objects the validator rejects change nothing: every proxy's config, as encoded bytes, is the
-//      same as when those objects are absent.
+//      same as when those objects are absent;
+//   4. an edit that makes an accepted object invalid changes nothing either: the next snapshot (built with
+//      the first as `previous`, as sources do) keeps the object's accepted version, and every proxy's config
+//      is byte-identical to before the edit.
 //
 // checkMeshCase is synchronous and returns what it found; the Envoy checker runs out of process, so the
 // bytes it should see are handed back for the caller to batch (fuzz.ts).
@@ -19,7 +22,7 @@ import { defaultMeshConfig } from '../../control-plane/translate/context.js';
 import { meshGenerator } from '../../control-plane/translate/generator.js';
 import type { ResourcesByType } from '../../control-plane/xds/generator.js';
 import { formatIssue, validateRoutingResource } from '../../crds/validator.js';
-import { objectsOf, PROXIES, type MeshCase } from './arbitraries.js';
+import { objectsOf, PROXIES, updatedDrafts, type MeshCase } from './arbitraries.js';
 import { grpcXdsRejections } from './grpc-xds-decode.js';
 
 /** A resource for Envoy's checker: its Any bytes and who got it. */
@@ -35,10 +38,12 @@ export interface CaseResult {
   readonly envoy: EnvoyCheck[];
   readonly accepted: number;
   readonly rejected: number;
+  /** 1 when the case's edit made an accepted object invalid (property 4 ran), else 0. */
+  readonly invalidEdits: number;
 }
 
-export function snapshotOf(objects: readonly MeshObject[]): MeshSnapshot {
-  return buildSnapshot(objects, { validate: validateRoutingResource, formatIssue });
+export function snapshotOf(objects: readonly MeshObject[], previous?: MeshSnapshot): MeshSnapshot {
+  return buildSnapshot(objects, { validate: validateRoutingResource, formatIssue, ...(previous ? { previous } : {}) });
 }
 
 function encoded(resources: ResourcesByType): Map<string, Uint8Array[]> {
@@ -86,7 +91,7 @@ export function checkMeshCase(c: MeshCase): CaseResult {
       failures.push(`validator threw on ${o.kind} ${o.namespace}/${o.name}: ${message(e)}`);
     }
   }
-  if (failures.length > 0) return { failures, envoy, accepted: acceptedObjects.length, rejected: 0 };
+  if (failures.length > 0) return { failures, envoy, accepted: acceptedObjects.length, rejected: 0, invalidEdits: 0 };
   const rejected = objects.length - acceptedObjects.length;
 
   let withAll: MeshSnapshot;
@@ -96,7 +101,23 @@ export function checkMeshCase(c: MeshCase): CaseResult {
     withAccepted = rejected > 0 ? snapshotOf([...c.mesh, ...acceptedObjects]) : withAll;
   } catch (e) {
     failures.push(`buildSnapshot threw: ${message(e)}`);
-    return { failures, envoy, accepted: acceptedObjects.length, rejected };
+    return { failures, envoy, accepted: acceptedObjects.length, rejected, invalidEdits: 0 };
+  }
+
+  // Property 4: the edited object, when the edit is invalid and the object was accepted before it.
+  let afterEdit: MeshSnapshot | undefined;
+  if (c.update) {
+    const i = c.update.index % objects.length;
+    const edited = objectsOf(updatedDrafts(c.drafts, c.update));
+    try {
+      const editedValid = validateRoutingResource(edited[i]!.object).resource !== undefined;
+      if (!editedValid && acceptedObjects.includes(objects[i]!))
+        afterEdit = snapshotOf([...c.mesh, ...edited], withAll);
+    } catch (e) {
+      failures.push(
+        `validator or buildSnapshot threw on the edit of ${objects[i]!.kind} ${objects[i]!.name}: ${message(e)}`,
+      );
+    }
   }
 
   const generator = meshGenerator({ ...defaultMeshConfig, mtlsMode: c.mtlsMode });
@@ -123,8 +144,16 @@ export function checkMeshCase(c: MeshCase): CaseResult {
         failures.push(`translation threw for ${who} without the rejected objects: ${message(e)}`);
       }
     }
+    if (afterEdit) {
+      try {
+        const difference = bytesDifference(bytes, encoded(generator.generate(proxy, afterEdit)));
+        if (difference !== undefined) failures.push(`an invalid edit changed the config of ${who}: ${difference}`);
+      } catch (e) {
+        failures.push(`translation threw for ${who} after an invalid edit: ${message(e)}`);
+      }
+    }
   }
-  return { failures, envoy, accepted: acceptedObjects.length, rejected };
+  return { failures, envoy, accepted: acceptedObjects.length, rejected, invalidEdits: afterEdit ? 1 : 0 };
 }
 
 /** A short key of a resource's bytes, to send each distinct resource to Envoy's checker once. */

@@ -35,6 +35,7 @@ withEnvoy(
     // The generator is worth its runs only when it makes both kinds of objects.
     t.true(stats.acceptedObjects > RUNS / 4, `only ${stats.acceptedObjects} objects accepted`);
     t.true(stats.rejectedObjects > RUNS / 4, `only ${stats.rejectedObjects} objects rejected`);
+    t.true(stats.invalidEdits > RUNS / 10, `only ${stats.invalidEdits} edits made an accepted object invalid`);
     t.true(stats.envoyChecked > 0);
   },
 );

@@ -40,7 +40,7 @@ if (only.has('mesh')) {
     progress: (s) =>
       console.error(
         `mesh: ${s.runs} runs, ${s.acceptedObjects} objects accepted, ${s.rejectedObjects} rejected, ` +
-          `${s.envoyChecked} distinct resources passed Envoy's checker, ${elapsed(t0)}`,
+          `${s.invalidEdits} invalid edits, ${s.envoyChecked} distinct resources passed Envoy's checker, ${elapsed(t0)}`,
       ),
   });
   if (failure) {
@@ -53,7 +53,7 @@ if (only.has('mesh')) {
   } else {
     console.log(
       `mesh: ${stats.runs} runs passed in ${elapsed(t0)} (seed ${seed}; ${stats.acceptedObjects} objects accepted, ` +
-        `${stats.rejectedObjects} rejected; ${stats.envoyChecked} distinct resources through Envoy's checker in ${stats.envoyCalls} calls)`,
+        `${stats.rejectedObjects} rejected, ${stats.invalidEdits} invalid edits; ${stats.envoyChecked} distinct resources through Envoy's checker in ${stats.envoyCalls} calls)`,
     );
   }
 }
