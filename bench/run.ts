@@ -5,6 +5,7 @@ import { agent } from './agent.js';
 import { ca } from './ca.js';
 import { cliStartup } from './cli-startup.js';
 import { encode } from './encode.js';
+import { inject } from './inject.js';
 import { kubeStatus } from './kube-status.js';
 import { machineInfo, Progress, renderText, UsageError, writeResults, type Benchmark } from './report.js';
 import { restart } from './restart.js';
@@ -24,6 +25,7 @@ const benchmarks: readonly Benchmark[] = [
   agent,
   cliStartup,
   kubeStatus,
+  inject,
 ];
 
 function usage(): string {
