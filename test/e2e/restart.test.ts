@@ -7,7 +7,7 @@ import { runRestart } from '../../bench/restart-scenario.js';
 
 for (const protocol of ['sotw', 'delta'] as const) {
   test(`${protocol}: kill -9 under 50 streams: UNAVAILABLE, config kept, all resync to the same hash`, async (t) => {
-    t.timeout(180_000);
+    t.timeout(300_000);
     const r = await runRestart({
       protocol,
       streams: 50,
