@@ -78,12 +78,17 @@ interface PolicyRule {
  * CA, and the caBundle of its own two webhook configurations (by name).
  */
 export function clusterRules(): PolicyRule[] {
-  const trellisGroups = [...new Set(CRD_KINDS.map(groupOf))].sort();
+  const byGroup = crdsByGroup();
   return [
     { apiGroups: [''], resources: ['namespaces', 'pods', 'services'], verbs: ['list', 'watch'] },
     { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'watch'] },
-    { apiGroups: trellisGroups, resources: CRD_KINDS.map(pluralOf).sort(), verbs: ['list', 'watch'] },
-    { apiGroups: trellisGroups, resources: CRD_KINDS.map((k) => `${pluralOf(k)}/status`).sort(), verbs: ['patch'] },
+    // One rule per API group, so no group is granted a resource it does not serve.
+    ...byGroup.map(([group, plurals]) => ({ apiGroups: [group], resources: plurals, verbs: ['list', 'watch'] })),
+    ...byGroup.map(([group, plurals]) => ({
+      apiGroups: [group],
+      resources: plurals.map((p) => `${p}/status`),
+      verbs: ['patch'],
+    })),
     { apiGroups: [''], resources: ['configmaps'], verbs: ['create', 'get', 'list', 'update', 'watch'] },
     { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
     {
@@ -112,6 +117,15 @@ export function namespaceRules(): PolicyRule[] {
 function groupOf(kind: CrdKind): string {
   const crd = customResourceDefinition(kind) as { spec: { group: string } };
   return crd.spec.group;
+}
+
+/** The CRDs' plurals by API group, both sorted: `[[group, [plural, …]], …]`. */
+function crdsByGroup(): [string, string[]][] {
+  const byGroup = new Map<string, string[]>();
+  for (const kind of CRD_KINDS) byGroup.set(groupOf(kind), [...(byGroup.get(groupOf(kind)) ?? []), pluralOf(kind)]);
+  return [...byGroup.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([group, plurals]) => [group, plurals.sort()]);
 }
 
 function rbac(): ManifestObject[] {
@@ -342,8 +356,6 @@ function mutatingWebhookConfiguration(): ManifestObject {
 }
 
 function validatingWebhookConfiguration(): ManifestObject {
-  const byGroup = new Map<string, string[]>();
-  for (const kind of CRD_KINDS) byGroup.set(groupOf(kind), [...(byGroup.get(groupOf(kind)) ?? []), pluralOf(kind)]);
   return {
     apiVersion: 'admissionregistration.k8s.io/v1',
     kind: 'ValidatingWebhookConfiguration',
@@ -352,15 +364,13 @@ function validatingWebhookConfiguration(): ManifestObject {
       {
         name: 'validation.trellis.dev',
         clientConfig: clientConfig('/validate'),
-        rules: [...byGroup.entries()]
-          .sort(([a], [b]) => a.localeCompare(b))
-          .map(([group, resources]) => ({
-            operations: ['CREATE', 'UPDATE'],
-            apiGroups: [group],
-            apiVersions: ['v1alpha1'],
-            resources: resources.sort(),
-            scope: 'Namespaced',
-          })),
+        rules: crdsByGroup().map(([group, resources]) => ({
+          operations: ['CREATE', 'UPDATE'],
+          apiGroups: [group],
+          apiVersions: ['v1alpha1'],
+          resources,
+          scope: 'Namespaced',
+        })),
         admissionReviewVersions: ['v1'],
         sideEffects: 'None',
         failurePolicy: 'Fail',
