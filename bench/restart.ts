@@ -106,7 +106,7 @@ export const restart: Benchmark = {
         verdict(r),
       ]),
       notes: [
-        'config hash: SHA-256 over every resource a stream holds (type, name, the Any bytes the server sent), taken before the kill, right after the stream ended, and after the resync.',
+        "config hash: SHA-256 over every resource a stream holds (type, name, version, the Any bytes the server sent) and, in SotW, each type's version_info; taken before the kill, right after the stream ended, and after the resync.",
       ],
     };
     const times: Table = {

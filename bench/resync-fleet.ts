@@ -7,8 +7,10 @@
 // reconnects, with its own reconnect backoff, as a grpc-js-xds client does. A stream has *resynced* when,
 // on its new stream, it has received and ACKed every type again and holds the same config as before.
 //
-// The config hash of a stream is a SHA-256 over every resource it holds (type, name and the Any bytes the
-// server sent), so "the same hash" means byte-identical resources.
+// The config hash of a stream is a SHA-256 over every resource it holds (type, name, version and the Any
+// bytes the server sent) and, in SotW, each type's version_info: "the same hash" means byte-identical
+// resources under the same versions (README: versions are content hashes, the same after a restart).
+import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import * as grpc from '@grpc/grpc-js';
 import { createHash } from 'node:crypto';
 import { TypeUrl } from '../control-plane/envoy/protos.js';
@@ -24,6 +26,30 @@ import {
 
 const SERVICE = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
 const TYPES = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration] as const;
+
+/** name → version of each Resource of a DeltaDiscoveryResponse (resources 2: version 1, name 3). */
+function deltaVersions(buf: Uint8Array): Map<string, string> {
+  const out = new Map<string, string>();
+  const r = new BinaryReader(buf);
+  while (r.pos < r.len) {
+    const [no, wt] = r.tag();
+    if (no !== 2 || wt !== WireType.LengthDelimited) {
+      r.skip(wt, no);
+      continue;
+    }
+    const rr = new BinaryReader(r.bytes());
+    let name = '';
+    let version = '';
+    while (rr.pos < rr.len) {
+      const [n, w] = rr.tag();
+      if (n === 1) version = rr.string();
+      else if (n === 3) name = rr.string();
+      else rr.skip(w, n);
+    }
+    out.set(name, version);
+  }
+  return out;
+}
 
 export interface ResyncFleetOptions {
   readonly target: string;
@@ -47,6 +73,9 @@ export interface StreamEnd {
 class ResyncStream {
   /** What the proxy holds: type → name → Any bytes. Replaced per resource as responses arrive, never cleared on a stream end. */
   readonly config = new Map<string, Map<string, Uint8Array>>(TYPES.map((t) => [t, new Map()]));
+  /** Delta: the version of each resource held (type → name → version); SotW: the version_info of each type. */
+  private readonly resourceVersions = new Map<string, Map<string, string>>(TYPES.map((t) => [t, new Map()]));
+  private readonly typeVersions = new Map<string, string>();
   /** Types received and ACKed on the current stream. */
   private current = new Set<string>();
   private requested = new Set<string>();
@@ -123,8 +152,18 @@ class ResyncStream {
     if (!held) throw new Error(`response of unexpected type ${res.typeUrl}`);
     // SotW CDS and LDS carry the whole set: what is not listed is gone.
     if (!delta && (res.typeUrl === TypeUrl.Cluster || res.typeUrl === TypeUrl.Listener)) held.clear();
-    res.names.forEach((name, i) => held.set(name, res.anys[i]!));
-    for (const name of res.removed) held.delete(name);
+    const versions = this.resourceVersions.get(res.typeUrl)!;
+    const fromDelta = delta ? deltaVersions(buf) : undefined;
+    if (!delta && (res.typeUrl === TypeUrl.Cluster || res.typeUrl === TypeUrl.Listener)) versions.clear();
+    res.names.forEach((name, i) => {
+      held.set(name, res.anys[i]!);
+      versions.set(name, fromDelta?.get(name) ?? '');
+    });
+    for (const name of res.removed) {
+      held.delete(name);
+      versions.delete(name);
+    }
+    if (!delta) this.typeVersions.set(res.typeUrl, res.version);
     this.call!.write(
       delta
         ? deltaRequest(res.typeUrl, { nonce: res.nonce })
@@ -157,7 +196,11 @@ class ResyncStream {
     const h = createHash('sha256');
     for (const t of TYPES) {
       const held = this.config.get(t)!;
-      for (const name of [...held.keys()].sort()) h.update(`${t}\0${name}\0`).update(held.get(name)!);
+      const versions = this.resourceVersions.get(t)!;
+      h.update(`${t}\0${this.typeVersions.get(t) ?? ''}\0`);
+      for (const name of [...held.keys()].sort()) {
+        h.update(`${name}\0${versions.get(name) ?? ''}\0`).update(held.get(name)!);
+      }
     }
     return h.digest('hex');
   }
