@@ -18,18 +18,11 @@
 // The wording of the last three matches what the mesh model reports (control-plane/model/routing.ts,
 // peer-authentication.ts).
 import type { V1Service } from '@kubernetes/client-node';
-import { DEFAULT_DOMAIN, qualifyHost, serviceFqdn } from '../control-plane/model/hosts.js';
-import { DEFAULT_ROOT_NAMESPACE } from '../control-plane/model/build-snapshot.js';
-import { peerAuthenticationConflicts, peerFields } from '../control-plane/model/peer-authentication.js';
-import { comparePrecedence } from '../control-plane/model/routing.js';
-import type { AcceptedPeerAuthentication } from '../control-plane/model/snapshot.js';
-import {
-  coveredBy,
-  isVisibleTo,
-  normalizeExportTo,
-  overlaps,
-  type ExportTo,
-} from '../control-plane/model/visibility.js';
+import { DEFAULT_ROOT_NAMESPACE } from './rules/defaults.js';
+import { DEFAULT_DOMAIN, qualifyHost, serviceFqdn } from './rules/hosts.js';
+import { peerAuthenticationConflicts, peerFields, type PeerPolicy } from './rules/peer-authentication.js';
+import { comparePrecedence } from './rules/precedence.js';
+import { coveredBy, isVisibleTo, normalizeExportTo, overlaps, type ExportTo } from './rules/visibility.js';
 import type { Destination, DestinationRule, PeerAuthentication, RoutingResource, VirtualService } from './types.js';
 import { comparePaths, DEFAULT_NAMESPACE, type ValidationIssue } from './validator.js';
 
@@ -252,7 +245,7 @@ export function crossCheckPeerAuthentications(
   resources: readonly PeerAuthentication[],
   rootNamespace = DEFAULT_ROOT_NAMESPACE,
 ): ValidationIssue[][] {
-  const accepted: (AcceptedPeerAuthentication & { index: number })[] = resources.map((resource, index) => {
+  const accepted: (PeerPolicy & { index: number; creationTimestamp?: string })[] = resources.map((resource, index) => {
     const namespace = resource.metadata.namespace || DEFAULT_NAMESPACE;
     const created = resource.metadata.creationTimestamp;
     return {
@@ -260,10 +253,7 @@ export function crossCheckPeerAuthentications(
       namespace,
       name: resource.metadata.name,
       ...(typeof created === 'string' ? { creationTimestamp: created } : {}),
-      origin: {},
-      stale: false,
       ...peerFields(resource.spec),
-      resource,
     };
   });
   const sorted = [...accepted].sort(comparePrecedence);

@@ -12,7 +12,7 @@
 // `spec.http[0].match[0].headers[x-user].regex`. Messages are short and fixed where possible.
 import net from 'node:net';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { qualifyHost } from '../control-plane/model/hosts.js';
+import { qualifyHost } from './rules/hosts.js';
 import { re2Error } from './re2.js';
 import { DURATION_PATTERN, MAX_DURATION_NS, parseDurationNs, SECONDS_DURATION_PATTERN } from './duration.js';
 import {

@@ -6,6 +6,7 @@
 // resource): README.md "What the hash covers".
 import { createHash } from 'node:crypto';
 import { canonicalJson, deepFreeze, frozenContentHash } from './canonical.js';
+import { DEFAULT_ROOT_NAMESPACE } from '../../crds/rules/defaults.js';
 import { DEFAULT_DOMAIN } from './hosts.js';
 import { isPolicyKind, keyOf, locationOf, located, type MeshObject, type PolicyKind, type Problem } from './objects.js';
 import { indexPeerAuthentications, type PodLabels } from './peer-authentication.js';
@@ -14,7 +15,7 @@ import { buildNamespaces, buildServices, type ServiceMemo } from './services.js'
 import type { HostPolicy, MeshService, MeshSnapshot, ServiceInstance } from './snapshot.js';
 import type { FormatIssue, ValidateRoutingResource } from './validation.js';
 
-export const DEFAULT_ROOT_NAMESPACE = 'trellis-system';
+export { DEFAULT_ROOT_NAMESPACE };
 
 export interface BuildOptions {
   /** `validateRoutingResource` from crds/validator.ts. */
