@@ -9,6 +9,7 @@ import anyTest, { type TestFn } from 'ava';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { startControlPlane, type RunningControlPlane } from '../../control-plane/control-plane.js';
 import { createRootCa } from '../../certs/index.js';
+import { caBundlePatch } from '../../control-plane/webhook/ca-bundle.js';
 import { installObjects } from '../../deploy/manifest.js';
 import { renderObjects } from '../../deploy/render.js';
 import { captureLogs } from '../helpers/ca-control-plane.js';
@@ -190,3 +191,20 @@ spec: { hosts: [reviews], http: [{ route: [{ destination: { host: reviews } }] }
     await cp.close();
   },
 );
+
+test('caBundlePatch: nothing when every webhook carries the bundle; else a test of each name and an add of its caBundle', (t) => {
+  const config = {
+    webhooks: [
+      { name: 'a.trellis.dev', clientConfig: { caBundle: 'QQ==' } },
+      { name: 'b.trellis.dev', clientConfig: {} },
+    ],
+  };
+  t.deepEqual(caBundlePatch(config, 'QQ=='), [
+    { op: 'test', path: '/webhooks/0/name', value: 'a.trellis.dev' },
+    { op: 'add', path: '/webhooks/0/clientConfig/caBundle', value: 'QQ==' },
+    { op: 'test', path: '/webhooks/1/name', value: 'b.trellis.dev' },
+    { op: 'add', path: '/webhooks/1/clientConfig/caBundle', value: 'QQ==' },
+  ]);
+  t.is(caBundlePatch({ webhooks: [config.webhooks[0]!] }, 'QQ=='), undefined);
+  t.is(caBundlePatch({}, 'QQ=='), undefined);
+});
