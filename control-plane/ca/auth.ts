@@ -2,7 +2,7 @@
 // from a tokens file (local mode) or by a Kubernetes TokenReview with audience `trellis-ca`. (Without a
 // token, a verified client certificate on the TLS port proves it instead: service.ts, peer-identity.ts.)
 import fs from 'node:fs';
-import { AuthenticationV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { AuthenticationV1Api, KubeConfig } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
 
 export const CA_AUDIENCE = 'trellis-ca';
@@ -98,19 +98,19 @@ const SA_USER = /^system:serviceaccount:([^:]+):([^:]+)$/;
  * ServiceAccount (and a bound Pod) still exist.
  */
 export class TokenReviewAuthenticator implements Authenticator {
-  private readonly api: AuthenticationV1Api;
+  /** Made at the first call: the Kubernetes client is loaded only in Kubernetes mode (idle RSS, issue 14). */
+  private api: Promise<AuthenticationV1Api> | undefined;
 
   constructor(
-    kubeConfig: KubeConfig,
+    private readonly kubeConfig: KubeConfig,
     private readonly audience = CA_AUDIENCE,
-  ) {
-    this.api = kubeConfig.makeApiClient(AuthenticationV1Api);
-  }
+  ) {}
 
   async authenticate(token: string): Promise<Caller> {
     let review;
     try {
-      review = await this.api.createTokenReview({ body: { spec: { token, audiences: [this.audience] } } });
+      this.api ??= import('@kubernetes/client-node').then((k) => this.kubeConfig.makeApiClient(k.AuthenticationV1Api));
+      review = await (await this.api).createTokenReview({ body: { spec: { token, audiences: [this.audience] } } });
     } catch (err) {
       throw new AuthenticatorUnavailable(`TokenReview failed: ${(err as Error).message.split('\n')[0]}`);
     }

@@ -130,3 +130,30 @@ test('the control plane in local mode loads no Kubernetes client and, without --
   t.true(run.modules.includes('control-plane/translate/generator.ts'));
   t.deepEqual(matching(run.modules, [KUBERNETES_CLIENT, CA, CERTIFICATE_LIBRARY, /^control-plane\/webhook\//]), []);
 });
+
+test('the control plane in local mode with the CA loads no Kubernetes client (TokenReview is for Kubernetes mode)', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'trellis-lazy-ca-'));
+  t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
+  const tokens = path.join(dir, 'tokens.yaml');
+  await fs.writeFile(tokens, '- token: lazy-loading-test-token-0123\n  namespace: default\n  serviceAccount: app\n');
+  const run = await loadedModules(
+    [
+      'control-plane/main.ts',
+      'control-plane',
+      '--config-dir',
+      'examples/mesh',
+      '--state-dir',
+      path.join(dir, 'state'),
+      '--tokens-file',
+      tokens,
+      '--xds-port',
+      '0',
+      '--monitoring-port',
+      '0',
+    ],
+    { stopWhenOutput: '"control plane listening"' },
+  );
+  t.true(run.sawStopOutput, run.stderr);
+  t.true(run.modules.includes('control-plane/ca/setup.ts'));
+  t.deepEqual(matching(run.modules, [KUBERNETES_CLIENT]), []);
+});
