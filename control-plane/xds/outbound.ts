@@ -41,6 +41,11 @@ export class Outbound {
     return this.queued >= this.maxQueuedBytes;
   }
 
+  /** Whether some type waits for the stream to drain. */
+  get hasDeferred(): boolean {
+    return this.deferred.size > 0;
+  }
+
   /** Types waiting for the stream to drain. */
   get deferredTypes(): readonly string[] {
     return [...this.deferred.keys()];

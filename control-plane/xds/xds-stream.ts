@@ -122,7 +122,7 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
    */
   protected push(typeUrl: string, force: boolean): void {
     if (this.closed) return;
-    if (this.outbound.blocked || this.outbound.deferredTypes.length > 0) {
+    if (this.outbound.blocked || this.outbound.hasDeferred) {
       if (this.outbound.defer(typeUrl, force)) {
         this.options.metrics.coalescedResponses.inc({ type: shortTypeName(typeUrl) });
       }
