@@ -1,7 +1,7 @@
 // The /inject handler as the control plane serves it: the mesh config, the workload's mTLS from the
 // current mesh snapshot (PeerAuthentications, in local and Kubernetes mode), and the API server's minor
 // version (read once at start in Kubernetes mode, for native sidecars).
-import { VersionApi, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../control-plane/logger.js';
 import { workloadMtls } from '../control-plane/model/peer-authentication.js';
@@ -31,10 +31,11 @@ export function parseMinor(minor: string): number | undefined {
 
 export function controlPlaneInjectHandler(options: ControlPlaneInjectorOptions): AdmissionHandler {
   let minor: number | undefined;
-  if (options.kubeConfig) {
-    options.kubeConfig
-      .makeApiClient(VersionApi)
-      .getCode()
+  const kubeConfig = options.kubeConfig;
+  if (kubeConfig) {
+    // The Kubernetes client is loaded only in Kubernetes mode.
+    import('@kubernetes/client-node')
+      .then(({ VersionApi }) => kubeConfig.makeApiClient(VersionApi).getCode())
       .then(
         (info) => {
           minor = parseMinor(info.minor);

@@ -8,12 +8,14 @@
 import crypto from 'node:crypto';
 import anyTest from 'ava';
 import { stringify } from 'yaml';
-import { createInjectHandler } from '../../injector/admission.js';
+import { Registry } from 'prom-client';
+import { controlPlaneInjectHandler } from '../../injector/webhook.js';
 import { injectPod } from '../../injector/inject.js';
 import type { Container, Pod } from '../../injector/types.js';
 import { WebhookServer } from '../../control-plane/webhook/server.js';
 import { useCluster, type Cluster } from '../helpers/cluster.js';
 import { waitFor } from '../helpers/wait.js';
+import { recordingLogger } from '../kube/kube-helpers.js';
 import { IMAGE } from './pods.js';
 
 const kube = useCluster(anyTest);
@@ -105,11 +107,20 @@ kube.test(
     });
     const plain = await cluster.createNamespace('plain', { 'trellis-test': testId });
     const cert = await cluster.issueServingCert();
+    const { logger, records } = recordingLogger();
+    const registry = new Registry();
     const server = new WebhookServer({
       cert: cert.certPem,
       key: cert.keyPem,
-      handlers: { '/inject': createInjectHandler({ image: IMAGE, kubernetesMinor: () => 34 }) },
+      handlers: {
+        '/inject': controlPlaneInjectHandler({ logger, registry, image: IMAGE, kubeConfig: cluster.kubeConfig }),
+      },
     });
+    // The handler reads the API server's version (native sidecars from 1.29).
+    const version = await waitFor('the API server version in the log', () =>
+      records.find((r) => r.msg === 'injector: API server version'),
+    );
+    t.is(version.minor, '34');
     const port = await server.listen('127.0.0.1', 0);
     const name = await register(cluster, port, cert.caPem, testId);
     t.teardown(async () => {
@@ -204,5 +215,8 @@ kube.test(
       '',
     );
     await cluster.kubectl(['apply', '-n', plain, '-f', '-'], { input: podYaml('unaffected') });
+    const metrics = await registry.metrics();
+    t.regex(metrics, /trellis_injections_total\{result="injected"\} [1-9]/);
+    t.regex(metrics, /trellis_injections_total\{result="refused"\} 1/);
   },
 );
