@@ -81,7 +81,9 @@ kube.test(
     await writer.idle();
     t.true(writer.stats.writes >= 2 * N, JSON.stringify(writer.stats));
 
-    // The echoes reached the informer (and the writer, which found them current), not the model.
+    // The echoes reached the informer (and the writer, which found them current), not the model. The
+    // informer's store is current at once, its batch to KubeSource follows within batchMs.
+    await waitFor('every echo handed to KubeSource', () => source.meshStats.ignored >= writer.stats.writes);
     const after = source.meshStats;
     t.is(
       after.rebuilds,
