@@ -9,12 +9,11 @@ import type {
   DestinationRuleSpec,
   ObjectMeta,
   PeerAuthentication,
-  Subset,
-  TrafficPolicy,
   VirtualService,
   VirtualServiceSpec,
 } from '../../crds/types.js';
 import { comparePrecedence } from '../../crds/rules/precedence.js';
+import { mergeDestinationRules } from './destination-rule-merge.js';
 import { qualifyHost } from './hosts.js';
 import {
   locationOf,
@@ -36,6 +35,7 @@ import type {
   StatusIssue,
   StatusReason,
 } from './snapshot.js';
+import { virtualServicesOfHosts } from './virtual-service-conflicts.js';
 import type {
   FormatIssue,
   ValidateRoutingResource,
@@ -43,7 +43,7 @@ import type {
   ValidationOrigin,
   ValidationResult,
 } from './validation.js';
-import { coveredBy, normalizeExportTo, overlaps, unionExportTo } from './visibility.js';
+import { normalizeExportTo } from './visibility.js';
 
 export { comparePrecedence };
 
@@ -223,6 +223,14 @@ function accept(o: RoutingObject, resource: unknown, domain: string): Accepted {
 // ---------------------------------------------------------------------------------------------------
 // Status
 
+/** The object an issue is about. */
+interface Subject {
+  readonly kind: PolicyKind;
+  readonly namespace: string;
+  readonly name: string;
+  readonly origin: Location;
+}
+
 interface Judgement {
   readonly kind: PolicyKind;
   readonly namespace: string;
@@ -302,10 +310,6 @@ function defaultFormat(result: ValidationResult, issue: ValidationIssue, origin?
   return located(origin, `${warning}${result.kind} ${result.namespace}/${result.name}: ${field}${issue.message}`);
 }
 
-function refOf(r: { readonly namespace: string; readonly name: string }): string {
-  return `${r.namespace}/${r.name}`;
-}
-
 function validationOrigin(origin: Location): ValidationOrigin {
   return {
     ...(origin.file !== undefined ? { file: origin.file } : {}),
@@ -362,38 +366,28 @@ export function buildRouting(input: RoutingInput): RoutingModel {
     previous.set(objectKey('PeerAuthentication', pa.namespace, pa.name), pa);
   }
 
+  // Every issue goes to its object's judgement (the status) and to the problems (the log), worded by `format`.
+  const byKey = new Map<string, Judgement>();
+  const report = (subject: Subject, issue: StatusIssue, result?: ValidationResult): void => {
+    const j = byKey.get(objectKey(subject.kind, subject.namespace, subject.name));
+    const own: StatusIssue = { severity: issue.severity, path: issue.path, message: issue.message };
+    if (j) (issue.severity === 'error' ? j.errors : j.warnings).push(own);
+    problems.push({
+      severity: issue.severity,
+      object: { kind: subject.kind, namespace: subject.namespace, name: subject.name },
+      origin: subject.origin,
+      message: format(
+        result ?? { kind: subject.kind, namespace: subject.namespace, name: subject.name, issues: [] },
+        issue,
+        validationOrigin(subject.origin),
+      ),
+    });
+  };
+
   const judgements: Judgement[] = [];
   for (const o of input.objects) {
     // The model keeps where an object is, never its resourceVersion (objects.ts Location).
     const origin = locationOf(o.origin);
-    const result = validateOnce(input.validate, o.object, validationOrigin(origin));
-    // The store's key names the object; the validator's result may lack a name when the object does.
-    const named: ValidationResult = { ...result, kind: o.kind, namespace: o.namespace, name: o.name };
-    const errors: StatusIssue[] = [];
-    const warnings: StatusIssue[] = [];
-    for (const issue of result.issues) {
-      (issue.severity === 'error' ? errors : warnings).push({
-        severity: issue.severity,
-        path: issue.path,
-        message: issue.message,
-      });
-      problems.push({
-        severity: issue.severity,
-        object: { kind: o.kind, namespace: o.namespace, name: o.name },
-        origin,
-        message: format(named, issue, validationOrigin(origin)),
-      });
-    }
-    if (errors.length === 0 && result.resource === undefined) {
-      const issue: ValidationIssue = { path: '', message: 'the validator returned no resource', severity: 'error' };
-      errors.push(issue);
-      problems.push({
-        severity: 'error',
-        object: { kind: o.kind, namespace: o.namespace, name: o.name },
-        origin,
-        message: format(named, issue, validationOrigin(origin)),
-      });
-    }
     const meta = (o.object as { metadata?: { generation?: unknown } } | null)?.metadata;
     const generation = typeof meta?.generation === 'number' ? meta.generation : undefined;
     const judgement: Judgement = {
@@ -402,27 +396,27 @@ export function buildRouting(input: RoutingInput): RoutingModel {
       name: o.name,
       ...(generation !== undefined ? { generation } : {}),
       origin,
-      errors,
-      warnings,
+      errors: [],
+      warnings: [],
       lostHosts: new Set(),
     };
-    if (errors.length === 0 && result.resource !== undefined) {
+    byKey.set(objectKey(o.kind, o.namespace, o.name), judgement);
+    judgements.push(judgement);
+    const subject: Subject = { kind: o.kind, namespace: o.namespace, name: o.name, origin };
+    const result = validateOnce(input.validate, o.object, validationOrigin(origin));
+    // The store's key names the object; the validator's result may lack a name when the object does.
+    const named: ValidationResult = { ...result, kind: o.kind, namespace: o.namespace, name: o.name };
+    for (const issue of result.issues) report(subject, issue, named);
+    if (judgement.errors.length === 0 && result.resource === undefined) {
+      report(subject, { path: '', message: 'the validator returned no resource', severity: 'error' }, named);
+    }
+    if (judgement.errors.length === 0 && result.resource !== undefined) {
       try {
         judgement.accepted = acceptOnce(o, result.resource, domain);
       } catch (err) {
         // The validator let through something the model cannot read: a bug, but it hurts only this object.
-        const issue: ValidationIssue = {
-          path: '',
-          message: `cannot be read by the mesh model: ${err instanceof Error ? err.message : String(err)}`,
-          severity: 'error',
-        };
-        errors.push(issue);
-        problems.push({
-          severity: 'error',
-          object: { kind: o.kind, namespace: o.namespace, name: o.name },
-          origin,
-          message: format(named, issue, validationOrigin(origin)),
-        });
+        const message = `cannot be read by the mesh model: ${err instanceof Error ? err.message : String(err)}`;
+        report(subject, { path: '', message, severity: 'error' }, named);
       }
     }
     if (!judgement.accepted) {
@@ -430,11 +424,10 @@ export function buildRouting(input: RoutingInput): RoutingModel {
       const kept = previous.get(objectKey(o.kind, o.namespace, o.name));
       if (kept) judgement.accepted = kept.stale ? kept : { ...kept, stale: true };
     }
-    judgements.push(judgement);
   }
 
-  const byKey = new Map(judgements.map((j) => [objectKey(j.kind, j.namespace, j.name), j]));
   const judgementOf = (kind: PolicyKind, r: ObjectRef) => byKey.get(objectKey(kind, r.namespace, r.name))!;
+  const subjectOf = (kind: PolicyKind, r: ObjectRef): Subject => ({ kind, ...r, origin: judgementOf(kind, r).origin });
 
   const virtualServices = judgements
     .filter((j) => j.kind === 'VirtualService' && j.accepted)
@@ -449,138 +442,23 @@ export function buildRouting(input: RoutingInput): RoutingModel {
     .map((j) => j.accepted as AcceptedPeerAuthentication)
     .sort(comparePrecedence);
 
-  // PeerAuthentications: several at one level (peer-authentication.ts).
+  // PeerAuthentications: several at one level (crds/rules/peer-authentication.ts).
   for (const c of peerAuthenticationConflicts(peerAuthentications, input.pods ?? [], input.rootNamespace)) {
-    const j = judgementOf('PeerAuthentication', c.policy);
-    const issue: StatusIssue = { severity: 'warning', path: c.path, message: c.message };
-    j.warnings.push(issue);
-    if (c.conflicted) j.conflicted = true;
-    problems.push({
-      severity: 'warning',
-      object: { kind: 'PeerAuthentication', namespace: c.policy.namespace, name: c.policy.name },
-      origin: j.origin,
-      message: format(
-        { kind: 'PeerAuthentication', namespace: c.policy.namespace, name: c.policy.name, issues: [] },
-        issue,
-        validationOrigin(j.origin),
-      ),
-    });
+    const policy = { namespace: c.policy.namespace, name: c.policy.name };
+    report(subjectOf('PeerAuthentication', policy), { severity: 'warning', path: c.path, message: c.message });
+    if (c.conflicted) judgementOf('PeerAuthentication', policy).conflicted = true;
   }
 
-  // VirtualServices by host. Sidecars do not merge VirtualServices (envoy-translation.md §2.8): for each
-  // host and client namespace the oldest visible one wins; a younger one is warned about every older one
-  // that some namespace sees together with it, and loses the host where they cover all its namespaces.
-  const virtualServicesByHost = new Map<string, AcceptedVirtualService[]>();
-  for (const vs of virtualServices) {
-    for (const host of vs.hosts) {
-      let list = virtualServicesByHost.get(host);
-      if (!list) virtualServicesByHost.set(host, (list = []));
-      list.push(vs);
-    }
-  }
-  for (const [host, candidates] of virtualServicesByHost) {
-    candidates.forEach((vs, i) => {
-      const older = candidates.slice(0, i).filter((o) => overlaps(o.exportTo, vs.exportTo));
-      const winner = older[0];
-      if (!winner) return;
-      const j = judgementOf('VirtualService', vs);
-      const everywhere = coveredBy(
-        vs.exportTo,
-        older.map((o) => o.exportTo),
-      );
-      if (everywhere) j.lostHosts.add(host);
-      const written = (vs.resource.spec.hosts ?? []).findIndex((h) => qualifyHost(h, vs.namespace, domain) === host);
-      const issue: StatusIssue = {
-        severity: 'warning',
-        path: `spec.hosts[${written}]`,
-        message: `conflicts with older VirtualService ${refOf(winner)} for host ${host}${everywhere ? '' : ' in the namespaces that see both'}, which wins`,
-      };
-      j.warnings.push(issue);
-      problems.push({
-        severity: 'warning',
-        object: { kind: 'VirtualService', namespace: vs.namespace, name: vs.name },
-        origin: vs.origin,
-        message: format(
-          { kind: 'VirtualService', namespace: vs.namespace, name: vs.name, issues: [] },
-          issue,
-          validationOrigin(vs.origin),
-        ),
-      });
-    });
-  }
+  // VirtualServices by host, and who loses a host to an older one (virtual-service-conflicts.ts).
+  const virtualServicesByHost = virtualServicesOfHosts(virtualServices, domain, {
+    warn: (vs, issue) => report(subjectOf('VirtualService', vs), issue),
+    lose: (vs, host) => judgementOf('VirtualService', vs).lostHosts.add(host),
+  });
 
-  // DestinationRules: merged per host and namespace (envoy-translation.md §1.4).
-  const groups = new Map<string, AcceptedDestinationRule[]>();
-  for (const dr of destinationRules) {
-    const k = `${dr.host}\0${dr.namespace}`;
-    let list = groups.get(k);
-    if (!list) groups.set(k, (list = []));
-    list.push(dr);
-  }
-  const destinationRulesByHost = new Map<string, MergedDestinationRule[]>();
-  for (const members of groups.values()) {
-    const first = members[0]!;
-    const subsets: Subset[] = [];
-    const subsetOwner = new Map<string, AcceptedDestinationRule>();
-    let trafficPolicy: TrafficPolicy | undefined;
-    let policyOwner: AcceptedDestinationRule | undefined;
-    const warn = (dr: AcceptedDestinationRule, path: string, message: string) => {
-      judgementOf('DestinationRule', dr).warnings.push({ severity: 'warning', path, message });
-      problems.push({
-        severity: 'warning',
-        object: { kind: 'DestinationRule', namespace: dr.namespace, name: dr.name },
-        origin: dr.origin,
-        message: format(
-          { kind: 'DestinationRule', namespace: dr.namespace, name: dr.name, issues: [] },
-          { severity: 'warning', path, message },
-          validationOrigin(dr.origin),
-        ),
-      });
-    };
-    for (const dr of members) {
-      if (dr.spec.trafficPolicy) {
-        if (policyOwner) {
-          warn(
-            dr,
-            'spec.trafficPolicy',
-            `ignored: the older DestinationRule ${refOf(policyOwner)} for host ${dr.host} sets the top-level trafficPolicy, and the first one wins`,
-          );
-        } else {
-          trafficPolicy = dr.spec.trafficPolicy;
-          policyOwner = dr;
-        }
-      }
-      (dr.spec.subsets ?? []).forEach((subset, i) => {
-        const owner = subsetOwner.get(subset.name);
-        if (owner) {
-          if (owner !== dr) {
-            warn(
-              dr,
-              `spec.subsets[${i}]`,
-              `subset "${subset.name}" is already defined by the older DestinationRule ${refOf(owner)} for host ${dr.host}; ignored`,
-            );
-          }
-          return;
-        }
-        subsetOwner.set(subset.name, dr);
-        subsets.push(subset);
-      });
-    }
-    const merged: MergedDestinationRule = {
-      host: first.host,
-      namespace: first.namespace,
-      ...(trafficPolicy ? { trafficPolicy } : {}),
-      subsets,
-      exportTo: unionExportTo(members.map((m) => m.exportTo)),
-      from: members.map((m) => ({ namespace: m.namespace, name: m.name })),
-    };
-    let list = destinationRulesByHost.get(first.host);
-    if (!list) destinationRulesByHost.set(first.host, (list = []));
-    list.push(merged);
-  }
-  for (const list of destinationRulesByHost.values()) {
-    list.sort((a, b) => (a.namespace < b.namespace ? -1 : a.namespace > b.namespace ? 1 : 0));
-  }
+  // DestinationRules merged per host and namespace (destination-rule-merge.ts).
+  const destinationRulesByHost = mergeDestinationRules(destinationRules, (dr, issue) =>
+    report(subjectOf('DestinationRule', dr), issue),
+  );
 
   const statuses = judgements.map(statusOf);
   return {
