@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import type { DestinationRuleSpec, PeerAuthenticationSpec, VirtualServiceSpec } from '../../crds/types.js';
 import type { MeshObject } from '../../control-plane/model/objects.js';
-import type { MtlsMode } from '../../control-plane/translate/context.js';
+import type { MeshConfig } from '../../control-plane/translate/context.js';
 import type { ProxyInfo } from '../../control-plane/xds/node.js';
 import { destinationRule, peerAuthentication, virtualService, workload, namespace } from '../model/_objects.js';
 
@@ -622,18 +622,31 @@ export interface DraftUpdate {
   readonly specs: Readonly<Record<RoutingObjectDraft['kind'], unknown>>;
 }
 
-/** One fuzz case: a mesh, routing objects for it, the mesh-wide mTLS default, and a later edit. */
+/** The mesh-wide settings (`--mesh-config`), every field drawn from values its parser accepts. */
+export const meshConfigArb: fc.Arbitrary<MeshConfig> = fc.record({
+  trustDomain: fc.constantFrom('cluster.local', 'example.org'),
+  mtlsMode: fc.constantFrom('PERMISSIVE', 'STRICT'),
+  connectTimeout: fc.constantFrom('10s', '1ms', '0.25s'),
+  outboundTrafficPolicy: fc.constantFrom('ALLOW_ANY', 'REGISTRY_ONLY'),
+  tracing: fc.record(
+    { samplingPercent: fc.constantFrom(0, 1, 12.5, 100), collector: fc.constant('jaeger.observability:4317') },
+    { requiredKeys: ['samplingPercent'] },
+  ),
+  accessLog: fc.boolean(),
+});
+
+/** One fuzz case: a mesh, routing objects for it, the mesh-wide settings, and a later edit. */
 export interface MeshCase {
   readonly mesh: MeshObject[];
   readonly drafts: RoutingObjectDraft[];
-  readonly mtlsMode: MtlsMode;
+  readonly meshConfig: MeshConfig;
   readonly update?: DraftUpdate;
 }
 
 export const meshCaseArb: fc.Arbitrary<MeshCase> = fc.record({
   mesh: meshArb,
   drafts: fc.array(draftArb, { minLength: 1, maxLength: 4 }),
-  mtlsMode: fc.constantFrom<MtlsMode>('PERMISSIVE', 'STRICT'),
+  meshConfig: meshConfigArb,
   update: fc.record({
     index: fc.nat(3),
     specs: fc.record({

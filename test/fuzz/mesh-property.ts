@@ -18,7 +18,6 @@ import { encodeAny, packAny, type Message } from '../../control-plane/envoy/prot
 import { buildSnapshot } from '../../control-plane/model/build-snapshot.js';
 import type { MeshObject } from '../../control-plane/model/objects.js';
 import type { MeshSnapshot } from '../../control-plane/model/snapshot.js';
-import { defaultMeshConfig } from '../../control-plane/translate/context.js';
 import { meshGenerator } from '../../control-plane/translate/generator.js';
 import type { ResourcesByType } from '../../control-plane/xds/generator.js';
 import { formatIssue, validateRoutingResource } from '../../crds/validator.js';
@@ -120,7 +119,7 @@ export function checkMeshCase(c: MeshCase): CaseResult {
     }
   }
 
-  const generator = meshGenerator({ ...defaultMeshConfig, mtlsMode: c.mtlsMode });
+  const generator = meshGenerator(c.meshConfig);
   for (const proxy of PROXIES) {
     const who = `${proxy.proxyType} ${proxy.id}`;
     let all: ResourcesByType;
