@@ -6,6 +6,7 @@ import test, { type ExecutionContext } from 'ava';
 import { Registry } from 'prom-client';
 import { createInjectHandler, type MutatingAdmissionResponse } from '../../injector/admission.js';
 import { injectPod, type InjectOptions, type NamespaceInfo } from '../../injector/inject.js';
+import { injectDocument } from '../../injector/inject-run.js';
 import { applyPodPatch, type Operation } from '../../injector/patch.js';
 import type { Container, Pod } from '../../injector/types.js';
 import { assertGoldenYaml, busyPod, IMAGE, LABELLED, manyEnvPod, probesPod, simplePod, UNLABELLED } from './pods.js';
@@ -331,4 +332,37 @@ test('the handler allows what is not a Pod CREATE, never throws, and counts ever
   t.regex(text, /trellis_injections_total\{result="error"\} 1/);
   t.regex(text, /trellis_injections_total\{result="injected"\} 1/);
   t.regex(text, /trellis_injection_duration_seconds_count\{result="injected"\} 1/);
+});
+
+test("a Job's pod (restartPolicy Never): the proxy is a native sidecar, so the Job can finish", (t) => {
+  const job = {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: { name: 'migrate', namespace: 'shop' },
+    spec: {
+      backoffLimit: 0,
+      template: {
+        metadata: { labels: { app: 'migrate' } },
+        spec: { restartPolicy: 'Never', containers: [{ name: 'migrate', image: 'migrate:1' }] },
+      },
+    },
+  };
+  const result = injectDocument(job, { image: IMAGE });
+  if (!('object' in result)) throw new Error(result.error);
+  t.true(result.injected);
+  const pod = (result.object as typeof job).spec.template as Pod;
+  t.is(pod.spec!.restartPolicy, 'Never');
+  t.deepEqual(
+    pod.spec!.initContainers!.map((c) => [c.name, c.restartPolicy]),
+    [
+      ['trellis-init', undefined],
+      ['trellis-proxy', 'Always'],
+    ],
+  );
+  t.deepEqual(
+    pod.spec!.containers.map((c) => c.name),
+    ['migrate'],
+    'only the job container decides when the pod is done',
+  );
+  t.deepEqual(job.spec.template.spec.containers.length, 1, 'the input is not modified');
 });
