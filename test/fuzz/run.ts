@@ -2,6 +2,7 @@
 // for as long as asked. Progress goes to stderr; the last lines (stdout) give the count and the time, or the
 // shrunk counterexample and the seed that replays it (exit 1).
 import { parseArgs } from 'node:util';
+import { envoyValidateAvailable, EnvoyValidateUnavailableError } from '../helpers/envoy-validate.js';
 import { runBytesFuzz } from './bytes-fuzz.js';
 import { runMeshFuzz } from './mesh-fuzz.js';
 
@@ -29,6 +30,11 @@ const seed = values.seed !== undefined ? Number(values.seed) | 0 : (Date.now() ^
 const only = new Set(values.only.split(','));
 const elapsed = (t0: number) => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
 let failed = false;
+
+if (only.has('mesh') && !envoyValidateAvailable()) {
+  console.error(`mesh: ${new EnvoyValidateUnavailableError().message}; or --only bytes`);
+  process.exit(2);
+}
 
 if (only.has('mesh')) {
   const t0 = performance.now();
