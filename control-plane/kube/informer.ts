@@ -7,7 +7,7 @@
 // inside the library and whose Watch drops a stream silent for 30 s):
 // - **List** (paged, `pageSize`; a `continue` token that expired (410) starts the list over, 3 times),
 //   then **watch** from the list's resourceVersion with bookmarks (they keep the resourceVersion fresh on
-//   quiet kinds). The server ends each watch after `watchTimeoutSeconds` (300 s); the loop watches on
+//   quiet kinds). The server ends each watch after `watchTimeoutSeconds` (120 s); the loop watches on
 //   from the last resourceVersion. A stream silent for 30 s longer than that is dead and dropped.
 // - **410 Gone** (an HTTP status or an ERROR event: the resourceVersion is too old) relists at once; the
 //   relist reports what vanished meanwhile as deletions. A 410 straight after a list (no event between)
@@ -96,7 +96,7 @@ export interface InformerOptions<T extends KubeObject> {
   readonly batchMs?: number;
   /** Page size of lists; 500. */
   readonly pageSize?: number;
-  /** The server ends each watch after this long; 300 s. */
+  /** The server ends each watch after this long; 120 s (a dead connection is noticed 30 s after that at the latest). */
   readonly watchTimeoutSeconds?: number;
   /** Applied to every object before it is stored (drop managedFields, set kind). */
   readonly transform?: (object: T) => T;
@@ -111,6 +111,8 @@ export interface InformerStatus {
   readonly watching: boolean;
   /** Completed lists: 1 after the first sync; each relist adds one. */
   readonly lists: number;
+  /** Watch streams opened (the server ends each after `watchTimeoutSeconds`; the next one goes on). */
+  readonly watches: number;
   /** Failures (list or watch) since start. */
   readonly errors: number;
   readonly lastError?: string;
@@ -144,6 +146,7 @@ export class Informer<T extends KubeObject> {
   private synced = false;
   private watching = false;
   private lists = 0;
+  private watches = 0;
   private errors = 0;
   private lastError: string | undefined;
 
@@ -219,6 +222,7 @@ export class Informer<T extends KubeObject> {
       synced: this.synced,
       watching: this.watching,
       lists: this.lists,
+      watches: this.watches,
       errors: this.errors,
       ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
       resourceVersion: this.resourceVersion,
@@ -319,7 +323,7 @@ export class Informer<T extends KubeObject> {
 
   /** One watch from the current resourceVersion until the server ends it; returns how many events came. */
   private async watchOnce(): Promise<number> {
-    const timeoutSeconds = this.o.watchTimeoutSeconds ?? 300;
+    const timeoutSeconds = this.o.watchTimeoutSeconds ?? 120;
     const openedAt = this.clock.now();
     let events = 0;
     let errorEvent: ErrorStatus | undefined;
@@ -376,6 +380,7 @@ export class Informer<T extends KubeObject> {
 
   private opened(): void {
     if (this.stopped) return;
+    this.watches += 1;
     if (!this.watching) {
       this.watching = true;
       this.logger[this.errors > 0 ? 'info' : 'debug'](

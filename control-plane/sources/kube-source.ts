@@ -68,7 +68,7 @@ export interface KubeSourceOptions extends MeshSourceOptions {
   readonly batchMs?: number;
   /** Page size of lists; 500. */
   readonly pageSize?: number;
-  /** The server ends each watch after this long; 300 s. */
+  /** The server ends each watch after this long; 120 s. */
   readonly watchTimeoutSeconds?: number;
   readonly clock?: Clock;
   readonly metrics?: KubeModeMetrics;

@@ -146,3 +146,25 @@ kube.serial(
     t.true(informer.status().lists >= 2, `relisted: ${JSON.stringify(informer.status())}`);
   },
 );
+
+kube.serial(
+  'a watch the server ends (timeoutSeconds) is reopened from the last resourceVersion: no relist, nothing missed',
+  async (t, cluster) => {
+    const informer = new Informer<KubeObject>({
+      kubeConfig: cluster.kubeConfig,
+      kind: 'Namespace',
+      path: '/api/v1/namespaces',
+      logger: silentLogger,
+      batchMs: 0,
+      watchTimeoutSeconds: 2,
+    });
+    t.teardown(() => informer.stop());
+    informer.start();
+    await informer.whenSynced();
+    // Each watch ends after two seconds; several in a row, quiet or not, and the informer goes on.
+    await waitFor('three watch streams', () => informer.status().watches >= 3, 30_000);
+    const ns = await cluster.createNamespace('informer-rewatch');
+    await waitFor('the namespace created after them', () => informer.get(undefined, ns), 30_000);
+    t.like(informer.status(), { lists: 1, errors: 0, synced: true });
+  },
+);
