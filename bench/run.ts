@@ -10,6 +10,7 @@ import { kubeStatus } from './kube-status.js';
 import { machineInfo, Progress, renderText, UsageError, writeResults, type Benchmark } from './report.js';
 import { restart } from './restart.js';
 import { translate } from './translate.js';
+import { xdsCompare } from './xds-compare.js';
 import { xdsFanout } from './xds-fanout.js';
 import { xdsMesh } from './xds-mesh.js';
 import { xdsProxy } from './xds-proxy.js';
@@ -17,6 +18,7 @@ import { xdsProxy } from './xds-proxy.js';
 const benchmarks: readonly Benchmark[] = [
   encode,
   xdsFanout,
+  xdsCompare,
   xdsProxy,
   xdsMesh,
   translate,

@@ -6,7 +6,8 @@
 // FILE is JSON, {"resources": [ <proto3 JSON of an Any: "@type" plus the message's fields>, ... ]}, as
 // bench/fixture.ts writes it. The file is watched (its directory, so an atomic rename is seen); every change
 // re-reads it and publishes a new version:
-//   - snapshot: one SnapshotCache snapshot shared by every node (constant node hash), version = generation;
+//   - snapshot: one SnapshotCache snapshot shared by every node (constant node hash); each type's version is
+//     the generation in which one of its resources last changed;
 //   - linear: one LinearCache per type (a MuxCache by type URL), updated with only the resources that changed.
 //
 // ADS state of the world (StreamAggregatedResources) and delta (DeltaAggregatedResources) on 127.0.0.1:PORT.
@@ -129,10 +130,12 @@ type publisher struct {
 	mu         sync.Mutex
 	generation int
 	last       *loaded
+	// typeVersion: the version of each type in the SnapshotCache (the generation of its last change).
+	typeVersion map[string]string
 }
 
 func newPublisher(mode string) (*publisher, cache.Cache, error) {
-	p := &publisher{mode: mode}
+	p := &publisher{mode: mode, typeVersion: map[string]string{}}
 	switch mode {
 	case "snapshot":
 		p.snapshots = cache.NewSnapshotCache(true, allNodes{}, nil)
@@ -159,8 +162,9 @@ func (p *publisher) publish(next *loaded) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	changed := 0
+	changedTypes := map[string]bool{}
 	for _, t := range servedTypes {
-		var update map[string]types.Resource = map[string]types.Resource{}
+		update := map[string]types.Resource{}
 		var remove []string
 		for name, res := range next.byType[t] {
 			if p.last == nil || !bytesEqual(p.last.bytes[t+"/"+name], next.bytes[t+"/"+name]) {
@@ -175,6 +179,9 @@ func (p *publisher) publish(next *loaded) (int, error) {
 			}
 		}
 		changed += len(update) + len(remove)
+		if len(update) > 0 || len(remove) > 0 {
+			changedTypes[t] = true
+		}
 		if p.linear != nil && (len(update) > 0 || len(remove) > 0) {
 			if p.last == nil {
 				p.linear[t].SetResources(next.byType[t])
@@ -188,15 +195,18 @@ func (p *publisher) publish(next *loaded) (int, error) {
 	}
 	p.generation++
 	if p.snapshots != nil {
-		all := map[resource.Type][]types.Resource{}
+		// Each type keeps its version until one of its resources changes, so a ClusterLoadAssignment change
+		// does not resend CDS, LDS and RDS to state-of-the-world streams.
+		snap := &cache.Snapshot{}
 		for _, t := range servedTypes {
-			for _, res := range next.byType[t] {
-				all[t] = append(all[t], res)
+			if changedTypes[t] || p.typeVersion[t] == "" {
+				p.typeVersion[t] = strconv.Itoa(p.generation)
 			}
-		}
-		snap, err := cache.NewSnapshot(strconv.Itoa(p.generation), all)
-		if err != nil {
-			return 0, err
+			items := make([]types.Resource, 0, len(next.byType[t]))
+			for _, res := range next.byType[t] {
+				items = append(items, res)
+			}
+			snap.Resources[cache.GetResponseType(t)] = cache.NewResources(p.typeVersion[t], items)
 		}
 		if err := p.snapshots.SetSnapshot(context.Background(), snapshotKey, snap); err != nil {
 			return 0, err
