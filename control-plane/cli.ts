@@ -9,6 +9,7 @@ import { registerInjectCommand } from '../injector/inject-command.js';
 import { registerIptablesCommand } from '../injector/iptables-command.js';
 import { registerAgentCommand } from '../sidecar/cli.js';
 import { registerControlPlaneCommand } from './control-plane-command.js';
+import { registerProxyStatusCommand } from './debug-cli/proxy-status-command.js';
 import { registerDemoCommand } from './demo-command.js';
 
 export { parseDuration } from './cli-options.js';
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerInjectCommand(program);
   registerIptablesCommand(program);
   registerInstallCommand(program);
+  registerProxyStatusCommand(program);
 
   return program;
 }
