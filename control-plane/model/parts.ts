@@ -154,8 +154,21 @@ export interface SnapshotChanges {
   readonly statuses: boolean;
 }
 
-/** The changes from `previous` to `next`, compared part by part (unchanged parts are shared, so this is cheap). */
+const diffs = new WeakMap<MeshSnapshot, WeakMap<MeshSnapshot, SnapshotChanges>>();
+
+/**
+ * The changes from `previous` to `next`, compared part by part (unchanged parts are shared, so this is
+ * cheap); memoized per pair.
+ */
 export function diffSnapshots(previous: MeshSnapshot, next: MeshSnapshot): SnapshotChanges {
+  let inner = diffs.get(previous);
+  if (!inner) diffs.set(previous, (inner = new WeakMap()));
+  let changes = inner.get(next);
+  if (!changes) inner.set(next, (changes = computeDiff(previous, next)));
+  return changes;
+}
+
+function computeDiff(previous: MeshSnapshot, next: MeshSnapshot): SnapshotChanges {
   const before = new Map(previous.services.map((s) => [s.fqdn, s]));
   const endpoints: string[] = [];
   const services: string[] = [];

@@ -26,8 +26,9 @@ import type { ProxyInfo } from '../xds/node.js';
 import type { Listener } from '../envoy/gen/envoy/config/listener/v3/listener_pb.js';
 import type { RouteConfiguration } from '../envoy/gen/envoy/config/route/v3/route_pb.js';
 import { destinationRuleFor, servicesVisibleFrom } from '../model/lookup.js';
-import { snapshotKeys, type SnapshotKeys } from '../model/parts.js';
+import { diffSnapshots, snapshotKeys, type SnapshotKeys } from '../model/parts.js';
 import { CarryCache } from './carry-cache.js';
+import { parseOutboundClusterName } from './cluster-names.js';
 import { specialClusters } from './cluster-special.js';
 import { buildClusters, serviceClusters, serviceClustersKey, sortByName } from './clusters.js';
 import type { MeshConfig, TranslateContext } from './context.js';
@@ -131,6 +132,13 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
   const assignments = new CarryCache<ClusterLoadAssignment>();
   const virtualHosts = new CarryCache<VirtualHost>();
   const edsNames = new WeakMap<readonly Cluster[], readonly string[]>();
+  const fqdnIndexes = new WeakMap<readonly Cluster[], ReadonlyMap<string, readonly number[]>>();
+  /** EDS parts remember the snapshot they were built for (at most one older snapshot per part stays alive). */
+  const edsParts = new CarryCache<{
+    readonly deps: string;
+    readonly value: readonly ClusterLoadAssignment[];
+    readonly snapshot: MeshSnapshot;
+  }>();
   const arrayIds = new WeakMap<readonly Message[], string>();
   let nextArrayId = 0;
   /** A name for an array object (a part's deps may be another part's identity). */
@@ -212,6 +220,63 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
     });
   }
 
+  /**
+   * The ClusterLoadAssignments of an outbound clusters array. When only endpoints changed since the part
+   * was built (same clusters array, Service definitions, DestinationRules, PeerAuthentications), only the
+   * assignments of the Services whose endpoints changed (model/parts.ts diffSnapshots) are looked up
+   * again; the rest of the array is kept.
+   */
+  function loadAssignmentsPart(
+    ctx: TranslateContext,
+    id: string,
+    outbound: readonly Cluster[],
+    keys: SnapshotKeys,
+  ): readonly ClusterLoadAssignment[] {
+    const deps = [keys.services, keys.destinationRules, keys.peerAuthentications, arrayId(outbound)].join('|');
+    const hit = edsParts.get(id);
+    if (hit && hit.deps === deps) {
+      if (hit.snapshot === ctx.snapshot) return hit.value;
+      const changed = diffSnapshots(hit.snapshot, ctx.snapshot);
+      if (changed.services.length === 0) {
+        const names = edsNamesOf(outbound);
+        const index = fqdnIndexOf(outbound);
+        let value = hit.value;
+        for (const fqdn of changed.endpoints) {
+          for (const i of index.get(fqdn) ?? []) {
+            const cla = loadAssignmentsOf(ctx, [names[i]!])[0]!;
+            if (cla === value[i]) continue;
+            if (value === hit.value) value = [...hit.value];
+            (value as ClusterLoadAssignment[])[i] = cla;
+          }
+        }
+        edsParts.set(id, { deps, value, snapshot: ctx.snapshot });
+        return value;
+      }
+    }
+    const built = loadAssignmentsOf(ctx, edsNamesOf(outbound));
+    counts.parts++;
+    const value = hit && sameElements(hit.value, built) ? hit.value : built;
+    edsParts.set(id, { deps, value, snapshot: ctx.snapshot });
+    return value;
+  }
+
+  /** Per FQDN, the positions of its assignments among the EDS names of `clusters`. */
+  function fqdnIndexOf(clusters: readonly Cluster[]): ReadonlyMap<string, readonly number[]> {
+    let index = fqdnIndexes.get(clusters);
+    if (!index) {
+      const map = new Map<string, number[]>();
+      edsNamesOf(clusters).forEach((name, i) => {
+        const fqdn = parseOutboundClusterName(name)?.fqdn;
+        if (fqdn === undefined) return;
+        let list = map.get(fqdn);
+        if (!list) map.set(fqdn, (list = []));
+        list.push(i);
+      });
+      fqdnIndexes.set(clusters, (index = map));
+    }
+    return index;
+  }
+
   function generateShaped(ctx: TranslateContext, shape: ProxyShape, keys: SnapshotKeys): ResourcesByType {
     const deps = (...k: string[]) => k.join('|');
     const out = `${shape.outbound}\n`;
@@ -221,11 +286,7 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
     const outbound = part(`${out}cds`, deps(services, endpointTraits, destinationRules, peerAuthentications), () =>
       outboundClusters(ctx),
     );
-    const assignmentsPart = part(
-      `${out}eds`,
-      deps(keys.endpoints, destinationRules, peerAuthentications, arrayId(outbound)),
-      () => loadAssignmentsOf(ctx, edsNamesOf(outbound)),
-    );
+    const assignmentsPart = loadAssignmentsPart(ctx, `${out}eds`, outbound, keys);
     const routes = part(`${out}rds`, deps(services, virtualServices, destinationRules), () =>
       buildRouteConfigurations(ctx, [], cachedVirtualHost(shape.outbound)),
     );
@@ -252,7 +313,7 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
     generations: () => counts.parts,
     stats: () => ({
       ...counts,
-      cached: parts.size + clustersByService.size + assignments.size + virtualHosts.size,
+      cached: parts.size + clustersByService.size + assignments.size + virtualHosts.size + edsParts.size,
     }),
     generate(proxy: ProxyInfo, snapshot: MeshSnapshot): ResourcesByType {
       if (snapshot !== current) {
@@ -261,6 +322,7 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
         clustersByService.advance();
         assignments.advance();
         virtualHosts.advance();
+        edsParts.advance();
       }
       let memo = byShape.get(snapshot);
       if (!memo) byShape.set(snapshot, (memo = new Map()));
