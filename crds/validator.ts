@@ -126,20 +126,16 @@ function strictCopy(s: JSONSchemaProps): Record<string, unknown> {
   return out;
 }
 
-type Compiled = Record<CrdKind, ValidateFunction>;
-let compiled: Compiled | undefined;
+let ajv: Ajv | undefined;
+const compiled: Partial<Record<CrdKind, ValidateFunction>> = {};
 
-/** Compiled on first use, so that importing the validator costs nothing. */
-function validators(): Compiled {
-  if (!compiled) {
-    const ajv = new Ajv({ allErrors: true, strict: true, validateFormats: false });
-    compiled = {
-      VirtualService: ajv.compile(strictCopy(schemaOf('VirtualService'))),
-      DestinationRule: ajv.compile(strictCopy(schemaOf('DestinationRule'))),
-      PeerAuthentication: ajv.compile(strictCopy(schemaOf('PeerAuthentication'))),
-    };
-  }
-  return compiled;
+/**
+ * The schema validator of one kind, compiled on first use: importing the validator costs nothing, and a run
+ * that meets one kind (`trellis validate` of a VirtualService) compiles only that schema.
+ */
+function validatorOf(kind: CrdKind): ValidateFunction {
+  ajv ??= new Ajv({ allErrors: true, strict: true, validateFormats: false });
+  return (compiled[kind] ??= ajv.compile(strictCopy(schemaOf(kind))));
 }
 
 const TYPE_NAMES: Record<string, string> = {
@@ -620,7 +616,7 @@ export function validateByLayer(input: unknown): IssuesByLayer {
   meta1.metadata(o.metadata);
   layers.schema.push(...meta1.issues);
 
-  const validate = validators()[kind];
+  const validate = validatorOf(kind);
   if (!validate(o)) {
     const errs = validate.errors ?? [];
     // An empty string fails minLength and usually the pattern too: one message is enough.
