@@ -19,7 +19,7 @@
 //	                        all streams have ACKed it (ackedAt[i]: when stream i had written its ACK)
 //	cancel                  stop waiting: "changed" with "complete":false, null for streams that missed it
 //	counters                {"event":"counters","bytes":…,"responses":…,"byType":{…}} (all streams, so far)
-//	held                    with --record: {"event":"held","streams":[{type:{name:sha256 of the resource}}]}
+//	held                    with --record: {"event":"held","streams":[{type:{name:digest of the resource}}]}
 package main
 
 import (
@@ -40,11 +40,18 @@ import (
 	"sync/atomic"
 	"time"
 
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	// Nested Anys of the listener, for digest's JSON.
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -259,14 +266,38 @@ func (s *stream) handle(t int, names []string, bodies [][]byte, removed []string
 			s.recorded[t] = map[string]string{}
 		}
 		for i, n := range names {
-			sum := sha256.Sum256(bodies[i])
-			s.recorded[t][n] = hex.EncodeToString(sum[:])
+			s.recorded[t][n] = digest(t, bodies[i])
 		}
 		for _, n := range removed {
 			delete(s.recorded[t], n)
 		}
 		s.recordMu.Unlock()
 	}
+}
+
+// digest identifies a resource by content, not by encoding: servers written with different protobuf libraries
+// may order or pack the same message differently, so it is decoded and written again as proto3 JSON (nested
+// Anys expanded) by this one binary. Raw bytes when it does not decode.
+func digest(t int, body []byte) string {
+	var msg proto.Message
+	switch t {
+	case 0:
+		msg = &cluster.Cluster{}
+	case 1:
+		msg = &endpoint.ClusterLoadAssignment{}
+	case 2:
+		msg = &listener.Listener{}
+	default:
+		msg = &route.RouteConfiguration{}
+	}
+	canonical := body
+	if err := proto.Unmarshal(body, msg); err == nil {
+		if j, err := protojson.Marshal(msg); err == nil {
+			canonical = j
+		}
+	}
+	sum := sha256.Sum256(canonical)
+	return hex.EncodeToString(sum[:])
 }
 
 // carries reports whether this response holds the watched change for this stream (first time only).
