@@ -134,7 +134,9 @@ export function initContainer(image: string, capture: CaptureConfig): Container 
       runAsNonRoot: false,
       allowPrivilegeEscalation: false,
       privileged: false,
-      readOnlyRootFilesystem: true,
+      // The legacy backend takes the lock /run/xtables.lock (it refuses to run without it), as in Istio's
+      // istio-init; the container lives for one command and holds nothing.
+      readOnlyRootFilesystem: false,
       capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] },
     },
   };

@@ -74,7 +74,7 @@ test('envoy template, native sidecar: trellis-init, then trellis-proxy with rest
     runAsNonRoot: false,
     allowPrivilegeEscalation: false,
     privileged: false,
-    readOnlyRootFilesystem: true,
+    readOnlyRootFilesystem: false,
     capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] },
   });
   t.is(pod.metadata!.labels!['trellis.dev/tlsMode'], 'mesh');

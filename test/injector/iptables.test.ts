@@ -172,3 +172,21 @@ test("trellis iptables: a bad flag exits 2 naming it; a refused apply exits 1 wi
   t.is(r.code, 1, r.stderr);
   t.regex(r.stderr, /^trellis iptables: iptables-nft-restore --noflush exited \d+: /m);
 });
+
+test('the legacy backend needs a writable /run (its lock file): why trellis-init keeps a writable root', (t) => {
+  if (!requireIptables(t, ['iptables-nft-restore', 'iptables-legacy-restore'])) return;
+  const r = spawnSync(
+    'unshare',
+    [
+      '-m',
+      '-n',
+      'sh',
+      '-c',
+      'mount -t tmpfs -o ro tmpfs /run && iptables-legacy-restore --noflush --test; echo "legacy=$?"; iptables-nft-restore --noflush --test < /dev/null; echo "nft=$?"',
+    ],
+    { input: captureRules(), encoding: 'utf8', timeout: 60_000 },
+  );
+  t.regex(r.stderr, /can't open lock file \/run\/xtables\.lock/);
+  t.regex(r.stdout, /legacy=[1-9]/);
+  t.regex(r.stdout, /nft=0/);
+});
