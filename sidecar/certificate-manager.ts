@@ -82,6 +82,14 @@ export class CertificateRejected extends Error {
 export const RENEW_MIN_FRACTION = 0.4;
 export const RENEW_MAX_FRACTION = 0.5;
 
+/**
+ * While the CA is away, the last retry before the certificate in use expires is this long before notAfter
+ * (a tenth of the certificate's lifetime, at most 5 s), so that a CA back in time can answer before expiry.
+ */
+export function lastTryMarginMs(certificate: Pick<WorkloadCertificate, 'receivedAt' | 'notAfter'>): number {
+  return Math.min(5_000, Math.max(0, (certificate.notAfter.getTime() - certificate.receivedAt.getTime()) / 10));
+}
+
 const DEFAULT_INITIAL_BACKOFF_MS = 1_000;
 const DEFAULT_MAX_BACKOFF_MS = 30_000;
 
@@ -245,8 +253,12 @@ export class CertificateManager extends EventEmitter<CertificateManagerEvents> {
     let delay = Math.min(max, base * (0.8 + Math.random() * 0.4));
     const c = this.certificate;
     const untilExpiry = c ? c.notAfter.getTime() - this.clock.now() : Infinity;
-    // Never sleep past the expiry of the certificate still in use: try once more just before it.
-    if (untilExpiry > 0) delay = Math.min(delay, untilExpiry);
+    // Never sleep past the expiry of the certificate still in use: try once more just before it (leaving
+    // the request time to complete), and, within that margin, at the expiry itself.
+    if (c && untilExpiry > 0) {
+      const margin = lastTryMarginMs(c);
+      delay = Math.min(delay, untilExpiry > margin ? untilExpiry - margin : untilExpiry);
+    }
     delay = Math.max(0, Math.round(delay));
     this.logger.warn(
       {
