@@ -34,7 +34,7 @@ import { buildClusters, serviceClusters, serviceClustersKey, sortByName } from '
 import type { MeshConfig, TranslateContext } from './context.js';
 import { buildLoadAssignments, loadAssignment, loadAssignmentKey } from './endpoints.js';
 import { buildListeners } from './listeners.js';
-import { apiListeners, serverListeners } from './listeners-grpc.js';
+import { apiListener, apiListeners, serverListeners } from './listeners-grpc.js';
 import { sidecarInboundListener, sidecarOutboundListeners } from './listeners-sidecar.js';
 import { proxyShape, type ProxyShape } from './proxy-shape.js';
 import { buildRouteConfigurations, virtualHost, virtualHostKey, type VirtualHostBuilder } from './routes.js';
@@ -131,6 +131,14 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
   const clustersByService = new CarryCache<readonly Cluster[]>();
   const assignments = new CarryCache<ClusterLoadAssignment>();
   const virtualHosts = new CarryCache<VirtualHost>();
+  const apiListenerCache = new CarryCache<Listener>();
+  /** Proxyless API listeners are a function of name and port: one message per name for every namespace. */
+  const cachedApiListener = (name: string, port: number): Listener => {
+    const key = `${name}\n${port}`;
+    let listener = apiListenerCache.get(key);
+    if (!listener) apiListenerCache.set(key, (listener = apiListener(name, port)));
+    return listener;
+  };
   const edsNames = new WeakMap<readonly Cluster[], readonly string[]>();
   const fqdnIndexes = new WeakMap<readonly Cluster[], ReadonlyMap<string, readonly number[]>>();
   /** EDS parts remember the snapshot they were built for (at most one older snapshot per part stays alive). */
@@ -291,7 +299,7 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
       buildRouteConfigurations(ctx, [], cachedVirtualHost(shape.outbound)),
     );
     if (ctx.proxy.proxyType === 'grpc') {
-      const api = part(`${out}lds`, deps(services), () => apiListeners(ctx));
+      const api = part(`${out}lds`, deps(services), () => apiListeners(ctx, cachedApiListener));
       const server = part(`${inn}lds`, deps(services, peerAuthentications), () => serverListeners(ctx));
       const listeners = combine(`${out}${inn}lds`, api, server, () => [...api, ...server]);
       return resourcesByType(outbound, assignmentsPart, listeners, routes);
@@ -323,6 +331,7 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
         assignments.advance();
         virtualHosts.advance();
         edsParts.advance();
+        apiListenerCache.advance();
       }
       let memo = byShape.get(snapshot);
       if (!memo) byShape.set(snapshot, (memo = new Map()));

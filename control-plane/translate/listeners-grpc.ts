@@ -21,18 +21,28 @@ import { httpServicesByPort } from './routes.js';
  * `name.ns`, and the bare `name` only from the Service's own namespace (hostAliases). All listeners of a
  * port share one HCM message (encoded once). Sorted by name; a name is emitted once.
  */
-export function apiListeners(ctx: TranslateContext): Listener[] {
+export function apiListeners(ctx: TranslateContext, listenerOf: ApiListenerBuilder = apiListener): Listener[] {
   const byName = new Map<string, Listener>();
   for (const [port, services] of httpServicesByPort(ctx)) {
-    const hcm = packAny(grpcApiListenerHcm(port));
     for (const service of services) {
       for (const alias of hostAliases(service.name, service.namespace, ctx.proxy.namespace, ctx.snapshot.domain)) {
         const name = `${alias}:${port}`;
-        if (!byName.has(name)) byName.set(name, create(ListenerSchema, { name, apiListener: { apiListener: hcm } }));
+        if (!byName.has(name)) byName.set(name, listenerOf(name, port));
       }
     }
   }
   return [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** An API listener: a function of its name and port only (the generator shares them across proxies under the name). */
+export type ApiListenerBuilder = (name: string, port: number) => Listener;
+
+const apiHcms = new Map<number, ReturnType<typeof packAny>>();
+
+export function apiListener(name: string, port: number): Listener {
+  let hcm = apiHcms.get(port);
+  if (!hcm) apiHcms.set(port, (hcm = packAny(grpcApiListenerHcm(port))));
+  return create(ListenerSchema, { name, apiListener: { apiListener: hcm } });
 }
 
 /**
