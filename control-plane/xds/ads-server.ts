@@ -19,6 +19,7 @@ import type { MemoryPressure } from './memory-pressure.js';
 import type { Clock } from './clock.js';
 import { defaultStreamLimits, hardRequestCap, measured, type StreamLimits } from './limits.js';
 import type { PushController } from './push-controller.js';
+import { Response, serializeResponse } from './response.js';
 import { decodeSotwRequest } from './sotw-request.js';
 import { SotwStream } from './sotw-stream.js';
 import { shutdownServer } from './server-shutdown.js';
@@ -29,16 +30,16 @@ const SERVICE = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
 function method<Desc extends DescMessage>(
   name: string,
   schema: Desc,
-): grpc.MethodDefinition<MessageShape<Desc>, Buffer> {
+): grpc.MethodDefinition<MessageShape<Desc>, Response> {
   return {
     path: `${SERVICE}/${name}`,
     requestStream: true,
     responseStream: true,
     requestSerialize: (message: MessageShape<Desc>) => Buffer.from(toBinary(schema, message)),
     requestDeserialize: measured((bytes: Buffer) => fromBinary(schema, bytes)),
-    // Responses are built from cached bytes by the streams (response.ts).
-    responseSerialize: (bytes: Buffer) => bytes,
-    responseDeserialize: (bytes: Buffer) => bytes,
+    // Responses are assembled from cached bytes by the streams (response.ts), joined to their nonce here.
+    responseSerialize: serializeResponse,
+    responseDeserialize: (bytes: Buffer) => new Response(bytes, undefined),
   };
 }
 
@@ -112,7 +113,7 @@ export class AdsServer {
       clock: options.clock,
     };
     const open = (
-      call: grpc.ServerDuplexStream<unknown, Buffer>,
+      call: grpc.ServerDuplexStream<unknown, Response>,
       protocol: 'sotw' | 'delta',
       make: (peer: StreamPeer) => SotwStream | DeltaStream,
     ): void => {
@@ -133,21 +134,21 @@ export class AdsServer {
       call.on('close', () => this.streams.delete(stream));
     };
     this.server.addService(adsServiceDefinition, {
-      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>) =>
+      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, Response>) =>
         open(call, 'sotw', (peer) => new SotwStream(call, controller, streamOptions, peer)),
-      DeltaAggregatedResources: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, Buffer>) =>
+      DeltaAggregatedResources: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, Response>) =>
         open(call, 'delta', (peer) => new DeltaStream(call, controller, streamOptions, peer)),
     });
   }
 
   /** Plaintext calls are not authenticated; TLS calls by their client certificate (or StreamRefusal). */
-  private authenticate(call: grpc.ServerDuplexStream<unknown, Buffer>): StreamPeer {
+  private authenticate(call: grpc.ServerDuplexStream<unknown, Response>): StreamPeer {
     if (!this.tlsCalls.has(call.metadata)) return { transport: 'plaintext' };
     return authenticateTlsPeer(call.getAuthContext(), this.trustDomain!);
   }
 
   private refuse(
-    call: grpc.ServerDuplexStream<unknown, Buffer>,
+    call: grpc.ServerDuplexStream<unknown, Response>,
     protocol: 'sotw' | 'delta',
     refusal: StreamRefusal,
   ): void {
@@ -167,7 +168,7 @@ export class AdsServer {
 
   /** Refuses a new stream under memory pressure: the client backs off and retries (or tries a replica). */
   private shed(
-    call: grpc.ServerDuplexStream<unknown, Buffer>,
+    call: grpc.ServerDuplexStream<unknown, Response>,
     protocol: 'sotw' | 'delta',
     pressure: MemoryPressure,
   ): void {

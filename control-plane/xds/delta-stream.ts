@@ -13,7 +13,7 @@
 import type { DeltaDiscoveryRequest } from '../envoy/gen/envoy/service/discovery/v3/discovery_pb.js';
 import { emptySet } from './resource-cache.js';
 import { checkSubscriptionSize } from './limits.js';
-import { encodeDeltaResponse } from './response.js';
+import { encodeDeltaBody, Response, sharedFullSetBody } from './response.js';
 import { isFullStateType, sharedName } from './type-state.js';
 import { XdsStream } from './xds-stream.js';
 
@@ -60,9 +60,14 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
       state.commit(set, [], [], true);
       return;
     }
-    const sent = this.send(state, set.version, updates.length, (nonce) =>
-      encodeDeltaResponse(set.version, typeUrl, updates, removed, nonce, this.options.controlPlaneId),
-    );
+    const cp = this.options.controlPlaneId;
+    const encode = (): Uint8Array => encodeDeltaBody(set.version, typeUrl, updates, removed, cp);
+    // All of a set and nothing removed (every stream on connect): the same body for every stream, built once.
+    const body =
+      removed.length === 0 && updates.length === set.byName.size && updates.length > 0
+        ? sharedFullSetBody(set, `delta|${cp}`, encode)
+        : encode();
+    const sent = this.send(state, set.version, updates.length, (nonce) => new Response(body, nonce));
     if (sent) state.commit(set, updates, removed, true);
   }
 }

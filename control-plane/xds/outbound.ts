@@ -5,12 +5,12 @@
 // the stream drains each of them gets a single response built from the config of that moment. A stalled
 // client therefore costs at most `maxQueuedBytes` plus one response, however many pushes pass meanwhile.
 
-export interface OutboundSink {
+export interface OutboundSink<Message extends { readonly byteLength: number }> {
   /** Writes one message; `done` runs once it has been flushed to the network. */
-  write(bytes: Buffer, done: () => void): void;
+  write(message: Message, done: () => void): void;
 }
 
-export class Outbound {
+export class Outbound<Message extends { readonly byteLength: number }> {
   private queued = 0;
   private inFlight = 0;
   private closed = false;
@@ -18,7 +18,7 @@ export class Outbound {
   private readonly deferred = new Map<string, boolean>();
 
   constructor(
-    private readonly sink: OutboundSink,
+    private readonly sink: OutboundSink<Message>,
     private readonly maxQueuedBytes: number,
     /** Called when the stream drains below the cap with deferred types waiting. */
     private readonly onDrain: () => void,
@@ -65,12 +65,12 @@ export class Outbound {
     return force;
   }
 
-  write(bytes: Buffer): void {
-    const size = bytes.byteLength;
+  write(message: Message): void {
+    const size = message.byteLength;
     this.queued += size;
     this.inFlight++;
     this.onQueued(size);
-    this.sink.write(bytes, () => {
+    this.sink.write(message, () => {
       if (this.closed) return;
       this.queued -= size;
       this.inFlight--;

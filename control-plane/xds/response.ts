@@ -94,6 +94,30 @@ export function encodeSotwBody(
   return w.finish();
 }
 
+/**
+ * A response as a stream queues it: a body (often shared by every stream that gets the same content) and
+ * its nonce. The two are joined only when gRPC serializes it for the wire (serializeResponse), so a queued
+ * response holds no copy of its body.
+ */
+export class Response {
+  /** Its size on the wire. */
+  readonly byteLength: number;
+  constructor(
+    readonly body: Uint8Array,
+    /** The nonce (field 5 of DiscoveryResponse and of DeltaDiscoveryResponse); undefined: `body` is whole. */
+    readonly nonce: string | undefined,
+  ) {
+    this.byteLength = body.byteLength + (nonce === undefined ? 0 : fieldSize(Buffer.byteLength(nonce)));
+  }
+}
+
+/** The response's bytes on the wire: its body, then its nonce field (field order is free in protobuf). */
+export function serializeResponse(response: Response): Buffer {
+  const { body, nonce } = response;
+  if (nonce === undefined) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  return withNonce(body, nonce);
+}
+
 /** A complete DiscoveryResponse: a body from encodeSotwBody plus the nonce (field order is free in protobuf). */
 export function withNonce(body: Uint8Array, nonce: string): Buffer {
   const nonceLength = Buffer.byteLength(nonce);
@@ -120,6 +144,32 @@ function deltaResourceBytes(r: EncodedResource): Uint8Array {
   return bytes;
 }
 
+/** A DeltaDiscoveryResponse without its nonce (Response adds it). */
+export function encodeDeltaBody(
+  systemVersionInfo: string,
+  typeUrl: string,
+  resources: readonly EncodedResource[],
+  removed: readonly string[],
+  controlPlane: string,
+): Uint8Array {
+  const versionLength = Buffer.byteLength(systemVersionInfo);
+  const typeUrlLength = Buffer.byteLength(typeUrl);
+  const cp = controlPlaneBytes(controlPlane);
+  const wrapped = resources.map(deltaResourceBytes);
+  const removedLengths = removed.map((name) => Buffer.byteLength(name));
+  let size = fieldSize(versionLength) + fieldSize(typeUrlLength) + fieldSize(cp.byteLength);
+  for (const bytes of wrapped) size += fieldSize(bytes.byteLength);
+  for (const length of removedLengths) size += fieldSize(length);
+  const w = FieldWriter.sized(size);
+  w.string(1, systemVersionInfo, versionLength); // system_version_info
+  for (const bytes of wrapped) w.bytes(2, bytes); // resources
+  w.string(4, typeUrl, typeUrlLength); // type_url
+  removed.forEach((name, i) => w.string(6, name, removedLengths[i]!)); // removed_resources
+  w.bytes(7, cp); // control_plane
+  return w.finish();
+}
+
+/** A complete DeltaDiscoveryResponse (the nonce after the body). */
 export function encodeDeltaResponse(
   systemVersionInfo: string,
   typeUrl: string,
@@ -128,21 +178,20 @@ export function encodeDeltaResponse(
   nonce: string,
   controlPlane: string,
 ): Buffer {
-  const versionLength = Buffer.byteLength(systemVersionInfo);
-  const typeUrlLength = Buffer.byteLength(typeUrl);
-  const nonceLength = Buffer.byteLength(nonce);
-  const cp = controlPlaneBytes(controlPlane);
-  const wrapped = resources.map(deltaResourceBytes);
-  const removedLengths = removed.map((name) => Buffer.byteLength(name));
-  let size = fieldSize(versionLength) + fieldSize(typeUrlLength) + fieldSize(nonceLength) + fieldSize(cp.byteLength);
-  for (const bytes of wrapped) size += fieldSize(bytes.byteLength);
-  for (const length of removedLengths) size += fieldSize(length);
-  const w = FieldWriter.sized(size);
-  w.string(1, systemVersionInfo, versionLength); // system_version_info
-  for (const bytes of wrapped) w.bytes(2, bytes); // resources
-  w.string(4, typeUrl, typeUrlLength); // type_url
-  w.string(5, nonce, nonceLength); // nonce
-  removed.forEach((name, i) => w.string(6, name, removedLengths[i]!)); // removed_resources
-  w.bytes(7, cp); // control_plane
-  return w.finish();
+  return withNonce(encodeDeltaBody(systemVersionInfo, typeUrl, resources, removed, controlPlane), nonce);
+}
+
+/**
+ * Bodies of responses that carry a whole set (what every stream gets on connect), built once per set and
+ * shared: by set, then by kind (`sotw`/`delta`) and control-plane identifier.
+ */
+const fullSetBodies = new WeakMap<object, Map<string, Uint8Array>>();
+
+/** The body for `set`'s resources in `resources` (all of them, in name order), built once and shared. */
+export function sharedFullSetBody(set: object, key: string, build: () => Uint8Array): Uint8Array {
+  let bodies = fullSetBodies.get(set);
+  if (!bodies) fullSetBodies.set(set, (bodies = new Map()));
+  let body = bodies.get(key);
+  if (!body) bodies.set(key, (body = build()));
+  return body;
 }

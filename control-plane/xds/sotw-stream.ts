@@ -14,14 +14,11 @@
 //   change sends one ClusterLoadAssignment.
 import type { DiscoveryRequest } from '../envoy/gen/envoy/service/discovery/v3/discovery_pb.js';
 import { emptySet, type EncodedResource, type EncodedSet } from './resource-cache.js';
-import { encodeSotwBody, withNonce } from './response.js';
+import { encodeSotwBody, Response, sharedFullSetBody } from './response.js';
 import { checkSubscriptionSize } from './limits.js';
 import { keepWire, resourceNamesWire } from './sotw-request.js';
 import { isFullStateType, sharedName, type TypeState } from './type-state.js';
 import { XdsStream } from './xds-stream.js';
-
-/** The sorted resources of a set and its response body for a wildcard subscription, built once per set. */
-const wildcardBodies = new WeakMap<EncodedSet, Map<string, Uint8Array>>();
 
 function sortedResources(set: EncodedSet, names?: Iterable<string>): EncodedResource[] {
   const pick = names ? [...names].filter((n) => set.byName.has(n)) : [...set.byName.keys()];
@@ -102,21 +99,21 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
     let body: Uint8Array;
     let count: number;
     if (state.wildcard) {
-      let bodies = wildcardBodies.get(set);
-      if (!bodies) wildcardBodies.set(set, (bodies = new Map()));
-      let cached = bodies.get(this.options.controlPlaneId);
-      if (!cached) {
-        cached = encodeSotwBody(set.version, set.typeUrl, sortedResources(set), this.options.controlPlaneId);
-        bodies.set(this.options.controlPlaneId, cached);
-      }
-      body = cached;
+      body = this.fullSetBody(set, sortedResources(set));
       count = set.byName.size;
     } else {
       const resources = sortedResources(set, state.names);
       body = encodeSotwBody(set.version, set.typeUrl, resources, this.options.controlPlaneId);
       count = resources.length;
     }
-    if (this.send(state, set.version, count, (nonce) => withNonce(body, nonce))) this.sentKeys.set(state.typeUrl, key);
+    if (this.send(state, set.version, count, (nonce) => new Response(body, nonce)))
+      this.sentKeys.set(state.typeUrl, key);
+  }
+
+  /** The body carrying all of `set` (`resources`: its resources in name order), shared by every stream. */
+  private fullSetBody(set: EncodedSet, resources: readonly EncodedResource[]): Uint8Array {
+    const cp = this.options.controlPlaneId;
+    return sharedFullSetBody(set, `sotw|${cp}`, () => encodeSotwBody(set.version, set.typeUrl, resources, cp));
   }
 
   private respondIncremental(state: TypeState, set: EncodedSet, force: boolean): void {
@@ -127,8 +124,13 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
       state.commit(set, [], removed, false);
       return;
     }
-    const body = encodeSotwBody(set.version, set.typeUrl, updates, this.options.controlPlaneId);
-    if (this.send(state, set.version, updates.length, (nonce) => withNonce(body, nonce))) {
+    // A client that holds nothing of a set it is subscribed to wholly (every stream on connect) gets the
+    // same body as every other such stream: built once.
+    const body =
+      updates.length === set.byName.size
+        ? this.fullSetBody(set, updates)
+        : encodeSotwBody(set.version, set.typeUrl, updates, this.options.controlPlaneId);
+    if (this.send(state, set.version, updates.length, (nonce) => new Response(body, nonce))) {
       state.commit(set, updates, removed, false);
     }
   }

@@ -11,6 +11,7 @@ import { systemClock, type Clock } from './clock.js';
 import { checkRequestSize, LimitExceeded, rateExceeded, TokenBucket, type StreamLimits } from './limits.js';
 import { proxyInfoFromNode, type ProxyInfo } from './node.js';
 import { Outbound } from './outbound.js';
+import type { Response } from './response.js';
 import type { ConfigConsumer, ProxyConfig, PushController } from './push-controller.js';
 import { pushOrder, TypeState, type TypeStatus } from './type-state.js';
 
@@ -54,8 +55,8 @@ const noncePrefix = randomBytes(3).toString('hex');
 let nonceCounter = 0;
 let streamCounter = 0;
 
-/** The grpc-js call of either ADS method: requests in, pre-encoded responses out. */
-export type AdsCall<Request> = grpc.ServerDuplexStream<Request, Buffer>;
+/** The grpc-js call of either ADS method: requests in, responses assembled from cached bytes out. */
+export type AdsCall<Request> = grpc.ServerDuplexStream<Request, Response>;
 
 export abstract class XdsStream<Request> implements ConfigConsumer {
   abstract readonly protocol: 'sotw' | 'delta';
@@ -66,7 +67,7 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
   configHash: string | undefined;
   protected readonly types = new Map<string, TypeState>();
   protected readonly log: Logger;
-  private readonly outbound: Outbound;
+  private readonly outbound: Outbound<Response>;
   private readonly requests: TokenBucket;
   private closed = false;
 
@@ -80,7 +81,7 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
     this.log = options.logger.child({ stream: this.id });
     const queued = options.metrics.queuedBytes;
     this.outbound = new Outbound(
-      { write: (bytes, done) => call.write(bytes, done) },
+      { write: (response, done) => call.write(response, done) },
       options.maxQueuedBytes,
       () => this.flushDeferred(),
       (delta) => (delta >= 0 ? queued.inc(delta) : queued.dec(-delta)),
@@ -228,19 +229,24 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
    * Writes one response built by `build(nonce)`. Returns false (and writes nothing) when the stream is
    * closed or the response exceeds the size cap.
    */
-  protected send(state: TypeState, version: string, resourceCount: number, build: (nonce: string) => Buffer): boolean {
+  protected send(
+    state: TypeState,
+    version: string,
+    resourceCount: number,
+    build: (nonce: string) => Response,
+  ): boolean {
     if (this.closed) return false;
     const type = shortTypeName(state.typeUrl);
     const started = performance.now();
     const nonce = this.newNonce();
-    const bytes = build(nonce);
-    if (bytes.byteLength > this.options.maxMessageBytes) {
+    const response = build(nonce);
+    if (response.byteLength > this.options.maxMessageBytes) {
       this.options.metrics.oversizedResponses.inc({ type });
       this.log.error(
         {
           proxy: this.proxy?.id,
           type,
-          bytes: bytes.byteLength,
+          bytes: response.byteLength,
           maxMessageBytes: this.options.maxMessageBytes,
           resources: resourceCount,
         },
@@ -248,14 +254,14 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
       );
       return false;
     }
-    this.outbound.write(bytes);
+    this.outbound.write(response);
     state.recordSent(nonce, version);
     const metrics = this.options.metrics;
     metrics.pushes.inc({ type });
-    metrics.responseBytes.inc({ type }, bytes.byteLength);
+    metrics.responseBytes.inc({ type }, response.byteLength);
     metrics.pushDuration.observe({ type }, (performance.now() - started) / 1000);
     this.log.debug(
-      { proxy: this.proxy?.id, type, version, nonce, resources: resourceCount, bytes: bytes.byteLength },
+      { proxy: this.proxy?.id, type, version, nonce, resources: resourceCount, bytes: response.byteLength },
       'sent',
     );
     return true;

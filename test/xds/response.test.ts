@@ -9,7 +9,13 @@ import {
 import { AnySchema } from '@bufbuild/protobuf/wkt';
 import { anyFromJson, TypeUrl, unpackAny } from '../../control-plane/envoy/protos.js';
 import { ResourceCache, type EncodedResource } from '../../control-plane/xds/resource-cache.js';
-import { encodeDeltaResponse, encodeSotwBody, withNonce } from '../../control-plane/xds/response.js';
+import {
+  encodeDeltaResponse,
+  encodeSotwBody,
+  Response,
+  serializeResponse,
+  withNonce,
+} from '../../control-plane/xds/response.js';
 import { loadAssignment } from '../helpers/control-plane.js';
 
 /** Assignments whose encodings span one-, two- and three-byte length prefixes; one with a non-ASCII name. */
@@ -68,4 +74,14 @@ test('a delta response decodes to the message protobuf-es would encode, byte cou
     t.true(equals(DeltaDiscoveryResponseSchema, fromBinary(DeltaDiscoveryResponseSchema, bytes), expected));
     t.is(bytes.byteLength, toBinary(DeltaDiscoveryResponseSchema, expected).byteLength);
   }
+});
+
+test('a queued Response knows its wire size and is joined to its nonce only when serialized', (t) => {
+  const body = encodeSotwBody('v1', TypeUrl.ClusterLoadAssignment, resources(), 'trellis');
+  const response = new Response(body, 'nonce-ü');
+  const bytes = serializeResponse(response);
+  t.deepEqual(bytes, withNonce(body, 'nonce-ü'));
+  t.is(response.byteLength, bytes.byteLength);
+  t.is(response.body, body, 'the queued response holds the shared body, not a copy');
+  t.deepEqual(serializeResponse(new Response(bytes, undefined)), bytes);
 });
