@@ -9,6 +9,7 @@ import { registerInjectCommand } from '../injector/inject-command.js';
 import { registerIptablesCommand } from '../injector/iptables-command.js';
 import { registerAgentCommand } from '../sidecar/cli.js';
 import { registerControlPlaneCommand } from './control-plane-command.js';
+import { registerProxyConfigCommand } from './debug-cli/proxy-config-command.js';
 import { registerProxyStatusCommand } from './debug-cli/proxy-status-command.js';
 import { registerDemoCommand } from './demo-command.js';
 
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerIptablesCommand(program);
   registerInstallCommand(program);
   registerProxyStatusCommand(program);
+  registerProxyConfigCommand(program);
 
   return program;
 }

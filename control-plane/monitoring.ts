@@ -3,6 +3,7 @@
 // ACKed or NACKed; a proxy's current config as proto3 JSON).
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { configDump } from './config-dump.js';
 import { anyToJson, decodeAny, shortTypeName } from './envoy/protos.js';
 import type { Logger } from './logger.js';
 import type { XdsMetrics } from './metrics.js';
@@ -15,6 +16,13 @@ export interface MonitoringTargets {
   readonly controller: PushController<unknown>;
   readonly ready: () => boolean;
   readonly logger: Logger;
+}
+
+/** Whether a peer address is loopback: `/debug/*` reveals proxies' config and answers nobody else (design.md §5.8). */
+export function isLoopback(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const v4 = address.startsWith('::ffff:') ? address.slice('::ffff:'.length) : address;
+  return address === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
 }
 
 function json(res: http.ServerResponse, status: number, body: unknown): void {
@@ -36,6 +44,10 @@ export class MonitoringServer {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname.startsWith('/debug/') && !isLoopback(req.socket.remoteAddress)) {
+      json(res, 403, { error: '/debug/* answers on loopback only (kubectl port-forward reaches it)' });
+      return;
+    }
     switch (url.pathname) {
       case '/healthz':
         res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
@@ -75,10 +87,29 @@ export class MonitoringServer {
         json(res, 200, { proxy: stream.proxy.id, hash: config?.hash, config: out });
         return;
       }
+      case '/debug/config_dump': {
+        const id = url.searchParams.get('proxy');
+        const stream = [...this.targets.controller.streams].find((s) => s.proxy?.id === id);
+        const statuses = this.targets.ads.status().filter((s) => s.node?.id === id);
+        const status = statuses.find((s) => s.configHash === stream?.configHash) ?? statuses[0];
+        if (!stream?.proxy || !status) {
+          json(res, 404, { error: `no connected proxy with id ${JSON.stringify(id)}` });
+          return;
+        }
+        json(res, 200, configDump(stream.config, status.types));
+        return;
+      }
       default:
         json(res, 404, {
           error: 'not found',
-          paths: ['/healthz', '/readyz', '/metrics', '/debug/proxies', '/debug/config?proxy=ID'],
+          paths: [
+            '/healthz',
+            '/readyz',
+            '/metrics',
+            '/debug/proxies',
+            '/debug/config?proxy=ID',
+            '/debug/config_dump?proxy=ID',
+          ],
         });
     }
   }
