@@ -9,7 +9,7 @@ export type GcpCache = 'snapshot' | 'linear';
 
 export type GoEvent =
   | { event: 'listening'; xdsPort: number; pid: number; cache: GcpCache }
-  | { event: 'loaded'; at: number; generation: number; resources: number; changed: number }
+  | { event: 'loaded'; at: number; parsedAt?: number; generation: number; resources: number; changed: number }
   | { event: 'stats'; rss: number; hwm: number; cpuMs: number }
   | { event: 'converged'; startedAt: number; allMs: number; streamMs: number[] }
   | { event: 'error'; stream: number; error: string }

@@ -95,6 +95,8 @@ function parseOptions(argv: readonly string[]): Options {
 
 interface RoundResult {
   round: number;
+  /** ms from the rename until the server had re-read and parsed the file. */
+  parsedMs: number;
   complete: boolean;
   acked: number;
   latency: Summary;
@@ -119,6 +121,8 @@ interface RunResult {
   rounds: RoundResult[];
   /** Every stream's ms from the rename to its ACK, over all rounds. */
   latency: Summary;
+  /** The same from the moment the server had read and parsed the new file (its own clock): the xDS part. */
+  fromParsed: Summary;
   /** Median over rounds of the round's slowest stream. */
   lastAckMs: number;
   /** Median over rounds of the server's CPU ms from the rename until the round settled. */
@@ -146,16 +150,21 @@ async function runOne(
   fs.writeFileSync(file, fixture.text());
   progress.phase(`${label}: starting the server`);
   let stopServer: () => Promise<void>;
+  /** Epoch ms at which the server had each new version of the file read and parsed, in order. */
+  let parsedTimes: () => number[];
   let pid: number;
   let xdsPort: number;
   if (server === 'trellis') {
     const started = await ServerProcess.start({ staticResources: file, debounceMs: o.debounceMs });
     stopServer = () => started.server.stop();
+    parsedTimes = () => started.server.events.flatMap((e) => (e.event === 'loaded' ? [e.at] : []));
     pid = started.server.pid;
     xdsPort = started.xdsPort;
   } else {
     const started = await startGcp(bins.gcp, file, server === 'gcp-linear' ? 'linear' : 'snapshot');
     stopServer = () => started.server.stop();
+    parsedTimes = () =>
+      started.server.events.flatMap((e) => (e.event === 'loaded' && e.parsedAt !== undefined ? [e.parsedAt] : []));
     pid = started.server.pid;
     xdsPort = started.xdsPort;
   }
@@ -182,6 +191,7 @@ async function runOne(
 
     const rounds: RoundResult[] = [];
     const all: number[] = [];
+    const allFromParsed: number[] = [];
     for (let r = 1; r <= o.rounds; r++) {
       const change = stageChange(fixture, r, tmp);
       const since = load.events.length;
@@ -206,10 +216,14 @@ async function runOne(
       const afterSince = load.events.length;
       load.command('counters');
       const after = await load.waitFor(isEvent('counters'), 10_000, afterSince);
-      const latencies = changed.ackedAt.filter((v): v is number => v !== null).map((v) => v - t0);
+      const acked = changed.ackedAt.filter((v): v is number => v !== null);
+      const latencies = acked.map((v) => v - t0);
       all.push(...latencies);
+      const parsedAt = parsedTimes().find((at) => at >= t0) ?? NaN;
+      allFromParsed.push(...acked.map((v) => v - parsedAt));
       const round: RoundResult = {
         round: r,
+        parsedMs: parsedAt - t0,
         complete: changed.complete,
         acked: latencies.length,
         latency: summarize(latencies),
@@ -242,6 +256,7 @@ async function runOne(
       hwm: processMemory(pid).hwm,
       rounds,
       latency: summarize(all),
+      fromParsed: summarize(allFromParsed.filter((v) => Number.isFinite(v))),
       lastAckMs: median(rounds.map((x) => x.latency.max)),
       cpuPerRoundMs: median(rounds.map((x) => x.serverCpuMs)),
       loadAverage: [loadBefore, os.loadavg()[0]!],
@@ -272,6 +287,8 @@ function tables(o: Options, runs: readonly RunResult[]): Table[] {
           s,
           fmt(r.latency.p50),
           fmt(r.latency.p99),
+          fmt(r.fromParsed.p99),
+          fmt(median(r.rounds.map((x) => x.parsedMs))),
           fmt(r.lastAckMs),
           fmtInt(r.cpuPerRoundMs),
           fmtInt(r.connectMs),
@@ -290,6 +307,8 @@ function tables(o: Options, runs: readonly RunResult[]): Table[] {
       'server',
       'p50 ms',
       'p99 ms',
+      'p99 from parsed ms',
+      'file re-read ms',
       'last ACK/round ms',
       'server CPU/round ms',
       'connect storm ms',
@@ -302,6 +321,7 @@ function tables(o: Options, runs: readonly RunResult[]): Table[] {
     rows,
     notes: [
       'p50/p99: every stream over every round, ms from the rename of the file to the stream having written its ACK.',
+      '"p99 from parsed": the same from the moment the server had read and parsed the new file (the xDS part alone); "file re-read": median ms from the rename to that moment (fs watch + read + JSON parse: Trellis protobuf-es, go-control-plane protojson).',
       '"last ACK/round" and "server CPU/round": medians over rounds (CPU: utime+stime of the server process from the rename until the round settled, 300 ms after the last ACK).',
       'connect storm: every stream opened at once until all have CDS, EDS, LDS and RDS ACKed. RSS/stream: (RSS connected − RSS idle) / streams.',
       'load avg: 1-minute load average before the rounds (2 cores; other sessions share the machine).',
@@ -319,6 +339,8 @@ function tables(o: Options, runs: readonly RunResult[]): Table[] {
         fmtInt(n),
         snap ? ratio(t.latency.p99, snap.latency.p99) : '–',
         lin ? ratio(t.latency.p99, lin.latency.p99) : '–',
+        snap ? ratio(t.fromParsed.p99, snap.fromParsed.p99) : '–',
+        lin ? ratio(t.fromParsed.p99, lin.fromParsed.p99) : '–',
         snap ? ratio(t.cpuPerRoundMs, snap.cpuPerRoundMs) : '–',
         lin ? ratio(t.cpuPerRoundMs, lin.cpuPerRoundMs) : '–',
         snap ? ratio(t.connectMs, snap.connectMs) : '–',
@@ -334,6 +356,8 @@ function tables(o: Options, runs: readonly RunResult[]): Table[] {
       'streams',
       'p99 / snapshot',
       'p99 / linear',
+      'p99 from parsed / snapshot',
+      'p99 from parsed / linear',
       'CPU/round / snapshot',
       'CPU/round / linear',
       'connect / snapshot',

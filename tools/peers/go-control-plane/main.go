@@ -14,7 +14,8 @@
 // Events on stdout, one JSON object a line ("at" is epoch ms):
 //
 //	{"event":"listening","xdsPort":…,"pid":…}
-//	{"event":"loaded","at":…,"generation":…,"resources":…,"changed":…}   a new version was published
+//	{"event":"loaded","at":…,"parsedAt":…,"generation":…,"resources":…,"changed":…}
+//	                                         a new version was published ("parsedAt": the file was read and parsed)
 //	{"event":"stats","rss":…,"hwm":…,"cpuMs":…}                           answer to "stats" on stdin (/proc/self)
 //
 // A file that fails to parse keeps the last good version (the error goes to stderr). SIGTERM/SIGINT stop it.
@@ -267,13 +268,14 @@ func reload(p *publisher, file string) {
 		fmt.Fprintf(os.Stderr, "gcp: keeping the last good version: %v\n", err)
 		return
 	}
+	parsedAt := nowMs()
 	changed, err := p.publish(next)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "gcp: publish: %v\n", err)
 		return
 	}
 	if changed > 0 {
-		emit(map[string]any{"event": "loaded", "at": nowMs(), "generation": p.generation, "resources": next.count, "changed": changed})
+		emit(map[string]any{"event": "loaded", "at": nowMs(), "parsedAt": parsedAt, "generation": p.generation, "resources": next.count, "changed": changed})
 	}
 }
 
