@@ -78,9 +78,12 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
   );
 
   // One object per key. A store never holds two; should a caller pass two, the first by origin wins.
+  // (The origin is only compared between copies of one key, so it is serialized only then.)
+  const originKey = (x: { o: MeshObject; origin?: string }): string =>
+    (x.origin ??= canonicalJson(locationOf(x.o.origin)));
   const sorted = objects
-    .map((o) => ({ o, key: keyOf(o), origin: canonicalJson(locationOf(o.origin)) }))
-    .sort((a, b) => compareKeys(a.key, b.key) || compareKeys(a.origin, b.origin))
+    .map((o): { o: MeshObject; key: string; origin?: string } => ({ o, key: keyOf(o) }))
+    .sort((a, b) => compareKeys(a.key, b.key) || compareKeys(originKey(a), originKey(b)))
     .map((x) => x.o);
   // From here on an object's origin is its Location: the resourceVersion never reaches the snapshot, so a
   // write that changes nothing the model reads (a status, a label) gives the same hash (README.md "What
@@ -101,7 +104,8 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
       });
       continue;
     }
-    unique.push({ ...o, origin } as MeshObject);
+    // An object whose origin is already a Location (FileSource) is kept as it is: no copy.
+    unique.push(o.origin.resourceVersion === undefined ? o : ({ ...o, origin } as MeshObject));
   }
   const ofKind = <K extends MeshObject['kind']>(kind: K) => unique.filter((o): o is Of<K> => o.kind === kind);
 
