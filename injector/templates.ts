@@ -42,7 +42,10 @@ const fieldEnv = (name: string, fieldPath: string): EnvVar => ({
   valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath } },
 });
 
-/** `trellis-proxy`: `trellis agent` as UID 1337 (it runs Envoy in the envoy template). */
+/** Where the trellis/proxy image (an Envoy base image) has Envoy. */
+export const ENVOY_BINARY = '/usr/local/bin/envoy';
+
+/** `trellis-proxy`: `trellis agent` as UID 1337 (it starts and supervises Envoy in the envoy template). */
 export function proxyContainer(spec: ProxySpec): Container {
   const labels = Object.keys(spec.labels)
     .sort()
@@ -77,6 +80,7 @@ export function proxyContainer(spec: ProxySpec): Container {
       '--health-port',
       String(HEALTH_PORT),
       ...(labels === '' ? [] : ['--labels', labels]),
+      ...(spec.template === 'envoy' ? ['--envoy-binary', ENVOY_BINARY] : []),
     ],
     env,
     ports: [

@@ -23,6 +23,7 @@ import { HealthServer } from './health.js';
 import { bootstrapNode, type ProxyNodeOptions, type ProxyType } from './proxy-node.js';
 import type { SdsServer } from './sds-server.js';
 import { XdsProxy } from './xds-proxy.js';
+import type { EnvoyProcess } from './envoy-process.js';
 
 export interface AgentOptions {
   readonly proxyType: ProxyType;
@@ -48,6 +49,10 @@ export interface AgentOptions {
   readonly healthPort?: number;
   /** Application probes served on the health port (TRELLIS_APP_PROBES, set by the injector). */
   readonly appProbes?: AppProbes;
+  /** Envoy mode: the Envoy executable to start on the bootstrap and keep running (envoy-process.ts). */
+  readonly envoyBinary?: string;
+  /** Extra arguments for Envoy. */
+  readonly envoyArgs?: readonly string[];
   readonly logger: Logger;
 }
 
@@ -157,12 +162,13 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   });
 
   let proxy: XdsProxy | undefined;
+  let envoyProcess: EnvoyProcess | undefined;
   const notReadyReason = (): string | undefined => {
     const c = installed;
     if (!c) return 'no workload certificate yet';
     if (c.notAfter.getTime() <= Date.now()) return `the workload certificate expired at ${c.notAfter.toISOString()}`;
     if (!proxy?.ready()) return 'the xDS proxy has not reached the control plane yet';
-    return undefined;
+    return envoyProcess?.notRunningReason();
   };
   const health = new HealthServer({ notReadyReason, registry, logger, appProbes: options.appProbes });
 
@@ -173,7 +179,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     (closing ??= (async () => {
       const stopped = manager.stop();
       const failures: unknown[] = [];
-      for (const step of [() => proxy?.close(), () => sds?.close(), () => health.close()]) {
+      for (const step of [() => envoyProcess?.stop(), () => proxy?.close(), () => sds?.close(), () => health.close()]) {
         try {
           await step();
         } catch (err) {
@@ -208,6 +214,11 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       await envoy[1].writeEnvoyBootstrap(bootstrap, { node, xdsSocketPath: xdsSocket, sdsSocketPath: sdsSocket! });
     } else {
       await writeGrpcBootstrap(bootstrap, { xdsServerUri: `unix://${xdsSocket}`, node, certDir });
+    }
+    if (envoy && options.envoyBinary) {
+      const { EnvoyProcess } = await import('./envoy-process.js');
+      envoyProcess = new EnvoyProcess({ binary: options.envoyBinary, bootstrap, extraArgs: options.envoyArgs, logger });
+      envoyProcess.start();
     }
     const paths: AgentPaths = { outputDir, xdsSocket, sdsSocket, certDir, bootstrap };
     let stopped: Promise<void> | undefined;

@@ -66,6 +66,8 @@ interface AgentCliOptions {
   healthHost: string;
   healthPort: number;
   appProbes: AppProbes;
+  envoyBinary?: string;
+  envoyArg: string[];
   logLevel: string;
 }
 
@@ -118,12 +120,24 @@ export function registerAgentCommand(program: Command): void {
         .default(new Map())
         .argParser(parseProbes),
     )
+    .option(
+      '--envoy-binary <path>',
+      'Envoy mode: start this Envoy on the bootstrap and keep it running (restarted with backoff; /healthz/ready says why while it is not running)',
+    )
+    .addOption(
+      new Option('--envoy-arg <arg>', 'an extra Envoy argument (repeatable)')
+        .default([])
+        .argParser((value: string, previous: string[]) => [...previous, value]),
+    )
     .addOption(
       new Option('--log-level <level>', 'log level')
         .choices(['trace', 'debug', 'info', 'warn', 'error'])
         .default('info'),
     )
     .action(async (opts: AgentCliOptions, command: Command) => {
+      if (opts.envoyBinary && opts.proxyType !== 'envoy') {
+        command.error('error: --envoy-binary needs --proxy-type envoy', { exitCode: 2 });
+      }
       for (const [flag, value] of [
         ['--pod-name (or POD_NAME)', opts.podName],
         ['--namespace (or POD_NAMESPACE)', opts.namespace],
@@ -167,6 +181,8 @@ export function registerAgentCommand(program: Command): void {
         healthHost: opts.healthHost,
         healthPort: opts.healthPort,
         appProbes: opts.appProbes,
+        envoyBinary: opts.envoyBinary,
+        envoyArgs: opts.envoyArg,
         logger,
       });
       let closing = false;

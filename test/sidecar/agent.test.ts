@@ -518,3 +518,36 @@ test('gRPC mode: a failed install (the certificate files) is logged and the next
   t.true(installedSerials(lines.slice(after)).includes(leaf.serialNumber.toLowerCase()));
   t.is(leaf.subjectAltName, `URI:${CART_ID}`);
 });
+
+test('with --envoy-binary that does not exist: SDS and the xDS proxy run, /healthz/ready says Envoy could not be started', async (t) => {
+  const { cp, rootPem, cartToken, dir } = t.context;
+  const agent = await startAgent({
+    proxyType: 'envoy',
+    controlPlane: `127.0.0.1:${cp.secureXdsPort!}`,
+    rootCertPem: rootPem,
+    tokenFile: cartToken,
+    node: { ...CART, pod: 'cart-envoy' },
+    outputDir: path.join(dir, 'cart-envoy'),
+    ttlSeconds: TTL_SECONDS,
+    healthHost: '127.0.0.1',
+    healthPort: 0,
+    envoyBinary: path.join(dir, 'no-such-envoy'),
+    logger: captureLogs('silent').logger,
+  });
+  try {
+    const notReady = await waitFor(
+      '/healthz/ready to name the missing Envoy',
+      async () => {
+        const r = await get(agent.healthPort, '/healthz/ready');
+        return /envoy could not be started/.test(r.body) ? r : undefined;
+      },
+      10_000,
+    );
+    t.is(notReady.status, 503);
+    t.regex(notReady.body, /no-such-envoy: ENOENT/);
+    t.true(fs.existsSync(agent.paths.sdsSocket!), 'SDS is served');
+    t.true(fs.existsSync(agent.paths.bootstrap), 'the bootstrap is written');
+  } finally {
+    await agent.close();
+  }
+});
