@@ -59,11 +59,13 @@ export async function startXdsEngine(
   options: {
     ads?: Omit<AdsServerOptions, 'metrics' | 'logger'>;
     controller?: Omit<PushControllerOptions, 'metrics' | 'logger' | 'debounce'>;
+    /** Default: every proxy gets the whole snapshot. */
+    generator?: Generator<ResourcesByType>;
   } = {},
 ): Promise<XdsEngine> {
   const metrics = new XdsMetrics();
   const source = new MutableSource(initial);
-  const controller = new PushController(source, everything, {
+  const controller = new PushController(source, options.generator ?? everything, {
     debounce: { quietMs: 10, maxMs: 1_000 },
     metrics,
     logger: silentLogger,

@@ -13,6 +13,7 @@ import {
   deltaResourcesOf,
   endpointPortsOf,
   namesOf,
+  resourcesOf,
   testNode,
   type DeltaStream,
   type SotwStream,
@@ -26,6 +27,7 @@ import {
   startTestControlPlane,
   type JsonResource,
 } from '../helpers/control-plane.js';
+import { resourcesByType, startXdsEngine, type XdsEngine } from '../helpers/xds-engine.js';
 
 // A snapshot source and a generator written for the test: proxies get the resources of their namespace
 // (node metadata NAMESPACE), and the generator fails for the proxies the snapshot names.
@@ -293,4 +295,54 @@ test('a generator that fails for one proxy: others are pushed, it keeps its last
   t.is((await bad.next()).typeUrl, TypeUrl.Cluster);
   const caughtUp = await bad.next();
   t.deepEqual(endpointPortsOf(deltaResourcesOf(caughtUp).get('x')!), [9002]);
+});
+
+test('pushes stream out: each proxy is written to, and the event loop runs, before the next is generated', async (t) => {
+  const seen: { generating: string; alreadySent: string[]; loopRan: boolean }[] = [];
+  const ref: { engine?: XdsEngine; loopRan: boolean } = { loopRan: false };
+  const recording: Generator<ResourcesByType> = {
+    generate(proxy, snapshot) {
+      const engine = ref.engine;
+      // Which other proxies already have this snapshot's EDS written to them (their sent version)?
+      const version = engine?.controller.cache.encodeSet(
+        TypeUrl.ClusterLoadAssignment,
+        snapshot.get(TypeUrl.ClusterLoadAssignment)!,
+      ).version;
+      const alreadySent = (engine?.ads.status() ?? [])
+        .filter((s) => s.node?.id !== proxy.id && s.types.some((ty) => ty.type === 'EDS' && ty.sentVersion === version))
+        .map((s) => s.node!.id);
+      // Did the event loop get a turn since the previous proxy was generated (so its write could flush)?
+      seen.push({ generating: proxy.id, alreadySent, loopRan: ref.loopRan });
+      ref.loopRan = false;
+      setImmediate(() => (ref.loopRan = true));
+      return snapshot;
+    },
+  };
+  // sliceMs 0: the cycle yields after every proxy.
+  await using engine = await startXdsEngine(await resourcesByType([edsCluster('x'), loadAssignment('x', [9001])]), {
+    generator: recording,
+    controller: { sliceMs: 0 },
+  });
+  ref.engine = engine;
+  const streams: SotwStream[] = [];
+  for (const id of ['p1.default', 'p2.default', 'p3.default']) {
+    const s = engine.client().sotw();
+    s.send({ node: testNode(id), typeUrl: TypeUrl.ClusterLoadAssignment, resourceNames: ['x'] });
+    const res = await s.next();
+    s.send({ typeUrl: res.typeUrl, resourceNames: ['x'], versionInfo: res.versionInfo, responseNonce: res.nonce });
+    streams.push(s);
+  }
+  seen.length = 0;
+  await engine.change(await resourcesByType([edsCluster('x'), loadAssignment('x', [9002])]));
+  for (const s of streams) t.deepEqual(endpointPortsOf(resourcesOf(await s.next()).get('x')!), [9002]);
+  t.deepEqual(
+    seen.map((e) => e.alreadySent.length),
+    [0, 1, 2],
+    `each proxy is generated after the ones before it were written to: ${JSON.stringify(seen)}`,
+  );
+  t.deepEqual(
+    seen.slice(1).map((e) => e.loopRan),
+    [true, true],
+    `the event loop ran between two proxies: ${JSON.stringify(seen)}`,
+  );
 });
