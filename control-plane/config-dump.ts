@@ -28,7 +28,11 @@ function answerOf(status: TypeStatus): Answer {
       errorState: { lastUpdateAttempt: nack.at, details: nack.message, versionInfo: status.sentVersion },
     };
   }
-  if (status.ackedVersion === status.sentVersion && status.ackedAt !== undefined) return { clientStatus: 'ACKED' };
+  const ackedAfterSend =
+    status.ackedAt !== undefined &&
+    status.sentAt !== undefined &&
+    Date.parse(status.ackedAt) >= Date.parse(status.sentAt);
+  if (status.ackedVersion === status.sentVersion && ackedAfterSend) return { clientStatus: 'ACKED' };
   return { clientStatus: 'UNKNOWN' };
 }
 

@@ -31,9 +31,22 @@ export interface ProxyStatusRow {
 }
 
 /**
- * The state of one type. The nonce tells which response an answer was for: a NACK of the latest nonce
+ * Whether the last ACK answers the latest response: the version sent was ACKed, after it was sent (a
+ * response that resends an ACKed version, e.g. after a NACK when the config went back, waits for its ACK).
+ */
+function ackedLatest(t: TypeView): boolean {
+  return (
+    t.ackedVersion === t.sentVersion &&
+    t.ackedAt !== undefined &&
+    t.sentAt !== undefined &&
+    Date.parse(t.ackedAt) >= Date.parse(t.sentAt)
+  );
+}
+
+/**
+ * The state of one type. The nonce tells which response a NACK was for: a NACK of the latest nonce
  * means the proxy runs without the latest config (and the control plane does not resend it until the
- * config changes); otherwise the type is SYNCED once the ACKed version is the one sent.
+ * config changes); otherwise the type is SYNCED once the version sent was ACKed after it was sent.
  */
 export function typeSync(t: TypeView | undefined): TypeSync {
   if (!t || t.sentNonce === '' || t.responses === 0) {
@@ -42,7 +55,7 @@ export function typeSync(t: TypeView | undefined): TypeSync {
   const lastChange = latest([t.sentAt, t.ackedAt, t.lastNack?.at]);
   const base = { version: t.sentVersion, ackedVersion: t.ackedVersion, ...(lastChange ? { lastChange } : {}) };
   if (t.lastNack && t.lastNack.nonce === t.sentNonce) return { state: 'NACKED', ...base, error: t.lastNack.message };
-  if (t.ackedVersion === t.sentVersion && t.ackedAt !== undefined) return { state: 'SYNCED', ...base };
+  if (ackedLatest(t)) return { state: 'SYNCED', ...base };
   return { state: 'STALE', ...base };
 }
 
