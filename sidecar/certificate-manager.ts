@@ -18,6 +18,7 @@ import type { KeyType } from '../certs/keys.js';
 import { createCsr, generateWorkloadKey, type WorkloadKey } from '../certs/request.js';
 import { spiffeId, type WorkloadIdentity } from '../certs/spiffe.js';
 import { silentLogger, type Logger } from '../control-plane/logger.js';
+import { backoffDelay } from '../lib/backoff.js';
 import { systemClock, type Clock, type ClockTimer } from '../lib/clock.js';
 import { CaClientError, type CaAuthMethod, type CertificateIssuer } from './ca-client.js';
 
@@ -248,9 +249,9 @@ export class CertificateManager extends EventEmitter<CertificateManagerEvents> {
     });
     const initial = this.options.backoff?.initialMs ?? DEFAULT_INITIAL_BACKOFF_MS;
     const max = this.options.backoff?.maxMs ?? DEFAULT_MAX_BACKOFF_MS;
-    const base = Math.min(max, initial * 2 ** Math.min(this.attempt, 30));
+    // The one backoff formula of the project (lib/backoff.ts): initial · 2^attempt, capped, drawn in [d/2, d].
+    let delay = backoffDelay(this.attempt, { initialMs: initial, maxMs: max });
     this.attempt++;
-    let delay = Math.min(max, base * (0.8 + Math.random() * 0.4));
     const c = this.certificate;
     const untilExpiry = c ? c.notAfter.getTime() - this.clock.now() : Infinity;
     // Never sleep past the expiry of the certificate still in use: try once more just before it (leaving
