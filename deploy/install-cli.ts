@@ -2,13 +2,7 @@
 // when the command runs, so building the program loads none of them.
 import type { Command, CommanderError } from 'commander';
 import { parsePositiveInt } from '../control-plane/cli-options.js';
-
-export interface InstallCommandOptions {
-  readonly imageTag?: string;
-  readonly registry?: string;
-  readonly replicas?: number;
-  readonly meshConfig?: string;
-}
+import type { InstallCommandOptions } from './install-command.js';
 
 /** Adds `trellis install` to the program. */
 export function registerInstallCommand(program: Command): void {

@@ -2,9 +2,16 @@
 import fs from 'node:fs';
 import { MeshConfigError, parseMeshConfig } from '../control-plane/translate/mesh-config.js';
 import { parse } from 'yaml';
-import type { InstallCommandOptions } from './install-cli.js';
 import { installObjects, type InstallOptions } from './manifest.js';
 import { renderObjects } from './render.js';
+
+/** The options of `trellis install` (install-cli.ts). */
+export interface InstallCommandOptions {
+  readonly imageTag?: string;
+  readonly registry?: string;
+  readonly replicas?: number;
+  readonly meshConfig?: string;
+}
 
 export interface InstallStreams {
   readonly stdout: { write(text: string): unknown };

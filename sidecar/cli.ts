@@ -3,7 +3,7 @@
 // projected token (audience trellis-ca) and the mesh root from the trellis-ca-root-cert ConfigMap.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import fs from 'node:fs';
-import { durationToMs } from '../crds/duration.js';
+import { durationToMs } from '../lib/duration.js';
 import { parseAppProbes, type AppProbes } from './app-probes.js';
 import type { ProxyType } from './proxy-node.js';
 
