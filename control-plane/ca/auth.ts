@@ -1,6 +1,6 @@
 // Who is calling the CA: `authorization: Bearer <token>` proves a namespace and a service account, either
 // from a tokens file (local mode) or by a Kubernetes TokenReview with audience `trellis-ca`. (Without a
-// token, a verified client certificate on the TLS port proves it instead: service.ts, peer-identity.ts.)
+// token, a verified client certificate on the TLS port proves it instead: service.ts, certs/peer-identity.ts.)
 import fs from 'node:fs';
 import type { AuthenticationV1Api, KubeConfig } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';

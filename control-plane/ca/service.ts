@@ -8,7 +8,7 @@ import type { CreateCertificateRequest, CreateCertificateResponse } from '../../
 import type { Logger } from '../logger.js';
 import { AuthenticationError, AuthenticatorUnavailable, type Authenticator, type Caller } from './auth.js';
 import type { CaMetrics, CaResult } from './metrics.js';
-import { certificateIdentity } from './peer-identity.js';
+import { certificateIdentity } from '../../certs/peer-identity.js';
 
 // The service definition is shared with the agent, which must not load the CA to call it.
 export { CA_SERVICE_NAME, certificateServiceDefinition } from '../../api/services.js';

@@ -3,7 +3,7 @@
 // domain. Streams on the plaintext port (15010, local mode only) are not authenticated.
 import * as grpc from '@grpc/grpc-js';
 import type { Node } from '../envoy/gen/envoy/config/core/v3/base_pb.js';
-import { certificateIdentity, type PeerAuthContext, type PeerIdentity } from '../ca/peer-identity.js';
+import { certificateIdentity, type PeerAuthContext, type PeerIdentity } from '../../certs/peer-identity.js';
 import type { ProxyInfo } from './node.js';
 
 /** How a stream's peer is known: not at all (plaintext port), or by its certificate (TLS port). */

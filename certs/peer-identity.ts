@@ -3,8 +3,8 @@
 // bundle, so all that is left is to read its one URI SAN as a workload SPIFFE ID of our trust domain.
 // Shared by the CA service (renewal by certificate) and the xDS server (stream binding).
 import type tls from 'node:tls';
-import { uriSans } from '../../certs/certificate-provider.js';
-import { parseSpiffeId, type WorkloadIdentity } from '../../certs/spiffe.js';
+import { uriSans } from './certificate-provider.js';
+import { parseSpiffeId, type WorkloadIdentity } from './spiffe.js';
 
 export interface PeerIdentity extends WorkloadIdentity {
   /** `spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>`, as in the certificate. */
