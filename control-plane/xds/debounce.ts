@@ -1,6 +1,8 @@
 // Coalesces bursts of changes into one push, as istiod does (PILOT_DEBOUNCE_AFTER 100 ms,
 // PILOT_DEBOUNCE_MAX 10 s): fire once the changes have been quiet for `quietMs`, but never later than
 // `maxMs` after the first change of the burst, so a steady trickle of changes cannot starve pushes.
+import { systemClock, type Clock, type ClockTimer } from '../../lib/clock.js';
+
 export interface DebounceOptions {
   readonly quietMs: number;
   readonly maxMs: number;
@@ -8,28 +10,29 @@ export interface DebounceOptions {
 
 export class Debouncer {
   private firstAt: number | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: ClockTimer | undefined;
   private stopped = false;
 
   constructor(
     private readonly options: DebounceOptions,
     private readonly fire: () => void,
+    private readonly clock: Clock = systemClock,
   ) {}
 
   /** Records a change. */
   trigger(): void {
     if (this.stopped) return;
-    const now = Date.now();
+    const now = this.clock.now();
     this.firstAt ??= now;
-    if (this.timer) clearTimeout(this.timer);
+    this.clock.clearTimeout(this.timer);
     const untilMax = this.firstAt + this.options.maxMs - now;
     const delay = Math.max(0, Math.min(this.options.quietMs, untilMax));
-    this.timer = setTimeout(() => this.flush(), delay);
+    this.timer = this.clock.setTimeout(() => this.flush(), delay);
   }
 
   /** Fires now if a change is pending. */
   flush(): void {
-    if (this.timer) clearTimeout(this.timer);
+    this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     if (this.firstAt === undefined) return;
     this.firstAt = undefined;
@@ -38,7 +41,7 @@ export class Debouncer {
 
   stop(): void {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.clock.clearTimeout(this.timer);
     this.timer = undefined;
   }
 }
