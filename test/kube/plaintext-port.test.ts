@@ -14,6 +14,7 @@ import { listeningSockets, useCluster, type Cluster } from '../helpers/cluster.j
 import { startTrellis, type LogLine, type TrellisProcess } from '../helpers/process.js';
 import { CaClient, grpcError, makeCsr, tlsCaClient } from '../ca/ca-helpers.js';
 import { installCrds } from './kube-helpers.js';
+import { waitFor } from '../helpers/wait.js';
 
 const kube = useCluster(anyTest);
 
@@ -121,10 +122,13 @@ kube.serial(
       `the CA is served only over TLS on port ${secure} in Kubernetes mode, never on the plaintext xDS port ` +
         '(a token sent here would cross the network in clear text)',
     );
-    t.truthy(
-      proc.logs.find((l) => l.msg === 'ca: request refused' && l.decision === 'plaintext'),
-      'the refusal is in the audit log',
-    );
+    // The audit line comes on the process's stdout, which may arrive after the gRPC answer.
+    const audit = await waitFor(
+      'the refusal in the audit log',
+      () => proc.logs.find((l) => l.msg === 'ca: request refused' && l.decision === 'plaintext'),
+      20_000,
+    ).catch(() => undefined);
+    t.truthy(audit, 'the refusal is in the audit log');
 
     // The same request over TLS is served: the refusal is about the port, not the caller.
     const { stdout: rootB64 } = await cluster.kubectl([
