@@ -5,6 +5,7 @@ export default tseslint.config(
   {
     ignores: [
       '.dependency-cruiser.cjs',
+      'crds/schema/compiled/**',
       'dist/**',
       'node_modules/**',
       'control-plane/envoy/gen/**',

@@ -5,7 +5,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { customResourceDefinition, type CrdKind } from './schema.js';
+import { customResourceDefinition, schemaOf, type CrdKind } from './schema.js';
+import { compiledDir, renderCompiledValidator } from './schema/compiled.js';
 
 export const CRD_FILES: Readonly<Record<CrdKind, string>> = {
   VirtualService: 'virtualservice.yaml',
@@ -30,6 +31,26 @@ export function renderCrd(kind: CrdKind): string {
 
 export const crdsDir = path.dirname(fileURLToPath(import.meta.url));
 
+/** The file of a kind's compiled schema validator (crds/schema/compiled.ts). */
+export const COMPILED_FILES: Readonly<Record<CrdKind, string>> = {
+  VirtualService: 'virtualservice.ts',
+  DestinationRule: 'destinationrule.ts',
+  PeerAuthentication: 'peerauthentication.ts',
+};
+
+export function renderCompiled(kind: CrdKind): string {
+  return renderCompiledValidator(schemaOf(kind));
+}
+
+export function writeCompiled(dir = compiledDir): string[] {
+  fs.mkdirSync(dir, { recursive: true });
+  return (Object.keys(COMPILED_FILES) as CrdKind[]).map((kind) => {
+    const file = path.join(dir, COMPILED_FILES[kind]);
+    fs.writeFileSync(file, renderCompiled(kind));
+    return file;
+  });
+}
+
 export function writeCrds(dir = crdsDir): string[] {
   const written: string[] = [];
   for (const kind of Object.keys(CRD_FILES) as CrdKind[]) {
@@ -41,5 +62,5 @@ export function writeCrds(dir = crdsDir): string[] {
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  for (const file of writeCrds()) console.log(`wrote ${path.relative(process.cwd(), file)}`);
+  for (const file of [...writeCrds(), ...writeCompiled()]) console.log(`wrote ${path.relative(process.cwd(), file)}`);
 }

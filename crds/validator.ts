@@ -11,7 +11,10 @@
 // Paths start at `spec.` or `metadata.`, use `.field`, `[index]` and `[key]` for map keys:
 // `spec.http[0].match[0].headers[x-user].regex`. Messages are short and fixed where possible.
 import net from 'node:net';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import { validate as compiledDestinationRule } from './schema/compiled/destinationrule.js';
+import { validate as compiledPeerAuthentication } from './schema/compiled/peerauthentication.js';
+import { validate as compiledVirtualService } from './schema/compiled/virtualservice.js';
 import { qualifyHost } from './rules/hosts.js';
 import { re2Error } from './re2.js';
 import { DURATION_PATTERN, MAX_DURATION_NS, parseDurationNs, SECONDS_DURATION_PATTERN } from './duration.js';
@@ -109,33 +112,18 @@ export function comparePaths(a: string, b: string): number {
 // ---------------------------------------------------------------------------------------------------
 // Layer 1: the OpenAPI schema with ajv
 
-/** The schema as ajv sees it: no x-kubernetes-* keywords, unknown fields refused. */
-function strictCopy(s: JSONSchemaProps): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(s)) {
-    if (k.startsWith('x-kubernetes-') || k === 'description' || k === 'format') continue;
-    if (k === 'properties' && v && typeof v === 'object') {
-      out.properties = Object.fromEntries(
-        Object.entries(v as Record<string, JSONSchemaProps>).map(([p, sub]) => [p, strictCopy(sub)]),
-      );
-      out.additionalProperties = false;
-    } else if ((k === 'items' || k === 'additionalProperties') && v && typeof v === 'object') {
-      out[k] = strictCopy(v as JSONSchemaProps);
-    } else out[k] = v;
-  }
-  return out;
-}
-
-let ajv: Ajv | undefined;
-const compiled: Partial<Record<CrdKind, ValidateFunction>> = {};
-
 /**
- * The schema validator of one kind, compiled on first use: importing the validator costs nothing, and a run
- * that meets one kind (`trellis validate` of a VirtualService) compiles only that schema.
+ * The schema validator of one kind: ajv's code for the schema, generated ahead of time
+ * (crds/schema/compiled.ts, `npm run crds`), so validating loads neither ajv's compiler nor compiles.
  */
+const COMPILED: Readonly<Record<CrdKind, ValidateFunction>> = {
+  VirtualService: compiledVirtualService as unknown as ValidateFunction,
+  DestinationRule: compiledDestinationRule as unknown as ValidateFunction,
+  PeerAuthentication: compiledPeerAuthentication as unknown as ValidateFunction,
+};
+
 function validatorOf(kind: CrdKind): ValidateFunction {
-  ajv ??= new Ajv({ allErrors: true, strict: true, validateFormats: false });
-  return (compiled[kind] ??= ajv.compile(strictCopy(schemaOf(kind))));
+  return COMPILED[kind];
 }
 
 const TYPE_NAMES: Record<string, string> = {

@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import { parse } from 'yaml';
-import { CRD_FILES, crdsDir, renderCrd } from '../../crds/generate.js';
+import { COMPILED_FILES, CRD_FILES, crdsDir, renderCompiled, renderCrd } from '../../crds/generate.js';
+import { compiledDir } from '../../crds/schema/compiled.js';
 import { celCheck, schemaOf, type JSONSchemaProps, type CrdKind } from '../../crds/schema.js';
 
 const kinds = Object.keys(CRD_FILES) as CrdKind[];
@@ -15,6 +16,13 @@ for (const kind of kinds) {
     t.is(committed, renderCrd(kind));
   });
 }
+
+test('the committed compiled schema validators are what crds/schema/compiled.ts generates (npm run crds)', (t) => {
+  for (const kind of kinds) {
+    const committed = fs.readFileSync(path.join(compiledDir, COMPILED_FILES[kind]), 'utf8');
+    t.true(committed === renderCompiled(kind), `${COMPILED_FILES[kind]} is stale: run npm run crds`);
+  }
+});
 
 test('rendering is deterministic', (t) => {
   for (const kind of kinds) t.is(renderCrd(kind), renderCrd(kind));
@@ -27,7 +35,7 @@ function walk(node: JSONSchemaProps, at: string, visit: (node: JSONSchemaProps, 
   if (node.additionalProperties) walk(node.additionalProperties, `${at}{}`, visit);
 }
 
-test('the schemas are structural and bounded, and every CEL rule has a TypeScript twin', (t) => {
+test('the schemas are structural and bounded, and every CEL rule compiles (or has its TypeScript twin)', (t) => {
   for (const kind of kinds) {
     let rules = 0;
     walk(schemaOf(kind), kind, (node, at) => {
