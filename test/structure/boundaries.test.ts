@@ -1,6 +1,7 @@
 // The layering rules of .dependency-cruiser.cjs (design.md §1–2) are enforced by `npm run lint`. This
 // test writes an import that breaks a rule into a temporary file inside the product and checks that the
 // checker `npm run lint` runs refuses it, naming the rule; the same file with an allowed import passes.
+// Serial: a probe file must not exist while the graph test reads the whole tree.
 import test from 'ava';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -36,7 +37,7 @@ async function withProbe<T>(dir: string, body: string, fn: (rel: string) => Prom
   }
 }
 
-test('an import from the xDS engine into the model breaks the lint, naming the rule', async (t) => {
+test.serial('an import from the xDS engine into the model breaks the lint, naming the rule', async (t) => {
   const result = await withProbe(
     'control-plane/xds',
     "import type { MeshService } from '../model/snapshot.js';\nexport type Probe = MeshService;\n",
@@ -46,7 +47,7 @@ test('an import from the xDS engine into the model breaks the lint, naming the r
   t.regex(result.output, /xds-engine-knows-no-config-model/);
 });
 
-test('the product importing the demo breaks the lint', async (t) => {
+test.serial('the product importing the demo breaks the lint', async (t) => {
   const result = await withProbe(
     'control-plane',
     "export const probe = (): Promise<unknown> => import('../examples/demo/run.js');\n",
@@ -56,7 +57,7 @@ test('the product importing the demo breaks the lint', async (t) => {
   t.regex(result.output, /product-not-examples-tests-bench/);
 });
 
-test('the same probe with an allowed import passes', async (t) => {
+test.serial('the same probe with an allowed import passes', async (t) => {
   const result = await withProbe(
     'control-plane/xds',
     "import type { ProxyInfo } from './node.js';\nexport type Probe = ProxyInfo;\n",
@@ -65,7 +66,7 @@ test('the same probe with an allowed import passes', async (t) => {
   t.is(result.code, 0, result.output);
 });
 
-test('docs/architecture.md holds the graph of the code as it is', async (t) => {
+test.serial('docs/architecture.md holds the graph of the code as it is', async (t) => {
   try {
     await run(process.execPath, ['--import=tsx', 'scripts/graph.ts', '--check'], { cwd: root, timeout: 180_000 });
     t.pass();
