@@ -15,10 +15,7 @@ import {
 import { CsrRefusal } from './errors.js';
 import { pemBlocks } from './pem.js';
 import { subtle, type CryptoKey } from './x509.js';
-
-const OID_EXTENSION_REQUEST = '1.2.840.113549.1.9.14';
-const OID_SAN = '2.5.29.17';
-const OID_BASIC_CONSTRAINTS = '2.5.29.19';
+import { OID_BASIC_CONSTRAINTS, OID_EXTENSION_REQUEST, OID_SAN } from './oids.js';
 
 const SIGNATURE_HASH: Readonly<Record<string, { hash: string; key: 'ec' | 'rsa' }>> = {
   '1.2.840.10045.4.3.2': { hash: 'SHA-256', key: 'ec' },

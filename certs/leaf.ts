@@ -15,14 +15,15 @@ import {
   tlv,
   whole,
 } from './der.js';
-
-const OID_KEY_USAGE = '2.5.29.15';
-const OID_EXT_KEY_USAGE = '2.5.29.37';
-const OID_BASIC_CONSTRAINTS = '2.5.29.19';
-const OID_AKI = '2.5.29.35';
-const OID_SAN = '2.5.29.17';
-const OID_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
-const OID_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+import {
+  OID_AKI,
+  OID_BASIC_CONSTRAINTS,
+  OID_CLIENT_AUTH,
+  OID_EXT_KEY_USAGE,
+  OID_KEY_USAGE,
+  OID_SAN,
+  OID_SERVER_AUTH,
+} from './oids.js';
 
 /** How the CA signs: the AlgorithmIdentifier written into certificates, and Node's hash name. */
 export interface LeafSigner {

@@ -6,6 +6,7 @@ import { bitString, extension, NULL, oid, positiveInteger, seq, tlv } from './de
 import { exportPrivateKeyPem, generateKeyPair, signingAlgorithm, type KeyType } from './keys.js';
 import { toPem } from './pem.js';
 import { subtle, type CryptoKeyPair, type EcKeyAlgorithm } from './webcrypto.js';
+import { OID_ECDSA_SHA256, OID_ECDSA_SHA384, OID_EXTENSION_REQUEST, OID_RSA_SHA256, OID_SAN } from './oids.js';
 
 export interface WorkloadKey {
   readonly keys: CryptoKeyPair;
@@ -19,11 +20,6 @@ export async function generateWorkloadKey(type: KeyType = 'ec-p256'): Promise<Wo
   return { keys, privateKeyPem: await exportPrivateKeyPem(keys.privateKey) };
 }
 
-const OID_EXTENSION_REQUEST = '1.2.840.113549.1.9.14';
-const OID_SUBJECT_ALT_NAME = '2.5.29.17';
-const OID_ECDSA_SHA256 = '1.2.840.10045.4.3.2';
-const OID_ECDSA_SHA384 = '1.2.840.10045.4.3.3';
-const OID_RSA_SHA256 = '1.2.840.113549.1.1.11';
 /** GeneralName uniformResourceIdentifier: [6] IMPLICIT IA5String. */
 const TAG_URI = 0x86;
 
@@ -31,7 +27,7 @@ const TAG_URI = 0x86;
 export async function createCsr(key: WorkloadKey, spiffeId: string): Promise<string> {
   const { privateKey, publicKey } = key.keys;
   const spki = Buffer.from(await subtle.exportKey('spki', publicKey));
-  const san = extension(OID_SUBJECT_ALT_NAME, false, seq(tlv(TAG_URI, Buffer.from(spiffeId, 'ascii'))));
+  const san = extension(OID_SAN, false, seq(tlv(TAG_URI, Buffer.from(spiffeId, 'ascii'))));
   // CertificationRequestInfo: version 0, an empty subject, the key, [0] attributes {extensionRequest}.
   const info = seq(
     tlv(0x02, Buffer.from([0])),

@@ -26,14 +26,15 @@ import { generateWorkloadKey } from './request.js';
 import { CLOCK_SKEW_MS } from './root.js';
 import { randomSerial } from './serial.js';
 import { subtle, x509 } from './x509.js';
-
-const OID_KEY_USAGE = '2.5.29.15';
-const OID_EXT_KEY_USAGE = '2.5.29.37';
-const OID_BASIC_CONSTRAINTS = '2.5.29.19';
-const OID_SAN = '2.5.29.17';
-const OID_SKI = '2.5.29.14';
-const OID_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
-const OID_COMMON_NAME = '2.5.4.3';
+import {
+  OID_BASIC_CONSTRAINTS,
+  OID_COMMON_NAME,
+  OID_EXT_KEY_USAGE,
+  OID_KEY_USAGE,
+  OID_SAN,
+  OID_SERVER_AUTH,
+  OID_SKI,
+} from './oids.js';
 
 export interface ServingCertificateRequest {
   /** DNS SANs; the first is also the subject's CN. At least one. */
