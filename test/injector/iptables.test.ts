@@ -164,10 +164,11 @@ test("trellis iptables: a bad flag exits 2 naming it; a refused apply exits 1 wi
   t.is(bad.status, 2);
   t.regex(bad.stderr, /"10\.0\.0\.0\/40" is not an IPv4 address or CIDR/);
   if (!requireIptables(t, ['iptables-nft-restore'])) return;
-  // Without CAP_NET_ADMIN (as a user other than root, in a user namespace) the kernel refuses.
+  // Without CAP_NET_ADMIN the kernel refuses: root with every capability dropped (root, so it can read the
+  // checkout whatever its mode: a fresh clone under `mktemp -d` is 0700).
   if (!which('setpriv')) return;
   const r = inNetns(
-    'setpriv --reuid 65534 --regid 65534 --clear-groups --inh-caps=-all node --import tsx control-plane/main.ts iptables --apply --backend nft',
+    'setpriv --bounding-set=-all --inh-caps=-all --securebits=+noroot,+noroot_locked,+no_setuid_fixup,+no_setuid_fixup_locked node --import tsx control-plane/main.ts iptables --apply --backend nft',
   );
   t.is(r.code, 1, r.stderr);
   t.regex(r.stderr, /^trellis iptables: iptables-nft-restore --noflush exited \d+: /m);
