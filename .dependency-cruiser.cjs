@@ -40,6 +40,14 @@ module.exports = {
       },
     },
     {
+      name: 'xds-engine-loads-no-control-plane',
+      severity: 'error',
+      comment:
+        'The engine serves the control plane’s ADS and the agent’s SDS (sidecar/sds-server.ts with a Secret generator): of control-plane/ it imports only the Envoy protos and the logger, so the agent that loads it loads nothing else of the control plane.',
+      from: { path: '^control-plane/xds/' },
+      to: { path: '^control-plane/', pathNot: '^control-plane/(xds/|envoy/|logger\\.ts$)' },
+    },
+    {
       name: 'crds-is-a-leaf-of-the-control-plane',
       severity: 'error',
       comment:
@@ -58,7 +66,7 @@ module.exports = {
       name: 'agent-loads-only-what-it-runs',
       severity: 'error',
       comment:
-        'The agent (sidecar/) runs in every pod: it imports the shared API definitions, lib/, certs/, logging, the Envoy protos and the xDS engine, never the CA service, model, translation, Kubernetes layer or CRDs.',
+        'The agent (sidecar/) runs in every pod: it imports the shared API definitions, lib/, certs/, logging, the Envoy protos and the xDS engine (its SDS is the engine with a Secret generator), never the CA service, model, translation, Kubernetes layer or CRDs.',
       from: { path: '^sidecar/' },
       to: {
         path: '^(control-plane|crds|injector)/',

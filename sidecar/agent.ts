@@ -123,7 +123,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       ? await Promise.all([import('./sds-server.js'), import('./bootstrap-envoy.js')])
       : undefined;
   const sds: SdsServer | undefined =
-    envoy && sdsSocket ? new envoy[0].SdsServer({ socketPath: sdsSocket, logger }) : undefined;
+    envoy && sdsSocket ? new envoy[0].SdsServer({ socketPath: sdsSocket, logger, registry }) : undefined;
   const certDir = options.proxyType === 'grpc' ? outputDir : undefined;
 
   // Installs are serialised: a slow file write never lets an older certificate land after a newer one.

@@ -2,7 +2,8 @@
 // (a GOAWAY makes clients reconnect, so replicas rebalance), a message-size cap, and a clean shutdown.
 // One server, two kinds of port: plaintext (listen: 15010, local mode, unauthenticated) and TLS
 // (listenSecure: 15012), where every stream must present a verified client certificate and is bound to
-// its SPIFFE ID (authn.ts).
+// its SPIFFE ID (authn.ts). The same server serves a single-type xDS service instead of ADS when told to
+// (`service`): the agent's SDS (sidecar/sds-server.ts) is this server with secretDiscoveryService.
 import * as grpc from '@grpc/grpc-js';
 import { fromBinary, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import {
@@ -11,8 +12,9 @@ import {
   type DeltaDiscoveryRequest,
   type DiscoveryRequest,
 } from '../envoy/gen/envoy/service/discovery/v3/discovery_pb.js';
+import { TypeUrl } from '../envoy/protos.js';
 import type { Logger } from '../logger.js';
-import type { XdsMetrics } from '../metrics.js';
+import type { XdsMetrics } from './metrics.js';
 import { authenticateTlsPeer, StreamRefusal, type StreamPeer } from './authn.js';
 import { DeltaStream } from './delta-stream.js';
 import type { MemoryPressure } from './memory-pressure.js';
@@ -23,34 +25,62 @@ import { Response, serializeResponse } from './response.js';
 import { decodeSotwRequest } from './sotw-request.js';
 import { SotwStream } from './sotw-stream.js';
 import { shutdownServer } from './server-shutdown.js';
-import type { StreamStatus } from './xds-stream.js';
+import type { StreamStatus, SubscribeEvent } from './xds-stream.js';
 
-const SERVICE = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
+/** A gRPC service of xDS streams: its state-of-the-world and delta methods, and the type it is for. */
+export interface XdsService {
+  /** The fully qualified service name. */
+  readonly name: string;
+  readonly sotwMethod: string;
+  readonly deltaMethod: string;
+  /** The one type a single-type service serves (requests may leave type_url empty); unset for ADS. */
+  readonly typeUrl?: string;
+}
+
+export const aggregatedDiscoveryService: XdsService = {
+  name: 'envoy.service.discovery.v3.AggregatedDiscoveryService',
+  sotwMethod: 'StreamAggregatedResources',
+  deltaMethod: 'DeltaAggregatedResources',
+};
+
+export const secretDiscoveryService: XdsService = {
+  name: 'envoy.service.secret.v3.SecretDiscoveryService',
+  sotwMethod: 'StreamSecrets',
+  deltaMethod: 'DeltaSecrets',
+  typeUrl: TypeUrl.Secret,
+};
+
+/** grpc-js's "no max connection age" (its UNLIMITED_CONNECTION_AGE_MS): for a local socket with one client. */
+export const UNLIMITED_CONNECTION_AGE_MS = 2_147_483_647;
 
 function method<Desc extends DescMessage>(
-  name: string,
+  path: string,
   schema: Desc,
+  decode: (bytes: Buffer) => MessageShape<Desc>,
 ): grpc.MethodDefinition<MessageShape<Desc>, Response> {
   return {
-    path: `${SERVICE}/${name}`,
+    path,
     requestStream: true,
     responseStream: true,
     requestSerialize: (message: MessageShape<Desc>) => Buffer.from(toBinary(schema, message)),
-    requestDeserialize: measured((bytes: Buffer) => fromBinary(schema, bytes)),
+    requestDeserialize: measured(decode),
     // Responses are assembled from cached bytes by the streams (response.ts), joined to their nonce here.
     responseSerialize: serializeResponse,
     responseDeserialize: (bytes: Buffer) => new Response(bytes, undefined),
   };
 }
 
-/** The ADS service definition with pre-encoded responses (requests are decoded into typed messages). */
-export const adsServiceDefinition = {
-  StreamAggregatedResources: {
-    ...method('StreamAggregatedResources', DiscoveryRequestSchema),
-    requestDeserialize: measured(decodeSotwRequest),
-  },
-  DeltaAggregatedResources: method('DeltaAggregatedResources', DeltaDiscoveryRequestSchema),
-};
+/** The definition of an xDS service with pre-encoded responses (requests are decoded into typed messages). */
+export function xdsServiceDefinition(service: XdsService): grpc.ServiceDefinition {
+  return {
+    [service.sotwMethod]: method(`/${service.name}/${service.sotwMethod}`, DiscoveryRequestSchema, decodeSotwRequest),
+    [service.deltaMethod]: method(
+      `/${service.name}/${service.deltaMethod}`,
+      DeltaDiscoveryRequestSchema,
+      (bytes: Buffer) => fromBinary(DeltaDiscoveryRequestSchema, bytes),
+    ),
+  };
+}
 
 export interface AdsServerOptions {
   readonly metrics: XdsMetrics;
@@ -73,6 +103,10 @@ export interface AdsServerOptions {
   readonly clock?: Clock;
   /** When given, new streams are refused with UNAVAILABLE while the heap is under pressure. */
   readonly memoryPressure?: MemoryPressure;
+  /** The service served; default ADS (aggregatedDiscoveryService). */
+  readonly service?: XdsService;
+  /** Told the names each request subscribes explicitly (StreamOptions.onSubscribe). */
+  readonly onSubscribe?: (event: SubscribeEvent) => void;
 }
 
 export class AdsServer {
@@ -93,6 +127,7 @@ export class AdsServer {
   ) {
     const maxMessageBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
     const limits: StreamLimits = { ...defaultStreamLimits, ...options.limits };
+    const service = options.service ?? aggregatedDiscoveryService;
     this.server = new grpc.Server({
       'grpc.keepalive_time_ms': options.keepaliveMs ?? 30_000,
       'grpc.keepalive_timeout_ms': 10_000,
@@ -111,6 +146,8 @@ export class AdsServer {
       maxQueuedBytes: options.maxQueuedBytes ?? 4 * 1024 * 1024,
       limits,
       clock: options.clock,
+      typeUrl: service.typeUrl,
+      onSubscribe: options.onSubscribe,
     };
     const open = (
       call: grpc.ServerDuplexStream<unknown, Response>,
@@ -133,10 +170,10 @@ export class AdsServer {
       this.streams.add(stream);
       call.on('close', () => this.streams.delete(stream));
     };
-    this.server.addService(adsServiceDefinition, {
-      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, Response>) =>
+    this.server.addService(xdsServiceDefinition(service), {
+      [service.sotwMethod]: (call: grpc.ServerDuplexStream<DiscoveryRequest, Response>) =>
         open(call, 'sotw', (peer) => new SotwStream(call, controller, streamOptions, peer)),
-      DeltaAggregatedResources: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, Response>) =>
+      [service.deltaMethod]: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, Response>) =>
         open(call, 'delta', (peer) => new DeltaStream(call, controller, streamOptions, peer)),
     });
   }

@@ -22,8 +22,7 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
 
   protected onRequest(request: DeltaDiscoveryRequest): void {
     this.identify(request.node);
-    const typeUrl = request.typeUrl;
-    if (typeUrl === '') throw new Error('type_url must be set on every request of an aggregated stream');
+    const typeUrl = this.requestType(request.typeUrl);
     const state = this.state(typeUrl);
     const first = !state.requested;
     state.requested = true;
@@ -43,6 +42,7 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
       state.subscribe(sharedName(this.config?.sets.get(typeUrl), name));
     }
     for (const name of request.resourceNamesUnsubscribe) state.unsubscribe(name);
+    this.reportSubscribed(typeUrl, request.resourceNamesSubscribe);
     checkSubscriptionSize(this.options.limits, typeUrl, state.names.size);
     if (first || request.resourceNamesSubscribe.length > 0 || request.resourceNamesUnsubscribe.length > 0) {
       this.push(typeUrl, false);

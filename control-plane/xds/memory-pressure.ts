@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { getHeapStatistics } from 'node:v8';
 import type { Logger } from '../logger.js';
-import type { XdsMetrics } from '../metrics.js';
+import type { XdsMetrics } from './metrics.js';
 
 export interface HeapReading {
   /** Bytes of V8 heap in use. */

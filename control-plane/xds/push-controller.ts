@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../logger.js';
-import type { XdsMetrics } from '../metrics.js';
+import type { XdsMetrics } from './metrics.js';
 import { systemClock, type Clock } from './clock.js';
 import { Debouncer, type DebounceOptions } from './debounce.js';
 import type { Generator, SnapshotSource } from './generator.js';

@@ -5,10 +5,12 @@
 // - by content (SHA-256 of the Any bytes): equal content built twice is interned to one entry, so its
 //   version string is identical everywhere and per-proxy hashes compare cheaply.
 // Entries are held weakly: when no proxy config refers to a resource any more, it is collected.
+// A server may name versions itself (`versionOf`: the agent's SDS gives a certificate's serial, so a proxy's
+// config dump shows which certificate it holds); such entries are memoized by object only.
 import { createHash } from 'node:crypto';
 import { encodeAny, packAny, resourceName, typeUrlOf, type Message } from '../envoy/protos.js';
 
-/** One resource, encoded. `version` is a content hash: equal content ⇔ equal version. */
+/** One resource, encoded. `version` is a content hash (equal content ⇔ equal version), or given by `versionOf`. */
 export interface EncodedResource {
   readonly typeUrl: string;
   readonly name: string;
@@ -24,6 +26,14 @@ export interface EncodedSet {
   readonly version: string;
 }
 
+export interface ResourceCacheOptions {
+  /**
+   * The version of a resource, instead of its content hash; undefined falls back to the hash. It must
+   * change whenever the content does (a client that holds the version is sent nothing).
+   */
+  readonly versionOf?: (message: Message) => string | undefined;
+}
+
 export class ResourceCache {
   private readonly byObject = new WeakMap<Message, EncodedResource>();
   private readonly byContent = new Map<string, WeakRef<EncodedResource>>();
@@ -32,6 +42,8 @@ export class ResourceCache {
     if (this.byContent.get(key)?.deref() === undefined) this.byContent.delete(key);
   });
   private encodings = 0;
+
+  constructor(private readonly options: ResourceCacheOptions = {}) {}
 
   /** How many times a resource was actually serialized (for tests and benchmarks). */
   get encodeCount(): number {
@@ -52,6 +64,12 @@ export class ResourceCache {
     }
     const any = encodeAny(packAny(message));
     this.encodings++;
+    const given = this.options.versionOf?.(message);
+    if (given !== undefined) {
+      const entry = { typeUrl: typeUrlOf(message.$typeName), name, version: given, any };
+      this.byObject.set(message, entry);
+      return entry;
+    }
     const version = createHash('sha256').update(any).digest('base64url').slice(0, 22);
     let entry = this.byContent.get(version)?.deref();
     if (!entry) {

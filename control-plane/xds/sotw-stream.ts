@@ -34,8 +34,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
 
   protected onRequest(request: DiscoveryRequest): void {
     this.identify(request.node);
-    const typeUrl = request.typeUrl;
-    if (typeUrl === '') throw new Error('type_url must be set on every request of an aggregated stream');
+    const typeUrl = this.requestType(request.typeUrl);
     const state = this.state(typeUrl);
 
     if (request.responseNonce !== '') {
@@ -82,6 +81,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
       (n) => sharedName(this.config?.sets.get(typeUrl), n),
     );
     state.subscriptionWire = wire ? keepWire(wire) : undefined;
+    if (changed) this.reportSubscribed(typeUrl, names);
     return changed;
   }
 

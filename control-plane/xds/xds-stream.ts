@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { Node } from '../envoy/gen/envoy/config/core/v3/base_pb.js';
 import { shortTypeName } from '../envoy/protos.js';
 import type { Logger } from '../logger.js';
-import type { XdsMetrics } from '../metrics.js';
+import type { XdsMetrics } from './metrics.js';
 import { bindProxy, StreamRefusal, type StreamPeer } from './authn.js';
 import { systemClock, type Clock } from './clock.js';
 import { checkRequestSize, LimitExceeded, rateExceeded, TokenBucket, type StreamLimits } from './limits.js';
@@ -30,6 +30,22 @@ export interface StreamOptions {
   readonly limits: StreamLimits;
   /** For the request-rate bucket; default performance.now. */
   readonly clock?: Clock;
+  /**
+   * The one type a single-type service serves (SDS: the Secret type). A request may then leave type_url
+   * empty, and one naming another type ends the stream with INVALID_ARGUMENT. Unset: an aggregated stream
+   * (ADS), where every request names its type.
+   */
+  readonly typeUrl?: string;
+  /** Told the names each request subscribes explicitly (for a server that reports names it cannot serve). */
+  readonly onSubscribe?: (event: SubscribeEvent) => void;
+}
+
+/** Names a request subscribed: SotW, its whole new subscription when it changed; delta, resource_names_subscribe. */
+export interface SubscribeEvent {
+  readonly stream: number;
+  readonly proxy: ProxyInfo | undefined;
+  readonly typeUrl: string;
+  readonly names: readonly string[];
 }
 
 export interface StreamStatus {
@@ -173,6 +189,25 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
       this.config = config;
       this.configHash = config.hash;
     }
+  }
+
+  /** The type a request is for: its type_url, checked against the stream's service (StreamOptions.typeUrl). */
+  protected requestType(typeUrl: string): string {
+    const only = this.options.typeUrl;
+    if (only === undefined) {
+      if (typeUrl === '') throw new Error('type_url must be set on every request of an aggregated stream');
+      return typeUrl;
+    }
+    if (typeUrl !== '' && typeUrl !== only) throw new Error(`type_url ${typeUrl} is not served here (only ${only})`);
+    return only;
+  }
+
+  /** Reports explicitly subscribed names (`*` left out) to StreamOptions.onSubscribe. */
+  protected reportSubscribed(typeUrl: string, names: readonly string[]): void {
+    const onSubscribe = this.options.onSubscribe;
+    if (!onSubscribe) return;
+    const explicit = names.filter((n) => n !== '*');
+    if (explicit.length > 0) onSubscribe({ stream: this.id, proxy: this.proxy, typeUrl, names: explicit });
   }
 
   protected state(typeUrl: string): TypeState {

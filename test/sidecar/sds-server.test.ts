@@ -1,17 +1,20 @@
 // The agent's SDS server through a real gRPC client on its Unix socket: subscriptions, both secrets,
 // ACK/NACK and stale nonces, a rotation pushed to every stream, the delta protocol, the socket's mode,
-// and the served Secrets checked by Envoy's own validation.
+// the served Secrets checked by Envoy's own validation, the single type, and the engine's metrics.
 import anyTest, { type TestFn } from 'ava';
 import * as grpc from '@grpc/grpc-js';
+import { create } from '@bufbuild/protobuf';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { SecretSchema } from '../../control-plane/envoy/gen/envoy/extensions/transport_sockets/tls/v3/secret_pb.js';
+import { DiscoveryRequestSchema } from '../../control-plane/envoy/gen/envoy/service/discovery/v3/discovery_pb.js';
 import { TypeUrl } from '../../control-plane/envoy/protos.js';
 import type { WorkloadCertificate } from '../../sidecar/certificate-manager.js';
-import { rootSecret, SdsServer, workloadSecret } from '../../sidecar/sds-server.js';
+import { Registry } from 'prom-client';
+import { rootSecret, SdsServer, sdsServiceDefinition, workloadSecret } from '../../sidecar/sds-server.js';
 import { anyBytes, assertEnvoyValid } from '../helpers/envoy-validate.js';
-import { waitFor } from '../helpers/wait.js';
+import { waitFor, within } from '../helpers/wait.js';
 import { captureLogs, makeTempDir } from '../helpers/ca-control-plane.js';
 import { inline, issue, localCa, sdsDelta, sdsSotw, secrets } from './helpers.js';
 
@@ -118,7 +121,8 @@ test('SotW: waits for a certificate, then sends the subscribed secrets; ACK; rot
   const status = await waitFor('the NACK', () => server.status().find((x) => x.nack?.message === 'bad key'));
   t.is(status.acked, r1.versionInfo);
   t.is(status.nack?.nonce, r2.nonce);
-  t.truthy(t.context.lines.find((l) => l.msg === 'sds: NACK' && l.error === 'bad key'));
+  // The engine's NACK line (control-plane/xds/xds-stream.ts), in the agent's `sds` component.
+  t.truthy(t.context.lines.find((l) => l.component === 'sds' && /NACK/.test(String(l.msg)) && l.error === 'bad key'));
   t.falsy(t.context.lines.find((l) => l.error === 'stale complaint'));
   t.is(s.pending(), 0);
   t.is(status.responses, 2);
@@ -144,7 +148,9 @@ test('only subscribed names are sent; unknown names are logged, never served; a 
     responseNonce: r1.nonce,
   });
   const r2 = await s.next('the answer to the new subscription');
-  t.deepEqual([...secrets(r2).keys()], ['ROOTCA', 'default']);
+  // Secrets are not a full-state type: a SotW response carries what the client lacks (the xDS engine's
+  // rule for RDS, EDS and SDS), so the ROOTCA it holds is not sent again.
+  t.deepEqual([...secrets(r2).keys()], ['default']);
   const status = server.status().find((x) => x.nodeId === 'only-root.shop')!;
   t.deepEqual(status.subscribed, ['ROOTCA', 'default']);
 });
@@ -192,7 +198,10 @@ test('delta: subscribe, initial versions, only what changed, unsubscribe', async
     [['default', certs[0]!.serial]],
   );
   s.send({ typeUrl: TypeUrl.Secret, responseNonce: r1.nonce });
-  await waitFor('the delta ACK', () => server.status().find((x) => x.nodeId === 'delta.shop')?.acked === r1.nonce);
+  await waitFor(
+    'the delta ACK',
+    () => server.status().find((x) => x.nodeId === 'delta.shop')?.acked === r1.systemVersionInfo,
+  );
   // Same root, new leaf: only default.
   server.update(certs[1]!);
   const r2 = await s.next('the delta push');
@@ -212,4 +221,55 @@ test('delta: subscribe, initial versions, only what changed, unsubscribe', async
   server.update(certs[2]!);
   await waitFor('the update to be processed', () => server.current() === certs[2]);
   t.is(s.pending(), 0);
+});
+
+test('a request may leave type_url empty; another type ends the stream with INVALID_ARGUMENT', async (t) => {
+  const { server, client, certs } = t.context;
+  server.update(certs[0]!);
+  const s = sdsSotw(client);
+  t.teardown(() => s.close());
+  s.send({ node: { id: 'untyped.shop' }, resourceNames: ['default'] });
+  const r = await s.next('the answer to an untyped request');
+  t.is(r.typeUrl, TypeUrl.Secret);
+  t.deepEqual([...secrets(r).keys()], ['default']);
+
+  const method = sdsServiceDefinition.StreamSecrets;
+  const call = client.makeBidiStreamRequest(method.path, method.requestSerialize, method.responseDeserialize);
+  const status = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
+  call.on('error', () => undefined);
+  call.on('data', () => undefined);
+  call.write(create(DiscoveryRequestSchema, { node: { id: 'wrong.shop' }, typeUrl: TypeUrl.Cluster }));
+  const ended = await within('the refusal', status, 5_000);
+  t.is(ended.code, grpc.status.INVALID_ARGUMENT);
+  t.regex(ended.details, /type_url .*Cluster is not served here/);
+});
+
+test('the engine’s metrics, as trellis_agent_sds_*, in the registry given', async (t) => {
+  const dir = makeTempDir('trellis-sds-metrics-');
+  const registry = new Registry();
+  const server = new SdsServer({ socketPath: path.join(dir, 'sds.sock'), registry });
+  t.teardown(async () => {
+    await server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  await server.listen();
+  server.update(t.context.certs[0]!);
+  const client = new grpc.Client(`unix://${path.join(dir, 'sds.sock')}`, grpc.credentials.createInsecure());
+  t.teardown(() => client.close());
+  const s = sdsSotw(client);
+  t.teardown(() => s.close());
+  s.send({ node: { id: 'metrics.shop' }, typeUrl: TypeUrl.Secret, resourceNames: ['default', 'ROOTCA'] });
+  const r = await s.next();
+  s.send({
+    typeUrl: TypeUrl.Secret,
+    resourceNames: ['default', 'ROOTCA'],
+    versionInfo: r.versionInfo,
+    responseNonce: r.nonce,
+  });
+  await waitFor('the ACK', () => server.status().some((x) => x.acked === r.versionInfo));
+  const text = await registry.metrics();
+  t.regex(text, /^trellis_agent_sds_pushes_total\{type="SDS"\} 1$/m);
+  t.regex(text, /^trellis_agent_sds_acks_total\{type="SDS"\} 1$/m);
+  t.regex(text, /^trellis_agent_sds_connected_proxies\{protocol="sotw"\} 1$/m);
+  t.notRegex(text, /trellis_xds_/);
 });
