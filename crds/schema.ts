@@ -1,4 +1,4 @@
-// The OpenAPI v3 schemas of the VirtualService, DestinationRule and PeerAuthentication CRDs, built once in TypeScript. The same
+// The OpenAPI v3 schemas of the VirtualService, DestinationRule, PeerAuthentication and AuthorizationPolicy CRDs, built once in TypeScript. The same
 // objects are written to crds/*.yaml by crds/generate.ts (what the API server enforces) and compiled by the
 // validator (what `trellis validate`, the file source and the webhook enforce), so the two never drift.
 //
@@ -20,6 +20,7 @@ import { obj, str, list, type JSONSchemaProps } from './schema/language.js';
 import { virtualServiceSpec } from './schema/virtualservice.js';
 import { destinationRuleSpec } from './schema/destinationrule.js';
 import { peerAuthenticationSpec } from './schema/peerauthentication.js';
+import { authorizationPolicySpec } from './schema/authorizationpolicy.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Status and the CRDs.
@@ -71,15 +72,21 @@ export const peerAuthenticationSchema: JSONSchemaProps = root(
   peerAuthenticationSpec,
   SECURITY_API_VERSION,
 );
+export const authorizationPolicySchema: JSONSchemaProps = root(
+  'AuthorizationPolicy',
+  authorizationPolicySpec,
+  SECURITY_API_VERSION,
+);
 
 export type RoutingKind = 'VirtualService' | 'DestinationRule';
-/** Every kind of crds/: the routing kinds and PeerAuthentication. */
-export type CrdKind = RoutingKind | 'PeerAuthentication';
+/** Every kind of crds/: the routing kinds and the security kinds. */
+export type CrdKind = RoutingKind | 'PeerAuthentication' | 'AuthorizationPolicy';
 
 const SCHEMAS: Record<CrdKind, JSONSchemaProps> = {
   VirtualService: virtualServiceSchema,
   DestinationRule: destinationRuleSchema,
   PeerAuthentication: peerAuthenticationSchema,
+  AuthorizationPolicy: authorizationPolicySchema,
 };
 
 export function schemaOf(kind: CrdKind): JSONSchemaProps {
@@ -88,7 +95,7 @@ export function schemaOf(kind: CrdKind): JSONSchemaProps {
 
 /** The apiVersion objects of a kind carry. */
 export function apiVersionOf(kind: CrdKind): string {
-  return kind === 'PeerAuthentication' ? SECURITY_API_VERSION : API_VERSION;
+  return kind === 'PeerAuthentication' || kind === 'AuthorizationPolicy' ? SECURITY_API_VERSION : API_VERSION;
 }
 
 interface CrdNames {
@@ -128,6 +135,15 @@ const NAMES: Record<CrdKind, CrdNames> = {
     shortName: 'pa',
     category: 'trellis-security',
     column: { name: 'Mode', jsonPath: '.spec.mtls.mode', description: 'The mutual TLS mode of the workloads' },
+  },
+  AuthorizationPolicy: {
+    kind: 'AuthorizationPolicy',
+    group: SECURITY_GROUP,
+    plural: 'authorizationpolicies',
+    singular: 'authorizationpolicy',
+    shortName: 'ap',
+    category: 'trellis-security',
+    column: { name: 'Action', jsonPath: '.spec.action', description: 'ALLOW (the default), DENY or AUDIT' },
   },
 };
 

@@ -8,7 +8,7 @@
 export const GROUP = 'networking.trellis.dev';
 export const VERSION = 'v1alpha1';
 export const API_VERSION = `${GROUP}/${VERSION}`;
-/** The group of the mutual-TLS policy, PeerAuthentication (Istio's `security.istio.io`). */
+/** The group of the security policies, PeerAuthentication and AuthorizationPolicy (Istio's `security.istio.io`). */
 export const SECURITY_GROUP = 'security.trellis.dev';
 export const SECURITY_API_VERSION = `${SECURITY_GROUP}/${VERSION}`;
 
@@ -327,6 +327,66 @@ export interface PeerAuthenticationSpec {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// AuthorizationPolicy (`security.trellis.dev/v1alpha1`, Istio's `security.istio.io/v1` AuthorizationPolicy)
+// Strings in principals, namespaces, hosts, methods and paths match exactly, or by prefix (`abc*`), suffix
+// (`*abc`) or presence (`*`), as in Istio.
+
+/** ALLOW, DENY or AUDIT (Istio's CUSTOM needs an external authorizer, which Trellis does not have). */
+export type AuthorizationAction = 'ALLOW' | 'DENY' | 'AUDIT';
+
+export interface AuthorizationSource {
+  /** Peer identities (SPIFFE IDs without `spiffe://`): `cluster.local/ns/default/sa/reviews`. */
+  principals?: string[];
+  notPrincipals?: string[];
+  /** Namespaces of the peer identity. */
+  namespaces?: string[];
+  notNamespaces?: string[];
+  /** The peer's address (the connection's source): IPs or CIDR blocks. */
+  ipBlocks?: string[];
+  notIpBlocks?: string[];
+  /** The original client address (X-Forwarded-For, as Envoy computes it): IPs or CIDR blocks. */
+  remoteIpBlocks?: string[];
+  notRemoteIpBlocks?: string[];
+}
+
+export interface AuthorizationOperation {
+  /** The request's host (`:authority`), case-insensitive. HTTP only. */
+  hosts?: string[];
+  notHosts?: string[];
+  /** Destination (container) ports, as strings. */
+  ports?: string[];
+  notPorts?: string[];
+  /** HTTP methods; every gRPC call is POST. HTTP only. */
+  methods?: string[];
+  notMethods?: string[];
+  /** Request paths; a gRPC method is `/package.Service/Method`. HTTP only. */
+  paths?: string[];
+  notPaths?: string[];
+}
+
+export interface AuthorizationCondition {
+  /** `request.headers[<name>]`, `source.ip`, `remote.ip`, `source.namespace`, `source.principal`, `destination.ip`, `destination.port`, `connection.sni`. */
+  key: string;
+  values?: string[];
+  notValues?: string[];
+}
+
+export interface AuthorizationRule {
+  from?: { source: AuthorizationSource }[];
+  to?: { operation: AuthorizationOperation }[];
+  when?: AuthorizationCondition[];
+}
+
+export interface AuthorizationPolicySpec {
+  /** Absent: every workload of the namespace (in the root namespace: of the mesh). */
+  selector?: WorkloadSelector;
+  /** Default ALLOW. */
+  action?: AuthorizationAction;
+  /** Absent or empty: ALLOW matches nothing (denies every request), DENY and AUDIT match nothing. */
+  rules?: AuthorizationRule[];
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Objects and status
 
 export interface Condition {
@@ -369,5 +429,13 @@ export interface PeerAuthentication {
   status?: RoutingStatus;
 }
 
+export interface AuthorizationPolicy {
+  apiVersion: typeof SECURITY_API_VERSION;
+  kind: 'AuthorizationPolicy';
+  metadata: ObjectMeta;
+  spec: AuthorizationPolicySpec;
+  status?: RoutingStatus;
+}
+
 /** Every kind of crds/: what the validator, the webhook and the mesh model judge. */
-export type MeshResource = RoutingResource | PeerAuthentication;
+export type MeshResource = RoutingResource | PeerAuthentication | AuthorizationPolicy;

@@ -1,4 +1,4 @@
-// `trellis validate -f PATH...`: validates the VirtualServices, DestinationRules and PeerAuthentications in
+// `trellis validate -f PATH...`: validates the VirtualServices, DestinationRules, PeerAuthentications and AuthorizationPolicies in
 // files, directories (recursively: .yaml, .yml, .json) and stdin (`-`), then checks them against each other
 // and against the Services found in the same input. Other kinds (Namespace, EndpointSlice, Pod, …) are skipped.
 //
@@ -199,7 +199,7 @@ export class ValidationRun {
     }
     const group = groupOf(o.apiVersion);
     const routing = o.kind === 'VirtualService' || o.kind === 'DestinationRule';
-    const security = o.kind === 'PeerAuthentication';
+    const security = o.kind === 'PeerAuthentication' || o.kind === 'AuthorizationPolicy';
     const ours = (routing && group === GROUP) || (security && group === SECURITY_GROUP);
     if (o.kind === 'Service' && o.apiVersion === 'v1') this.services.push(o as V1Service);
     else if (ours) this.found.push({ result: validateRoutingResource(o, origin), origin });
@@ -236,7 +236,10 @@ export class ValidationRun {
 
     // Cross-object checks over the valid resources.
     const valid = this.found.filter(
-      (f) => f.result.resource && f.result.kind !== 'PeerAuthentication' && !duplicate.has(f),
+      (f) =>
+        f.result.resource &&
+        (f.result.kind === 'VirtualService' || f.result.kind === 'DestinationRule') &&
+        !duplicate.has(f),
     );
     const servicesChecked = this.services.length > 0;
     const cross = crossCheck(

@@ -1,4 +1,4 @@
-// The validator of VirtualService, DestinationRule and PeerAuthentication objects, shared by `trellis validate`, the file
+// The validator of VirtualService, DestinationRule, PeerAuthentication and AuthorizationPolicy objects, shared by `trellis validate`, the file
 // source, the webhook and the mesh model. Three layers, each reported with the same path syntax:
 //
 // 1. The OpenAPI schema of crds/schema.ts (the one the API server enforces), compiled with ajv, plus
@@ -12,6 +12,7 @@
 // `spec.http[0].match[0].headers[x-user].regex`. Messages are short and fixed where possible.
 import net from 'node:net';
 import type { ErrorObject, ValidateFunction } from 'ajv';
+import { validate as compiledAuthorizationPolicy } from './schema/compiled/authorizationpolicy.js';
 import { validate as compiledDestinationRule } from './schema/compiled/destinationrule.js';
 import { validate as compiledPeerAuthentication } from './schema/compiled/peerauthentication.js';
 import { validate as compiledVirtualService } from './schema/compiled/virtualservice.js';
@@ -120,7 +121,34 @@ const COMPILED: Readonly<Record<CrdKind, ValidateFunction>> = {
   VirtualService: compiledVirtualService as unknown as ValidateFunction,
   DestinationRule: compiledDestinationRule as unknown as ValidateFunction,
   PeerAuthentication: compiledPeerAuthentication as unknown as ValidateFunction,
+  AuthorizationPolicy: compiledAuthorizationPolicy as unknown as ValidateFunction,
 };
+
+/**
+ * Istio fields Trellis does not implement, by kind and schema path (`*` for a list index): an object that
+ * sets one is refused with a message naming the field and why, instead of a bare "unknown field".
+ */
+const ISTIO_ONLY_FIELDS: Readonly<Partial<Record<CrdKind, Readonly<Record<string, string>>>>> = {
+  AuthorizationPolicy: {
+    'spec.provider': "is Istio's CUSTOM action (an external authorizer), which Trellis does not implement",
+    'spec.targetRef':
+      'attaches a policy to a gateway or Service (Istio), which Trellis does not implement; use selector',
+    'spec.targetRefs':
+      'attaches a policy to a gateway or Service (Istio), which Trellis does not implement; use selector',
+    'spec.rules[*].from[*].source.requestPrincipals':
+      "needs request authentication (JWT, Istio's RequestAuthentication), which Trellis does not implement",
+    'spec.rules[*].from[*].source.notRequestPrincipals':
+      "needs request authentication (JWT, Istio's RequestAuthentication), which Trellis does not implement",
+    'spec.rules[*].from[*].source.serviceAccounts':
+      'is not implemented by Trellis; write principals: [<trust domain>/ns/<namespace>/sa/<name>]',
+    'spec.rules[*].from[*].source.notServiceAccounts':
+      'is not implemented by Trellis; write notPrincipals: [<trust domain>/ns/<namespace>/sa/<name>]',
+  },
+};
+
+function istioOnlyMessage(kind: CrdKind, path: string): string | undefined {
+  return ISTIO_ONLY_FIELDS[kind]?.[path.replace(/\[\d+\]/g, '[*]')];
+}
 
 function validatorOf(kind: CrdKind): ValidateFunction {
   return COMPILED[kind];
@@ -146,8 +174,10 @@ function schemaIssue(kind: CrdKind, e: ErrorObject, value: (pointer: string) => 
   switch (e.keyword) {
     case 'required':
       return issue('is required', joinPath(path, { prop: String(p.missingProperty) }));
-    case 'additionalProperties':
-      return issue('unknown field', joinPath(path, { prop: String(p.additionalProperty) }));
+    case 'additionalProperties': {
+      const at = joinPath(path, { prop: String(p.additionalProperty) });
+      return issue(istioOnlyMessage(kind, at) ?? 'unknown field', at);
+    }
     case 'type':
       return issue(`must be ${TYPE_NAMES[String(p.type)] ?? String(p.type)}`);
     case 'enum': {
@@ -497,6 +527,72 @@ class Checker {
       this.warn('spec.selector', 'selects no labels, so the policy applies to the whole namespace');
   }
 
+  // AuthorizationPolicy -------------------------------------------------------------------------------
+
+  authorizationPolicy(spec: JsonObject): void {
+    const selector = obj(spec.selector);
+    this.labelKeys('spec.selector.matchLabels', selector?.matchLabels);
+    if (selector && Object.keys(obj(selector.matchLabels) ?? {}).length === 0)
+      this.warn('spec.selector', 'selects no labels, so the policy applies to the whole namespace');
+    const action = str(spec.action) ?? 'ALLOW';
+    const rules = arr(spec.rules);
+    if (rules.length === 0 && ['ALLOW', 'DENY', 'AUDIT'].includes(action)) {
+      if (action === 'ALLOW')
+        this.warn('spec.rules', 'none: this ALLOW policy denies every request to the workloads it selects');
+      else this.warn('spec.rules', `none: this ${action} policy matches no request`);
+    }
+    const cidrs = (path: string, list: unknown) =>
+      arr(list).forEach((v, k) => {
+        if (typeof v === 'string' && !validCidr(v)) this.error(`${path}[${k}]`, 'must be an IP address or CIDR block');
+      });
+    const strings = (path: string, list: unknown) =>
+      arr(list).forEach((v, k) => {
+        if (typeof v === 'string' && v.length > 2 && v.slice(1, -1).includes('*'))
+          this.warn(
+            `${path}[${k}]`,
+            'a * inside a value is matched literally (only a leading or trailing * is a wildcard)',
+          );
+      });
+    rules.forEach((r, i) => {
+      const rule = obj(r);
+      const p = `spec.rules[${i}]`;
+      arr(rule?.from).forEach((f, j) => {
+        const source = obj(obj(f)?.source);
+        const sp = `${p}.from[${j}].source`;
+        for (const field of ['ipBlocks', 'notIpBlocks', 'remoteIpBlocks', 'notRemoteIpBlocks'])
+          cidrs(`${sp}.${field}`, source?.[field]);
+        for (const field of ['principals', 'notPrincipals', 'namespaces', 'notNamespaces'])
+          strings(`${sp}.${field}`, source?.[field]);
+      });
+      arr(rule?.to).forEach((t, j) => {
+        const op = obj(obj(t)?.operation);
+        const tp = `${p}.to[${j}].operation`;
+        for (const field of ['ports', 'notPorts'])
+          arr(op?.[field]).forEach((v, k) => {
+            if (typeof v === 'string' && /^[0-9]{1,5}$/.test(v) && (Number(v) < 1 || Number(v) > 65535))
+              this.error(`${tp}.${field}[${k}]`, 'must be a port number 1-65535');
+          });
+        for (const field of ['hosts', 'notHosts', 'methods', 'notMethods', 'paths', 'notPaths'])
+          strings(`${tp}.${field}`, op?.[field]);
+      });
+      arr(rule?.when).forEach((w, j) => {
+        const cond = obj(w);
+        const key = str(cond?.key);
+        const wp = `${p}.when[${j}]`;
+        if (key === 'source.ip' || key === 'remote.ip' || key === 'destination.ip') {
+          cidrs(`${wp}.values`, cond?.values);
+          cidrs(`${wp}.notValues`, cond?.notValues);
+        }
+        if (key === 'destination.port')
+          for (const field of ['values', 'notValues'])
+            arr(cond?.[field]).forEach((v, k) => {
+              if (typeof v === 'string' && !(/^[0-9]{1,5}$/.test(v) && Number(v) >= 1 && Number(v) <= 65535))
+                this.error(`${wp}.${field}[${k}]`, 'must be a port number 1-65535');
+            });
+      });
+    });
+  }
+
   metadata(meta: unknown): void {
     if (meta === undefined) return this.error('metadata', 'is required');
     const m = obj(meta);
@@ -537,17 +633,21 @@ export function isRoutingResource(value: unknown): boolean {
   );
 }
 
-/** True for every kind of crds/: the routing kinds and security.trellis.dev/v1alpha1 PeerAuthentication. */
+/** True for every kind of crds/: the routing kinds and security.trellis.dev/v1alpha1 PeerAuthentication and AuthorizationPolicy. */
 export function isMeshResource(value: unknown): boolean {
   return (
     isRoutingResource(value) ||
-    (isObject(value) && value.apiVersion === SECURITY_API_VERSION && value.kind === 'PeerAuthentication')
+    (isObject(value) &&
+      value.apiVersion === SECURITY_API_VERSION &&
+      (value.kind === 'PeerAuthentication' || value.kind === 'AuthorizationPolicy'))
   );
 }
 
 /** The kind an object is judged as (VirtualService when it names none of ours). */
 function kindOf(o: JsonObject): CrdKind {
-  return o.kind === 'DestinationRule' || o.kind === 'PeerAuthentication' ? o.kind : 'VirtualService';
+  return o.kind === 'DestinationRule' || o.kind === 'PeerAuthentication' || o.kind === 'AuthorizationPolicy'
+    ? o.kind
+    : 'VirtualService';
 }
 
 function dedupeAndSort(issues: ValidationIssue[]): ValidationIssue[] {
@@ -586,10 +686,15 @@ export function validateByLayer(input: unknown): IssuesByLayer {
     return layers;
   }
   const o = input;
-  if (o.kind !== 'VirtualService' && o.kind !== 'DestinationRule' && o.kind !== 'PeerAuthentication')
+  if (
+    o.kind !== 'VirtualService' &&
+    o.kind !== 'DestinationRule' &&
+    o.kind !== 'PeerAuthentication' &&
+    o.kind !== 'AuthorizationPolicy'
+  )
     layers.schema.push({
       path: 'kind',
-      message: 'must be VirtualService, DestinationRule or PeerAuthentication',
+      message: 'must be VirtualService, DestinationRule, PeerAuthentication or AuthorizationPolicy',
       severity: 'error',
     });
   const kind = kindOf(o);
@@ -620,7 +725,8 @@ export function validateByLayer(input: unknown): IssuesByLayer {
     const checker = new Checker();
     if (kind === 'VirtualService') checker.virtualService(spec, namespace);
     else if (kind === 'DestinationRule') checker.destinationRule(spec, namespace);
-    else checker.peerAuthentication(spec);
+    else if (kind === 'PeerAuthentication') checker.peerAuthentication(spec);
+    else checker.authorizationPolicy(spec);
     layers.beyond.push(...checker.issues);
   }
   return layers;

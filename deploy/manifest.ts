@@ -18,7 +18,12 @@ export const CA_SECRET = 'trellis-ca';
 export const INJECT_NAMESPACE_LABEL = 'trellis.dev/inject';
 /** Pod label that opts a pod in from a namespace without the namespace label (a label: webhooks cannot select annotations). */
 export const INJECT_POD_LABEL = 'trellis.dev/inject';
-export const CRD_KINDS: readonly CrdKind[] = ['VirtualService', 'DestinationRule', 'PeerAuthentication'];
+export const CRD_KINDS: readonly CrdKind[] = [
+  'VirtualService',
+  'DestinationRule',
+  'PeerAuthentication',
+  'AuthorizationPolicy',
+];
 
 export const PORTS = { grpcTls: 15012, webhook: 15017, monitoring: 15014 } as const;
 /** UID/GID the control plane runs as (the distroless "nonroot" user). */

@@ -179,6 +179,7 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
     virtualServices: routing.virtualServices,
     destinationRules: routing.destinationRules,
     peerAuthentications: routing.peerAuthentications,
+    authorizationPolicies: routing.authorizationPolicies,
     statuses,
     problems: sortedProblems,
   };
@@ -218,17 +219,19 @@ function snapshotHash(content: {
   readonly virtualServices: readonly object[];
   readonly destinationRules: readonly object[];
   readonly peerAuthentications: readonly object[];
+  readonly authorizationPolicies: readonly object[];
   readonly statuses: readonly object[];
   readonly problems: readonly object[];
 }): string {
   const hash = createHash('sha256');
-  const { services, virtualServices, destinationRules, peerAuthentications, ...rest } = content;
+  const { services, virtualServices, destinationRules, peerAuthentications, authorizationPolicies, ...rest } = content;
   hash.update(canonicalJson(rest));
   for (const [tag, list] of [
     ['services', services],
     ['virtualServices', virtualServices],
     ['destinationRules', destinationRules],
     ['peerAuthentications', peerAuthentications],
+    ['authorizationPolicies', authorizationPolicies],
   ] as const) {
     hash.update(`\0${tag}`);
     for (const part of list) hash.update('\0').update(frozenContentHash(part));

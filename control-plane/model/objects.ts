@@ -15,6 +15,7 @@ export const MESH_KINDS = [
   'VirtualService',
   'DestinationRule',
   'PeerAuthentication',
+  'AuthorizationPolicy',
 ] as const;
 export type MeshKind = (typeof MESH_KINDS)[number];
 
@@ -22,11 +23,16 @@ export function isMeshKind(kind: unknown): kind is MeshKind {
   return typeof kind === 'string' && (MESH_KINDS as readonly string[]).includes(kind);
 }
 
-/** The kinds of crds/ (judged by crds/validator.ts): routing and mutual-TLS policy. */
-export type PolicyKind = 'VirtualService' | 'DestinationRule' | 'PeerAuthentication';
+/** The kinds of crds/ (judged by crds/validator.ts): routing, mutual-TLS and authorization policy. */
+export type PolicyKind = 'VirtualService' | 'DestinationRule' | 'PeerAuthentication' | 'AuthorizationPolicy';
 
 export function isPolicyKind(kind: unknown): kind is PolicyKind {
-  return kind === 'VirtualService' || kind === 'DestinationRule' || kind === 'PeerAuthentication';
+  return (
+    kind === 'VirtualService' ||
+    kind === 'DestinationRule' ||
+    kind === 'PeerAuthentication' ||
+    kind === 'AuthorizationPolicy'
+  );
 }
 
 /** The apiVersion each core kind must carry (the kinds of crds/ are checked by the validator). */
@@ -86,7 +92,8 @@ export type MeshObject =
   | Keyed<'Pod', V1Pod>
   | Keyed<'VirtualService', unknown>
   | Keyed<'DestinationRule', unknown>
-  | Keyed<'PeerAuthentication', unknown>;
+  | Keyed<'PeerAuthentication', unknown>
+  | Keyed<'AuthorizationPolicy', unknown>;
 
 /** `kind/namespace/name`, the identity of an object in the store and the model. */
 export function objectKey(kind: MeshKind, namespace: string, name: string): string {

@@ -1,8 +1,9 @@
-// VirtualServices, DestinationRules and PeerAuthentications: validation, the last accepted version,
+// VirtualServices, DestinationRules, PeerAuthentications and AuthorizationPolicies: validation, the last accepted version,
 // precedence, conflicts, the DestinationRule merge, and the Accepted status of each. Pure; the validator is
 // a parameter. What PeerAuthentications mean is in peer-authentication.ts.
 // The rules (and where they differ from Istio) are in README.md beside this file.
 import type {
+  AuthorizationPolicy,
   Condition,
   Destination,
   DestinationRule,
@@ -24,8 +25,10 @@ import {
   type PolicyKind,
   type Problem,
 } from './objects.js';
+import { authorizationFields } from './authorization-policy.js';
 import { peerAuthenticationConflicts, peerFields, type PodLabels } from './peer-authentication.js';
 import type {
+  AcceptedAuthorizationPolicy,
   AcceptedDestinationRule,
   AcceptedPeerAuthentication,
   AcceptedVirtualService,
@@ -48,7 +51,8 @@ import { normalizeExportTo } from './visibility.js';
 export { comparePrecedence };
 
 type RoutingObject = Extract<MeshObject, { kind: PolicyKind }>;
-type Accepted = AcceptedVirtualService | AcceptedDestinationRule | AcceptedPeerAuthentication;
+type Accepted =
+  AcceptedVirtualService | AcceptedDestinationRule | AcceptedPeerAuthentication | AcceptedAuthorizationPolicy;
 
 export interface RoutingInput {
   readonly objects: readonly RoutingObject[];
@@ -64,6 +68,7 @@ export interface RoutingInput {
     readonly virtualServices: readonly AcceptedVirtualService[];
     readonly destinationRules: readonly AcceptedDestinationRule[];
     readonly peerAuthentications: readonly AcceptedPeerAuthentication[];
+    readonly authorizationPolicies?: readonly AcceptedAuthorizationPolicy[];
   };
 }
 
@@ -72,6 +77,7 @@ export interface RoutingModel {
   readonly virtualServices: AcceptedVirtualService[];
   readonly destinationRules: AcceptedDestinationRule[];
   readonly peerAuthentications: AcceptedPeerAuthentication[];
+  readonly authorizationPolicies: AcceptedAuthorizationPolicy[];
   /** By host: the VirtualServices naming it, in precedence order. */
   readonly virtualServicesByHost: Map<string, AcceptedVirtualService[]>;
   /** By host: one merged rule per namespace, sorted by namespace. */
@@ -208,6 +214,25 @@ function acceptPeerAuthentication(
   };
 }
 
+function acceptAuthorizationPolicy(
+  ap: AuthorizationPolicy,
+  namespace: string,
+  name: string,
+  origin: Location,
+): AcceptedAuthorizationPolicy {
+  const resource: AuthorizationPolicy = {
+    apiVersion: ap.apiVersion,
+    kind: 'AuthorizationPolicy',
+    metadata: keptMetadata(ap.metadata, namespace),
+    spec: structuredClone(ap.spec),
+  };
+  return {
+    ...acceptedHeader(resource.metadata, namespace, name, origin),
+    ...authorizationFields(resource.spec),
+    resource,
+  };
+}
+
 function accept(o: RoutingObject, resource: unknown, domain: string): Accepted {
   const origin = locationOf(o.origin);
   switch (o.kind) {
@@ -217,6 +242,8 @@ function accept(o: RoutingObject, resource: unknown, domain: string): Accepted {
       return acceptDestinationRule(resource as DestinationRule, o.namespace, o.name, origin, domain);
     case 'PeerAuthentication':
       return acceptPeerAuthentication(resource as PeerAuthentication, o.namespace, o.name, origin);
+    case 'AuthorizationPolicy':
+      return acceptAuthorizationPolicy(resource as AuthorizationPolicy, o.namespace, o.name, origin);
   }
 }
 
@@ -365,6 +392,9 @@ export function buildRouting(input: RoutingInput): RoutingModel {
   for (const pa of input.previous?.peerAuthentications ?? []) {
     previous.set(objectKey('PeerAuthentication', pa.namespace, pa.name), pa);
   }
+  for (const ap of input.previous?.authorizationPolicies ?? []) {
+    previous.set(objectKey('AuthorizationPolicy', ap.namespace, ap.name), ap);
+  }
 
   // Every issue goes to its object's judgement (the status) and to the problems (the log), worded by `format`.
   const byKey = new Map<string, Judgement>();
@@ -442,6 +472,12 @@ export function buildRouting(input: RoutingInput): RoutingModel {
     .map((j) => j.accepted as AcceptedPeerAuthentication)
     .sort(comparePrecedence);
 
+  // AuthorizationPolicies combine (authorization-policy.ts): no precedence between them, no conflicts.
+  const authorizationPolicies = judgements
+    .filter((j) => j.kind === 'AuthorizationPolicy' && j.accepted)
+    .map((j) => j.accepted as AcceptedAuthorizationPolicy)
+    .sort(comparePrecedence);
+
   // PeerAuthentications: several at one level (crds/rules/peer-authentication.ts).
   for (const c of peerAuthenticationConflicts(peerAuthentications, input.pods ?? [], input.rootNamespace)) {
     const policy = { namespace: c.policy.namespace, name: c.policy.name };
@@ -465,6 +501,7 @@ export function buildRouting(input: RoutingInput): RoutingModel {
     virtualServices,
     destinationRules,
     peerAuthentications,
+    authorizationPolicies,
     virtualServicesByHost,
     destinationRulesByHost,
     statuses,

@@ -3,6 +3,9 @@
 // translator through the lookups in lookup.ts. Every list is sorted, so equal inputs give deep-equal
 // snapshots and the same `hash`. The rules behind each field are in README.md beside this file.
 import type {
+  AuthorizationAction,
+  AuthorizationPolicy,
+  AuthorizationRule,
   DestinationRule,
   DestinationRuleSpec,
   PeerAuthentication,
@@ -150,6 +153,17 @@ export interface AcceptedPeerAuthentication extends AcceptedHeader {
   readonly resource: PeerAuthentication;
 }
 
+/** An AuthorizationPolicy as accepted (README "AuthorizationPolicy"). */
+export interface AcceptedAuthorizationPolicy extends AcceptedHeader {
+  /** `spec.selector.matchLabels`, keys sorted; absent when there is none or it is empty (the whole namespace, or the mesh in the root namespace). */
+  readonly selector?: Readonly<Record<string, string>>;
+  /** `spec.action`; ALLOW when not written. */
+  readonly action: AuthorizationAction;
+  /** `spec.rules`; [] when not written. */
+  readonly rules: readonly AuthorizationRule[];
+  readonly resource: AuthorizationPolicy;
+}
+
 /** The PeerAuthentications of one namespace, by level. */
 export interface NamespacePeerAuthentications {
   /** The oldest policy without a selector (in the root namespace: the mesh policy). */
@@ -257,6 +271,8 @@ export interface MeshSnapshot {
   readonly destinationRules: readonly AcceptedDestinationRule[];
   /** Every accepted PeerAuthentication (kept stale versions included), in precedence order. */
   readonly peerAuthentications: readonly AcceptedPeerAuthentication[];
+  /** Every accepted AuthorizationPolicy (kept stale versions included), in precedence order. */
+  readonly authorizationPolicies: readonly AcceptedAuthorizationPolicy[];
   /** Sorted by host. */
   readonly hosts: readonly HostPolicy[];
   /** One per VirtualService, DestinationRule and PeerAuthentication in the source, sorted by kind, namespace, name. */

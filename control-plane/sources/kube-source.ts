@@ -1,5 +1,5 @@
 // KubeSource: the mesh from a Kubernetes API server (design.md §1). One informer per kind (Namespace,
-// Service, EndpointSlice, Pod, VirtualService, DestinationRule, PeerAuthentication; control-plane/kube/
+// Service, EndpointSlice, Pod, VirtualService, DestinationRule, PeerAuthentication, AuthorizationPolicy; control-plane/kube/
 // informer.ts: list, watch, relist on 410 Gone, backoff, batches) feeds the same ObjectStore as
 // FileSource, and the same MeshSource turns it into MeshSnapshots: nothing downstream knows which source
 // runs.
@@ -57,6 +57,11 @@ export const KUBE_KINDS: readonly KubeKind[] = [
     kind: 'PeerAuthentication',
     apiVersion: SECURITY_API_VERSION,
     path: `/apis/${SECURITY_API_VERSION}/peerauthentications`,
+  },
+  {
+    kind: 'AuthorizationPolicy',
+    apiVersion: SECURITY_API_VERSION,
+    path: `/apis/${SECURITY_API_VERSION}/authorizationpolicies`,
   },
 ];
 

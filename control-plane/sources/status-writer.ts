@@ -54,6 +54,16 @@ export interface StatusWriterOptions {
   /** Timers (the quiet period, retries) and lastTransitionTime. */
   readonly clock?: Clock;
   readonly metrics?: KubeModeMetrics;
+  /** A condition written beside Accepted (the control plane's `Programmed`, programmed-status.ts). */
+  readonly extraCondition?: ExtraCondition;
+}
+
+/** A further condition of every object, and when it may have changed. */
+export interface ExtraCondition {
+  /** The wanted condition (without lastTransitionTime); undefined: none for this object. */
+  condition(status: ResourceStatus): Condition | undefined;
+  /** Calls `listener` with the object keys (`kind/namespace/name`) whose condition may have changed. */
+  onChange(listener: (keys: ReadonlySet<string>) => void): () => void;
 }
 
 export interface StatusWriterStats {
@@ -71,6 +81,7 @@ const COLLECTIONS: Readonly<Record<ResourceStatus['kind'], { apiVersion: string;
   VirtualService: { apiVersion: ROUTING_API_VERSION, plural: 'virtualservices' },
   DestinationRule: { apiVersion: ROUTING_API_VERSION, plural: 'destinationrules' },
   PeerAuthentication: { apiVersion: SECURITY_API_VERSION, plural: 'peerauthentications' },
+  AuthorizationPolicy: { apiVersion: SECURITY_API_VERSION, plural: 'authorizationpolicies' },
 };
 
 /** The schema bounds `message` (crds/schema.ts). */
@@ -110,35 +121,48 @@ export function wantedCondition(status: ResourceStatus): Condition {
   } as Condition;
 }
 
-/** True when the object's status already says `wanted` (lastTransitionTime aside). */
-export function statusIsCurrent(live: RoutingStatus, wanted: Condition, generation: number | undefined): boolean {
-  const have = (live.conditions ?? []).find((c) => c.type === wanted.type);
-  if (!have) return false;
-  return (
-    have.status === wanted.status &&
-    (have.reason ?? '') === (wanted.reason ?? '') &&
-    (have.message ?? '') === (wanted.message ?? '') &&
-    have.observedGeneration === wanted.observedGeneration &&
-    live.observedGeneration === generation
-  );
+/** True when the object's status already says `wanted` (one condition or several; lastTransitionTime aside). */
+export function statusIsCurrent(
+  live: RoutingStatus,
+  wanted: Condition | readonly Condition[],
+  generation: number | undefined,
+): boolean {
+  if (live.observedGeneration !== generation) return false;
+  const conditions = live.conditions ?? [];
+  return listOf(wanted).every((w) => {
+    const have = conditions.find((c) => c.type === w.type);
+    return (
+      have !== undefined &&
+      have.status === w.status &&
+      (have.reason ?? '') === (w.reason ?? '') &&
+      (have.message ?? '') === (w.message ?? '') &&
+      have.observedGeneration === w.observedGeneration
+    );
+  });
+}
+
+function listOf(wanted: Condition | readonly Condition[]): readonly Condition[] {
+  return Array.isArray(wanted) ? wanted : [wanted as Condition];
 }
 
 /** The status to write: the wanted condition among the others, lastTransitionTime kept unless it flipped. */
 export function nextStatus(
   live: RoutingStatus,
-  wanted: Condition,
+  wanted: Condition | readonly Condition[],
   generation: number | undefined,
   now: Date,
 ): RoutingStatus {
   const conditions = live.conditions ?? [];
-  const have = conditions.find((c) => c.type === wanted.type);
-  const lastTransitionTime =
-    have && have.status === wanted.status && have.lastTransitionTime ? have.lastTransitionTime : rfc3339(now);
-  const next: Condition = { ...wanted, lastTransitionTime };
-  const others = conditions.filter((c) => c.type !== wanted.type);
+  const next = listOf(wanted).map((w): Condition => {
+    const have = conditions.find((c) => c.type === w.type);
+    const lastTransitionTime =
+      have && have.status === w.status && have.lastTransitionTime ? have.lastTransitionTime : rfc3339(now);
+    return { ...w, lastTransitionTime };
+  });
+  const others = conditions.filter((c) => !next.some((n) => n.type === c.type));
   return {
     ...(generation !== undefined ? { observedGeneration: generation } : {}),
-    conditions: [...others, next],
+    conditions: [...others, ...next],
   };
 }
 
@@ -150,6 +174,7 @@ export class StatusWriter {
   private readonly concurrency: number;
   private readonly clock: Clock;
   private readonly metrics: KubeModeMetrics | undefined;
+  private readonly extra: ExtraCondition | undefined;
   private readonly dirty = new Set<string>();
   /** Keys a worker is handling now (never two requests for one object). */
   private readonly inFlight = new Set<string>();
@@ -178,6 +203,7 @@ export class StatusWriter {
     this.concurrency = Math.max(1, options.concurrency ?? 16);
     this.clock = options.clock ?? systemClock;
     this.metrics = options.metrics;
+    this.extra = options.extraCondition;
   }
 
   get stats(): StatusWriterStats {
@@ -192,6 +218,7 @@ export class StatusWriter {
         if (isPolicyKind(kind)) this.mark(objectKey(kind, namespace, name));
       }),
     );
+    if (this.extra) this.unsubscribe.push(this.extra.onChange((keys) => keys.forEach((k) => this.mark(k))));
     if (this.source.ready()) this.markAll();
   }
 
@@ -288,7 +315,8 @@ export class StatusWriter {
     }
     const live = liveOf(this.source.live(status.kind as MeshKind, status.namespace, status.name));
     if (!live) return;
-    const wanted = wantedCondition(status);
+    const extra = this.extra?.condition(status);
+    const wanted = extra ? [wantedCondition(status), extra] : [wantedCondition(status)];
     const fingerprint = JSON.stringify([wanted, status.generation]);
     const last = this.written.get(key);
     // Our own write, not yet echoed by the watch: the cache still shows the object we wrote over.
@@ -306,7 +334,7 @@ export class StatusWriter {
   private async write(
     key: string,
     status: ResourceStatus,
-    wanted: Condition,
+    wanted: readonly Condition[],
     fingerprint: string,
     initial: LiveObject,
   ): Promise<void> {
@@ -334,8 +362,7 @@ export class StatusWriter {
         this.logger.debug(
           {
             object: `${status.kind} ${status.namespace}/${status.name}`,
-            accepted: wanted.status,
-            reason: wanted.reason,
+            conditions: wanted.map((c) => `${c.type}=${c.status} (${c.reason ?? ''})`),
           },
           'status written',
         );

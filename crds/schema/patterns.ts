@@ -76,6 +76,28 @@ export const SIMPLE_LB = [
   'LEAST_REQUEST',
 ] as const;
 export const PEER_MTLS_MODES = ['UNSET', 'DISABLE', 'PERMISSIVE', 'STRICT'] as const;
+export const AUTHZ_ACTIONS = ['ALLOW', 'DENY', 'AUDIT'] as const;
+/** The `when` keys Trellis implements (Istio's condition keys without request.auth.*, which needs JWT). */
+export const AUTHZ_WHEN_KEYS = [
+  'source.ip',
+  'remote.ip',
+  'source.namespace',
+  'source.principal',
+  'destination.ip',
+  'destination.port',
+  'connection.sni',
+] as const;
+export const AUTHZ_WHEN_KEY_PATTERN = `^(request\\.headers\\[[^\\]]+\\]|${AUTHZ_WHEN_KEYS.map((k) => k.replace('.', '\\.')).join('|')})$`;
+/** A port number written as a string (AuthorizationPolicy ports, as Istio's). */
+export const PORT_STRING_PATTERN = '^[0-9]{1,5}$';
+
+export const authzWhenKeyMessage = (key: string): string => {
+  if (key.startsWith('request.auth.'))
+    return `${key} needs request authentication (JWT, Istio's RequestAuthentication), which Trellis does not implement`;
+  if (key.startsWith('request.headers'))
+    return 'must be request.headers[<name>] with a header name between the brackets';
+  return `unknown or unsupported attribute ${key}; Trellis supports request.headers[<name>], ${AUTHZ_WHEN_KEYS.join(', ')}`;
+};
 /** A port number 1-65535 written as a map key (JSON keys are strings). */
 export const PORT_KEY_PATTERN = '^[1-9][0-9]{0,4}$';
 export const TLS_MODES = ['DISABLE', 'SIMPLE', 'MUTUAL', 'MESH_MUTUAL', 'ISTIO_MUTUAL'] as const;
@@ -125,4 +147,6 @@ export const PATTERN_MESSAGES: ReadonlyMap<string, (value: string) => string> = 
   [HEADER_VALUE_PATTERN, () => 'must not contain control characters'],
   [RETRY_ON_PATTERN, retryOnMessage],
   [CIDR_PATTERN, () => 'must be an IP address or CIDR block'],
+  [AUTHZ_WHEN_KEY_PATTERN, authzWhenKeyMessage],
+  [PORT_STRING_PATTERN, () => 'must be a port number 1-65535'],
 ]);

@@ -90,7 +90,7 @@ test('apiVersion and kind', (t) => {
     'apiVersion: must be networking.trellis.dev/v1alpha1',
   ]);
   t.deepEqual(errors({ ...vsHttp({}), kind: 'Gateway' }), [
-    'kind: must be VirtualService, DestinationRule or PeerAuthentication',
+    'kind: must be VirtualService, DestinationRule, PeerAuthentication or AuthorizationPolicy',
   ]);
   t.deepEqual(errors('reviews'), [': must be an object']);
   t.true(isRoutingResource(vsHttp({})));
