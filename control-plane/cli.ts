@@ -9,6 +9,8 @@ import { registerInjectCommand } from '../injector/inject-command.js';
 import { registerIptablesCommand } from '../injector/iptables-command.js';
 import { registerAgentCommand } from '../sidecar/cli.js';
 import { registerControlPlaneCommand } from './control-plane-command.js';
+import { registerDescribeCommand } from './debug-cli/describe-command.js';
+import { registerDiffCommand } from './debug-cli/diff-command.js';
 import { registerProxyConfigCommand } from './debug-cli/proxy-config-command.js';
 import { registerProxyStatusCommand } from './debug-cli/proxy-status-command.js';
 import { registerDemoCommand } from './demo-command.js';
@@ -29,6 +31,8 @@ export function buildProgram(): Command {
   registerInstallCommand(program);
   registerProxyStatusCommand(program);
   registerProxyConfigCommand(program);
+  registerDescribeCommand(program);
+  registerDiffCommand(program);
 
   return program;
 }

@@ -5,6 +5,7 @@
 // in local mode, the static-resources source otherwise, and the webhooks when they are served.
 import { certificateServiceDefinition } from '../api/services.js';
 import type { CaOptions, StartedCa } from './ca/setup.js';
+import type { MeshInspector } from './inspect/inspector.js';
 import type { Logger } from './logger.js';
 import { XdsMetrics } from './metrics.js';
 import { MonitoringServer } from './monitoring.js';
@@ -205,12 +206,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     : undefined;
   const xdsPort = await listenPlaintext(ads, host, options, secureXdsPort, ca?.metrics, logger);
   let listening = true;
+  const inspector = meshSource ? await meshInspectorFor(meshSource, options, erased, ads) : undefined;
   const monitoring = new MonitoringServer({
     metrics,
     ads,
     controller: erased,
     logger,
     ready: () => listening && controller.ready(),
+    ...(inspector ? { inspector } : {}),
   });
   const monitoringPort = await monitoring.listen(host, options.monitoringPort ?? 15014);
   let webhook: WebhookServer | undefined = undefined; // assigned below; read by onIssued
@@ -337,6 +340,29 @@ async function listenPlaintext(
     'plaintext xDS port open in Kubernetes mode (asked for): unauthenticated, keep it inside the pod; the CA is not served on it',
   );
   return port;
+}
+
+/** `/debug/describe` and `/debug/diff` (inspect/): the mesh source's model, translated as for the proxies. */
+async function meshInspectorFor(
+  source: FileSource | KubeSource,
+  options: ControlPlaneOptions,
+  controller: PushController<unknown>,
+  ads: AdsServer,
+): Promise<MeshInspector> {
+  const [{ MeshInspector }, { defaultMeshConfig }, { formatIssue, validateRoutingResource }] = await Promise.all([
+    import('./inspect/inspector.js'),
+    import('./translate/context.js'),
+    import('../crds/validator.js'),
+  ]);
+  return new MeshInspector({
+    source,
+    mesh: options.meshConfig ?? defaultMeshConfig,
+    validate: validateRoutingResource,
+    formatIssue,
+    proxies: () => [...controller.streams].flatMap((s) => (s.proxy ? [s.proxy] : [])),
+    streams: () => ads.status(),
+    stampCreated: options.kube !== undefined,
+  });
 }
 
 /** `--config-dir`: the mesh from a directory of Kubernetes YAML, read once before the ports open, then watched. */

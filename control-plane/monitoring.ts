@@ -5,6 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { configDump } from './config-dump.js';
 import { anyToJson, decodeAny, shortTypeName } from './envoy/protos.js';
+import type { InspectError, MeshInspector } from './inspect/inspector.js';
 import type { Logger } from './logger.js';
 import type { XdsMetrics } from './metrics.js';
 import type { AdsServer } from './xds/ads-server.js';
@@ -16,6 +17,31 @@ export interface MonitoringTargets {
   readonly controller: PushController<unknown>;
   readonly ready: () => boolean;
   readonly logger: Logger;
+  /** Mesh mode: `/debug/describe` and `/debug/diff` (inspect/inspector.ts). */
+  readonly inspector?: MeshInspector;
+}
+
+/** Largest `/debug/diff` body read. */
+const MAX_DIFF_BODY = 1 << 20;
+
+function readBody(req: http.IncomingMessage, limit: number): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        resolve(undefined);
+        req.destroy();
+      } else chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function isInspectError(err: unknown): err is InspectError {
+  return err instanceof Error && err.name === 'InspectError';
 }
 
 /** Whether a peer address is loopback: `/debug/*` reveals proxies' config and answers nobody else (design.md §5.8). */
@@ -99,6 +125,35 @@ export class MonitoringServer {
         json(res, 200, configDump(stream.config, status.types));
         return;
       }
+      case '/debug/describe':
+      case '/debug/diff': {
+        const inspector = this.targets.inspector;
+        if (!inspector) {
+          json(res, 404, { error: `${url.pathname} needs a mesh (--config-dir or Kubernetes mode)` });
+          return;
+        }
+        try {
+          if (url.pathname === '/debug/describe') {
+            const q = url.searchParams;
+            json(res, 200, inspector.describe(q.get('kind'), q.get('name'), q.get('namespace')));
+            return;
+          }
+          if (req.method !== 'POST') {
+            json(res, 405, { error: 'POST the change (YAML) as the body' });
+            return;
+          }
+          const body = await readBody(req, MAX_DIFF_BODY);
+          if (body === undefined) {
+            json(res, 413, { error: `the change is larger than ${MAX_DIFF_BODY} bytes` });
+            return;
+          }
+          json(res, 200, inspector.diff(body));
+        } catch (err) {
+          if (!isInspectError(err)) throw err;
+          json(res, err.status, { error: err.message });
+        }
+        return;
+      }
       default:
         json(res, 404, {
           error: 'not found',
@@ -109,6 +164,8 @@ export class MonitoringServer {
             '/debug/proxies',
             '/debug/config?proxy=ID',
             '/debug/config_dump?proxy=ID',
+            '/debug/describe?kind=pod|service&name=NAME&namespace=NS',
+            '/debug/diff (POST a change)',
           ],
         });
     }

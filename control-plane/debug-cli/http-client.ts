@@ -1,11 +1,32 @@
 // The debug commands' HTTP client: GET a JSON document from the control plane's monitoring port
-// (`--control-plane URL`, port-forward friendly), on node:http. Errors name the URL and what went wrong.
+// (`--control-plane URL`, port-forward friendly), or POST a body and read the JSON answer, on node:http.
+// Errors name the URL and what went wrong.
 import http from 'node:http';
 
 export class DebugRequestError extends Error {}
 
 /** GETs `pathname` (with its query) from `base` and parses the JSON body; rejects on any status but 200. */
 export function getJson(base: string, pathname: string, timeoutMs = 10_000): Promise<unknown> {
+  return requestJson(base, pathname, undefined, timeoutMs);
+}
+
+/** POSTs `body` (`contentType`) to `pathname` and parses the JSON answer; rejects on any status but 200. */
+export function postJson(
+  base: string,
+  pathname: string,
+  body: string,
+  contentType: string,
+  timeoutMs = 30_000,
+): Promise<unknown> {
+  return requestJson(base, pathname, { body, contentType }, timeoutMs);
+}
+
+function requestJson(
+  base: string,
+  pathname: string,
+  post: { readonly body: string; readonly contentType: string } | undefined,
+  timeoutMs: number,
+): Promise<unknown> {
   let url: URL;
   try {
     url = new URL(pathname, base.endsWith('/') ? base : `${base}/`);
@@ -16,7 +37,14 @@ export function getJson(base: string, pathname: string, timeoutMs = 10_000): Pro
     return Promise.reject(new DebugRequestError(`${url.href}: only http:// is supported (the monitoring port)`));
   }
   return new Promise((resolve, reject) => {
-    const req = http.get(url, { timeout: timeoutMs }, (res) => {
+    const options: http.RequestOptions = post
+      ? {
+          method: 'POST',
+          timeout: timeoutMs,
+          headers: { 'content-type': post.contentType, 'content-length': Buffer.byteLength(post.body) },
+        }
+      : { timeout: timeoutMs };
+    const req = http.request(url, options, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('error', (err) => reject(new DebugRequestError(`${url.href}: ${err.message}`)));
@@ -42,5 +70,6 @@ export function getJson(base: string, pathname: string, timeoutMs = 10_000): Pro
     req.on('error', (err) =>
       reject(new DebugRequestError(`cannot reach the control plane at ${url.href}: ${err.message}`)),
     );
+    req.end(post?.body);
   });
 }
