@@ -132,6 +132,7 @@ async function buildPeer(spec, go, env) {
   const started = Date.now();
   for (const b of spec.builds) {
     const args = ['build', '-trimpath'];
+    if (b.tags) args.push('-tags', b.tags);
     if (b.ldflags) args.push('-ldflags', b.ldflags);
     args.push('-o', path.join(tmp, b.binary), b.package);
     console.log(`      go build ${b.package} -> ${b.binary}`);
