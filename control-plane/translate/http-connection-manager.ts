@@ -20,6 +20,8 @@ import {
 import { packAny, type Message } from '../envoy/protos.js';
 import { outboundRouteName } from './cluster-names.js';
 import type { TranslateContext } from './context.js';
+import type { WorkloadRbac } from './rbac.js';
+import { auditAccessLog, rbacHttpFilters } from './rbac-filters.js';
 import { grpcServerRouteConfig, sidecarInboundRouteConfig } from './route-inbound.js';
 import { ZERO_DURATION, type InitOf } from './route-values.js';
 import { hcmTracing } from './tracing.js';
@@ -109,13 +111,22 @@ export function sidecarOutboundHcm(ctx: TranslateContext, port: number): HttpCon
 
 /**
  * Sidecar inbound HCM of a target port. With mTLS the peer's identity is passed to the application in
- * `x-forwarded-client-cert` (Istio: APPEND_FORWARD with subject, URI and DNS SANs).
+ * `x-forwarded-client-cert` (Istio: APPEND_FORWARD with subject, URI and DNS SANs). The workload's
+ * AuthorizationPolicies are RBAC filters before the router (rbac-filters.ts); an AUDIT policy adds the
+ * audit access log when the mesh does not log every request already.
  */
-export function sidecarInboundHcm(ctx: TranslateContext, targetPort: number, mtls: boolean): HttpConnectionManager {
+export function sidecarInboundHcm(
+  ctx: TranslateContext,
+  targetPort: number,
+  mtls: boolean,
+  rbac: WorkloadRbac = {},
+): HttpConnectionManager {
+  const common = sidecarCommon(ctx, `inbound_0.0.0.0_${targetPort}`);
   return create(HttpConnectionManagerSchema, {
-    ...sidecarCommon(ctx, `inbound_0.0.0.0_${targetPort}`),
+    ...common,
+    ...(rbac.audit && !ctx.mesh.accessLog ? { accessLog: [auditAccessLog()] } : {}),
     routeSpecifier: { case: 'routeConfig', value: sidecarInboundRouteConfig(targetPort) },
-    httpFilters: [httpFilter(ROUTER_FILTER, create(RouterSchema))],
+    httpFilters: [...rbacHttpFilters(rbac, false), httpFilter(ROUTER_FILTER, create(RouterSchema))],
     ...(mtls
       ? {
           forwardClientCertDetails: HttpConnectionManager_ForwardClientCertDetails.APPEND_FORWARD,
@@ -140,12 +151,15 @@ export function grpcApiListenerHcm(port: number): HttpConnectionManager {
   });
 }
 
-/** Proxyless server HCM (A36): inline non-forwarding route, router only (grpc-js NACKs fault on servers). */
-export function grpcServerHcm(targetPort: number): HttpConnectionManager {
+/**
+ * Proxyless server HCM (A36): inline non-forwarding route; the RBAC filters of the workload's
+ * AuthorizationPolicies (DENY, ALLOW), then the router (grpc-js NACKs fault on servers).
+ */
+export function grpcServerHcm(targetPort: number, rbac: WorkloadRbac = {}): HttpConnectionManager {
   return create(HttpConnectionManagerSchema, {
     statPrefix: `inbound_0.0.0.0_${targetPort}`,
     routeSpecifier: { case: 'routeConfig', value: grpcServerRouteConfig(targetPort) },
-    httpFilters: [httpFilter(ROUTER_FILTER, create(RouterSchema))],
+    httpFilters: [...rbacHttpFilters(rbac, true), httpFilter(ROUTER_FILTER, create(RouterSchema))],
   });
 }
 

@@ -6,16 +6,20 @@ import { TcpProxySchema } from '../envoy/gen/envoy/extensions/filters/network/tc
 import { packAny } from '../envoy/protos.js';
 import type { TranslateContext } from './context.js';
 import { accessLogs, type FilterInit } from './http-connection-manager.js';
+import { auditAccessLog } from './rbac-filters.js';
 import { destinationCluster } from './route-destination.js';
 
 export const TCP_PROXY_FILTER = 'envoy.filters.network.tcp_proxy';
 
-/** A tcp_proxy to one cluster; stat_prefix is the cluster name (Istio). */
-export function tcpProxyFilter(ctx: TranslateContext, cluster: string): FilterInit {
+/**
+ * A tcp_proxy to one cluster; stat_prefix is the cluster name (Istio). `audit`: an AUDIT AuthorizationPolicy
+ * applies (rbac-filters.ts), so the connections it matched are logged when the mesh logs none.
+ */
+export function tcpProxyFilter(ctx: TranslateContext, cluster: string, audit = false): FilterInit {
   const proxy = create(TcpProxySchema, {
     statPrefix: cluster,
     clusterSpecifier: { case: 'cluster', value: cluster },
-    accessLog: accessLogs(ctx),
+    accessLog: audit && !ctx.mesh.accessLog ? [auditAccessLog()] : accessLogs(ctx),
   });
   return { name: TCP_PROXY_FILTER, configType: { case: 'typedConfig', value: packAny(proxy) } };
 }

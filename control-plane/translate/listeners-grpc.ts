@@ -14,6 +14,7 @@ import type { TranslateContext } from './context.js';
 import { grpcApiListenerHcm, grpcServerHcm, hcmFilter } from './http-connection-manager.js';
 import { socketAddress } from './listener-address.js';
 import { grpcServerTls } from './listener-tls.js';
+import { workloadRbac } from './rbac.js';
 import { httpServicesByPort } from './routes.js';
 
 /**
@@ -80,9 +81,14 @@ export function serverBindings(ctx: TranslateContext): { address: string; port: 
  * `transport_protocol` is not `raw_buffer` (grpc-js-xds.md §3 "filter_chain_match"), so there is no way to
  * tell a TLS ClientHello from plaintext. Plaintext keeps every client working until the namespace goes
  * STRICT. DISABLE → plaintext.
+ *
+ * AuthorizationPolicies: the RBAC HTTP filter in the HCM (rbac-filters.ts; grpc-js enforces it only with
+ * GRPC_XDS_EXPERIMENTAL_RBAC=true, and NACKs the listener without it). Principals and namespaces need the
+ * peer certificate, so they match only on STRICT ports.
  */
 export function serverListeners(ctx: TranslateContext): Listener[] {
   const workload = workloadMtls(ctx.snapshot, ctx.proxy.namespace, ctx.proxy.labels, ctx.mesh.mtlsMode);
+  const rbac = workloadRbac(ctx.snapshot, ctx.proxy.namespace, ctx.proxy.labels, 'http');
   const byName = new Map<string, Listener>();
   for (const { address, port } of serverBindings(ctx)) {
     const strict = portMtls(workload, port) === 'STRICT';
@@ -95,7 +101,7 @@ export function serverListeners(ctx: TranslateContext): Listener[] {
         filterChains: [
           {
             name: strict ? 'inbound-mtls' : 'inbound-plaintext',
-            filters: [hcmFilter(grpcServerHcm(port))],
+            filters: [hcmFilter(grpcServerHcm(port, rbac))],
             ...(strict ? { transportSocket: grpcServerTls() } : {}),
           },
         ],

@@ -26,6 +26,8 @@ import { httpInspectorFilter, originalDstFilter, socketAddress, tlsInspectorFilt
 import { outboundTcpProxyFilter, tcpProxyFilter, tcpRouteFor } from './listener-tcp-proxy.js';
 import { sidecarInboundTls } from './listener-tls.js';
 import { httpServicesByPort } from './routes.js';
+import { workloadRbac, type WorkloadRbac } from './rbac.js';
+import { rbacNetworkFilters } from './rbac-filters.js';
 import type { InitOf } from './route-values.js';
 
 type FilterChainInit = InitOf<typeof FilterChainSchema>;
@@ -49,8 +51,19 @@ function outboundFallbackCluster(ctx: TranslateContext): string {
   return ctx.mesh.outboundTrafficPolicy === 'REGISTRY_ONLY' ? BLACKHOLE_CLUSTER : PASSTHROUGH_CLUSTER;
 }
 
-function passthroughChain(ctx: TranslateContext, name: string, cluster: string): FilterChainInit {
-  return { name, filters: [tcpProxyFilter(ctx, cluster)] };
+function passthroughChain(
+  ctx: TranslateContext,
+  name: string,
+  cluster: string,
+  rbac: WorkloadRbac = {},
+): FilterChainInit {
+  return { name, filters: [...rbacNetworkFilters(rbac), tcpProxyFilter(ctx, cluster, rbac.audit !== undefined)] };
+}
+
+/** A workload's AuthorizationPolicies as RBAC, for its HTTP and its TCP chains. */
+interface InboundRbac {
+  readonly http: WorkloadRbac;
+  readonly tcp: WorkloadRbac;
 }
 
 /**
@@ -155,15 +168,21 @@ function inboundPortChains(
   instance: ServiceInstance,
   mode: ResolvedMtlsMode,
   defaultChain: boolean,
+  rbac: InboundRbac,
 ): FilterChainInit[] {
   const http = isHttpProtocol(instance.port.protocol);
-  const filter = (mtls: boolean) =>
-    http ? hcmFilter(sidecarInboundHcm(ctx, targetPort, mtls)) : tcpProxyFilter(ctx, inboundClusterName(targetPort));
+  const filters = (mtls: boolean) =>
+    http
+      ? [hcmFilter(sidecarInboundHcm(ctx, targetPort, mtls, rbac.http))]
+      : [
+          ...rbacNetworkFilters(rbac.tcp),
+          tcpProxyFilter(ctx, inboundClusterName(targetPort), rbac.tcp.audit !== undefined),
+        ];
   const name = `0.0.0.0_${targetPort}`;
   const plaintext: FilterChainInit = {
     name,
     filterChainMatch: { destinationPort: targetPort, transportProtocol: 'raw_buffer' },
-    filters: [filter(false)],
+    filters: filters(false),
   };
   if (mode === 'DISABLE') return [plaintext];
   if (mode === 'STRICT') {
@@ -173,7 +192,7 @@ function inboundPortChains(
         filterChainMatch: defaultChain
           ? { destinationPort: targetPort }
           : { destinationPort: targetPort, transportProtocol: 'tls' },
-        filters: [filter(true)],
+        filters: filters(true),
         transportSocket: sidecarInboundTls(http),
       },
     ];
@@ -186,7 +205,7 @@ function inboundPortChains(
         transportProtocol: 'tls',
         ...(http ? {} : { applicationProtocols: [MESH_MTLS_ALPN] }),
       },
-      filters: [filter(true)],
+      filters: filters(true),
       transportSocket: sidecarInboundTls(http),
     },
     plaintext,
@@ -198,10 +217,16 @@ function inboundPortChains(
  * inspector tells mTLS from plaintext. The workload's mode (PeerAuthentication, then the mesh config)
  * decides what ports no Service declares get (InboundPassthroughCluster): plaintext or mesh mTLS under
  * PERMISSIVE, mesh mTLS only under STRICT, plaintext only under DISABLE; each declared target port gets
- * the chains of its own mode (portLevelMtls).
+ * the chains of its own mode (portLevelMtls). The workload's AuthorizationPolicies guard every chain but the
+ * blackhole: RBAC HTTP filters in the HCMs of HTTP ports, RBAC network filters before the tcp_proxy of TCP
+ * ports and of the passthrough chains (ports no Service declares), as Istio does.
  */
 export function sidecarInboundListener(ctx: TranslateContext, notes: string[] = []): Listener {
   const workload = workloadMtls(ctx.snapshot, ctx.proxy.namespace, ctx.proxy.labels, ctx.mesh.mtlsMode);
+  const rbac: InboundRbac = {
+    http: workloadRbac(ctx.snapshot, ctx.proxy.namespace, ctx.proxy.labels, 'http'),
+    tcp: workloadRbac(ctx.snapshot, ctx.proxy.namespace, ctx.proxy.labels, 'tcp'),
+  };
   const strict = workload.mode === 'STRICT';
   const chains: FilterChainInit[] = [
     {
@@ -216,11 +241,11 @@ export function sidecarInboundListener(ctx: TranslateContext, notes: string[] = 
       );
       continue;
     }
-    chains.push(...inboundPortChains(ctx, targetPort, instance, portMtls(workload, targetPort), !strict));
+    chains.push(...inboundPortChains(ctx, targetPort, instance, portMtls(workload, targetPort), !strict, rbac));
   }
   if (workload.mode !== 'DISABLE') {
     chains.push({
-      ...passthroughChain(ctx, 'virtualInbound-passthrough-mtls', INBOUND_PASSTHROUGH_CLUSTER),
+      ...passthroughChain(ctx, 'virtualInbound-passthrough-mtls', INBOUND_PASSTHROUGH_CLUSTER, rbac.tcp),
       filterChainMatch: strict
         ? { transportProtocol: 'tls' }
         : { transportProtocol: 'tls', applicationProtocols: [MESH_MTLS_ALPN] },
@@ -237,7 +262,9 @@ export function sidecarInboundListener(ctx: TranslateContext, notes: string[] = 
     filterChains: chains,
     ...(strict
       ? {}
-      : { defaultFilterChain: passthroughChain(ctx, 'PassthroughFilterChain', INBOUND_PASSTHROUGH_CLUSTER) }),
+      : {
+          defaultFilterChain: passthroughChain(ctx, 'PassthroughFilterChain', INBOUND_PASSTHROUGH_CLUSTER, rbac.tcp),
+        }),
   });
 }
 

@@ -9,11 +9,16 @@
 // - `inbound`: for an Envoy sidecar, the Service ports its Pod serves by target port (inbound-ports.ts) and
 //   the labels PeerAuthentication selectors read; for a proxyless application, the (IP, port) pairs its
 //   server listeners are named by, and the same labels. Pods of one workload serve the same ports, so they
-//   share this too, except proxyless servers (their listener names carry the IP).
+//   share this too, except proxyless servers (their listener names carry the IP). Both also carry the
+//   content hashes of the AuthorizationPolicies that apply to the workload (its namespace and all its
+//   labels): a policy change rebuilds the inbound parts of the workloads it selects (before or after) and
+//   no others, and workloads under the same policies share them.
 import { tracingServiceName } from './tracing.js';
 import type { SnapshotKeys } from '../model/parts.js';
 import type { TranslateContext } from './context.js';
 import { inboundPorts } from './inbound-ports.js';
+import { frozenContentHash } from '../model/canonical.js';
+import { authorizationPoliciesFor } from '../model/authorization-policy.js';
 import { serverBindings } from './listeners-grpc.js';
 
 export interface ProxyShape {
@@ -45,12 +50,14 @@ export function proxyShape(
     tracing,
   ]);
   const selected = pick(proxy.labels, keys.selectorLabelKeys);
+  const authz = authorizationPoliciesFor(ctx.snapshot, proxy.namespace, proxy.labels).map(frozenContentHash);
   const inbound = envoy
     ? JSON.stringify([
         selected,
         tracing,
         inboundPorts(ctx).map(([targetPort, { service, port }]) => [targetPort, service.fqdn, port.port]),
+        authz,
       ])
-    : JSON.stringify([selected, serverBindings(ctx)]);
+    : JSON.stringify([selected, serverBindings(ctx), authz]);
   return { outbound, inbound };
 }
