@@ -24,6 +24,7 @@ import {
   file_google_protobuf_wrappers,
   type Any,
 } from '@bufbuild/protobuf/wkt';
+import { BinaryReader, BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import { allFiles } from './gen/index.js';
 
 export type { Any } from '@bufbuild/protobuf/wkt';
@@ -88,7 +89,60 @@ export function schemaOf(typeName: string): DescMessage {
 
 /** Serializes a message (any registered type) to protobuf bytes. */
 export function encodeMessage(message: Message): Uint8Array {
-  return toBinary(schemaOf(message.$typeName), message);
+  const schema = schemaOf(message.$typeName);
+  const list = largeMessageList(schema, message);
+  return list ? encodeWithElements(schema, message, list) : toBinary(schema, message);
+}
+
+/** A repeated message field longer than this has its elements' bytes kept per element object. */
+const LARGE_LIST = 32;
+const elementBytes = new WeakMap<object, Uint8Array>();
+
+type ListField = DescMessage['fields'][number] & { fieldKind: 'list'; listKind: 'message' };
+
+/** The first repeated message field of `message` with more than LARGE_LIST elements, if any. */
+function largeMessageList(schema: DescMessage, message: Message): ListField | undefined {
+  if (((message as { $unknown?: unknown[] }).$unknown?.length ?? 0) > 0) return undefined;
+  for (const field of schema.fields) {
+    if (field.fieldKind !== 'list' || field.listKind !== 'message' || field.oneof) continue;
+    const value = (message as unknown as Record<string, unknown>)[field.localName];
+    if (Array.isArray(value) && value.length > LARGE_LIST) return field as ListField;
+  }
+  return undefined;
+}
+
+/**
+ * The same bytes as `toBinary(schema, message)`, with the elements of one large repeated field encoded once
+ * per element object: a RouteConfiguration whose thousand virtual hosts are mostly the objects of the
+ * previous one (translate/generator.ts patches one) costs the encoding of the new ones. protobuf-es writes
+ * fields in field-number order, so the bytes are: the fields numbered below the list, the list's elements
+ * (tag, length, bytes), the fields numbered above it. Messages handed to the encoder are never mutated
+ * (the generator's contract), so an element's bytes stay valid while the object lives.
+ */
+function encodeWithElements(schema: DescMessage, message: Message, field: ListField): Uint8Array {
+  const elements = (message as unknown as Record<string, readonly Message[]>)[field.localName]!;
+  const rest = toBinary(schema, { ...message, [field.localName]: [] } as Message);
+  // Where the fields numbered above the list start in `rest`.
+  const reader = new BinaryReader(rest);
+  let split = rest.length;
+  while (reader.pos < rest.length) {
+    const at = reader.pos;
+    const [no, wireType] = reader.tag();
+    if (no > field.number) {
+      split = at;
+      break;
+    }
+    reader.skip(wireType, no);
+  }
+  const writer = new BinaryWriter();
+  writer.raw(rest.subarray(0, split));
+  for (const element of elements) {
+    let bytes = elementBytes.get(element);
+    if (!bytes) elementBytes.set(element, (bytes = toBinary(field.message, element)));
+    writer.tag(field.number, WireType.LengthDelimited).bytes(bytes);
+  }
+  writer.raw(rest.subarray(split));
+  return writer.finish();
 }
 
 /** Packs a message into an Any with the exact type URL. */

@@ -117,18 +117,32 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
     ...(previousServices ? { previous: previousServices } : {}),
     next: serviceMemo,
   });
-  const routing = buildRouting({
+  // The routing judgement reads only the policy objects and the Pods' labels: when those are the very
+  // inputs of the previous build (an endpoint change), its result is that build's (README "Incremental builds").
+  const routingInputs: RoutingInputs = {
     objects: unique.filter((o): o is Of<PolicyKind> => isPolicyKind(o.kind)),
+    pods: ofKind('Pod').map(podLabels),
     validate: options.validate,
-    ...(options.formatIssue ? { formatIssue: options.formatIssue } : {}),
+    formatIssue: options.formatIssue,
     domain,
     rootNamespace,
-    pods: ofKind('Pod').map(podLabels),
-    ...(options.previous ? { previous: options.previous } : {}),
-  });
+  };
+  const previousRouting = options.previous ? routingMemos.get(options.previous) : undefined;
+  const routing =
+    previousRouting && sameRoutingInputs(previousRouting.inputs, routingInputs)
+      ? previousRouting.routing
+      : buildRouting({
+          objects: routingInputs.objects,
+          validate: options.validate,
+          ...(options.formatIssue ? { formatIssue: options.formatIssue } : {}),
+          domain,
+          rootNamespace,
+          pods: routingInputs.pods,
+          ...(options.previous ? { previous: options.previous } : {}),
+        });
   problems.push(...routing.problems);
 
-  const statuses = routing.statuses.sort(
+  const statuses = [...routing.statuses].sort(
     (a, b) => compareKeys(a.kind, b.kind) || compareKeys(a.namespace, b.namespace) || compareKeys(a.name, b.name),
   );
   const sortedProblems = problems
@@ -201,7 +215,37 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
     },
   };
   serviceMemos.set(snapshot, serviceMemo);
+  routingMemos.set(snapshot, { inputs: routingInputs, routing });
   return deepFreeze(snapshot);
+}
+
+interface RoutingInputs {
+  readonly objects: readonly Of<PolicyKind>[];
+  readonly pods: readonly PodLabels[];
+  readonly validate: ValidateRoutingResource;
+  readonly formatIssue: FormatIssue | undefined;
+  readonly domain: string;
+  readonly rootNamespace: string;
+}
+
+/** The routing judgement of each snapshot's build and what it read, for the next build. */
+const routingMemos = new WeakMap<MeshSnapshot, { inputs: RoutingInputs; routing: ReturnType<typeof buildRouting> }>();
+
+/**
+ * The same policy objects (a Kubernetes object is copied per build for its origin: the same spec object,
+ * kind and name count as the same) and the same Pod label records (memoized per Pod object), in order.
+ */
+function sameRoutingInputs(a: RoutingInputs, b: RoutingInputs): boolean {
+  if (a.validate !== b.validate || a.formatIssue !== b.formatIssue) return false;
+  if (a.domain !== b.domain || a.rootNamespace !== b.rootNamespace) return false;
+  if (a.objects.length !== b.objects.length || a.pods.length !== b.pods.length) return false;
+  for (let i = 0; i < a.objects.length; i++) {
+    const x = a.objects[i]!;
+    const y = b.objects[i]!;
+    if (x === y) continue;
+    if (x.object !== y.object || x.kind !== y.kind || x.namespace !== y.namespace || x.name !== y.name) return false;
+  }
+  return a.pods.every((p, i) => p === b.pods[i]);
 }
 
 /** What each snapshot's build leaves for the next build that names it as `previous`. */

@@ -148,6 +148,11 @@ export interface SnapshotChanges {
   readonly services: readonly string[];
   readonly namespaces: boolean;
   readonly virtualServices: boolean;
+  /**
+   * The hosts of every VirtualService added, removed or changed (its old and its new hosts), sorted: the
+   * only hosts whose routing a VirtualService change can move ([] when none changed).
+   */
+  readonly virtualServiceHosts: readonly string[];
   readonly destinationRules: boolean;
   readonly peerAuthentications: boolean;
   /** Statuses or problems changed (nothing a proxy reads). */
@@ -191,10 +196,29 @@ function computeDiff(previous: MeshSnapshot, next: MeshSnapshot): SnapshotChange
     namespaces:
       previous.namespaces !== next.namespaces && canonicalJson(previous.namespaces) !== canonicalJson(next.namespaces),
     virtualServices: a.virtualServices !== b.virtualServices,
+    virtualServiceHosts:
+      a.virtualServices === b.virtualServices ? [] : changedHosts(previous.virtualServices, next.virtualServices),
     destinationRules: a.destinationRules !== b.destinationRules,
     peerAuthentications: a.peerAuthentications !== b.peerAuthentications,
     statuses:
       (previous.statuses !== next.statuses && canonicalJson(previous.statuses) !== canonicalJson(next.statuses)) ||
       (previous.problems !== next.problems && canonicalJson(previous.problems) !== canonicalJson(next.problems)),
   };
+}
+
+/**
+ * The hosts of the VirtualServices in one list and not the other, compared by content (the memoized hash
+ * `snapshotKeys` already took). A VirtualService that loses or wins a host in a conflict has other content,
+ * so what moved is all here.
+ */
+function changedHosts(
+  before: readonly { readonly hosts: readonly string[] }[],
+  after: readonly { readonly hosts: readonly string[] }[],
+): string[] {
+  const old = new Set(before.map((vs) => frozenContentHash(vs)));
+  const now = new Set(after.map((vs) => frozenContentHash(vs)));
+  const hosts = new Set<string>();
+  for (const vs of before) if (!now.has(frozenContentHash(vs))) for (const h of vs.hosts) hosts.add(h);
+  for (const vs of after) if (!old.has(frozenContentHash(vs))) for (const h of vs.hosts) hosts.add(h);
+  return [...hosts].sort();
 }

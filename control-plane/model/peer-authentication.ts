@@ -142,6 +142,27 @@ export function destinationMtls(
   port: MeshServicePort,
   fallback: ResolvedMtlsMode,
 ): ResolvedMtlsMode | 'MIXED' {
+  // Every proxy shape asks this of every Service port: one answer per snapshot, port and fallback.
+  let ports = destinationMemo.get(snapshot);
+  if (!ports) destinationMemo.set(snapshot, (ports = new WeakMap()));
+  let byFallback = ports.get(port);
+  if (!byFallback) ports.set(port, (byFallback = new Map()));
+  let mode = byFallback.get(`${service.namespace}\n${fallback}`);
+  if (mode === undefined) {
+    mode = computeDestinationMtls(snapshot, service, port, fallback);
+    byFallback.set(`${service.namespace}\n${fallback}`, mode);
+  }
+  return mode;
+}
+
+const destinationMemo = new WeakMap<MeshSnapshot, WeakMap<MeshServicePort, Map<string, ResolvedMtlsMode | 'MIXED'>>>();
+
+function computeDestinationMtls(
+  snapshot: MeshSnapshot,
+  service: MeshService,
+  port: MeshServicePort,
+  fallback: ResolvedMtlsMode,
+): ResolvedMtlsMode | 'MIXED' {
   if (port.endpoints.length === 0) return workloadMtls(snapshot, service.namespace, {}, fallback).mode;
   let seen: ResolvedMtlsMode | undefined;
   for (const e of port.endpoints) {

@@ -41,6 +41,33 @@ interface FileState {
   /** The objects of the last text that parsed. */
   readonly objects: readonly MeshObject[];
   readonly problems: readonly Problem[];
+  /** The file's identity and times when `text` was read, and when (wall clock, ns) the read began. */
+  readonly stat?: FileStamp;
+  readonly readAtNs?: bigint;
+}
+
+/** What says a file is the one read before: device, inode, size, and modification and change times (ns). */
+interface FileStamp {
+  readonly dev: bigint;
+  readonly ino: bigint;
+  readonly size: bigint;
+  readonly mtimeNs: bigint;
+  readonly ctimeNs: bigint;
+}
+
+/**
+ * A file is not read again when its stamp is the one recorded at the last read and it was last modified
+ * well before that read began (so a write in the same timestamp tick as the read cannot hide: git's
+ * "racy clean" rule). A rename onto it (the atomic write the README asks for) is a new inode.
+ */
+const RACY_NS = 2_000_000_000n;
+
+function stampOf(stat: fs.BigIntStats): FileStamp {
+  return { dev: stat.dev, ino: stat.ino, size: stat.size, mtimeNs: stat.mtimeNs, ctimeNs: stat.ctimeNs };
+}
+
+function sameStamp(a: FileStamp, b: FileStamp): boolean {
+  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
 }
 
 export class FileSource implements SnapshotSource<MeshSnapshot> {
@@ -185,7 +212,21 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
     }
     for (const file of files) {
       let text: string;
+      let stamp: FileStamp | undefined;
+      const readAtNs = BigInt(Date.now()) * 1_000_000n;
       try {
+        const previous = this.files.get(file);
+        const stat = await fs.promises.stat(file, { bigint: true });
+        stamp = stampOf(stat);
+        if (
+          previous?.stat &&
+          previous.readAtNs !== undefined &&
+          sameStamp(previous.stat, stamp) &&
+          stat.mtimeNs + RACY_NS < previous.readAtNs &&
+          stat.ctimeNs + RACY_NS < previous.readAtNs
+        ) {
+          continue;
+        }
         text = await fs.promises.readFile(file, 'utf8');
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
@@ -198,10 +239,14 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
         continue;
       }
       const previous = this.files.get(file);
-      if (previous && previous.text === text) continue;
+      if (previous && previous.text === text) {
+        this.files.set(file, { ...previous, stat: stamp, readAtNs });
+        continue;
+      }
       const parsed = parseManifests(text, file);
-      if (parsed.ok) this.files.set(file, { text, objects: parsed.objects, problems: parsed.problems });
-      else this.fail(file, parsed.problems, text);
+      if (parsed.ok) {
+        this.files.set(file, { text, objects: parsed.objects, problems: parsed.problems, stat: stamp, readAtNs });
+      } else this.fail(file, parsed.problems, text);
     }
     if (this.stopped) return;
 

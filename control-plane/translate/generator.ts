@@ -147,6 +147,17 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
     readonly value: readonly ClusterLoadAssignment[];
     readonly snapshot: MeshSnapshot;
   }>();
+  /** RDS parts remember the snapshot they were built for and the keys a VirtualService change leaves alone. */
+  const rdsParts = new CarryCache<{
+    readonly deps: string;
+    readonly base: string;
+    readonly value: readonly RouteConfiguration[];
+    readonly snapshot: MeshSnapshot;
+  }>();
+  const vhostIndexes = new WeakMap<
+    readonly RouteConfiguration[],
+    ReadonlyMap<string, readonly (readonly [number, number])[]>
+  >();
   const arrayIds = new WeakMap<readonly Message[], string>();
   let nextArrayId = 0;
   /** A name for an array object (a part's deps may be another part's identity). */
@@ -268,6 +279,78 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
     return value;
   }
 
+  /**
+   * The RouteConfigurations of a shape. When only VirtualServices changed since the part was built (same
+   * Service definitions and DestinationRules, so the same ports, Services and domains), only the virtual
+   * hosts of the hosts those VirtualServices name (model/parts.ts `virtualServiceHosts`) are looked up
+   * again, and only the RouteConfigurations holding one that moved are new objects: the rest of the part
+   * is kept. A full build gives the same messages (test/translate/incremental.test.ts).
+   */
+  function routesPart(
+    ctx: TranslateContext,
+    id: string,
+    shape: ProxyShape,
+    keys: SnapshotKeys,
+  ): readonly RouteConfiguration[] {
+    const { services, virtualServices, destinationRules } = keys;
+    const deps = [services, virtualServices, destinationRules].join('|');
+    const base = [services, destinationRules].join('|');
+    const hit = rdsParts.get(id);
+    if (hit && hit.deps === deps) return hit.value;
+    const vhostOf = cachedVirtualHost(shape.outbound);
+    if (hit && hit.base === base) {
+      const hosts = diffSnapshots(hit.snapshot, ctx.snapshot).virtualServiceHosts;
+      const index = vhostIndexOf(hit.value);
+      const proxyless = ctx.proxy.proxyType === 'grpc';
+      let value = hit.value;
+      for (const host of hosts) {
+        const service = ctx.snapshot.index.servicesByFqdn.get(host);
+        if (!service) continue;
+        for (const [i, j] of index.get(host) ?? []) {
+          const route = value[i]!;
+          const old = route.virtualHosts[j]!;
+          const port = Number(old.name.slice(old.name.lastIndexOf(':') + 1));
+          const vhost = vhostOf(ctx, service, [...old.domains], { port, proxyless, notes: [] });
+          if (vhost === old) continue;
+          if (value === hit.value) value = [...hit.value];
+          const virtualHosts = [...route.virtualHosts];
+          virtualHosts[j] = vhost as VirtualHost;
+          (value as RouteConfiguration[])[i] = { ...route, virtualHosts };
+        }
+      }
+      if (value !== hit.value) counts.parts++;
+      rdsParts.set(id, { deps, base, value, snapshot: ctx.snapshot });
+      return value;
+    }
+    const built = buildRouteConfigurations(ctx, [], vhostOf);
+    counts.parts++;
+    const value = hit && sameElements(hit.value, built) ? hit.value : built;
+    rdsParts.set(id, { deps, base, value, snapshot: ctx.snapshot });
+    return value;
+  }
+
+  /** Per FQDN, the positions (route configuration, virtual host) of its virtual hosts in `routes`. */
+  function vhostIndexOf(
+    routes: readonly RouteConfiguration[],
+  ): ReadonlyMap<string, readonly (readonly [number, number])[]> {
+    let index = vhostIndexes.get(routes);
+    if (!index) {
+      const map = new Map<string, [number, number][]>();
+      routes.forEach((route, i) =>
+        route.virtualHosts.forEach((vhost, j) => {
+          const colon = vhost.name.lastIndexOf(':');
+          if (colon <= 0) return; // the catch-all
+          const fqdn = vhost.name.slice(0, colon);
+          let list = map.get(fqdn);
+          if (!list) map.set(fqdn, (list = []));
+          list.push([i, j]);
+        }),
+      );
+      vhostIndexes.set(routes, (index = map));
+    }
+    return index;
+  }
+
   /** Per FQDN, the positions of its assignments among the EDS names of `clusters`. */
   function fqdnIndexOf(clusters: readonly Cluster[]): ReadonlyMap<string, readonly number[]> {
     let index = fqdnIndexes.get(clusters);
@@ -295,9 +378,7 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
       outboundClusters(ctx),
     );
     const assignmentsPart = loadAssignmentsPart(ctx, `${out}eds`, outbound, keys);
-    const routes = part(`${out}rds`, deps(services, virtualServices, destinationRules), () =>
-      buildRouteConfigurations(ctx, [], cachedVirtualHost(shape.outbound)),
-    );
+    const routes = routesPart(ctx, `${out}rds`, shape, keys);
     if (ctx.proxy.proxyType === 'grpc') {
       const api = part(`${out}lds`, deps(services), () => apiListeners(ctx, cachedApiListener));
       const server = part(`${inn}lds`, deps(services, peerAuthentications), () => serverListeners(ctx));
@@ -321,7 +402,8 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
     generations: () => counts.parts,
     stats: () => ({
       ...counts,
-      cached: parts.size + clustersByService.size + assignments.size + virtualHosts.size + edsParts.size,
+      cached:
+        parts.size + clustersByService.size + assignments.size + virtualHosts.size + edsParts.size + rdsParts.size,
     }),
     generate(proxy: ProxyInfo, snapshot: MeshSnapshot): ResourcesByType {
       if (snapshot !== current) {
@@ -331,6 +413,7 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
         assignments.advance();
         virtualHosts.advance();
         edsParts.advance();
+        rdsParts.advance();
         apiListenerCache.advance();
       }
       let memo = byShape.get(snapshot);

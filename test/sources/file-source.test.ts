@@ -365,3 +365,23 @@ test('start fails on a directory that does not exist', async (t) => {
   await t.throwsAsync(source.start(), { code: 'ENOENT' });
   t.false(source.ready());
 });
+
+test('unchanged old files are not read again, and an in-place edit of the same size right after a read is still seen', async (t) => {
+  const f = await startSource({ 'a.yaml': svc('a', 8080), 'old.yaml': svc('old') });
+  t.teardown(() => cleanup(f));
+  // old.yaml: last modified long ago. A rescan stats it and keeps its objects without reading it.
+  const past = new Date(Date.now() - 60_000);
+  await fs.utimes(path.join(f.dir, 'old.yaml'), past, past);
+  await f.source.rescan();
+  await f.source.rescan();
+  t.true(serviceNames(f.source.current()).includes('default/old'));
+
+  // a.yaml rewritten in place with text of the same length, within the timestamp tick of the last read:
+  // the stamp may be equal, but a file modified so recently is always read again.
+  const edited = svc('a', 9090);
+  t.is(edited.length, svc('a', 8080).length);
+  await fs.writeFile(path.join(f.dir, 'a.yaml'), edited);
+  await f.source.rescan();
+  t.is(f.source.current().index.servicesByFqdn.get('a.default.svc.cluster.local')?.ports[0]?.port, 9090);
+  t.true(serviceNames(f.source.current()).includes('default/old'));
+});

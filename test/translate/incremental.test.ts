@@ -16,6 +16,7 @@ import { generateResources, meshGenerator } from '../../control-plane/translate/
 import type { ResourcesByType } from '../../control-plane/xds/generator.js';
 import { ResourceCache } from '../../control-plane/xds/resource-cache.js';
 import type { ProxyInfo } from '../../control-plane/xds/node.js';
+import type { RouteConfiguration } from '../../control-plane/envoy/gen/envoy/config/route/v3/route_pb.js';
 import { formatIssue, validateRoutingResource } from '../../crds/validator.js';
 import {
   destinationRule,
@@ -32,6 +33,11 @@ const SERVICES = ['web', 'api', 'db'] as const;
 const PODS = 3;
 
 type Svc = (typeof SERVICES)[number];
+
+/** Every message's name and encoded bytes, in order. */
+function encodeAll(messages: readonly Message[]): string[] {
+  return messages.map((m) => `${resourceName(m)} ${Buffer.from(encodeAny(packAny(m))).toString('hex')}`);
+}
 
 function portOf(svc: Svc, variant: number) {
   if (svc === 'db') return { name: 'tcp', port: 5432, targetPort: 5432 };
@@ -397,6 +403,7 @@ test('an endpoint change gives new ClusterLoadAssignments of that Service only; 
     services: [],
     namespaces: false,
     virtualServices: false,
+    virtualServiceHosts: [],
     destinationRules: false,
     peerAuthentications: false,
     statuses: false,
@@ -456,4 +463,21 @@ test('a VirtualService change rebuilds the virtual hosts it routes, not the rout
   // web.a's VirtualService now exports to its own namespace only: b's web.a vhost falls back to the default route.
   t.is(generator.stats().virtualHosts - built.virtualHosts, 1);
   t.is(generator.stats().serviceClusters, built.serviceClusters);
+  t.deepEqual(diffSnapshots(before, after).virtualServiceHosts, ['web.a.svc.cluster.local']);
+  // Patched in place: only the route configurations holding web.a's vhost are new objects, every other
+  // vhost is the same object, and the bytes equal a fresh translation.
+  const routesA = a.get(TypeUrl.RouteConfiguration)!;
+  const routesB = b.get(TypeUrl.RouteConfiguration)!;
+  const moved = routesB.filter((m, i) => m !== routesA[i]).map((m) => resourceName(m));
+  t.true(moved.length >= 1);
+  for (const [i, route] of (routesB as RouteConfiguration[]).entries()) {
+    const old = routesA[i] as RouteConfiguration;
+    const changedVhosts = route.virtualHosts.filter((v, j) => v !== old.virtualHosts[j]).map((v) => v.name);
+    t.true(
+      changedVhosts.every((name) => name.startsWith('web.a.svc.cluster.local:')),
+      changedVhosts.join(','),
+    );
+  }
+  const fresh = generateResources({ snapshot: after, proxy: client, mesh: defaultMeshConfig });
+  t.deepEqual(encodeAll(routesB), encodeAll(fresh.get(TypeUrl.RouteConfiguration)!));
 });

@@ -1,0 +1,45 @@
+// encodeMessage keeps the bytes of a large repeated field's elements per element object (protos.ts
+// encodeWithElements): its output must be exactly protobuf-es toBinary's, whatever fields sit around the
+// list, and a changed element must show in the bytes.
+import { create, toBinary } from '@bufbuild/protobuf';
+import test from 'ava';
+import { RouteConfigurationSchema } from '../../control-plane/envoy/gen/envoy/config/route/v3/route_pb.js';
+import { VirtualHostSchema } from '../../control-plane/envoy/gen/envoy/config/route/v3/route_components_pb.js';
+import { encodeMessage } from '../../control-plane/envoy/protos.js';
+
+function vhost(i: number, cluster = `outbound|8080||svc-${i}.ns.svc.cluster.local`) {
+  return create(VirtualHostSchema, {
+    name: `svc-${i}.ns.svc.cluster.local:8080`,
+    domains: [`svc-${i}`, `svc-${i}.ns`, `10.96.0.${i % 250}`],
+    includeRequestAttemptCount: true,
+    routes: [
+      {
+        name: 'default',
+        match: { pathSpecifier: { case: 'prefix', value: '/' } },
+        action: { case: 'route', value: { clusterSpecifier: { case: 'cluster', value: cluster } } },
+      },
+    ],
+  });
+}
+
+test('a route configuration with many virtual hosts encodes to the bytes toBinary gives', (t) => {
+  const vhosts = Array.from({ length: 200 }, (_, i) => vhost(i));
+  const route = create(RouteConfigurationSchema, {
+    name: '8080',
+    virtualHosts: vhosts,
+    validateClusters: false,
+    ignorePortInHostMatching: true,
+    maxDirectResponseBodySizeBytes: 1_048_576,
+    internalOnlyHeaders: ['x-internal'],
+  });
+  t.deepEqual(Buffer.from(encodeMessage(route)), Buffer.from(toBinary(RouteConfigurationSchema, route)));
+  // Again (the elements' bytes now come from the memo), and with one element replaced.
+  t.deepEqual(Buffer.from(encodeMessage(route)), Buffer.from(toBinary(RouteConfigurationSchema, route)));
+  const patched = { ...route, virtualHosts: vhosts.map((v, i) => (i === 7 ? vhost(7, 'elsewhere') : v)) };
+  const bytes = Buffer.from(encodeMessage(patched));
+  t.deepEqual(bytes, Buffer.from(toBinary(RouteConfigurationSchema, patched)));
+  t.notDeepEqual(bytes, Buffer.from(encodeMessage(route)));
+  // Only a name, and no field after the list.
+  const bare = create(RouteConfigurationSchema, { virtualHosts: vhosts });
+  t.deepEqual(Buffer.from(encodeMessage(bare)), Buffer.from(toBinary(RouteConfigurationSchema, bare)));
+});
