@@ -9,6 +9,7 @@ import { registerInjectCommand } from '../injector/inject-command.js';
 import { registerIptablesCommand } from '../injector/iptables-command.js';
 import { registerAgentCommand } from '../sidecar/cli.js';
 import { registerControlPlaneCommand } from './control-plane-command.js';
+import { registerAnalyzeCommand } from './debug-cli/analyze-command.js';
 import { registerDescribeCommand } from './debug-cli/describe-command.js';
 import { registerDiffCommand } from './debug-cli/diff-command.js';
 import { registerProxyConfigCommand } from './debug-cli/proxy-config-command.js';
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerProxyConfigCommand(program);
   registerDescribeCommand(program);
   registerDiffCommand(program);
+  registerAnalyzeCommand(program);
 
   return program;
 }
