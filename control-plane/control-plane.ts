@@ -8,6 +8,9 @@ import type { CaOptions, StartedCa } from './ca/setup.js';
 import type { MeshInspector } from './inspect/inspector.js';
 import type { Logger } from './logger.js';
 import { XdsMetrics } from './metrics.js';
+import { registerBuildInfo, registerConfigObjects } from './config-metrics.js';
+import { convergenceMetrics } from './xds/convergence.js';
+import type { ProgrammedTracker } from './xds/programmed.js';
 import { MonitoringServer } from './monitoring.js';
 import type { StaticSnapshot } from './static-resources.js';
 import type { FileSource } from './sources/file-source.js';
@@ -16,6 +19,8 @@ import * as grpc from '@grpc/grpc-js';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { KubeSource } from './sources/kube-source.js';
 import type { KubeModeMetrics } from './sources/metrics.js';
+import type { ExtraCondition, StatusWriter } from './sources/status-writer.js';
+import type { ProxyInfo } from './xds/node.js';
 import type { CaBundleWriter } from './webhook/ca-bundle.js';
 import type { WebhookServer } from './webhook/server.js';
 import { AdsServer } from './xds/ads-server.js';
@@ -160,20 +165,22 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     : undefined;
   const kubeSource = options.kube ? await startKube(options.kube.kubeConfig, logger, kubeMetrics) : undefined;
   const meshSource = options.configDir ? await startConfigDir(options.configDir, logger) : kubeSource;
-  const statusWriter =
+  const statusWriter: StatusWriter | undefined =
     kubeSource && options.kube?.kubeConfig && options.kube.writeStatus !== false
       ? new (await import('./sources/status-writer.js')).StatusWriter({
           kubeConfig: options.kube.kubeConfig,
           source: kubeSource,
           logger,
           metrics: kubeMetrics,
+          extraCondition: await programmedConditionOf(() => programmed),
         })
       : undefined;
-  statusWriter?.start();
   const source: SnapshotSource<unknown> = meshSource ?? staticSource ?? new EmptySource();
   const generator = (
     meshSource ? await meshGeneratorFor(options.meshConfig) : staticResources!.staticGenerator
   ) as Generator<unknown>;
+  registerBuildInfo(metrics.registry, options.kube ? 'kubernetes' : meshSource ? 'local' : 'static');
+  if (meshSource) registerConfigObjects(metrics.registry, meshSource);
   const memoryPressure = new MemoryPressure({ metrics, logger, threshold: options.memoryPressureThreshold });
   memoryPressure.start();
   const controller = new PushController(source, generator, {
@@ -181,8 +188,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     metrics,
     logger,
     memoryPressure,
+    convergence: convergenceMetrics(metrics.registry),
+    ...(meshSource ? { sources: await meshSourcesFor(options.meshConfig) } : {}),
   });
   controller.start();
+  // The Programmed condition beside Accepted (programmed-status.ts), from what the proxies answered.
+  const programmed: ProgrammedTracker | undefined = statusWriter
+    ? await startProgrammed(controller as PushController<unknown>)
+    : undefined;
+  statusWriter?.start();
   const erased = controller as unknown as PushController<unknown>;
   const ads = new AdsServer(erased, {
     metrics,
@@ -239,7 +253,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     ? new (await import('./webhook/server.js')).WebhookServer({
         ...webhookTls,
         logger,
-        handlers: {
+        // Counted and timed per path (webhook/metrics.ts).
+        handlers: (await import('./webhook/metrics.js')).timedHandlers(metrics.registry, {
+          '/validate': (await import('./webhook/validate.js')).validateAdmission,
           '/inject': (await import('../injector/webhook.js')).controlPlaneInjectHandler({
             logger,
             registry: metrics.registry,
@@ -247,7 +263,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
             mesh: meshSource,
             kubeConfig: options.kube?.kubeConfig,
           }),
-        },
+        }),
       })
     : undefined;
   const webhookPort = webhook
@@ -297,6 +313,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     ca,
     async close() {
       listening = false;
+      programmed?.stop();
       controller.stop();
       memoryPressure.stop();
       await ads.close();
@@ -363,6 +380,38 @@ async function meshInspectorFor(
     streams: () => ads.status(),
     stampCreated: options.kube !== undefined,
   });
+}
+
+/** What each proxy's config is translated from (translate/sources.ts), for the Programmed condition. */
+async function meshSourcesFor(
+  meshConfig: MeshConfig | undefined,
+): Promise<(proxy: ProxyInfo, snapshot: unknown) => readonly string[]> {
+  const [{ defaultMeshConfig }, { meshSources }] = await Promise.all([
+    import('./translate/context.js'),
+    import('./translate/sources.js'),
+  ]);
+  return meshSources(meshConfig ?? defaultMeshConfig) as (proxy: ProxyInfo, snapshot: unknown) => readonly string[];
+}
+
+/** Follows the proxies' answers per object (xds/programmed.ts), recomputed at most every 3 s. */
+async function startProgrammed(controller: PushController<unknown>): Promise<ProgrammedTracker> {
+  const { ProgrammedTracker } = await import('./xds/programmed.js');
+  const tracker = new ProgrammedTracker({ controller });
+  tracker.start();
+  return tracker;
+}
+
+/** The status writer's Programmed condition, read from the tracker once it runs. */
+async function programmedConditionOf(tracker: () => ProgrammedTracker | undefined): Promise<ExtraCondition> {
+  const [{ programmedCondition }, { objectKey }] = await Promise.all([
+    import('./programmed-status.js'),
+    import('./model/objects.js'),
+  ]);
+  return {
+    condition: (status) =>
+      programmedCondition(status, tracker()?.get(objectKey(status.kind, status.namespace, status.name))),
+    onChange: (listener) => tracker()?.onChange(listener) ?? (() => undefined),
+  };
 }
 
 /** `--config-dir`: the mesh from a directory of Kubernetes YAML, read once before the ports open, then watched. */

@@ -9,6 +9,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from '../logger.js';
 import type { XdsMetrics } from './metrics.js';
 import { systemClock, type Clock } from './clock.js';
+import { ConvergenceTracker, type ConvergenceMetrics } from './convergence.js';
 import { Debouncer, type DebounceOptions } from './debounce.js';
 import type { Generator, SnapshotSource } from './generator.js';
 import type { MemoryPressure } from './memory-pressure.js';
@@ -30,7 +31,7 @@ export interface ConfigConsumer {
   onConfig(config: ProxyConfig): void;
 }
 
-export interface PushControllerOptions {
+export interface PushControllerOptions<Snapshot = unknown> {
   readonly debounce: DebounceOptions;
   readonly metrics: XdsMetrics;
   readonly logger: Logger;
@@ -41,12 +42,21 @@ export interface PushControllerOptions {
   readonly clock?: Clock;
   /** When given, a push cycle waits while the heap is under pressure. */
   readonly memoryPressure?: MemoryPressure;
+  /** When given, the time from a change to the last answer of the proxies it was pushed to (convergence.ts). */
+  readonly convergence?: ConvergenceMetrics;
+  /**
+   * The objects (opaque keys, e.g. `VirtualService/shop/reviews`) whose translation a proxy's config holds,
+   * for the Programmed status (programmed.ts); asked lazily, only by whoever calls sourcesOf().
+   */
+  readonly sources?: (proxy: ProxyInfo, snapshot: Snapshot) => readonly string[];
 }
 
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export class PushController<Snapshot> extends EventEmitter<{
   pushed: [{ streams: number; durationMs: number }];
+  /** A stream answered a response (ACK or NACK), or a stream came or went: what proxies hold moved. */
+  progress: [];
   /** A push cycle stopped before generating more configs: the heap is under pressure. */
   paused: [{ remaining: number }];
 }> {
@@ -59,22 +69,30 @@ export class PushController<Snapshot> extends EventEmitter<{
   private cycle: Promise<void> | undefined;
   /** A change arrived during the running cycle: run another when it ends. */
   private again = false;
+  /** A source change not yet taken by a push cycle (the debouncer holds it). */
+  private pendingChange = false;
   private stopped = false;
+  private readonly convergence: ConvergenceTracker | undefined;
 
   constructor(
     private readonly source: SnapshotSource<Snapshot>,
     private readonly generator: Generator<Snapshot>,
-    private readonly options: PushControllerOptions,
+    private readonly options: PushControllerOptions<Snapshot>,
   ) {
     super();
     this.cache = options.cache ?? new ResourceCache();
     this.clock = options.clock ?? systemClock;
     this.debouncer = new Debouncer(options.debounce, () => void this.pushAll());
+    this.convergence = options.convergence ? new ConvergenceTracker(options.convergence, this.clock) : undefined;
   }
 
   start(): void {
     this.stopped = false;
-    this.unsubscribe ??= this.source.onChange(() => this.debouncer.trigger());
+    this.unsubscribe ??= this.source.onChange(() => {
+      this.pendingChange = true;
+      this.convergence?.changed();
+      this.debouncer.trigger();
+    });
   }
 
   stop(): void {
@@ -90,10 +108,34 @@ export class PushController<Snapshot> extends EventEmitter<{
 
   attach(consumer: ConfigConsumer): void {
     this.consumers.add(consumer);
+    this.emit('progress');
   }
 
   detach(consumer: ConfigConsumer): void {
     this.consumers.delete(consumer);
+    this.convergence?.detached(consumer);
+    this.emit('progress');
+  }
+
+  /** A stream's client answered a response (ACK or NACK). */
+  answered(consumer: ConfigConsumer): void {
+    this.convergence?.answered(consumer);
+    this.emit('progress');
+  }
+
+  /** True while a change waits for its push or a push cycle runs: streams' configs are about to move. */
+  get busy(): boolean {
+    return this.pendingChange || this.cycle !== undefined;
+  }
+
+  /**
+   * The object keys whose translation `consumer`'s config holds (PushControllerOptions.sources), for the
+   * current snapshot; undefined without `sources` or before the stream has a proxy.
+   */
+  sourcesOf(consumer: ConfigConsumer): readonly string[] | undefined {
+    const sources = this.options.sources;
+    if (!sources || !consumer.proxy) return undefined;
+    return sources(consumer.proxy, this.source.current());
   }
 
   get streams(): ReadonlySet<ConfigConsumer> {
@@ -148,6 +190,8 @@ export class PushController<Snapshot> extends EventEmitter<{
 
   private async pushCycle(): Promise<void> {
     const started = performance.now();
+    this.pendingChange = false;
+    const round = this.convergence?.cycleStarted();
     let pushed = 0;
     let sliceStart = this.clock.now();
     const sliceMs = this.options.sliceMs ?? 10;
@@ -168,6 +212,7 @@ export class PushController<Snapshot> extends EventEmitter<{
         try {
           consumer.onConfig(config);
           pushed++;
+          this.convergence?.pushed(round, consumer);
         } catch (err) {
           this.options.logger.error({ proxy: consumer.proxy.id, err }, 'push failed; the proxy keeps its last config');
         }
@@ -177,6 +222,7 @@ export class PushController<Snapshot> extends EventEmitter<{
         sliceStart = this.clock.now();
       }
     }
+    this.convergence?.cycleEnded(round);
     const durationMs = performance.now() - started;
     this.options.metrics.pushCycleDuration.observe(durationMs / 1000);
     this.options.logger.debug({ streams: pushed, durationMs }, 'push cycle');

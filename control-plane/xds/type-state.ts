@@ -65,6 +65,8 @@ export interface TypeStatus {
   readonly responses: number;
   readonly ackedVersion: string;
   readonly ackedAt: string | undefined;
+  /** The nonce of the last response the client answered (ACK or NACK); equal to sentNonce when none is awaited. */
+  readonly answeredNonce: string;
   readonly lastNack: NackRecord | undefined;
 }
 
@@ -97,6 +99,8 @@ export class TypeState {
   responses = 0;
   ackedVersion = '';
   ackedAt: Date | undefined;
+  /** The nonce of the last response answered (ACK or NACK). */
+  answeredNonce = '';
   lastNack: NackRecord | undefined;
 
   constructor(readonly typeUrl: string) {}
@@ -264,6 +268,7 @@ export class TypeState {
       responses: this.responses,
       ackedVersion: this.ackedVersion,
       ackedAt: this.ackedAt?.toISOString(),
+      answeredNonce: this.answeredNonce,
       lastNack: this.lastNack,
     };
   }

@@ -230,12 +230,16 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
   protected recordAck(state: TypeState, version: string): void {
     state.ackedVersion = version;
     state.ackedAt = new Date();
+    state.answeredNonce = state.nonce;
     this.options.metrics.acks.inc({ type: shortTypeName(state.typeUrl) });
+    this.controller.answered(this);
   }
 
   protected recordNack(state: TypeState, version: string, nonce: string, message: string): void {
     state.lastNack = { version, nonce, message, at: new Date().toISOString() };
+    state.answeredNonce = nonce;
     this.options.metrics.nacks.inc({ type: shortTypeName(state.typeUrl) });
+    this.controller.answered(this);
     this.log.warn(
       {
         proxy: this.proxy?.id,

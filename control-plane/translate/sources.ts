@@ -1,0 +1,60 @@
+// Which VirtualServices, DestinationRules and PeerAuthentications a proxy's config is translated from: the
+// objects the translator's own lookups pick for it (model/lookup.ts and model/peer-authentication.ts, the
+// very calls routes.ts, clusters.ts, endpoints.ts and the listener modules make), as object keys
+// (`VirtualService/shop/reviews`, model/objects.ts objectKey). The Programmed status (control-plane/
+// programmed-status.ts) counts, per object, the proxies whose config holds it.
+//
+// - VirtualServices: for every Service visible from the proxy's namespace, the one that routes it there
+//   (`virtualServiceFor`, what builds its virtual host).
+// - DestinationRules: for the same Services, every rule merged into the one that applies there
+//   (`destinationRuleFor(...).from`, what shapes its clusters, subsets and endpoints).
+// - PeerAuthentications: the policies that decide the proxy's own inbound mode (`workloadMtls` on its
+//   labels, what its inbound listener and server listeners use), and those that decide each destination's
+//   mode (`workloadMtls` of every endpoint's workload, what cluster TLS and endpoint metadata use).
+//
+// Pure; memoized per snapshot by what it reads of the proxy (its namespace and the labels PeerAuthentication
+// selectors read), so the Pods of one workload share one list and it costs nothing until asked.
+import { objectKey } from '../model/objects.js';
+import { destinationRuleFor, servicesVisibleFrom, virtualServiceFor } from '../model/lookup.js';
+import { snapshotKeys } from '../model/parts.js';
+import { workloadMtls } from '../model/peer-authentication.js';
+import type { MeshSnapshot, ResolvedMtlsMode } from '../model/snapshot.js';
+import type { ProxyInfo } from '../xds/node.js';
+import type { MeshConfig } from './context.js';
+
+/** The keys of the routing objects `proxy`'s config is translated from, sorted. */
+export function proxySources(snapshot: MeshSnapshot, proxy: ProxyInfo, mesh: MeshConfig): string[] {
+  const fallback: ResolvedMtlsMode = mesh.mtlsMode;
+  const keys = new Set<string>();
+  const peer = (refs: readonly { namespace: string; name: string }[]): void => {
+    for (const r of refs) keys.add(objectKey('PeerAuthentication', r.namespace, r.name));
+  };
+  peer(workloadMtls(snapshot, proxy.namespace, proxy.labels, fallback).from);
+  for (const service of servicesVisibleFrom(snapshot, proxy.namespace)) {
+    const vs = virtualServiceFor(snapshot, service.fqdn, proxy.namespace);
+    if (vs) keys.add(objectKey('VirtualService', vs.namespace, vs.name));
+    const rule = destinationRuleFor(snapshot, service.fqdn, proxy.namespace);
+    for (const r of rule?.from ?? []) keys.add(objectKey('DestinationRule', r.namespace, r.name));
+    for (const port of service.ports) {
+      if (port.endpoints.length === 0) peer(workloadMtls(snapshot, service.namespace, {}, fallback).from);
+      for (const e of port.endpoints) peer(workloadMtls(snapshot, service.namespace, e.labels, fallback).from);
+    }
+  }
+  return [...keys].sort();
+}
+
+/** proxySources, memoized per snapshot and per (namespace, PeerAuthentication-selected labels). */
+export function meshSources(mesh: MeshConfig): (proxy: ProxyInfo, snapshot: MeshSnapshot) => readonly string[] {
+  const memo = new WeakMap<MeshSnapshot, Map<string, readonly string[]>>();
+  return (proxy, snapshot) => {
+    let bySnapshot = memo.get(snapshot);
+    if (!bySnapshot) memo.set(snapshot, (bySnapshot = new Map()));
+    const selected = snapshotKeys(snapshot).selectorLabelKeys.flatMap((k) =>
+      proxy.labels[k] === undefined ? [] : [[k, proxy.labels[k]]],
+    );
+    const key = JSON.stringify([proxy.namespace, selected]);
+    let sources = bySnapshot.get(key);
+    if (!sources) bySnapshot.set(key, (sources = proxySources(snapshot, proxy, mesh)));
+    return sources;
+  };
+}

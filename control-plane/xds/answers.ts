@@ -1,0 +1,48 @@
+// Where a stream stands with the config it was last handed, from its per-type bookkeeping (type-state.ts):
+// every response answered and none rejected (`programmed`), a response still awaiting its ACK or NACK or
+// held back for backpressure (`pending`), or the latest response of some type NACKed (`rejected`, with the
+// type and the client's message). Read by convergence (convergence.ts) and the Programmed status
+// (programmed.ts); both see streams only through this.
+import type { TypeStatus } from './type-state.js';
+
+/** What answers() reads of a stream (XdsStream.status() gives it). */
+export interface AnswerView {
+  readonly deferredTypes: readonly string[];
+  readonly types: readonly Pick<TypeStatus, 'type' | 'sentNonce' | 'answeredNonce' | 'lastNack'>[];
+}
+
+export type AnswerState =
+  | { readonly state: 'programmed' }
+  | { readonly state: 'pending' }
+  | { readonly state: 'rejected'; readonly type: string; readonly message: string; readonly at: string };
+
+/** A stream that can say what it sent and what its client answered (XdsStream). */
+export interface Answering {
+  status(): AnswerView;
+}
+
+export function isAnswering(value: unknown): value is Answering {
+  return typeof (value as Partial<Answering> | undefined)?.status === 'function';
+}
+
+/**
+ * The stream's state for its current config. A type whose latest response was NACKed makes it `rejected`
+ * (the earliest such NACK when several types were); otherwise any unanswered or deferred response makes it
+ * `pending`.
+ */
+export function answers(view: AnswerView): AnswerState {
+  let rejected: { type: string; message: string; at: string } | undefined;
+  let pending = view.deferredTypes.length > 0;
+  for (const t of view.types) {
+    if (t.sentNonce === '') continue;
+    if (t.lastNack && t.lastNack.nonce === t.sentNonce) {
+      if (!rejected || t.lastNack.at < rejected.at) {
+        rejected = { type: t.type, message: t.lastNack.message, at: t.lastNack.at };
+      }
+    } else if (t.answeredNonce !== t.sentNonce) {
+      pending = true;
+    }
+  }
+  if (rejected) return { state: 'rejected', ...rejected };
+  return pending ? { state: 'pending' } : { state: 'programmed' };
+}
