@@ -1,13 +1,15 @@
-// `npm run images`: the three Trellis images as OCI image layout tarballs, built here without Docker or a
+// `npm run images`: the three Trellis images, and the example application's, as OCI image layout tarballs, built here without Docker or a
 // registry (deploy/images/*.Dockerfile build the same images with Docker, for users). Each tarball
 // (`<cache>/<name>-<tag>.oci.tar`, cache ~/.cache/trellis/images or $TRELLIS_IMAGES_CACHE) is one image,
 // named by the annotation io.containerd.image.name: `ctr -n k8s.io images import FILE` loads it.
 //
-//   npm run images                         all three, tag = the package version
+//   npm run images                         all four, tag = the package version
 //   npm run images -- agent --tag dev      only these, another tag
 //
 // Layers are shared: runtime (Node from this machine and its libraries), app (dist/ and the production
 // node_modules), and for the proxy iptables. Built from the same files they have the same digests.
+// The examples image (examples/kubernetes/apps, compiled into dist/examples by tsconfig.build.json) is the
+// runtime and app layers with another entrypoint: it adds no layer.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,6 +18,7 @@ import { DEFAULT_REGISTRY, DEFAULT_TAG, imageRef, type ImageKey } from '../../in
 import {
   appEntries,
   iptablesEntries,
+  NODE_PATH,
   NONROOT_UID,
   PROXY_UID,
   runtimeEntries,
@@ -24,7 +27,13 @@ import {
 } from './layers.js';
 import { BlobStore, putImage, writeLayoutTar, type Descriptor, type ImageConfig, type LayerEntry } from './oci.js';
 
-export const IMAGE_KEYS: readonly ImageKey[] = ['controlPlane', 'proxy', 'agent'];
+/** The product's images (injector/images.ts) and the example application's, which the product never names. */
+export type BuildKey = ImageKey | 'examples';
+export const EXAMPLES_IMAGE_NAME = 'trellis/examples';
+/** The example apps' entry in the image: `<image> frontend|reviews|ratings|details|call …`. */
+export const EXAMPLES_MAIN = `${APP_DIR}/dist/examples/kubernetes/apps/main.js`;
+
+export const IMAGE_KEYS: readonly BuildKey[] = ['controlPlane', 'proxy', 'agent', 'examples'];
 
 type LayerName = 'runtime' | 'app' | 'iptables';
 
@@ -37,7 +46,7 @@ const ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 const LABELS = { 'org.opencontainers.image.source': 'https://github.com/trellis-mesh/trellis' };
 
 /** What each image is: its layers and its config (entrypoint `trellis`, the user it runs as). */
-export const IMAGE_SPECS: Readonly<Record<ImageKey, ImageSpec>> = {
+export const IMAGE_SPECS: Readonly<Record<BuildKey, ImageSpec>> = {
   controlPlane: {
     layers: ['runtime', 'app'],
     config: {
@@ -77,7 +86,27 @@ export const IMAGE_SPECS: Readonly<Record<ImageKey, ImageSpec>> = {
       labels: { ...LABELS, 'org.opencontainers.image.title': 'trellis agent (proxyless gRPC)' },
     },
   },
+  examples: {
+    // UID 1337 like the agent: the agent writes key.pem readable by its own user only.
+    layers: ['runtime', 'app'],
+    config: {
+      user: `${PROXY_UID}:${PROXY_UID}`,
+      entrypoint: [NODE_PATH, EXAMPLES_MAIN],
+      cmd: ['frontend'],
+      env: ENV,
+      workingDir: APP_DIR,
+      exposedPorts: [8080, 9080],
+      labels: { ...LABELS, 'org.opencontainers.image.title': 'trellis example application (examples/kubernetes)' },
+    },
+  },
 };
+
+/** `<registry>/<name>:<tag>` of any image this script builds. */
+export function buildRef(key: BuildKey, options: { tag: string; registry: string }): string {
+  if (key !== 'examples') return imageRef(key, options);
+  const registry = options.registry.replace(/\/+$/, '');
+  return `${registry === '' ? '' : `${registry}/`}${EXAMPLES_IMAGE_NAME}:${options.tag}`;
+}
 
 export function imagesCacheDir(): string {
   return process.env.TRELLIS_IMAGES_CACHE ?? path.join(os.homedir(), '.cache', 'trellis', 'images');
@@ -88,7 +117,7 @@ export interface BuildOptions {
   readonly root?: string;
   /** Where blobs and tarballs go; imagesCacheDir() by default. */
   readonly outDir?: string;
-  readonly images?: readonly ImageKey[];
+  readonly images?: readonly BuildKey[];
   readonly tag?: string;
   readonly registry?: string;
   /** Progress lines; nothing by default. */
@@ -96,7 +125,7 @@ export interface BuildOptions {
 }
 
 export interface BuiltImage {
-  readonly key: ImageKey;
+  readonly key: BuildKey;
   readonly reference: string;
   readonly file: string;
   readonly manifest: Descriptor;
@@ -151,7 +180,10 @@ export async function buildImages(options: BuildOptions = {}): Promise<BuiltImag
   const built: BuiltImage[] = [];
   for (const key of keys) {
     const spec = IMAGE_SPECS[key];
-    const reference = imageRef(key, { tag, registry });
+    const reference = buildRef(key, { tag, registry });
+    if (key === 'examples' && !fs.existsSync(path.join(root, EXAMPLES_MAIN.replace(`${APP_DIR}/`, '')))) {
+      throw new Error(`${EXAMPLES_MAIN.replace(`${APP_DIR}/`, '')} is missing: run \`npm run build\` first`);
+    }
     const descriptors: Descriptor[] = [];
     for (const name of spec.layers) descriptors.push(await layer(name));
     const manifest = putImage(store, descriptors, spec.config, reference);
@@ -167,13 +199,14 @@ export async function buildImages(options: BuildOptions = {}): Promise<BuiltImag
 }
 
 function parseArgs(argv: readonly string[]): BuildOptions {
-  const images: ImageKey[] = [];
+  const images: BuildKey[] = [];
   let tag: string | undefined;
   let registry: string | undefined;
-  const byName = new Map<string, ImageKey>([
+  const byName = new Map<string, BuildKey>([
     ['control-plane', 'controlPlane'],
     ['proxy', 'proxy'],
     ['agent', 'agent'],
+    ['examples', 'examples'],
   ]);
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -181,7 +214,8 @@ function parseArgs(argv: readonly string[]): BuildOptions {
     else if (arg === '--registry') registry = argv[++i];
     else {
       const key = byName.get(arg);
-      if (!key) throw new Error(`unknown image "${arg}" (control-plane, proxy, agent; options --tag, --registry)`);
+      if (!key)
+        throw new Error(`unknown image "${arg}" (control-plane, proxy, agent, examples; options --tag, --registry)`);
       images.push(key);
     }
   }
