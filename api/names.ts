@@ -50,9 +50,14 @@ export const GRPC_ROOT_PROVIDER = 'ROOTCA';
 /** The static cluster in the Envoy bootstrap that reaches the agent's SDS server. */
 export const SDS_CLUSTER = 'sds-grpc';
 
-/** Namespace label that enables injection (`enabled`); the per-pod annotations. */
+/**
+ * Namespace label: `enabled` injects the namespace's pods. On a pod, the label (or else the annotation of
+ * the same name) is the pod's own choice: `true` opts in, `false` opts out.
+ */
 export const INJECT_LABEL = 'trellis.dev/inject';
+/** Pod annotation, read when the pod has no `trellis.dev/inject` label: `true` opts in, `false` opts out. */
 export const INJECT_ANNOTATION = 'trellis.dev/inject';
+/** Pod annotation: the injection template, `envoy` (the default) or `grpc` (proxyless). */
 export const TEMPLATE_ANNOTATION = 'trellis.dev/template';
 
 /**
