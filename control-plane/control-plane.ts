@@ -5,6 +5,7 @@
 // in local mode, the static-resources source otherwise, and the webhooks when they are served.
 import { certificateServiceDefinition } from '../api/services.js';
 import type { CaOptions, StartedCa } from './ca/setup.js';
+import type { AuthzChecker } from './authz/checker.js';
 import type { MeshInspector } from './inspect/inspector.js';
 import type { Logger } from './logger.js';
 import { XdsMetrics } from './metrics.js';
@@ -228,6 +229,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     logger,
     ready: () => listening && controller.ready(),
     ...(inspector ? { inspector } : {}),
+    ...(meshSource ? { authz: await authzCheckerFor(meshSource, options, erased) } : {}),
   });
   const monitoringPort = await monitoring.listen(host, options.monitoringPort ?? 15014);
   let webhook: WebhookServer | undefined = undefined; // assigned below; read by onIssued
@@ -357,6 +359,23 @@ async function listenPlaintext(
     'plaintext xDS port open in Kubernetes mode (asked for): unauthenticated, keep it inside the pod; the CA is not served on it',
   );
   return port;
+}
+
+/** `/debug/authz` (authz/): the live model and what each connected proxy was sent. */
+async function authzCheckerFor(
+  source: FileSource | KubeSource,
+  options: ControlPlaneOptions,
+  controller: PushController<unknown>,
+): Promise<AuthzChecker> {
+  const [{ AuthzChecker }, { defaultMeshConfig }] = await Promise.all([
+    import('./authz/checker.js'),
+    import('./translate/context.js'),
+  ]);
+  return new AuthzChecker({
+    source,
+    mesh: options.meshConfig ?? defaultMeshConfig,
+    streams: () => controller.streams,
+  });
 }
 
 /** `/debug/describe` and `/debug/diff` (inspect/): the mesh source's model, translated as for the proxies. */

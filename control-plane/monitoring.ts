@@ -5,6 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { configDump } from './config-dump.js';
 import { anyToJson, decodeAny, shortTypeName } from './envoy/protos.js';
+import type { AuthzChecker } from './authz/checker.js';
 import type { InspectError, MeshInspector } from './inspect/inspector.js';
 import type { Logger } from './logger.js';
 import type { XdsMetrics } from './metrics.js';
@@ -19,6 +20,8 @@ export interface MonitoringTargets {
   readonly logger: Logger;
   /** Mesh mode: `/debug/describe` and `/debug/diff` (inspect/inspector.ts). */
   readonly inspector?: MeshInspector;
+  /** Mesh mode: `/debug/authz` (authz/checker.ts, `trellis authz check`). */
+  readonly authz?: AuthzChecker;
 }
 
 /** Largest `/debug/diff` body read. */
@@ -125,7 +128,22 @@ export class MonitoringServer {
         json(res, 200, configDump(stream.config, status.types));
         return;
       }
+      case '/debug/authz': {
+        const authz = this.targets.authz;
+        if (!authz) {
+          json(res, 404, { error: '/debug/authz needs a mesh (--config-dir or Kubernetes mode)' });
+          return;
+        }
+        try {
+          json(res, 200, authz.check(url.searchParams));
+        } catch (err) {
+          if (!(err instanceof Error && err.name === 'AuthzCheckError')) throw err;
+          json(res, (err as Error & { status: number }).status, { error: err.message });
+        }
+        return;
+      }
       case '/debug/describe':
+      case '/debug/analyze':
       case '/debug/diff': {
         const inspector = this.targets.inspector;
         if (!inspector) {
@@ -136,6 +154,10 @@ export class MonitoringServer {
           if (url.pathname === '/debug/describe') {
             const q = url.searchParams;
             json(res, 200, inspector.describe(q.get('kind'), q.get('name'), q.get('namespace')));
+            return;
+          }
+          if (url.pathname === '/debug/analyze') {
+            json(res, 200, inspector.analyze(url.searchParams.getAll('namespace')));
             return;
           }
           if (req.method !== 'POST') {
@@ -166,6 +188,8 @@ export class MonitoringServer {
             '/debug/config_dump?proxy=ID',
             '/debug/describe?kind=pod|service&name=NAME&namespace=NS',
             '/debug/diff (POST a change)',
+            '/debug/analyze[?namespace=NS]',
+            '/debug/authz?from=SPIFFE_ID&to=SERVICE[:PORT]&path=PATH',
           ],
         });
     }

@@ -20,11 +20,14 @@ import { StdoutAccessLogSchema } from '../envoy/gen/envoy/extensions/access_logg
 import type { HttpFilterSchema } from '../envoy/gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager_pb.js';
 import type { RBAC as RbacConfig } from '../envoy/gen/envoy/config/rbac/v3/rbac_pb.js';
 import { packAny } from '../envoy/protos.js';
-import type { AccessLogInit, FilterInit } from './http-connection-manager.js';
+import type { AccessLogSchema } from '../envoy/gen/envoy/config/accesslog/v3/accesslog_pb.js';
+import type { FilterSchema } from '../envoy/gen/envoy/config/listener/v3/listener_components_pb.js';
 import type { WorkloadRbac } from './rbac.js';
 import type { InitOf } from './route-values.js';
 
 type HttpFilterInit = InitOf<typeof HttpFilterSchema>;
+type FilterInit = InitOf<typeof FilterSchema>;
+type AccessLogInit = InitOf<typeof AccessLogSchema>;
 
 export const RBAC_HTTP_FILTER = 'envoy.filters.http.rbac';
 export const RBAC_NETWORK_FILTER = 'envoy.filters.network.rbac';
