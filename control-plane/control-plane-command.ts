@@ -256,6 +256,15 @@ export function registerControlPlaneCommand(program: Command): void {
           import('../certs/errors.js'),
         ]);
         const logger = createLogger({ level: opts.logLevel, name: 'trellis-control-plane' });
+        // Control-plane spans (lib/tracing.ts): on with OTEL_* or the mesh config's tracing.collector.
+        const tracing = await (
+          await import('../lib/tracing.js')
+        ).startTracing({
+          serviceName: 'trellisd',
+          collector: meshConfig?.tracing.collector,
+          samplingPercent: meshConfig?.tracing.samplingPercent,
+        });
+        if (tracing.enabled) logger.info('control-plane tracing on (OpenTelemetry, service.name trellisd)');
         const cp = await startControlPlane({
           ...(kubeConfig ? { kube: { kubeConfig } } : {}),
           ...(opts.webhookCert && opts.webhookKey
@@ -293,7 +302,10 @@ export function registerControlPlaneCommand(program: Command): void {
           if (err instanceof PluginCaError) command.error(`error: CA: ${err.message}`, { exitCode: 2 });
           throw err;
         });
-        onShutdownSignal(() => cp.close());
+        onShutdownSignal(async () => {
+          await cp.close();
+          await tracing.shutdown();
+        });
       },
     );
 }

@@ -18,6 +18,7 @@ import {
 import { checkServerSpiffeId, MemoryCertificateProvider, type TlsMaterial } from '../certs/certificate-provider.js';
 import { DEFAULT_TRUST_DOMAIN, spiffeId } from '../certs/spiffe.js';
 import { silentLogger, type Logger } from '../control-plane/logger.js';
+import { tracer } from '../lib/tracing.js';
 
 /** Local mode (port 15010): no transport security; only the token proves anything. */
 export interface PlaintextTransport {
@@ -227,7 +228,20 @@ export class CaClient implements CertificateIssuer {
       validitySeconds: BigInt(Math.max(0, Math.floor(request.validitySeconds ?? 0))),
     };
     const deadline = Date.now() + (this.options.deadlineMs ?? DEFAULT_DEADLINE_MS);
-    return new Promise((resolve, reject) => {
+    // Tracing on (lib/tracing.ts): span `agent.certificate_request`, its context sent in the metadata so
+    // the CA's `ca.sign` span is its child.
+    const span = tracer().enabled
+      ? tracer().startSpan('agent.certificate_request', {
+          kind: 'client',
+          attributes: {
+            'trellis.ca.via': via,
+            'server.address': this.options.address,
+            'trellis.ca.validity_seconds': Number(message.validitySeconds),
+          },
+        })
+      : undefined;
+    if (span) for (const [key, value] of Object.entries(span.headers())) metadata.set(key, value);
+    return new Promise<string[]>((resolve, reject) => {
       client.makeUnaryRequest(
         def.path,
         def.requestSerialize,
@@ -236,6 +250,14 @@ export class CaClient implements CertificateIssuer {
         metadata,
         { deadline },
         (err: grpc.ServiceError | null, response?: CreateCertificateResponse) => {
+          if (span) {
+            if (err) span.fail(`${grpc.status[err.code]}: ${err.details || err.message}`);
+            span.setAttributes({
+              'rpc.grpc.status_code': err ? err.code : 0,
+              'trellis.ca.chain': response?.certChain.length,
+            });
+            span.end();
+          }
           if (err) {
             reject(new CaClientError(err.code, err.details || err.message, via, { cause: err }));
           } else if (!response || response.certChain.length === 0) {

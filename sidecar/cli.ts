@@ -158,6 +158,9 @@ export function registerAgentCommand(program: Command): void {
         import('./agent.js'),
       ]);
       const logger = createLogger({ level: opts.logLevel, name: 'trellis-agent' });
+      // The agent's own spans (certificate requests) when OTEL_* asks for them; otherwise nothing is loaded.
+      const tracing = await (await import('../lib/tracing.js')).startTracing({ serviceName: 'trellis-agent' });
+      if (tracing.enabled) logger.info('agent tracing on (OpenTelemetry, service.name trellis-agent)');
       const agent = await startAgent({
         proxyType: opts.proxyType,
         controlPlane: opts.controlPlane,
@@ -189,13 +192,16 @@ export function registerAgentCommand(program: Command): void {
       const stop = (): void => {
         if (closing) process.exit(1);
         closing = true;
-        agent.close().then(
-          () => process.exit(0),
-          (err: unknown) => {
-            logger.error({ err }, 'agent shutdown failed');
-            process.exit(1);
-          },
-        );
+        agent
+          .close()
+          .then(() => tracing.shutdown())
+          .then(
+            () => process.exit(0),
+            (err: unknown) => {
+              logger.error({ err }, 'agent shutdown failed');
+              process.exit(1);
+            },
+          );
       };
       process.on('SIGTERM', stop);
       process.on('SIGINT', stop);

@@ -2,6 +2,9 @@
 // (the xDS push controller). Shared by FileSource and KubeSource, which only fill the store and say when
 // their first full read is done. Nothing is published before that: a proxy that connects early waits
 // for a complete snapshot instead of receiving an empty one (design.md §5.4, fail static).
+// Tracing on (lib/tracing.ts): every rebuild is span `mesh.change` (the model build, with the snapshot's
+// version, hash and counts); a published one is handed to the listeners, whose push becomes its child.
+import { tracer, type TraceSpan } from '../../lib/tracing.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { buildSnapshot, type BuildOptions } from '../model/build-snapshot.js';
@@ -29,7 +32,7 @@ function problemKey(p: Problem): string {
 export class MeshSource implements SnapshotSource<MeshSnapshot> {
   private snapshot: MeshSnapshot;
   private isReady = false;
-  private readonly listeners = new Set<() => void>();
+  private readonly listeners = new Set<(change?: TraceSpan) => void>();
   private readonly logger: Logger;
   private readonly unsubscribe: () => void;
   private counters = { rebuilds: 0, published: 0 };
@@ -71,7 +74,7 @@ export class MeshSource implements SnapshotSource<MeshSnapshot> {
     return this.isReady;
   }
 
-  onChange(listener: () => void): () => void {
+  onChange(listener: (change?: TraceSpan) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -90,6 +93,9 @@ export class MeshSource implements SnapshotSource<MeshSnapshot> {
 
   private rebuild(force = false): void {
     const previous = this.snapshot;
+    const span = tracer().enabled
+      ? tracer().startSpan('mesh.change', { attributes: { 'trellis.mesh.previous_version': previous.version } })
+      : undefined;
     const next = buildSnapshot(this.store.list(), {
       ...this.buildOptions(),
       previous,
@@ -99,7 +105,11 @@ export class MeshSource implements SnapshotSource<MeshSnapshot> {
     // The hash covers only what translation and statuses read (model/README.md "What the hash covers"):
     // an object that changed only in its resourceVersion, status or labels of a routing resource gives
     // the same hash, and nothing is published.
-    if (!force && next.hash === previous.hash) return;
+    if (!force && next.hash === previous.hash) {
+      span?.setAttributes({ 'trellis.mesh.published': false });
+      span?.end();
+      return;
+    }
     this.counters.published += 1;
     this.snapshot = next;
     this.logProblems(previous, next);
@@ -114,7 +124,20 @@ export class MeshSource implements SnapshotSource<MeshSnapshot> {
       },
       'mesh snapshot',
     );
-    for (const listener of [...this.listeners]) listener();
+    const traced = span?.recording ? span : undefined; // an ended span no longer says it records
+    if (traced) {
+      traced.setAttributes({
+        'trellis.mesh.published': true,
+        'trellis.mesh.version': next.version,
+        'trellis.mesh.hash': next.hash.slice(0, 12),
+        'trellis.mesh.services': next.services.length,
+        'trellis.mesh.virtual_services': next.virtualServices.length,
+        'trellis.mesh.destination_rules': next.destinationRules.length,
+        'trellis.mesh.problems': next.problems.length,
+      });
+    }
+    span?.end();
+    for (const listener of [...this.listeners]) listener(traced);
   }
 
   /** Each problem is logged once, when it appears; and once more when it is gone. */

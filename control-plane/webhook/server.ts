@@ -6,9 +6,12 @@
 // The API server sends at most a few MiB and waits `timeoutSeconds` (10 s by default): bodies above 8 MiB
 // are refused, a request that takes more than 15 s is cut. Answers are `application/json`; a body that is
 // not an AdmissionReview v1 is a 400 with the reason (the API server then applies failurePolicy).
+// With tracing on (lib/tracing.ts) every review is span `admission`: path, operation, kind, object, the
+// verdict (allowed or denied, with the message) and, on `/inject`, whether a patch injected the sidecar.
 import fs from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { tracer } from '../../lib/tracing.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { parseAdmissionReview, validateAdmission, type AdmissionRequest, type AdmissionReview } from './validate.js';
@@ -117,9 +120,31 @@ export class WebhookServer {
     }
     const { request, error } = parseAdmissionReview(body);
     if (!request) return answer(400, { error });
+    const span = tracer().enabled
+      ? tracer().startSpan('admission', {
+          kind: 'server',
+          attributes: {
+            'trellis.admission.path': path,
+            'trellis.admission.uid': request.uid,
+            'trellis.admission.operation': request.operation,
+            'trellis.admission.kind': request.kind?.kind,
+            'trellis.admission.object': `${request.namespace ?? ''}/${request.name ?? ''}`,
+            'trellis.admission.dry_run': request.dryRun === true,
+          },
+        })
+      : undefined;
     try {
       const result = await handler(request);
       const response = result.response;
+      if (span) {
+        const patch = (response as { readonly patch?: unknown } | undefined)?.patch;
+        span.setAttributes({
+          'trellis.admission.verdict': response?.allowed === false ? 'denied' : 'allowed',
+          'trellis.admission.message': response?.status?.message,
+          ...(path === '/inject' ? { 'trellis.admission.injected': typeof patch === 'string' && patch !== '' } : {}),
+        });
+        span.end();
+      }
       this.logger[response?.allowed === false ? 'info' : 'debug'](
         {
           path,
@@ -134,6 +159,8 @@ export class WebhookServer {
       );
       answer(200, result);
     } catch (err) {
+      span?.fail((err as Error).message);
+      span?.end();
       this.logger.error({ path, uid: request.uid, err: (err as Error).message }, 'webhook handler failed');
       answer(500, { error: 'internal error' });
     }

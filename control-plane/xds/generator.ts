@@ -1,6 +1,7 @@
 // The seam between the protocol engine and everything that decides what a proxy gets (style-anchors.md:
 // "the protocol engine knows nothing of the config model"). A generator is pure: the same proxy and
 // snapshot give the same resources. The xDS server never sees a snapshot's insides.
+import type { TraceSpan } from '../../lib/tracing.js';
 import type { Message } from '../envoy/protos.js';
 import type { ProxyInfo } from './node.js';
 
@@ -18,8 +19,11 @@ export interface Generator<Snapshot> {
 /** Something that holds the current snapshot and says when it changes (a source, in design.md §1). */
 export interface SnapshotSource<Snapshot> {
   current(): Snapshot;
-  /** Calls `listener` after every change; returns a function that unsubscribes. */
-  onChange(listener: () => void): () => void;
+  /**
+   * Calls `listener` after every change, with the change's span when tracing is on and the span was
+   * sampled (lib/tracing.ts: the push that follows is its child); returns a function that unsubscribes.
+   */
+  onChange(listener: (change?: TraceSpan) => void): () => void;
   /** True once the first complete snapshot is there (drives `/readyz`). */
   ready(): boolean;
 }

@@ -4,8 +4,12 @@
 // A proxy is handed its config as soon as it is generated, and the cycle yields to the event loop every
 // `sliceMs`, so writes flush and requests are read while the rest of the fleet is still being generated.
 // Under memory pressure (memory-pressure.ts) the cycle pauses before generating the next config.
+// Tracing (lib/tracing.ts, when on): a cycle is span `xds.push`, the child of the first change it folds
+// (the others are links); each proxy whose config changed gets `xds.push.proxy` (translation + encoding),
+// the parent of the responses the stream sends (xds-stream.ts `xds.response`, ended by the ACK or NACK).
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { tracer, type TraceSpan } from '../../lib/tracing.js';
 import type { Logger } from '../logger.js';
 import type { XdsMetrics } from './metrics.js';
 import { systemClock, type Clock } from './clock.js';
@@ -20,6 +24,8 @@ import { ResourceCache, type EncodedSet } from './resource-cache.js';
 export interface ProxyConfig {
   readonly sets: ReadonlyMap<string, EncodedSet>;
   readonly hash: string;
+  /** The push that handed this config out (tracing on): the parent of the responses that carry it. */
+  readonly trace?: TraceSpan;
 }
 
 /** A stream as the controller sees it (implemented by the SotW and delta streams). */
@@ -72,6 +78,8 @@ export class PushController<Snapshot> extends EventEmitter<{
   /** A source change not yet taken by a push cycle (the debouncer holds it). */
   private pendingChange = false;
   private stopped = false;
+  /** Spans of the changes the next cycle pushes (tracing on). */
+  private changes: TraceSpan[] = [];
   private readonly convergence: ConvergenceTracker | undefined;
 
   constructor(
@@ -88,7 +96,8 @@ export class PushController<Snapshot> extends EventEmitter<{
 
   start(): void {
     this.stopped = false;
-    this.unsubscribe ??= this.source.onChange(() => {
+    this.unsubscribe ??= this.source.onChange((change) => {
+      if (change) this.changes.push(change);
       this.pendingChange = true;
       this.convergence?.changed();
       this.debouncer.trigger();
@@ -198,6 +207,14 @@ export class PushController<Snapshot> extends EventEmitter<{
     const pressure = this.options.memoryPressure;
     pressure?.check();
     const consumers = [...this.consumers];
+    const changes = this.changes;
+    this.changes = [];
+    const cycleSpan = tracer().enabled
+      ? tracer().startSpan('xds.push', {
+          attributes: { 'trellis.xds.streams': consumers.length, 'trellis.xds.changes': changes.length },
+          ...(changes.length > 0 ? { parent: changes[0], links: changes.slice(1) } : {}),
+        })
+      : undefined;
     for (let i = 0; i < consumers.length; i++) {
       if (this.stopped) break;
       if (pressure?.high) {
@@ -207,14 +224,30 @@ export class PushController<Snapshot> extends EventEmitter<{
       }
       const consumer = consumers[i]!;
       if (!consumer.proxy || !this.consumers.has(consumer)) continue; // gone while the cycle yielded
+      const began = cycleSpan?.recording ? Date.now() : 0;
       const config = this.configFor(consumer.proxy);
       if (config && config.hash !== consumer.configHash) {
+        const proxySpan = cycleSpan?.recording
+          ? tracer().startSpan('xds.push.proxy', {
+              parent: cycleSpan,
+              startTime: began,
+              attributes: {
+                'trellis.proxy.id': consumer.proxy.id,
+                'trellis.proxy.type': consumer.proxy.proxyType,
+                'trellis.xds.config_hash': config.hash,
+                'trellis.xds.previous_hash': consumer.configHash ?? '',
+              },
+            })
+          : undefined;
         try {
-          consumer.onConfig(config);
+          consumer.onConfig(proxySpan ? { ...config, trace: proxySpan } : config);
           pushed++;
           this.convergence?.pushed(round, consumer);
         } catch (err) {
+          proxySpan?.fail((err as Error).message);
           this.options.logger.error({ proxy: consumer.proxy.id, err }, 'push failed; the proxy keeps its last config');
+        } finally {
+          proxySpan?.end();
         }
       }
       if (this.clock.now() - sliceStart >= sliceMs) {
@@ -226,6 +259,8 @@ export class PushController<Snapshot> extends EventEmitter<{
     const durationMs = performance.now() - started;
     this.options.metrics.pushCycleDuration.observe(durationMs / 1000);
     this.options.logger.debug({ streams: pushed, durationMs }, 'push cycle');
+    cycleSpan?.setAttributes({ 'trellis.xds.pushed': pushed });
+    cycleSpan?.end();
     this.emit('pushed', { streams: pushed, durationMs });
   }
 }

@@ -1,5 +1,6 @@
 // What one stream knows about one resource type: the client's subscription, what the client holds, and the
 // nonce/version/ACK/NACK bookkeeping. Shared by the state-of-the-world and the delta streams.
+import type { TraceSpan } from '../../lib/tracing.js';
 import { TypeUrl } from '../envoy/protos.js';
 import { changedNames, type EncodedResource, type EncodedSet } from './resource-cache.js';
 
@@ -102,6 +103,8 @@ export class TypeState {
   /** The nonce of the last response answered (ACK or NACK). */
   answeredNonce = '';
   lastNack: NackRecord | undefined;
+  /** The span of the response awaiting its ACK or NACK (tracing on, a pushed change: xds-stream.ts). */
+  span: TraceSpan | undefined;
 
   constructor(readonly typeUrl: string) {}
 

@@ -2,6 +2,7 @@
 // state, nonces, the size cap and the metrics of every response.
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
+import { tracer, type TraceSpan } from '../../lib/tracing.js';
 import type { Node } from '../envoy/gen/envoy/config/core/v3/base_pb.js';
 import { shortTypeName } from '../envoy/protos.js';
 import type { Logger } from '../logger.js';
@@ -230,6 +231,7 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
   protected recordAck(state: TypeState, version: string): void {
     state.ackedVersion = version;
     state.ackedAt = new Date();
+    if (state.span) this.endResponseSpan(state, 'ACK', { 'trellis.xds.version': version });
     state.answeredNonce = state.nonce;
     this.options.metrics.acks.inc({ type: shortTypeName(state.typeUrl) });
     this.controller.answered(this);
@@ -237,6 +239,10 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
 
   protected recordNack(state: TypeState, version: string, nonce: string, message: string): void {
     state.lastNack = { version, nonce, message, at: new Date().toISOString() };
+    if (state.span) {
+      state.span.fail(message);
+      this.endResponseSpan(state, 'NACK', { 'trellis.xds.error': message, 'trellis.xds.acked_version': version });
+    }
     state.answeredNonce = nonce;
     this.options.metrics.nacks.inc({ type: shortTypeName(state.typeUrl) });
     this.controller.answered(this);
@@ -295,6 +301,9 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
     }
     this.outbound.write(response);
     state.recordSent(nonce, version);
+    const parent = this.config?.trace;
+    if (parent?.recording || state.span)
+      this.startResponseSpan(state, parent, type, version, nonce, response, resourceCount);
     const metrics = this.options.metrics;
     metrics.pushes.inc({ type });
     metrics.responseBytes.inc({ type }, response.byteLength);
@@ -304,6 +313,47 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
       'sent',
     );
     return true;
+  }
+
+  /**
+   * Span `xds.response` of a response that carries a pushed change (tracing on): type, version, nonce,
+   * bytes, resources; it ends with event `ACK` or `NACK` (status ERROR, the client's message), `superseded`
+   * (a newer response of the type went out first) or `stream closed`.
+   */
+  private startResponseSpan(
+    state: TypeState,
+    parent: TraceSpan | undefined,
+    type: string,
+    version: string,
+    nonce: string,
+    response: Response,
+    resources: number,
+  ): void {
+    if (state.span) this.endResponseSpan(state, 'superseded', { 'trellis.xds.nonce': nonce });
+    if (!parent?.recording) return;
+    state.span = tracer().startSpan('xds.response', {
+      parent,
+      kind: 'server',
+      attributes: {
+        'trellis.proxy.id': this.proxy?.id,
+        'trellis.xds.protocol': this.protocol,
+        'trellis.xds.type': type,
+        'trellis.xds.version': version,
+        'trellis.xds.nonce': nonce,
+        'trellis.xds.bytes': response.byteLength,
+        'trellis.xds.resources': resources,
+      },
+    });
+  }
+
+  private endResponseSpan(
+    state: TypeState,
+    event: string,
+    attributes: Readonly<Record<string, string | number | boolean | undefined>>,
+  ): void {
+    state.span?.addEvent(event, attributes);
+    state.span?.end();
+    state.span = undefined;
   }
 
   /** Ends the stream with a gRPC status (a protocol error by the client). */
@@ -357,6 +407,7 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
     if (this.closed) return;
     this.closed = true;
     this.outbound.close();
+    for (const state of this.types.values()) if (state.span) this.endResponseSpan(state, 'stream closed', { reason });
     this.controller.detach(this);
     if (this.proxy) {
       this.options.metrics.connectedProxies.dec({ protocol: this.protocol });
