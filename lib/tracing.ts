@@ -13,7 +13,7 @@
 //   - else a `collector` (host:port of an OTLP/gRPC receiver, the mesh config's `tracing.collector`) turns
 //     it on, sampling `samplingPercent` of root spans (parent-based: a sampled parent's children follow).
 
-import type { SpanOptions, TraceSpan, Tracer, TracingSettings } from './trace-types.js';
+import type { TraceSpan, Tracer, TracingSettings } from './trace-types.js';
 
 export type { SpanOptions, TraceAttributes, TraceSpan, Tracer, TracingSettings } from './trace-types.js';
 
