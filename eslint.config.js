@@ -10,7 +10,7 @@ export default tseslint.config(
       'node_modules/**',
       'control-plane/envoy/gen/**',
       'bench/results/**',
-      'tools/**',
+      'tools/peers/**',
     ],
   },
   js.configs.recommended,

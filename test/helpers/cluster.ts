@@ -16,23 +16,31 @@
 // Usage in a test file (one cluster per file; tests isolate by namespace):
 //   const kube = useCluster(anyTest);                  // or useCluster(anyTest, { jaeger: true })
 //   kube.test('does X', async (t, cluster) => { const ns = await cluster.createNamespace('x'); ... });
-import { spawn, type ChildProcess } from 'node:child_process';
-import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { ExecutionContext, TestFn } from 'ava';
 import { stringify as toYaml } from 'yaml';
+import { freePort, freePorts, request } from '../../tools/cluster/http.js';
+import { writeKubeconfig } from '../../tools/cluster/kubeconfig.js';
+import { makeKubectl, type KubectlOptions, type KubectlResult } from '../../tools/cluster/kubectl.js';
+import { makeCa, signCert, type ServingCert } from '../../tools/cluster/pki.js';
+import {
+  startProcess,
+  stopProcess,
+  trackDir,
+  untrackDir,
+  waitReady,
+  withPortRetry,
+  type Proc,
+} from '../../tools/cluster/processes.js';
 import { peerBinary, peerSpecOfBinary, peersCacheRoot } from './peer-paths.js';
 
-const execFileAsync = promisify(execFile);
+export { freePort, request, type HttpResult } from '../../tools/cluster/http.js';
+export type { KubectlOptions, KubectlResult, ServingCert };
 
 // ---------------------------------------------------------------------------------------------------------
 // Peers: are the binaries there, and what to do when they are not.
@@ -152,275 +160,6 @@ export function useCluster<C>(test: TestFn<C>, options: ClusterOptions = {}): Cl
   return { enabled, status, test: declare(false), serial: declare(true), cluster: get };
 }
 
-// ---------------------------------------------------------------------------------------------------------
-// Processes: spawn in their own process group, log to a file, kill the group at the end, whatever happens.
-
-interface Proc {
-  readonly name: string;
-  readonly pid: number;
-  readonly logFile: string;
-  readonly child: ChildProcess;
-  /** Set once the process has exited. */
-  exit?: { code: number | null; signal: NodeJS.Signals | null };
-  readonly exited: Promise<void>;
-}
-
-const liveGroups = new Set<number>();
-const liveDirs = new Set<string>();
-let reaper: ChildProcess | undefined;
-let handlersInstalled = false;
-
-// A detached Node process that reads "+pgid", "-pgid", "+d dir", "-d dir" lines on stdin. When stdin closes
-// (this process exited, however it died), it kills the remaining groups and deletes the remaining folders.
-const REAPER_SOURCE = `
-const fs = require('fs');
-const groups = new Set(), dirs = new Set();
-let buf = '';
-process.stdin.setEncoding('utf8');
-process.stdin.on('data', (d) => {
-  buf += d;
-  let i;
-  while ((i = buf.indexOf('\\n')) >= 0) {
-    const line = buf.slice(0, i); buf = buf.slice(i + 1);
-    if (line.startsWith('+d ')) dirs.add(line.slice(3));
-    else if (line.startsWith('-d ')) dirs.delete(line.slice(3));
-    else if (line.startsWith('+')) groups.add(Number(line.slice(1)));
-    else if (line.startsWith('-')) groups.delete(Number(line.slice(1)));
-  }
-});
-process.stdin.on('end', () => {
-  const kill = (sig) => { for (const g of groups) { try { process.kill(-g, sig); } catch {} } };
-  const rm = () => { for (const d of dirs) { try { fs.rmSync(d, { recursive: true, force: true }); } catch {} } };
-  if (groups.size === 0) { rm(); return; }
-  kill('SIGTERM');
-  setTimeout(() => { kill('SIGKILL'); setTimeout(() => { rm(); process.exit(0); }, 500); }, 3000);
-});
-`;
-
-function tellReaper(line: string): void {
-  if (!reaper) {
-    reaper = spawn(process.execPath, ['-e', REAPER_SOURCE], {
-      detached: true,
-      stdio: ['pipe', 'ignore', 'ignore'],
-      env: { PATH: process.env.PATH ?? '' },
-    });
-    reaper.unref();
-    if (reaper.stdin instanceof net.Socket) reaper.stdin.unref();
-    reaper.stdin?.on('error', () => undefined);
-  }
-  reaper.stdin?.write(`${line}\n`);
-}
-
-/** Synchronous last-resort cleanup: SIGKILL every live group, delete every live folder. */
-function killAllNow(): void {
-  for (const g of liveGroups) {
-    try {
-      process.kill(-g, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-  liveGroups.clear();
-  for (const d of liveDirs) fs.rmSync(d, { recursive: true, force: true });
-  liveDirs.clear();
-}
-
-function installExitHandlers(): void {
-  if (handlersInstalled) return;
-  handlersInstalled = true;
-  process.on('exit', killAllNow);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    const onSignal = (): void => {
-      killAllNow();
-      // If nobody else handles the signal, die of it as the default action would.
-      if (process.listenerCount(sig) === 1) {
-        process.removeListener(sig, onSignal);
-        process.kill(process.pid, sig);
-      }
-    };
-    process.on(sig, onSignal);
-  }
-}
-
-function trackDir(dir: string): void {
-  installExitHandlers();
-  liveDirs.add(dir);
-  tellReaper(`+d ${dir}`);
-}
-
-function untrackDir(dir: string): void {
-  liveDirs.delete(dir);
-  tellReaper(`-d ${dir}`);
-}
-
-function startProcess(name: string, binary: string, args: readonly string[], dir: string): Proc {
-  installExitHandlers();
-  const logFile = path.join(dir, `${name}.log`);
-  const fd = fs.openSync(logFile, 'a');
-  // A clean environment: no proxies (all traffic is loopback), HOME inside the cluster folder.
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    HOME: dir,
-    TMPDIR: dir,
-    NO_PROXY: '127.0.0.1,localhost',
-    no_proxy: '127.0.0.1,localhost',
-  };
-  let child: ChildProcess;
-  try {
-    child = spawn(binary, [...args], { cwd: dir, env, detached: true, stdio: ['ignore', fd, fd] });
-  } finally {
-    fs.closeSync(fd);
-  }
-  child.on('error', () => undefined); // a failed spawn shows as pid === undefined below
-  const pid = child.pid;
-  if (pid === undefined) throw new Error(`${name}: could not start ${binary}`);
-  liveGroups.add(pid);
-  tellReaper(`+${pid}`);
-  const proc: Proc = {
-    name,
-    pid,
-    logFile,
-    child,
-    exited: new Promise<void>((resolve) => {
-      child.on('exit', (code, signal) => {
-        proc.exit = { code, signal };
-        resolve();
-      });
-    }),
-  };
-  return proc;
-}
-
-async function stopProcess(proc: Proc, graceMs = 3000): Promise<void> {
-  const signal = (sig: NodeJS.Signals): void => {
-    try {
-      process.kill(-proc.pid, sig);
-    } catch {
-      // group already gone
-    }
-  };
-  if (!proc.exit) {
-    signal('SIGTERM');
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([
-      proc.exited.then(() => false),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(true), graceMs);
-      }),
-    ]);
-    clearTimeout(timer);
-    if (timedOut) {
-      signal('SIGKILL');
-      await proc.exited;
-    }
-  }
-  signal('SIGKILL'); // anything the main process left behind in its group
-  liveGroups.delete(proc.pid);
-  tellReaper(`-${proc.pid}`);
-}
-
-function logTail(proc: Proc, lines = 40): string {
-  try {
-    return fs.readFileSync(proc.logFile, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
-class PortInUseError extends Error {}
-
-/** Polls `probe` until it returns true, the process exits, or the deadline passes. */
-async function waitReady(proc: Proc, what: string, timeoutMs: number, probe: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError = '';
-  for (let delay = 20; ; delay = Math.min(delay * 2, 250)) {
-    if (proc.exit) {
-      const tail = logTail(proc);
-      const msg = `${proc.name} exited (${proc.exit.code ?? proc.exit.signal}) before ${what}:\n${tail}`;
-      if (/address already in use/i.test(tail)) throw new PortInUseError(msg);
-      throw new Error(msg);
-    }
-    try {
-      if (await probe()) return;
-    } catch (err) {
-      lastError = err instanceof Error ? err.message : String(err);
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `${proc.name}: not ${what} after ${timeoutMs} ms (last probe error: ${lastError || 'none'}); log ${proc.logFile}:\n${logTail(proc)}`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, delay));
-  }
-}
-
-/** Starts a server on fresh free ports, retrying when a port was taken between choosing and binding it. */
-async function withPortRetry<T>(start: () => Promise<T>, attempts = 3): Promise<T> {
-  for (let i = 1; ; i++) {
-    try {
-      return await start();
-    } catch (err) {
-      if (!(err instanceof PortInUseError) || i >= attempts) throw err;
-    }
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Small network helpers (loopback only).
-
-/** A TCP port that is free on 127.0.0.1 right now. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => (port ? resolve(port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-async function freePorts(n: number): Promise<number[]> {
-  const ports = new Set<number>();
-  while (ports.size < n) ports.add(await freePort());
-  return [...ports];
-}
-
-export interface HttpResult {
-  readonly status: number;
-  readonly body: string;
-}
-
-/** An HTTP(S) request to a loopback server, with an optional CA and bearer token. */
-export function request(
-  url: string,
-  opts: { method?: string; body?: string; headers?: Record<string, string>; ca?: string; token?: string } = {},
-): Promise<HttpResult> {
-  const u = new URL(url);
-  if (u.hostname !== '127.0.0.1' && u.hostname !== 'localhost') throw new Error(`refusing non-loopback URL ${url}`);
-  const headers: Record<string, string> = { ...opts.headers };
-  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
-  if (opts.body !== undefined) headers['content-length'] = String(Buffer.byteLength(opts.body));
-  return new Promise((resolve, reject) => {
-    const onResponse = (res: http.IncomingMessage): void => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    };
-    const common = { method: opts.method ?? 'GET', headers, agent: false as const, timeout: 5000 };
-    const req =
-      u.protocol === 'https:'
-        ? https.request(u, { ...common, ca: opts.ca }, onResponse)
-        : http.request(u, common, onResponse);
-    req.on('timeout', () => req.destroy(new Error(`timeout: ${url}`)));
-    req.on('error', reject);
-    req.end(opts.body);
-  });
-}
-
 export interface SocketEnd {
   readonly address: string;
   readonly port: number;
@@ -517,103 +256,6 @@ export function listeningSockets(pid: number): ListeningSocket[] {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// PKI (openssl): one CA per cluster; it signs the apiserver's serving cert and any webhook serving certs.
-
-export interface ServingCert {
-  readonly certPem: string;
-  readonly keyPem: string;
-  /** PEM of the CA that signed it: use as a webhook's caBundle (base64 of this) or a client's CA. */
-  readonly caPem: string;
-  readonly certFile: string;
-  readonly keyFile: string;
-}
-
-async function openssl(args: readonly string[], cwd: string): Promise<void> {
-  try {
-    await execFileAsync('openssl', [...args], { cwd });
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    throw new Error(`openssl ${args.join(' ')} failed: ${e.stderr ?? e.message}`, { cause: err });
-  }
-}
-
-const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '7'];
-
-async function makeCa(pkiDir: string): Promise<{ certFile: string; keyFile: string }> {
-  const certFile = path.join(pkiDir, 'ca.crt');
-  const keyFile = path.join(pkiDir, 'ca.key');
-  await openssl(
-    [
-      'req',
-      '-x509',
-      ...EC,
-      '-keyout',
-      keyFile,
-      '-out',
-      certFile,
-      '-subj',
-      '/CN=trellis-test-ca',
-      '-addext',
-      'basicConstraints=critical,CA:TRUE',
-      '-addext',
-      'keyUsage=critical,keyCertSign,cRLSign',
-    ],
-    pkiDir,
-  );
-  return { certFile, keyFile };
-}
-
-async function signCert(
-  pkiDir: string,
-  ca: { certFile: string; keyFile: string },
-  name: string,
-  opts: {
-    cn: string;
-    ips?: readonly string[];
-    dnsNames?: readonly string[];
-    usage: 'serverAuth' | 'clientAuth';
-    org?: string;
-  },
-): Promise<ServingCert> {
-  const certFile = path.join(pkiDir, `${name}.crt`);
-  const keyFile = path.join(pkiDir, `${name}.key`);
-  const san = [...(opts.ips ?? []).map((ip) => `IP:${ip}`), ...(opts.dnsNames ?? []).map((d) => `DNS:${d}`)];
-  const subj = `/CN=${opts.cn}${opts.org ? `/O=${opts.org}` : ''}`;
-  await openssl(
-    [
-      'req',
-      '-x509',
-      ...EC,
-      '-keyout',
-      keyFile,
-      '-out',
-      certFile,
-      '-subj',
-      subj,
-      '-CA',
-      ca.certFile,
-      '-CAkey',
-      ca.keyFile,
-      '-addext',
-      'basicConstraints=critical,CA:FALSE',
-      '-addext',
-      'keyUsage=critical,digitalSignature',
-      '-addext',
-      `extendedKeyUsage=${opts.usage}`,
-      ...(san.length ? ['-addext', `subjectAltName=${san.join(',')}`] : []),
-    ],
-    pkiDir,
-  );
-  return {
-    certPem: fs.readFileSync(certFile, 'utf8'),
-    keyPem: fs.readFileSync(keyFile, 'utf8'),
-    caPem: fs.readFileSync(ca.certFile, 'utf8'),
-    certFile,
-    keyFile,
-  };
-}
-
-// ---------------------------------------------------------------------------------------------------------
 // The servers.
 
 export interface JaegerInfo {
@@ -636,20 +278,6 @@ export interface Jaeger extends JaegerInfo {
   /** Milliseconds from spawn to ready. */
   readonly readyMs: number;
   stop(): Promise<void>;
-}
-
-export interface KubectlResult {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-export interface KubectlOptions {
-  /** Written to kubectl's stdin (use with `-f -`). */
-  readonly input?: string;
-  /** Resolve with a non-zero code instead of rejecting. */
-  readonly allowFailure?: boolean;
-  readonly timeoutMs?: number;
 }
 
 export interface Cluster {
@@ -988,62 +616,16 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     const jaegerMs = jaeger?.readyMs;
 
     const kubeconfigPath = path.join(dir, 'kubeconfig');
-    fs.writeFileSync(
-      kubeconfigPath,
-      toYaml({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [
-          {
-            name: 'trellis-test',
-            cluster: { server: api.server, 'certificate-authority-data': Buffer.from(caPem).toString('base64') },
-          },
-        ],
-        users: [{ name: 'admin', user: { token: pki.adminToken } }],
-        contexts: [{ name: 'trellis-test', context: { cluster: 'trellis-test', user: 'admin', namespace: 'default' } }],
-        'current-context': 'trellis-test',
-      }),
-      { mode: 0o600 },
-    );
+    writeKubeconfig(kubeconfigPath, {
+      server: api.server,
+      caPem,
+      user: { token: pki.adminToken },
+      name: 'trellis-test',
+      namespace: 'default',
+    });
     const kubeConfig = new KubeConfig();
     kubeConfig.loadFromFile(kubeconfigPath);
-    const kubectlCache = path.join(dir, 'kubectl-cache');
-
-    const kubectl = (args: readonly string[], opts: KubectlOptions = {}): Promise<KubectlResult> =>
-      new Promise((resolve, reject) => {
-        const full = [`--kubeconfig=${kubeconfigPath}`, `--cache-dir=${kubectlCache}`, ...args];
-        const child = spawn(bins.kubectl, full, {
-          env: {
-            PATH: process.env.PATH ?? '',
-            HOME: dir,
-            NO_PROXY: '127.0.0.1,localhost',
-            no_proxy: '127.0.0.1,localhost',
-          },
-          stdio: ['pipe', 'pipe', 'pipe'],
-        });
-        const out: Buffer[] = [];
-        const err: Buffer[] = [];
-        child.stdout.on('data', (d: Buffer) => out.push(d));
-        child.stderr.on('data', (d: Buffer) => err.push(d));
-        const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
-        child.on('error', (e) => {
-          clearTimeout(timer);
-          reject(e);
-        });
-        child.on('close', (code, signal) => {
-          clearTimeout(timer);
-          const result = {
-            code: code ?? -1,
-            stdout: Buffer.concat(out).toString('utf8'),
-            stderr: Buffer.concat(err).toString('utf8') + (signal ? `\n(killed by ${signal})` : ''),
-          };
-          if (result.code !== 0 && !opts.allowFailure) {
-            reject(new Error(`kubectl ${args.join(' ')} exited ${result.code}:\n${result.stderr}${result.stdout}`));
-          } else resolve(result);
-        });
-        child.stdin.on('error', () => undefined);
-        child.stdin.end(opts.input ?? '');
-      });
+    const kubectl = makeKubectl(bins.kubectl, kubeconfigPath, dir);
 
     const core = kubeConfig.makeApiClient(CoreV1Api);
     const createNamespace = async (prefix = 'test', labels: Record<string, string> = {}): Promise<string> => {

@@ -1,0 +1,3 @@
+module local/pausepeer
+
+go 1.24.0
