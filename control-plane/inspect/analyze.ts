@@ -64,6 +64,21 @@ export interface AnalyzeInput {
 const RESTARTABLE = new Set(['deployment', 'statefulset', 'daemonset']);
 
 /**
+ * The controller of a Pod from the Pod alone: its controller reference, and for a ReplicaSet named
+ * `<deployment>-<pod-template-hash>` (the Deployment controller's naming, the hash also a label of the
+ * Pod) the Deployment. For callers that do not list ReplicaSets (the control plane's model).
+ */
+export const ownerFromPod: OwnerOf = (pod) => {
+  const ref = pod.metadata?.ownerReferences?.find((r) => r.controller === true);
+  if (!ref) return undefined;
+  const hash = pod.metadata?.labels?.['pod-template-hash'];
+  if (ref.kind === 'ReplicaSet' && hash && ref.name.endsWith(`-${hash}`)) {
+    return { kind: 'deployment', name: ref.name.slice(0, -hash.length - 1) };
+  }
+  return { kind: ref.kind.toLowerCase(), name: ref.name };
+};
+
+/**
  * The command that recreates a Pod's workload (so the webhook sees its Pods again). A bare Pod without a
  * sidecar can be replaced by itself; one with an outdated sidecar must be created again from its own
  * manifest (its current YAML carries the old sidecar, which the webhook leaves alone).

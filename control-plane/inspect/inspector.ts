@@ -12,6 +12,9 @@ import type { SnapshotSource } from '../xds/generator.js';
 import type { ProxyInfo } from '../xds/node.js';
 import type { StreamStatus } from '../xds/xds-stream.js';
 import { ChangeError, diffChange, type ConfigDiff, type DiffProxy } from './config-diff.js';
+import type { V1Namespace, V1Pod } from '@kubernetes/client-node';
+import type { ImageOptions } from '../../injector/images.js';
+import { analyzeMesh, ownerFromPod, type Finding } from './analyze.js';
 import { describePod, describeServiceByName, DescribeError, type Description } from './describe.js';
 
 export interface InspectorOptions {
@@ -27,6 +30,8 @@ export interface InspectorOptions {
   /** Kubernetes mode: objects a change creates get a creationTimestamp, as the API server would stamp. */
   readonly stampCreated?: boolean;
   readonly now?: () => Date;
+  /** What the injector injects (`trellis analyze` compares injected Pods with it). */
+  readonly injector?: { readonly image?: ImageOptions; readonly kubernetesMinor?: () => number | undefined };
 }
 
 /** A request the inspector refuses: the status code and a message for the caller. */
@@ -80,6 +85,27 @@ export class MeshInspector {
     const ids = new Set(description.proxyIds);
     const proxies = this.options.streams().filter((s) => s.node !== undefined && ids.has(s.node.id));
     return { ...description, proxies };
+  }
+
+  /** `trellis analyze` over the source's objects (namespaces: only findings there; all when empty). */
+  analyze(namespaces: readonly string[]): { findings: Finding[]; notes: string[] } {
+    this.ready();
+    const objects = this.options.source.store.list();
+    const minor = this.options.injector?.kubernetesMinor?.();
+    const findings = analyzeMesh({
+      namespaces: objects.filter((o) => o.kind === 'Namespace').map((o) => o.object as V1Namespace),
+      pods: objects.filter((o) => o.kind === 'Pod').map((o) => o.object as V1Pod),
+      objects,
+      ownerOf: ownerFromPod,
+      validate: this.options.validate,
+      ...(this.options.formatIssue ? { formatIssue: this.options.formatIssue } : {}),
+      injector: {
+        ...(this.options.injector?.image ? { image: this.options.injector.image } : {}),
+        ...(minor !== undefined ? { kubernetesMinor: minor } : {}),
+      },
+      ...(namespaces.length > 0 ? { onlyNamespaces: namespaces } : {}),
+    });
+    return { findings, notes: [] };
   }
 
   /** Each connected proxy with what its streams subscribed to, by type (the union over its streams). */
