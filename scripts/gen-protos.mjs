@@ -35,6 +35,7 @@ const files = [
   'envoy/config/route/v3/route.proto',
   'envoy/config/rbac/v3/rbac.proto',
   'envoy/config/trace/v3/opentelemetry.proto',
+  'envoy/config/trace/v3/zipkin.proto',
   'envoy/extensions/transport_sockets/tls/v3/tls.proto',
   'envoy/extensions/transport_sockets/tls/v3/secret.proto',
   'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
