@@ -11,6 +11,9 @@
 // | 0                  | (not accepted: not in the model)    | False   | NotAccepted | `not in use: see the Accepted condition`                         |
 // | 0                  | (accepted)                          | Unknown | NoProxies   | `no connected proxy receives it`                                 |
 //
+// Only VirtualServices, DestinationRules and PeerAuthentications have it (translate/sources.ts finds only
+// those in a proxy's config); AuthorizationPolicies get none.
+//
 // A proxy counts with its whole current config: a NACK of any type makes it "rejected" for every object
 // its config holds (the client refused the config the object is part of). The first rejection is the
 // earliest NACK (then the smallest proxy id).
@@ -25,8 +28,17 @@ function cut(message: string): string {
   return message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 1)}…` : message;
 }
 
-/** The Programmed condition (without lastTransitionTime) of `status`, given the progress of its key. */
-export function programmedCondition(status: ResourceStatus, progress: SourceProgress | undefined): Condition {
+const PROGRAMMED_KINDS: ReadonlySet<string> = new Set(['VirtualService', 'DestinationRule', 'PeerAuthentication']);
+
+/**
+ * The Programmed condition (without lastTransitionTime) of `status`, given the progress of its key;
+ * undefined for a kind that has none.
+ */
+export function programmedCondition(
+  status: ResourceStatus,
+  progress: SourceProgress | undefined,
+): Condition | undefined {
+  if (!PROGRAMMED_KINDS.has(status.kind)) return undefined;
   const generation = status.generation !== undefined ? { observedGeneration: status.generation } : {};
   const condition = (state: Condition['status'], reason: string, message: string): Condition => ({
     type: 'Programmed',
