@@ -1,12 +1,12 @@
 // AuthorizationPolicy end to end, proxyless gRPC through agents under STRICT mutual TLS: `trellis
 // control-plane` (a real process, CA + xDS on its TLS port), three `trellis agent` processes (the echo
 // server's, an allowed caller's, a denied caller's), a real @grpc/grpc-js-xds XdsServer (with
-// GRPC_XDS_EXPERIMENTAL_RBAC=true, _grpc-rbac-env.ts) and XdsChannelCredentials clients using the agents'
+// GRPC_XDS_EXPERIMENTAL_RBAC=true, test/helpers/grpc-rbac-env.ts) and XdsChannelCredentials clients using the agents'
 // bootstraps and certificate files. Shown: with an ALLOW policy the allowed service account gets through, the
 // other gets PERMISSION_DENIED from the server's RBAC filter, and a method the policy does not allow is
 // refused while the allowed one passes; `trellis authz check` gives the same verdicts and names the policy;
 // a DENY policy wins over the ALLOW; removing the policies opens the path again within seconds.
-import './_grpc-rbac-env.js';
+import '../helpers/grpc-rbac-env.js';
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import { register, XdsChannelCredentials, XdsServer, XdsServerCredentials } from '@grpc/grpc-js-xds';
