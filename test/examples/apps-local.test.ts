@@ -2,8 +2,9 @@
 // control-plane` on a directory of YAML (with its CA), one `trellis agent --proxy-type grpc` per workload
 // (certificates, bootstrap, local xDS proxy), and the apps (frontend, reviews v1/v2/v3, ratings) as the
 // same code the cluster runs, on the agents' bootstraps, under a mesh-wide STRICT PeerAuthentication.
-// The test drives the frontend's HTTP admin port. Shown: every hop is mutual TLS with the right SPIFFE
-// IDs; an 80/20 VirtualService gives 80/20 over 1,000 calls, and 50/50 moves it; ratings failing every
+// The apps export traces to a real Jaeger (OTEL_EXPORTER_OTLP_ENDPOINT). The test drives the frontend's
+// HTTP admin port. Shown: one call is one trace across frontend, reviews and ratings; every hop is mutual
+// TLS with the right SPIFFE IDs; an 80/20 VirtualService gives 80/20 over 1,000 calls, and 50/50 moves it; ratings failing every
 // second call: failures without a retry policy, none with one; a timeout on ratings fires.
 import test from 'ava';
 import fs from 'node:fs/promises';
@@ -21,6 +22,7 @@ import {
   virtualServiceManifest,
   type Manifest,
 } from '../helpers/mesh-e2e.js';
+import { startJaeger, type Jaeger } from '../helpers/cluster.js';
 import { startTrellis, type TrellisProcess } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait.js';
 import { startApp, type AppProcess } from './app-process.js';
@@ -52,6 +54,7 @@ const bootstraps = new Map<string, string>();
 const apps = new Map<string, AppProcess>();
 const ports = new Map<string, number>();
 let adminPort: number;
+let jaeger: Jaeger;
 
 function tokenOf(w: Workload): string {
   return `token-of-${w.pod}-0123456789abcdef`;
@@ -111,7 +114,13 @@ async function startAgent(w: Workload): Promise<void> {
 }
 
 async function startWorkloadApp(w: Workload, extra: readonly string[] = []): Promise<AppProcess> {
-  const env = { GRPC_XDS_BOOTSTRAP: bootstraps.get(w.pod)!, POD_NAME: w.pod, VERSION: w.version };
+  const env = {
+    GRPC_XDS_BOOTSTRAP: bootstraps.get(w.pod)!,
+    POD_NAME: w.pod,
+    VERSION: w.version,
+    OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${jaeger.otlpGrpcPort}`,
+    OTEL_BSP_SCHEDULE_DELAY: '200',
+  };
   if (w.app === 'frontend') {
     const app = startApp(w.pod, ['frontend', '--admin-host', '127.0.0.1', '--admin-port', '0'], env);
     apps.set(w.pod, app);
@@ -137,6 +146,7 @@ function share(s: LoadSummary, version: string): number {
 
 test.before(async () => {
   tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'trellis-example-local-'));
+  jaeger = await startJaeger({ dir: await fs.mkdtemp(path.join(os.tmpdir(), 'trellis-example-jaeger-')) });
   mesh = await MeshDir.create();
   const free = await freePorts(WORKLOADS.length + 3);
   WORKLOADS.forEach((w, i) => ports.set(w.pod, free[i]!));
@@ -196,8 +206,36 @@ test.after.always(async () => {
   await Promise.all([...apps.values()].map((a) => a.stop()));
   await Promise.all([...agents.values()].map((a) => a.stop()));
   await cp?.stop();
+  await jaeger?.stop();
   await mesh?.cleanup();
   if (tmp) await fs.rm(tmp, { recursive: true, force: true });
+});
+
+interface JaegerTrace {
+  readonly traceID: string;
+  readonly spans: { readonly operationName: string; readonly processID: string }[];
+  readonly processes: Record<string, { readonly serviceName: string }>;
+}
+
+test.serial('one call is one trace: frontend → reviews → ratings', async (t) => {
+  await call('n=1&product=traced-book');
+  const trace = await waitFor(
+    'a trace with spans of frontend, reviews and ratings in Jaeger',
+    async () => {
+      const res = await fetch(`${jaeger.queryUrl}/api/traces?service=ratings&lookback=1h&limit=100`);
+      if (!res.ok) return undefined;
+      const data = ((await res.json()) as { data: JaegerTrace[] | null }).data ?? [];
+      return data.find((tr) => {
+        const services = new Set(tr.spans.map((s) => tr.processes[s.processID]?.serviceName));
+        return services.has('frontend') && services.has('reviews') && services.has('ratings');
+      });
+    },
+    60_000,
+  );
+  const ops = trace.spans.map((s) => `${trace.processes[s.processID]?.serviceName}:${s.operationName}`).sort();
+  t.log(ops.join(', '));
+  t.true(ops.includes('frontend:grpc.trellis.examples.Reviews/GetReviews'), ops.join(', '));
+  t.true(ops.includes('ratings:grpc.trellis.examples.Ratings/GetRating'), ops.join(', '));
 });
 
 test.serial('every hop is mutual TLS: each server sees its caller SPIFFE ID, each client its server', async (t) => {
