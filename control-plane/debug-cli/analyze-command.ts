@@ -3,6 +3,7 @@ import { Option, type Command, type CommanderError } from 'commander';
 import { runDebugCommand } from './command-options.js';
 
 interface AnalyzeCliOptions {
+  controlPlane?: string;
   kubeconfig?: string;
   context?: string;
   namespace: string[];
@@ -19,6 +20,10 @@ export function registerAnalyzeCommand(program: Command): void {
       'find what is wrong with the mesh in the cluster: pods in labelled namespaces without a sidecar (created before the label, or skipped), sidecars older than the injector template, routing objects that match nothing, subsets without endpoints; each with the command that fixes it',
     )
     .option('--kubeconfig <file>', 'kubeconfig (default: $KUBECONFIG or ~/.kube/config, or in-cluster)')
+    .option(
+      '--control-plane <url>',
+      "analyse the control plane's own model instead of the API server (its monitoring port; local mode too)",
+    )
     .option('--context <name>', 'kubeconfig context')
     .option(
       '-n, --namespace <name>',
@@ -36,6 +41,7 @@ export function registerAnalyzeCommand(program: Command): void {
       await runDebugCommand('analyze', async () => {
         const { runAnalyze } = await import('./analyze.js');
         await runAnalyze({
+          ...(opts.controlPlane ? { controlPlane: opts.controlPlane } : {}),
           ...(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}),
           ...(opts.context ? { context: opts.context } : {}),
           namespaces: opts.namespace,

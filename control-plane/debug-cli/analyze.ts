@@ -1,13 +1,16 @@
 // `trellis analyze`: lists what the mesh reads from the API server (the kinds KubeSource follows, as
 // KubeSource keeps them: sources/model-input.ts), the ReplicaSets that own Pods and the server's version,
-// and prints what inspect/analyze.ts finds, each finding with the command that fixes it.
+// and prints what inspect/analyze.ts finds, each finding with the command that fixes it. With
+// `--control-plane URL` the control plane analyses its own model instead (`/debug/analyze`: local mode
+// too, where there is no API server).
 import type { KubeConfig, V1Namespace, V1OwnerReference, V1Pod } from '@kubernetes/client-node';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff } from '../../lib/backoff.js';
 import { formatIssue, validateRoutingResource } from '../../crds/validator.js';
 import type { ImageOptions } from '../../injector/images.js';
-import { analyzeMesh, type Finding, type OwnerOf } from '../inspect/analyze.js';
+import { analyzeMesh, ownerFromPod, type Finding, type OwnerOf } from '../inspect/analyze.js';
 import { kubeRequest } from '../kube/http.js';
+import { getJson } from './http-client.js';
 import { statusCode, type KubeObject } from '../kube/informer.js';
 import type { MeshObject } from '../model/objects.js';
 import { KUBE_KINDS } from '../sources/kube-source.js';
@@ -83,8 +86,10 @@ export async function analyzeCluster(
     const ref = controllerOf(pod.metadata?.ownerReferences);
     if (!ref) return undefined;
     if (ref.kind === 'ReplicaSet') {
-      const up = rsOwner.get(`${pod.metadata?.namespace}/${ref.name}`);
+      const key = `${pod.metadata?.namespace}/${ref.name}`;
+      const up = rsOwner.get(key);
       if (up) return { kind: up.kind.toLowerCase(), name: up.name };
+      if (!rsOwner.has(key)) return ownerFromPod(pod); // created since the list
     }
     return { kind: ref.kind.toLowerCase(), name: ref.name };
   };
@@ -120,7 +125,22 @@ export function renderFindings(result: AnalyzeResult): string {
   return lines.join('\n') + '\n';
 }
 
+/** `/debug/analyze` of a control plane: its own model. */
+export async function analyzeControlPlane(base: string, namespaces: readonly string[] = []): Promise<AnalyzeResult> {
+  const query = new URLSearchParams(namespaces.map((n): [string, string] => ['namespace', n]));
+  const answer = (await getJson(
+    base,
+    `debug/analyze${namespaces.length > 0 ? `?${query.toString()}` : ''}`,
+  )) as AnalyzeResult;
+  if (typeof answer !== 'object' || answer === null || !Array.isArray(answer.findings)) {
+    throw new Error('/debug/analyze: the answer is not a list of findings');
+  }
+  return { findings: answer.findings, notes: Array.isArray(answer.notes) ? answer.notes : [] };
+}
+
 export async function runAnalyze(options: {
+  /** Analyse this control plane's model instead of the API server's objects. */
+  readonly controlPlane?: string;
   readonly kubeconfig?: string;
   readonly context?: string;
   readonly namespaces?: readonly string[];
@@ -128,6 +148,11 @@ export async function runAnalyze(options: {
   readonly output: OutputFormat;
   readonly stdout: NodeJS.WritableStream;
 }): Promise<void> {
+  if (options.controlPlane !== undefined) {
+    const result = await analyzeControlPlane(options.controlPlane, options.namespaces);
+    options.stdout.write(options.output === 'table' ? renderFindings(result) : renderData(result, options.output));
+    return;
+  }
   const { KubeConfig } = await import('@kubernetes/client-node');
   const kubeConfig = new KubeConfig();
   if (options.kubeconfig) kubeConfig.loadFromFile(options.kubeconfig);

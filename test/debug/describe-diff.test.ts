@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import type { ConfigDiff } from '../../control-plane/inspect/config-diff.js';
+import { analyzeControlPlane } from '../../control-plane/debug-cli/analyze.js';
 import { fetchDescription, type DescribeOutput } from '../../control-plane/debug-cli/describe.js';
 import { fetchProxies } from '../../control-plane/debug-cli/debug-proxies.js';
 import { statusRows } from '../../control-plane/debug-cli/proxy-status.js';
@@ -292,4 +293,21 @@ test('describe and diff against the live model, with grpc-js-xds proxies connect
   ]);
   t.is(wrongKind.json.code, 1);
   t.regex(wrongKind.json.stderr, /^trellis diff: .*400: Service dda\/x: trellis diff takes/);
+
+  // trellis analyze --control-plane: the control plane's own model (local mode, no API server). Nothing
+  // is wrong yet; a VirtualService for a host with no Service is found once its file is there.
+  t.deepEqual((await analyzeControlPlane(url)).findings, []);
+  await mesh.dir.write('ghost', [
+    virtualServiceManifest('ghost', A, { hosts: ['ghost'], http: [{ route: [{ destination: { host: 'ghost' } }] }] }),
+  ]);
+  await eventually(async () => (await analyzeControlPlane(url)).findings.length > 0, 10_000, 'a finding');
+  const analyzed = await trellis(['analyze', '--control-plane', url, '-n', A]);
+  t.is(analyzed.code, 0, analyzed.stderr);
+  t.is(
+    analyzed.stdout,
+    `Warning [HostWithoutService] (virtualservice/ghost.${A}) matches nothing: no Service for ghost.${A}.svc.cluster.local\n` +
+      `  fix: kubectl edit virtualservice/ghost -n ${A}\n` +
+      '1 warning.\n',
+  );
+  t.deepEqual((await analyzeControlPlane(url, [B])).findings, [], 'only the namespaces asked for');
 });
