@@ -125,6 +125,8 @@ export function useLocalCluster<C>(test: TestFn<C>, options: LocalClusterOptions
     let dir: string | undefined;
     let reaperLine: string | undefined;
     test.before(async (t) => {
+      // Waiting for another file's cluster and starting this one take minutes: tell ava's global timeout.
+      t.timeout((options.lockWaitMs ?? 15 * 60_000) + 10 * 60_000);
       if (!pre.ok) throw new Error(`the local cluster cannot run here:\n  ${pre.problems.join('\n  ')}`);
       dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-lc-'));
       // However this process ends, the reaper tears the cluster down.
