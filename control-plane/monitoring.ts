@@ -27,18 +27,16 @@ export interface MonitoringTargets {
 /** Largest `/debug/diff` body read. */
 const MAX_DIFF_BODY = 1 << 20;
 
+/** The body as text, or undefined when it is longer than `limit` (the rest is read and dropped, so a 413 can be sent). */
 function readBody(req: http.IncomingMessage, limit: number): Promise<string | undefined> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > limit) {
-        resolve(undefined);
-        req.destroy();
-      } else chunks.push(chunk);
+      if (size <= limit) chunks.push(chunk);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(size > limit ? undefined : Buffer.concat(chunks).toString('utf8')));
     req.on('error', reject);
   });
 }

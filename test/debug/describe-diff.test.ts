@@ -310,4 +310,11 @@ test('describe and diff against the live model, with grpc-js-xds proxies connect
       '1 warning.\n',
   );
   t.deepEqual((await analyzeControlPlane(url, [B])).findings, [], 'only the namespaces asked for');
+
+  // /debug/diff takes a POST of at most 1 MiB.
+  const get = await fetch(`${url}/debug/diff`);
+  t.is(get.status, 405);
+  const big = await fetch(`${url}/debug/diff`, { method: 'POST', body: `# ${'x'.repeat(1 << 20)}\n` });
+  t.is(big.status, 413);
+  t.regex(((await big.json()) as { error: string }).error, /larger than 1048576 bytes/);
 });
