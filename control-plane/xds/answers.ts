@@ -5,7 +5,7 @@
 // (programmed.ts); both see streams only through this.
 import type { TypeStatus } from './type-state.js';
 
-/** What answers() reads of a stream (XdsStream.status() gives it). */
+/** What answers() reads of a stream (XdsStream.answerView()). */
 export interface AnswerView {
   readonly deferredTypes: readonly string[];
   readonly types: readonly Pick<TypeStatus, 'type' | 'sentNonce' | 'answeredNonce' | 'lastNack'>[];
@@ -18,11 +18,11 @@ export type AnswerState =
 
 /** A stream that can say what it sent and what its client answered (XdsStream). */
 export interface Answering {
-  status(): AnswerView;
+  answerView(): AnswerView;
 }
 
 export function isAnswering(value: unknown): value is Answering {
-  return typeof (value as Partial<Answering> | undefined)?.status === 'function';
+  return typeof (value as Partial<Answering> | undefined)?.answerView === 'function';
 }
 
 /**

@@ -53,7 +53,7 @@ export interface ConvergenceRound {
 
 /** A stream is settled when it awaits no answer; streams that cannot tell count as settled. */
 function settled(consumer: object): boolean {
-  return !isAnswering(consumer) || answers(consumer.status()).state !== 'pending';
+  return !isAnswering(consumer) || answers(consumer.answerView()).state !== 'pending';
 }
 
 export class ConvergenceTracker {

@@ -37,7 +37,7 @@ export function summarizeProgress(controller: PushController<unknown>): Map<stri
     if (!consumer.proxy || !consumer.config || !isAnswering(consumer)) continue;
     const sources = controller.sourcesOf(consumer);
     if (!sources) continue;
-    byProxy.set(consumer.proxy.id, { sources, state: answers(consumer.status()) });
+    byProxy.set(consumer.proxy.id, { sources, state: answers(consumer.answerView()) });
   }
   const out = new Map<
     string,

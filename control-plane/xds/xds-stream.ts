@@ -13,6 +13,7 @@ import { checkRequestSize, LimitExceeded, rateExceeded, TokenBucket, type Stream
 import { proxyInfoFromNode, type ProxyInfo } from './node.js';
 import { Outbound } from './outbound.js';
 import type { Response } from './response.js';
+import type { AnswerView } from './answers.js';
 import type { ConfigConsumer, ProxyConfig, PushController } from './push-controller.js';
 import { pushOrder, TypeState, type TypeStatus } from './type-state.js';
 
@@ -413,6 +414,20 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
       this.options.metrics.connectedProxies.dec({ protocol: this.protocol });
       this.log.info({ proxy: this.proxy.id, reason }, 'proxy disconnected');
     }
+  }
+
+  /**
+   * What answers.ts reads (what was sent and answered per type, what is deferred): cheap, without the
+   * subscription lists of status(), as it is read on every answer while a change converges.
+   */
+  answerView(): AnswerView {
+    const types = [...this.types.values()].map((s) => ({
+      type: shortTypeName(s.typeUrl),
+      sentNonce: s.nonce,
+      answeredNonce: s.answeredNonce,
+      lastNack: s.lastNack,
+    }));
+    return { deferredTypes: this.outbound.deferredTypes, types };
   }
 
   status(): StreamStatus {

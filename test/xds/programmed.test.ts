@@ -2,7 +2,7 @@
 // with a manual clock: a stream's answer state (answers.ts), the per-object summary and its rate limit
 // (programmed.ts), the condition text (programmed-status.ts), and when a convergence round is observed
 // (convergence.ts). The streams here are the controller's consumers reduced to what it reads (proxy,
-// config, status()); the protocol itself is covered by test/kube/programmed.test.ts with real clients.
+// config, answerView()); the protocol itself is covered by test/kube/programmed.test.ts with real clients.
 import test from 'ava';
 import { Registry } from 'prom-client';
 import { silentLogger } from '../../control-plane/logger.js';
@@ -99,7 +99,7 @@ class FakeStream implements ConfigConsumer {
   onConfig(config: ProxyConfig): void {
     this.config = config;
   }
-  status(): AnswerView {
+  answerView(): AnswerView {
     return this.view;
   }
 }
