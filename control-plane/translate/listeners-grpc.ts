@@ -70,7 +70,32 @@ export function serverBindings(ctx: TranslateContext): { address: string; port: 
 }
 
 /**
- * Server listeners (A36), one per (instance IP, target port) of this workload's Service ports. One filter
+ * The wildcard addresses an A36 server may bind on one of its ports instead of its instance IP: `0.0.0.0`
+ * and `::` (named `[::]:<port>`, as grpc-js and grpc-go write the bind address into the server listener
+ * name). Most servers bind these (grpc-go's `net.Listen("tcp", ":8080")` is `[::]:8080`).
+ */
+export const WILDCARD_BIND_ADDRESSES: readonly string[] = ['0.0.0.0', '::'];
+
+/**
+ * The addresses a server listener is generated for: every (instance IP, port) of serverBindings, and on
+ * each of those ports the wildcard addresses. A server subscribes to `grpc/server?...=<bind address>` and
+ * checks that the Listener's socket address equals it (grpc-js and grpc-go alike: "socket_address
+ * mismatch" / "address ... does not match listening address"), so each listener carries the address its
+ * name holds, as Istio's proxyless generator writes the requested address back. They are generated, not
+ * built on request: configs are a function of (proxy, snapshot), shared and encoded once
+ * (xds/generator.ts); a listener no server subscribes to is never sent (LDS for proxyless is named).
+ */
+export function serverListenerAddresses(ctx: TranslateContext): { address: string; port: number }[] {
+  const bindings = serverBindings(ctx);
+  const out = [...bindings];
+  const ports = [...new Set(bindings.map((b) => b.port))];
+  for (const port of ports) for (const address of WILDCARD_BIND_ADDRESSES) out.push({ address, port });
+  return out;
+}
+
+/**
+ * Server listeners (A36), one per (instance IP, target port) of this workload's Service ports, and one per
+ * wildcard bind address on each of those ports (serverListenerAddresses). One filter
  * chain without `filter_chain_match` (grpc-js never matches `{}` — gotcha §0.9) and never a
  * `default_filter_chain` (adding or removing it on a live listener crashes grpc-js — §0.10).
  *
@@ -90,7 +115,7 @@ export function serverListeners(ctx: TranslateContext): Listener[] {
   const workload = workloadMtls(ctx.snapshot, ctx.proxy.namespace, ctx.proxy.labels, ctx.mesh.mtlsMode);
   const rbac = workloadRbac(ctx.snapshot, ctx.proxy.namespace, ctx.proxy.labels, 'http');
   const byName = new Map<string, Listener>();
-  for (const { address, port } of serverBindings(ctx)) {
+  for (const { address, port } of serverListenerAddresses(ctx)) {
     const strict = portMtls(workload, port) === 'STRICT';
     const name = grpcServerListenerName(address, port);
     byName.set(

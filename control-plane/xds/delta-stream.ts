@@ -16,9 +16,11 @@ import { checkSubscriptionSize } from './limits.js';
 import { encodeDeltaBody, Response, sharedFullSetBody } from './response.js';
 import { isFullStateType, sharedName } from './type-state.js';
 import { XdsStream } from './xds-stream.js';
+import { AbsentListeners } from './absent-listeners.js';
 
 export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
   readonly protocol = 'delta';
+  private readonly absent = new AbsentListeners();
 
   protected onRequest(request: DeltaDiscoveryRequest): void {
     this.identify(request.node);
@@ -53,6 +55,7 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     if (!this.config) return; // sent as soon as the proxy has a config (onConfig)
     const state = this.types.get(typeUrl)!;
     const set = this.config.sets.get(typeUrl) ?? emptySet(typeUrl);
+    this.absent.check(this.log, this.proxy?.id, state.names, set);
     const { updates, removed } = state.pending(set, true);
     // A wildcard subscription is always answered once, even when empty: Envoy finishes initializing only
     // after the first LDS/CDS response (go-control-plane does the same).

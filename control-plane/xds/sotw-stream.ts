@@ -19,6 +19,7 @@ import { checkSubscriptionSize } from './limits.js';
 import { keepWire, resourceNamesWire } from './sotw-request.js';
 import { isFullStateType, sharedName, type TypeState } from './type-state.js';
 import { XdsStream } from './xds-stream.js';
+import { AbsentListeners } from './absent-listeners.js';
 
 function sortedResources(set: EncodedSet, names?: Iterable<string>): EncodedResource[] {
   const pick = names ? [...names].filter((n) => set.byName.has(n)) : [...set.byName.keys()];
@@ -27,6 +28,7 @@ function sortedResources(set: EncodedSet, names?: Iterable<string>): EncodedReso
 
 export class SotwStream extends XdsStream<DiscoveryRequest> {
   readonly protocol = 'sotw';
+  private readonly absent = new AbsentListeners();
   /** Full-state types: the (set version, subscription) last sent, to skip identical responses. */
   private readonly sentKeys = new Map<string, string>();
   /** Full-state types whose client sent no names so far (legacy wildcard). */
@@ -89,6 +91,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
     if (!this.config) return; // sent as soon as the proxy has a config (onConfig)
     const state = this.types.get(typeUrl)!;
     const set = this.config.sets.get(typeUrl) ?? emptySet(typeUrl);
+    this.absent.check(this.log, this.proxy?.id, state.names, set);
     if (isFullStateType(typeUrl)) this.respondFullState(state, set, force);
     else this.respondIncremental(state, set, force);
   }

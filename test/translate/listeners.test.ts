@@ -364,12 +364,26 @@ test('gRPC server listeners: named by the bind address, address = INSTANCE_IP:ta
   t.deepEqual(
     servers.map((l) => l.name),
     [
+      'grpc/server?xds.resource.listening_address=0.0.0.0:8080',
+      'grpc/server?xds.resource.listening_address=0.0.0.0:9090',
       'grpc/server?xds.resource.listening_address=10.1.0.5:8080',
       'grpc/server?xds.resource.listening_address=10.1.0.5:9090',
+      'grpc/server?xds.resource.listening_address=[::]:8080',
+      'grpc/server?xds.resource.listening_address=[::]:9090',
     ],
   );
   const l = listenerJson(listeners, 'grpc/server?xds.resource.listening_address=10.1.0.5:9090');
   t.deepEqual(l.address, { socketAddress: { address: '10.1.0.5', portValue: 9090 } });
+  // A server bound to a wildcard address (most are: grpc-go's ":9090" is "[::]:9090") gets a listener
+  // whose socket address is the one its name holds: both grpc-js and grpc-go refuse to serve otherwise.
+  for (const [bind, address] of [
+    ['0.0.0.0:9090', '0.0.0.0'],
+    ['[::]:9090', '::'],
+  ] as const) {
+    const w = listenerJson(listeners, `grpc/server?xds.resource.listening_address=${bind}`);
+    t.deepEqual(w.address, { socketAddress: { address, portValue: 9090 } });
+    t.deepEqual(w.filterChains, l.filterChains, `${bind} serves what 10.1.0.5:9090 serves`);
+  }
   t.false('defaultFilterChain' in l);
   t.is(chains(l).length, 1);
   const chain = chains(l)[0]!;
