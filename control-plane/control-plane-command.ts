@@ -261,7 +261,8 @@ export function registerControlPlaneCommand(program: Command): void {
           await import('../lib/tracing.js')
         ).startTracing({
           serviceName: 'trellisd',
-          collector: meshConfig?.tracing.collector,
+          // The mesh's Zipkin collector takes no OTLP: then only OTEL_* turns control-plane tracing on.
+          collector: meshConfig?.tracing.provider === 'zipkin' ? undefined : meshConfig?.tracing.collector,
           samplingPercent: meshConfig?.tracing.samplingPercent,
         });
         if (tracing.enabled) logger.info('control-plane tracing on (OpenTelemetry, service.name trellisd)');

@@ -23,6 +23,8 @@ export {
 
 /** The cluster that carries Envoy's OTLP spans to the collector (Jaeger) named in the mesh config. */
 export const OTEL_COLLECTOR_CLUSTER = 'opentelemetry-collector';
+/** The Zipkin collector (mesh tracing provider `zipkin`), HTTP/1.1. */
+export const ZIPKIN_COLLECTOR_CLUSTER = 'zipkin-collector';
 
 /**
  * The ALPN a sidecar offers on mesh mutual TLS. Istio's inbound PERMISSIVE chains tell mesh mTLS from an

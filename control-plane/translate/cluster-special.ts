@@ -19,7 +19,6 @@ import {
   BLACKHOLE_CLUSTER,
   inboundClusterName,
   INBOUND_PASSTHROUGH_CLUSTER,
-  OTEL_COLLECTOR_CLUSTER,
   PASSTHROUGH_CLUSTER,
 } from './cluster-names.js';
 import { portPolicy } from './cluster-policy.js';
@@ -32,6 +31,7 @@ import {
 } from './cluster-traffic.js';
 import type { TranslateContext } from './context.js';
 import { inboundPorts } from './inbound-ports.js';
+import { collectorClusterName } from './tracing.js';
 
 type LoadAssignmentInit = MessageInitShape<typeof ClusterLoadAssignmentSchema>;
 
@@ -132,10 +132,15 @@ function splitHostPort(value: string): { host: string; port: number } {
   return { host: value.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port: Number(value.slice(i + 1)) };
 }
 
-/** The OTLP/gRPC collector Envoy's OpenTelemetry tracer sends spans to (HTTP/2). */
+/**
+ * The collector Envoy's tracer sends spans to: OTLP/gRPC (HTTP/2) for OpenTelemetry, HTTP/1.1 for Zipkin
+ * (tracing.ts).
+ */
 function collectorCluster(ctx: TranslateContext, collector: string): Cluster {
   const { host, port } = splitHostPort(collector);
   const literal = net.isIP(host) !== 0;
+  const name = collectorClusterName(ctx.mesh.tracing);
+  const zipkin = ctx.mesh.tracing.provider === 'zipkin';
   const options = create(HttpProtocolOptionsSchema, {
     upstreamProtocolOptions: {
       case: 'explicitHttpConfig',
@@ -143,16 +148,20 @@ function collectorCluster(ctx: TranslateContext, collector: string): Cluster {
     },
   });
   return create(ClusterSchema, {
-    name: OTEL_COLLECTOR_CLUSTER,
+    name,
     clusterDiscoveryType: {
       case: 'type',
       value: literal ? Cluster_DiscoveryType.STATIC : Cluster_DiscoveryType.STRICT_DNS,
     },
     // Kubernetes Services are IPv4 first; fall back to IPv6 for v6-only clusters.
     ...(literal ? {} : { dnsLookupFamily: Cluster_DnsLookupFamily.V4_PREFERRED }),
-    loadAssignment: staticAssignment(OTEL_COLLECTOR_CLUSTER, host, port),
+    loadAssignment: staticAssignment(name, host, port),
     ...connectTimeoutField(undefined, ctx.mesh.connectTimeout),
-    typedExtensionProtocolOptions: { [HTTP_PROTOCOL_OPTIONS_KEY]: anyPack(HttpProtocolOptionsSchema, options) },
+    ...(zipkin
+      ? {}
+      : {
+          typedExtensionProtocolOptions: { [HTTP_PROTOCOL_OPTIONS_KEY]: anyPack(HttpProtocolOptionsSchema, options) },
+        }),
   });
 }
 

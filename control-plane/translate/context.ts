@@ -17,11 +17,24 @@ import type { ProxyInfo } from '../xds/node.js';
  */
 export type MtlsMode = 'PERMISSIVE' | 'STRICT';
 
+/** Where Envoy sends spans: OpenTelemetry over OTLP/gRPC (Jaeger :4317), or Zipkin JSON over HTTP (:9411). */
+export type TracingProvider = 'opentelemetry' | 'zipkin';
+
+/** A tag Envoy adds to every span (Istio's Telemetry `customTags`): a literal, an env variable, a request header. */
+export type CustomTag =
+  | { readonly literal: { readonly value: string } }
+  | { readonly environment: { readonly name: string; readonly defaultValue?: string } }
+  | { readonly header: { readonly name: string; readonly defaultValue?: string } };
+
 export interface TracingConfig {
+  /** `opentelemetry` (default) or `zipkin`. */
+  readonly provider?: TracingProvider;
   /** Percentage of requests traced, 0..100; Istio's default is 1. */
   readonly samplingPercent: number;
-  /** The OTLP/gRPC collector (Jaeger) as `host:port`; tracing is off when unset. */
+  /** The collector as `host:port` (OTLP/gRPC, or Zipkin's HTTP port); tracing is off when unset. */
   readonly collector?: string;
+  /** Tags on every span, by tag name. */
+  readonly customTags?: Readonly<Record<string, CustomTag>>;
 }
 
 /** Mesh-wide settings (`--mesh-config FILE`, YAML); every field has the default noted. */

@@ -7,13 +7,24 @@
 //   connectTimeout: 10s                 # outbound connect_timeout when no DestinationRule sets one
 //   outboundTrafficPolicy: ALLOW_ANY    # or REGISTRY_ONLY; Istio's form { mode: REGISTRY_ONLY } too
 //   tracing:
+//     provider: opentelemetry           # or zipkin
 //     samplingPercent: 1                # 0..100
-//     collector: jaeger.observability:4317   # OTLP/gRPC host:port; tracing is off without it
+//     collector: jaeger.observability:4317   # host:port (OTLP/gRPC, or Zipkin's :9411); off without it
+//     customTags:                       # tags on every span: literal, environment or header
+//       cluster: { literal: { value: east } }
+//       user: { header: { name: x-user, defaultValue: anonymous } }
 //   accessLog: false                    # Envoy access logs to stdout
 import fs from 'node:fs';
 import YAML from 'yaml';
 import { DURATION_PATTERN, durationToMs } from '../../crds/duration.js';
-import { defaultMeshConfig, type MeshConfig, type MtlsMode, type TracingConfig } from './context.js';
+import {
+  defaultMeshConfig,
+  type CustomTag,
+  type MeshConfig,
+  type MtlsMode,
+  type TracingConfig,
+  type TracingProvider,
+} from './context.js';
 
 export class MeshConfigError extends Error {
   constructor(readonly errors: readonly string[]) {
@@ -23,7 +34,13 @@ export class MeshConfigError extends Error {
 }
 
 const TOP_FIELDS = ['trustDomain', 'mtlsMode', 'connectTimeout', 'outboundTrafficPolicy', 'tracing', 'accessLog'];
-const TRACING_FIELDS = ['samplingPercent', 'collector'];
+const TRACING_FIELDS = ['provider', 'samplingPercent', 'collector', 'customTags'];
+const TRACING_PROVIDERS: readonly TracingProvider[] = ['opentelemetry', 'zipkin'];
+const CUSTOM_TAG_KINDS = ['literal', 'environment', 'header'];
+// Envoy's CustomTag rules: a tag name of at least one character; header names as HTTP allows them.
+const TAG_RE = /^[A-Za-z0-9_.:/-]{1,128}$/;
+const HEADER_RE = /^:?[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
+const ENV_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const DURATION_RE = new RegExp(DURATION_PATTERN);
 // A DNS name of lowercase labels (what SPIFFE allows in a trust domain, minus the rarely used `_`).
 const TRUST_DOMAIN_RE = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
@@ -91,39 +108,8 @@ export function parseMeshConfig(doc: unknown, where = 'mesh config'): MeshConfig
     else fail(field, `must be ALLOW_ANY or REGISTRY_ONLY, not ${describe(mode)}`);
   }
 
-  let tracing: TracingConfig = defaultMeshConfig.tracing;
-  if (doc.tracing !== undefined) {
-    const raw = doc.tracing;
-    if (!isObject(raw)) {
-      fail('tracing', `must be a map with samplingPercent and collector, not ${describe(raw)}`);
-    } else {
-      for (const key of Object.keys(raw)) {
-        if (!TRACING_FIELDS.includes(key))
-          fail(`tracing.${key}`, `unknown field (known: ${TRACING_FIELDS.join(', ')})`);
-      }
-      let samplingPercent = defaultMeshConfig.tracing.samplingPercent;
-      if (raw.samplingPercent !== undefined) {
-        const p = raw.samplingPercent;
-        if (typeof p !== 'number' || !Number.isFinite(p) || p < 0 || p > 100) {
-          fail('tracing.samplingPercent', `must be a number from 0 to 100, not ${describe(p)}`);
-        } else {
-          samplingPercent = p;
-        }
-      }
-      let collector: string | undefined;
-      if (raw.collector !== undefined) {
-        const c = raw.collector;
-        const m = typeof c === 'string' ? HOST_PORT_RE.exec(c) : null;
-        const port = m ? Number(m[3]) : 0;
-        if (!m || port < 1 || port > 65535) {
-          fail('tracing.collector', `must be host:port of an OTLP/gRPC collector (jaeger:4317), not ${describe(c)}`);
-        } else {
-          collector = c as string;
-        }
-      }
-      tracing = collector === undefined ? { samplingPercent } : { samplingPercent, collector };
-    }
-  }
+  const tracing: TracingConfig =
+    doc.tracing === undefined ? defaultMeshConfig.tracing : parseTracing(doc.tracing, fail);
 
   let accessLog = defaultMeshConfig.accessLog;
   if (doc.accessLog !== undefined) {
@@ -133,6 +119,122 @@ export function parseMeshConfig(doc: unknown, where = 'mesh config'): MeshConfig
 
   if (errors.length > 0) throw new MeshConfigError(errors);
   return { trustDomain, mtlsMode, connectTimeout, outboundTrafficPolicy, tracing, accessLog };
+}
+
+/** `tracing`: provider, samplingPercent, collector, customTags (each bad field reported through `fail`). */
+function parseTracing(raw: unknown, fail: (field: string, message: string) => void): TracingConfig {
+  if (!isObject(raw)) {
+    fail('tracing', `must be a map with provider, samplingPercent, collector and customTags, not ${describe(raw)}`);
+    return defaultMeshConfig.tracing;
+  }
+  for (const key of Object.keys(raw)) {
+    if (!TRACING_FIELDS.includes(key)) fail(`tracing.${key}`, `unknown field (known: ${TRACING_FIELDS.join(', ')})`);
+  }
+  let provider: TracingProvider = 'opentelemetry';
+  if (raw.provider !== undefined) {
+    if (TRACING_PROVIDERS.includes(raw.provider as TracingProvider)) provider = raw.provider as TracingProvider;
+    else fail('tracing.provider', `must be ${TRACING_PROVIDERS.join(' or ')}, not ${describe(raw.provider)}`);
+  }
+  let samplingPercent = defaultMeshConfig.tracing.samplingPercent;
+  if (raw.samplingPercent !== undefined) {
+    const p = raw.samplingPercent;
+    if (typeof p !== 'number' || !Number.isFinite(p) || p < 0 || p > 100) {
+      fail('tracing.samplingPercent', `must be a number from 0 to 100, not ${describe(p)}`);
+    } else {
+      samplingPercent = p;
+    }
+  }
+  let collector: string | undefined;
+  if (raw.collector !== undefined) {
+    const c = raw.collector;
+    const m = typeof c === 'string' ? HOST_PORT_RE.exec(c) : null;
+    const port = m ? Number(m[3]) : 0;
+    if (!m || port < 1 || port > 65535) {
+      const example =
+        provider === 'zipkin' ? 'a Zipkin collector (jaeger:9411)' : 'an OTLP/gRPC collector (jaeger:4317)';
+      fail('tracing.collector', `must be host:port of ${example}, not ${describe(c)}`);
+    } else {
+      collector = c as string;
+    }
+  }
+  const customTags: Record<string, CustomTag> = {};
+  if (raw.customTags !== undefined) {
+    if (!isObject(raw.customTags)) {
+      fail(
+        'tracing.customTags',
+        `must be a map of tag name to literal, environment or header, not ${describe(raw.customTags)}`,
+      );
+    } else {
+      for (const [tag, spec] of Object.entries(raw.customTags)) {
+        const parsed = parseCustomTag(`tracing.customTags.${tag}`, tag, spec, fail);
+        if (parsed) customTags[tag] = parsed;
+      }
+    }
+  }
+  return {
+    provider,
+    samplingPercent,
+    ...(collector === undefined ? {} : { collector }),
+    ...(Object.keys(customTags).length > 0 ? { customTags } : {}),
+  };
+}
+
+/** One of Istio's Telemetry custom tags: `{literal: {value}}`, `{environment: {name, defaultValue}}`, `{header: {name, defaultValue}}`. */
+function parseCustomTag(
+  field: string,
+  tag: string,
+  spec: unknown,
+  fail: (field: string, message: string) => void,
+): CustomTag | undefined {
+  if (!TAG_RE.test(tag)) {
+    fail(field, 'a tag name is 1 to 128 letters, digits or _ . : / -');
+    return undefined;
+  }
+  const kinds = isObject(spec) ? Object.keys(spec) : [];
+  if (!isObject(spec) || kinds.length !== 1 || !CUSTOM_TAG_KINDS.includes(kinds[0]!)) {
+    fail(field, `must have exactly one of ${CUSTOM_TAG_KINDS.join(', ')}, not ${describe(spec)}`);
+    return undefined;
+  }
+  const kind = kinds[0]!;
+  const body = spec[kind];
+  if (!isObject(body)) {
+    fail(`${field}.${kind}`, `must be a map, not ${describe(body)}`);
+    return undefined;
+  }
+  const allowed = kind === 'literal' ? ['value'] : ['name', 'defaultValue'];
+  let ok = true;
+  for (const key of Object.keys(body)) {
+    if (!allowed.includes(key)) {
+      fail(`${field}.${kind}.${key}`, `unknown field (known: ${allowed.join(', ')})`);
+      ok = false;
+    }
+  }
+  for (const key of Object.keys(body)) {
+    if (allowed.includes(key) && typeof body[key] !== 'string') {
+      fail(`${field}.${kind}.${key}`, `must be a string, not ${describe(body[key])}`);
+      ok = false;
+    }
+  }
+  if (!ok) return undefined;
+  if (kind === 'literal') {
+    if (body.value === undefined) {
+      fail(`${field}.literal.value`, 'is required');
+      return undefined;
+    }
+    return { literal: { value: body.value as string } };
+  }
+  const name = body.name as string | undefined;
+  const pattern = kind === 'header' ? HEADER_RE : ENV_RE;
+  if (name === undefined || !pattern.test(name)) {
+    fail(
+      `${field}.${kind}.name`,
+      `must be ${kind === 'header' ? 'an HTTP header name' : 'an environment variable name'}, not ${describe(name)}`,
+    );
+    return undefined;
+  }
+  const defaultValue = body.defaultValue as string | undefined;
+  const value = { name, ...(defaultValue === undefined ? {} : { defaultValue }) };
+  return kind === 'header' ? { header: value } : { environment: value };
 }
 
 /** Reads `--mesh-config FILE` (YAML or JSON). Throws MeshConfigError naming the file and each bad field. */
