@@ -201,7 +201,7 @@ async function authzCheck(from: string, method: string): Promise<{ code: number;
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
     if (typeof e.code !== 'number' || !e.stdout)
-      throw new Error(`trellis authz check failed: ${e.stderr ?? String(err)}`);
+      throw new Error(`trellis authz check failed: ${e.stderr ?? String(err)}`, { cause: err });
     return { code: e.code, answer: JSON.parse(e.stdout) as Record<string, unknown> };
   }
 }

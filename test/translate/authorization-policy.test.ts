@@ -1,0 +1,310 @@
+// AuthorizationPolicy in translation and in `trellis authz check`: Istio's evaluation (DENY before ALLOW,
+// ALLOW denies what it does not match, an empty ALLOW denies all, `rules: [{}]` allows all, root-namespace
+// policies mesh-wide), value forms, TCP's HTTP-only fields, AUDIT, and the proxyless server listeners
+// that grpc-js-xds itself accepts with GRPC_XDS_EXPERIMENTAL_RBAC=true (the flag is read when the package loads).
+import '../helpers/grpc-rbac-env.js';
+import test from 'ava';
+import fs from 'node:fs';
+import path from 'node:path';
+import { checkAuthz, type AuthzQuery } from '../../control-plane/authz/check.js';
+import { buildSnapshot } from '../../control-plane/model/build-snapshot.js';
+import type { MeshObject } from '../../control-plane/model/objects.js';
+import type { MeshSnapshot } from '../../control-plane/model/snapshot.js';
+import { parseManifests } from '../../control-plane/sources/manifests.js';
+import { defaultMeshConfig } from '../../control-plane/translate/context.js';
+import { meshGenerator } from '../../control-plane/translate/generator.js';
+import { serverListeners } from '../../control-plane/translate/listeners-grpc.js';
+import { clone, create } from '@bufbuild/protobuf';
+import { TypeUrl, unpackAny, type Any } from '../../control-plane/envoy/protos.js';
+import { ListenerSchema } from '../../control-plane/envoy/gen/envoy/config/listener/v3/listener_pb.js';
+import { FilterSchema } from '../../control-plane/envoy/gen/envoy/config/listener/v3/listener_components_pb.js';
+import {
+  HttpConnectionManagerSchema,
+  HttpFilterSchema,
+  type HttpConnectionManager,
+} from '../../control-plane/envoy/gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager_pb.js';
+import { hcmFilter } from '../../control-plane/translate/http-connection-manager.js';
+import { workloadRbac } from '../../control-plane/translate/rbac.js';
+import { rbacHttpFilters } from '../../control-plane/translate/rbac-filters.js';
+import type { AuthorizationPolicySpec } from '../../crds/types.js';
+import { formatIssue, validateRoutingResource } from '../../crds/validator.js';
+import { repoRoot } from '../helpers/peer-paths.js';
+import { assertGrpcAccepts, grpcNack } from './_routes-fixtures.js';
+import {
+  contextFor,
+  envoyProxy,
+  grpcProxy,
+  namespace,
+  service,
+  slice,
+  pod,
+  snapshotOf,
+  workload,
+} from './_snapshots.js';
+
+const SHOP = 'shop';
+const FRONTEND = 'spiffe://cluster.local/ns/shop/sa/frontend';
+const OPS = 'spiffe://cluster.local/ns/ops/sa/admin';
+
+function ap(ns: string, name: string, spec: AuthorizationPolicySpec, creationTimestamp?: string): MeshObject {
+  return {
+    kind: 'AuthorizationPolicy',
+    namespace: ns,
+    name,
+    object: {
+      apiVersion: 'security.trellis.dev/v1alpha1',
+      kind: 'AuthorizationPolicy',
+      metadata: { name, namespace: ns, ...(creationTimestamp ? { creationTimestamp } : {}) },
+      spec,
+    },
+    origin: {},
+  };
+}
+
+/** shop: reviews (grpc 9080, Pod reviews-v1 at 10.0.0.1, labels app=reviews) and redis (tcp 6379 at 10.0.0.9). */
+function mesh(...policies: MeshObject[]): MeshSnapshot {
+  const snapshot = snapshotOf([
+    namespace(SHOP),
+    namespace('trellis-system'),
+    namespace('ops'),
+    ...workload(SHOP, 'reviews', { name: 'grpc', port: 9080 }, [{ version: 'v1', address: '10.0.0.1', port: 9080 }]),
+    service(SHOP, 'redis', [{ name: 'tcp-redis', port: 6379 }], { clusterIP: '10.96.0.9' }),
+    pod(SHOP, 'redis-0', { app: 'redis', 'trellis.dev/tlsMode': 'mesh' }, 'redis'),
+    slice(SHOP, 'redis-x', 'redis', [{ name: 'tcp-redis', port: 6379 }], [{ address: '10.0.0.9', pod: 'redis-0' }]),
+    ...policies,
+  ]);
+  return snapshot;
+}
+
+function check(snapshot: MeshSnapshot, query: Partial<AuthzQuery> & { to?: string }) {
+  return checkAuthz(
+    { snapshot, mesh: defaultMeshConfig, sent: () => undefined },
+    { to: 'reviews.shop', path: '/reviews.Reviews/Get', ...query },
+  );
+}
+
+const verdict = (snapshot: MeshSnapshot, query: Partial<AuthzQuery> = {}) => {
+  const a = check(snapshot, query);
+  const w = a.workloads[0]!;
+  return `${w.verdict} ${w.decidedBy?.policy ?? '-'}`;
+};
+
+test('no policy: everything is allowed, and the answer says why', (t) => {
+  const a = check(mesh(), { from: FRONTEND });
+  t.is(a.verdict, 'ALLOW');
+  t.like(a.workloads[0], {
+    workload: 'shop/reviews-v1',
+    proxy: { id: 'reviews-v1.shop', type: 'envoy', config: 'generated' },
+    transport: 'http',
+    reason: 'no AuthorizationPolicy applies to the workload',
+  });
+});
+
+test('an ALLOW policy with an empty spec denies every request; rules: [{}] allows every request', (t) => {
+  t.is(verdict(mesh(ap(SHOP, 'none', {})), { from: FRONTEND }), 'DENY -');
+  t.is(verdict(mesh(ap(SHOP, 'all', { rules: [{}] })), { from: FRONTEND }), 'ALLOW ns[shop]-policy[all]-rule[0]');
+  t.is(verdict(mesh(ap(SHOP, 'all', { rules: [{}] }))), 'ALLOW ns[shop]-policy[all]-rule[0]', 'plaintext too');
+});
+
+test('once an ALLOW policy selects a workload, requests it does not match are denied; DENY is evaluated first', (t) => {
+  const allowFrontend = ap(SHOP, 'frontend', {
+    rules: [{ from: [{ source: { principals: ['cluster.local/ns/shop/sa/frontend'] } }] }],
+  });
+  const s = mesh(allowFrontend);
+  t.is(verdict(s, { from: FRONTEND }), 'ALLOW ns[shop]-policy[frontend]-rule[0]');
+  t.is(verdict(s, { from: OPS }), 'DENY -');
+  t.regex(check(s, { from: OPS }).workloads[0]!.reason, /no ALLOW policy matches/);
+  const denyGet = ap(SHOP, 'no-get', {
+    action: 'DENY',
+    rules: [{ to: [{ operation: { paths: ['/reviews.Reviews/Get'] } }] }],
+  });
+  const both = mesh(allowFrontend, denyGet);
+  t.is(verdict(both, { from: FRONTEND }), 'DENY ns[shop]-policy[no-get]-rule[0]');
+  t.is(verdict(both, { from: FRONTEND, path: '/reviews.Reviews/List' }), 'ALLOW ns[shop]-policy[frontend]-rule[0]');
+  // A DENY alone denies only what it matches.
+  t.is(verdict(mesh(denyGet), { from: OPS, path: '/reviews.Reviews/List' }), 'ALLOW -');
+});
+
+test('root-namespace policies apply mesh-wide (a selector picks workloads in every namespace); other namespaces do not', (t) => {
+  t.is(verdict(mesh(ap('trellis-system', 'deny-all', {})), { from: FRONTEND }), 'DENY -');
+  t.is(
+    verdict(mesh(ap('trellis-system', 'by-label', { selector: { matchLabels: { app: 'reviews' } } })), {
+      from: FRONTEND,
+    }),
+    'DENY -',
+  );
+  t.is(
+    verdict(mesh(ap('trellis-system', 'other', { selector: { matchLabels: { app: 'other' } } })), { from: FRONTEND }),
+    'ALLOW -',
+  );
+  t.is(verdict(mesh(ap('ops', 'elsewhere', {})), { from: FRONTEND }), 'ALLOW -');
+  t.is(
+    verdict(mesh(ap(SHOP, 'not-me', { selector: { matchLabels: { app: 'redis' } } })), { from: FRONTEND }),
+    'ALLOW -',
+  );
+});
+
+test('sources: principals exact/prefix/suffix/*, namespaces, not… forms, and plaintext callers', (t) => {
+  const allow = (source: Record<string, string[]>) => mesh(ap(SHOP, 'p', { rules: [{ from: [{ source }] }] }));
+  t.is(verdict(allow({ principals: ['cluster.local/ns/shop/*'] }), { from: FRONTEND }).split(' ')[0], 'ALLOW');
+  t.is(verdict(allow({ principals: ['*/sa/frontend'] }), { from: FRONTEND }).split(' ')[0], 'ALLOW');
+  t.is(verdict(allow({ principals: ['*/sa/frontend'] }), { from: OPS }).split(' ')[0], 'DENY');
+  t.is(verdict(allow({ principals: ['*'] }), { from: OPS }).split(' ')[0], 'ALLOW');
+  t.is(verdict(allow({ principals: ['*'] }), {}).split(' ')[0], 'DENY', 'principals * needs mTLS');
+  t.is(verdict(allow({ namespaces: ['ops'] }), { from: OPS }).split(' ')[0], 'ALLOW');
+  t.is(verdict(allow({ namespaces: ['op*'] }), { from: OPS }).split(' ')[0], 'ALLOW');
+  t.is(verdict(allow({ namespaces: ['ops'] }), { from: FRONTEND }).split(' ')[0], 'DENY');
+  t.is(verdict(allow({ notNamespaces: ['ops'] }), { from: FRONTEND }).split(' ')[0], 'ALLOW');
+  t.is(
+    verdict(allow({ notPrincipals: ['cluster.local/ns/shop/sa/frontend'] }), { from: FRONTEND }).split(' ')[0],
+    'DENY',
+  );
+});
+
+test('operations and conditions: methods, paths, hosts, headers, destination.port; what the query does not give is reported', (t) => {
+  const s = mesh(
+    ap(SHOP, 'ops', {
+      rules: [
+        {
+          to: [
+            {
+              operation: {
+                methods: ['POST'],
+                paths: ['/reviews.Reviews/*'],
+                hosts: ['reviews.shop.svc.cluster.local'],
+              },
+            },
+          ],
+          when: [
+            { key: 'request.headers[x-tenant]', values: ['blue'] },
+            { key: 'destination.port', values: ['9080'] },
+          ],
+        },
+      ],
+    }),
+  );
+  t.is(verdict(s, { from: FRONTEND, headers: { 'X-Tenant': 'blue' } }).split(' ')[0], 'ALLOW');
+  t.is(verdict(s, { from: FRONTEND, headers: { 'x-tenant': 'red' } }).split(' ')[0], 'DENY');
+  t.is(verdict(s, { from: FRONTEND, headers: { 'x-tenant': 'blue' }, method: 'GET' }).split(' ')[0], 'DENY');
+  t.is(verdict(s, { from: FRONTEND, headers: { 'x-tenant': 'blue' }, path: '/other.Svc/Get' }).split(' ')[0], 'DENY');
+  const ip = mesh(ap(SHOP, 'ip', { rules: [{ from: [{ source: { ipBlocks: ['10.1.0.0/16'] } }] }] }));
+  t.is(verdict(ip, { from: FRONTEND, sourceIp: '10.1.2.3' }).split(' ')[0], 'ALLOW');
+  t.is(verdict(ip, { from: FRONTEND, sourceIp: '10.2.2.3' }).split(' ')[0], 'DENY');
+  t.deepEqual(check(ip, { from: FRONTEND }).workloads[0]!.assumed, ['source.ip']);
+});
+
+test('TCP: an ALLOW rule with HTTP-only fields is left out; a DENY rule loses them (Istio)', (t) => {
+  const s = mesh(
+    ap(SHOP, 'redis', {
+      selector: { matchLabels: { app: 'redis' } },
+      rules: [
+        { from: [{ source: { namespaces: ['ops'] } }], to: [{ operation: { methods: ['GET'] } }] },
+        {
+          from: [{ source: { principals: ['cluster.local/ns/shop/sa/frontend'] } }],
+          to: [{ operation: { ports: ['6379'] } }],
+        },
+      ],
+    }),
+    ap(SHOP, 'redis-deny', {
+      selector: { matchLabels: { app: 'redis' } },
+      action: 'DENY',
+      rules: [{ from: [{ source: { principals: ['*/sa/admin'] } }], to: [{ operation: { paths: ['/never'] } }] }],
+    }),
+  );
+  const to = { to: 'redis.shop' };
+  const a = check(s, { ...to, from: FRONTEND });
+  t.like(a.workloads[0], {
+    transport: 'tcp',
+    verdict: 'ALLOW',
+    decidedBy: { policy: 'ns[shop]-policy[redis]-rule[1]' },
+  });
+  t.deepEqual(a.workloads[0]!.policies, {
+    DENY: ['ns[shop]-policy[redis-deny]-rule[0]'],
+    ALLOW: ['ns[shop]-policy[redis]-rule[1]'],
+    LOG: [],
+  });
+  // The admin of ops: the DENY's path condition is dropped on TCP, so it is denied by it.
+  t.like(check(s, { ...to, from: OPS }).workloads[0], { verdict: 'DENY', decidedBy: { action: 'DENY' } });
+});
+
+test('AUDIT: the request is allowed and the audit policy that matched is reported', (t) => {
+  const s = mesh(ap(SHOP, 'audit', { action: 'AUDIT', rules: [{ from: [{ source: { namespaces: ['ops'] } }] }] }));
+  const w = check(s, { from: OPS }).workloads[0]!;
+  t.is(w.verdict, 'ALLOW');
+  t.deepEqual(w.audited, ['ns[shop]-policy[audit]-rule[0]']);
+  t.deepEqual(check(s, { from: FRONTEND }).workloads[0]!.audited, []);
+});
+
+test('proxyless servers: RBAC filters before the router, no AUDIT (grpc-js NACKs LOG), and grpc-js-xds accepts them', (t) => {
+  const s = mesh(
+    ap(SHOP, 'deny', { action: 'DENY', rules: [{ from: [{ source: { notNamespaces: [SHOP] } }] }] }),
+    ap(SHOP, 'allow', { rules: [{ to: [{ operation: { paths: ['/reviews.Reviews/*'] } }] }] }),
+    ap(SHOP, 'audit', { action: 'AUDIT', rules: [{}] }),
+  );
+  const proxy = grpcProxy(SHOP, {
+    id: 'reviews-v1.shop',
+    instanceIps: ['10.0.0.1'],
+    labels: { app: 'reviews', version: 'v1' },
+  });
+  const listeners = serverListeners(contextFor(s, proxy, { mtlsMode: 'STRICT' }));
+  const server = listeners.find((l) => l.name === 'grpc/server?xds.resource.listening_address=10.0.0.1:9080');
+  t.truthy(server);
+  assertGrpcAccepts(t, listeners);
+  const hcm = unpackAny(server!.filterChains[0]!.filters[0]!.configType.value as Any) as HttpConnectionManager;
+  t.deepEqual(
+    hcm.httpFilters.map((f) => f.name),
+    ['envoy.filters.http.rbac.deny', 'envoy.filters.http.rbac.allow', 'envoy.filters.http.router'],
+  );
+  // The check is real: the same HCM with the AUDIT (LOG) filter is NACKed by grpc-js-xds.
+  const withLog = clone(ListenerSchema, server!);
+  const logHcm = clone(HttpConnectionManagerSchema, hcm);
+  logHcm.httpFilters = [
+    ...rbacHttpFilters(workloadRbac(s, SHOP, proxy.labels, 'http'), false).map((f) => create(HttpFilterSchema, f)),
+    hcm.httpFilters.at(-1)!,
+  ];
+  withLog.filterChains[0]!.filters[0] = create(FilterSchema, hcmFilter(logHcm));
+  t.regex(grpcNack(withLog) ?? '', /envoy\.filters\.http\.rbac\.audit filter validation failed/);
+  const a = checkAuthz(
+    { snapshot: s, mesh: defaultMeshConfig, sent: (id) => (id === proxy.id ? { proxy, listeners } : undefined) },
+    { to: 'reviews.shop', from: OPS, path: '/reviews.Reviews/Get' },
+  );
+  t.like(a.workloads[0], {
+    proxy: { type: 'grpc', config: 'sent' },
+    verdict: 'DENY',
+    decidedBy: { policy: 'ns[shop]-policy[deny]-rule[0]' },
+  });
+  t.deepEqual(a.workloads[0]!.policies.LOG, []);
+});
+
+test('every proxyless server listener of the authz goldens is accepted by grpc-js-xds', (t) => {
+  const dir = path.join(repoRoot, 'test', 'golden');
+  for (const name of fs.readdirSync(dir).filter((n) => n.startsWith('authz-'))) {
+    const parsed = parseManifests(fs.readFileSync(path.join(dir, name, 'input.yaml'), 'utf8'), name);
+    const snapshot = buildSnapshot(parsed.objects, { validate: validateRoutingResource, formatIssue });
+    const proxy = grpcProxy(SHOP, { id: 'frontend-0.shop', instanceIps: ['10.0.1.10'], labels: { app: 'frontend' } });
+    const listeners = serverListeners(contextFor(snapshot, proxy, { mtlsMode: 'STRICT' }));
+    t.true(listeners.length > 0, name);
+    for (const l of listeners) t.is(grpcNack(l), undefined, `${name}: ${l.name}`);
+  }
+});
+
+test('a policy change regenerates the inbound listeners of the workloads it selects, and no others', (t) => {
+  const generator = meshGenerator(defaultMeshConfig);
+  const reviews = envoyProxy(SHOP, {
+    id: 'reviews-v1.shop',
+    instanceIps: ['10.0.0.1'],
+    labels: { app: 'reviews', version: 'v1' },
+  });
+  const redis = envoyProxy(SHOP, { id: 'redis-0.shop', instanceIps: ['10.0.0.9'], labels: { app: 'redis' } });
+  const before = mesh();
+  const withPolicy = mesh(ap(SHOP, 'redis-only', { selector: { matchLabels: { app: 'redis' } }, rules: [{}] }));
+  const lds = (proxy: typeof reviews, snapshot: MeshSnapshot) =>
+    generator
+      .generate(proxy, snapshot)
+      .get(TypeUrl.Listener)!
+      .find((l) => (l as unknown as { name: string }).name === 'virtualInbound');
+  const reviewsBefore = lds(reviews, before);
+  const redisBefore = lds(redis, before);
+  t.is(lds(reviews, withPolicy), reviewsBefore, 'reviews: the same listener message');
+  t.not(lds(redis, withPolicy), redisBefore, 'redis: a new inbound listener');
+});
