@@ -12,6 +12,7 @@ import { readLock } from './lock.js';
 import { pidAlive, readState } from './state.js';
 import { peerBinary } from '../../scripts/peer-paths.mjs';
 import { makeKubectl } from './kubectl.js';
+import { clusterProcesses } from './usage.js';
 
 const USAGE = 'usage: npm run cluster -- up | down | status [--dir <state folder>]';
 
@@ -65,6 +66,13 @@ async function status(dir: string): Promise<number> {
     );
     console.log(
       `  kube-proxy healthz: ${proxy?.status ?? 'unreachable'}, CoreDNS ready: ${dns?.status ?? 'unreachable'}`,
+    );
+    const procs = clusterProcesses(l);
+    const mb = (n: number): string => `${(n / 1024 / 1024).toFixed(0)} MB`;
+    const total = procs.reduce((sum, p) => sum + p.rss, 0);
+    const top = [...procs].sort((a, b) => b.rss - a.rss).slice(0, 6);
+    console.log(
+      `  memory (RSS): ${mb(total)} in ${procs.length} processes (${top.map((p) => `${p.name} ${mb(p.rss)}`).join(', ')})`,
     );
     console.log(`export KUBECONFIG=${l.kubeconfig}`);
   }
