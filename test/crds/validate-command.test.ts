@@ -76,7 +76,7 @@ test('the valid bookinfo mesh: exit 0, nothing on stdout, a summary on stderr', 
   const r = await trellis(['validate', '-f', 'test/fixtures/valid']);
   t.is(r.code, 0, r.stderr);
   t.is(r.stdout, '');
-  t.is(lines(r.stderr).at(-1), '12 resources in 7 files (19 documents): 0 errors, 0 warnings');
+  t.is(lines(r.stderr).at(-1), '16 resources in 8 files (23 documents): 0 errors, 0 warnings');
 });
 
 test('the invalid examples: exit 1, every error listed, sorted by file and document', async (t) => {
