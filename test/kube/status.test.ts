@@ -46,7 +46,7 @@ spec:
 /** Waits (store events, deadline) until the cached object satisfies `probe`; returns it as the API server wrote it. */
 function stored(
   source: KubeSource,
-  kind: 'VirtualService' | 'DestinationRule' | 'PeerAuthentication',
+  kind: 'VirtualService' | 'DestinationRule' | 'PeerAuthentication' | 'AuthorizationPolicy',
   ns: string,
   name: string,
   what: string,
@@ -546,5 +546,69 @@ spec:
     const after = counts();
     await staysPut('the snapshot after the status of generation 2', counts, 1_000);
     t.is(after.published, settled.published + 1, 'one snapshot for the spec edit, none for its status');
+  },
+);
+
+kube.serial(
+  'AuthorizationPolicy status: Accepted, AcceptedWithWarnings (an ALLOW without rules), Invalid (beyond the schema)',
+  async (t, cluster) => {
+    const { source, writer } = await running(cluster);
+    t.teardown(async () => {
+      await writer.stop();
+      await source.stop();
+    });
+    const ns = await cluster.createNamespace('status-ap');
+    const ap = (name: string, spec: string) => `
+apiVersion: security.trellis.dev/v1alpha1
+kind: AuthorizationPolicy
+metadata: { name: ${name} }
+spec: ${spec}
+`;
+    await apply(
+      cluster,
+      ns,
+      ap('callers', `{ action: DENY, rules: [{ from: [{ source: { notNamespaces: [${ns}] } }] }] }`),
+    );
+    const ok = await stored(
+      source,
+      'AuthorizationPolicy',
+      ns,
+      'callers',
+      'Accepted=True',
+      (o) => accepted(o)?.status === 'True',
+    );
+    t.like(accepted(ok), { status: 'True', reason: 'Accepted', message: 'accepted', observedGeneration: 1 });
+    const columns = await cluster.kubectl(['get', 'ap', '-n', ns, 'callers', '--no-headers']);
+    t.regex(columns.stdout, /^callers\s+DENY\s+True\s/);
+
+    await apply(cluster, ns, ap('deny-all', '{}'));
+    const warned = await stored(
+      source,
+      'AuthorizationPolicy',
+      ns,
+      'deny-all',
+      'AcceptedWithWarnings',
+      (o) => accepted(o)?.reason === 'AcceptedWithWarnings',
+    );
+    t.like(accepted(warned), {
+      status: 'True',
+      message:
+        'accepted with warnings: spec.rules: none: this ALLOW policy denies every request to the workloads it selects',
+    });
+
+    // Five digits pass the schema's pattern; the port range is the validator's.
+    await apply(cluster, ns, ap('port', "{ rules: [{ to: [{ operation: { ports: ['70000'] } }] }] }"));
+    const invalid = await stored(
+      source,
+      'AuthorizationPolicy',
+      ns,
+      'port',
+      'Accepted=False',
+      (o) => accepted(o)?.status === 'False',
+    );
+    t.like(accepted(invalid), {
+      reason: 'Invalid',
+      message: 'spec.rules[0].to[0].operation.ports[0]: must be a port number 1-65535; not applied',
+    });
   },
 );
