@@ -145,12 +145,14 @@ export function useLocalCluster<C>(test: TestFn<C>, options: LocalClusterOptions
       t.log(`local cluster up in ${((Date.now() - started) / 1000).toFixed(1)} s (${file})`);
       running = extend(cluster);
     });
-    test.after.always(async () => {
+    test.after.always(async (t) => {
       if (!dir) return;
       const keep = process.env.TRELLIS_KEEP_CLUSTER === '1';
+      const started = Date.now();
       const report = await (running?.down({ keepDir: keep }) ??
         import('../../tools/cluster/local-cluster.js').then((m) => m.downLocalCluster(dir, { keepDir: true })));
       if (reaperLine) tellReaper(`-c${reaperLine.slice(2)}`);
+      t.log(`local cluster down in ${((Date.now() - started) / 1000).toFixed(1)} s`);
       if (report.leftovers.length) throw new Error(`local cluster teardown left: ${report.leftovers.join(', ')}`);
     });
   } else {

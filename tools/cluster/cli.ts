@@ -96,7 +96,10 @@ async function main(): Promise<number> {
       return 0;
     }
     case 'down': {
-      const report = await downLocalCluster(dir);
+      const started = Date.now();
+      const report = await downLocalCluster(dir, {
+        log: (line) => console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${line}`),
+      });
       if (report.leftovers.length) {
         console.error(`down: could not remove:\n  ${report.leftovers.join('\n  ')}`);
         return 1;

@@ -171,17 +171,35 @@ function removeHostFiles(l: Layout, state: ClusterState | undefined): void {
   if (!before.varLogContainers) rmdirIfEmpty(links);
 }
 
-/** Tears the cluster of state folder `l.dir` down; `keepDir` keeps the folder (logs) but not its mounts. */
-export async function teardown(l: Layout, opts: { keepDir?: boolean } = {}): Promise<TeardownReport> {
+/**
+ * Tears the cluster of state folder `l.dir` down; `keepDir` keeps the folder (logs) but not its mounts.
+ * `log` hears each step with its duration.
+ */
+export async function teardown(
+  l: Layout,
+  opts: { keepDir?: boolean; log?: (line: string) => void } = {},
+): Promise<TeardownReport> {
+  const log = opts.log ?? (() => undefined);
+  let last = Date.now();
+  const step = (what: string): void => {
+    const now = Date.now();
+    log(`${what} (${((now - last) / 1000).toFixed(1)} s)`);
+    last = now;
+  };
   const state = readState(l);
   const leftovers: string[] = [];
   leftovers.push(...(await stopProcesses(state, l)));
+  step('processes stopped');
   leftovers.push(...(await unmountAll(l, state)));
+  step('unmounted');
   removeHostFiles(l, state);
   leftovers.push(...removeCgroupRoot().map((d) => `cgroup ${d}`));
   await deleteNetwork(l);
   if (fs.existsSync(l.netns)) leftovers.push(`netns ${l.netns}`);
-  if (!opts.keepDir && leftovers.length === 0) fs.rmSync(l.dir, { recursive: true, force: true });
-  else if (fs.existsSync(l.state)) fs.renameSync(l.state, `${l.state}.down`);
+  step('host paths, cgroups, veth and namespace removed');
+  if (!opts.keepDir && leftovers.length === 0) {
+    fs.rmSync(l.dir, { recursive: true, force: true });
+    step(`state folder ${l.dir} deleted`);
+  } else if (fs.existsSync(l.state)) fs.renameSync(l.state, `${l.state}.down`);
   return { leftovers };
 }
