@@ -25,7 +25,7 @@ import {
   virtualServiceManifest,
   type Manifest,
 } from '../helpers/mesh-e2e.js';
-import { peerBinary } from '../helpers/peer-paths.js';
+import { peerBinary, repoRoot } from '../helpers/peer-paths.js';
 import { startTrellis, type TrellisProcess } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -556,10 +556,14 @@ if (!BINARY && process.env.CI !== 'true') {
   const hasNetns =
     spawnSync('unshare', ['-n', 'true']).status === 0 && spawnSync('nsenter', ['--version']).status === 0;
   (hasNetns || process.env.CI === 'true' ? test.serial : test.serial.skip)(
-    'servers bound to 0.0.0.0:<port> and [::]:<port> (in a network namespace of the test) get their Listener and serve',
+    'grpc-go servers bound to 0.0.0.0:<port> and [::]:<port>, and a grpc-js server bound to 0.0.0.0:<port> (in a network namespace of the test), get their Listener and serve a grpc-go client',
     async (t) => {
-      const [p1, p2] = await freePorts(2);
-      await writeService('wild', [...backend('wild', 'wild-v4', p1!), ...backend('wild', 'wild-v6', p2!)]);
+      const [p1, p2, p3] = await freePorts(3);
+      await writeService('wild', [
+        ...backend('wild', 'wild-v4', p1!),
+        ...backend('wild', 'wild-v6', p2!),
+        ...backend('wild', 'wild-js', p3!),
+      ]);
       // A network namespace with only loopback, held by its first server; the agents' Unix sockets reach in.
       const [cmd, a] = [
         'unshare',
@@ -586,10 +590,43 @@ if (!BINARY && process.env.CI !== 'true') {
       const v6 = await startServer('wild-v6', `[::]:${p2}`, { netnsOf: netns });
       t.is(v6.events.find((e) => e.event === 'listening')?.addr, `[::]:${p2}`);
       await v4.waitFor('wild-v4 serving', (e) => e.event === 'serving' && e.mode === 'SERVING');
-      const result = await runClient('wild', ['--n', '40', '--concurrency', '4'], netns);
-      t.log(`byServer ${JSON.stringify(result.byServer)}`);
-      t.deepEqual(Object.keys(result.byServer).sort(), ['wild-v4', 'wild-v6']);
-      t.is(result.byCode.OK, 40);
+      // grpc-js names its server Listener by the bind string too (grpc-js-xds.md §3 "Binding").
+      const js = new GoProcess(
+        spawn(
+          'nsenter',
+          [
+            `--net=/proc/${netns}/ns/net`,
+            '--',
+            process.execPath,
+            '--import',
+            'tsx',
+            'test/interop/_grpc-js-xds-server.ts',
+          ],
+          {
+            cwd: repoRoot,
+            env: { ...process.env, GRPC_XDS_BOOTSTRAP: serverAgent.bootstrap, ADDR: `0.0.0.0:${p3}`, NAME: 'wild-js' },
+            stdio: 'pipe',
+          },
+        ),
+      );
+      processes.add(js);
+      await js.waitFor('wild-js serving', (e) => e.event === 'serving');
+      // Round robin picks only READY subchannels, and a new client's connection to the grpc-js server (a
+      // Node process on a loaded machine) may still be handshaking: the calls are spread over ≥ 2 s, and a run
+      // that missed a backend is repeated.
+      const runs: Record<string, number>[] = [];
+      const result = await waitFor(
+        'every backend to answer one client run',
+        async () => {
+          const r = await runClient('wild', ['--n', '60', '--concurrency', '2', '--pace', '60ms'], netns);
+          runs.push(r.byServer);
+          t.is(r.byCode.OK, 60, JSON.stringify(r.byCode));
+          return Object.keys(r.byServer).length === 3 && r;
+        },
+        TIMEOUT_MS,
+      );
+      t.log(`byServer per run ${JSON.stringify(runs)}`);
+      t.deepEqual(Object.keys(result.byServer).sort(), ['wild-js', 'wild-v4', 'wild-v6']);
       assertMtlsAndAcked(t, result);
     },
   );
