@@ -5,7 +5,7 @@
 // connected proxy is translated twice by the same translator (`generateResources`): against the live
 // snapshot and against the overlay. Resources are compared by type and name in proto3 JSON; the live
 // model is never touched (snapshots are immutable; the overlay is a new one).
-import { messageToJson, resourceName, shortTypeName, type Message } from '../envoy/protos.js';
+import { encodeMessage, messageToJson, resourceName, shortTypeName, type Message } from '../envoy/protos.js';
 import { buildSnapshot, type BuildOptions } from '../model/build-snapshot.js';
 import { canonicalJson } from '../model/canonical.js';
 import { isPolicyKind, keyOf, type MeshObject, type PolicyKind } from '../model/objects.js';
@@ -181,9 +181,45 @@ function translator(snapshot: MeshSnapshot, mesh: MeshConfig): (proxy: ProxyInfo
   };
 }
 
-function byName(messages: readonly Message[] | undefined): Map<string, Json> {
-  const out = new Map<string, Json>();
-  for (const m of messages ?? []) out.set(resourceName(m) ?? '', messageToJson(m) as Json);
+function byName(messages: readonly Message[] | undefined): Map<string, Message> {
+  const out = new Map<string, Message>();
+  for (const m of messages ?? []) out.set(resourceName(m) ?? '', m);
+  return out;
+}
+
+function sameBytes(a: Message, b: Message): boolean {
+  return a === b || Buffer.from(encodeMessage(a)).equals(encodeMessage(b));
+}
+
+type RawChange = Omit<ResourceChange, 'subscribed'>;
+
+/**
+ * The resources that differ between two translations of one proxy, without the subscription flag. Equal
+ * encodings are skipped without a JSON conversion; the rest are compared field by field (a resource whose
+ * bytes differ but whose JSON does not, a map in another order, is no change).
+ */
+function rawChanges(before: ResourcesByType, after: ResourcesByType): RawChange[] {
+  const out: RawChange[] = [];
+  const types = [...new Set([...before.keys(), ...after.keys()])]
+    .map((typeUrl) => ({ typeUrl, type: shortTypeName(typeUrl) as ResourceType }))
+    .sort((a, b) => TYPE_ORDER.indexOf(a.type) - TYPE_ORDER.indexOf(b.type));
+  for (const { typeUrl, type } of types) {
+    const was = before.get(typeUrl);
+    const now = after.get(typeUrl);
+    if (was === now) continue; // the same array: the translator reused it, nothing changed
+    const old = byName(was);
+    const next = byName(now);
+    for (const name of [...new Set([...old.keys(), ...next.keys()])].sort()) {
+      const a = old.get(name);
+      const b = next.get(name);
+      if (a === undefined) out.push({ type, name, change: 'added', fields: [] });
+      else if (b === undefined) out.push({ type, name, change: 'removed', fields: [] });
+      else if (!sameBytes(a, b)) {
+        const fields = jsonDiff(messageToJson(a) as Json, messageToJson(b) as Json);
+        if (fields.length > 0) out.push({ type, name, change: 'changed', fields });
+      }
+    }
+  }
   return out;
 }
 
@@ -198,29 +234,7 @@ export function resourceChanges(
   after: ResourcesByType,
   subscriptions: DiffProxy['subscriptions'],
 ): ResourceChange[] {
-  const out: ResourceChange[] = [];
-  const types = [...new Set([...before.keys(), ...after.keys()])]
-    .map((typeUrl) => ({ typeUrl, type: shortTypeName(typeUrl) as ResourceType }))
-    .sort((a, b) => TYPE_ORDER.indexOf(a.type) - TYPE_ORDER.indexOf(b.type));
-  for (const { typeUrl, type } of types) {
-    const was = before.get(typeUrl);
-    const now = after.get(typeUrl);
-    if (was === now) continue; // the same array: the translator reused it, nothing changed
-    const old = byName(was);
-    const next = byName(now);
-    for (const name of [...new Set([...old.keys(), ...next.keys()])].sort()) {
-      const a = old.get(name);
-      const b = next.get(name);
-      const subscribed = subscribedTo(subscriptions, type, name);
-      if (a === undefined) out.push({ type, name, change: 'added', fields: [], subscribed });
-      else if (b === undefined) out.push({ type, name, change: 'removed', fields: [], subscribed });
-      else {
-        const fields = jsonDiff(a, b);
-        if (fields.length > 0) out.push({ type, name, change: 'changed', fields, subscribed });
-      }
-    }
-  }
-  return out;
+  return rawChanges(before, after).map((r) => ({ ...r, subscribed: subscribedTo(subscriptions, r.type, r.name) }));
 }
 
 /** What applying `input.change` would do: its objects' statuses, and each connected proxy's config, resource by resource. */
@@ -240,6 +254,8 @@ export function diffChange(input: ChangeInput): ConfigDiff {
   });
   const liveOf = translator(input.live, input.mesh);
   const nextOf = translator(snapshot, input.mesh);
+  // Proxies of one shape get the very same translations: their differences are computed once.
+  const changesOf = new Map<ResourcesByType, Map<ResourcesByType, RawChange[]>>();
   const seen = new Set<string>();
   const proxies: ProxyDiff[] = [];
   const unchanged: string[] = [];
@@ -247,7 +263,13 @@ export function diffChange(input: ChangeInput): ConfigDiff {
   for (const { info: proxy, subscriptions } of sorted) {
     if (seen.has(proxy.id)) continue;
     seen.add(proxy.id);
-    const resources = resourceChanges(liveOf(proxy), nextOf(proxy), subscriptions);
+    const before = liveOf(proxy);
+    const after = nextOf(proxy);
+    let byAfter = changesOf.get(before);
+    if (!byAfter) changesOf.set(before, (byAfter = new Map()));
+    let raw = byAfter.get(after);
+    if (!raw) byAfter.set(after, (raw = rawChanges(before, after)));
+    const resources = raw.map((r) => ({ ...r, subscribed: subscribedTo(subscriptions, r.type, r.name) }));
     if (resources.length === 0) unchanged.push(proxy.id);
     else {
       const pushed = resources.some((r) => r.subscribed);
