@@ -9,6 +9,7 @@ import { inject } from './inject.js';
 import { kubeStatus } from './kube-status.js';
 import { machineInfo, Progress, renderText, UsageError, writeResults, type Benchmark } from './report.js';
 import { restart } from './restart.js';
+import { tracing } from './tracing.js';
 import { translate } from './translate.js';
 import { xdsCompare } from './xds-compare.js';
 import { xdsFanout } from './xds-fanout.js';
@@ -28,6 +29,7 @@ const benchmarks: readonly Benchmark[] = [
   cliStartup,
   kubeStatus,
   inject,
+  tracing,
 ];
 
 function usage(): string {
