@@ -15,8 +15,10 @@ import { defaultMeshConfig } from '../../control-plane/translate/context.js';
 import { meshGenerator } from '../../control-plane/translate/generator.js';
 import { serverListeners } from '../../control-plane/translate/listeners-grpc.js';
 import { clone, create } from '@bufbuild/protobuf';
-import { TypeUrl, unpackAny, type Any } from '../../control-plane/envoy/protos.js';
-import { ListenerSchema } from '../../control-plane/envoy/gen/envoy/config/listener/v3/listener_pb.js';
+import { packAny, TypeUrl, unpackAny, type Any } from '../../control-plane/envoy/protos.js';
+import type { RBAC as NetworkRbac } from '../../control-plane/envoy/gen/envoy/extensions/filters/network/rbac/v3/rbac_pb.js';
+import { validateEnvoyResources } from '../helpers/envoy-validate.js';
+import { ListenerSchema, type Listener } from '../../control-plane/envoy/gen/envoy/config/listener/v3/listener_pb.js';
 import { FilterSchema } from '../../control-plane/envoy/gen/envoy/config/listener/v3/listener_components_pb.js';
 import {
   HttpConnectionManagerSchema,
@@ -31,7 +33,9 @@ import { formatIssue, validateRoutingResource } from '../../crds/validator.js';
 import { repoRoot } from '../helpers/peer-paths.js';
 import { assertGrpcAccepts, grpcNack } from './_routes-fixtures.js';
 import {
+  assertEnvoyResourcesValid,
   contextFor,
+  encodeAll,
   envoyProxy,
   grpcProxy,
   namespace,
@@ -307,4 +311,38 @@ test('a policy change regenerates the inbound listeners of the workloads it sele
   const redisBefore = lds(redis, before);
   t.is(lds(reviews, withPolicy), reviewsBefore, 'reviews: the same listener message');
   t.not(lds(redis, withPolicy), redisBefore, 'redis: a new inbound listener');
+});
+
+test("Envoy's own validation: every sidecar listener with RBAC passes, and it does check the RBAC filters", async (t) => {
+  const s = mesh(
+    ap(SHOP, 'deny', { action: 'DENY', rules: [{ from: [{ source: { notNamespaces: [SHOP] } }] }] }),
+    ap(SHOP, 'allow', {
+      rules: [{ from: [{ source: { ipBlocks: ['10.0.0.0/8'] } }], to: [{ operation: { ports: ['6379'] } }] }],
+    }),
+    ap(SHOP, 'audit', { action: 'AUDIT', rules: [{ to: [{ operation: { methods: ['POST'] } }] }] }),
+  );
+  const listenersOf = (proxy: ReturnType<typeof envoyProxy>) =>
+    meshGenerator(defaultMeshConfig).generate(proxy, s).get(TypeUrl.Listener)! as Listener[];
+  const reviews = listenersOf(
+    envoyProxy(SHOP, { id: 'reviews-v1.shop', instanceIps: ['10.0.0.1'], labels: { app: 'reviews', version: 'v1' } }),
+  );
+  const redis = listenersOf(
+    envoyProxy(SHOP, { id: 'redis-0.shop', instanceIps: ['10.0.0.9'], labels: { app: 'redis' } }),
+  );
+  await assertEnvoyResourcesValid(t, [...reviews, ...redis]);
+  // A network RBAC filter without its required stat_prefix is refused by Envoy's rules.
+  const inbound = clone(
+    ListenerSchema,
+    redis.find((l) => l.name === 'virtualInbound')!,
+  );
+  const chain = inbound.filterChains.find((c) => c.name === '0.0.0.0_6379')!;
+  const rbac = unpackAny(chain.filters[0]!.configType.value as Any) as NetworkRbac;
+  t.is(rbac.statPrefix, 'tcp.');
+  rbac.statPrefix = '';
+  chain.filters[0] = create(FilterSchema, {
+    name: chain.filters[0]!.name,
+    configType: { case: 'typedConfig', value: packAny(rbac) },
+  });
+  const [result] = await validateEnvoyResources(encodeAll([inbound]));
+  t.regex(result!.errors.join('\n'), /stat_prefix/);
 });
