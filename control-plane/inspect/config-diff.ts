@@ -2,18 +2,16 @@
 // it is applied. Pure. The change's objects are laid over the source's objects (created, or replacing the
 // object of the same kind, namespace and name), a snapshot is built from that with the live one as
 // `previous` (the model's own validation, precedence, conflicts and last-accepted rules), and every
-// connected proxy is translated twice by the same translator (`generateResources`): against the live
-// snapshot and against the overlay. Resources are compared by type and name in proto3 JSON; the live
+// connected proxy is translated twice by the same translator (a `meshGenerator` of its own): against the
+// live snapshot and against the overlay. Resources are compared by type and name in proto3 JSON; the live
 // model is never touched (snapshots are immutable; the overlay is a new one).
 import { encodeMessage, messageToJson, resourceName, shortTypeName, type Message } from '../envoy/protos.js';
 import { buildSnapshot, type BuildOptions } from '../model/build-snapshot.js';
 import { canonicalJson } from '../model/canonical.js';
 import { isPolicyKind, keyOf, type MeshObject, type PolicyKind } from '../model/objects.js';
-import { snapshotKeys } from '../model/parts.js';
 import type { MeshSnapshot, StatusReason } from '../model/snapshot.js';
-import type { MeshConfig, TranslateContext } from '../translate/context.js';
-import { generateResources } from '../translate/generator.js';
-import { proxyShape } from '../translate/proxy-shape.js';
+import type { MeshConfig } from '../translate/context.js';
+import { meshGenerator } from '../translate/generator.js';
 import type { ResourcesByType } from '../xds/generator.js';
 import type { ProxyInfo } from '../xds/node.js';
 import { jsonDiff, type FieldChange, type Json } from './json-diff.js';
@@ -167,20 +165,6 @@ export function overlaySnapshot(input: ChangeInput): {
   return { snapshot, actions };
 }
 
-/** Each proxy's resources for one snapshot; proxies of one shape are translated once. */
-function translator(snapshot: MeshSnapshot, mesh: MeshConfig): (proxy: ProxyInfo) => ResourcesByType {
-  const keys = snapshotKeys(snapshot);
-  const byShape = new Map<string, ResourcesByType>();
-  return (proxy) => {
-    const ctx: TranslateContext = { snapshot, proxy, mesh };
-    const shape = proxyShape(ctx, keys);
-    const id = `${shape.outbound}\n${shape.inbound}`;
-    let resources = byShape.get(id);
-    if (!resources) byShape.set(id, (resources = generateResources(ctx)));
-    return resources;
-  };
-}
-
 function byName(messages: readonly Message[] | undefined): Map<string, Message> {
   const out = new Map<string, Message>();
   for (const m of messages ?? []) out.set(resourceName(m) ?? '', m);
@@ -252,8 +236,15 @@ export function diffChange(input: ChangeInput): ConfigDiff {
       message: status?.message ?? 'not judged',
     };
   });
-  const liveOf = translator(input.live, input.mesh);
-  const nextOf = translator(snapshot, input.mesh);
+  // A generator of its own (never the push controller's): every proxy against the live snapshot, then
+  // against the overlay, so parts the change does not touch are the same arrays (skipped below), as in a
+  // real push. Its output equals a fresh translation (test/translate/incremental.test.ts).
+  const generator = meshGenerator(input.mesh);
+  const unique = [...new Map(input.proxies.map((p) => [p.info.id, p])).values()];
+  const live = new Map(unique.map((p) => [p.info.id, generator.generate(p.info, input.live)]));
+  const next = new Map(unique.map((p) => [p.info.id, generator.generate(p.info, snapshot)]));
+  const liveOf = (proxy: ProxyInfo): ResourcesByType => live.get(proxy.id)!;
+  const nextOf = (proxy: ProxyInfo): ResourcesByType => next.get(proxy.id)!;
   // Proxies of one shape get the very same translations: their differences are computed once.
   const changesOf = new Map<ResourcesByType, Map<ResourcesByType, RawChange[]>>();
   const seen = new Set<string>();
