@@ -8,6 +8,8 @@
 // client refused, and servers bound to 0.0.0.0 and [::] (in a network namespace the test makes) serving.
 // No grpc-go client or server NACKs anything (its own CSDS view and the control plane's both say so).
 import test, { type ExecutionContext } from 'ava';
+import * as grpc from '@grpc/grpc-js';
+import { register, XdsChannelCredentials } from '@grpc/grpc-js-xds';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -25,9 +27,12 @@ import {
   virtualServiceManifest,
   type Manifest,
 } from '../helpers/mesh-e2e.js';
+import { EchoClient, type EchoReply } from '../../examples/demo/echo.js';
 import { peerBinary, repoRoot } from '../helpers/peer-paths.js';
 import { startTrellis, type TrellisProcess } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait.js';
+
+register();
 
 const BINARY = peerBinary('grpc-go-xds');
 const NS = 'interop';
@@ -532,26 +537,42 @@ if (!BINARY && process.env.CI !== 'true') {
     t.deepEqual(result.notAcked, []);
   });
 
-  test.serial('a client without xDS credentials (plaintext) is refused by the STRICT servers', async (t) => {
-    const [p1] = await freePorts(1);
-    await writeService('strict', [...backend('strict', 'strict-v1', p1!)]);
-    const server = await startServer('strict-v1', `127.0.0.1:${p1}`);
-    const ok = await runClient('strict', ['--n', '3']);
-    t.deepEqual(ok.byCode, { OK: 3 });
-    const before = await stats(server);
-    const plain = await runClient('strict', [
-      '--n',
-      '3',
-      '--xds-creds=false',
-      '--ready-timeout',
-      '3s',
-      '--deadline',
-      '2s',
-    ]);
-    t.false(plain.warmup.ok);
-    t.is(plain.byCode.OK, undefined, `a plaintext call succeeded: ${JSON.stringify(plain.byCode)}`);
-    t.is(await stats(server), before, 'no plaintext call reached the handler');
-  });
+  test.serial(
+    'a client without xDS credentials (plaintext) is refused by the STRICT servers; a grpc-js-xds client is served',
+    async (t) => {
+      const [p1] = await freePorts(1);
+      await writeService('strict', [...backend('strict', 'strict-v1', p1!)]);
+      const server = await startServer('strict-v1', `127.0.0.1:${p1}`);
+      const ok = await runClient('strict', ['--n', '3']);
+      t.deepEqual(ok.byCode, { OK: 3 });
+      const before = await stats(server);
+      const plain = await runClient('strict', [
+        '--n',
+        '3',
+        '--xds-creds=false',
+        '--ready-timeout',
+        '3s',
+        '--deadline',
+        '2s',
+      ]);
+      t.false(plain.warmup.ok);
+      t.is(plain.byCode.OK, undefined, `a plaintext call succeeded: ${JSON.stringify(plain.byCode)}`);
+      t.is(await stats(server), before, 'no plaintext call reached the handler');
+
+      // A grpc-js-xds client (the client agent's bootstrap and files) calls the grpc-go server over mTLS.
+      const client = new EchoClient(target('strict'), new XdsChannelCredentials(grpc.credentials.createInsecure()), {
+        'grpc.TEST_ONLY_DO_NOT_USE_IN_PROD.xds_bootstrap_config': await fs.readFile(clientAgent.bootstrap, 'utf8'),
+      });
+      t.teardown(() => client.close());
+      const reply = (await waitFor(
+        'a grpc-js call to the grpc-go server',
+        () => client.echo('from grpc-js', 5_000).catch(() => false as const),
+        TIMEOUT_MS,
+      )) as EchoReply & { peer?: string; version?: string };
+      t.is(reply.server, 'strict-v1');
+      t.is(reply.peer, CLIENT_ID, 'the grpc-go server saw the grpc-js client’s SPIFFE ID');
+    },
+  );
 
   const hasNetns =
     spawnSync('unshare', ['-n', 'true']).status === 0 && spawnSync('nsenter', ['--version']).status === 0;
