@@ -96,8 +96,10 @@ export function serverListenerAddresses(ctx: TranslateContext): { address: strin
 /**
  * Server listeners (A36), one per (instance IP, target port) of this workload's Service ports, and one per
  * wildcard bind address on each of those ports (serverListenerAddresses). One filter
- * chain without `filter_chain_match` (grpc-js never matches `{}` — gotcha §0.9) and never a
- * `default_filter_chain` (adding or removing it on a live listener crashes grpc-js — §0.10).
+ * chain without `filter_chain_match` (grpc-js never matches `{}` — gotcha §0.9), under mTLS followed by a
+ * marker chain that never matches (mtlsMarkerChain: switching a live listener between plaintext and mTLS
+ * crashes grpc-js otherwise), and never a `default_filter_chain` (adding or removing it on a live listener
+ * crashes grpc-js — §0.10).
  *
  * mTLS, by the port's effective mode (PeerAuthentication with the proxy's namespace and LABELS, port-level
  * by the bound port, then the mesh config): STRICT → the chain carries a DownstreamTlsContext from the
@@ -111,6 +113,30 @@ export function serverListenerAddresses(ctx: TranslateContext): { address: strin
  * GRPC_XDS_EXPERIMENTAL_RBAC=true, and NACKs the listener without it). Principals and namespaces need the
  * peer certificate, so they match only on STRICT ports.
  */
+/**
+ * The second chain of an mTLS server Listener, which never matches a connection: it sets
+ * `destination_port` (grpc-js never matches a chain that does; grpc-js-xds.md §3) and has no TLS.
+ *
+ * Why: grpc-js-xds 1.14.1 compares a new server Listener with the one in use chain by chain
+ * (server-listener.js `filterChainsEquivalent`), and its null check on `transport_socket` is inverted. A
+ * plaintext chain replaced by an mTLS one throws a TypeError that kills the process, so PERMISSIVE →
+ * STRICT crashed every proxyless server (found in the local cluster: test/cluster/traffic.test.ts); an mTLS
+ * chain replaced by a plaintext one counts as "equivalent", so STRICT → PERMISSIVE never took effect.
+ * The comparison returns "different" before looking at any chain when the number of chains differs, so
+ * mTLS Listeners have two chains and plaintext ones one.
+ */
+export const MTLS_MARKER_CHAIN_NAME = 'inbound-mtls-marker';
+/** `destination_port` of the marker chain: grpc-js skips chains that set one, whatever the value. */
+const MARKER_PORT = 1;
+
+function mtlsMarkerChain(port: number, rbac: Parameters<typeof grpcServerHcm>[1]) {
+  return {
+    name: MTLS_MARKER_CHAIN_NAME,
+    filterChainMatch: { destinationPort: MARKER_PORT },
+    filters: [hcmFilter(grpcServerHcm(port, rbac))],
+  };
+}
+
 export function serverListeners(ctx: TranslateContext): Listener[] {
   const workload = workloadMtls(ctx.snapshot, ctx.proxy.namespace, ctx.proxy.labels, ctx.mesh.mtlsMode);
   const rbac = workloadRbac(ctx.snapshot, ctx.proxy.namespace, ctx.proxy.labels, 'http');
@@ -129,6 +155,7 @@ export function serverListeners(ctx: TranslateContext): Listener[] {
             filters: [hcmFilter(grpcServerHcm(port, rbac))],
             ...(strict ? { transportSocket: grpcServerTls() } : {}),
           },
+          ...(strict ? [mtlsMarkerChain(port, rbac)] : []),
         ],
       }),
     );

@@ -332,3 +332,38 @@ test.serial('a 300 ms timeout on ratings fires when ratings answers after 2 s', 
   t.is(s.ok, 5);
   t.log(`timeout: ${JSON.stringify(s.ratingsFailureDetails)}, slowest call ${s.latencyMs.max} ms`);
 });
+
+test.serial(
+  'PERMISSIVE and back to STRICT on live servers: plaintext, then mTLS again, and no process dies',
+  async (t) => {
+    const ratings = WORKLOADS.find((w) => w.app === 'ratings')!;
+    await mesh.remove('ratings-routing');
+    await apps.get(ratings.pod)!.stop();
+    await startWorkloadApp(ratings);
+    const strictWrite = (await fs.readFile(path.join(mesh.dir, 'mtls.yaml'), 'utf8')).toString();
+    // No PeerAuthentication: PERMISSIVE, which a proxyless server serves as plaintext.
+    await mesh.remove('mtls');
+    const plain = await waitFor(
+      'every hop in plaintext',
+      async () => {
+        const s = await call('n=20&concurrency=5');
+        return s.ok === 20 && s.callers.reviews['(plaintext)'] === 20 && s.callers.ratings['(plaintext)'] === 20
+          ? s
+          : undefined;
+      },
+      60_000,
+    );
+    t.deepEqual(plain.servers.reviews, { '(plaintext)': 20 });
+    // STRICT again: the live servers switch to mTLS (grpc-js-xds used to crash on this change).
+    await fs.writeFile(path.join(mesh.dir, 'mtls.yaml'), strictWrite);
+    await waitFor(
+      'every hop on mTLS again',
+      async () => {
+        const s = await call('n=20&concurrency=5');
+        return s.ok === 20 && s.callers.reviews[id('frontend')] === 20 && s.callers.ratings[id('reviews')] === 20;
+      },
+      60_000,
+    );
+    for (const [pod, app] of apps) t.is(app.child.exitCode, null, `${pod} is still running`);
+  },
+);
