@@ -179,11 +179,14 @@ const MESH_CONFIG_DIR = '/etc/trellis/mesh';
 const STATE_DIR = '/var/lib/trellis';
 
 function deployment(options: InstallOptions): ManifestObject {
-  const httpProbe = (path: string, periodSeconds: number): Record<string, unknown> => ({
+  // Timeouts of 5 s: on a busy node a 2 s probe timed out, the kubelet restarted a healthy control plane,
+  // and with no endpoint left every pod creation failed on the webhook (failurePolicy Fail). The startup
+  // probe gives a slow start up to 3 min before liveness applies (seen: >30 s at load 20 on 2 cores).
+  const httpProbe = (path: string, periodSeconds: number, failureThreshold = 3): Record<string, unknown> => ({
     httpGet: { path, port: 'http-monitoring', scheme: 'HTTP' },
     periodSeconds,
-    timeoutSeconds: 2,
-    failureThreshold: 3,
+    timeoutSeconds: 5,
+    failureThreshold,
   });
   return {
     apiVersion: 'apps/v1',
@@ -229,6 +232,7 @@ function deployment(options: InstallOptions): ManifestObject {
                 { name: 'https-webhook', containerPort: PORTS.webhook, protocol: 'TCP' },
                 { name: 'http-monitoring', containerPort: PORTS.monitoring, protocol: 'TCP' },
               ],
+              startupProbe: httpProbe('/healthz', 2, 90),
               livenessProbe: httpProbe('/healthz', 10),
               readinessProbe: httpProbe('/readyz', 5),
               resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '1Gi' } },
