@@ -1,0 +1,461 @@
+// The example application of examples/kubernetes/ in a real single-node cluster (tools/cluster), as a user
+// runs it: `kubectl apply -f deploy/install.yaml`, a labelled namespace, the app's manifests, the routing
+// examples applied with kubectl. The frontend's HTTP admin port (GET /call, reached at its pod IP through
+// the host's route to the pod network) measures what the traffic does. One cluster for the file; the tests
+// run in order and build on each other. Shown: every pod injected and Ready 2/2; each agent holds an SVID
+// for its own ServiceAccount; STRICT mTLS with the callers' SPIFFE IDs seen by the servers; a pod without
+// a sidecar refused; an 80/20 split within ±5 points over 1,000 calls and 50/50 within 5 s; endpoints
+// following a scale-up and a pod deletion within 5 s; a retry policy saving injected failures; a timeout;
+// the control plane pod killed: traffic keeps flowing and the new pod resyncs everyone.
+import anyTest, { type ExecutionContext } from 'ava';
+import fs from 'node:fs';
+import path from 'node:path';
+import { repoRoot } from '../../deploy/images/build.js';
+import type { LoadSummary } from '../../examples/kubernetes/apps/load.js';
+import { useLocalCluster, type TestCluster } from '../helpers/local-cluster.js';
+import { waitFor } from '../helpers/wait.js';
+
+const suite = useLocalCluster(anyTest);
+
+const MIN = 60_000;
+const EXAMPLES = path.join(repoRoot, 'examples', 'kubernetes');
+const APP_FILES = ['serviceaccounts.yaml', 'ratings.yaml', 'reviews.yaml', 'frontend.yaml'];
+const DEPLOYMENTS = ['ratings', 'reviews-v1', 'reviews-v2', 'reviews-v3', 'frontend'];
+const SERVICE_ACCOUNT: Record<string, string> = {
+  ratings: 'ratings',
+  'reviews-v1': 'reviews',
+  'reviews-v2': 'reviews',
+  'reviews-v3': 'reviews',
+  frontend: 'frontend',
+};
+
+interface ContainerStatus {
+  readonly name: string;
+  readonly ready: boolean;
+}
+
+interface PodJson {
+  readonly metadata: {
+    readonly name: string;
+    readonly labels?: Record<string, string>;
+    readonly deletionTimestamp?: string;
+    readonly annotations?: Record<string, string>;
+  };
+  readonly spec: { readonly serviceAccountName?: string; readonly initContainers?: { readonly name: string }[] };
+  readonly status: {
+    readonly phase: string;
+    readonly podIP?: string;
+    readonly conditions?: { readonly type: string; readonly status: string }[];
+    readonly containerStatuses?: ContainerStatus[];
+    readonly initContainerStatuses?: ContainerStatus[];
+  };
+}
+
+let ns = '';
+const timings: Record<string, number> = {};
+
+const read = (file: string): string => fs.readFileSync(file, 'utf8');
+const id = (sa: string): string => `spiffe://cluster.local/ns/${ns}/sa/${sa}`;
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+
+async function pods(cluster: TestCluster, selector: string, namespace = ns): Promise<PodJson[]> {
+  return (await cluster.getJson<{ items: PodJson[] }>(['pods', '-n', namespace, '-l', selector])).items;
+}
+
+const isReady = (p: PodJson): boolean =>
+  !p.metadata.deletionTimestamp && p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
+
+/** `kubectl rollout status`, failing with what the namespace's pods and events say. */
+async function rollout(cluster: TestCluster, deployment: string, namespace = ns): Promise<void> {
+  const r = await cluster.kubectl(
+    ['rollout', 'status', `deployment/${deployment}`, '-n', namespace, '--timeout=600s'],
+    {
+      allowFailure: true,
+      timeoutMs: 620_000,
+    },
+  );
+  if (r.code !== 0)
+    throw new Error(`${deployment} did not roll out: ${r.stderr}\n${await cluster.diagnose(namespace)}`);
+}
+
+async function applyExample(cluster: TestCluster, ...files: string[]): Promise<void> {
+  await cluster.apply(files.map((f) => read(path.join(EXAMPLES, f))).join('\n---\n'), ns);
+}
+
+async function frontendUrl(cluster: TestCluster): Promise<string> {
+  const [frontend] = (await pods(cluster, 'app=frontend')).filter(isReady);
+  if (!frontend?.status.podIP) throw new Error(`no Ready frontend pod\n${await cluster.diagnose(ns)}`);
+  return `http://${frontend.status.podIP}:8080`;
+}
+
+let frontend = '';
+
+async function call(query: string): Promise<LoadSummary> {
+  const res = await fetch(`${frontend}/call?${query}`, { signal: AbortSignal.timeout(5 * MIN) });
+  if (res.status !== 200) throw new Error(`GET /call?${query}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as LoadSummary;
+}
+
+const share = (s: LoadSummary, version: string): number => (100 * (s.byVersion[version] ?? 0)) / s.calls;
+
+/** Calls until `accept` holds for one window; the window and the time it took from `since`. */
+async function callUntil(
+  what: string,
+  query: string,
+  accept: (s: LoadSummary) => boolean,
+  since = Date.now(),
+  timeoutMs = 2 * MIN,
+): Promise<{ summary: LoadSummary; ms: number }> {
+  let last: LoadSummary | undefined;
+  const summary = await waitFor(
+    what,
+    async () => {
+      last = await call(query);
+      return accept(last) ? last : undefined;
+    },
+    timeoutMs,
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}; last window: ${JSON.stringify(last)}`);
+  });
+  return { summary, ms: Date.now() - since };
+}
+
+function record(t: ExecutionContext, name: string, ms: number): void {
+  timings[name] = ms;
+  t.log(`${name}: ${seconds(ms)}`);
+}
+
+suite.serial('install, label, deploy: every pod of the example is injected and Ready 2/2', async (t, cluster) => {
+  t.timeout(20 * MIN);
+  let started = Date.now();
+  await cluster.kubectl(['apply', '--server-side', '-f', path.join(repoRoot, 'deploy/install.yaml')], {
+    timeoutMs: 2 * MIN,
+  });
+  await rollout(cluster, 'trellisd', 'trellis-system');
+  record(t, 'install → trellisd Ready', Date.now() - started);
+
+  ns = await cluster.createNamespace('bookstore', { 'trellis.dev/inject': 'enabled' });
+  started = Date.now();
+  await cluster.apply(APP_FILES.map((f) => read(path.join(EXAMPLES, 'app', f))).join('\n---\n'), ns);
+  for (const d of DEPLOYMENTS) await rollout(cluster, d);
+  record(t, 'deploy → 5 Deployments Ready', Date.now() - started);
+
+  for (const d of DEPLOYMENTS) {
+    const [pod] = await pods(
+      cluster,
+      `app=${d.replace(/-v\d$/, '')}${/-v\d$/.test(d) ? `,version=${d.slice(-2)}` : ''}`,
+    );
+    if (!pod) throw new Error(`no pod of ${d}`);
+    const containers = [...(pod.status.initContainerStatuses ?? []), ...(pod.status.containerStatuses ?? [])];
+    const sidecar = containers.find((c) => c.name === 'trellis-proxy');
+    const app = pod.status.containerStatuses ?? [];
+    t.truthy(pod.metadata.annotations?.['trellis.dev/status'], `${pod.metadata.name} injected`);
+    t.true(sidecar?.ready, `${pod.metadata.name}: trellis-proxy ready`);
+    t.true(app.length === 1 && app.every((c) => c.ready), `${pod.metadata.name}: app ready`);
+    t.log(
+      `${pod.metadata.name}: ${containers.filter((c) => c.ready).length}/${containers.length} ready (${containers.map((c) => c.name).join(', ')})`,
+    );
+  }
+  frontend = await frontendUrl(cluster);
+  const first = await callUntil('a first call through frontend → reviews → ratings', 'n=10', (s) => s.ok === 10);
+  t.log(`first calls: ${JSON.stringify(first.summary.byVersion)}`);
+});
+
+suite.serial('each proxyless agent holds an SVID for its own ServiceAccount', async (t, cluster) => {
+  const script =
+    "const c=new (require('crypto').X509Certificate)(require('fs').readFileSync('/var/run/trellis/cert.pem'));" +
+    'console.log(JSON.stringify({san:c.subjectAltName,notAfter:c.validTo}))';
+  for (const d of DEPLOYMENTS) {
+    const selector = /-v\d$/.test(d) ? `app=reviews,version=${d.slice(-2)}` : `app=${d}`;
+    const [pod] = (await pods(cluster, selector)).filter(isReady);
+    const r = await cluster.kubectl([
+      'exec',
+      '-n',
+      ns,
+      pod!.metadata.name,
+      '-c',
+      'trellis-proxy',
+      '--',
+      '/usr/local/bin/node',
+      '-e',
+      script,
+    ]);
+    const cert = JSON.parse(r.stdout) as { san: string; notAfter: string };
+    t.is(pod!.spec.serviceAccountName, SERVICE_ACCOUNT[d]);
+    t.is(cert.san, `URI:${id(SERVICE_ACCOUNT[d]!)}`, pod!.metadata.name);
+  }
+});
+
+suite.serial('STRICT mTLS: calls succeed and every server sees its caller SPIFFE ID', async (t, cluster) => {
+  const applied = Date.now();
+  await applyExample(cluster, 'routing/mtls-strict.yaml');
+  const { summary, ms } = await callUntil(
+    'every hop on mutual TLS',
+    'n=50&concurrency=5',
+    (s) => s.ok === 50 && s.callers.reviews[id('frontend')] === 50 && s.callers.ratings[id('reviews')] === 50,
+    applied,
+  );
+  record(t, 'STRICT applied → every hop mTLS', ms);
+  t.deepEqual(summary.servers.reviews, { [id('reviews')]: 50 });
+  t.deepEqual(summary.servers.ratings, { [id('ratings')]: 50 });
+});
+
+suite.serial('a pod without a sidecar is refused by a STRICT server', async (t, cluster) => {
+  const [reviews] = (await pods(cluster, 'app=reviews,version=v1')).filter(isReady);
+  const target = `${reviews!.status.podIP}:9080`;
+  const image = ((await pods(cluster, 'app=frontend'))[0]! as unknown as { spec: { containers: { image: string }[] } })
+    .spec.containers[0]!.image;
+  await cluster.apply(
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'no-sidecar', labels: { app: 'no-sidecar', 'trellis.dev/inject': 'false' } },
+      spec: {
+        restartPolicy: 'Never',
+        terminationGracePeriodSeconds: 1,
+        securityContext: { runAsUser: 1337, runAsGroup: 1337 },
+        containers: [
+          {
+            name: 'call',
+            image,
+            imagePullPolicy: 'IfNotPresent',
+            args: ['call', '--target', target, '--service', 'reviews', '--deadline-ms', '10000'],
+          },
+        ],
+      },
+    }),
+    ns,
+  );
+  const done = await waitFor(
+    'the no-sidecar pod to finish',
+    async () => {
+      const [p] = await pods(cluster, 'app=no-sidecar');
+      return p && (p.status.phase === 'Failed' || p.status.phase === 'Succeeded') ? p : undefined;
+    },
+    5 * MIN,
+  );
+  t.is(done.metadata.annotations?.['trellis.dev/status'], undefined, 'not injected');
+  const logs = await cluster.kubectl(['logs', '-n', ns, 'no-sidecar']);
+  const result = JSON.parse(logs.stdout.trim().split('\n').pop()!) as { ok: boolean; code?: string; details?: string };
+  t.log(`plaintext call to ${target}: ${JSON.stringify(result)}`);
+  t.is(done.status.phase, 'Failed');
+  t.false(result.ok);
+  t.is(result.code, 'UNAVAILABLE');
+  await cluster.kubectl(['delete', 'pod', '-n', ns, 'no-sidecar', '--wait=false']);
+});
+
+suite.serial(
+  'kubectl apply VirtualService 80/20: the split is within ±5 points over 1,000 calls; 50/50 moves it within 5 s',
+  async (t, cluster) => {
+    t.timeout(15 * MIN);
+    const applied = Date.now();
+    await applyExample(cluster, 'routing/reviews-subsets.yaml', 'routing/canary-80-20.yaml');
+    const arrived = await callUntil(
+      'the canary to reach the frontend',
+      'n=50&concurrency=10',
+      (s) => s.ok === 50 && !s.byVersion.v3,
+      applied,
+    );
+    record(t, '80/20 applied → frontend follows', arrived.ms);
+    const s = await call('n=1000&concurrency=20');
+    t.log(
+      `80/20 over 1,000 calls: ${JSON.stringify(s.byVersion)} in ${seconds(s.durationMs)}, p50 ${s.latencyMs.p50} ms`,
+    );
+    t.is(s.ok, 1000, JSON.stringify(s.failures));
+    t.true(Math.abs(share(s, 'v1') - 80) <= 5, `v1 ${share(s, 'v1')} %`);
+    t.true(Math.abs(share(s, 'v2') - 20) <= 5, `v2 ${share(s, 'v2')} %`);
+
+    const edited = Date.now();
+    await applyExample(cluster, 'routing/canary-50-50.yaml');
+    // Under 80/20, 20 or more of 50 calls on v2 has probability ≈ 0.002: this window is the new split.
+    const moved = await callUntil(
+      'the split to move to 50/50',
+      'n=50&concurrency=10',
+      (w) => (w.byVersion.v2 ?? 0) >= 20,
+      edited,
+      MIN,
+    );
+    record(t, '50/50 applied → split moved', moved.ms);
+    t.true(moved.ms <= 5_000, `the split moved ${seconds(moved.ms)} after kubectl apply returned`);
+    const after = await call('n=1000&concurrency=20');
+    t.log(`50/50 over 1,000 calls: ${JSON.stringify(after.byVersion)}`);
+    t.true(Math.abs(share(after, 'v1') - 50) <= 5, `v1 ${share(after, 'v1')} %`);
+  },
+);
+
+suite.serial(
+  'scaling a Deployment and deleting a pod change the endpoints clients use within 5 s',
+  async (t, cluster) => {
+    t.timeout(15 * MIN);
+    const [old] = (await pods(cluster, 'app=ratings')).filter(isReady);
+    await cluster.kubectl(['scale', '-n', ns, 'deployment/ratings', '--replicas=2']);
+    const fresh = await waitFor(
+      'a second ratings pod to be Ready',
+      async () =>
+        (await pods(cluster, 'app=ratings')).find((p) => isReady(p) && p.metadata.name !== old!.metadata.name),
+      10 * MIN,
+    );
+    const readyAt = Date.now();
+    const spread = await callUntil(
+      'the new ratings pod to get calls',
+      'n=50&concurrency=10',
+      (s) => (s.byRatingsPod[fresh.metadata.name] ?? 0) > 0,
+      readyAt,
+      MIN,
+    );
+    record(t, 'scale-up: new pod Ready → clients use it', spread.ms);
+    t.true(spread.ms <= 5_000, `${seconds(spread.ms)}`);
+
+    const deleted = Date.now();
+    await cluster.kubectl(['delete', 'pod', '-n', ns, old!.metadata.name, '--wait=false']);
+    const gone = await callUntil(
+      'calls to stop reaching the deleted pod',
+      'n=50&concurrency=10',
+      (s) => s.ok === 50 && Object.keys(s.ratingsFailures).length === 0 && !s.byRatingsPod[old!.metadata.name],
+      deleted,
+      MIN,
+    );
+    record(t, 'pod deleted → clients stop using it', gone.ms);
+    t.true(gone.ms <= 5_000, `${seconds(gone.ms)}`);
+    await cluster.kubectl(['scale', '-n', ns, 'deployment/ratings', '--replicas=1']);
+    await rollout(cluster, 'ratings');
+  },
+);
+
+suite.serial('a retry policy turns injected failures into successes', async (t, cluster) => {
+  t.timeout(15 * MIN);
+  await applyExample(cluster, 'routing/no-retries.yaml');
+  await cluster.kubectl(['set', 'env', '-n', ns, 'deployment/ratings', 'RATINGS_FAIL_EVERY=2', 'RATINGS_DELAY_MS=0']);
+  await rollout(cluster, 'ratings');
+  // One call at a time against one ratings pod that fails its 1st, 3rd, 5th… call: exactly half fail.
+  const without = await callUntil(
+    'ratings failures to show',
+    'n=40&concurrency=1',
+    (s) => s.ratingsFailures.UNAVAILABLE === 20,
+    Date.now(),
+    3 * MIN,
+  );
+  t.log(
+    `retries off: ${JSON.stringify(without.summary.ratingsFailures)} ${JSON.stringify(without.summary.ratingsFailureDetails)}`,
+  );
+  t.is(without.summary.retries, 0);
+
+  const applied = Date.now();
+  await applyExample(cluster, 'routing/retries-timeouts.yaml');
+  const saved = await callUntil(
+    'the retry policy to save every call',
+    'n=40&concurrency=1',
+    (s) => s.ok === 40 && Object.keys(s.ratingsFailures).length === 0,
+    applied,
+  );
+  record(t, 'retry policy applied → no failure', saved.ms);
+  t.log(`retry policy: ${saved.summary.retries} retries in ${saved.summary.retriedCalls} of 40 calls`);
+  t.true(saved.summary.retriedCalls >= 39);
+});
+
+suite.serial('a timeout fires: ratings answers after 2 s, the route allows 1 s', async (t, cluster) => {
+  t.timeout(15 * MIN);
+  await cluster.kubectl([
+    'set',
+    'env',
+    '-n',
+    ns,
+    'deployment/ratings',
+    'RATINGS_FAIL_EVERY=0',
+    'RATINGS_DELAY_MS=2000',
+  ]);
+  await rollout(cluster, 'ratings');
+  const timedOut = await callUntil(
+    'ratings calls to end at the timeout',
+    'n=5&concurrency=5&deadlineMs=20000',
+    (s) => s.ok === 5 && s.ratingsFailures.DEADLINE_EXCEEDED === 5,
+  );
+  // The frontend's deadline is 20 s and reviews passes it on: DEADLINE_EXCEEDED is the route's timeout.
+  t.log(
+    `timeout: ${JSON.stringify(timedOut.summary.ratingsFailureDetails)}; slowest call ${timedOut.summary.latencyMs.max} ms`,
+  );
+  t.pass();
+  await cluster.kubectl(['set', 'env', '-n', ns, 'deployment/ratings', 'RATINGS_DELAY_MS=0']);
+  await cluster.kubectl(['delete', 'virtualservices.networking.trellis.dev', '-n', ns, 'ratings']);
+  await rollout(cluster, 'ratings');
+  await callUntil('ratings to answer again', 'n=20', (s) => s.ok === 20 && Object.keys(s.ratingsFailures).length === 0);
+});
+
+suite.serial(
+  'killing the control plane pod: traffic keeps flowing; the new pod resyncs everyone',
+  async (t, cluster) => {
+    t.timeout(20 * MIN);
+    // install.yaml runs 2 replicas; with one, killing it leaves the mesh without a control plane.
+    await cluster.kubectl(['scale', '-n', 'trellis-system', 'deployment/trellisd', '--replicas=1']);
+    await rollout(cluster, 'trellisd', 'trellis-system');
+    await waitFor(
+      'one trellisd pod left',
+      async () => (await pods(cluster, 'app=trellisd', 'trellis-system')).length === 1,
+      5 * MIN,
+    );
+    await callUntil('calls after the scale-down', 'n=20', (s) => s.ok === 20);
+    const [old] = (await pods(cluster, 'app=trellisd', 'trellis-system')).filter(isReady);
+    const killed = Date.now();
+    await cluster.kubectl([
+      'delete',
+      'pod',
+      '-n',
+      'trellis-system',
+      old!.metadata.name,
+      '--grace-period=0',
+      '--force',
+      '--wait=false',
+    ]);
+    // Calls all the while, until a new control plane pod is Ready.
+    let windows = 0;
+    const failures: string[] = [];
+    let fresh: PodJson | undefined;
+    const deadline = Date.now() + 10 * MIN;
+    while (!fresh) {
+      if (Date.now() > deadline)
+        throw new Error(`no new trellisd pod Ready in 10 min\n${await cluster.diagnose('trellis-system')}`);
+      const s = await call('n=20&concurrency=5');
+      windows++;
+      if (s.ok !== 20 || Object.keys(s.ratingsFailures).length > 0)
+        failures.push(JSON.stringify([s.failures, s.ratingsFailures]));
+      fresh = (await pods(cluster, 'app=trellisd', 'trellis-system')).find(
+        (p) => isReady(p) && p.metadata.name !== old!.metadata.name,
+      );
+    }
+    record(t, 'control plane killed → new pod Ready', Date.now() - killed);
+    t.deepEqual(failures, [], 'every call while the control plane was away succeeded');
+    t.log(`${windows * 20} calls while the control plane was away, all answered`);
+
+    // Resync: the new pod has every agent's stream and has had its config ACKed.
+    const metrics = `http://${fresh.status.podIP}:15014/metrics`;
+    const resynced = await waitFor(
+      'the new control plane to hold a stream of each of the 5 agents',
+      async () => {
+        const text = await (await fetch(metrics)).text();
+        const streams = [...text.matchAll(/^trellis_xds_connected_proxies\{[^}]*\} (\d+)/gm)].reduce(
+          (n, m) => n + Number(m[1]),
+          0,
+        );
+        const acks = [...text.matchAll(/^trellis_xds_acks_total\{[^}]*\} (\d+)/gm)].reduce(
+          (n, m) => n + Number(m[1]),
+          0,
+        );
+        return streams >= DEPLOYMENTS.length && acks > 0 ? { streams, acks } : undefined;
+      },
+      5 * MIN,
+    );
+    record(t, 'control plane killed → everyone resynced', Date.now() - killed);
+    t.log(`new control plane: ${resynced.streams} streams, ${resynced.acks} ACKs`);
+    // And it drives them: a change now reaches the frontend.
+    const applied = Date.now();
+    await applyExample(cluster, 'routing/header-routing.yaml');
+    const moved = await callUntil(
+      'the new control plane to route jason to v3',
+      'n=20&user=jason',
+      (s) => s.byVersion.v3 === 20,
+      applied,
+    );
+    record(t, 'after the restart: header routing applied → followed', moved.ms);
+    t.log(`timings: ${JSON.stringify(Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, seconds(v)])))}`);
+  },
+);
