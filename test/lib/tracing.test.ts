@@ -1,8 +1,9 @@
 // lib/tracing.ts: when control-plane and agent tracing is on, that "off" loads nothing of OpenTelemetry, and
-// the spans the CA service makes (ca.sign, with the agent's trace context as parent) through the narrow
-// interface. The push spans are shown against the real Jaeger in test/e2e/tracing-jaeger.test.ts.
+// the spans the CA service (ca.sign, with the agent's trace context as parent) and the admission webhooks
+// (admission: verdict, injected or not) make through the narrow interface. The push spans are shown against the real Jaeger in test/e2e/tracing-jaeger.test.ts.
 import anyTest, { type TestFn } from 'ava';
 import fs from 'node:fs/promises';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import {
@@ -16,6 +17,9 @@ import {
   type TraceSpan,
   type Tracer,
 } from '../../lib/tracing.js';
+import { exportPrivateKeyPem, generateKeyPair, signingAlgorithm } from '../../certs/keys.js';
+import { x509 } from '../../certs/x509.js';
+import { WebhookServer } from '../../control-plane/webhook/server.js';
 import { CaClient as AgentCaClient } from '../../sidecar/ca-client.js';
 import { startCaControlPlane, type CaControlPlane } from '../helpers/ca-control-plane.js';
 import { loadedModules } from '../helpers/loaded-modules.js';
@@ -180,4 +184,105 @@ test.serial('ca.sign: identity and decision, child of the agent’s certificate 
   t.truthy(signs[1]!.failed);
   t.truthy(requests[1]!.failed);
   t.like(requests[0]!.attributes, { 'trellis.ca.via': 'token', 'rpc.grpc.status_code': 0 });
+});
+
+async function servingCertificate(): Promise<{ certPem: string; keyPem: string }> {
+  const keys = await generateKeyPair('ec-p256');
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: '01',
+    name: 'CN=127.0.0.1',
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + 3_600_000),
+    keys,
+    signingAlgorithm: signingAlgorithm(keys.privateKey),
+    extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'ip', value: '127.0.0.1' }])],
+  });
+  return { certPem: cert.toString('pem'), keyPem: await exportPrivateKeyPem(keys.privateKey) };
+}
+
+function review(port: number, ca: string, path: string, request: Record<string, unknown>): Promise<unknown> {
+  const text = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request });
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      { host: '127.0.0.1', port, path, method: 'POST', ca, headers: { 'content-type': 'application/json' } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve(JSON.parse(Buffer.concat(chunks).toString('utf8'))));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(text);
+  });
+}
+
+test.serial('admission: path, object, verdict, and on /inject whether a patch injected the sidecar', async (t) => {
+  const { certPem, keyPem } = await servingCertificate();
+  const server = new WebhookServer({
+    cert: certPem,
+    key: keyPem,
+    handlers: {
+      '/inject': (request) => ({
+        apiVersion: 'admission.k8s.io/v1',
+        kind: 'AdmissionReview',
+        response: {
+          uid: request.uid,
+          allowed: true,
+          ...(request.name === 'web-0' ? { patchType: 'JSONPatch', patch: Buffer.from('[]').toString('base64') } : {}),
+        } as { uid: string; allowed: boolean },
+      }),
+    },
+  });
+  const port = await server.listen('127.0.0.1', 0);
+  const { tracer: recording, spans } = recordingTracer();
+  setTracer(recording);
+  try {
+    await review(port, certPem, '/inject', {
+      uid: 'a',
+      operation: 'CREATE',
+      kind: { kind: 'Pod' },
+      namespace: 'shop',
+      name: 'web-0',
+    });
+    await review(port, certPem, '/inject', {
+      uid: 'b',
+      operation: 'CREATE',
+      kind: { kind: 'Pod' },
+      namespace: 'shop',
+      name: 'db-0',
+    });
+    await review(port, certPem, '/validate', {
+      uid: 'c',
+      operation: 'CREATE',
+      kind: { group: 'networking.trellis.dev', version: 'v1alpha1', kind: 'VirtualService' },
+      namespace: 'shop',
+      name: 'bad',
+      object: {
+        apiVersion: 'networking.trellis.dev/v1alpha1',
+        kind: 'VirtualService',
+        metadata: { name: 'bad', namespace: 'shop' },
+        spec: { hosts: [], http: 'not a list' },
+      },
+    });
+  } finally {
+    setTracer(noopTracer);
+    await server.close();
+  }
+  t.is(spans.length, 3);
+  t.true(spans.every((s) => s.name === 'admission' && s.ended && s.options?.kind === 'server'));
+  t.like(spans[0]!.attributes, {
+    'trellis.admission.path': '/inject',
+    'trellis.admission.object': 'shop/web-0',
+    'trellis.admission.verdict': 'allowed',
+    'trellis.admission.injected': true,
+  });
+  t.like(spans[1]!.attributes, { 'trellis.admission.object': 'shop/db-0', 'trellis.admission.injected': false });
+  t.like(spans[2]!.attributes, {
+    'trellis.admission.path': '/validate',
+    'trellis.admission.kind': 'VirtualService',
+    'trellis.admission.verdict': 'denied',
+  });
+  t.false('trellis.admission.injected' in spans[2]!.attributes);
+  t.regex(String(spans[2]!.attributes['trellis.admission.message']), /VirtualService shop\/bad/);
 });
