@@ -167,7 +167,7 @@ export class MonitoringServer {
             json(res, 413, { error: `the change is larger than ${MAX_DIFF_BODY} bytes` });
             return;
           }
-          json(res, 200, inspector.diff(body));
+          json(res, 200, await inspector.diff(body));
         } catch (err) {
           if (!isInspectError(err)) throw err;
           json(res, err.status, { error: err.message });

@@ -13,6 +13,7 @@ import type { MeshSnapshot, StatusReason } from '../model/snapshot.js';
 import type { MeshConfig } from '../translate/context.js';
 import { meshGenerator } from '../translate/generator.js';
 import type { ResourcesByType } from '../xds/generator.js';
+import { systemClock, type Clock } from '../xds/clock.js';
 import type { ProxyInfo } from '../xds/node.js';
 import { jsonDiff, type FieldChange, type Json } from './json-diff.js';
 
@@ -221,8 +222,11 @@ export function resourceChanges(
   return rawChanges(before, after).map((r) => ({ ...r, subscribed: subscribedTo(subscriptions, r.type, r.name) }));
 }
 
-/** What applying `input.change` would do: its objects' statuses, and each connected proxy's config, resource by resource. */
-export function diffChange(input: ChangeInput): ConfigDiff {
+/**
+ * The steps of a diff: it yields after each proxy translated and each shape compared, so a caller on a
+ * busy event loop (the control plane) can let xDS traffic through between them.
+ */
+function* diffSteps(input: ChangeInput): Generator<void, ConfigDiff> {
   const { snapshot, actions } = overlaySnapshot(input);
   const objects: ObjectChange[] = input.change.map((o) => {
     const status = snapshot.statuses.find((s) => s.kind === o.kind && s.namespace === o.namespace && s.name === o.name);
@@ -241,8 +245,16 @@ export function diffChange(input: ChangeInput): ConfigDiff {
   // real push. Its output equals a fresh translation (test/translate/incremental.test.ts).
   const generator = meshGenerator(input.mesh);
   const unique = [...new Map(input.proxies.map((p) => [p.info.id, p])).values()];
-  const live = new Map(unique.map((p) => [p.info.id, generator.generate(p.info, input.live)]));
-  const next = new Map(unique.map((p) => [p.info.id, generator.generate(p.info, snapshot)]));
+  const live = new Map<string, ResourcesByType>();
+  for (const p of unique) {
+    live.set(p.info.id, generator.generate(p.info, input.live));
+    yield;
+  }
+  const next = new Map<string, ResourcesByType>();
+  for (const p of unique) {
+    next.set(p.info.id, generator.generate(p.info, snapshot));
+    yield;
+  }
   const liveOf = (proxy: ProxyInfo): ResourcesByType => live.get(proxy.id)!;
   const nextOf = (proxy: ProxyInfo): ResourcesByType => next.get(proxy.id)!;
   // Proxies of one shape get the very same translations: their differences are computed once.
@@ -259,7 +271,10 @@ export function diffChange(input: ChangeInput): ConfigDiff {
     let byAfter = changesOf.get(before);
     if (!byAfter) changesOf.set(before, (byAfter = new Map()));
     let raw = byAfter.get(after);
-    if (!raw) byAfter.set(after, (raw = rawChanges(before, after)));
+    if (!raw) {
+      byAfter.set(after, (raw = rawChanges(before, after)));
+      yield;
+    }
     const resources = raw.map((r) => ({ ...r, subscribed: subscribedTo(subscriptions, r.type, r.name) }));
     if (resources.length === 0) unchanged.push(proxy.id);
     else {
@@ -268,4 +283,36 @@ export function diffChange(input: ChangeInput): ConfigDiff {
     }
   }
   return { objects, proxies, unchanged };
+}
+
+/** What applying `input.change` would do: its objects' statuses, and each connected proxy's config, resource by resource. */
+export function diffChange(input: ChangeInput): ConfigDiff {
+  const steps = diffSteps(input);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+  }
+}
+
+/**
+ * diffChange in slices: it yields to the event loop whenever `sliceMs` (default 10) passed on `clock`
+ * since the last yield, as a push cycle does (xds/push-controller.ts), so a diff of a large mesh does not
+ * hold up the xDS streams of the process it runs in.
+ */
+export async function diffChangeInSlices(
+  input: ChangeInput,
+  options: { readonly clock?: Clock; readonly sliceMs?: number } = {},
+): Promise<ConfigDiff> {
+  const clock = options.clock ?? systemClock;
+  const sliceMs = options.sliceMs ?? 10;
+  const steps = diffSteps(input);
+  let sliceStart = clock.now();
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+    if (clock.now() - sliceStart >= sliceMs) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      sliceStart = clock.now();
+    }
+  }
 }

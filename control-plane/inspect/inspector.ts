@@ -11,7 +11,7 @@ import type { ObjectStore } from '../sources/object-store.js';
 import type { SnapshotSource } from '../xds/generator.js';
 import type { ProxyInfo } from '../xds/node.js';
 import type { StreamStatus } from '../xds/xds-stream.js';
-import { ChangeError, diffChange, type ConfigDiff, type DiffProxy } from './config-diff.js';
+import { ChangeError, diffChangeInSlices, type ConfigDiff, type DiffProxy } from './config-diff.js';
 import type { V1Namespace, V1Pod } from '@kubernetes/client-node';
 import type { ImageOptions } from '../../injector/images.js';
 import { analyzeMesh, ownerFromPod, type Finding } from './analyze.js';
@@ -131,7 +131,7 @@ export class MeshInspector {
   }
 
   /** `yaml`: the change, multi-document YAML or JSON (as `kubectl apply -f` reads). */
-  diff(yaml: string): ConfigDiff {
+  async diff(yaml: string): Promise<ConfigDiff> {
     const parsed = parseManifests(yaml, 'change');
     const errors = parsed.problems.filter((p) => p.severity !== 'info');
     if (!parsed.ok || errors.length > 0) {
@@ -142,7 +142,7 @@ export class MeshInspector {
     if (parsed.objects.length === 0) throw new InspectError(400, 'the change holds no object');
     const live = this.ready();
     try {
-      return diffChange({
+      return await diffChangeInSlices({
         live,
         objects: this.options.source.store.list(),
         change: parsed.objects as readonly MeshObject[],

@@ -3,7 +3,12 @@
 // keeps its creation time, a new one is stamped in Kubernetes mode and loses a conflict, counts as oldest
 // in local mode); an invalid change changes nothing; the live snapshot is left as it was.
 import test from 'ava';
-import { diffChange, type ChangeInput, type DiffProxy } from '../../control-plane/inspect/config-diff.js';
+import {
+  diffChange,
+  diffChangeInSlices,
+  type ChangeInput,
+  type DiffProxy,
+} from '../../control-plane/inspect/config-diff.js';
 import { jsonDiff } from '../../control-plane/inspect/json-diff.js';
 import { defaultMeshConfig } from '../../control-plane/translate/context.js';
 import type { MeshObject } from '../../control-plane/model/objects.js';
@@ -205,4 +210,20 @@ test('an invalid or unchanged change changes no proxy; a kind it does not take i
   );
   t.deepEqual(same.proxies, []);
   t.throws(() => diffChange(input([namespace('x')])), { message: /trellis diff takes only the mesh's policy kinds/ });
+});
+
+test('in slices: the same diff, yielding to the event loop between steps when the slice is used up', async (t) => {
+  const i = input([virtualService(NS, 'reviews', { ...split(50, 50), exportTo: ['.'] })]);
+  let turns = 0;
+  let running = true;
+  const spin = (): void => {
+    turns++;
+    if (running) setImmediate(spin);
+  };
+  setImmediate(spin);
+  let now = 0;
+  const sliced = await diffChangeInSlices(i, { clock: { now: () => (now += 5) }, sliceMs: 10 });
+  running = false;
+  t.deepEqual(sliced, diffChange(i));
+  t.true(turns > 1, `the event loop turned ${turns} times`);
 });
