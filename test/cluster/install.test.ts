@@ -86,6 +86,33 @@ async function waitPod(
 /** The control plane is installed and its webhook injects: what every injection test below needs. */
 let installed = false;
 
+/**
+ * The webhook is called with failurePolicy Fail: pods can be created only while a trellisd endpoint is
+ * ready. Waits for that (it is at once, unless the control plane restarted), and says so when it was not.
+ */
+async function controlPlaneReady(
+  t: { log: (s: string) => void; fail: (s: string) => void },
+  cluster: TestCluster,
+): Promise<void> {
+  const r = await cluster.kubectl(
+    ['rollout', 'status', 'deployment/trellisd', '-n', 'trellis-system', '--timeout=240s'],
+    {
+      allowFailure: true,
+      timeoutMs: 260_000,
+    },
+  );
+  if (r.code !== 0) t.fail(`trellisd is not ready: ${r.stderr}\n${await cluster.diagnose('trellis-system')}`);
+  const restarts = await cluster.kubectl([
+    'get',
+    'pods',
+    '-n',
+    'trellis-system',
+    '-o',
+    'jsonpath={range .items[*]}{.metadata.name}={.status.containerStatuses[0].restartCount} {end}',
+  ]);
+  if (/=[1-9]/.test(restarts.stdout)) t.log(`trellisd restarts: ${restarts.stdout.trim()}`);
+}
+
 suite.serial(
   'kubectl apply -f deploy/install.yaml: the control plane Deployment becomes Ready and its webhooks answer',
   async (t, cluster) => {
@@ -145,6 +172,7 @@ suite.serial(
   async (t, cluster) => {
     t.timeout(8 * MIN);
     if (!installed) return t.fail('the install test failed');
+    await controlPlaneReady(t, cluster);
     const ns = await cluster.createNamespace('grpc', INJECT);
     await cluster.apply(appPod('grpc-app', { 'trellis.dev/template': 'grpc' }), ns);
     await waitPod(cluster, ns, 'grpc-app', 'condition=Ready');
@@ -193,6 +221,7 @@ suite.serial(
 suite.serial('a pod in an unlabelled namespace is untouched', async (t, cluster) => {
   t.timeout(5 * MIN);
   if (!installed) return t.fail('the install test failed');
+  await controlPlaneReady(t, cluster);
   const ns = await cluster.createNamespace('plain');
   await cluster.apply(appPod('plain-app'), ns);
   await waitPod(cluster, ns, 'plain-app', 'condition=Ready');
@@ -210,6 +239,7 @@ suite.serial(
   async (t, cluster) => {
     t.timeout(5 * MIN);
     if (!installed) return t.fail('the install test failed');
+    await controlPlaneReady(t, cluster);
     const ns = await cluster.createNamespace('optout', INJECT);
     await cluster.apply(appPod('opted-out', { 'trellis.dev/inject': 'false' }), ns);
     await waitPod(cluster, ns, 'opted-out', 'condition=Ready');
@@ -226,6 +256,7 @@ suite.serial(
 suite.serial('a Job with a native sidecar (gRPC template) completes', async (t, cluster) => {
   t.timeout(8 * MIN);
   if (!installed) return t.fail('the install test failed');
+  await controlPlaneReady(t, cluster);
   const ns = await cluster.createNamespace('job', INJECT);
   const job = {
     apiVersion: 'batch/v1',
@@ -290,6 +321,7 @@ suite.serial(
   async (t, cluster) => {
     t.timeout(8 * MIN);
     if (!installed) return t.fail('the install test failed');
+    await controlPlaneReady(t, cluster);
     const ns = await cluster.createNamespace('envoy', INJECT);
     await cluster.apply(appPod('envoy-app'), ns);
     // trellis-init has run and trellis-proxy (the agent) runs; its `started` stays false (the startup probe

@@ -149,7 +149,7 @@ export function useLocalCluster<C>(test: TestFn<C>, options: LocalClusterOptions
       if (!dir) return;
       const keep = process.env.TRELLIS_KEEP_CLUSTER === '1';
       const started = Date.now();
-      const report = await (running?.down({ keepDir: keep }) ??
+      const report = await (running?.down({ keepDir: keep, background: true }) ??
         import('../../tools/cluster/local-cluster.js').then((m) => m.downLocalCluster(dir, { keepDir: true })));
       if (reaperLine) tellReaper(`-c${reaperLine.slice(2)}`);
       t.log(`local cluster down in ${((Date.now() - started) / 1000).toFixed(1)} s`);

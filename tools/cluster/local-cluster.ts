@@ -143,7 +143,7 @@ export interface LocalCluster {
   importImage(image: ImageTarball): Promise<void>;
   /** Runs a command inside the cluster's network namespace (e.g. curl a ClusterIP). */
   netnsFile: string;
-  down(opts?: { keepDir?: boolean; log?: (line: string) => void }): Promise<TeardownReport>;
+  down(opts?: { keepDir?: boolean; background?: boolean; log?: (line: string) => void }): Promise<TeardownReport>;
 }
 
 async function waitUntil(
@@ -485,7 +485,7 @@ export async function upLocalCluster(options: LocalClusterOptions = {}): Promise
 /** Tears the cluster in `dir` down and releases the machine-wide lock when it held it. */
 export async function downLocalCluster(
   dir: string = defaultStateDir(),
-  opts: { keepDir?: boolean; log?: (line: string) => void } = {},
+  opts: { keepDir?: boolean; background?: boolean; log?: (line: string) => void } = {},
 ): Promise<TeardownReport> {
   const l = layout(path.resolve(dir));
   const report = await teardown(l, opts);

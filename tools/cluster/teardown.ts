@@ -5,6 +5,7 @@
 // what containerd 1.6, libcni and the kubelet added to shared host folders, remove the cgroups, delete the
 // veth pair (its routes go with it) and the namespace, then the state folder. The host's sysctls were never
 // changed, so there is nothing to restore.
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { cgroupPids, removeCgroupRoot, unescapeMount } from './cgroups.js';
@@ -177,7 +178,7 @@ function removeHostFiles(l: Layout, state: ClusterState | undefined): void {
  */
 export async function teardown(
   l: Layout,
-  opts: { keepDir?: boolean; log?: (line: string) => void } = {},
+  opts: { keepDir?: boolean; background?: boolean; log?: (line: string) => void } = {},
 ): Promise<TeardownReport> {
   const log = opts.log ?? (() => undefined);
   let last = Date.now();
@@ -197,7 +198,14 @@ export async function teardown(
   await deleteNetwork(l);
   if (fs.existsSync(l.netns)) leftovers.push(`netns ${l.netns}`);
   step('host paths, cgroups, veth and namespace removed');
-  if (!opts.keepDir && leftovers.length === 0) {
+  if (!opts.keepDir && leftovers.length === 0 && opts.background) {
+    // Deleting containerd's unpacked images takes up to a minute on a busy machine: the folder (nothing is
+    // mounted in it any more) is renamed and deleted by a detached, niced rm.
+    const trash = `${l.dir}.deleting-${process.pid}-${Date.now()}`;
+    fs.renameSync(l.dir, trash);
+    spawn('nice', ['-n', '19', 'rm', '-rf', trash], { detached: true, stdio: 'ignore' }).unref();
+    step(`state folder ${l.dir} handed to a background rm`);
+  } else if (!opts.keepDir && leftovers.length === 0) {
     fs.rmSync(l.dir, { recursive: true, force: true });
     step(`state folder ${l.dir} deleted`);
   } else if (fs.existsSync(l.state)) fs.renameSync(l.state, `${l.state}.down`);
