@@ -5,7 +5,9 @@
 // The whole mesh is STRICT (a mesh-wide PeerAuthentication), so every call below is mutual TLS from the agents'
 // files, and every reply says which SPIFFE IDs each side saw. Shown: routing and a weighted split, header
 // match, timeouts, fault injection (abort and delay), retries, ring hash, outlier detection, a plaintext
-// client refused, and servers bound to 0.0.0.0 and [::] (in a network namespace the test makes) serving.
+// client refused, a grpc-js-xds client calling a grpc-go server, an AuthorizationPolicy enforced by grpc-go,
+// servers bound to 0.0.0.0 and [::] (in a network namespace the test makes) serving, and the control plane's
+// warning for a server Listener that matches nothing.
 // No grpc-go client or server NACKs anything (its own CSDS view and the control plane's both say so).
 import test, { type ExecutionContext } from 'ava';
 import * as grpc from '@grpc/grpc-js';
@@ -649,6 +651,51 @@ if (!BINARY && process.env.CI !== 'true') {
       t.log(`byServer per run ${JSON.stringify(runs)}`);
       t.deepEqual(Object.keys(result.byServer).sort(), ['wild-js', 'wild-v4', 'wild-v6']);
       assertMtlsAndAcked(t, result);
+    },
+  );
+
+  test.serial(
+    'AuthorizationPolicy: grpc-go enforces the RBAC filter of its server Listener (no flag, no NACK)',
+    async (t) => {
+      const [p1] = await freePorts(1);
+      await writeService('authz', [...backend('authz', 'authz-v1', p1!)]);
+      await startServer('authz-v1', `127.0.0.1:${p1}`);
+      const allowed = await runClient('authz', ['--n', '3']);
+      t.deepEqual(allowed.byCode, { OK: 3 });
+      const policy = (principal: string): Manifest => ({
+        apiVersion: 'security.trellis.dev/v1alpha1',
+        kind: 'AuthorizationPolicy',
+        metadata: { name: 'echo-callers', namespace: NS },
+        spec: {
+          selector: { matchLabels: { app: SERVER_SA } },
+          rules: [{ from: [{ source: { principals: [principal] } }] }],
+        },
+      });
+      t.teardown(() => mesh.remove('authz-policy'));
+      // Only another service account may call: the client is refused by the server's RBAC filter.
+      await mesh.write('authz-policy', [policy(`cluster.local/ns/${NS}/sa/someone-else`)]);
+      const denied = await waitFor(
+        'the policy to reach the server',
+        async () => {
+          const r = await runClient('authz', ['--n', '3']);
+          return r.byCode.PermissionDenied === 3 && r;
+        },
+        TIMEOUT_MS,
+      );
+      t.deepEqual(denied.byCode, { PermissionDenied: 3 });
+      t.log(`grpc-go refused: ${denied.calls[0]!.message}`);
+      // The client's own service account may call.
+      await mesh.write('authz-policy', [policy(`cluster.local/ns/${NS}/sa/${CLIENT_SA}`)]);
+      const again = await waitFor(
+        'the new policy to reach the server',
+        async () => {
+          const r = await runClient('authz', ['--n', '3']);
+          return r.byCode.OK === 3 && r;
+        },
+        TIMEOUT_MS,
+      );
+      assertMtlsAndAcked(t, again);
+      await assertNoNacks(t, cp.monitoringPort, (id) => id.startsWith('echo.'));
     },
   );
 
