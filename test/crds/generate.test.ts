@@ -82,7 +82,7 @@ test('the manifests name the group, version, short names, status subresource and
     t.deepEqual(v.subresources, { status: {} });
     t.deepEqual(
       v.additionalPrinterColumns.map((c: { name: string }) => c.name),
-      [crd === vs ? 'Hosts' : 'Host', 'Accepted', 'Age'],
+      [crd === vs ? 'Hosts' : 'Host', 'Accepted', 'Programmed', 'Age'],
     );
     t.deepEqual(crd.spec.names.categories, ['trellis', 'trellis-networking']);
   }
@@ -104,6 +104,7 @@ test('the PeerAuthentication manifest: security.trellis.dev, pa, Mode column, ca
     [
       'Mode .spec.mtls.mode',
       'Accepted .status.conditions[?(@.type=="Accepted")].status',
+      'Programmed .status.conditions[?(@.type=="Programmed")].status',
       'Age .metadata.creationTimestamp',
     ],
   );
