@@ -32,7 +32,14 @@ export interface ReviewsReply {
   /** The rating reviews fetched from ratings for this call; absent when that call failed. */
   readonly rating?: RatingReply;
   /** Why there is no rating: the status of the failed ratings call (reviews still answers, without stars). */
-  readonly ratingError?: { readonly code: string; readonly details: string };
+  readonly ratingError?: {
+    readonly code: string;
+    readonly details: string;
+    /** Retries the mesh made before the ratings call failed (grpc-previous-rpc-attempts of its status). */
+    readonly retries: number;
+  };
+  /** How long the ratings call took, as reviews measured it (ms). */
+  readonly ratingMs: number;
   /** The SPIFFE ID of the ratings server's certificate, as reviews saw it; '' in plaintext or without a rating. */
   readonly ratingsServer: string;
 }

@@ -55,6 +55,7 @@ export function loadOptions(params: URLSearchParams): LoadOptions {
     deadlineMs: intParam(params, 'deadlineMs', 5_000),
     user: params.get('user') ?? '',
     product: params.get('product') ?? 'the-book',
+    records: params.get('records') === '1',
   };
 }
 

@@ -3,7 +3,7 @@
 // that preceded the successful answers, the identities every hop saw, and latency percentiles. A call
 // whose reviews answered without a rating (ratings failed) is a success here, counted in ratingsFailures.
 import * as grpc from '@grpc/grpc-js';
-import { reviewsService } from './api.js';
+import { reviewsService, type RatingReply, type ReviewsReply } from './api.js';
 import { unary } from './mesh.js';
 
 export interface LoadOptions {
@@ -13,7 +13,30 @@ export interface LoadOptions {
   /** Sent as the `end-user` metadata (the header-routing example matches it); none when ''. */
   readonly user: string;
   readonly product: string;
+  /** Also return `records`, one per call in order (the demo computes per-version percentiles from them). */
+  readonly records?: boolean;
 }
+
+/** One call of a load, when asked for (`/call?records=1`). */
+export type CallRecord =
+  | {
+      readonly ok: true;
+      readonly ms: number;
+      readonly version: string;
+      readonly pod: string;
+      readonly caller: string;
+      readonly attempt: number;
+      readonly rating?: RatingReply;
+      readonly ratingError?: ReviewsReply['ratingError'];
+      readonly ratingMs: number;
+    }
+  | {
+      readonly ok: false;
+      readonly ms: number;
+      readonly code: string;
+      readonly details: string;
+      readonly retries: number;
+    };
 
 /** '' (no client certificate on that hop) is shown as this key. */
 export const PLAINTEXT = '(plaintext)';
@@ -46,6 +69,8 @@ export interface LoadSummary {
   readonly servers: { readonly reviews: Record<string, number>; readonly ratings: Record<string, number> };
   readonly latencyMs: { readonly p50: number; readonly p90: number; readonly p99: number; readonly max: number };
   readonly durationMs: number;
+  /** Only with `records: true`. */
+  readonly records?: CallRecord[];
 }
 
 function bump(record: Record<string, number>, key: string): void {
@@ -82,6 +107,7 @@ export async function runLoad(client: grpc.Client, options: LoadOptions): Promis
     servers: { reviews: {} as Record<string, number>, ratings: {} as Record<string, number> },
   };
   const latencies: number[] = [];
+  const records: CallRecord[] = [];
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < options.n) {
@@ -95,7 +121,26 @@ export async function runLoad(client: grpc.Client, options: LoadOptions): Promis
         { product: options.product },
         { deadline: Date.now() + options.deadlineMs, metadata },
       );
-      latencies.push(performance.now() - t0);
+      const elapsed = performance.now() - t0;
+      latencies.push(elapsed);
+      const ms = Math.round(elapsed * 10) / 10;
+      if (options.records) {
+        records.push(
+          r.ok
+            ? {
+                ok: true,
+                ms,
+                version: r.reply.version,
+                pod: r.reply.pod,
+                caller: r.reply.caller,
+                attempt: r.reply.attempt,
+                ...(r.reply.rating ? { rating: r.reply.rating } : {}),
+                ...(r.reply.ratingError ? { ratingError: r.reply.ratingError } : {}),
+                ratingMs: r.reply.ratingMs,
+              }
+            : { ok: false, ms, code: grpc.status[r.code] ?? String(r.code), details: r.details, retries: r.retries },
+        );
+      }
       if (!r.ok) {
         summary.failed++;
         bump(summary.failures, grpc.status[r.code] ?? String(r.code));
@@ -132,5 +177,6 @@ export async function runLoad(client: grpc.Client, options: LoadOptions): Promis
       max: percentile(latencies, 100),
     },
     durationMs: Math.round(performance.now() - started),
+    ...(options.records ? { records } : {}),
   };
 }

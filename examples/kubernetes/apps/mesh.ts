@@ -113,7 +113,13 @@ export async function serve(
 
 export type UnaryResult<Res> =
   | { readonly ok: true; readonly reply: Res; readonly server: string }
-  | { readonly ok: false; readonly code: grpc.status; readonly details: string };
+  | {
+      readonly ok: false;
+      readonly code: grpc.status;
+      readonly details: string;
+      /** Retries before the failure: grpc-previous-rpc-attempts of the status metadata (0 without retry). */
+      readonly retries: number;
+    };
 
 /** One unary call that never rejects: the reply and the server's identity, or the status. */
 export function unary<Req, Res>(
@@ -132,7 +138,13 @@ export function unary<Req, Res>(
       { deadline: options.deadline },
       (err, reply) => {
         if (err || reply === undefined) {
-          resolve({ ok: false, code: err?.code ?? grpc.status.UNKNOWN, details: err?.details ?? 'no reply' });
+          const previous = Number(err?.metadata?.get('grpc-previous-rpc-attempts')[0] ?? 0);
+          resolve({
+            ok: false,
+            code: err?.code ?? grpc.status.UNKNOWN,
+            details: err?.details ?? 'no reply',
+            retries: Number.isFinite(previous) ? previous : 0,
+          });
         } else {
           resolve({ ok: true, reply, server: serverIdentity(call) });
         }

@@ -44,6 +44,7 @@ export async function startReviews(options: ReviewsOptions): Promise<RunningServ
         callback: grpc.sendUnaryData<ReviewsReply>,
       ) => {
         const deadline = call.getDeadline();
+        const started = performance.now();
         void unary(
           ratings,
           ratingsService.GetRating,
@@ -57,6 +58,7 @@ export async function startReviews(options: ReviewsOptions): Promise<RunningServ
             version: options.version,
             caller: callerIdentity(call),
             attempt: attemptOf(call),
+            ratingMs: Math.round((performance.now() - started) * 10) / 10,
           };
           callback(
             null,
@@ -64,7 +66,11 @@ export async function startReviews(options: ReviewsOptions): Promise<RunningServ
               ? { ...base, rating: rating.reply, ratingsServer: rating.server }
               : {
                   ...base,
-                  ratingError: { code: grpc.status[rating.code] ?? String(rating.code), details: rating.details },
+                  ratingError: {
+                    code: grpc.status[rating.code] ?? String(rating.code),
+                    details: rating.details,
+                    retries: rating.retries,
+                  },
                   ratingsServer: '',
                 },
           );
