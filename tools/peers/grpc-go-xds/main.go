@@ -5,7 +5,7 @@
 //
 //	grpc-go-xds server --addr 0.0.0.0:PORT --name NAME [--version V] [--xds-creds=true]
 //	grpc-go-xds client --target xds:///HOST:PORT [--n 20] [--concurrency 1] [--deadline 5s]
-//	                   [--ready-timeout 30s] [--metadata k=v]... [--xds-creds=true]
+//	                   [--ready-timeout 30s] [--pace 0] [--metadata k=v]... [--xds-creds=true]
 //
 // The service is the demo's `trellis.demo.Echo/Echo` with JSON messages (examples/demo/echo.ts), so grpc-js and
 // grpc-go clients and servers can call each other; the reply adds the server's version, the caller's SPIFFE ID
@@ -426,6 +426,7 @@ func runClient(args []string) error {
 	deadline := fs.Duration("deadline", 5*time.Second, "deadline of each call")
 	readyTimeout := fs.Duration("ready-timeout", 30*time.Second, "deadline of the warm-up call (waits for the xDS config)")
 	message := fs.String("message", "hi", "request message")
+	pace := fs.Duration("pace", 0, "pause between one worker's calls (spreads the calls over time, e.g. for outlier detection)")
 	useXdsCreds := fs.Bool("xds-creds", true, "xDS channel credentials (mTLS from the Cluster), insecure fallback")
 	var mdFlags multiFlag
 	fs.Var(&mdFlags, "metadata", "k=v request metadata (repeatable)")
@@ -474,6 +475,9 @@ func runClient(args []string) error {
 					return
 				}
 				results[i] = oneCall(context.Background(), conn, *deadline, md, *message)
+				if *pace > 0 {
+					time.Sleep(*pace)
+				}
 			}
 		}()
 	}
