@@ -137,13 +137,13 @@ kube.test(
       }),
     ]);
     const { stdout: table } = await cluster.kubectl(['get', 'vs', 'reviews', '-n', ns]);
-    t.regex(table, /^NAME\s+HOSTS\s+ACCEPTED\s+AGE\n/);
+    t.regex(table, /^NAME\s+HOSTS\s+ACCEPTED\s+PROGRAMMED\s+AGE\n/);
     t.regex(table, /\nreviews\s+\["reviews"\]\s+True\s+/);
     const { stdout: drTable } = await cluster.kubectl(['get', 'dr', 'ratings', '-n', ns]);
-    t.regex(drTable, /^NAME\s+HOST\s+ACCEPTED\s+AGE\n/);
+    t.regex(drTable, /^NAME\s+HOST\s+ACCEPTED\s+PROGRAMMED\s+AGE\n/);
     t.regex(drTable, /\nratings\s+ratings\.bookinfo\.svc\.cluster\.local\s+/);
     const { stdout: paTable } = await cluster.kubectl(['get', 'pa', '-n', ns]);
-    t.regex(paTable, /^NAME\s+MODE\s+ACCEPTED\s+AGE\n/);
+    t.regex(paTable, /^NAME\s+MODE\s+ACCEPTED\s+PROGRAMMED\s+AGE\n/);
     t.regex(paTable, /\ndefault\s+STRICT\s+/);
     // portLevelMtls round-trips (string keys in JSON).
     const ratings = objects.find((o) => o.kind === 'PeerAuthentication' && (o.metadata as Json).name === 'ratings');
