@@ -86,7 +86,7 @@ kube.test('describe and diff in Kubernetes mode, with a grpc-js-xds client conne
   const cp = await startControlPlaneProcess(['--kubeconfig', cluster.kubeconfigPath, '--debounce-after', '20ms']);
   t.teardown(() => cp.stop());
   const url = `http://127.0.0.1:${cp.monitoringPort}`;
-  await eventually(async () => (await fetch(`${url}/readyz`)).status === 200, 30_000, '/readyz 200');
+  await eventually(async () => (await fetch(`${url}/readyz`)).status === 200, 90_000, '/readyz 200');
 
   // A proxyless client of shop: one call (the endpoints are not there to answer) makes it subscribe.
   const host = `shop.${ns}.svc.cluster.local`;
@@ -96,7 +96,7 @@ kube.test('describe and diff in Kubernetes mode, with a grpc-js-xds client conne
   await eventually(
     async () =>
       statusRows(await fetchProxies(url)).find((r) => r.proxy === `client.${ns}`)?.types.RDS.state === 'SYNCED',
-    30_000,
+    90_000,
     'the client has its routes',
   );
 

@@ -104,7 +104,7 @@ test('describe and diff against the live model, with grpc-js-xds proxies connect
         );
       });
     },
-    20_000,
+    60_000,
     'every proxy SYNCED',
   );
   const host = fqdn('shop', A);
@@ -300,7 +300,7 @@ test('describe and diff against the live model, with grpc-js-xds proxies connect
   await mesh.dir.write('ghost', [
     virtualServiceManifest('ghost', A, { hosts: ['ghost'], http: [{ route: [{ destination: { host: 'ghost' } }] }] }),
   ]);
-  await eventually(async () => (await analyzeControlPlane(url)).findings.length > 0, 10_000, 'a finding');
+  await eventually(async () => (await analyzeControlPlane(url)).findings.length > 0, 30_000, 'a finding');
   const analyzed = await trellis(['analyze', '--control-plane', url, '-n', A]);
   t.is(analyzed.code, 0, analyzed.stderr);
   t.is(
