@@ -14,7 +14,7 @@ import { registerDescribeCommand } from './debug-cli/describe-command.js';
 import { registerDiffCommand } from './debug-cli/diff-command.js';
 import { registerProxyConfigCommand } from './debug-cli/proxy-config-command.js';
 import { registerProxyStatusCommand } from './debug-cli/proxy-status-command.js';
-import { registerDemoCommand } from './demo-command.js';
+import { registerAuthzCommand } from './debug-cli/authz-check-command.js';
 
 export { parseDuration } from './cli-options.js';
 
@@ -24,7 +24,6 @@ export function buildProgram(): Command {
     .showHelpAfterError();
 
   registerControlPlaneCommand(program);
-  registerDemoCommand(program);
   registerValidateCommand(program);
   registerAgentCommand(program);
   registerInjectCommand(program);
@@ -32,6 +31,7 @@ export function buildProgram(): Command {
   registerInstallCommand(program);
   registerProxyStatusCommand(program);
   registerProxyConfigCommand(program);
+  registerAuthzCommand(program);
   registerDescribeCommand(program);
   registerDiffCommand(program);
   registerAnalyzeCommand(program);
