@@ -6,15 +6,17 @@
 // for its own ServiceAccount; STRICT mTLS with the callers' SPIFFE IDs seen by the servers; a pod without
 // a sidecar refused; an 80/20 split within ±5 points over 1,000 calls, then 50/50; endpoints following a
 // scale-up and a pod deletion; a retry policy saving injected failures; a timeout; the control plane pod
-// killed: traffic keeps flowing and the new pod resyncs everyone.
+// killed: traffic keeps flowing and the new pod resyncs everyone; then walkthrough.sh, as a user runs it.
 // Times (a change applied → the clients follow; the goal is 5 s) are measured and logged, not asserted:
 // the machine is shared and loaded, so each wait is a poll with a generous deadline (helpers' rule).
 import anyTest, { type ExecutionContext } from 'ava';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from '../../deploy/images/build.js';
 import type { LoadSummary } from '../../examples/kubernetes/apps/load.js';
 import { useLocalCluster, type TestCluster } from '../helpers/local-cluster.js';
+import { peerBinary } from '../helpers/peer-paths.js';
 import { waitFor } from '../helpers/wait.js';
 
 const suite = useLocalCluster(anyTest);
@@ -456,5 +458,39 @@ suite.serial(
     );
     record(t, 'after the restart: header routing applied → followed', moved.ms);
     t.log(`timings: ${JSON.stringify(Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, seconds(v)])))}`);
+  },
+);
+
+suite.serial(
+  'examples/kubernetes/walkthrough.sh runs every step against the cluster (installed already)',
+  async (t, cluster) => {
+    t.timeout(30 * MIN);
+    const kubectl = peerBinary('kubectl');
+    if (!kubectl) throw new Error('the kubectl peer is not built (npm run peers)');
+    const namespace = `walkthrough-${Date.now().toString(36)}`;
+    const started = Date.now();
+    const result = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      const child = spawn('bash', [path.join(EXAMPLES, 'walkthrough.sh')], {
+        env: {
+          ...process.env,
+          KUBECONFIG: cluster.kubeconfigPath,
+          PATH: `${path.dirname(kubectl)}:${process.env.PATH ?? ''}`,
+          NAMESPACE: namespace,
+          SKIP_INSTALL: '1',
+          CLEANUP: '1',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      child.once('exit', (code) => resolve({ code, out }));
+    });
+    record(t, 'walkthrough.sh (install skipped)', Date.now() - started);
+    t.is(result.code, 0, result.out.slice(-6_000));
+    t.regex(result.out, /walkthrough: every step passed/);
+    for (const step of ['6. canary', '7. canary, next step: 50/50', '9. retries', '10. timeout']) {
+      t.true(result.out.includes(step), step);
+    }
   },
 );
