@@ -103,7 +103,8 @@ for d in ratings reviews-v1 reviews-v2 reviews-v3 frontend; do
     fail "deployment/$d did not become ready (kubectl -n $NAMESPACE describe pods -l app=${d%-v*})"
 done
 run kubectl -n "$NAMESPACE" get pods -o wide
-containers="$(k get pods -l app=frontend -o jsonpath='{.items[0].spec.initContainers[*].name}')"
+# trellis-proxy is a native sidecar (an init container) from Kubernetes 1.29, a regular container before.
+containers="$(k get pods -l app=frontend -o jsonpath='{.items[0].spec.initContainers[*].name} {.items[0].spec.containers[*].name}')"
 case " $containers " in *" trellis-proxy "*) echo "frontend is injected: $containers" ;; *) fail "frontend has no trellis-proxy ($containers)" ;; esac
 echo "details (Envoy template): the pod is injected; it becomes Ready only where the proxy image has Envoy"
 
