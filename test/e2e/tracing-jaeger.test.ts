@@ -23,7 +23,7 @@ import {
   virtualServiceManifest,
 } from '../helpers/mesh-e2e.js';
 import { repoRoot } from '../helpers/peer-paths.js';
-import { startControlPlaneProcess, type TrellisProcess } from '../helpers/process.js';
+import { startControlPlaneProcess, startTrellis, type TrellisProcess } from '../helpers/process.js';
 import { waitFor, within } from '../helpers/wait.js';
 
 interface JaegerSpan {
@@ -50,15 +50,19 @@ if (!status.ok) {
 }
 
 const NS = 'shop';
+const AGENT_TOKEN = 'token-of-middle-0-0123456789abcdef';
 const apps: ChildProcess[] = [];
 let jaeger: Jaeger | undefined;
 let cp: (TrellisProcess & { xdsPort: number }) | undefined;
 let dir: MeshDir | undefined;
+let agent: TrellisProcess | undefined;
 
 anyTest.after.always(async () => {
   for (const app of apps) if (app.exitCode === null) app.kill('SIGKILL');
   await cp?.stop();
   await jaeger?.stop();
+  await agent?.stop();
+  if (dir) await fs.rm(`${dir.dir}.state`, { recursive: true, force: true });
   await dir?.cleanup();
 });
 
@@ -120,6 +124,11 @@ test('one trace runs client → middle → backend, and the control plane traces
   };
   await write();
   t.log(`Jaeger ready in ${jaeger.readyMs} ms`);
+  // With its CA (local mode: --state-dir, --tokens-file), for the agent's test below.
+  await fs.writeFile(
+    `${dir.dir}.tokens.yaml`,
+    `- { token: ${AGENT_TOKEN}, namespace: ${NS}, serviceAccount: middle }\n`,
+  );
   cp = await startControlPlaneProcess([
     '--config-dir',
     dir.dir,
@@ -127,6 +136,10 @@ test('one trace runs client → middle → backend, and the control plane traces
     meshConfig,
     '--debounce-after',
     '20ms',
+    '--state-dir',
+    `${dir.dir}.state`,
+    '--tokens-file',
+    `${dir.dir}.tokens.yaml`,
   ]);
   await cp.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('control-plane tracing on'));
   const controlPlane = `127.0.0.1:${cp.xdsPort}`;
@@ -254,4 +267,81 @@ test('one trace runs client → middle → backend, and the control plane traces
     .map((s) => String(tag(s, 'trellis.proxy.id')));
   t.log(`pushed to: ${pushed.sort().join(', ')}`);
   t.true(pushed.includes('middle-0.shop-client'));
+});
+
+test('the agent’s certificate request and the CA’s signing are one trace (trellis-agent → trellisd)', async (t) => {
+  t.timeout(180_000);
+  if (!cp || !jaeger || !dir) return t.fail('the control plane of the first test is not running');
+  const listening = await cp.waitForLog((l) => l.msg === 'control plane listening');
+  const securePort = Number(listening.secureXdsPort);
+  t.true(securePort > 0);
+  await fs.writeFile(`${dir.dir}.agent-token`, AGENT_TOKEN);
+  // The agent's own tracing comes from OTEL_* alone (startTrellis passes this process's environment).
+  const otel = {
+    OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${jaeger.otlpGrpcPort}`,
+    OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',
+  };
+  const saved = { ...process.env };
+  Object.assign(process.env, otel);
+  try {
+    agent = startTrellis([
+      'agent',
+      '--proxy-type',
+      'grpc',
+      '--control-plane',
+      `127.0.0.1:${securePort}`,
+      '--root-cert',
+      `${dir.dir}.state/root-cert.pem`,
+      '--token-file',
+      `${dir.dir}.agent-token`,
+      '--namespace',
+      NS,
+      '--service-account',
+      'middle',
+      '--pod-name',
+      'middle-1',
+      '--instance-ips',
+      '127.0.0.1',
+      '--output-dir',
+      `${dir.dir}.state/agent`,
+      '--health-host',
+      '127.0.0.1',
+      '--health-port',
+      '0',
+    ]);
+  } finally {
+    for (const key of Object.keys(otel)) {
+      if (saved[key] === undefined) delete process.env[key];
+      else process.env[key] = saved[key];
+    }
+  }
+  await agent.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('agent tracing on'), 60_000);
+  await agent.waitForLog((l) => l.msg === 'agent started', 60_000);
+  // The SDK exports in batches (every 5 s) while the agent runs.
+
+  const found = await waitFor(
+    'a trace holding the agent’s agent.certificate_request and the CA’s ca.sign',
+    async () => {
+      for (const trace of await traces('trellis-agent', '&operation=agent.certificate_request')) {
+        const request = trace.spans.find((s) => s.operationName === 'agent.certificate_request');
+        const sign = trace.spans.find((s) => s.operationName === 'ca.sign');
+        if (request && sign) return { trace, request, sign };
+      }
+      return undefined;
+    },
+    60_000,
+  ).catch(async (err: Error) => {
+    const services = await (await fetch(`${jaeger!.queryUrl}/api/services`)).text();
+    const signs = (await traces('trellisd', '&operation=ca.sign')).length;
+    throw new Error(
+      `${err.message}; Jaeger services: ${services}; trellisd traces with ca.sign: ${signs}; agent log tail: ${JSON.stringify(agent?.logs.slice(-5))}`,
+    );
+  });
+  t.is(serviceOf(found.trace, found.request), 'trellis-agent');
+  t.is(serviceOf(found.trace, found.sign), 'trellisd');
+  t.is(parentOf(found.sign), found.request.spanID, 'ca.sign is the child of the agent’s request');
+  t.is(tag(found.sign, 'trellis.ca.decision'), 'issued');
+  t.is(tag(found.sign, 'trellis.ca.identity'), `spiffe://cluster.local/ns/${NS}/sa/middle`);
+  t.is(tag(found.request, 'trellis.ca.via'), 'token');
+  t.is(await agent.stop(), 0, 'the agent stops cleanly (its tracing shut down)');
 });
