@@ -48,6 +48,10 @@ export function setTracer(next: Tracer): void {
 export interface TracingRequest {
   /** `service.name` unless OTEL_SERVICE_NAME says otherwise: `trellisd`, `trellis-agent`. */
   readonly serviceName: string;
+  /**
+   * Where the on/off decision reads OTEL_* (default process.env; tests pass their own). With `source: 'env'`
+   * the SDK itself reads process.env, so a process that is to export sets its variables there.
+   */
   readonly env?: NodeJS.ProcessEnv;
   /** host:port of an OTLP/gRPC collector (the mesh config's `tracing.collector`). */
   readonly collector?: string;
