@@ -72,7 +72,9 @@ call_until() {
 }
 apply() {
   if [ "$IMAGE" = "$DEFAULT_IMAGE" ]; then
-    run kubectl apply -n "$NAMESPACE" -f "$@"
+    local args=() f
+    for f in "$@"; do args+=(-f "$f"); done
+    run kubectl apply -n "$NAMESPACE" "${args[@]}"
   else
     printf '$ sed s#%s#%s# %s | kubectl apply -n %s -f -\n' "$DEFAULT_IMAGE" "$IMAGE" "$*" "$NAMESPACE"
     cat "$@" | sed "s#$DEFAULT_IMAGE#$IMAGE#g" | kubectl apply -n "$NAMESPACE" -f -

@@ -307,6 +307,7 @@ suite.serial(
       MIN,
     );
     record(t, 'scale-up: new pod Ready → clients use it', spread.ms);
+    t.true((spread.summary.byRatingsPod[fresh.metadata.name] ?? 0) > 0);
 
     const deleted = Date.now();
     await cluster.kubectl(['delete', 'pod', '-n', ns, old!.metadata.name, '--wait=false']);
@@ -318,6 +319,8 @@ suite.serial(
       MIN,
     );
     record(t, 'pod deleted → clients stop using it', gone.ms);
+    t.is(gone.summary.byRatingsPod[old!.metadata.name], undefined);
+    t.is(gone.summary.ok, 50);
     await cluster.kubectl(['scale', '-n', ns, 'deployment/ratings', '--replicas=1']);
     await rollout(cluster, 'ratings');
   },
