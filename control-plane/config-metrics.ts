@@ -1,10 +1,11 @@
 // Metrics of the control plane as a whole, registered in its registry (`/metrics`):
 // - `trellis_build_info{version, node_version, mode} 1`: what runs (version: package.json's, the images' tag);
-// - `trellis_config_objects{kind, state}`: VirtualServices, DestinationRules and PeerAuthentications (and any
+// - `trellis_config_objects{kind, state}`: VirtualServices, DestinationRules, PeerAuthentications and
+//   AuthorizationPolicies (and any
 //   other kind the model judges) by state: `accepted` (Accepted or AcceptedWithWarnings), `invalid`
 //   (kept out of the model, or its last accepted version kept), `conflicted` (no effect: an older object
 //   wins). Read from the current snapshot's statuses at scrape time (nothing is counted between scrapes);
-//   every kind of the three and every state is present, 0 when there is none.
+//   every kind of the four and every state is present, 0 when there is none.
 import { Gauge, type Registry } from 'prom-client';
 import { DEFAULT_TAG } from '../injector/images.js';
 import type { MeshSnapshot, StatusReason } from './model/snapshot.js';
@@ -20,7 +21,7 @@ const STATE_OF: Readonly<Record<StatusReason, ConfigState>> = {
 
 export type ConfigState = 'accepted' | 'invalid' | 'conflicted';
 export const CONFIG_STATES: readonly ConfigState[] = ['accepted', 'invalid', 'conflicted'];
-const KINDS = ['VirtualService', 'DestinationRule', 'PeerAuthentication'] as const;
+const KINDS = ['VirtualService', 'DestinationRule', 'PeerAuthentication', 'AuthorizationPolicy'] as const;
 
 /** `trellis_build_info` = 1 with the version, the Node.js version and the mode as labels. */
 export function registerBuildInfo(
@@ -37,7 +38,7 @@ export function registerBuildInfo(
   return gauge;
 }
 
-/** Counts of `snapshot`'s judged objects by kind and state (every kind of the three and every state present). */
+/** Counts of `snapshot`'s judged objects by kind and state (every kind of the four and every state present). */
 export function configObjectCounts(snapshot: MeshSnapshot): Map<string, Map<ConfigState, number>> {
   const counts = new Map<string, Map<ConfigState, number>>();
   const row = (kind: string): Map<ConfigState, number> => {

@@ -83,6 +83,9 @@ test('trellis_config_objects: every kind and state, from the current snapshot at
     'PeerAuthentication/accepted': 2,
     'PeerAuthentication/invalid': 0,
     'PeerAuthentication/conflicted': 0,
+    'AuthorizationPolicy/accepted': 0,
+    'AuthorizationPolicy/invalid': 0,
+    'AuthorizationPolicy/conflicted': 0,
   });
 });
 
