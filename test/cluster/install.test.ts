@@ -302,7 +302,7 @@ const grpc = require('/app/node_modules/@grpc/grpc-js');
 const fld = (f, v) => { const b = Buffer.from(v); return Buffer.concat([Buffer.from([f << 3 | 2, b.length]), b]); };
 const e = process.env;
 const node = fld(1, 'sidecar~' + e.INSTANCE_IP + '~' + e.POD_NAME + '.' + e.POD_NAMESPACE + '~' + e.POD_NAMESPACE + '.svc.cluster.local');
-const req = Buffer.concat([fld(1, node), fld(3, 'default'), fld(4, 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret')]);
+const req = Buffer.concat([fld(2, node), fld(3, 'default'), fld(4, 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret')]);
 const id = (x) => x;
 const client = new grpc.Client('unix:///var/run/trellis/sds.sock', grpc.credentials.createInsecure());
 const call = client.makeBidiStreamRequest('/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets', id, id);
