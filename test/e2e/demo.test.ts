@@ -168,7 +168,7 @@ test.serial(
 );
 
 test.serial(
-  'editing a copy of the demo YAML while it runs moves the split, and the retry policy is what saves the calls',
+  'editing a copy of the demo YAML while it runs: the split moves, retries off lets failures through, a fault injects them',
   async (t) => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'trellis-demo-test-'));
     t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
@@ -242,6 +242,18 @@ test.serial(
       },
       60_000,
     );
+    // The fault edit of docs/demo.md: the retries block replaced by a 50% abort. Injected faults are not
+    // retried (as in Envoy), so about half the calls to ratings fail from now on.
+    await write('ratings.yaml', (text) =>
+      text.replace(
+        /^ +retries:\n +attempts: 3\n/m,
+        '      fault:\n        abort:\n          percentage: { value: 50 }\n          grpcStatus: UNAVAILABLE\n',
+      ),
+    );
+    const before = ratingsFailures();
+    await waitFor('failures from the injected fault', () => ratingsFailures() >= before + 20, 60_000);
+    t.deepEqual([...running.stats.total.services.get('ratings')!.all.codes.keys()], ['UNAVAILABLE']);
+    t.is(running.stats.total.services.get('reviews')!.all.failures, 0);
     t.deepEqual(running.controlPlane.problems(), []);
     await demo.stop();
     t.deepEqual(await processesOfRun(demo.runId), []);
