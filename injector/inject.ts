@@ -147,6 +147,9 @@ function build(pod: Pod, options: InjectOptions): InjectResult {
   return { outcome: 'injected', pod, status };
 }
 
+/** grpc-js-xds's switch for the RBAC HTTP filter in server Listeners (AuthorizationPolicy). */
+const GRPC_XDS_RBAC_ENV = 'GRPC_XDS_EXPERIMENTAL_RBAC';
+
 /** The grpc template: GRPC_XDS_BOOTSTRAP and the agent's files (read-only) in an application container. */
 function addBootstrap(container: Container, index: number): void {
   const env = container.env ?? [];
@@ -165,7 +168,11 @@ function addBootstrap(container: Container, index: number): void {
       `${OUTPUT_DIR} is where the grpc template mounts the agent's files`,
     );
   }
-  container.env = [...env, { name: 'GRPC_XDS_BOOTSTRAP', value: GRPC_BOOTSTRAP_FILE }];
+  // grpc-js-xds (1.14) enforces an AuthorizationPolicy's RBAC filter only with this switch, and without it
+  // NACKs the server Listener that carries one and serves unprotected: on by default, a value the
+  // container sets itself is kept.
+  const rbac = env.some((e) => e.name === GRPC_XDS_RBAC_ENV) ? [] : [{ name: GRPC_XDS_RBAC_ENV, value: 'true' }];
+  container.env = [...env, { name: 'GRPC_XDS_BOOTSTRAP', value: GRPC_BOOTSTRAP_FILE }, ...rbac];
   container.volumeMounts = [...mounts, { name: DATA_VOLUME, mountPath: OUTPUT_DIR, readOnly: true }];
 }
 

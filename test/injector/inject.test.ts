@@ -186,7 +186,8 @@ test('grpc template: the agent alone, GRPC_XDS_BOOTSTRAP and the shared in-memor
     'example.org',
   ]);
   for (const c of result.spec!.containers) {
-    t.deepEqual(c.env!.at(-1), { name: 'GRPC_XDS_BOOTSTRAP', value: '/var/run/trellis/grpc-bootstrap.json' });
+    t.deepEqual(c.env!.at(-2), { name: 'GRPC_XDS_BOOTSTRAP', value: '/var/run/trellis/grpc-bootstrap.json' });
+    t.deepEqual(c.env!.at(-1), { name: 'GRPC_XDS_EXPERIMENTAL_RBAC', value: 'true' });
     t.deepEqual(c.volumeMounts!.at(-1), { name: 'trellis-data', mountPath: '/var/run/trellis', readOnly: true });
   }
   t.deepEqual(
