@@ -198,6 +198,10 @@ suite.serial('STRICT mTLS: calls succeed and every server sees its caller SPIFFE
     'n=50&concurrency=5',
     (s) => s.ok === 50 && s.callers.reviews[id('frontend')] === 50 && s.callers.ratings[id('reviews')] === 50,
     applied,
+    // Seen once in four runs: one reviews pod's channel to ratings failed its handshakes while the two sides
+    // switched (client already mTLS, server still plaintext) and stayed in grpc-js's connection backoff for
+    // over 2 min. The time is logged; the deadline lets the backoff run out.
+    6 * MIN,
   );
   record(t, 'STRICT applied → every hop mTLS', ms);
   t.deepEqual(summary.servers.reviews, { [id('reviews')]: 50 });
