@@ -92,7 +92,8 @@ export function clusterRules(): PolicyRule[] {
     ...byGroup.map(([group, plurals]) => ({
       apiGroups: [group],
       resources: plurals.map((p) => `${p}/status`),
-      verbs: ['patch'],
+      // get: after a 409 Conflict the status writer reads the status subresource again.
+      verbs: ['get', 'patch'],
     })),
     { apiGroups: [''], resources: ['configmaps'], verbs: ['create', 'get', 'list', 'update', 'watch'] },
     { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
