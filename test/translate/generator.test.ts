@@ -121,7 +121,7 @@ test('--mesh-config: defaults, every field, and errors that name the field', (t)
       mtlsMode: 'STRICT',
       connectTimeout: '2s',
       outboundTrafficPolicy: 'REGISTRY_ONLY',
-      tracing: { samplingPercent: 10, collector: 'jaeger.observability:4317' },
+      tracing: { provider: 'opentelemetry', samplingPercent: 10, collector: 'jaeger.observability:4317' },
       accessLog: true,
     },
   );
