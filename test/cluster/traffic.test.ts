@@ -6,7 +6,8 @@
 // for its own ServiceAccount; STRICT mTLS with the callers' SPIFFE IDs seen by the servers; a pod without
 // a sidecar refused; an 80/20 split within ±5 points over 1,000 calls, then 50/50; endpoints following a
 // scale-up and a pod deletion; a retry policy saving injected failures; a timeout; the control plane pod
-// killed: traffic keeps flowing and the new pod resyncs everyone; then walkthrough.sh, as a user runs it.
+// killed: traffic keeps flowing and the new pod resyncs everyone; an AuthorizationPolicy applied with kubectl
+// blocks reviews from ratings until it is deleted; then walkthrough.sh, as a user runs it.
 // Times (a change applied → the clients follow; the goal is 5 s) are measured and logged, not asserted:
 // the machine is shared and loaded, so each wait is a poll with a generous deadline (helpers' rule).
 import anyTest, { type ExecutionContext } from 'ava';
@@ -388,6 +389,45 @@ suite.serial('a timeout fires: ratings answers after 2 s, the route allows 1 s',
   await rollout(cluster, 'ratings');
   await callUntil('ratings to answer again', 'n=20', (s) => s.ok === 20 && Object.keys(s.ratingsFailures).length === 0);
 });
+
+suite.serial(
+  'an AuthorizationPolicy applied with kubectl blocks reviews from ratings; deleting it opens the path',
+  async (t, cluster) => {
+    t.timeout(15 * MIN);
+    // ratings accepts only the frontend's identity: reviews, its real caller, gets PERMISSION_DENIED from
+    // the RBAC filter of the ratings pods' server Listener (grpc-js, GRPC_XDS_EXPERIMENTAL_RBAC from the
+    // grpc template), and answers without stars.
+    const applied = Date.now();
+    await applyExample(cluster, 'routing/authz-ratings-from-frontend-only.yaml');
+    const denied = await callUntil(
+      'reviews → ratings to be refused by the policy',
+      'n=20',
+      (s) => s.ok === 20 && s.ratingsFailures.PERMISSION_DENIED === 20,
+      applied,
+      3 * MIN,
+    );
+    record(t, 'AuthorizationPolicy applied → reviews refused by ratings', denied.ms);
+    t.log(`denied: ${JSON.stringify(denied.summary.ratingsFailureDetails)}`);
+
+    const deleted = Date.now();
+    await cluster.kubectl([
+      'delete',
+      'authorizationpolicies.security.trellis.dev',
+      '-n',
+      ns,
+      'ratings-from-frontend-only',
+    ]);
+    const open = await callUntil(
+      'ratings to answer reviews again',
+      'n=20',
+      (s) => s.ok === 20 && Object.keys(s.ratingsFailures).length === 0,
+      deleted,
+      3 * MIN,
+    );
+    record(t, 'AuthorizationPolicy deleted → path open', open.ms);
+    t.is(open.summary.ok, 20);
+  },
+);
 
 suite.serial(
   'killing the control plane pod: traffic keeps flowing; the new pod resyncs everyone',
