@@ -6,13 +6,13 @@
 import * as grpc from '@grpc/grpc-js';
 import { XdsServer, XdsServerCredentials } from '@grpc/grpc-js-xds';
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import type { ExecutionContext, TestFn } from 'ava';
 import { startControlPlaneProcess, type TrellisProcess } from './process.js';
 import { echoService, type EchoReply, type EchoRequest } from '../../examples/demo/echo.js';
+import { freePorts } from '../../examples/demo/workloads.js';
 import { debugProxies } from './debug.js';
 import { within } from './wait.js';
 
@@ -20,22 +20,7 @@ import { within } from './wait.js';
 // Ports
 
 /** `n` distinct free ports on 127.0.0.1 (an XdsServer needs its port before it binds: its LDS name holds it). */
-export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<net.Server>((resolve, reject) => {
-          const s = net.createServer();
-          s.once('error', reject);
-          s.listen(0, '127.0.0.1', () => resolve(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-  return ports;
-}
+export { freePorts };
 
 // ---------------------------------------------------------------------------------------------------
 // The mesh directory

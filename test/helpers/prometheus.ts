@@ -11,10 +11,10 @@
 // exits. Readiness is polled (`/-/ready`) with a deadline; nothing sleeps.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '../../tools/cluster/http.js';
 import { peerBinary } from './peer-paths.js';
 
 export interface ScrapeTarget {
@@ -73,17 +73,6 @@ export function prometheusMissing(): string | undefined {
   return prometheusBinary()
     ? undefined
     : 'the Prometheus peer is not built: run `npm run peers -- prometheus` (needs Go and the module proxy)';
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** The scrape configuration: one job per target, static configs, the given interval. */
