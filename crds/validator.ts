@@ -15,9 +15,14 @@ import type { ErrorObject, ValidateFunction } from 'ajv';
 import { validate as compiledAuthorizationPolicy } from './schema/compiled/authorizationpolicy.js';
 import { validate as compiledDestinationRule } from './schema/compiled/destinationrule.js';
 import { validate as compiledPeerAuthentication } from './schema/compiled/peerauthentication.js';
+import { validate as compiledServiceEntry } from './schema/compiled/serviceentry.js';
+import { validate as compiledSidecar } from './schema/compiled/sidecar.js';
 import { validate as compiledVirtualService } from './schema/compiled/virtualservice.js';
+import { canonicalResource } from './rules/canonical.js';
 import { qualifyHost } from './rules/hosts.js';
+import { istioIssues } from './rules/istio.js';
 import { re2Error } from './re2.js';
+import { LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, LOCALITY_PATTERN } from './schema/patterns.js';
 import { DURATION_PATTERN, MAX_DURATION_NS, parseDurationNs, SECONDS_DURATION_PATTERN } from './duration.js';
 import {
   celCheck,
@@ -122,6 +127,8 @@ const COMPILED: Readonly<Record<CrdKind, ValidateFunction>> = {
   DestinationRule: compiledDestinationRule as unknown as ValidateFunction,
   PeerAuthentication: compiledPeerAuthentication as unknown as ValidateFunction,
   AuthorizationPolicy: compiledAuthorizationPolicy as unknown as ValidateFunction,
+  ServiceEntry: compiledServiceEntry as unknown as ValidateFunction,
+  Sidecar: compiledSidecar as unknown as ValidateFunction,
 };
 
 /**
@@ -129,6 +136,24 @@ const COMPILED: Readonly<Record<CrdKind, ValidateFunction>> = {
  * sets one is refused with a message naming the field and why, instead of a bare "unknown field".
  */
 const ISTIO_ONLY_FIELDS: Readonly<Partial<Record<CrdKind, Readonly<Record<string, string>>>>> = {
+  Sidecar: {
+    'spec.ingress':
+      'is not implemented by Trellis: inbound listeners come from the Service ports a Pod serves; leave it out',
+    'spec.inboundConnectionPool':
+      "is not implemented by Trellis; set connectionPool in a DestinationRule for the workload's host",
+    'spec.egress[*].captureMode':
+      'is not implemented by Trellis (traffic capture is set by the injector); leave it out',
+    'spec.outboundTrafficPolicy.egressProxy': 'is not implemented by Trellis; leave it out',
+  },
+  ServiceEntry: {
+    'spec.workloadSelector':
+      "selects WorkloadEntries (Istio's VM workloads), which Trellis does not have; list the addresses in endpoints",
+    'spec.subjectAltNames':
+      'is not implemented by Trellis; set subjectAltNames in a DestinationRule tls block for the host',
+    'spec.endpoints[*].network': 'is for multi-network meshes, which Trellis does not implement',
+    'spec.endpoints[*].serviceAccount':
+      'is not implemented by Trellis; set subjectAltNames in a DestinationRule tls block for the host',
+  },
   AuthorizationPolicy: {
     'spec.provider': "is Istio's CUSTOM action (an external authorizer), which Trellis does not implement",
     'spec.targetRef':
@@ -288,8 +313,24 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : und
 const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
 const entries = (v: unknown): [string, unknown][] => (isObject(v) ? Object.entries(v) : []);
 
+/** Istio: a direct response body over 1 MiB is an error, over 100 KiB a warning. */
+const DIRECT_RESPONSE_MAX_BYTES = 1_048_576;
+const DIRECT_RESPONSE_WARN_BYTES = 102_400;
+const DIRECT_RESPONSE_MAX_BASE64 = Math.ceil(DIRECT_RESPONSE_MAX_BYTES / 3) * 4;
+
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+/** DestinationRule `tls` fields that only SIMPLE and MUTUAL read (TLS origination). */
+const ORIGINATION_FIELDS = [
+  'caCertificates',
+  'clientCertificate',
+  'privateKey',
+  'credentialName',
+  'caCrl',
+  'insecureSkipVerify',
+] as const;
+/** A Sidecar egress dnsName: `*.suffix` or a host name of lower-case DNS labels (Istio's ValidateWildcardDomain). */
+const EGRESS_DNS_NAME = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /** Envoy's primality test (source/common/common/utility.cc), which Istio copies: 1, 2 and 3 pass. */
 function isPrime(n: number): boolean {
@@ -313,6 +354,38 @@ function validCidr(value: string): boolean {
   if (prefix === undefined) return true;
   if (!/^[0-9]{1,3}$/.test(prefix)) return false;
   return Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
+/** The topology labels a failoverPriority may not name together with failover (Istio). */
+const TOPOLOGY_LOCALITY_LABELS = [
+  'topology.kubernetes.io/region',
+  'topology.kubernetes.io/zone',
+  'topology.istio.io/subzone',
+];
+const LABEL_KEY_RE = new RegExp(LABEL_KEY_PATTERN);
+const LABEL_VALUE_RE = new RegExp(LABEL_VALUE_PATTERN);
+const LOCALITY_RE = new RegExp(LOCALITY_PATTERN);
+
+/**
+ * Whether two locality patterns (`region/zone/subzone`, a terminal `*`) can match one locality: segment by
+ * segment equal, until one of them ends (a shorter pattern covers everything below it) or has `*`.
+ */
+export function localitiesOverlap(a: string, b: string): boolean {
+  const sa = a.split('/');
+  const sb = b.split('/');
+  for (let i = 0; i < Math.min(sa.length, sb.length); i++) {
+    const x = sa[i]!;
+    const y = sb[i]!;
+    if (x === '*' || y === '*') return true;
+    if (x.endsWith('*') || y.endsWith('*')) {
+      const px = x.endsWith('*') ? x.slice(0, -1) : x;
+      const py = y.endsWith('*') ? y.slice(0, -1) : y;
+      if (!(px.startsWith(py) || py.startsWith(px))) return false;
+      return true;
+    }
+    if (x !== y) return false;
+  }
+  return true;
 }
 
 class Checker {
@@ -373,25 +446,58 @@ class Checker {
     if (list.length <= 1) return;
     // Only about weights that are valid one by one (errors are reported for the others).
     const valid = (w: unknown) =>
-      w === undefined || (Number.isInteger(w) && (w as number) >= 0 && (w as number) <= 100);
+      w === undefined || (Number.isInteger(w) && (w as number) >= 0 && (w as number) <= 2_147_483_647);
     if (!list.every((d) => valid(obj(d)?.weight))) return;
-    let sum = 0;
-    let missing = false;
+    // Weights are relative (Istio): any sum is a proportion, so only a missing weight is worth a word.
     list.forEach((d, i) => {
-      const w = num(obj(d)?.weight);
-      if (w === undefined) {
-        missing = true;
+      if (num(obj(d)?.weight) === undefined)
         this.warn(
           `${path}[${i}]`,
           'has no weight, so it gets no traffic (the weight of several destinations defaults to 0)',
         );
-      } else sum += w;
     });
-    if (!missing && sum !== 100 && sum > 0)
-      this.warn(path, `weights add up to ${sum}, not 100; traffic is split in proportion`);
   }
 
   // VirtualService -------------------------------------------------------------------------------------
+
+  /** directResponse, redirect.prefixRewrite and what a fixed answer ignores (test/crds/vs-route-fields.test.ts). */
+  routeAction(p: string, http: JsonObject): void {
+    const direct = obj(http.directResponse);
+    const body = obj(direct?.body);
+    if (body) {
+      const text = str(body.string);
+      const bytes = str(body.bytes);
+      // Too many characters for the schema's maxLength: reported there once.
+      const tooLong =
+        (text?.length ?? 0) > DIRECT_RESPONSE_MAX_BYTES || (bytes?.length ?? 0) > DIRECT_RESPONSE_MAX_BASE64;
+      let size = text !== undefined && !tooLong ? Buffer.byteLength(text, 'utf8') : 0;
+      if (bytes !== undefined && !tooLong) {
+        if (bytes.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(bytes))
+          this.error(`${p}.directResponse.body.bytes`, 'must be base64 (a multiple of 4 characters)');
+        else size = Buffer.from(bytes, 'base64').length;
+      }
+      const at = `${p}.directResponse.body`;
+      if (size > DIRECT_RESPONSE_MAX_BYTES)
+        this.error(at, 'must be at most 1 MiB (Istio and Envoy refuse larger bodies)');
+      else if (size > DIRECT_RESPONSE_WARN_BYTES)
+        this.warn(at, 'is over 100 KiB: every proxy receives it in its config (Istio warns the same)');
+    }
+    if (direct && http.delegate === undefined) {
+      for (const f of ['timeout', 'retries', 'mirror', 'mirrors'] as const)
+        if (http[f] !== undefined) this.warn(`${p}.${f}`, 'ignored: a route with directResponse forwards nothing');
+    }
+    const redirect = obj(http.redirect);
+    if (str(redirect?.prefixRewrite) !== undefined) {
+      arr(http.match).forEach((m, j) => {
+        const uri = obj(obj(m)?.uri);
+        if (uri && uri.prefix === undefined)
+          this.error(
+            `${p}.match[${j}].uri`,
+            'must be a prefix match: redirect.prefixRewrite replaces the matched prefix',
+          );
+      });
+    }
+  }
 
   virtualService(spec: JsonObject, namespace: string): void {
     // Hosts that differ as written but name the same FQDN.
@@ -435,6 +541,7 @@ class Checker {
       this.headers(`${p}.headers`, http.headers);
       arr(http.route).forEach((d, j) => this.headers(`${p}.route[${j}].headers`, obj(d)?.headers));
       this.weights(`${p}.route`, http.route);
+      this.routeAction(p, http);
       // The authority may be rewritten in one place only (Istio).
       const request = obj(obj(http.headers)?.request);
       const authorityHeaders = ['set', 'add'].flatMap((op) =>
@@ -448,6 +555,30 @@ class Checker {
           authorityHeaders[authorityHeaders.length - 1] ?? p,
           'sets the authority a second time (rewrite.authority, :authority and host are one header)',
         );
+    });
+
+    const hosts = arr(spec.hosts)
+      .filter((h): h is string => typeof h === 'string')
+      .map((h) => qualifyHost(h, namespace));
+    arr(spec.tls).forEach((raw, i) => {
+      const tls = obj(raw);
+      if (!tls) return;
+      const p = `spec.tls[${i}]`;
+      arr(tls.match).forEach((m, j) => {
+        const match = obj(m);
+        arr(match?.sniHosts).forEach((sni, k) => {
+          if (typeof sni !== 'string') return;
+          // Istio: every SNI host must be one of the VirtualService's hosts, or covered by one of its wildcards.
+          if (!hosts.some((h) => sniCoveredBy(qualifyHost(sni, namespace), h)))
+            this.error(`${p}.match[${j}].sniHosts[${k}]`, 'must be one of spec.hosts or match one of its wildcards');
+        });
+        arr(match?.destinationSubnets).forEach((s, k) => {
+          if (typeof s === 'string' && !validCidr(s))
+            this.error(`${p}.match[${j}].destinationSubnets[${k}]`, 'must be an IP address or CIDR block');
+        });
+        this.labelKeys(`${p}.match[${j}].sourceLabels`, match?.sourceLabels);
+      });
+      this.weights(`${p}.route`, tls.route);
     });
 
     let tcpCatchAll: number | undefined;
@@ -503,13 +634,120 @@ class Checker {
           `Envoy counts whole seconds: sent as ${ns / 1_000_000_000n}s`,
         );
     }
+    this.localityLbSetting(`${path}.loadBalancer.localityLbSetting`, obj(lb?.localityLbSetting), tp.outlierDetection);
+    const http = obj(obj(tp.connectionPool)?.http);
+    if (http?.useClientProtocol === true && http.h2UpgradePolicy !== undefined && http.h2UpgradePolicy !== 'DEFAULT')
+      this.warn(
+        `${path}.connectionPool.http.h2UpgradePolicy`,
+        'ignored: useClientProtocol keeps the protocol the client spoke (Istio)',
+      );
+    const od = obj(tp.outlierDetection);
+    if (od?.consecutiveLocalOriginFailures !== undefined && od.splitExternalLocalOriginErrors !== true)
+      this.warn(
+        `${path}.outlierDetection.consecutiveLocalOriginFailures`,
+        'ignored unless splitExternalLocalOriginErrors is true (Istio and Envoy)',
+      );
     const tls = obj(tp.tls);
     if (tls?.mode === 'DISABLE' && (tls.sni !== undefined || tls.subjectAltNames !== undefined))
       this.warn(`${path}.tls`, 'sni and subjectAltNames are ignored when mode is DISABLE');
+    if (tls) this.originationTls(`${path}.tls`, tls);
+  }
+
+  /** DestinationRule `tls` certificate fields (TLS origination, control-plane/translate/cluster-tls.ts). */
+  originationTls(path: string, tls: JsonObject): void {
+    const credentialName = str(tls.credentialName);
+    if (credentialName !== undefined && (!DNS_SUBDOMAIN.test(credentialName) || credentialName.length > 253))
+      this.error(
+        `${path}.credentialName`,
+        'must be the name of a Secret (a lower-case DNS subdomain) in the namespace of the client proxies',
+      );
+    const mode = str(tls.mode);
+    if (mode !== 'SIMPLE' && mode !== 'MUTUAL') {
+      const set = ORIGINATION_FIELDS.filter((f) => tls[f] !== undefined);
+      if (set.length > 0) this.warn(path, `${set.join(', ')} ignored: they apply to modes SIMPLE and MUTUAL only`);
+    } else if (mode === 'SIMPLE' && (tls.clientCertificate !== undefined || tls.privateKey !== undefined)) {
+      this.warn(path, 'clientCertificate and privateKey are ignored when mode is SIMPLE (no client certificate)');
+    }
+  }
+
+  /**
+   * Istio's validateLocalityLbSetting (pkg/config/validation): distribute weights of one `from` sum to 100,
+   * localities within one list do not overlap, failover with failoverPriority must not order by the
+   * topology labels (failover orders regions itself), and failover without outlier detection never
+   * happens (warning: nothing marks an endpoint unhealthy).
+   */
+  localityLbSetting(path: string, lb: JsonObject | undefined, outlier: unknown): void {
+    if (!lb) return;
+    const failover = arr(lb.failover);
+    const priority = arr(lb.failoverPriority);
+    if (failover.length > 0)
+      priority.forEach((label, i) => {
+        if (typeof label === 'string' && TOPOLOGY_LOCALITY_LABELS.includes(label))
+          this.error(
+            `${path}.failoverPriority[${i}]`,
+            `must not be the topology label ${label} together with failover (failover orders regions itself)`,
+          );
+      });
+    priority.forEach((label, i) => {
+      if (typeof label !== 'string' || label === '') return;
+      const eq = label.indexOf('=');
+      const key = eq >= 0 ? label.slice(0, eq) : label;
+      const value = eq >= 0 ? label.slice(eq + 1) : undefined;
+      if (!LABEL_KEY_RE.test(key) || key.slice(key.lastIndexOf('/') + 1).length > 63)
+        this.error(`${path}.failoverPriority[${i}]`, 'must be a label key, or key=value');
+      else if (value !== undefined && !(LABEL_VALUE_RE.test(value) && value.length <= 63))
+        this.error(`${path}.failoverPriority[${i}]`, 'must be a label key, or key=value with a label value');
+    });
+    const distribute = arr(lb.distribute);
+    const froms: [number, string][] = [];
+    distribute.forEach((d, i) => {
+      const entry = obj(d);
+      const from = str(entry?.from);
+      if (from !== undefined && LOCALITY_RE.test(from)) froms.push([i, from]);
+      const to = entries(entry?.to);
+      if (to.length === 0) return;
+      if (to.every(([, w]) => Number.isInteger(w) && (w as number) >= 1 && (w as number) <= 100)) {
+        const total = to.reduce((sum, [, w]) => sum + (w as number), 0);
+        if (total !== 100) this.error(`${path}.distribute[${i}].to`, `weights add up to ${total}, not 100`);
+      }
+      this.localityOverlaps(
+        to.filter(([k]) => LOCALITY_RE.test(k)).map(([k]) => [`${path}.distribute[${i}].to[${k}]`, k]),
+      );
+    });
+    this.localityOverlaps(froms.map(([i, from]) => [`${path}.distribute[${i}].from`, from]));
+    if ((failover.length > 0 || priority.length > 0) && outlier === undefined && lb.enabled !== false)
+      this.warn(
+        path,
+        'failover needs outlierDetection in the same policy: without it no endpoint is ever unhealthy, so traffic never fails over (Istio)',
+      );
+  }
+
+  /** Istio's validateLocalities: no locality of a list may cover another (`us/*` covers `us/z1`). */
+  localityOverlaps(list: readonly (readonly [string, string])[]): void {
+    const seen: string[] = [];
+    for (const [at, locality] of list) {
+      const other = seen.find((s) => localitiesOverlap(s, locality));
+      if (other !== undefined) this.error(at, `overlaps ${other}, given before`);
+      seen.push(locality);
+    }
   }
 
   destinationRule(spec: JsonObject, namespace: string): void {
     this.exportTo('spec.exportTo', spec.exportTo, namespace);
+    const selector = obj(spec.workloadSelector);
+    if (selector) {
+      this.labelKeys('spec.workloadSelector.matchLabels', selector.matchLabels);
+      if (entries(selector.matchLabels).length === 0)
+        this.warn('spec.workloadSelector', 'selects no labels, so the rule applies to every proxy of its namespace');
+      // Istio's validateExportTo for a DestinationRule with a workload selector.
+      arr(spec.exportTo).forEach((e, i) => {
+        if (e !== '.' && e !== namespace)
+          this.error(
+            `spec.exportTo[${i}]`,
+            'must be . (or the own namespace): a rule with a workloadSelector applies in its namespace only',
+          );
+      });
+    }
     this.trafficPolicy('spec.trafficPolicy', spec.trafficPolicy);
     arr(spec.subsets).forEach((s, i) => {
       const subset = obj(s);
@@ -593,6 +831,122 @@ class Checker {
     });
   }
 
+  // ServiceEntry -------------------------------------------------------------------------------------
+
+  serviceEntry(spec: JsonObject, namespace: string): void {
+    this.exportTo('spec.exportTo', spec.exportTo, namespace);
+    const resolution = str(spec.resolution) ?? 'NONE';
+    const endpoints = arr(spec.endpoints);
+    const hosts = arr(spec.hosts).filter((h): h is string => typeof h === 'string');
+    hosts.forEach((h, i) => {
+      if (net.isIP(h) !== 0) this.error(`spec.hosts[${i}]`, 'must be a host name, not an IP address (use addresses)');
+      // Istio: DNS resolution without endpoints resolves the hosts themselves, which a wildcard cannot be.
+      if (h.startsWith('*') && (resolution === 'DNS' || resolution === 'DNS_ROUND_ROBIN') && endpoints.length === 0)
+        this.error(`spec.hosts[${i}]`, `a wildcard host needs endpoints with resolution ${resolution}`);
+    });
+    arr(spec.addresses).forEach((a, i) => {
+      if (typeof a === 'string' && !validCidr(a))
+        this.error(`spec.addresses[${i}]`, 'must be an IP address or CIDR block');
+    });
+    const portNames = new Set(
+      arr(spec.ports)
+        .map((p) => str(obj(p)?.name))
+        .filter((n): n is string => n !== undefined),
+    );
+    endpoints.forEach((e, i) => {
+      const endpoint = obj(e);
+      if (!endpoint) return;
+      const p = `spec.endpoints[${i}]`;
+      const address = str(endpoint.address);
+      if (address !== undefined) {
+        if (resolution === 'STATIC' && net.isIP(address) === 0)
+          this.error(`${p}.address`, 'must be an IP address when resolution is STATIC');
+        else if (
+          net.isIP(address) === 0 &&
+          !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\.?$/i.test(address)
+        )
+          this.error(`${p}.address`, 'must be an IP address or a host name');
+      }
+      for (const [name] of entries(endpoint.ports)) {
+        if (!portNames.has(name)) this.error(`${p}.ports[${name}]`, 'is not the name of a port in spec.ports');
+      }
+      this.labelKeys(`${p}.labels`, endpoint.labels);
+    });
+    if (resolution === 'STATIC' && endpoints.length === 0)
+      this.warn('spec.endpoints', 'none: with resolution STATIC the service has no endpoints, so calls to it fail');
+    if (resolution === 'NONE' && arr(spec.addresses).length === 0) {
+      arr(spec.ports).forEach((raw, i) => {
+        const protocol = str(obj(raw)?.protocol) ?? 'TCP';
+        if (protocol === 'TCP' || protocol === 'MONGO')
+          this.warn(
+            `spec.ports[${i}]`,
+            'a TCP port with resolution NONE and no addresses takes every connection to the port that no other service claims',
+          );
+      });
+    }
+  }
+
+  // Sidecar ---------------------------------------------------------------------------------------------
+
+  /** Istio's ValidateSidecar (pilot/pkg/config/validation), with its messages, for the fields Trellis has. */
+  sidecar(spec: JsonObject, namespace: string): void {
+    this.labelKeys('spec.workloadSelector.labels', obj(spec.workloadSelector)?.labels);
+    const egress = arr(spec.egress);
+    if (egress.length === 0 && spec.outboundTrafficPolicy === undefined)
+      this.error('', 'sidecar: empty configuration provided');
+    let catchAll = false;
+    const ports = new Set<number>();
+    egress.forEach((raw, i) => {
+      const listener = obj(raw);
+      if (!listener) return;
+      const p = `spec.egress[${i}]`;
+      const portNumber =
+        typeof obj(listener.port)?.number === 'number' ? Number(obj(listener.port)?.number) : undefined;
+      if (portNumber === undefined) {
+        // Istio: one catch-all egress listener (without port) at most, and it is the last.
+        if (catchAll) this.error(p, 'sidecar: egress can have only one listener with empty port');
+        else if (i !== egress.length - 1)
+          this.error(p, 'sidecar: the egress listener with empty port should be the last listener in the list');
+        else catchAll = true;
+      } else {
+        if (ports.has(portNumber))
+          this.error(`${p}.port.number`, 'sidecar: ports on IP bound listeners must be unique');
+        ports.add(portNumber);
+        this.warn(`${p}.port`, 'the scope is per Service: every port of a Service these hosts match is in it');
+      }
+      const bind = str(listener.bind);
+      if (bind !== undefined && net.isIP(bind) === 0)
+        this.error(`${p}.bind`, 'sidecar: bind must be an IP address (Trellis serves no Unix domain sockets)');
+      const seen = new Map<string, Set<string>>();
+      arr(listener.hosts).forEach((h, j) => {
+        if (typeof h !== 'string') return;
+        const at = `${p}.hosts[${j}]`;
+        const slash = h.indexOf('/');
+        if (slash < 0) return this.error(at, 'host must be of form namespace/dnsName');
+        const ns = h.slice(0, slash);
+        const dns = h.slice(slash + 1);
+        if (ns === '' || dns === '')
+          return this.error(at, 'config namespace and dnsName in host entry cannot be empty');
+        if (ns !== '*' && ns !== '.' && ns !== '~' && !DNS_LABEL.test(ns))
+          this.error(at, `invalid namespace value "${ns}" in sidecar`);
+        if (!(dns === '*' || EGRESS_DNS_NAME.test(dns)))
+          this.error(at, `invalid dnsName "${dns}": must be *, *.suffix or a host name (lower case DNS labels)`);
+        else if (dns !== '*' && !dns.includes('.'))
+          this.warn(
+            at,
+            `dnsName "${dns}" is matched as a full name: write the FQDN (${dns}.<namespace>.svc.cluster.local)`,
+          );
+        // Istio warns about a host listed twice, or after its namespace's `*`.
+        const key = ns === '.' ? namespace : ns;
+        let names = seen.get(key);
+        if (!names) seen.set(key, (names = new Set()));
+        if (dns === '*' ? names.size > 0 : names.has(dns) || names.has('*'))
+          this.warn(at, `duplicated egress host: ${h}`);
+        names.add(dns);
+      });
+    });
+  }
+
   metadata(meta: unknown): void {
     if (meta === undefined) return this.error('metadata', 'is required');
     const m = obj(meta);
@@ -606,6 +960,14 @@ class Checker {
     if (ns !== undefined && (typeof ns !== 'string' || ns.length > 63 || !DNS_LABEL.test(ns)))
       this.error('metadata.namespace', 'must be a DNS label (lower case letters, digits and -, at most 63)');
   }
+}
+
+/** An SNI host is one of the hosts, or falls under a wildcard host (`*.example.com`, `*`). */
+function sniCoveredBy(sni: string, host: string): boolean {
+  if (sni === host || host === '*') return true;
+  if (!host.startsWith('*')) return false;
+  const suffix = host.slice(1);
+  return sni.endsWith(suffix) && sni.length > suffix.length;
 }
 
 /** A match entry that every request satisfies: nothing but a name, uri prefix "/", or uri regex ".*". */
@@ -637,6 +999,8 @@ export function isRoutingResource(value: unknown): boolean {
 export function isMeshResource(value: unknown): boolean {
   return (
     isRoutingResource(value) ||
+    (isObject(value) && value.apiVersion === API_VERSION && value.kind === 'ServiceEntry') ||
+    (isObject(value) && value.apiVersion === API_VERSION && value.kind === 'Sidecar') ||
     (isObject(value) &&
       value.apiVersion === SECURITY_API_VERSION &&
       (value.kind === 'PeerAuthentication' || value.kind === 'AuthorizationPolicy'))
@@ -645,7 +1009,11 @@ export function isMeshResource(value: unknown): boolean {
 
 /** The kind an object is judged as (VirtualService when it names none of ours). */
 function kindOf(o: JsonObject): CrdKind {
-  return o.kind === 'DestinationRule' || o.kind === 'PeerAuthentication' || o.kind === 'AuthorizationPolicy'
+  return o.kind === 'DestinationRule' ||
+    o.kind === 'PeerAuthentication' ||
+    o.kind === 'AuthorizationPolicy' ||
+    o.kind === 'ServiceEntry' ||
+    o.kind === 'Sidecar'
     ? o.kind
     : 'VirtualService';
 }
@@ -690,11 +1058,14 @@ export function validateByLayer(input: unknown): IssuesByLayer {
     o.kind !== 'VirtualService' &&
     o.kind !== 'DestinationRule' &&
     o.kind !== 'PeerAuthentication' &&
-    o.kind !== 'AuthorizationPolicy'
+    o.kind !== 'AuthorizationPolicy' &&
+    o.kind !== 'ServiceEntry' &&
+    o.kind !== 'Sidecar'
   )
     layers.schema.push({
       path: 'kind',
-      message: 'must be VirtualService, DestinationRule, PeerAuthentication or AuthorizationPolicy',
+      message:
+        'must be VirtualService, DestinationRule, PeerAuthentication, AuthorizationPolicy, ServiceEntry or Sidecar',
       severity: 'error',
     });
   const kind = kindOf(o);
@@ -726,8 +1097,10 @@ export function validateByLayer(input: unknown): IssuesByLayer {
     if (kind === 'VirtualService') checker.virtualService(spec, namespace);
     else if (kind === 'DestinationRule') checker.destinationRule(spec, namespace);
     else if (kind === 'PeerAuthentication') checker.peerAuthentication(spec);
+    else if (kind === 'ServiceEntry') checker.serviceEntry(spec, namespace);
+    else if (kind === 'Sidecar') checker.sidecar(spec, namespace);
     else checker.authorizationPolicy(spec);
-    layers.beyond.push(...checker.issues);
+    layers.beyond.push(...checker.issues, ...istioIssues(kind, spec, namespace));
   }
   return layers;
 }
@@ -751,7 +1124,7 @@ export function validateRoutingResource(input: unknown, _origin?: Origin): Valid
     namespace,
     name,
     issues,
-    ...(ok ? { resource: { ...(o as unknown as MeshResource) } } : {}),
+    ...(ok ? { resource: canonicalResource(o as unknown as MeshResource) } : {}),
   };
 }
 

@@ -1,7 +1,9 @@
 // The DestinationRule spec schema (networking.trellis.dev/v1alpha1; Istio networking/v1 field names).
 import {
+  atMostOne,
   portSelector,
   INT32_MAX,
+  bool,
   MAX_HOST,
   atLeastOne,
   cel,
@@ -12,6 +14,7 @@ import {
   int,
   labels,
   list,
+  map,
   notBoth,
   obj,
   str,
@@ -22,12 +25,68 @@ import {
   DR_HOST_PATTERN,
   HEADER_NAME_PATTERN,
   HOST_PATTERN,
+  HEADER_VALUE_PATTERN,
+  LOCALITY_PATTERN,
+  REGION_PATTERN,
   SIMPLE_LB,
   TLS_MODES,
 } from './patterns.js';
 
 // ---------------------------------------------------------------------------------------------------
 // DestinationRule
+
+const locality = (description: string) => str(description, { minLength: 1, maxLength: 256, pattern: LOCALITY_PATTERN });
+
+/** Istio's LocalityLoadBalancerSetting; the checks a schema cannot state are in the validator (Istio's rules). */
+export const localityLbSetting = obj(
+  'Locality-aware load balancing: weights by locality (distribute) or failover order (failover, failoverPriority).',
+  {
+    distribute: list(
+      'Weights of the destination localities, by the client locality.',
+      obj(
+        'Where traffic from one client locality goes.',
+        {
+          from: locality('Client locality region/zone/subzone; a terminal * matches any.'),
+          to: map(
+            'Destination locality → weight 1-100; the weights sum to 100. Localities not listed get no traffic.',
+            { type: 'integer', format: 'int32', minimum: 1, maximum: 100 },
+            64,
+            { minProperties: 1 },
+          ),
+        },
+        { required: ['from', 'to'] },
+      ),
+      64,
+    ),
+    failover: list(
+      'When the endpoints of one region are unhealthy, fail over to this region only.',
+      obj(
+        'A region failover.',
+        {
+          from: str('Client region.', { minLength: 1, maxLength: 256, pattern: REGION_PATTERN }),
+          to: str('Region to fail over to.', { minLength: 1, maxLength: 256, pattern: REGION_PATTERN }),
+        },
+        {
+          required: ['from', 'to'],
+          'x-kubernetes-validations': [cel('self.from != self.to', 'must name different regions')],
+        },
+      ),
+      64,
+    ),
+    failoverPriority: list(
+      'Labels (key, or key=value) that order endpoints into priorities: all match first, then all but the last, …',
+      str('A label key, or key=value.', { minLength: 1, maxLength: 317 }),
+      16,
+    ),
+    enabled: { type: 'boolean', description: 'false turns locality load balancing off for this rule.' },
+  },
+  {
+    'x-kubernetes-validations': [
+      notBoth('distribute', 'failover', "must not set both 'distribute' and 'failover'"),
+      notBoth('distribute', 'failoverPriority', "must not set both 'distribute' and 'failoverPriority'"),
+    ],
+  },
+);
 
 export const loadBalancer = obj(
   'Load balancing.',
@@ -43,6 +102,21 @@ export const loadBalancer = obj(
             name: str('Cookie name.', { minLength: 1, maxLength: 256 }),
             path: str('Cookie path.'),
             ttl: durationOrZero('Cookie lifetime; 0s makes a session cookie'),
+            attributes: list(
+              'Attributes of the generated cookie (SameSite=Strict, Secure, …).',
+              obj(
+                'A cookie attribute.',
+                {
+                  name: str('Attribute name.', { minLength: 1, maxLength: 256, pattern: HEADER_NAME_PATTERN }),
+                  value: str('Attribute value (none for a flag such as Secure).', {
+                    maxLength: 1024,
+                    pattern: HEADER_VALUE_PATTERN,
+                  }),
+                },
+                { required: ['name'] },
+              ),
+              16,
+            ),
           },
           { required: ['name'] },
         ),
@@ -56,14 +130,26 @@ export const loadBalancer = obj(
           { tableSize: int('Table size, a prime number below 5000011 (default 65537).', 1, 5_000_010) },
           { required: ['tableSize'] },
         ),
+        minimumRingSize: int(
+          "Deprecated (Istio): ringHash.minimumRingSize; 0 means unset. Envoy's limit is 8388608.",
+          0,
+          8_388_608,
+        ),
       },
       {
         'x-kubernetes-validations': [
           exactlyOne(['httpHeaderName', 'httpCookie', 'useSourceIp', 'httpQueryParameterName']),
           notBoth('ringHash', 'maglev', 'must not set both ringHash and maglev'),
+          // Istio's validateLoadBalancer: the deprecated field or a hash algorithm, not both.
+          cel(
+            '!has(self.minimumRingSize) || self.minimumRingSize == 0 || !(has(self.ringHash) || has(self.maglev))',
+            'must not be set with ringHash or maglev (it is the deprecated spelling of ringHash.minimumRingSize)',
+            '.minimumRingSize',
+          ),
         ],
       },
     ),
+    localityLbSetting,
     warmup: obj(
       'Slow start: ramp up traffic to new endpoints (ROUND_ROBIN and LEAST_REQUEST only).',
       {
@@ -84,7 +170,7 @@ export const loadBalancer = obj(
       { required: ['duration'] },
     ),
   },
-  { 'x-kubernetes-validations': [exactlyOne(['simple', 'consistentHash'])] },
+  { minProperties: 1, 'x-kubernetes-validations': [atMostOne(['simple', 'consistentHash'])] },
 );
 
 export const connectionPool = obj(
@@ -113,7 +199,21 @@ export const connectionPool = obj(
         maxRequestsPerConnection: int('Requests per connection (0: unlimited).', 0, INT32_MAX),
         maxRetries: int('Maximum concurrent retries.', 0, INT32_MAX),
         idleTimeout: duration('Idle timeout of an upstream connection (default 1h)'),
+        h2UpgradePolicy: {
+          type: 'string',
+          description: 'DEFAULT (no upgrade), DO_NOT_UPGRADE, or UPGRADE: speak HTTP/2 to an HTTP/1.1 port.',
+          enum: ['DEFAULT', 'DO_NOT_UPGRADE', 'UPGRADE'],
+        },
+        useClientProtocol: bool('Speak to the destination the protocol the client spoke (h2UpgradePolicy is ignored).'),
         maxConcurrentStreams: int('Maximum concurrent HTTP/2 streams per connection.', 0, INT32_MAX),
+        http2KeepAlive: obj(
+          'HTTP/2 PING keepalive of upstream connections.',
+          {
+            interval: duration('Time between PINGs'),
+            timeout: duration('How long to wait for a PING answer before closing the connection'),
+          },
+          { required: ['interval', 'timeout'] },
+        ),
       },
       { minProperties: 1 },
     ),
@@ -124,6 +224,14 @@ export const connectionPool = obj(
 export const outlierDetection = obj(
   'Eject failing endpoints for a while.',
   {
+    splitExternalLocalOriginErrors: bool(
+      'Count locally originated failures (connect errors, timeouts, resets) apart from the answers.',
+    ),
+    consecutiveLocalOriginFailures: int(
+      'With splitExternalLocalOriginErrors: local-origin failures in a row before ejection (default 5; 0 disables).',
+      0,
+      INT32_MAX,
+    ),
     consecutive5xxErrors: int('5xx answers (and connection errors) before ejection (0 disables).', 0, INT32_MAX),
     consecutiveGatewayErrors: int('502, 503, 504 answers before ejection (0 disables).', 0, INT32_MAX),
     interval: duration('Time between ejection sweeps (default 10s)'),
@@ -142,10 +250,52 @@ export const clientTls = obj(
       description: 'DISABLE, SIMPLE, MUTUAL, or MESH_MUTUAL (mesh certificates; ISTIO_MUTUAL is an alias).',
       enum: [...TLS_MODES],
     },
+    caCertificates: str(
+      'SIMPLE/MUTUAL: PEM file of the CAs trusted to sign the server certificate (default: system roots).',
+      {
+        minLength: 1,
+      },
+    ),
+    clientCertificate: str('MUTUAL: PEM file of the client certificate chain.', { minLength: 1 }),
+    privateKey: str('MUTUAL: PEM file of the client private key.', { minLength: 1 }),
+    credentialName: str(
+      'SIMPLE/MUTUAL: a Secret (tls.crt/tls.key/ca.crt or cert/key/cacert) in the namespace of each client proxy, served to it over SDS.',
+      { minLength: 1, maxLength: MAX_HOST },
+    ),
+    caCrl: str('SIMPLE/MUTUAL: PEM file of a certificate revocation list.', { minLength: 1 }),
     sni: str('Server name sent in the TLS handshake.', { maxLength: MAX_HOST, pattern: HOST_PATTERN }),
     subjectAltNames: list('Accepted server identities.', str('A subject alternative name.', { minLength: 1 }), 64),
+    insecureSkipVerify: bool('SIMPLE/MUTUAL: do not verify the server certificate.'),
   },
-  { required: ['mode'] },
+  {
+    required: ['mode'],
+    'x-kubernetes-validations': [
+      // Istio's ValidateTLS: MUTUAL needs client certificate material, from the Secret or from files.
+      cel(
+        "self.mode != 'MUTUAL' || has(self.credentialName) || has(self.clientCertificate)",
+        'is required for mode MUTUAL (or set credentialName)',
+        '.clientCertificate',
+      ),
+      cel(
+        "self.mode != 'MUTUAL' || has(self.credentialName) || has(self.privateKey)",
+        'is required for mode MUTUAL (or set credentialName)',
+        '.privateKey',
+      ),
+      // Istio's validateTLS (pkg/config/validation): credentials come from the Secret or from files, not both.
+      cel(
+        "!(has(self.credentialName) && (self.mode == 'SIMPLE' || self.mode == 'MUTUAL') && (has(self.clientCertificate) || has(self.privateKey) || has(self.caCertificates) || has(self.caCrl)))",
+        'cannot specify client certificates or CA certificate or CA CRL if credentialName is set',
+      ),
+      cel(
+        "!(has(self.insecureSkipVerify) && self.insecureSkipVerify && self.mode == 'SIMPLE' && (has(self.caCertificates) || has(self.credentialName) || has(self.subjectAltNames)))",
+        'cannot specify caCertificates, credentialName or subjectAltNames when insecureSkipVerify is true',
+      ),
+      cel(
+        "!(has(self.insecureSkipVerify) && self.insecureSkipVerify && self.mode == 'MUTUAL' && (has(self.caCertificates) || has(self.subjectAltNames)))",
+        'cannot specify caCertificates or subjectAltNames when insecureSkipVerify is true',
+      ),
+    ],
+  },
 );
 
 export const policyFields = {
@@ -204,6 +354,10 @@ export const destinationRuleSpec = obj(
       { 'x-kubernetes-validations': [uniqueBy('name', 'subset names must be unique')] },
     ),
     exportTo: exportTo(),
+    workloadSelector: obj(
+      "The Pods of the rule's own namespace it applies to (their outbound traffic); absent: every proxy that sees it.",
+      { matchLabels: labels('Labels a Pod must all have.') },
+    ),
   },
   { required: ['host'] },
 );

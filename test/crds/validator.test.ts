@@ -162,7 +162,8 @@ test('hosts: at least one, lower-case names, *.-prefixed, not *, no duplicates',
       ],
     ],
   );
-  t.deepEqual(errors(vs({ http: [{ route: [{ destination: { host: 'r' } }] }] })), ['spec.hosts: is required']);
+  // No hosts: a delegate (Istio), valid on its own (test/crds/vs-route-fields.test.ts).
+  t.deepEqual(errors(vs({ http: [{ route: [{ destination: { host: 'r' } }] }] })), []);
 });
 
 test('a VirtualService has http or tcp routes, and the lists are not empty', (t) => {
@@ -246,10 +247,12 @@ test('route: weight warnings (sum other than 100, missing weight)', (t) => {
 
 test('route XOR redirect; fault, rewrite and mirror not with redirect', (t) => {
   const redirect = { uri: '/v2' };
-  t.deepEqual(errors(vsHttp({ redirect })), ['spec.http[0]: must have exactly one of route, redirect']);
+  t.deepEqual(errors(vsHttp({ redirect })), [
+    'spec.http[0]: must have exactly one of route, redirect, directResponse, delegate',
+  ]);
   t.deepEqual(errors(vs({ hosts: ['reviews'], http: [{ redirect }] })), []);
   t.deepEqual(errors(vs({ hosts: ['reviews'], http: [{ match: [{ port: 80 }] }] })), [
-    'spec.http[0]: must have exactly one of route, redirect',
+    'spec.http[0]: must have exactly one of route, redirect, directResponse, delegate',
   ]);
   t.deepEqual(errors(vs({ hosts: ['reviews'], http: [{ route: [] }] })), ['spec.http[0].route: must not be empty']);
   t.deepEqual(
@@ -282,7 +285,7 @@ test('redirect: one of uri, authority, scheme, port; codes 301, 302, 303, 307, 3
       { uri: '/x', redirectCode: 308 },
     ],
     [
-      [{}, 'spec.http[0].redirect: must set at least one of uri, authority, scheme, port'],
+      [{}, 'spec.http[0].redirect: must set at least one of uri, prefixRewrite, authority, scheme, port, derivePort'],
       [{ uri: '/x', redirectCode: 300 }, 'spec.http[0].redirect.redirectCode: must be one of: 301, 302, 303, 307, 308'],
       [{ uri: '/x', redirectCode: 304 }, 'spec.http[0].redirect.redirectCode: must be one of: 301, 302, 303, 307, 308'],
       [{ scheme: 'ftp' }, 'spec.http[0].redirect.scheme: must be one of: http, https'],
@@ -759,7 +762,7 @@ test('trafficPolicy and its blocks are not empty', (t) => {
   ]);
 });
 
-test('loadBalancer: exactly one of simple and consistentHash; enums', (t) => {
+test('loadBalancer: at most one of simple and consistentHash (Istio: warmup or localityLbSetting alone); enums', (t) => {
   const build = (loadBalancer: Json) => drPolicy({ loadBalancer });
   boundary(
     t,
@@ -769,16 +772,14 @@ test('loadBalancer: exactly one of simple and consistentHash; enums', (t) => {
       { simple: 'LEAST_CONN' },
       { simple: 'PASSTHROUGH' },
       { consistentHash: { useSourceIp: true } },
+      { warmup: { duration: '1m' } },
+      { localityLbSetting: { enabled: false } },
     ],
     [
-      [{}, 'spec.trafficPolicy.loadBalancer: must have exactly one of simple, consistentHash'],
-      [
-        { warmup: { duration: '1m' } },
-        'spec.trafficPolicy.loadBalancer: must have exactly one of simple, consistentHash',
-      ],
+      [{}, 'spec.trafficPolicy.loadBalancer: must set at least one field'],
       [
         { simple: 'RANDOM', consistentHash: { useSourceIp: true } },
-        'spec.trafficPolicy.loadBalancer: must have exactly one of simple, consistentHash',
+        'spec.trafficPolicy.loadBalancer: must have at most one of simple, consistentHash',
       ],
       [
         { simple: 'WEIGHTED' },
