@@ -56,10 +56,12 @@ function indexed<T extends RoutingResource>(resource: T, index: number): Indexed
   };
 }
 
-/** `*.example.com` matches `a.example.com` and `a.b.example.com`; `*` matches everything. */
+/**
+ * Istio's wildcards: `*.example.com` matches `a.example.com` and `a.b.example.com`, `*foo.example.com`
+ * matches `afoo.example.com`; `*` matches everything.
+ */
 function wildcardMatches(pattern: string, host: string): boolean {
-  if (pattern === '*') return true;
-  return pattern.startsWith('*.') && host.endsWith(pattern.slice(1));
+  return pattern.startsWith('*') && host.endsWith(pattern.slice(1));
 }
 
 /**

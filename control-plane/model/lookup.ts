@@ -64,10 +64,12 @@ function namespaceOfFqdn(host: string, domain: string): string | undefined {
   return labels.length === 2 ? labels[1] : undefined;
 }
 
-/** `*.example.com` matches `a.example.com` and `a.b.example.com`; `*` matches every host. */
+/**
+ * Istio's wildcards (crds/rules/istio.ts): `*.example.com` matches `a.example.com` and `a.b.example.com`,
+ * `*-api.example.com` matches `shop-api.example.com`; `*` matches every host.
+ */
 export function wildcardMatches(pattern: string, host: string): boolean {
-  if (pattern === '*') return true;
-  return pattern.startsWith('*.') && host.endsWith(pattern.slice(1));
+  return pattern.startsWith('*') && host.endsWith(pattern.slice(1));
 }
 
 /**
@@ -75,24 +77,44 @@ export function wildcardMatches(pattern: string, host: string): boolean {
  * envoy-translation.md §1.4): the merged rules of the proxy's own namespace, else those of the
  * Service's namespace exported to it, else those of the root namespace exported to it. In each
  * namespace a rule for the exact host wins over one for a wildcard (`*.shop.svc.cluster.local`), and a
- * longer wildcard over a shorter one (Istio's MostSpecificHostMatch).
+ * longer wildcard over a shorter one (Istio's MostSpecificHostMatch). With the proxy's `labels`, a rule
+ * of the proxy's namespace whose `workloadSelector` they match comes first; without them (a view not
+ * of one proxy) rules with a selector are left out.
  */
 export function destinationRuleFor(
   snapshot: MeshSnapshot,
   host: string,
   namespace: string,
+  labels?: Readonly<Record<string, string>>,
 ): MergedDestinationRule | undefined {
   const fqdn = qualifyHost(host, namespace, snapshot.domain);
-  const rules = [
+  const policies = [
     snapshot.index.hosts.get(fqdn),
     ...snapshot.index.wildcardHosts.filter((w) => w.host !== fqdn && wildcardMatches(w.host, fqdn)),
-  ].flatMap((policy) => policy?.destinationRules ?? []);
+  ];
+  const rules = policies.flatMap((policy) => policy?.destinationRules ?? []);
   if (rules.length === 0) return undefined;
   const serviceNamespace = snapshot.index.servicesByFqdn.get(fqdn)?.namespace ?? namespaceOfFqdn(fqdn, snapshot.domain);
   const tiers = [namespace, serviceNamespace, snapshot.rootNamespace];
+  // A rule with a workloadSelector applies only to the proxies of its own namespace whose labels match,
+  // and there before the rule without one (Istio's SidecarScope.DestinationRule); elsewhere it is ignored.
+  // The most specific host with a rule in the proxy's namespace decides, as for rules without a selector.
+  if (labels !== undefined) {
+    for (const policy of policies) {
+      const own = (policy?.destinationRules ?? []).filter((r) => r.namespace === namespace);
+      if (own.length === 0) continue;
+      const selected = own.find(
+        (r) => r.selector !== undefined && Object.entries(r.selector).every(([k, v]) => labels[k] === v),
+      );
+      if (selected) return selected;
+      break;
+    }
+  }
   for (const tier of tiers) {
     if (tier === undefined) continue;
-    const rule = rules.find((r) => r.namespace === tier && isVisibleTo(r.exportTo, namespace));
+    const rule = rules.find(
+      (r) => r.selector === undefined && r.namespace === tier && isVisibleTo(r.exportTo, namespace),
+    );
     if (rule) return rule;
   }
   return undefined;

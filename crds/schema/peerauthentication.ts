@@ -32,10 +32,11 @@ export const peerAuthenticationSpec = obj(
     }),
     mtls: peerMutualTls('Mutual TLS of the selected workloads.'),
     portLevelMtls: map(
-      'Mutual TLS per container (target) port, overriding mtls; only with a selector.',
+      'Mutual TLS per container (target) port, overriding mtls; only with a selector; if present, not empty (Istio).',
       peerMutualTls('Mutual TLS of the port.'),
       64,
       {
+        minProperties: 1,
         'x-kubernetes-validations': [
           cel(
             `self.all(k, k.matches(${celString(PORT_KEY_PATTERN)}) && int(k) <= 65535)`,

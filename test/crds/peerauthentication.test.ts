@@ -71,7 +71,8 @@ test('portLevelMtls needs a selector with matchLabels (CEL), as in Istio', (t) =
   t.deepEqual(errors(pa({ portLevelMtls: ports })), [message]);
   t.deepEqual(errors(pa({ selector: {}, portLevelMtls: ports })), [message]);
   t.deepEqual(errors(pa({ selector: { matchLabels: {} }, portLevelMtls: ports })), [message]);
-  t.deepEqual(errors(pa({ portLevelMtls: {} })), [message]);
+  // Istio: if present, portLevelMtls has at least one port.
+  t.deepEqual(errors(pa({ portLevelMtls: {} })), ['spec.portLevelMtls: must not be empty', message]);
   t.deepEqual(errors(pa({ selector: { matchLabels: { app: 'a' } }, portLevelMtls: ports })), []);
 });
 

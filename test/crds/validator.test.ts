@@ -144,17 +144,32 @@ test('type errors name the expected type', (t) => {
 // ---------------------------------------------------------------------------------------------------
 // VirtualService
 
-test('hosts: at least one, lower-case names, *.-prefixed, not *, no duplicates', (t) => {
+test('hosts: at least one, host names in any case, Istio wildcards, not * for the mesh, no duplicates', (t) => {
   const build = (hosts: unknown) => vs({ hosts, http: [{ route: [{ destination: { host: 'reviews' } }] }] });
   boundary(
     t,
     build,
-    [['reviews'], ['reviews.bookinfo'], ['*.example.com'], ['api.example.com.'], ['reviews', 'ratings']],
+    [
+      ['reviews'],
+      ['reviews.bookinfo'],
+      ['*.example.com'],
+      ['*api.example.com'],
+      ['*-api.example.com'],
+      ['Reviews'],
+      ['api.example.com.'],
+      ['reviews', 'ratings'],
+    ],
     [
       [[], 'spec.hosts: must not be empty'],
-      [['*'], 'spec.hosts[0]: must not be * (name the hosts)'],
-      [['Reviews'], 'spec.hosts[0]: must be a host name, optionally *.-prefixed'],
-      [['rev_iews'], 'spec.hosts[0]: must be a host name, optionally *.-prefixed'],
+      [['*'], 'spec.hosts: must not be * for the mesh (name the hosts; * is allowed only for gateways)'],
+      [
+        ['rev_iews'],
+        'spec.hosts[0]: must be a host name, optionally *-prefixed in its first label (*.a.com, *foo.a.com), or *',
+      ],
+      [
+        ['re*views'],
+        'spec.hosts[0]: must be a host name, optionally *-prefixed in its first label (*.a.com, *foo.a.com), or *',
+      ],
       [['reviews', 'reviews'], 'spec.hosts: must not contain duplicates'],
       [
         ['reviews', 'reviews.bookinfo.svc'],
@@ -198,7 +213,7 @@ test('gateways are accepted; anything but mesh is ignored with a warning', (t) =
   ]);
 });
 
-test('route: weight 0..100 (Trellis bounds each weight; Istio only requires >= 0)', (t) => {
+test('route: weights are relative, >= 0 (Istio)', (t) => {
   const build = (weight: number) =>
     vsHttp({
       route: [
@@ -209,10 +224,10 @@ test('route: weight 0..100 (Trellis bounds each weight; Istio only requires >= 0
   boundary(
     t,
     build,
-    [0, 1, 99, 100],
+    [0, 1, 99, 100, 101, 2_147_483_647],
     [
       [-1, 'spec.http[0].route[0].weight: must be >= 0'],
-      [101, 'spec.http[0].route[0].weight: must be <= 100'],
+      [2_147_483_648, 'spec.http[0].route[0].weight: must be <= 2147483647'],
     ],
   );
 });
@@ -227,7 +242,7 @@ test('route: weights not all zero when there are several destinations', (t) => {
   );
 });
 
-test('route: weight warnings (sum other than 100, missing weight)', (t) => {
+test('route: weight warnings (a missing weight; any sum is a proportion)', (t) => {
   const build = (weights: (number | undefined)[]) =>
     vsHttp({
       route: weights.map((weight, i) => ({
@@ -237,9 +252,7 @@ test('route: weight warnings (sum other than 100, missing weight)', (t) => {
     });
   t.deepEqual(warnings(build([90, 10])), []);
   t.deepEqual(warnings(build([undefined])), []);
-  t.deepEqual(warnings(build([1, 1])), [
-    'spec.http[0].route: weights add up to 2, not 100; traffic is split in proportion',
-  ]);
+  t.deepEqual(warnings(build([1, 1])), []);
   t.deepEqual(warnings(build([100, undefined])), [
     'spec.http[0].route[1]: has no weight, so it gets no traffic (the weight of several destinations defaults to 0)',
   ]);
@@ -272,7 +285,7 @@ test('route XOR redirect; fault, rewrite and mirror not with redirect', (t) => {
   );
 });
 
-test('redirect: one of uri, authority, scheme, port; codes 301, 302, 303, 307, 308', (t) => {
+test('redirect: one of uri, authority, scheme, port; codes 0 (unset), 301, 302, 303, 307, 308', (t) => {
   const build = (redirect: Json) => vs({ hosts: ['reviews'], http: [{ redirect }] });
   boundary(
     t,
@@ -283,13 +296,21 @@ test('redirect: one of uri, authority, scheme, port; codes 301, 302, 303, 307, 3
       { scheme: 'https' },
       { port: 8443 },
       { uri: '/x', redirectCode: 308 },
+      { uri: '/x', redirectCode: 0 },
+      { uri: '/x', port: 0 },
     ],
     [
       [{}, 'spec.http[0].redirect: must set at least one of uri, prefixRewrite, authority, scheme, port, derivePort'],
-      [{ uri: '/x', redirectCode: 300 }, 'spec.http[0].redirect.redirectCode: must be one of: 301, 302, 303, 307, 308'],
-      [{ uri: '/x', redirectCode: 304 }, 'spec.http[0].redirect.redirectCode: must be one of: 301, 302, 303, 307, 308'],
+      [
+        { uri: '/x', redirectCode: 300 },
+        'spec.http[0].redirect.redirectCode: must be one of: 0, 301, 302, 303, 307, 308',
+      ],
+      [
+        { uri: '/x', redirectCode: 304 },
+        'spec.http[0].redirect.redirectCode: must be one of: 0, 301, 302, 303, 307, 308',
+      ],
       [{ scheme: 'ftp' }, 'spec.http[0].redirect.scheme: must be one of: http, https'],
-      [{ port: 0 }, 'spec.http[0].redirect.port: must be >= 1'],
+      [{ port: 65536 }, 'spec.http[0].redirect.port: must be <= 65535'],
       [{ uri: '' }, 'spec.http[0].redirect.uri: must not be empty'],
     ],
   );
@@ -369,30 +390,29 @@ test('regexes compile as RE2, which is not JavaScript', (t) => {
   ]);
 });
 
-test('header names in matches are lower case; pseudo-headers allowed', (t) => {
+test('header names in matches: any case (Istio); pseudo-headers allowed', (t) => {
   const build = (name: string) => vsHttp({ match: [{ headers: { [name]: { exact: 'v' } } }] });
   boundary(
     t,
     build,
-    ['x-user', 'end-user', ':authority', ':method', 'x_legacy'],
+    ['x-user', 'end-user', ':authority', ':method', 'x_legacy', 'X-User'],
     [
-      ['X-User', 'spec.http[0].match[0].headers: header names must be lower case HTTP header names'],
-      [':status', 'spec.http[0].match[0].headers: header names must be lower case HTTP header names'],
-      ['x user', 'spec.http[0].match[0].headers: header names must be lower case HTTP header names'],
+      [':status', 'spec.http[0].match[0].headers: header names must be HTTP header names'],
+      ['x user', 'spec.http[0].match[0].headers: header names must be HTTP header names'],
     ],
   );
-  t.deepEqual(errors(vsHttp({ match: [{ withoutHeaders: { 'X-Canary': {} } }] })), [
-    'spec.http[0].match[0].withoutHeaders: header names must be lower case HTTP header names',
+  t.deepEqual(errors(vsHttp({ match: [{ withoutHeaders: { 'X Canary': {} } }] })), [
+    'spec.http[0].match[0].withoutHeaders: header names must be HTTP header names',
   ]);
 });
 
-test('match: port 1..65535, labels, source namespace', (t) => {
+test('match: port 0 (unset) or 1..65535, labels, source namespace', (t) => {
   boundary(
     t,
     (port: number) => vsHttp({ match: [{ port }] }),
-    [1, 65535],
+    [0, 1, 65535],
     [
-      [0, 'spec.http[0].match[0].port: must be >= 1'],
+      [-1, 'spec.http[0].match[0].port: must be >= 0'],
       [65536, 'spec.http[0].match[0].port: must be <= 65535'],
     ],
   );
@@ -508,16 +528,21 @@ test('retryOn: Envoy conditions, gRPC names, HTTP status codes', (t) => {
     [
       '5xx',
       'gateway-error,connect-failure,refused-stream',
-      ' 5xx , 503 ',
+      '5xx,503',
       'unavailable,cancelled,retriable-4xx',
       '100',
-      '599',
+      '511',
     ],
     [
+      [
+        ' 5xx , 503 ',
+        'spec.http[0].retries.retryOn: " 5xx " has a space (write the list without spaces, as Istio and Envoy do)',
+      ],
+      ['5xx,599', 'spec.http[0].retries.retryOn: "599" is not a retry condition or an HTTP status code'],
       ['foo', 'spec.http[0].retries.retryOn: "foo" is not a retry condition or an HTTP status code'],
       ['5xx,600', 'spec.http[0].retries.retryOn: "600" is not a retry condition or an HTTP status code'],
       ['5XX', 'spec.http[0].retries.retryOn: "5XX" is not a retry condition or an HTTP status code'],
-      ['5xx,', 'spec.http[0].retries.retryOn: must be a comma-separated list of retry conditions'],
+      ['5xx,', 'spec.http[0].retries.retryOn: must be a comma-separated list of retry conditions, without spaces'],
     ],
   );
 });
@@ -598,7 +623,7 @@ test('corsPolicy: origins, methods, header names, max age in whole seconds', (t)
       ],
       [
         { allowMethods: ['FETCH'] },
-        'spec.http[0].corsPolicy.allowMethods[0]: must be one of: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, CONNECT, TRACE',
+        'spec.http[0].corsPolicy.allowMethods[0]: must be one of: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, CONNECT, TRACE, *',
       ],
       [{ allowMethods: ['GET', 'GET'] }, 'spec.http[0].corsPolicy.allowMethods: must not contain duplicates'],
       [{ allowHeaders: ['x y'] }, 'spec.http[0].corsPolicy.allowHeaders[0]: must be an HTTP header name or *'],
@@ -717,15 +742,25 @@ test('list and map sizes are bounded (the API server needs bounds to estimate CE
 // ---------------------------------------------------------------------------------------------------
 // DestinationRule
 
-test('host: a name, *.-prefixed or *; required', (t) => {
+test('host: a name in any case, Istio wildcards or *; not an IP address; required', (t) => {
   boundary(
     t,
     (host: string) => dr({ host }),
-    ['reviews', 'reviews.bookinfo.svc.cluster.local', '*.bookinfo.svc.cluster.local', '*'],
+    [
+      'reviews',
+      'reviews.bookinfo.svc.cluster.local',
+      '*.bookinfo.svc.cluster.local',
+      '*',
+      'Reviews',
+      '*-api.example.com',
+    ],
     [
       ['', 'spec.host: must not be empty'],
-      ['Reviews', 'spec.host: must be a host name, optionally *.-prefixed, or *'],
-      ['re*views', 'spec.host: must be a host name, optionally *.-prefixed, or *'],
+      [
+        're*views',
+        'spec.host: must be a host name, optionally *-prefixed in its first label (*.a.com, *foo.a.com), or *',
+      ],
+      ['10.0.0.1', 'spec.host: must be a host name, not an IP address (Istio)'],
     ],
   );
   t.deepEqual(errors(dr({})), ['spec.host: is required']);
@@ -916,7 +951,7 @@ test('tls: mode required, ISTIO_MUTUAL accepted as an alias; sni is a host name'
     [
       { mode: 'DISABLE' },
       { mode: 'SIMPLE', sni: 'reviews.example.com', subjectAltNames: ['spiffe://cluster.local/ns/a/sa/b'] },
-      { mode: 'MUTUAL' },
+      { mode: 'MUTUAL', credentialName: 'client-cert' },
       { mode: 'MESH_MUTUAL' },
       { mode: 'ISTIO_MUTUAL' },
     ],
