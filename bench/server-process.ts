@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { repoRoot } from './report.js';
+import { CONTROL_PLANE_MALLOC_ENV } from '../deploy/images/runtime-env.js';
 
 export type ServerEvent =
   | { event: 'listening'; xdsPort: number; monitoringPort: number; pid: number }
@@ -114,12 +115,16 @@ export class ServerProcess {
       '--debounce-after',
       `${options.debounceMs}ms`,
     ];
+    // The control plane's image environment (the allocator setting); TRELLIS_BENCH_GLIBC_DEFAULTS=1 leaves it out.
+    const env =
+      process.env.TRELLIS_BENCH_GLIBC_DEFAULTS === '1' ? process.env : { ...process.env, ...CONTROL_PLANE_MALLOC_ENV };
     const child = options.cpus
       ? spawn('taskset', ['-c', options.cpus, process.execPath, ...nodeArgs], {
           cwd: repoRoot,
+          env,
           stdio: ['pipe', 'pipe', 'pipe'],
         })
-      : spawn(process.execPath, nodeArgs, { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] });
+      : spawn(process.execPath, nodeArgs, { cwd: repoRoot, env, stdio: ['pipe', 'pipe', 'pipe'] });
     if (child.pid === undefined) throw new Error('could not start the control plane');
     const server = new ServerProcess(child, child.pid);
     const listening = await Promise.race([

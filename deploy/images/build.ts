@@ -25,6 +25,7 @@ import {
   TRELLIS_PATH,
   APP_DIR,
 } from './layers.js';
+import { CONTROL_PLANE_MALLOC_ENV } from './runtime-env.js';
 import { BlobStore, putImage, writeLayoutTar, type Descriptor, type ImageConfig, type LayerEntry } from './oci.js';
 
 /** The product's images (injector/images.ts) and the example application's, which the product never names. */
@@ -43,6 +44,8 @@ interface ImageSpec {
 }
 
 const ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'NODE_ENV=production'];
+/** The control plane's environment adds the allocator setting of runtime-env.ts. */
+const CONTROL_PLANE_ENV = [...ENV, ...Object.entries(CONTROL_PLANE_MALLOC_ENV).map(([k, v]) => `${k}=${v}`)];
 const LABELS = { 'org.opencontainers.image.source': 'https://github.com/trellis-mesh/trellis' };
 
 /** What each image is: its layers and its config (entrypoint `trellis`, the user it runs as). */
@@ -53,7 +56,7 @@ export const IMAGE_SPECS: Readonly<Record<BuildKey, ImageSpec>> = {
       user: `${NONROOT_UID}:${NONROOT_UID}`,
       entrypoint: [TRELLIS_PATH],
       cmd: ['control-plane'],
-      env: ENV,
+      env: CONTROL_PLANE_ENV,
       workingDir: APP_DIR,
       exposedPorts: [15012, 15014, 15017],
       labels: { ...LABELS, 'org.opencontainers.image.title': 'trellis control plane' },

@@ -18,7 +18,8 @@ RUN groupadd -g 65532 nonroot && useradd -u 65532 -g 65532 -d /home/nonroot -m -
 COPY --from=build /src/package.json /app/package.json
 COPY --from=build /src/dist /app/dist
 COPY --from=build /src/node_modules /app/node_modules
-ENV NODE_ENV=production
+# MALLOC_MMAP_THRESHOLD_: large freed buffers go back to the kernel (deploy/images/runtime-env.ts says why).
+ENV NODE_ENV=production MALLOC_MMAP_THRESHOLD_=131072
 WORKDIR /app
 USER 65532:65532
 EXPOSE 15012 15014 15017

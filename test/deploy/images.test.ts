@@ -91,6 +91,12 @@ test('the control-plane image: a valid OCI layout, the right entrypoint and user
   t.is(config.config.User, '65532:65532');
   t.deepEqual(config.config.Entrypoint, ['/usr/local/bin/trellis']);
   t.deepEqual(config.config.Cmd, ['control-plane']);
+  // Large freed buffers go back to the kernel (deploy/images/runtime-env.ts); the Dockerfile sets the same.
+  t.true(config.config.Env.includes('MALLOC_MMAP_THRESHOLD_=131072'), config.config.Env.join(' '));
+  t.regex(
+    fs.readFileSync(path.join('deploy', 'images', 'control-plane.Dockerfile'), 'utf8'),
+    /^ENV .*\bMALLOC_MMAP_THRESHOLD_=131072\b/m,
+  );
   t.deepEqual(
     config.rootfs.diff_ids,
     manifest.layers.map((l) => l.digest),
