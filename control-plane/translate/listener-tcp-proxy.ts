@@ -8,6 +8,7 @@ import type { TranslateContext } from './context.js';
 import { accessLogs, type FilterInit } from './http-connection-manager.js';
 import { auditAccessLog } from './rbac-filters.js';
 import { destinationCluster } from './route-destination.js';
+import { splitWeights } from './route-weights.js';
 
 export const TCP_PROXY_FILTER = 'envoy.filters.network.tcp_proxy';
 
@@ -56,9 +57,9 @@ export function outboundTcpProxyFilter(
   const destinations = route?.route ?? [];
   if (destinations.length === 1)
     return tcpProxyFilter(ctx, destinationCluster(ctx, destinations[0]!.destination, port));
-  const weighted = destinations
-    .filter((d) => (d.weight ?? 0) > 0)
-    .map((d) => ({ name: destinationCluster(ctx, d.destination, port), weight: d.weight ?? 0 }));
+  const kept = destinations.filter((d) => (d.weight ?? 0) > 0);
+  const weights = splitWeights(kept.map((d) => d.weight ?? 0));
+  const weighted = kept.map((d, i) => ({ name: destinationCluster(ctx, d.destination, port), weight: weights[i] }));
   if (weighted.length === 0) return tcpProxyFilter(ctx, defaultCluster);
   const proxy = create(TcpProxySchema, {
     statPrefix: defaultCluster,

@@ -1,9 +1,10 @@
 // The action of a VirtualService HTTP route (envoy-translation.md §2.4–§2.7): forward to one cluster or a
 // weighted split, with timeout, retries, mirroring, rewrites and the DestinationRule's hash policy; or a
-// redirect (Envoy sidecars only).
-import type { HTTPRedirect, HTTPRoute, HTTPRouteDestination } from '../../crds/types.js';
+// redirect or a direct response (Envoy sidecars only).
+import type { HTTPDirectResponse, HTTPRedirect, HTTPRoute, HTTPRouteDestination } from '../../crds/types.js';
 import {
   RedirectAction_RedirectResponseCode,
+  type DirectResponseActionSchema,
   type RedirectActionSchema,
   type RouteActionSchema,
   type WeightedCluster_ClusterWeightSchema,
@@ -22,9 +23,11 @@ import {
   ZERO_DURATION,
   type InitOf,
 } from './route-values.js';
+import { splitWeights } from './route-weights.js';
 
 export type RouteActionInit = InitOf<typeof RouteActionSchema>;
 export type RedirectActionInit = InitOf<typeof RedirectActionSchema>;
+export type DirectResponseActionInit = InitOf<typeof DirectResponseActionSchema>;
 type ClusterWeightInit = InitOf<typeof WeightedCluster_ClusterWeightSchema>;
 
 export interface ActionOptions {
@@ -82,8 +85,9 @@ function clusterWeight(ctx: TranslateContext, d: HTTPRouteDestination, port: num
 }
 
 /**
- * `route.cluster` for one destination; `weighted_clusters` for several, zero weights dropped and no
- * `total_weight` (deprecated; older Envoy demanded a sum of 100). Undefined when every weight is zero:
+ * `route.cluster` for one destination; `weighted_clusters` for several, zero weights dropped, relative
+ * weights as written (scaled only past 2^32-1, route-weights.ts) and no `total_weight` (deprecated; older
+ * Envoy demanded a sum of 100). Undefined when every weight is zero:
  * Envoy and grpc-js both reject an empty or zero-sum split.
  */
 function clusterSpecifier(
@@ -93,27 +97,39 @@ function clusterSpecifier(
 ): RouteActionInit['clusterSpecifier'] | undefined {
   if (destinations.length === 1)
     return { case: 'cluster', value: destinationCluster(ctx, destinations[0]!.destination, port) };
-  const clusters = destinations.filter((d) => (d.weight ?? 0) > 0).map((d) => clusterWeight(ctx, d, port));
+  const kept = destinations.filter((d) => (d.weight ?? 0) > 0);
+  const weights = splitWeights(kept.map((d) => d.weight ?? 0));
+  const clusters = kept.map((d, i) => ({ ...clusterWeight(ctx, d, port), weight: weights[i] }));
   if (clusters.length === 0) return undefined;
   return { case: 'weightedClusters', value: { clusters } };
 }
 
-/** Istio: no percentage → all requests; an explicit 0 → no mirror. grpc-js does not mirror, so proxyless gets none. */
+/**
+ * `mirror` (with `mirrorPercentage`) and each of `mirrors` (with its `percentage`), in that order (a delegate
+ * route may inherit one and set the other). Istio: no percentage → all requests; an explicit 0 → no mirror.
+ * grpc-js does not mirror, so proxyless gets none (a note says so).
+ */
 function mirrorPolicies(
   ctx: TranslateContext,
   http: HTTPRoute,
   options: ActionOptions,
 ): RouteActionInit['requestMirrorPolicies'] {
-  if (!http.mirror || options.proxyless) return [];
-  if (http.mirrorPercentage !== undefined && http.mirrorPercentage.value <= 0) return [];
-  const fraction = http.mirrorPercentage === undefined ? HUNDRED_PERCENT : millionths(http.mirrorPercentage.value);
-  return [
-    {
-      cluster: destinationCluster(ctx, http.mirror, options.port),
-      runtimeFraction: { defaultValue: fraction },
-      traceSampled: false,
-    },
+  const mirrors = [
+    ...(http.mirror ? [{ destination: http.mirror, percentage: http.mirrorPercentage }] : []),
+    ...(http.mirrors ?? []),
   ];
+  if (mirrors.length === 0) return [];
+  if (options.proxyless) {
+    options.notes.push(`${options.where}: proxyless gRPC does not mirror; mirror and mirrors are ignored for it`);
+    return [];
+  }
+  return mirrors
+    .filter((m) => m.percentage === undefined || m.percentage.value > 0)
+    .map((m) => ({
+      cluster: destinationCluster(ctx, m.destination, options.port),
+      runtimeFraction: { defaultValue: m.percentage === undefined ? HUNDRED_PERCENT : millionths(m.percentage.value) },
+      traceSampled: false,
+    }));
 }
 
 function rewrites(http: HTTPRoute, single: HTTPRouteDestination | undefined): Partial<RouteActionInit> {
@@ -188,15 +204,36 @@ const REDIRECT_CODES: Readonly<Record<number, RedirectAction_RedirectResponseCod
   308: RedirectAction_RedirectResponseCode.PERMANENT_REDIRECT,
 };
 
-/** A VirtualService redirect (default 301, as in Istio). */
-export function redirectAction(redirect: HTTPRedirect): RedirectActionInit {
+/**
+ * A VirtualService redirect (default 301, as in Istio). `prefixRewrite` replaces the matched prefix.
+ * `derivePort: FROM_REQUEST_PORT` writes the route configuration's port (Envoy cannot read the request's;
+ * a route configuration serves one port, as in Istio); `FROM_PROTOCOL_DEFAULT` writes none, so Envoy uses
+ * the scheme's default port.
+ */
+export function redirectAction(redirect: HTTPRedirect, port: number): RedirectActionInit {
+  const portRedirect = redirect.port ?? (redirect.derivePort === 'FROM_REQUEST_PORT' ? port : undefined);
   return {
     ...(redirect.uri !== undefined ? { pathRewriteSpecifier: { case: 'pathRedirect', value: redirect.uri } } : {}),
+    ...(redirect.prefixRewrite !== undefined
+      ? { pathRewriteSpecifier: { case: 'prefixRewrite', value: redirect.prefixRewrite } }
+      : {}),
     ...(redirect.authority !== undefined ? { hostRedirect: redirect.authority } : {}),
-    ...(redirect.port !== undefined ? { portRedirect: redirect.port } : {}),
+    ...(portRedirect !== undefined ? { portRedirect } : {}),
     ...(redirect.scheme !== undefined
       ? { schemeRewriteSpecifier: { case: 'schemeRedirect', value: redirect.scheme } }
       : {}),
     responseCode: REDIRECT_CODES[redirect.redirectCode ?? 301] ?? RedirectAction_RedirectResponseCode.MOVED_PERMANENTLY,
+  };
+}
+
+/** A VirtualService direct response: the status, and the body inline (text or bytes) when there is one. */
+export function directResponseAction(direct: HTTPDirectResponse): DirectResponseActionInit {
+  const body = direct.body;
+  return {
+    status: direct.status,
+    ...(body?.string !== undefined ? { body: { specifier: { case: 'inlineString', value: body.string } } } : {}),
+    ...(body?.bytes !== undefined
+      ? { body: { specifier: { case: 'inlineBytes', value: new Uint8Array(Buffer.from(body.bytes, 'base64')) } } }
+      : {}),
   };
 }
