@@ -155,28 +155,42 @@ function matchText(m: HTTPMatchRequest): string {
   return parts.length > 0 ? parts.join(' & ') : '*';
 }
 
-/** One line per HTTP route: `match -> destination(s)`, in order (the first match wins). */
+/**
+ * One line per HTTP route: `match -> destination(s)`, in order (the first match wins); a root's delegate
+ * routes are listed merged, and a last line per delegation names the delegate. Mirrors are marked as
+ * ignored by proxyless gRPC (grpc-js does not mirror).
+ */
 export function routeSummaries(vs: AcceptedVirtualService): string[] {
   const http = (vs.spec.http ?? []).map((r: HTTPRoute) => {
     const when = r.match && r.match.length > 0 ? r.match.map(matchText).join(' | ') : '*';
+    const mirrors = [...(r.mirror ? [r.mirror.host] : []), ...(r.mirrors ?? []).map((m) => m.destination.host)];
     const to = r.redirect
       ? 'redirect'
-      : (r.route ?? [])
-          .map((d) => {
-            const dest = `${d.destination.host}${d.destination.subset ? `|${d.destination.subset}` : ''}${d.destination.port?.number !== undefined ? `:${d.destination.port.number}` : ''}`;
-            return (r.route ?? []).length > 1 || d.weight !== undefined ? `${dest} ${d.weight ?? 0}%` : dest;
-          })
-          .join(', ');
+      : r.directResponse
+        ? `direct response ${r.directResponse.status}`
+        : (r.route ?? [])
+            .map((d) => {
+              const dest = `${d.destination.host}${d.destination.subset ? `|${d.destination.subset}` : ''}${d.destination.port?.number !== undefined ? `:${d.destination.port.number}` : ''}`;
+              return (r.route ?? []).length > 1 || d.weight !== undefined ? `${dest} ${d.weight ?? 0}%` : dest;
+            })
+            .join(', ');
     const extras = [
       r.timeout ? `timeout ${r.timeout}` : '',
       r.retries ? `retries ${r.retries.attempts ?? 0}` : '',
       r.fault ? 'fault' : '',
-      r.mirror ? `mirror ${r.mirror.host}` : '',
+      mirrors.length > 0 ? `mirror ${mirrors.join(', ')} (not by proxyless gRPC)` : '',
     ].filter((x) => x !== '');
     return `${when} -> ${to}${extras.length > 0 ? ` (${extras.join(', ')})` : ''}`;
   });
+  const delegations = (vs.resource.spec.http ?? []).flatMap((r, i) =>
+    r.delegate
+      ? [
+          `http[${i}] delegates to VirtualService ${r.delegate.namespace ?? vs.namespace}/${r.delegate.name} (merged above)`,
+        ]
+      : [],
+  );
   const tcp = (vs.spec.tcp ?? []).map((r) => `tcp -> ${(r.route ?? []).map((d) => d.destination.host).join(', ')}`);
-  return [...http, ...tcp];
+  return [...http, ...tcp, ...delegations];
 }
 
 function describeService(

@@ -5,7 +5,13 @@ import type { HTTPMatchRequest, HTTPRoute } from '../../crds/types.js';
 import type { RouteSchema } from '../envoy/gen/envoy/config/route/v3/route_components_pb.js';
 import type { AcceptedVirtualService } from '../model/snapshot.js';
 import type { TranslateContext } from './context.js';
-import { defaultForwardAction, forwardAction, redirectAction, type ActionOptions } from './route-action.js';
+import {
+  defaultForwardAction,
+  directResponseAction,
+  forwardAction,
+  redirectAction,
+  type ActionOptions,
+} from './route-action.js';
 import { perFilterConfig } from './route-filter-config.js';
 import { catchAllPrefix, isCatchAllMatch, matchApplies, translateMatch, type RouteMatchInit } from './route-match.js';
 import { headersToAdd, headersToRemove, type InitOf } from './route-values.js';
@@ -48,15 +54,20 @@ function routeExtras(http: HTTPRoute, options: RouteOptions): Partial<RouteInit>
   };
 }
 
-/** The action of an `http[]` entry, or undefined when the proxy cannot take it. */
+/**
+ * The action of an `http[]` entry, or undefined when the proxy cannot take it. Istio's order: a redirect,
+ * else a direct response, else forwarding (a merged delegate route may carry more than one).
+ */
 function httpAction(ctx: TranslateContext, http: HTTPRoute, options: ActionOptions): RouteInit['action'] | undefined {
-  if (http.redirect) {
-    // grpc-js accepts only `route` actions on clients (a redirect would NACK the whole route table).
+  if (http.redirect || http.directResponse) {
+    // grpc-js accepts only `route` actions on clients (any other action would NACK the whole route table).
     if (options.proxyless) {
-      options.notes.push(`${options.where}: redirect is not supported by proxyless gRPC; route left out`);
+      const what = http.redirect ? 'redirect' : 'directResponse';
+      options.notes.push(`${options.where}: ${what} is not supported by proxyless gRPC; route left out`);
       return undefined;
     }
-    return { case: 'redirect', value: redirectAction(http.redirect) };
+    if (http.redirect) return { case: 'redirect', value: redirectAction(http.redirect, options.port) };
+    if (http.directResponse) return { case: 'directResponse', value: directResponseAction(http.directResponse) };
   }
   const action = forwardAction(ctx, http, options);
   return action ? { case: 'route', value: action } : undefined;

@@ -65,7 +65,8 @@ export function parseRetryOn(retryOn: string): ParsedRetryOn {
 /**
  * The retry policy of a route, or undefined for none. Unset `retries` gets Istio's default policy
  * (2 retries on connection failures and UNAVAILABLE/CANCELLED); `attempts: 0` turns retries off.
- * `retryRemoteLocalities` and the previous-hosts predicate are Envoy's (grpc-js has neither).
+ * `retryRemoteLocalities` and the previous-hosts predicate (off with `retryIgnorePreviousHosts: false`) are
+ * Envoy's (grpc-js has neither); `backoff` is `retry_back_off.base_interval` for both.
  * For proxyless gRPC, a policy whose conditions are all HTTP ones would make grpc-js retry nothing, so
  * it is left out; grpc-js also NACKs `num_retries: 0`, which `attempts: 0` never produces here.
  */
@@ -86,6 +87,9 @@ export function retryPolicy(retries: HTTPRetry | undefined, options: RetryOption
   };
   const perTry = duration(retries?.perTryTimeout);
   if (isPositive(perTry)) policy.perTryTimeout = perTry;
+  // Istio's `backoff`: the base interval only; Envoy (and grpc-js) make the maximum 10 × base.
+  const backoff = duration(retries?.backoff);
+  if (isPositive(backoff)) policy.retryBackOff = { baseInterval: backoff };
   if (options.proxyless) return policy;
   policy.hostSelectionRetryMaxAttempts = HOST_SELECTION_RETRY_MAX_ATTEMPTS;
   if (retries?.retryRemoteLocalities === true) {
@@ -98,7 +102,8 @@ export function retryPolicy(retries: HTTPRetry | undefined, options: RetryOption
       },
     };
   }
-  if (!options.consistentHash) {
+  // `retryIgnorePreviousHosts: false` keeps retries free to pick a host already tried (Istio).
+  if (!options.consistentHash && retries?.retryIgnorePreviousHosts !== false) {
     policy.retryHostPredicate = [
       {
         name: PREVIOUS_HOSTS_PREDICATE,
