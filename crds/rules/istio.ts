@@ -108,7 +108,8 @@ function virtualServiceIssues(spec: Json, namespace: string): IstioIssue[] {
       if (h === '*')
         out.push({
           path: `spec.hosts[${i}]`,
-          message: 'applies to no traffic: * is a host of gateways, and Trellis has no gateways yet',
+          message:
+            'matches no Service, so these routes apply to no traffic (Istio uses * for gateways; Trellis has none)',
           severity: 'warning',
         });
     });
