@@ -8,12 +8,28 @@
 // |                           | DISABLE: plaintext                                    | matches: it cannot choose per endpoint) |
 // | DISABLE                   | plaintext                                             | plaintext                               |
 // | MESH_MUTUAL/ISTIO_MUTUAL  | SDS `default` + `ROOTCA`, SAN = SPIFFE ids, Istio SNI | providers identity + root, SAN = ids    |
-// | SIMPLE                    | no client cert, system roots, SAN = DR or the SNI     | root provider only, SAN = DR or ids     |
-// | MUTUAL                    | SIMPLE + the workload certificate (SDS `default`)     | identity + root provider, SAN = DR/ids  |
+// | SIMPLE                    | no client cert; CA: caCertificates file, else system  | root provider only, SAN = DR or ids     |
+// |                           | roots; SAN = DR or the SNI (Istio: auto SAN)          |                                         |
+// | MUTUAL                    | SIMPLE + clientCertificate/privateKey files           | identity + root provider, SAN = DR/ids  |
+// | SIMPLE/MUTUAL credential- | SDS over ADS: `kubernetes://<name>` (MUTUAL: the      | cluster left out (see below)            |
+// | Name                      | client certificate) and `kubernetes://<name>-cacert`  |                                         |
+// |                           | (trust), served from the proxy's namespace (secrets.ts)|                                        |
 //
-// MUTUAL: the CRD has no clientCertificate / credentialName (yet), so the only client certificate a
-// proxy can present is its own SPIFFE certificate. Proxyless gRPC knows no system roots (only
-// certificate provider instances), so it always validates against the mesh root.
+// TLS origination (Istio's cluster_tls.go constructUpstreamTLS): certificate files are `filename` data
+// sources Envoy reads itself (Istio hands them to its agent's SDS instead; the files must be mounted
+// into the proxy container either way), `caCrl` a `crl` file beside the trusted CA, `insecureSkipVerify`
+// no validation context at all (no CA, no SAN check). With `credentialName` the Secret's material comes
+// from the control plane over ADS, like Istio's gateways; unlike Istio, sidecars get it too, without a
+// workloadSelector on the rule, because a Secret is served only to proxies of its own namespace
+// (translate/secrets.ts) - a proxy of another namespace that the rule applies to resolves the name in
+// its own namespace, and without such a Secret its TLS never gets a certificate (no plaintext fallback).
+// MUTUAL with neither files nor credentialName (refused by the validator since Istio refuses it; a kept
+// older version) presents the workload's own SPIFFE certificate, as before.
+// Proxyless gRPC knows no system roots, files or SDS (only certificate provider instances), so it always
+// validates against the mesh root; a policy that asks for what it cannot do - certificate files,
+// credentialName, caCrl or insecureSkipVerify - gets no cluster for proxyless clients at all (`grpcCannot
+// Originate`): their calls to the destination fail UNAVAILABLE instead of trusting the wrong CA, and
+// nothing is NACKed.
 // A service with no known service account gets an empty SAN list: any certificate of the mesh root
 // (Envoy), any certificate with a SAN (grpc-js). Istio behaves the same.
 // Proxyless gRPC without a rule: mesh mTLS when the destination's PeerAuthentication mode is STRICT for
@@ -39,9 +55,11 @@ import {
   TlsParametersSchema,
 } from '../envoy/gen/envoy/extensions/transport_sockets/tls/v3/common_pb.js';
 import { SdsSecretConfigSchema } from '../envoy/gen/envoy/extensions/transport_sockets/tls/v3/secret_pb.js';
+import { credentialCaResourceName, credentialResourceName } from './secrets.js';
 import {
   CommonTlsContextSchema,
   UpstreamTlsContextSchema,
+  type CommonTlsContext,
 } from '../envoy/gen/envoy/extensions/transport_sockets/tls/v3/tls_pb.js';
 import type { ProxyType } from '../xds/node.js';
 import {
@@ -57,6 +75,8 @@ import type { ClusterInit } from './cluster-traffic.js';
 
 type TransportSocketMatchInit = MessageInitShape<typeof Cluster_TransportSocketMatchSchema>;
 type CommonTlsInit = MessageInitShape<typeof CommonTlsContextSchema>;
+/** Some fields of a CommonTlsContext, to spread into one (the init form only, never a message). */
+type CommonTlsFields = Exclude<CommonTlsInit, CommonTlsContext>;
 
 /** What the TLS of one outbound cluster depends on. */
 export interface ClusterTlsInput {
@@ -178,19 +198,106 @@ export function envoyMeshSocket(sni: string, sans: readonly string[], http2: boo
   }));
 }
 
-/** Envoy SIMPLE (and MUTUAL with the workload certificate): an external-style server, system roots. */
-function envoySimpleSocket(tls: ClientTLSSettings, fqdn: string, http2: boolean, clientCert: boolean) {
+/** Secrets of `credentialName` come over the ADS stream (Istio's SDSAdsConfig), served by the control plane. */
+const ADS_SECRET_SOURCE = create(ConfigSourceSchema, {
+  configSourceSpecifier: { case: 'ads', value: {} },
+  resourceApiVersion: ApiVersion.V3,
+});
+
+/** The client certificate of an Envoy SIMPLE/MUTUAL cluster: CommonTlsContext fields. */
+function originationCertificate(tls: ClientTLSSettings): CommonTlsFields {
+  if (tls.mode !== 'MUTUAL') return {};
+  if (tls.credentialName !== undefined) {
+    return {
+      tlsCertificateSdsSecretConfigs: [
+        { name: credentialResourceName(tls.credentialName), sdsConfig: ADS_SECRET_SOURCE },
+      ],
+    };
+  }
+  if (tls.clientCertificate !== undefined && tls.privateKey !== undefined) {
+    return {
+      tlsCertificates: [
+        {
+          certificateChain: { specifier: { case: 'filename', value: tls.clientCertificate } },
+          privateKey: { specifier: { case: 'filename', value: tls.privateKey } },
+        },
+      ],
+    };
+  }
+  // No material (see the top of the file): the workload certificate.
+  return { tlsCertificateSdsSecretConfigs: [WORKLOAD_SECRET] };
+}
+
+/** The server check of an Envoy SIMPLE/MUTUAL cluster: CommonTlsContext `validation_context_type`. */
+function originationValidation(tls: ClientTLSSettings, sans: readonly string[]): CommonTlsFields {
+  if (tls.insecureSkipVerify === true) return {};
+  const matchTypedSubjectAltNames = sans.map(typedSan);
+  if (tls.credentialName !== undefined) {
+    return {
+      validationContextType: {
+        case: 'combinedValidationContext',
+        value: {
+          defaultValidationContext: { matchTypedSubjectAltNames },
+          validationContextSdsSecretConfig: {
+            name: credentialCaResourceName(tls.credentialName),
+            sdsConfig: ADS_SECRET_SOURCE,
+          },
+        },
+      },
+    };
+  }
+  const trust =
+    tls.caCertificates !== undefined
+      ? {
+          trustedCa: { specifier: { case: 'filename' as const, value: tls.caCertificates } },
+          ...(tls.caCrl !== undefined ? { crl: { specifier: { case: 'filename' as const, value: tls.caCrl } } } : {}),
+        }
+      : { systemRootCerts: {} };
+  return { validationContextType: { case: 'validationContext', value: { ...trust, matchTypedSubjectAltNames } } };
+}
+
+/**
+ * Envoy SIMPLE and MUTUAL (TLS origination): SNI = DR `sni` or the host, SANs = DR `subjectAltNames` or
+ * the SNI; certificates and trust per the table at the top.
+ */
+function envoySimpleSocket(tls: ClientTLSSettings, fqdn: string, http2: boolean) {
   const sni = tls.sni ?? fqdn;
   const sans = tls.subjectAltNames ?? [sni];
-  return tlsSocket(sni, JSON.stringify(['simple', http2, clientCert, sans]), () => ({
+  const key = JSON.stringify([
+    'origination',
+    http2,
+    sans,
+    tls.mode,
+    tls.caCertificates,
+    tls.clientCertificate,
+    tls.privateKey,
+    tls.credentialName,
+    tls.caCrl,
+    tls.insecureSkipVerify,
+  ]);
+  return tlsSocket(sni, key, () => ({
     tlsParams: TLS_PARAMS,
     ...(http2 ? { alpnProtocols: ['h2'] } : {}),
-    ...(clientCert ? { tlsCertificateSdsSecretConfigs: [WORKLOAD_SECRET] } : {}),
-    validationContextType: {
-      case: 'validationContext',
-      value: { systemRootCerts: {}, matchTypedSubjectAltNames: sans.map(typedSan) },
-    },
+    ...originationCertificate(tls),
+    ...originationValidation(tls, sans),
   }));
+}
+
+/**
+ * Whether proxyless gRPC cannot honour the policy's TLS (certificate files, credentialName, caCrl or
+ * insecureSkipVerify: grpc-js reads certificates only from its bootstrap's certificate providers and
+ * NACKs static certificates and SDS). Such clusters are left out for proxyless clients.
+ */
+export function grpcCannotOriginate(tls: ClientTLSSettings | undefined): boolean {
+  if (tls?.mode !== 'SIMPLE' && tls?.mode !== 'MUTUAL') return false;
+  return (
+    tls.caCertificates !== undefined ||
+    tls.clientCertificate !== undefined ||
+    tls.privateKey !== undefined ||
+    tls.credentialName !== undefined ||
+    tls.caCrl !== undefined ||
+    tls.insecureSkipVerify === true
+  );
 }
 
 /**
@@ -234,7 +341,7 @@ export function outboundTlsFields(input: ClusterTlsInput): ClusterInit {
       transportSocket: envoyMeshSocket(tls.sni ?? input.meshSni, tls.subjectAltNames ?? input.meshSans, input.http2),
     };
   }
-  if (tls) return { transportSocket: envoySimpleSocket(tls, input.fqdn, input.http2, tls.mode === 'MUTUAL') };
+  if (tls) return { transportSocket: envoySimpleSocket(tls, input.fqdn, input.http2) };
   if (input.autoMtls === 'never' || input.destinationMtls === 'DISABLE') return {};
   const mesh = envoyMeshSocket(input.meshSni, input.meshSans, input.http2);
   if (input.autoMtls === 'always') return { transportSocket: mesh };

@@ -73,5 +73,6 @@ export function bindProxy(node: Node | undefined, proxy: ProxyInfo, identity: Pe
     namespace: identity.namespace,
     serviceAccount: identity.serviceAccount,
     trustDomain: identity.trustDomain,
+    authenticated: true,
   };
 }

@@ -24,6 +24,11 @@ export interface ProxyInfo {
   readonly trustDomain: string;
   readonly locality: Locality;
   readonly userAgent: string;
+  /**
+   * True when namespace, service account and trust domain are those of the stream's verified client
+   * certificate (the TLS port, authn.ts bindProxy); absent or false when only announced (plaintext port).
+   */
+  readonly authenticated?: boolean;
 }
 
 function stringField(metadata: Readonly<Record<string, unknown>>, key: string): string {
