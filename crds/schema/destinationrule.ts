@@ -63,15 +63,17 @@ export const localityLbSetting = obj(
       obj(
         'A region failover.',
         {
-          from: str('Client region.', { minLength: 1, maxLength: 256, pattern: REGION_PATTERN }),
-          to: str('Region to fail over to.', { minLength: 1, maxLength: 256, pattern: REGION_PATTERN }),
+          // Regions are topology label values: at most 63 characters. The bounds keep the CEL rule below within
+          // the API server's cost budget (it runs for every subset × port × failover entry).
+          from: str('Client region.', { minLength: 1, maxLength: 63, pattern: REGION_PATTERN }),
+          to: str('Region to fail over to.', { minLength: 1, maxLength: 63, pattern: REGION_PATTERN }),
         },
         {
           required: ['from', 'to'],
           'x-kubernetes-validations': [cel('self.from != self.to', 'must name different regions')],
         },
       ),
-      64,
+      16,
     ),
     failoverPriority: list(
       'Labels (key, or key=value) that order endpoints into priorities: all match first, then all but the last, …',

@@ -12,6 +12,7 @@ import { CRD_FILES, crdsDir } from '../../crds/generate.js';
 import { isObject } from '../../crds/schema.js';
 import { validateByLayer } from '../../crds/validator.js';
 import { useCluster, type Cluster } from '../helpers/cluster.js';
+import { ISTIO_RULES } from './istio-cases.js';
 import { repoRoot } from '../helpers/peer-paths.js';
 
 const kube = useCluster(anyTest);
@@ -306,4 +307,32 @@ kube.test('PeerAuthentication: values at both sides of the schema and CEL bounds
     // The API server prints our CEL messages.
     for (const i of local.cel) t.true(r.stderr.includes(i.message), `${JSON.stringify(spec)}: ${r.stderr}`);
   }
+});
+
+kube.test("Istio's validation rules: the API server agrees with the validator's schema and CEL", async (t, cluster) => {
+  await installCrds(cluster);
+  const ns = await cluster.createNamespace('crds-istio');
+  let refused = 0;
+  let stored = 0;
+  for (const rule of ISTIO_RULES) {
+    for (const c of rule.cases) {
+      const o = { ...c.object, metadata: { ...(c.object.metadata as Json), namespace: ns } };
+      const local = validateByLayer(o);
+      const schemaOrCel = [...local.schema, ...local.cel].filter((i) => i.severity === 'error');
+      const what = `${rule.name}: ${JSON.stringify(c.object.spec)}`;
+      const r = await cluster.kubectl(['apply', '--server-side', '--dry-run=server', '-f', '-'], {
+        input: stringify(o),
+        allowFailure: true,
+      });
+      // Refused by the API server exactly when the schema or CEL refuses; the rest is the webhook's.
+      t.is(r.code === 0, schemaOrCel.length === 0, `${what}: ${r.stderr}`);
+      if (r.code === 0) stored++;
+      else refused++;
+      if (local.schema.length === 0)
+        for (const i of local.cel) t.true(r.stderr.includes(i.message), `${what}: ${r.stderr}`);
+      else for (const i of local.schema) t.true(r.stderr.includes(i.path), `${what}: should name ${i.path}`);
+    }
+  }
+  t.log(`${refused} refused, ${stored} stored`);
+  t.true(refused >= 8 && stored >= 20);
 });
