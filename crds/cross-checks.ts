@@ -144,6 +144,9 @@ export function crossCheck(
         checkDestination(vs, `spec.http[${j}].route[${k}].destination`, r.destination),
       );
       checkDestination(vs, `spec.http[${j}].mirror`, http.mirror);
+      (http.mirrors ?? []).forEach((m, k) =>
+        checkDestination(vs, `spec.http[${j}].mirrors[${k}].destination`, m.destination),
+      );
     });
     (spec.tcp ?? []).forEach((tcp, j) =>
       (tcp.route ?? []).forEach((r, k) =>

@@ -4,7 +4,8 @@
 // validateHTTPRedirect, validateHTTPRetry, ValidateVirtualService's delegate rules), each test named for the
 // Istio rule it follows.
 import test from 'ava';
-import { API_VERSION } from '../../crds/types.js';
+import { crossCheck } from '../../crds/cross-checks.js';
+import { API_VERSION, type RoutingResource } from '../../crds/types.js';
 import { validateRoutingResource, type ValidationResult } from '../../crds/validator.js';
 
 type Json = Record<string, unknown>;
@@ -222,4 +223,41 @@ test('Istio validateHTTPRetry: backoff is a duration of at least 1ms; retryIgnor
   t.deepEqual(errors(retries({ retryIgnorePreviousHosts: 'no' })), [
     'spec.http[0].retries.retryIgnorePreviousHosts: must be true or false',
   ]);
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Across objects (trellis validate)
+
+test('crossCheck: the subsets of mirrors[] are checked like a mirror', (t) => {
+  const resources: RoutingResource[] = [
+    {
+      apiVersion: API_VERSION,
+      kind: 'VirtualService',
+      metadata: meta,
+      spec: {
+        hosts: ['reviews'],
+        http: [
+          {
+            route: [{ destination: { host: 'reviews', subset: 'v1' } }],
+            mirrors: [
+              { destination: { host: 'reviews', subset: 'v1' } },
+              { destination: { host: 'reviews', subset: 'v9' } },
+            ],
+          },
+        ],
+      },
+    },
+    {
+      apiVersion: API_VERSION,
+      kind: 'DestinationRule',
+      metadata: meta,
+      spec: { host: 'reviews', subsets: [{ name: 'v1', labels: { version: 'v1' } }] },
+    },
+  ];
+  t.deepEqual(
+    crossCheck(resources).flatMap((issues) => issues.map((i) => `${i.path}: ${i.message}`)),
+    [
+      'spec.http[0].mirrors[1].destination.subset: no DestinationRule for reviews.bookinfo.svc.cluster.local defines subset v9',
+    ],
+  );
 });
