@@ -64,7 +64,7 @@ function method<Desc extends DescMessage>(
     responseStream: true,
     requestSerialize: (message: MessageShape<Desc>) => Buffer.from(toBinary(schema, message)),
     requestDeserialize: measured(decode),
-    // Responses are assembled from cached bytes by the streams (response.ts), joined to their nonce here.
+    // Responses are pieces of cached bytes (response.ts), copied with their nonce into grpc-js's frame here.
     responseSerialize: serializeResponse,
     responseDeserialize: (bytes: Buffer) => new Response(bytes, undefined),
   };

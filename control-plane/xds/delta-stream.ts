@@ -13,7 +13,7 @@
 import type { DeltaDiscoveryRequest } from '../envoy/gen/envoy/service/discovery/v3/discovery_pb.js';
 import { emptySet } from './resource-cache.js';
 import { checkSubscriptionSize } from './limits.js';
-import { encodeDeltaBody, Response, sharedFullSetBody } from './response.js';
+import { encodeDeltaBody, Response, sharedFullSetBody, type Pieces } from './response.js';
 import { isFullStateType, sharedName } from './type-state.js';
 import { XdsStream } from './xds-stream.js';
 import { AbsentListeners } from './absent-listeners.js';
@@ -64,9 +64,9 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
       return;
     }
     const cp = this.options.controlPlaneId;
-    const encode = (): Uint8Array => encodeDeltaBody(set.version, typeUrl, updates, removed, cp);
+    const encode = (): Pieces => encodeDeltaBody(set.version, typeUrl, updates, removed, cp);
     // All of a set and nothing removed (every stream on connect): the same body for every stream, built once.
-    const body =
+    const body: Uint8Array | Pieces =
       removed.length === 0 && updates.length === set.byName.size && updates.length > 0
         ? sharedFullSetBody(set, `delta|${cp}`, encode)
         : encode();

@@ -1,7 +1,10 @@
 // Discovery responses written straight from cached bytes. A response is a few header fields around
 // resources that are already serialized (resource-cache.ts). An embedded message field is a tag, a varint
-// length and the bytes, so a response is assembled by measuring every field first and then copying each
-// one once into a buffer of the exact size: no writer that grows (and copies what it holds) as it goes.
+// length and the bytes, so a response need not be assembled into one buffer at all: it is kept as pieces in
+// wire order, the cached resource bytes themselves (shared by every stream that sends them) between small
+// buffers holding the header fields, and the nonce. The bytes are copied once, by grpc-js, straight from
+// the pieces into the gRPC frame it writes (serializeResponse): no writer that grows (and copies what it
+// holds) as it goes, no per-stream copy of a shared body to add a nonce.
 // The field numbers are those of envoy/service/discovery/v3/discovery.proto.
 import type { EncodedResource } from './resource-cache.js';
 
@@ -17,47 +20,95 @@ function varintSize(n: number): number {
   return size;
 }
 
-/** One length-delimited field's size on the wire, given its payload size. */
-const fieldSize = (payload: number): number => 1 + varintSize(payload) + payload;
+/** A length-delimited field's tag and length on the wire, given its payload size. */
+const headerSize = (payload: number): number => 1 + varintSize(payload);
 
-/** Writes bytes into a buffer of known size, field by field. */
+/** One length-delimited field's size on the wire, given its payload size. */
+const fieldSize = (payload: number): number => headerSize(payload) + payload;
+
+/** Writes fields into a buffer of known size. */
 class FieldWriter {
   constructor(
     private readonly buf: Buffer,
-    private pos = 0,
+    private at = 0,
   ) {}
 
   static sized(size: number): FieldWriter {
     return new FieldWriter(Buffer.allocUnsafe(size));
   }
 
-  private header(field: number, length: number): void {
-    this.buf[this.pos++] = tag(field);
+  get pos(): number {
+    return this.at;
+  }
+
+  /** A field's tag and length; its payload follows (written here, or a piece of its own). */
+  header(field: number, length: number): this {
+    this.buf[this.at++] = tag(field);
     while (length >= 0x80) {
-      this.buf[this.pos++] = (length & 0x7f) | 0x80;
+      this.buf[this.at++] = (length & 0x7f) | 0x80;
       length = Math.floor(length / 128);
     }
-    this.buf[this.pos++] = length;
+    this.buf[this.at++] = length;
+    return this;
   }
 
   bytes(field: number, bytes: Uint8Array): this {
     this.header(field, bytes.byteLength);
-    this.buf.set(bytes, this.pos);
-    this.pos += bytes.byteLength;
+    this.buf.set(bytes, this.at);
+    this.at += bytes.byteLength;
     return this;
   }
 
   string(field: number, text: string, length: number): this {
     this.header(field, length);
-    this.pos += this.buf.write(text, this.pos, length, 'utf8');
+    this.at += this.buf.write(text, this.at, length, 'utf8');
     return this;
+  }
+
+  /** The bytes from `start` to the current position (a view, not a copy). */
+  slice(start: number): Buffer {
+    return this.buf.subarray(start, this.at);
   }
 
   /** The buffer, checked to be exactly full (a measuring mistake would otherwise send garbage). */
   finish(): Buffer {
-    if (this.pos !== this.buf.byteLength)
-      throw new Error(`response assembled ${this.pos} of ${this.buf.byteLength} bytes`);
+    if (this.at !== this.buf.byteLength)
+      throw new Error(`response assembled ${this.at} of ${this.buf.byteLength} bytes`);
     return this.buf;
+  }
+}
+
+/** A message as pieces in wire order: cached resource bytes (never copied here) and small header buffers. */
+export type Pieces = readonly Uint8Array[];
+
+/**
+ * Pieces from small header bytes interleaved with large cached payloads: `write` fills one small buffer
+ * and marks, with `payload`, where a cached byte array goes between two of its stretches.
+ */
+class PieceWriter {
+  private readonly w: FieldWriter;
+  private readonly pieces: Uint8Array[] = [];
+  private start = 0;
+
+  constructor(smallBytes: number) {
+    this.w = FieldWriter.sized(smallBytes);
+  }
+
+  get fields(): FieldWriter {
+    return this.w;
+  }
+
+  /** A field whose payload is `bytes`, referred to rather than copied. */
+  payload(field: number, bytes: Uint8Array): void {
+    this.w.header(field, bytes.byteLength);
+    this.pieces.push(this.w.slice(this.start), bytes);
+    this.start = this.w.pos;
+  }
+
+  finish(): Pieces {
+    this.w.finish();
+    if (this.w.pos > this.start) this.pieces.push(this.w.slice(this.start));
+    return this.pieces;
   }
 }
 
@@ -74,102 +125,155 @@ function controlPlaneBytes(identifier: string): Uint8Array {
   return bytes;
 }
 
-/** The part of a state-of-the-world response that does not depend on the nonce. */
+/** The part of a state-of-the-world response that does not depend on the nonce, as pieces. */
 export function encodeSotwBody(
   versionInfo: string,
   typeUrl: string,
   resources: readonly EncodedResource[],
   controlPlane: string,
-): Uint8Array {
+): Pieces {
   const versionLength = Buffer.byteLength(versionInfo);
   const typeUrlLength = Buffer.byteLength(typeUrl);
   const cp = controlPlaneBytes(controlPlane);
-  let size = fieldSize(versionLength) + fieldSize(typeUrlLength) + fieldSize(cp.byteLength);
-  for (const r of resources) size += fieldSize(r.any.byteLength);
-  const w = FieldWriter.sized(size);
-  w.string(1, versionInfo, versionLength); // version_info
-  for (const r of resources) w.bytes(2, r.any); // resources
-  w.string(4, typeUrl, typeUrlLength); // type_url
-  w.bytes(6, cp); // control_plane
-  return w.finish();
+  let small = fieldSize(versionLength) + fieldSize(typeUrlLength) + fieldSize(cp.byteLength);
+  for (const r of resources) small += headerSize(r.any.byteLength);
+  const p = new PieceWriter(small);
+  p.fields.string(1, versionInfo, versionLength); // version_info
+  for (const r of resources) p.payload(2, r.any); // resources
+  p.fields.string(4, typeUrl, typeUrlLength).bytes(6, cp); // type_url, control_plane
+  return p.finish();
 }
 
-/**
- * A response as a stream queues it: a body (often shared by every stream that gets the same content) and
- * its nonce. The two are joined only when gRPC serializes it for the wire (serializeResponse), so a queued
- * response holds no copy of its body.
- */
-export class Response {
-  /** Its size on the wire. */
-  readonly byteLength: number;
-  constructor(
-    readonly body: Uint8Array,
-    /** The nonce (field 5 of DiscoveryResponse and of DeltaDiscoveryResponse); undefined: `body` is whole. */
-    readonly nonce: string | undefined,
-  ) {
-    this.byteLength = body.byteLength + (nonce === undefined ? 0 : fieldSize(Buffer.byteLength(nonce)));
-  }
-}
-
-/** The response's bytes on the wire: its body, then its nonce field (field order is free in protobuf). */
-export function serializeResponse(response: Response): Buffer {
-  const { body, nonce } = response;
-  if (nonce === undefined) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-  return withNonce(body, nonce);
-}
-
-/** A complete DiscoveryResponse: a body from encodeSotwBody plus the nonce (field order is free in protobuf). */
-export function withNonce(body: Uint8Array, nonce: string): Buffer {
-  const nonceLength = Buffer.byteLength(nonce);
-  const buf = Buffer.allocUnsafe(body.byteLength + fieldSize(nonceLength));
-  buf.set(body, 0);
-  return new FieldWriter(buf, body.byteLength).string(5, nonce, nonceLength).finish(); // nonce
-}
-
-const deltaResourceCache = new WeakMap<EncodedResource, Uint8Array>();
-
-/** `envoy.service.discovery.v3.Resource{name, version, resource}` serialized once per resource. */
-function deltaResourceBytes(r: EncodedResource): Uint8Array {
-  let bytes = deltaResourceCache.get(r);
-  if (!bytes) {
-    const versionLength = Buffer.byteLength(r.version);
-    const nameLength = Buffer.byteLength(r.name);
-    bytes = FieldWriter.sized(fieldSize(versionLength) + fieldSize(r.any.byteLength) + fieldSize(nameLength))
-      .string(1, r.version, versionLength) // version
-      .bytes(2, r.any) // resource
-      .string(3, r.name, nameLength) // name
-      .finish();
-    deltaResourceCache.set(r, bytes);
-  }
-  return bytes;
-}
-
-/** A DeltaDiscoveryResponse without its nonce (Response adds it). */
+/** A DeltaDiscoveryResponse without its nonce (Response adds it), as pieces. */
 export function encodeDeltaBody(
   systemVersionInfo: string,
   typeUrl: string,
   resources: readonly EncodedResource[],
   removed: readonly string[],
   controlPlane: string,
-): Uint8Array {
+): Pieces {
   const versionLength = Buffer.byteLength(systemVersionInfo);
   const typeUrlLength = Buffer.byteLength(typeUrl);
   const cp = controlPlaneBytes(controlPlane);
-  const wrapped = resources.map(deltaResourceBytes);
   const removedLengths = removed.map((name) => Buffer.byteLength(name));
-  let size = fieldSize(versionLength) + fieldSize(typeUrlLength) + fieldSize(cp.byteLength);
-  for (const bytes of wrapped) size += fieldSize(bytes.byteLength);
-  for (const length of removedLengths) size += fieldSize(length);
-  const w = FieldWriter.sized(size);
+  let small = fieldSize(versionLength) + fieldSize(typeUrlLength) + fieldSize(cp.byteLength);
+  // Each resource is an `envoy.service.discovery.v3.Resource{version = 1, resource = 2, name = 3}`: its
+  // header and fields around the Any, which is the cached piece.
+  const lengths = resources.map((r) => {
+    const version = Buffer.byteLength(r.version);
+    const name = Buffer.byteLength(r.name);
+    const message = fieldSize(version) + fieldSize(r.any.byteLength) + fieldSize(name);
+    small += headerSize(message) + fieldSize(version) + headerSize(r.any.byteLength) + fieldSize(name);
+    return { version, name, message };
+  });
+  for (const length of removedLengths) small += fieldSize(length);
+  const p = new PieceWriter(small);
+  const w = p.fields;
   w.string(1, systemVersionInfo, versionLength); // system_version_info
-  for (const bytes of wrapped) w.bytes(2, bytes); // resources
+  resources.forEach((r, i) => {
+    const l = lengths[i]!;
+    w.header(2, l.message).string(1, r.version, l.version); // resources: its version
+    p.payload(2, r.any); // its resource
+    w.string(3, r.name, l.name); // its name
+  });
   w.string(4, typeUrl, typeUrlLength); // type_url
   removed.forEach((name, i) => w.string(6, name, removedLengths[i]!)); // removed_resources
   w.bytes(7, cp); // control_plane
-  return w.finish();
+  return p.finish();
 }
 
-/** A complete DeltaDiscoveryResponse (the nonce after the body). */
+/** Pieces joined into one buffer (a body shared by many streams is joined once, when it is built). */
+export function joinPieces(pieces: Pieces): Uint8Array {
+  if (pieces.length === 1) return pieces[0]!;
+  return Buffer.concat(pieces);
+}
+
+/**
+ * A response as a stream queues it: its body (pieces of bytes, often shared by every stream that gets the
+ * same content) and its nonce. Nothing is joined until grpc-js writes it (serializeResponse), so a queued
+ * response holds no copy of its body.
+ */
+export class Response {
+  readonly pieces: Pieces;
+  /** Its size on the wire. */
+  readonly byteLength: number;
+  constructor(
+    body: Uint8Array | Pieces,
+    /** The nonce (field 5 of DiscoveryResponse and of DeltaDiscoveryResponse); undefined: `body` is whole. */
+    readonly nonce: string | undefined,
+  ) {
+    this.pieces = body instanceof Uint8Array ? [body] : body;
+    let size = nonce === undefined ? 0 : fieldSize(Buffer.byteLength(nonce));
+    for (const piece of this.pieces) size += piece.byteLength;
+    this.byteLength = size;
+  }
+
+  /** Writes the response's bytes at `target[offset]`: its body, then its nonce (field order is free in protobuf). */
+  writeTo(target: Buffer, offset: number): number {
+    let at = offset;
+    for (const piece of this.pieces) {
+      target.set(piece, at);
+      at += piece.byteLength;
+    }
+    if (this.nonce !== undefined) {
+      const length = Buffer.byteLength(this.nonce);
+      at = new FieldWriter(target, at).string(5, this.nonce, length).pos;
+    }
+    if (at - offset !== this.byteLength) throw new Error(`response wrote ${at - offset} of ${this.byteLength} bytes`);
+    return at - offset;
+  }
+}
+
+/** The response's bytes as one buffer (tests and benchmarks; the server writes with serializeResponse). */
+export function responseBytes(response: Response): Buffer {
+  const { pieces, nonce } = response;
+  if (nonce === undefined && pieces.length === 1) {
+    const only = pieces[0]!;
+    return Buffer.from(only.buffer, only.byteOffset, only.byteLength);
+  }
+  const buf = Buffer.allocUnsafe(response.byteLength);
+  response.writeTo(buf, 0);
+  return buf;
+}
+
+/**
+ * What the ADS methods' response serializer returns to grpc-js. grpc-js (1.14, server-interceptors.js
+ * `serializeMessage`) frames a response by reading the serializer result's `byteLength`, allocating the
+ * gRPC frame (5 header bytes + the message) and calling `result.copy(frame, 5)`, synchronously. This
+ * object offers exactly that much of Buffer, so grpc-js's copy writes the pieces and the nonce straight
+ * into its frame: the one copy of the response's bytes there is, where handing over a joined Buffer would
+ * cost a second one (and a second allocation of the response's size) per stream. Should a grpc-js version
+ * use the result any other way, it fails loudly: the call ends with INTERNAL ("Error serializing
+ * response"), which test/xds/wire-bytes.test.ts (real grpc-js clients, every byte compared) would show.
+ */
+class FramedResponse {
+  readonly byteLength: number;
+  constructor(private readonly response: Response) {
+    this.byteLength = response.byteLength;
+  }
+
+  get length(): number {
+    return this.byteLength;
+  }
+
+  copy(target: Buffer, targetStart = 0): number {
+    return this.response.writeTo(target, targetStart);
+  }
+}
+
+/** The ADS methods' response serializer (see FramedResponse): a response copied once, into the gRPC frame. */
+export function serializeResponse(response: Response): Buffer {
+  const { pieces, nonce } = response;
+  if (nonce === undefined && pieces.length === 1) return responseBytes(response); // already one buffer
+  return new FramedResponse(response) as unknown as Buffer;
+}
+
+/** A complete DiscoveryResponse: a body from encodeSotwBody plus the nonce, as one buffer (tests, benchmarks). */
+export function withNonce(body: Uint8Array | Pieces, nonce: string): Buffer {
+  return responseBytes(new Response(body, nonce));
+}
+
+/** A complete DeltaDiscoveryResponse as one buffer (tests, benchmarks). */
 export function encodeDeltaResponse(
   systemVersionInfo: string,
   typeUrl: string,
@@ -183,15 +287,16 @@ export function encodeDeltaResponse(
 
 /**
  * Bodies of responses that carry a whole set (what every stream gets on connect), built once per set and
- * shared: by set, then by kind (`sotw`/`delta`) and control-plane identifier.
+ * shared: by set, then by kind (`sotw`/`delta`) and control-plane identifier. Joined into one buffer when
+ * built, so that writing one costs a single copy whatever the number of resources.
  */
 const fullSetBodies = new WeakMap<object, Map<string, Uint8Array>>();
 
 /** The body for `set`'s resources in `resources` (all of them, in name order), built once and shared. */
-export function sharedFullSetBody(set: object, key: string, build: () => Uint8Array): Uint8Array {
+export function sharedFullSetBody(set: object, key: string, build: () => Pieces): Uint8Array {
   let bodies = fullSetBodies.get(set);
   if (!bodies) fullSetBodies.set(set, (bodies = new Map()));
   let body = bodies.get(key);
-  if (!body) bodies.set(key, (body = build()));
+  if (!body) bodies.set(key, (body = joinPieces(build())));
   return body;
 }

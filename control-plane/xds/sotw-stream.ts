@@ -14,7 +14,7 @@
 //   change sends one ClusterLoadAssignment.
 import type { DiscoveryRequest } from '../envoy/gen/envoy/service/discovery/v3/discovery_pb.js';
 import { emptySet, type EncodedResource, type EncodedSet } from './resource-cache.js';
-import { encodeSotwBody, Response, sharedFullSetBody } from './response.js';
+import { encodeSotwBody, Response, sharedFullSetBody, type Pieces } from './response.js';
 import { checkSubscriptionSize } from './limits.js';
 import { keepWire, resourceNamesWire } from './sotw-request.js';
 import { isFullStateType, sharedName, type TypeState } from './type-state.js';
@@ -99,7 +99,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
   private respondFullState(state: TypeState, set: EncodedSet, force: boolean): void {
     const key = `${set.version}|${state.wildcard ? '*' : [...state.names].sort().join(',')}`;
     if (!force && this.sentKeys.get(state.typeUrl) === key) return;
-    let body: Uint8Array;
+    let body: Uint8Array | Pieces;
     let count: number;
     if (state.wildcard) {
       body = this.fullSetBody(set, sortedResources(set));
@@ -129,7 +129,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
     }
     // A client that holds nothing of a set it is subscribed to wholly (every stream on connect) gets the
     // same body as every other such stream: built once.
-    const body =
+    const body: Uint8Array | Pieces =
       updates.length === set.byName.size
         ? this.fullSetBody(set, updates)
         : encodeSotwBody(set.version, set.typeUrl, updates, this.options.controlPlaneId);

@@ -10,9 +10,12 @@ import { AnySchema } from '@bufbuild/protobuf/wkt';
 import { anyFromJson, TypeUrl, unpackAny } from '../../control-plane/envoy/protos.js';
 import { ResourceCache, type EncodedResource } from '../../control-plane/xds/resource-cache.js';
 import {
+  encodeDeltaBody,
   encodeDeltaResponse,
   encodeSotwBody,
+  joinPieces,
   Response,
+  responseBytes,
   serializeResponse,
   withNonce,
 } from '../../control-plane/xds/response.js';
@@ -76,12 +79,31 @@ test('a delta response decodes to the message protobuf-es would encode, byte cou
   }
 });
 
-test('a queued Response knows its wire size and is joined to its nonce only when serialized', (t) => {
-  const body = encodeSotwBody('v1', TypeUrl.ClusterLoadAssignment, resources(), 'trellis');
+test('a queued Response knows its wire size and holds the cached resource bytes, not copies', (t) => {
+  const rs = resources();
+  const body = encodeSotwBody('v1', TypeUrl.ClusterLoadAssignment, rs, 'trellis');
+  for (const r of rs) t.true(body.includes(r.any), `${r.name}: its cached Any is a piece of the body`);
+  const delta = encodeDeltaBody('v1', TypeUrl.ClusterLoadAssignment, rs, ['gone'], 'trellis');
+  for (const r of rs) t.true(delta.includes(r.any), `${r.name}: its cached Any is a piece of the delta body`);
   const response = new Response(body, 'nonce-ü');
-  const bytes = serializeResponse(response);
-  t.deepEqual(bytes, withNonce(body, 'nonce-ü'));
+  const bytes = responseBytes(response);
   t.is(response.byteLength, bytes.byteLength);
-  t.is(response.body, body, 'the queued response holds the shared body, not a copy');
-  t.deepEqual(serializeResponse(new Response(bytes, undefined)), bytes);
+  t.deepEqual(bytes, withNonce(joinPieces(body), 'nonce-ü'), 'pieces and a joined body give the same bytes');
+  t.deepEqual(responseBytes(new Response(bytes, undefined)), bytes);
+});
+
+test('the serializer hands grpc-js what its framing reads (byteLength, copy into the frame at 5)', (t) => {
+  for (const response of [
+    new Response(encodeSotwBody('v1', TypeUrl.ClusterLoadAssignment, resources(), 'trellis'), 'n-1'),
+    new Response(encodeDeltaBody('v1', TypeUrl.ClusterLoadAssignment, resources(), [], 'trellis'), 'n-2'),
+    new Response(responseBytes(new Response([Buffer.from('whole')], 'n')), undefined),
+  ]) {
+    // What @grpc/grpc-js's server-interceptors.js serializeMessage does with the serializer's result.
+    const message = serializeResponse(response);
+    const frame = Buffer.allocUnsafe(message.byteLength + 5);
+    frame.writeUInt8(0, 0);
+    frame.writeUInt32BE(message.byteLength, 1);
+    message.copy(frame, 5);
+    t.deepEqual(frame.subarray(5), responseBytes(response));
+  }
 });
