@@ -46,7 +46,7 @@ function sentResources(set: EncodedSet | undefined, status: TypeStatus): Encoded
 }
 
 /** A Secret's name and public certificates (chain, trusted CA); every other field is left out. */
-function publicSecret(resource: EncodedResource): JsonObject {
+export function publicSecret(resource: EncodedResource): JsonObject {
   const json = messageToJson(unpackAny(decodeAny(resource.any))) as JsonObject;
   const out: JsonObject = { '@type': TypeUrl.Secret, name: json.name ?? resource.name };
   const tls = json.tlsCertificate as JsonObject | undefined;

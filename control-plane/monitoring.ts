@@ -3,8 +3,8 @@
 // ACKed or NACKed; a proxy's current config as proto3 JSON).
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { configDump } from './config-dump.js';
-import { anyToJson, decodeAny, shortTypeName } from './envoy/protos.js';
+import { configDump, publicSecret } from './config-dump.js';
+import { anyToJson, decodeAny, shortTypeName, TypeUrl } from './envoy/protos.js';
 import type { AuthzChecker } from './authz/checker.js';
 import type { InspectError, MeshInspector } from './inspect/inspector.js';
 import type { Logger } from './logger.js';
@@ -105,9 +105,10 @@ export class MonitoringServer {
         for (const [typeUrl, set] of config?.sets ?? []) {
           out[shortTypeName(typeUrl)] = {
             version: set.version,
+            // Secrets as in config_dump: name and public certificates, never a private key.
             resources: [...set.byName.values()].map((r) => ({
               version: r.version,
-              resource: anyToJson(decodeAny(r.any)),
+              resource: typeUrl === TypeUrl.Secret ? publicSecret(r) : anyToJson(decodeAny(r.any)),
             })),
           };
         }
