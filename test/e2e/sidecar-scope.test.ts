@@ -1,0 +1,102 @@
+// Sidecar scoping end to end: `trellis control-plane --config-dir` (a real process) and real
+// @grpc/grpc-js-xds clients. A workload Sidecar (`role: scoped`) lets its proxies see only alpha: such a
+// client calls alpha, cannot resolve beta (its Listener is not in its config, so every call fails), while an
+// unscoped client of the same namespace calls beta; adding beta to the Sidecar's egress lets the very same
+// running client call it. Nobody NACKs.
+import test from 'ava';
+import { register } from '@grpc/grpc-js-xds';
+import {
+  assertNoNacks,
+  deployService,
+  fqdn,
+  tally,
+  useMeshControlPlane,
+  XdsEchoClient,
+  type Manifest,
+} from '../helpers/mesh-e2e.js';
+import { waitFor } from '../helpers/wait.js';
+
+register();
+
+const NS = 'scoped';
+
+const mesh = useMeshControlPlane(test);
+
+function sidecar(hosts: string[]): Manifest {
+  return {
+    apiVersion: 'networking.trellis.dev/v1alpha1',
+    kind: 'Sidecar',
+    metadata: { name: 'scoped-clients', namespace: NS },
+    spec: { workloadSelector: { labels: { role: 'scoped' } }, egress: [{ hosts }] },
+  };
+}
+
+test('a scoped proxyless client gets only its egress hosts: alpha resolves, beta does not until the Sidecar names it', async (t) => {
+  const alpha = await deployService({
+    dir: mesh.dir,
+    controlPlane: mesh.controlPlane,
+    service: 'alpha',
+    namespace: NS,
+    backends: [{ pod: 'alpha-0' }],
+  });
+  t.teardown(() => alpha.close());
+  const beta = await deployService({
+    dir: mesh.dir,
+    controlPlane: mesh.controlPlane,
+    service: 'beta',
+    namespace: NS,
+    backends: [{ pod: 'beta-0' }],
+  });
+  t.teardown(() => beta.close());
+  await mesh.dir.write('sidecar', [sidecar([`./${fqdn('alpha', NS)}`])]);
+
+  const clients: XdsEchoClient[] = [];
+  t.teardown(() => clients.forEach((c) => c.close()));
+  const client = (service: string, id: string, labels?: Record<string, string>): XdsEchoClient => {
+    const c = new XdsEchoClient(`${fqdn(service, NS)}:8080`, mesh.controlPlane, `${id}.${NS}`, {
+      namespace: NS,
+      ...(labels ? { metadata: { LABELS: labels } } : {}),
+    });
+    clients.push(c);
+    return c;
+  };
+
+  // Beta itself is healthy: an unscoped client of the namespace calls it.
+  const open = client('beta', 'scope-open');
+  await open.ready(30_000);
+  t.deepEqual(tally(await open.calls(10)), { 'beta-0': 10 });
+
+  // The scoped client reaches alpha.
+  const toAlpha = client('alpha', 'scope-a', { role: 'scoped' });
+  await toAlpha.ready(30_000);
+  t.deepEqual(tally(await toAlpha.calls(10)), { 'alpha-0': 10 });
+
+  // ...and cannot resolve beta: no Listener, no route, no cluster for it in its config.
+  const toBeta = client('beta', 'scope-b', { role: 'scoped' });
+  const refused = await toBeta.calls(5, { deadlineMs: 3_000 });
+  t.log(
+    `scoped client → beta: ${JSON.stringify(tally(refused))}; ${refused.map((r) => (r.ok ? '' : r.details)).find(Boolean)}`,
+  );
+  t.true(
+    refused.every((r) => !r.ok),
+    'a scoped client called a host outside its Sidecar',
+  );
+
+  // Widen the Sidecar: the same running client now calls beta.
+  await mesh.dir.write('sidecar', [sidecar([`./${fqdn('alpha', NS)}`, `./${fqdn('beta', NS)}`])]);
+  const ok = await waitFor(
+    'the scoped client to call beta after the Sidecar named it',
+    async () => {
+      const r = await toBeta.call({ deadlineMs: 2_000 });
+      return r.ok ? r : undefined;
+    },
+    60_000,
+  );
+  t.is(ok.ok && ok.server, 'beta-0');
+  t.deepEqual(tally(await toAlpha.calls(5)), { 'alpha-0': 5 }, 'alpha still works for the scoped client');
+  await assertNoNacks(
+    t,
+    mesh.cp.monitoringPort,
+    (id) => id.startsWith('scope-') || id.startsWith('alpha-') || id.startsWith('beta-'),
+  );
+});
