@@ -138,7 +138,7 @@ test('directories are searched recursively for .yaml, .yml and .json; other file
   const dir = tempDir(t);
   fs.mkdirSync(path.join(dir, 'nested/deeper'), { recursive: true });
   fs.mkdirSync(path.join(dir, '.hidden'));
-  fs.writeFileSync(path.join(dir, 'nested/deeper/vs.yml'), VS_REVIEWS.replace('weight: 10', 'weight: 101'));
+  fs.writeFileSync(path.join(dir, 'nested/deeper/vs.yml'), VS_REVIEWS.replace('weight: 10', 'weight: -1'));
   fs.writeFileSync(
     path.join(dir, 'nested/dr.json'),
     JSON.stringify({
@@ -153,7 +153,7 @@ test('directories are searched recursively for .yaml, .yml and .json; other file
   const r = await trellis(['validate', '-f', dir]);
   t.is(r.code, 1, r.stderr);
   t.deepEqual(lines(r.stdout), [
-    `${dir}/nested/deeper/vs.yml#1: VirtualService default/reviews: spec.http[0].route[1].weight: must be <= 100`,
+    `${dir}/nested/deeper/vs.yml#1: VirtualService default/reviews: spec.http[0].route[1].weight: must be >= 0`,
   ]);
   t.regex(r.stderr, /2 resources in 2 files/);
 });

@@ -49,7 +49,7 @@ test('warnings are passed on without the "warning: " prefix; the object is allow
       {
         route: [
           { destination: { host: 'reviews', subset: 'a' }, weight: 30 },
-          { destination: { host: 'reviews', subset: 'b' }, weight: 30 },
+          { destination: { host: 'reviews', subset: 'b' } },
         ],
       },
     ],
@@ -58,7 +58,7 @@ test('warnings are passed on without the "warning: " prefix; the object is allow
     uid: 'u',
     allowed: true,
     warnings: [
-      'VirtualService shop/reviews: spec.http[0].route: weights add up to 60, not 100; traffic is split in proportion',
+      'VirtualService shop/reviews: spec.http[0].route[1]: has no weight, so it gets no traffic (the weight of several destinations defaults to 0)',
     ],
   });
 });
