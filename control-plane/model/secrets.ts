@@ -172,6 +172,10 @@ export function buildSecrets(
         caCertificate = crl = undefined;
       }
     }
+    if (crl !== undefined && !/-----BEGIN X509 CRL-----[\s\S]+?-----END X509 CRL-----/.test(crl)) {
+      errors.push(`${CRL_KEYS.find((k) => data.has(k)) ?? 'ca.crl'} holds no PEM CRL`);
+      crl = undefined;
+    }
     if (certificateChain === undefined && caCertificate === undefined) {
       const keys = [...data.keys()].sort();
       warn(
