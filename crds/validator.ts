@@ -664,7 +664,8 @@ class Checker {
     const mode = str(tls.mode);
     if (mode !== 'SIMPLE' && mode !== 'MUTUAL') {
       const set = ORIGINATION_FIELDS.filter((f) => tls[f] !== undefined);
-      if (set.length > 0) this.warn(path, `${set.join(', ')} ${set.length === 1 ? 'is' : 'are'} ignored unless mode is SIMPLE or MUTUAL`);
+      if (set.length > 0)
+        this.warn(path, `${set.join(', ')} ${set.length === 1 ? 'is' : 'are'} ignored unless mode is SIMPLE or MUTUAL`);
     } else if (mode === 'SIMPLE' && (tls.clientCertificate !== undefined || tls.privateKey !== undefined)) {
       this.warn(path, 'clientCertificate and privateKey are ignored when mode is SIMPLE (no client certificate)');
     }
