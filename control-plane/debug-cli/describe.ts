@@ -2,7 +2,13 @@
 // plane from its live model (`/debug/describe`, inspect/describe.ts) and printed as text; the ACK state of
 // the proxies concerned as `trellis proxy-status` shows it. `-o json|yaml` prints the description with
 // the proxies' rows as proxy-status gives them.
-import type { Description, ObjectSummary, ServiceDescription, WorkloadMtlsSummary } from '../inspect/describe.js';
+import type {
+  Description,
+  ObjectSummary,
+  ScopeSummary,
+  ServiceDescription,
+  WorkloadMtlsSummary,
+} from '../inspect/describe.js';
 import { parseDebugProxies } from './debug-proxies.js';
 import { getJson } from './http-client.js';
 import { renderStatusTable, statusRows, type ProxyStatusRow } from './proxy-status.js';
@@ -70,6 +76,18 @@ function serviceLines(s: ServiceDescription): string[] {
   return out;
 }
 
+/** The scope of the Pod's outbound config: the Sidecar, the scoping mode, and each Service with its reasons. */
+function scopeLines(scope: ScopeSummary): string[] {
+  const sidecar = scope.sidecar
+    ? `Sidecar ${scope.sidecar.namespace}/${scope.sidecar.name} (${scope.level}${scope.sidecar.stale ? ', last accepted version' : ''})`
+    : 'no Sidecar';
+  const out = [
+    `  Scope: ${scope.all ? 'every visible Service' : `${scope.services.length} Service(s)`}; ${sidecar}; scoping ${scope.scoping}; outbound traffic ${scope.outboundTrafficPolicy}`,
+  ];
+  if (!scope.all) for (const s of scope.services) out.push(`    ${s.fqdn}: ${s.reasons.join('; ')}`);
+  return out;
+}
+
 /** The human text of a description. */
 export function renderDescription(d: DescribeOutput, now: number): string {
   const lines: string[] = [];
@@ -77,6 +95,7 @@ export function renderDescription(d: DescribeOutput, now: number): string {
     lines.push(`Pod: ${d.name}.${d.namespace}`);
     if (d.labels) lines.push(`  Labels: ${labelText(d.labels)}`);
     if (d.mtls) lines.push(...mtlsLines(d.mtls));
+    if (d.scope) lines.push(...scopeLines(d.scope));
     if (d.services.length === 0) lines.push('  Serves no Service');
     lines.push('');
   }

@@ -11,6 +11,7 @@ import {
   virtualServiceFor,
 } from '../model/lookup.js';
 import { destinationMtls, portMtls, workloadMtls } from '../model/peer-authentication.js';
+import { scopeOf, type SidecarLevel } from '../model/sidecar-scope.js';
 import type {
   AcceptedVirtualService,
   MeshEndpoint,
@@ -24,7 +25,7 @@ import type { MeshConfig } from '../translate/context.js';
 import { isVisibleTo } from '../model/visibility.js';
 
 export interface ObjectSummary {
-  readonly kind: 'VirtualService' | 'DestinationRule' | 'PeerAuthentication';
+  readonly kind: 'VirtualService' | 'DestinationRule' | 'PeerAuthentication' | 'Sidecar';
   readonly namespace: string;
   readonly name: string;
   /** Its Accepted condition ('' when the snapshot has no status for it). */
@@ -90,6 +91,21 @@ export interface WorkloadMtlsSummary {
   readonly decidedBy: string;
 }
 
+/** pod: the Services its proxy's outbound config holds, and why (model/sidecar-scope.ts). */
+export interface ScopeSummary {
+  /** `none`: no Sidecar applies. */
+  readonly level: SidecarLevel;
+  readonly sidecar?: ObjectSummary;
+  /** Mesh config `scoping`. */
+  readonly scoping: 'explicit' | 'automatic';
+  /** Nothing narrows it: every Service visible from the namespace. */
+  readonly all: boolean;
+  /** Where traffic outside the scope goes (the Sidecar's, else the mesh config's). */
+  readonly outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  /** The Services in scope (all visible ones when `all`), each with why it is there. */
+  readonly services: readonly { readonly fqdn: string; readonly reasons: readonly string[] }[];
+}
+
 export interface Description {
   readonly kind: 'pod' | 'service';
   readonly namespace: string;
@@ -98,6 +114,8 @@ export interface Description {
   readonly labels?: Readonly<Record<string, string>>;
   /** pod: its inbound mutual TLS. */
   readonly mtls?: WorkloadMtlsSummary;
+  /** pod: the scope of its proxy's outbound config. */
+  readonly scope?: ScopeSummary;
   /** pod: the Services it serves; service: the one Service. */
   readonly services: readonly ServiceDescription[];
   /** The node ids of the proxies concerned: the Pod's, or those of the Service's Pods. */
@@ -311,6 +329,7 @@ export function describePod(
   namespace: string,
   name: string,
   labels: Readonly<Record<string, string>> | undefined,
+  serviceAccount?: string,
 ): Description {
   const instances = instancesOfPod(snapshot, namespace, name);
   const podLabels = labels ?? instances[0]?.endpoint.labels;
@@ -327,8 +346,45 @@ export function describePod(
     name,
     labels: podLabels,
     mtls: mtlsSummary(snapshot, mesh, namespace, podLabels, targetPorts),
+    scope: scopeSummary(snapshot, mesh, namespace, podLabels, serviceAccount ?? instances[0]?.endpoint.serviceAccount),
     services: services.map((s) => describeService(snapshot, mesh, s, namespace, podLabels)),
     proxyIds: [`${name}.${namespace}`],
     snapshotVersion: snapshot.version,
+  };
+}
+
+/**
+ * The scope of a Pod's proxy: the Sidecar that applies (workload, namespace or mesh default), the mesh
+ * config's scoping, and each Service its outbound config holds with the reasons (egress host, VirtualService
+ * destination, AuthorizationPolicy naming its service account). The translator reads the same scope.
+ */
+function scopeSummary(
+  snapshot: MeshSnapshot,
+  mesh: MeshConfig,
+  namespace: string,
+  labels: Readonly<Record<string, string>>,
+  serviceAccount: string | undefined,
+): ScopeSummary {
+  const scoping = mesh.scoping ?? 'explicit';
+  const scope = scopeOf(
+    snapshot,
+    { namespace, labels, serviceAccount: serviceAccount || 'default' },
+    { automatic: scoping === 'automatic', trustDomain: mesh.trustDomain },
+  );
+  const sidecar =
+    scope.sidecar &&
+    snapshot.sidecars.find((s) => s.namespace === scope.sidecar!.namespace && s.name === scope.sidecar!.name);
+  return {
+    level: scope.level,
+    ...(scope.sidecar ? { sidecar: summary(snapshot, 'Sidecar', scope.sidecar, sidecar?.stale ?? false) } : {}),
+    scoping,
+    all: scope.all,
+    outboundTrafficPolicy: scope.outboundTrafficPolicy ?? mesh.outboundTrafficPolicy,
+    services: scope.services.map((s) => ({
+      fqdn: s.fqdn,
+      reasons: scope.all
+        ? ['no Sidecar applies and nothing is automatic: every visible Service']
+        : (scope.reasons.get(s.fqdn) ?? []),
+    })),
   };
 }

@@ -76,7 +76,17 @@ export class MeshInspector {
         const pod = this.options.source.store.get('Pod', ns, name);
         const proxy = [...this.options.proxies()].find((p) => p.id === `${name}.${ns}`);
         const labels = stringLabels((pod?.object as { metadata?: { labels?: unknown } } | undefined)?.metadata?.labels);
-        description = describePod(snapshot, this.options.mesh, ns, name, labels ?? (proxy ? proxy.labels : undefined));
+        const serviceAccount =
+          (pod?.object as { spec?: { serviceAccountName?: unknown } } | undefined)?.spec?.serviceAccountName ??
+          proxy?.serviceAccount;
+        description = describePod(
+          snapshot,
+          this.options.mesh,
+          ns,
+          name,
+          labels ?? (proxy ? proxy.labels : undefined),
+          typeof serviceAccount === 'string' && serviceAccount !== '' ? serviceAccount : undefined,
+        );
       }
     } catch (err) {
       if (err instanceof DescribeError) throw new InspectError(404, err.message);

@@ -15,6 +15,7 @@ import {
   type Manifest,
 } from '../helpers/mesh-e2e.js';
 import { waitFor } from '../helpers/wait.js';
+import { fetchDescription, renderDescription } from '../../control-plane/debug-cli/describe.js';
 
 register();
 
@@ -70,6 +71,17 @@ test('a scoped proxyless client gets only its egress hosts: alpha resolves, beta
   const toAlpha = client('alpha', 'scope-a', { role: 'scoped' });
   await toAlpha.ready(30_000);
   t.deepEqual(tally(await toAlpha.calls(10)), { 'alpha-0': 10 });
+
+  // `trellis describe pod` says what the scoped proxy gets and why (the proxy's labels; no Pod object).
+  const described = await fetchDescription(`http://127.0.0.1:${mesh.cp.monitoringPort}`, 'pod', `scope-a.${NS}`);
+  t.like(described.scope, { level: 'workload', all: false, sidecar: { kind: 'Sidecar', name: 'scoped-clients' } });
+  t.deepEqual(described.scope?.services, [
+    { fqdn: fqdn('alpha', NS), reasons: [`Sidecar ${NS}/scoped-clients egress ./${fqdn('alpha', NS)}`] },
+  ]);
+  t.regex(
+    renderDescription(described, Date.now()),
+    /Scope: 1 Service\(s\); Sidecar scoped\/scoped-clients \(workload\)/,
+  );
 
   // ...and cannot resolve beta: no Listener, no route, no cluster for it in its config.
   const toBeta = client('beta', 'scope-b', { role: 'scoped' });
