@@ -50,6 +50,12 @@ export interface MeshConfig {
   readonly tracing: TracingConfig;
   /** Envoy access logs to stdout: off. */
   readonly accessLog: boolean;
+  /**
+   * `explicit` (default): a proxy's config holds every visible Service unless a Sidecar narrows it;
+   * `automatic`: also narrowed to the Services whose servers' ALLOW AuthorizationPolicies name the proxy
+   * (model/sidecar-scope.ts, README "Sidecar").
+   */
+  readonly scoping?: 'explicit' | 'automatic';
 }
 
 export const defaultMeshConfig: MeshConfig = {

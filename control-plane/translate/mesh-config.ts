@@ -14,6 +14,7 @@
 //       cluster: { literal: { value: east } }
 //       user: { header: { name: x-user, defaultValue: anonymous } }
 //   accessLog: false                    # Envoy access logs to stdout
+//   scoping: explicit                   # or automatic: each proxy gets the Services AuthorizationPolicies let it call (+ Sidecar egress)
 import fs from 'node:fs';
 import YAML from 'yaml';
 import { DURATION_PATTERN, durationToMs } from '../../crds/duration.js';
@@ -33,7 +34,15 @@ export class MeshConfigError extends Error {
   }
 }
 
-const TOP_FIELDS = ['trustDomain', 'mtlsMode', 'connectTimeout', 'outboundTrafficPolicy', 'tracing', 'accessLog'];
+const TOP_FIELDS = [
+  'trustDomain',
+  'mtlsMode',
+  'connectTimeout',
+  'outboundTrafficPolicy',
+  'tracing',
+  'accessLog',
+  'scoping',
+];
 const TRACING_FIELDS = ['provider', 'samplingPercent', 'collector', 'customTags'];
 const TRACING_PROVIDERS: readonly TracingProvider[] = ['opentelemetry', 'zipkin'];
 const CUSTOM_TAG_KINDS = ['literal', 'environment', 'header'];
@@ -117,8 +126,22 @@ export function parseMeshConfig(doc: unknown, where = 'mesh config'): MeshConfig
     else fail('accessLog', `must be true or false, not ${describe(doc.accessLog)}`);
   }
 
+  let scoping: 'explicit' | 'automatic' | undefined;
+  if (doc.scoping !== undefined) {
+    if (doc.scoping === 'explicit' || doc.scoping === 'automatic') scoping = doc.scoping;
+    else fail('scoping', `must be explicit or automatic, not ${describe(doc.scoping)}`);
+  }
+
   if (errors.length > 0) throw new MeshConfigError(errors);
-  return { trustDomain, mtlsMode, connectTimeout, outboundTrafficPolicy, tracing, accessLog };
+  return {
+    trustDomain,
+    mtlsMode,
+    connectTimeout,
+    outboundTrafficPolicy,
+    tracing,
+    accessLog,
+    ...(scoping !== undefined ? { scoping } : {}),
+  };
 }
 
 /** `tracing`: provider, samplingPercent, collector, customTags (each bad field reported through `fail`). */

@@ -55,10 +55,14 @@ interface State {
   vs: Record<string, number | undefined>;
   dr: Record<string, number | undefined>;
   pa: Record<string, number | undefined>;
+  /** Sidecars by `namespace/name` (sidecarSpec variants). */
+  sc: Record<string, number | undefined>;
+  /** An ALLOW AuthorizationPolicy per namespace (apSpec variants), for automatic scoping. */
+  ap: Record<string, number | undefined>;
 }
 
 function initialState(): State {
-  const s: State = { serviceVariant: {}, exportTo: {}, pods: {}, vs: {}, dr: {}, pa: {} };
+  const s: State = { serviceVariant: {}, exportTo: {}, pods: {}, vs: {}, dr: {}, pa: {}, sc: {}, ap: {} };
   let ip = 1;
   for (const ns of NAMESPACES) {
     for (const svc of SERVICES) {
@@ -127,6 +131,51 @@ function paSpec(variant: number): Record<string, unknown> {
   return variants[variant % variants.length]!;
 }
 
+/** The Sidecars the random operations set: a namespace default, a workload one, the mesh default. */
+const SIDECARS = ['a/default', 'b/web-only', 'trellis-system/mesh'] as const;
+
+function sidecarSpec(key: string, variant: number): Record<string, unknown> {
+  const selector = key === 'b/web-only' ? { workloadSelector: { labels: { app: 'web' } } } : {};
+  const variants: Record<string, unknown>[] = [
+    { egress: [{ hosts: ['./*'] }] },
+    { egress: [{ hosts: ['b/*', './web.a.svc.cluster.local'] }] },
+    { egress: [{ hosts: ['*/api.b.svc.cluster.local'] }], outboundTrafficPolicy: { mode: 'REGISTRY_ONLY' } },
+    { outboundTrafficPolicy: { mode: 'ALLOW_ANY' } },
+    { egress: [{ hosts: ['~/*'] }] },
+    { egress: [{ hosts: ['no-slash'] }] }, // invalid: kept stale or left out
+  ];
+  return { ...selector, ...variants[variant % variants.length]! };
+}
+
+function apSpec(variant: number): Record<string, unknown> {
+  const variants: Record<string, unknown>[] = [
+    {
+      selector: { matchLabels: { app: 'api' } },
+      rules: [{ from: [{ source: { principals: ['cluster.local/ns/a/sa/web-sa'] } }] }],
+    },
+    { rules: [{ from: [{ source: { namespaces: ['b'] } }] }] },
+    { selector: { matchLabels: { app: 'db' } }, rules: [{ from: [{ source: { principals: ['*/sa/api-sa'] } }] }] },
+  ];
+  return variants[variant % variants.length]!;
+}
+
+function policyObject(
+  kind: 'Sidecar' | 'AuthorizationPolicy',
+  key: string,
+  spec: Record<string, unknown>,
+  generation: number,
+): MeshObject {
+  const [ns, name] = key.split('/') as [string, string];
+  const apiVersion = kind === 'Sidecar' ? 'networking.trellis.dev/v1alpha1' : 'security.trellis.dev/v1alpha1';
+  return {
+    kind,
+    namespace: ns,
+    name,
+    object: { apiVersion, kind, metadata: { name, namespace: ns, generation }, spec },
+    origin: {},
+  };
+}
+
 function objects(s: State): MeshObject[] {
   const out: MeshObject[] = NAMESPACES.map((ns) => namespace(ns));
   for (const ns of NAMESPACES) {
@@ -156,6 +205,12 @@ function objects(s: State): MeshObject[] {
     }
     const pa = s.pa[ns];
     if (pa !== undefined) out.push(peerAuthentication(ns, 'policy', paSpec(pa) as never, { generation: pa + 1 }));
+    const ap = s.ap[ns];
+    if (ap !== undefined) out.push(policyObject('AuthorizationPolicy', `${ns}/allow`, apSpec(ap), ap + 1));
+  }
+  for (const key of SIDECARS) {
+    const sc = s.sc[key];
+    if (sc !== undefined) out.push(policyObject('Sidecar', key, sidecarSpec(key, sc), sc + 1));
   }
   return out;
 }
@@ -200,6 +255,19 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.tuple(nsArb, svcArb, fc.constantFrom(undefined, '.', 'a', '*')).map(([ns, svc, e]) => (s: State) => {
     s.exportTo[`${ns}/${svc}`] = e;
   }),
+  // A Sidecar is added, changed (scope, outbound policy), made invalid or deleted.
+  // (weighted 3: a Sidecar moves proxies between shapes, the part of the cache most worth shaking)
+  {
+    weight: 3,
+    arbitrary: fc
+      .tuple(fc.constantFrom(...SIDECARS), fc.option(fc.integer({ min: 0, max: 5 })))
+      .map(([key, v]) => (s: State) => {
+        s.sc[key] = v ?? undefined;
+      }),
+  },
+  fc.tuple(nsArb, fc.option(fc.integer({ min: 0, max: 2 }))).map(([ns, v]) => (s: State) => {
+    s.ap[ns] = v ?? undefined;
+  }),
 );
 
 /** Sidecars for every Pod (node id `<pod>.<ns>`, its labels and IP), two plain clients, proxyless clients and servers. */
@@ -218,10 +286,20 @@ function proxies(s: State): ProxyInfo[] {
         const p = s.pods[`${ns}/${svc}-${i}`];
         const labels = { app: svc, version: p?.version ?? 'v1', 'trellis.dev/tlsMode': 'mesh' };
         const ips = p ? [`10.0.0.${p.ip}`] : [];
-        out.push({ ...base, id: `${svc}-${i}.${ns}`, namespace: ns, labels, instanceIps: ips, proxyType: 'envoy' });
+        const serviceAccount = `${svc}-sa`;
+        out.push({
+          ...base,
+          serviceAccount,
+          id: `${svc}-${i}.${ns}`,
+          namespace: ns,
+          labels,
+          instanceIps: ips,
+          proxyType: 'envoy',
+        });
         if (i === 0) {
           out.push({
             ...base,
+            serviceAccount,
             id: `${svc}-grpc-${i}.${ns}`,
             namespace: ns,
             labels,
@@ -268,6 +346,7 @@ function content(s: MeshSnapshot): string {
 const meshConfigs: MeshConfig[] = [
   defaultMeshConfig,
   { ...defaultMeshConfig, mtlsMode: 'STRICT', tracing: { samplingPercent: 5, collector: 'jaeger.obs:4317' } },
+  { ...defaultMeshConfig, scoping: 'automatic' },
 ];
 
 for (const [m, mesh] of meshConfigs.entries()) {
