@@ -28,7 +28,13 @@ function cut(message: string): string {
   return message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 1)}…` : message;
 }
 
-const PROGRAMMED_KINDS: ReadonlySet<string> = new Set(['VirtualService', 'DestinationRule', 'PeerAuthentication']);
+const PROGRAMMED_KINDS: ReadonlySet<string> = new Set([
+  'VirtualService',
+  'DestinationRule',
+  'PeerAuthentication',
+  'Sidecar',
+  'ServiceEntry',
+]);
 
 /**
  * The Programmed condition (without lastTransitionTime) of `status`, given the progress of its key;

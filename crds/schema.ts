@@ -21,6 +21,8 @@ import { virtualServiceSpec } from './schema/virtualservice.js';
 import { destinationRuleSpec } from './schema/destinationrule.js';
 import { peerAuthenticationSpec } from './schema/peerauthentication.js';
 import { authorizationPolicySpec } from './schema/authorizationpolicy.js';
+import { serviceEntrySpec } from './schema/serviceentry.js';
+import { sidecarSpec } from './schema/sidecar.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Status and the CRDs.
@@ -78,15 +80,20 @@ export const authorizationPolicySchema: JSONSchemaProps = root(
   SECURITY_API_VERSION,
 );
 
+export const serviceEntrySchema: JSONSchemaProps = root('ServiceEntry', serviceEntrySpec);
+export const sidecarSchema: JSONSchemaProps = root('Sidecar', sidecarSpec);
+
 export type RoutingKind = 'VirtualService' | 'DestinationRule';
 /** Every kind of crds/: the routing kinds and the security kinds. */
-export type CrdKind = RoutingKind | 'PeerAuthentication' | 'AuthorizationPolicy';
+export type CrdKind = RoutingKind | 'PeerAuthentication' | 'AuthorizationPolicy' | 'ServiceEntry' | 'Sidecar';
 
 const SCHEMAS: Record<CrdKind, JSONSchemaProps> = {
   VirtualService: virtualServiceSchema,
   DestinationRule: destinationRuleSchema,
   PeerAuthentication: peerAuthenticationSchema,
   AuthorizationPolicy: authorizationPolicySchema,
+  ServiceEntry: serviceEntrySchema,
+  Sidecar: sidecarSchema,
 };
 
 export function schemaOf(kind: CrdKind): JSONSchemaProps {
@@ -144,6 +151,28 @@ const NAMES: Record<CrdKind, CrdNames> = {
     shortName: 'ap',
     category: 'trellis-security',
     column: { name: 'Action', jsonPath: '.spec.action', description: 'ALLOW (the default), DENY or AUDIT' },
+  },
+  ServiceEntry: {
+    kind: 'ServiceEntry',
+    group: GROUP,
+    plural: 'serviceentries',
+    singular: 'serviceentry',
+    shortName: 'se',
+    category: 'trellis-networking',
+    column: { name: 'Hosts', jsonPath: '.spec.hosts', description: 'The hosts of the service' },
+  },
+  Sidecar: {
+    kind: 'Sidecar',
+    group: GROUP,
+    plural: 'sidecars',
+    singular: 'sidecar',
+    shortName: 'sc',
+    category: 'trellis-networking',
+    column: {
+      name: 'Selector',
+      jsonPath: '.spec.workloadSelector.labels',
+      description: 'The Pods it applies to (none: the namespace default)',
+    },
   },
 };
 

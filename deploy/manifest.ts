@@ -23,6 +23,8 @@ export const CRD_KINDS: readonly CrdKind[] = [
   'DestinationRule',
   'PeerAuthentication',
   'AuthorizationPolicy',
+  'ServiceEntry',
+  'Sidecar',
 ];
 
 export const PORTS = { grpcTls: 15012, webhook: 15017, monitoring: 15014 } as const;
@@ -85,8 +87,12 @@ interface PolicyRule {
 export function clusterRules(): PolicyRule[] {
   const byGroup = crdsByGroup();
   return [
-    { apiGroups: [''], resources: ['namespaces', 'pods', 'services'], verbs: ['list', 'watch'] },
+    // nodes: their topology labels give endpoints their locality (locality load balancing).
+    { apiGroups: [''], resources: ['namespaces', 'nodes', 'pods', 'services'], verbs: ['list', 'watch'] },
     { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'watch'] },
+    // secrets: the TLS credentials DestinationRules name (tls.credentialName), served over SDS to the
+    // proxies of the Secret's namespace only; the control plane keeps only their TLS keys.
+    { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch'] },
     // One rule per API group, so no group is granted a resource it does not serve.
     ...byGroup.map(([group, plurals]) => ({ apiGroups: [group], resources: plurals, verbs: ['list', 'watch'] })),
     ...byGroup.map(([group, plurals]) => ({

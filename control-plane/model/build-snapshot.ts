@@ -11,6 +11,8 @@ import { DEFAULT_DOMAIN } from './hosts.js';
 import { isPolicyKind, keyOf, locationOf, located, type MeshObject, type PolicyKind, type Problem } from './objects.js';
 import { indexPeerAuthentications, type PodLabels } from './peer-authentication.js';
 import { buildRouting } from './routing.js';
+import { buildSecrets, credentialNames, indexSecrets } from './secrets.js';
+import { serviceEntryServices } from './service-entries.js';
 import { buildNamespaces, buildServices, type ServiceMemo } from './services.js';
 import type { HostPolicy, MeshService, MeshSnapshot, ServiceInstance } from './snapshot.js';
 import type { FormatIssue, ValidateRoutingResource } from './validation.js';
@@ -113,10 +115,15 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
   // Services whose inputs are the very objects of the previous build are that build's (README "Incremental builds").
   const previousServices = options.previous ? serviceMemos.get(options.previous) : undefined;
   const serviceMemo: ServiceMemo = new Map();
-  const services = buildServices(ofKind('Service'), ofKind('EndpointSlice'), ofKind('Pod'), domain, problems, {
-    ...(previousServices ? { previous: previousServices } : {}),
-    next: serviceMemo,
-  });
+  const kubeServices = buildServices(
+    ofKind('Service'),
+    ofKind('EndpointSlice'),
+    ofKind('Pod'),
+    domain,
+    problems,
+    { ...(previousServices ? { previous: previousServices } : {}), next: serviceMemo },
+    ofKind('Node'),
+  );
   // The routing judgement reads only the policy objects and the Pods' labels: when those are the very
   // inputs of the previous build (an endpoint change), its result is that build's (README "Incremental builds").
   const routingInputs: RoutingInputs = {
@@ -141,6 +148,16 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
           ...(options.previous ? { previous: options.previous } : {}),
         });
   problems.push(...routing.problems);
+  // ServiceEntry hosts are services too (service-entries.ts); a Kubernetes Service keeps its FQDN.
+  const services = [
+    ...kubeServices,
+    ...serviceEntryServices(routing.serviceEntries, new Set(kubeServices.map((s) => s.fqdn)), problems),
+  ].sort((a, b) => compareKeys(a.fqdn, b.fqdn));
+  const secrets = buildSecrets(
+    ofKind('Secret'),
+    credentialNames(routing.destinationRules.map((d) => d.spec)),
+    problems,
+  );
 
   const statuses = [...routing.statuses].sort(
     (a, b) => compareKeys(a.kind, b.kind) || compareKeys(a.namespace, b.namespace) || compareKeys(a.name, b.name),
@@ -176,6 +193,8 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
     list.push(instance);
   };
   for (const service of services) {
+    // A ServiceEntry's endpoints are not workloads the mesh serves inbound.
+    if (service.serviceEntry) continue;
     for (const port of service.ports) {
       for (const endpoint of port.endpoints) {
         const instance = { service, port, endpoint };
@@ -194,6 +213,9 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
     destinationRules: routing.destinationRules,
     peerAuthentications: routing.peerAuthentications,
     authorizationPolicies: routing.authorizationPolicies,
+    serviceEntries: routing.serviceEntries,
+    sidecars: routing.sidecars,
+    secrets,
     statuses,
     problems: sortedProblems,
   };
@@ -212,6 +234,7 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
       instancesByPod,
       instancesByAddress,
       peerAuthentications: indexPeerAuthentications(routing.peerAuthentications),
+      secrets: indexSecrets(secrets),
     },
   };
   serviceMemos.set(snapshot, serviceMemo);
@@ -264,11 +287,14 @@ function snapshotHash(content: {
   readonly destinationRules: readonly object[];
   readonly peerAuthentications: readonly object[];
   readonly authorizationPolicies: readonly object[];
+  readonly sidecars: readonly object[];
+  readonly secrets: readonly object[];
   readonly statuses: readonly object[];
   readonly problems: readonly object[];
 }): string {
   const hash = createHash('sha256');
-  const { services, virtualServices, destinationRules, peerAuthentications, authorizationPolicies, ...rest } = content;
+  const { services, virtualServices, destinationRules, peerAuthentications, authorizationPolicies, sidecars, ...rest } =
+    content;
   hash.update(canonicalJson(rest));
   for (const [tag, list] of [
     ['services', services],
@@ -276,6 +302,7 @@ function snapshotHash(content: {
     ['destinationRules', destinationRules],
     ['peerAuthentications', peerAuthentications],
     ['authorizationPolicies', authorizationPolicies],
+    ['sidecars', sidecars],
   ] as const) {
     hash.update(`\0${tag}`);
     for (const part of list) hash.update('\0').update(frozenContentHash(part));

@@ -18,7 +18,12 @@ import { isVisibleTo } from './visibility.js';
  * FQDN (hosts.ts). Does not check visibility: see `isVisibleTo(service.exportTo, namespace)`.
  */
 export function findService(snapshot: MeshSnapshot, host: string, namespace: string): MeshService | undefined {
-  return snapshot.index.servicesByFqdn.get(qualifyHost(host, namespace, snapshot.domain));
+  // A ServiceEntry host is an FQDN as written, also with two labels (httpbin.org), which qualifyHost would
+  // read as name.namespace: the exact name first.
+  return (
+    snapshot.index.servicesByFqdn.get(host) ??
+    snapshot.index.servicesByFqdn.get(qualifyHost(host, namespace, snapshot.domain))
+  );
 }
 
 /** The Services a proxy in `namespace` may reach (exportTo), sorted by FQDN. */
@@ -142,12 +147,13 @@ export function endpointsFor(
   port: number,
   subset: string | undefined,
   namespace: string,
+  labels?: Readonly<Record<string, string>>,
 ): readonly MeshEndpoint[] {
   const service = findService(snapshot, host, namespace);
   const servicePort = service && findServicePort(service, port);
   if (!servicePort) return [];
   if (subset === undefined || subset === '') return servicePort.endpoints;
-  const definition = destinationRuleFor(snapshot, host, namespace)?.subsets.find((s) => s.name === subset);
+  const definition = destinationRuleFor(snapshot, host, namespace, labels)?.subsets.find((s) => s.name === subset);
   if (!definition) return [];
   return selectEndpoints(servicePort.endpoints, definition.labels);
 }

@@ -5,17 +5,21 @@
 // The core kinds are typed with @kubernetes/client-node's classes (type-only imports: that package is
 // never loaded by the model), but a FileSource object is whatever the YAML said, so the model checks every
 // field it reads and reports what it cannot use instead of trusting these types.
-import type { V1EndpointSlice, V1Namespace, V1Pod, V1Service } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Namespace, V1Node, V1Pod, V1Secret, V1Service } from '@kubernetes/client-node';
 
 export const MESH_KINDS = [
   'Namespace',
   'Service',
   'EndpointSlice',
   'Pod',
+  'Node',
+  'Secret',
   'VirtualService',
   'DestinationRule',
   'PeerAuthentication',
   'AuthorizationPolicy',
+  'ServiceEntry',
+  'Sidecar',
 ] as const;
 export type MeshKind = (typeof MESH_KINDS)[number];
 
@@ -24,14 +28,17 @@ export function isMeshKind(kind: unknown): kind is MeshKind {
 }
 
 /** The kinds of crds/ (judged by crds/validator.ts): routing, mutual-TLS and authorization policy. */
-export type PolicyKind = 'VirtualService' | 'DestinationRule' | 'PeerAuthentication' | 'AuthorizationPolicy';
+export type PolicyKind =
+  'VirtualService' | 'DestinationRule' | 'PeerAuthentication' | 'AuthorizationPolicy' | 'ServiceEntry' | 'Sidecar';
 
 export function isPolicyKind(kind: unknown): kind is PolicyKind {
   return (
     kind === 'VirtualService' ||
     kind === 'DestinationRule' ||
     kind === 'PeerAuthentication' ||
-    kind === 'AuthorizationPolicy'
+    kind === 'AuthorizationPolicy' ||
+    kind === 'ServiceEntry' ||
+    kind === 'Sidecar'
   );
 }
 
@@ -40,7 +47,9 @@ export const CORE_API_VERSIONS: Readonly<Record<Exclude<MeshKind, PolicyKind>, s
   Namespace: 'v1',
   Service: 'v1',
   Pod: 'v1',
+  Node: 'v1',
   EndpointSlice: 'discovery.k8s.io/v1',
+  Secret: 'v1',
 };
 
 /** Where an object came from: file and document (FileSource), resourceVersion (KubeSource). */
@@ -90,10 +99,14 @@ export type MeshObject =
   | Keyed<'Service', V1Service>
   | Keyed<'EndpointSlice', V1EndpointSlice>
   | Keyed<'Pod', V1Pod>
+  | Keyed<'Node', V1Node>
+  | Keyed<'Secret', V1Secret>
   | Keyed<'VirtualService', unknown>
   | Keyed<'DestinationRule', unknown>
   | Keyed<'PeerAuthentication', unknown>
-  | Keyed<'AuthorizationPolicy', unknown>;
+  | Keyed<'AuthorizationPolicy', unknown>
+  | Keyed<'ServiceEntry', unknown>
+  | Keyed<'Sidecar', unknown>;
 
 /** `kind/namespace/name`, the identity of an object in the store and the model. */
 export function objectKey(kind: MeshKind, namespace: string, name: string): string {

@@ -10,6 +10,8 @@ import type {
   DestinationRuleSpec,
   ObjectMeta,
   PeerAuthentication,
+  ServiceEntry,
+  Sidecar,
   VirtualService,
   VirtualServiceSpec,
 } from '../../crds/types.js';
@@ -26,11 +28,14 @@ import {
   type Problem,
 } from './objects.js';
 import { authorizationFields } from './authorization-policy.js';
+import { sidecarConflicts, sidecarFields } from './sidecar-scope.js';
 import { peerAuthenticationConflicts, peerFields, type PodLabels } from './peer-authentication.js';
 import type {
   AcceptedAuthorizationPolicy,
   AcceptedDestinationRule,
   AcceptedPeerAuthentication,
+  AcceptedServiceEntry,
+  AcceptedSidecar,
   AcceptedVirtualService,
   MergedDestinationRule,
   ObjectRef,
@@ -38,7 +43,9 @@ import type {
   StatusIssue,
   StatusReason,
 } from './snapshot.js';
+import { serviceEntryConflicts, serviceEntryHosts } from './service-entries.js';
 import { virtualServicesOfHosts } from './virtual-service-conflicts.js';
+import { resolveDelegates, unmergedVirtualService } from './virtual-service-delegates.js';
 import type {
   FormatIssue,
   ValidateRoutingResource,
@@ -52,7 +59,12 @@ export { comparePrecedence };
 
 type RoutingObject = Extract<MeshObject, { kind: PolicyKind }>;
 type Accepted =
-  AcceptedVirtualService | AcceptedDestinationRule | AcceptedPeerAuthentication | AcceptedAuthorizationPolicy;
+  | AcceptedVirtualService
+  | AcceptedDestinationRule
+  | AcceptedPeerAuthentication
+  | AcceptedAuthorizationPolicy
+  | AcceptedSidecar
+  | AcceptedServiceEntry;
 
 export interface RoutingInput {
   readonly objects: readonly RoutingObject[];
@@ -69,6 +81,8 @@ export interface RoutingInput {
     readonly destinationRules: readonly AcceptedDestinationRule[];
     readonly peerAuthentications: readonly AcceptedPeerAuthentication[];
     readonly authorizationPolicies?: readonly AcceptedAuthorizationPolicy[];
+    readonly sidecars?: readonly AcceptedSidecar[];
+    readonly serviceEntries?: readonly AcceptedServiceEntry[];
   };
 }
 
@@ -78,6 +92,10 @@ export interface RoutingModel {
   readonly destinationRules: AcceptedDestinationRule[];
   readonly peerAuthentications: AcceptedPeerAuthentication[];
   readonly authorizationPolicies: AcceptedAuthorizationPolicy[];
+  /** In precedence order. */
+  readonly sidecars: AcceptedSidecar[];
+  /** In precedence order (the oldest first: it keeps a host two entries name). */
+  readonly serviceEntries: AcceptedServiceEntry[];
   /** By host: the VirtualServices naming it, in precedence order. */
   readonly virtualServicesByHost: Map<string, AcceptedVirtualService[]>;
   /** By host: one merged rule per namespace, sorted by namespace. */
@@ -134,9 +152,13 @@ function acceptVirtualService(
   for (const http of spec.http ?? []) {
     for (const route of http.route ?? []) qualifyDestination(route.destination, namespace, domain);
     if (http.mirror) qualifyDestination(http.mirror, namespace, domain);
+    for (const m of http.mirrors ?? []) qualifyDestination(m.destination, namespace, domain);
   }
   for (const tcp of spec.tcp ?? []) {
     for (const route of tcp.route ?? []) qualifyDestination(route.destination, namespace, domain);
+  }
+  for (const tls of spec.tls ?? []) {
+    for (const route of tls.route ?? []) qualifyDestination(route.destination, namespace, domain);
   }
   return {
     ...acceptedHeader(resource.metadata, namespace, name, origin),
@@ -233,6 +255,36 @@ function acceptAuthorizationPolicy(
   };
 }
 
+function acceptSidecar(sc: Sidecar, namespace: string, name: string, origin: Location): AcceptedSidecar {
+  const resource: Sidecar = {
+    apiVersion: sc.apiVersion,
+    kind: 'Sidecar',
+    metadata: keptMetadata(sc.metadata, namespace),
+    spec: structuredClone(sc.spec),
+  };
+  return {
+    ...acceptedHeader(resource.metadata, namespace, name, origin),
+    ...sidecarFields(resource.spec),
+    resource,
+  };
+}
+
+function acceptServiceEntry(se: ServiceEntry, namespace: string, name: string, origin: Location): AcceptedServiceEntry {
+  const resource: ServiceEntry = {
+    apiVersion: se.apiVersion,
+    kind: 'ServiceEntry',
+    metadata: keptMetadata(se.metadata, namespace),
+    spec: structuredClone(se.spec),
+  };
+  return {
+    ...acceptedHeader(resource.metadata, namespace, name, origin),
+    exportTo: normalizeExportTo(se.spec.exportTo, namespace),
+    hosts: serviceEntryHosts(se.spec),
+    spec: resource.spec,
+    resource,
+  };
+}
+
 function accept(o: RoutingObject, resource: unknown, domain: string): Accepted {
   const origin = locationOf(o.origin);
   switch (o.kind) {
@@ -244,6 +296,10 @@ function accept(o: RoutingObject, resource: unknown, domain: string): Accepted {
       return acceptPeerAuthentication(resource as PeerAuthentication, o.namespace, o.name, origin);
     case 'AuthorizationPolicy':
       return acceptAuthorizationPolicy(resource as AuthorizationPolicy, o.namespace, o.name, origin);
+    case 'ServiceEntry':
+      return acceptServiceEntry(resource as ServiceEntry, o.namespace, o.name, origin);
+    case 'Sidecar':
+      return acceptSidecar(resource as Sidecar, o.namespace, o.name, origin);
   }
 }
 
@@ -305,7 +361,7 @@ function statusOf(j: Judgement): ResourceStatus {
     } else if (j.conflicted) {
       accepted = false;
       reason = 'Conflicted';
-      message = `${issueText(j.warnings)}; it has no effect until the older PeerAuthentication is removed`;
+      message = `${issueText(j.warnings)}; it has no effect until the older ${j.kind} is removed`;
     } else if (j.warnings.length > 0) {
       accepted = true;
       reason = 'AcceptedWithWarnings';
@@ -384,7 +440,8 @@ export function buildRouting(input: RoutingInput): RoutingModel {
   const problems: Problem[] = [];
   const previous = new Map<string, Accepted>();
   for (const vs of input.previous?.virtualServices ?? []) {
-    previous.set(objectKey('VirtualService', vs.namespace, vs.name), vs);
+    // A root as accepted, not with its delegates merged: a kept root merges today's delegates.
+    previous.set(objectKey('VirtualService', vs.namespace, vs.name), unmergedVirtualService(vs));
   }
   for (const dr of input.previous?.destinationRules ?? []) {
     previous.set(objectKey('DestinationRule', dr.namespace, dr.name), dr);
@@ -394,6 +451,12 @@ export function buildRouting(input: RoutingInput): RoutingModel {
   }
   for (const ap of input.previous?.authorizationPolicies ?? []) {
     previous.set(objectKey('AuthorizationPolicy', ap.namespace, ap.name), ap);
+  }
+  for (const se of input.previous?.serviceEntries ?? []) {
+    previous.set(objectKey('ServiceEntry', se.namespace, se.name), se);
+  }
+  for (const sc of input.previous?.sidecars ?? []) {
+    previous.set(objectKey('Sidecar', sc.namespace, sc.name), sc);
   }
 
   // Every issue goes to its object's judgement (the status) and to the problems (the log), worded by `format`.
@@ -459,10 +522,17 @@ export function buildRouting(input: RoutingInput): RoutingModel {
   const judgementOf = (kind: PolicyKind, r: ObjectRef) => byKey.get(objectKey(kind, r.namespace, r.name))!;
   const subjectOf = (kind: PolicyKind, r: ObjectRef): Subject => ({ kind, ...r, origin: judgementOf(kind, r).origin });
 
-  const virtualServices = judgements
-    .filter((j) => j.kind === 'VirtualService' && j.accepted)
-    .map((j) => j.accepted as AcceptedVirtualService)
-    .sort(comparePrecedence);
+  // Roots carry their delegates' routes merged in (virtual-service-delegates.ts).
+  const virtualServices = resolveDelegates(
+    judgements
+      .filter((j) => j.kind === 'VirtualService' && j.accepted)
+      .map((j) => j.accepted as AcceptedVirtualService)
+      .sort(comparePrecedence),
+    {
+      warn: (vs, issue) => report(subjectOf('VirtualService', vs), issue),
+      exists: (namespace, name) => byKey.has(objectKey('VirtualService', namespace, name)),
+    },
+  );
   const destinationRules = judgements
     .filter((j) => j.kind === 'DestinationRule' && j.accepted)
     .map((j) => j.accepted as AcceptedDestinationRule)
@@ -477,6 +547,26 @@ export function buildRouting(input: RoutingInput): RoutingModel {
     .filter((j) => j.kind === 'AuthorizationPolicy' && j.accepted)
     .map((j) => j.accepted as AcceptedAuthorizationPolicy)
     .sort(comparePrecedence);
+
+  // Sidecars: the oldest of a level wins (sidecar-scope.ts), as PeerAuthentications.
+  const sidecars = judgements
+    .filter((j) => j.kind === 'Sidecar' && j.accepted)
+    .map((j) => j.accepted as AcceptedSidecar)
+    .sort(comparePrecedence);
+  for (const c of sidecarConflicts(sidecars, input.pods ?? [], input.rootNamespace)) {
+    const ref = { namespace: c.policy.namespace, name: c.policy.name };
+    report(subjectOf('Sidecar', ref), { severity: 'warning', path: c.path, message: c.message });
+    if (c.conflicted) judgementOf('Sidecar', ref).conflicted = true;
+  }
+
+  // ServiceEntries: the oldest keeps a host that a later one also names (service-entries.ts).
+  const serviceEntries = judgements
+    .filter((j) => j.kind === 'ServiceEntry' && j.accepted)
+    .map((j) => j.accepted as AcceptedServiceEntry)
+    .sort(comparePrecedence);
+  for (const c of serviceEntryConflicts(serviceEntries)) {
+    report(subjectOf('ServiceEntry', c.entry), { severity: 'warning', path: c.path, message: c.message });
+  }
 
   // PeerAuthentications: several at one level (crds/rules/peer-authentication.ts).
   for (const c of peerAuthenticationConflicts(peerAuthentications, input.pods ?? [], input.rootNamespace)) {
@@ -502,6 +592,8 @@ export function buildRouting(input: RoutingInput): RoutingModel {
     destinationRules,
     peerAuthentications,
     authorizationPolicies,
+    sidecars,
+    serviceEntries,
     virtualServicesByHost,
     destinationRulesByHost,
     statuses,

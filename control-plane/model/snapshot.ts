@@ -10,6 +10,11 @@ import type {
   DestinationRuleSpec,
   PeerAuthentication,
   PeerMtlsMode,
+  ServiceEntry,
+  ServiceEntryLocation,
+  ServiceEntryResolution,
+  ServiceEntrySpec,
+  Sidecar,
   Subset,
   TrafficPolicy,
   VirtualService,
@@ -18,6 +23,7 @@ import type {
 import type { Location, PolicyKind, Problem } from './objects.js';
 import type { Protocol, ProtocolSource } from './protocol.js';
 import type { ExportTo } from './visibility.js';
+import type { MeshSecret } from './secrets.js';
 
 export interface Locality {
   readonly region: string;
@@ -48,6 +54,8 @@ export interface MeshEndpoint {
   /** The Pod behind the address, from `targetRef`. */
   readonly pod?: ObjectRef;
   readonly nodeName?: string;
+  /** A ServiceEntry endpoint's relative weight (absent: 1, as a Kubernetes endpoint). */
+  readonly weight?: number;
 }
 
 export interface MeshServicePort {
@@ -85,6 +93,20 @@ export interface MeshService {
   readonly serviceAccounts: readonly string[];
   /** File and document (FileSource); `{}` for Kubernetes objects (the resourceVersion is in the store). */
   readonly origin: Location;
+  /** Present when the service is a ServiceEntry host, not a Kubernetes Service (service-entries.ts). */
+  readonly serviceEntry?: ServiceEntryInfo;
+}
+
+/** What a ServiceEntry adds to the service of one of its hosts. */
+export interface ServiceEntryInfo {
+  /** The ServiceEntry. */
+  readonly from: ObjectRef;
+  readonly resolution: ServiceEntryResolution;
+  readonly location: ServiceEntryLocation;
+  /** True for MESH_EXTERNAL: outside the mesh, never mesh mutual TLS. */
+  readonly external: boolean;
+  /** `spec.addresses` as written (IPs and CIDR blocks); the IPs are also the service's `clusterIPs`. */
+  readonly addresses: readonly string[];
 }
 
 export interface MeshNamespace {
@@ -153,6 +175,14 @@ export interface AcceptedPeerAuthentication extends AcceptedHeader {
   readonly resource: PeerAuthentication;
 }
 
+/** A ServiceEntry as accepted (README "ServiceEntry"). */
+export interface AcceptedServiceEntry extends AcceptedResource {
+  /** `spec.hosts`, lower case, without a trailing dot, unique, sorted (never qualified: they are FQDNs). */
+  readonly hosts: readonly string[];
+  readonly spec: ServiceEntrySpec;
+  readonly resource: ServiceEntry;
+}
+
 /** An AuthorizationPolicy as accepted (README "AuthorizationPolicy"). */
 export interface AcceptedAuthorizationPolicy extends AcceptedHeader {
   /** `spec.selector.matchLabels`, keys sorted; absent when there is none or it is empty (the whole namespace, or the mesh in the root namespace). */
@@ -162,6 +192,25 @@ export interface AcceptedAuthorizationPolicy extends AcceptedHeader {
   /** `spec.rules`; [] when not written. */
   readonly rules: readonly AuthorizationRule[];
   readonly resource: AuthorizationPolicy;
+}
+
+/** One egress host of a Sidecar, `namespace/dnsName` split (sidecar-scope.ts). */
+export interface SidecarEgressHost {
+  /** `*` (any), `.` (the Sidecar's namespace; for a mesh default the proxy's), `~` (none) or a name. */
+  readonly namespace: string;
+  /** `*`, `*.suffix` or a host name. */
+  readonly dnsName: string;
+}
+
+/** A Sidecar as accepted (README "Sidecar"). */
+export interface AcceptedSidecar extends AcceptedHeader {
+  /** `spec.workloadSelector.labels`, keys sorted; absent for the namespace's (root namespace: the mesh's) default. */
+  readonly selector?: Readonly<Record<string, string>>;
+  /** The hosts of every egress listener, in order; every host (`*` in both parts) when it has no egress, as Istio. */
+  readonly egressHosts: readonly SidecarEgressHost[];
+  /** `spec.outboundTrafficPolicy.mode`; absent: the mesh config's. */
+  readonly outboundTrafficPolicy?: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  readonly resource: Sidecar;
 }
 
 /** The PeerAuthentications of one namespace, by level. */
@@ -187,6 +236,11 @@ export interface MergedDestinationRule {
   readonly exportTo: ExportTo;
   /** The merged rules, in precedence order. */
   readonly from: readonly ObjectRef[];
+  /**
+   * `spec.workloadSelector.matchLabels` (keys sorted) shared by the merged rules: they apply only to the
+   * proxies of `namespace` whose labels include these (lookup.ts destinationRuleFor). Absent: no selector.
+   */
+  readonly selector?: Readonly<Record<string, string>>;
 }
 
 /** Everything that routes or shapes traffic to one host. */
@@ -244,6 +298,8 @@ export interface MeshIndex {
   readonly instancesByAddress: ReadonlyMap<string, readonly ServiceInstance[]>;
   /** By namespace; namespaces without a PeerAuthentication are absent. */
   readonly peerAuthentications: ReadonlyMap<string, NamespacePeerAuthentications>;
+  /** `secrets` by namespace, then name. */
+  readonly secrets: ReadonlyMap<string, ReadonlyMap<string, MeshSecret>>;
 }
 
 export interface MeshSnapshot {
@@ -273,8 +329,17 @@ export interface MeshSnapshot {
   readonly peerAuthentications: readonly AcceptedPeerAuthentication[];
   /** Every accepted AuthorizationPolicy (kept stale versions included), in precedence order. */
   readonly authorizationPolicies: readonly AcceptedAuthorizationPolicy[];
+  /** Every accepted ServiceEntry (kept stale versions included), in precedence order; their hosts are in `services`. */
+  readonly serviceEntries: readonly AcceptedServiceEntry[];
+  /** Every accepted Sidecar (kept stale versions included), in precedence order. */
+  readonly sidecars: readonly AcceptedSidecar[];
   /** Sorted by host. */
   readonly hosts: readonly HostPolicy[];
+  /**
+   * The Secrets some accepted DestinationRule's `tls.credentialName` names (secrets.ts), sorted by namespace
+   * and name; private keys redacted in any serialization.
+   */
+  readonly secrets: readonly MeshSecret[];
   /** One per VirtualService, DestinationRule and PeerAuthentication in the source, sorted by kind, namespace, name. */
   readonly statuses: readonly ResourceStatus[];
   /** Source, object and validation problems, sorted. */

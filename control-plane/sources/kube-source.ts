@@ -1,5 +1,5 @@
 // KubeSource: the mesh from a Kubernetes API server (design.md §1). One informer per kind (Namespace,
-// Service, EndpointSlice, Pod, VirtualService, DestinationRule, PeerAuthentication, AuthorizationPolicy; control-plane/kube/
+// Service, EndpointSlice, Pod, VirtualService, DestinationRule, PeerAuthentication, AuthorizationPolicy, Sidecar; control-plane/kube/
 // informer.ts: list, watch, relist on 410 Gone, backoff, batches) feeds the same ObjectStore as
 // FileSource, and the same MeshSource turns it into MeshSnapshots: nothing downstream knows which source
 // runs.
@@ -40,6 +40,8 @@ export interface KubeKind {
   readonly apiVersion: string;
   /** Collection path, e.g. `/api/v1/pods`. */
   readonly path: string;
+  /** Extra query of its list and watch (a field selector). */
+  readonly query?: Readonly<Record<string, string>>;
 }
 
 export const KUBE_KINDS: readonly KubeKind[] = [
@@ -47,6 +49,24 @@ export const KUBE_KINDS: readonly KubeKind[] = [
   { kind: 'Service', apiVersion: 'v1', path: '/api/v1/services' },
   { kind: 'EndpointSlice', apiVersion: 'discovery.k8s.io/v1', path: '/apis/discovery.k8s.io/v1/endpointslices' },
   { kind: 'Pod', apiVersion: 'v1', path: '/api/v1/pods' },
+  // TLS credentials for DestinationRule `credentialName` (model/secrets.ts). As istiod: never the large
+  // or sensitive kinds the mesh cannot use (Helm releases, service account and bootstrap tokens, image
+  // pull secrets); and of the rest only the TLS keys are kept (withKind).
+  {
+    kind: 'Secret',
+    apiVersion: 'v1',
+    path: '/api/v1/secrets',
+    query: {
+      fieldSelector: [
+        'type!=helm.sh/release.v1',
+        'type!=kubernetes.io/service-account-token',
+        'type!=bootstrap.kubernetes.io/token',
+        'type!=kubernetes.io/dockerconfigjson',
+        'type!=kubernetes.io/dockercfg',
+      ].join(','),
+    },
+  },
+  { kind: 'Node', apiVersion: 'v1', path: '/api/v1/nodes' },
   { kind: 'VirtualService', apiVersion: ROUTING_API_VERSION, path: `/apis/${ROUTING_API_VERSION}/virtualservices` },
   {
     kind: 'DestinationRule',
@@ -63,6 +83,8 @@ export const KUBE_KINDS: readonly KubeKind[] = [
     apiVersion: SECURITY_API_VERSION,
     path: `/apis/${SECURITY_API_VERSION}/authorizationpolicies`,
   },
+  { kind: 'ServiceEntry', apiVersion: ROUTING_API_VERSION, path: `/apis/${ROUTING_API_VERSION}/serviceentries` },
+  { kind: 'Sidecar', apiVersion: ROUTING_API_VERSION, path: `/apis/${ROUTING_API_VERSION}/sidecars` },
 ];
 
 export interface KubeSourceOptions extends MeshSourceOptions {
@@ -127,6 +149,7 @@ export class KubeSource implements SnapshotSource<MeshSnapshot> {
         ...(options.batchMs !== undefined ? { batchMs: options.batchMs } : {}),
         ...(options.pageSize !== undefined ? { pageSize: options.pageSize } : {}),
         ...(options.watchTimeoutSeconds !== undefined ? { watchTimeoutSeconds: options.watchTimeoutSeconds } : {}),
+        ...(spec.query ? { query: spec.query } : {}),
         transform: (object) => withKind(spec, object),
       });
       informer.onBatch((batch) => this.applyBatch(spec, batch));
@@ -267,5 +290,35 @@ function withKind(spec: KubeKind, object: KubeObject): KubeObject {
   const metadata = object.metadata;
   if (!metadata) return object;
   const { managedFields: _dropped, ...kept } = metadata;
+  if (spec.kind === 'Secret') return tlsSecretOnly(object, kept);
   return { ...object, apiVersion: spec.apiVersion, kind: spec.kind, metadata: kept };
+}
+
+/** The `data` keys of a Secret the mesh reads (model/secrets.ts); every other value is dropped on arrival. */
+const TLS_SECRET_KEYS = ['tls.crt', 'tls.key', 'ca.crt', 'cert', 'key', 'cacert', 'ca.crl', 'crl'];
+
+/**
+ * A Secret reduced to its name and TLS keys: no labels or annotations (`last-applied-configuration`
+ * repeats the whole Secret), no other data. Less memory for the Secrets of a cluster, and nothing the
+ * mesh does not need is held.
+ */
+function tlsSecretOnly(object: KubeObject, metadata: NonNullable<KubeObject['metadata']>): KubeObject {
+  const { labels: _labels, annotations: _annotations, ...meta } = metadata;
+  const data: Record<string, string> = {};
+  const raw: unknown = (object as { data?: unknown }).data;
+  if (typeof raw === 'object' && raw !== null) {
+    for (const key of TLS_SECRET_KEYS) {
+      const value = (raw as Record<string, unknown>)[key];
+      if (typeof value === 'string') data[key] = value;
+    }
+  }
+  const type: unknown = (object as { type?: unknown }).type;
+  const secret: KubeObject & { readonly type?: string; readonly data: Record<string, string> } = {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: meta,
+    ...(typeof type === 'string' ? { type } : {}),
+    data,
+  };
+  return secret;
 }

@@ -82,6 +82,8 @@ const COLLECTIONS: Readonly<Record<ResourceStatus['kind'], { apiVersion: string;
   DestinationRule: { apiVersion: ROUTING_API_VERSION, plural: 'destinationrules' },
   PeerAuthentication: { apiVersion: SECURITY_API_VERSION, plural: 'peerauthentications' },
   AuthorizationPolicy: { apiVersion: SECURITY_API_VERSION, plural: 'authorizationpolicies' },
+  ServiceEntry: { apiVersion: ROUTING_API_VERSION, plural: 'serviceentries' },
+  Sidecar: { apiVersion: ROUTING_API_VERSION, plural: 'sidecars' },
 };
 
 /** The schema bounds `message` (crds/schema.ts). */

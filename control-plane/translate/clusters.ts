@@ -8,7 +8,8 @@
 // - Envoy, a headless Service or `simple: PASSTHROUGH`: ORIGINAL_DST (the caller dialled a Pod IP);
 //   proxyless gRPC cannot do ORIGINAL_DST (grpc-js NACKs every type but EDS, LOGICAL_DNS and aggregate),
 //   so it keeps EDS over the Pod IPs there;
-// - an ExternalName Service: STRICT_DNS (Envoy) / LOGICAL_DNS (gRPC) to the external name.
+// - an ExternalName Service: STRICT_DNS (Envoy) / LOGICAL_DNS (gRPC) to the external name;
+// - a ServiceEntry host: by its resolution (service-entry-clusters.ts).
 //
 // Left out on purpose: Istio's `alt_stat_name: "<name>;"` (only for istio-proxy's stats tag rules) and
 // its `istio.metadata_exchange` cluster filter (not in upstream Envoy).
@@ -24,9 +25,10 @@ import {
   type Cluster,
 } from '../envoy/gen/envoy/config/cluster/v3/cluster_pb.js';
 import { ApiVersion, ConfigSourceSchema } from '../envoy/gen/envoy/config/core/v3/config_source_pb.js';
-import { destinationRuleFor, servicesVisibleFrom } from '../model/lookup.js';
+import { destinationRuleFor } from '../model/lookup.js';
+import { scopedServices } from './scope.js';
 import { canonicalJson } from '../model/canonical.js';
-import { serviceDefinitionKey } from '../model/parts.js';
+import { endpointsKey, serviceDefinitionKey } from '../model/parts.js';
 import { destinationMtls } from '../model/peer-authentication.js';
 import { isHttp2Protocol, isHttpProtocol } from '../model/protocol.js';
 import type { MergedDestinationRule, MeshService, MeshServicePort } from '../model/snapshot.js';
@@ -34,17 +36,21 @@ import type { Subset } from '../../crds/types.js';
 import { outboundClusterName, outboundSni } from './cluster-names.js';
 import { clusterPolicy, type ClusterPolicy } from './cluster-policy.js';
 import { specialClusters, staticAssignment } from './cluster-special.js';
-import { outboundTlsFields } from './cluster-tls.js';
+import { dnsAssignment, serviceEntryDiscovery, type Discovery } from './service-entry-clusters.js';
+import { grpcCannotOriginate, outboundTlsFields } from './cluster-tls.js';
 import {
   circuitBreakerFields,
+  commonLbConfigFields,
   connectTimeoutField,
   httpProtocolOptionsFields,
   loadBalancerFields,
   outlierDetectionFields,
   tcpKeepaliveFields,
+  upstreamProtocol,
   type ClusterInit,
 } from './cluster-traffic.js';
 import { spiffeId, type TranslateContext } from './context.js';
+import { localityWeighted } from './locality.js';
 
 /** Every cluster of the proxy, sorted by name. Pure: the same context gives equal messages. */
 export function buildClusters(ctx: TranslateContext): Cluster[] {
@@ -56,10 +62,14 @@ export function sortByName<T extends { readonly name: string }>(resources: T[]):
   return resources.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
-/** The outbound clusters of the proxy: those of every Service its namespace sees, by FQDN. */
+/** The outbound clusters of the proxy: those of every Service in its scope (scope.ts), by FQDN. */
 export function outboundClusters(ctx: TranslateContext): Cluster[] {
-  return servicesVisibleFrom(ctx.snapshot, ctx.proxy.namespace).flatMap((service) =>
-    serviceClusters(ctx, service, destinationRuleFor(ctx.snapshot, service.fqdn, ctx.proxy.namespace)),
+  return scopedServices(ctx).flatMap((service) =>
+    serviceClusters(
+      ctx,
+      service,
+      destinationRuleFor(ctx.snapshot, service.fqdn, ctx.proxy.namespace, ctx.proxy.labels),
+    ),
   );
 }
 
@@ -77,8 +87,13 @@ export function serviceClusters(
   for (const port of service.ports) {
     // UDP and SCTP are not proxied.
     if (port.transport !== 'TCP') continue;
-    out.push(outboundCluster(ctx, service, port, rule, undefined));
-    for (const subset of rule?.subsets ?? []) out.push(outboundCluster(ctx, service, port, rule, subset));
+    // Proxyless gRPC cannot originate TLS with files or Secrets (cluster-tls.ts): no such cluster for it.
+    const skip = (subset: Subset | undefined): boolean =>
+      ctx.proxy.proxyType === 'grpc' && grpcCannotOriginate(clusterPolicy(rule, port.port, subset).tls);
+    if (!skip(undefined)) out.push(outboundCluster(ctx, service, port, rule, undefined));
+    for (const subset of rule?.subsets ?? []) {
+      if (!skip(subset)) out.push(outboundCluster(ctx, service, port, rule, subset));
+    }
   }
   return out;
 }
@@ -98,18 +113,25 @@ export function serviceClustersKey(
 ): string {
   let ruleKey = rule ? ruleKeys.get(rule) : '-';
   if (ruleKey === undefined && rule) ruleKeys.set(rule, (ruleKey = canonicalJson(rule)));
+  // A ServiceEntry's DNS clusters carry their endpoints inline.
+  const dns = service.serviceEntry?.resolution === 'DNS' || service.serviceEntry?.resolution === 'DNS_ROUND_ROBIN';
   const ports = service.ports.map((port) =>
     port.transport !== 'TCP'
       ? ''
-      : `${destinationMtls(ctx.snapshot, service, port, ctx.mesh.mtlsMode)}/${port.endpoints.length > 0 && port.endpoints.every((e) => e.inMesh)}`,
+      : `${destinationMtls(ctx.snapshot, service, port, ctx.mesh.mtlsMode)}/${port.endpoints.length > 0 && port.endpoints.every((e) => e.inMesh)}${dns ? `/${endpointsKey(port.endpoints)}` : ''}`,
   );
   return JSON.stringify([ctx.proxy.proxyType, serviceDefinitionKey(service), ruleKey, ports]);
 }
 
-type Discovery = 'eds' | 'originalDst' | 'dns';
-
 function discoveryOf(ctx: TranslateContext, service: MeshService, policy: ClusterPolicy): Discovery {
   if (service.externalName !== undefined) return 'dns';
+  if (service.serviceEntry) {
+    const discovery = serviceEntryDiscovery(service, ctx.proxy.proxyType);
+    // A STATIC entry's DestinationRule may still ask for PASSTHROUGH (Envoy only).
+    return discovery === 'eds' && ctx.proxy.proxyType === 'envoy' && policy.loadBalancer?.simple === 'PASSTHROUGH'
+      ? 'originalDst'
+      : discovery;
+  }
   if (ctx.proxy.proxyType === 'grpc') return 'eds';
   return service.headless || policy.loadBalancer?.simple === 'PASSTHROUGH' ? 'originalDst' : 'eds';
 }
@@ -125,8 +147,12 @@ function outboundCluster(
   const name = outboundClusterName(port.port, subset?.name ?? '', service.fqdn);
   const policy = clusterPolicy(rule, port.port, subset);
   const discovery = discoveryOf(ctx, service, policy);
-  const http2 = isHttp2Protocol(port.protocol);
   const pool = policy.connectionPool;
+  // Envoy: h2UpgradePolicy may make an HTTP/1 port an HTTP/2 cluster (cluster-traffic.ts upstreamProtocol).
+  const http2 =
+    proxyType === 'envoy'
+      ? upstreamProtocol(pool, isHttpProtocol(port.protocol), isHttp2Protocol(port.protocol), true) === 'http2'
+      : isHttp2Protocol(port.protocol);
   return create(ClusterSchema, {
     name,
     ...discoveryFields(ctx, name, service, port, discovery),
@@ -134,8 +160,16 @@ function outboundCluster(
     ...connectTimeoutField(pool, ctx.mesh.connectTimeout),
     ...circuitBreakerFields(pool),
     ...outlierDetectionFields(policy.outlierDetection, proxyType),
+    ...commonLbConfigFields(
+      policy.outlierDetection,
+      discovery !== 'originalDst' && localityWeighted(policy),
+      proxyType,
+    ),
     ...(proxyType === 'envoy'
-      ? { ...tcpKeepaliveFields(pool), ...httpProtocolOptionsFields(pool, isHttpProtocol(port.protocol), http2) }
+      ? {
+          ...tcpKeepaliveFields(pool),
+          ...httpProtocolOptionsFields(pool, isHttpProtocol(port.protocol), isHttp2Protocol(port.protocol), true),
+        }
       : {}),
     ...outboundTlsFields({
       proxyType,
@@ -144,7 +178,7 @@ function outboundCluster(
       meshSans: service.serviceAccounts.map((sa) => spiffeId(ctx.mesh.trustDomain, service.namespace, sa)),
       fqdn: service.fqdn,
       http2,
-      autoMtls: autoMtlsOf(discovery, port),
+      autoMtls: service.serviceEntry?.external ? 'never' : autoMtlsOf(discovery, port),
       destinationMtls: destinationMtls(ctx.snapshot, service, port, ctx.mesh.mtlsMode),
     }),
   });
@@ -152,8 +186,8 @@ function outboundCluster(
 
 function autoMtlsOf(discovery: Discovery, port: MeshServicePort): 'endpointMetadata' | 'always' | 'never' {
   if (discovery === 'eds') return 'endpointMetadata';
-  // A DNS (ExternalName) destination is outside the mesh: mTLS would only break it.
-  if (discovery === 'dns') return 'never';
+  // A DNS (ExternalName, ServiceEntry) destination is outside the mesh: mTLS would only break it.
+  if (discovery === 'dns' || discovery === 'logicalDns') return 'never';
   return port.endpoints.length > 0 && port.endpoints.every((e) => e.inMesh) ? 'always' : 'never';
 }
 
@@ -169,6 +203,18 @@ function discoveryFields(
     return {
       clusterDiscoveryType: { case: 'type', value: Cluster_DiscoveryType.ORIGINAL_DST },
       lbPolicy: Cluster_LbPolicy.CLUSTER_PROVIDED,
+    };
+  }
+  if (service.serviceEntry && (discovery === 'dns' || discovery === 'logicalDns')) {
+    const logical = discovery === 'logicalDns';
+    return {
+      clusterDiscoveryType: {
+        case: 'type',
+        value: logical ? Cluster_DiscoveryType.LOGICAL_DNS : Cluster_DiscoveryType.STRICT_DNS,
+      },
+      // Istio: follow the records' TTLs; IPv4 first (Envoy's AUTO prefers IPv6).
+      ...(envoy ? { dnsLookupFamily: Cluster_DnsLookupFamily.V4_PREFERRED, respectDnsTtl: true } : {}),
+      loadAssignment: dnsAssignment(name, port, logical),
     };
   }
   if (discovery === 'dns') {

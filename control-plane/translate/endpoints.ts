@@ -11,6 +11,9 @@
 // - Endpoints are grouped by locality, each locality with `load_balancing_weight` = its endpoint count:
 //   grpc-js drops a locality without a weight; Envoy ignores the weights unless a cluster asks for
 //   locality-weighted balancing, so the proportions stay those of plain endpoint balancing.
+// - Locality load balancing (locality.ts) then sets priorities (failover) or weights (distribute) from the
+//   proxy's locality: the assignment of one cluster is the same for every proxy of one locality (and, with
+//   failoverPriority, the same values of the labels it names), and shared between them.
 // - No address is listed twice (grpc-js NACKs duplicates) and every address is an IP literal (grpc-js
 //   NACKs names; FQDN EndpointSlices are skipped).
 // - Envoy only: endpoints of Pods with a sidecar carry `envoy.transport_socket_match: {tlsMode: mesh}`, which
@@ -26,6 +29,15 @@ import {
 import { LbEndpointSchema, type LbEndpoint } from '../envoy/gen/envoy/config/endpoint/v3/endpoint_components_pb.js';
 import { canonicalJson } from '../model/canonical.js';
 import { destinationRuleFor, endpointsFor, findService, findServicePort } from '../model/lookup.js';
+import { clusterPolicy } from './cluster-policy.js';
+import {
+  applyLocalityPolicy,
+  localityPolicy,
+  proxyLocality,
+  proxyTopologyLabels,
+  type LocalityGroup,
+  type LocalityPolicy,
+} from './locality.js';
 import { endpointsKey, snapshotKeys } from '../model/parts.js';
 import { portMtls, workloadMtls } from '../model/peer-authentication.js';
 import type { MeshEndpoint } from '../model/snapshot.js';
@@ -49,14 +61,40 @@ export function loadAssignmentKey(ctx: TranslateContext, clusterName: string): s
   const port = parsed && service && findServicePort(service, parsed.port);
   if (!parsed || !port) return JSON.stringify([proxyType, clusterName, 'none']);
   let subset = '';
+  const rule = destinationRuleFor(ctx.snapshot, parsed.fqdn, namespace, ctx.proxy.labels);
   if (parsed.subset !== undefined && parsed.subset !== '') {
-    const definition = destinationRuleFor(ctx.snapshot, parsed.fqdn, namespace)?.subsets.find(
-      (s) => s.name === parsed.subset,
-    );
+    const definition = rule?.subsets.find((s) => s.name === parsed.subset);
     subset = definition ? canonicalJson(definition.labels ?? {}) : 'undefined';
   }
   const policy = proxyType === 'envoy' ? snapshotKeys(ctx.snapshot).peerAuthentications : '';
-  return JSON.stringify([proxyType, clusterName, endpointsKey(port.endpoints), subset, policy]);
+  return JSON.stringify([
+    proxyType,
+    clusterName,
+    endpointsKey(port.endpoints),
+    subset,
+    policy,
+    localityKey(ctx, parsed),
+  ]);
+}
+
+/** The locality policy of a cluster for the proxy of `ctx` (its DestinationRule, port and subset resolved). */
+function clusterLocalityPolicy(
+  ctx: TranslateContext,
+  parsed: NonNullable<ReturnType<typeof parseOutboundClusterName>>,
+): LocalityPolicy | undefined {
+  const rule = destinationRuleFor(ctx.snapshot, parsed.fqdn, ctx.proxy.namespace, ctx.proxy.labels);
+  const subset = parsed.subset ? rule?.subsets.find((s) => s.name === parsed.subset) : undefined;
+  return localityPolicy(clusterPolicy(rule, parsed.port, subset));
+}
+
+/** What of the proxy the locality policy reads (its locality, the labels failoverPriority names) and the policy. */
+function localityKey(ctx: TranslateContext, parsed: NonNullable<ReturnType<typeof parseOutboundClusterName>>): string {
+  const policy = clusterLocalityPolicy(ctx, parsed);
+  if (!policy) return '';
+  const locality = proxyLocality(ctx.snapshot, ctx.proxy);
+  const labels = proxyTopologyLabels(ctx.proxy.labels, locality);
+  const named = (policy.failoverPriority ?? []).map((p) => labels[p.split('=')[0]!] ?? null);
+  return canonicalJson([policy, locality, named, Object.keys(labels).length === 0]);
 }
 
 /** One assignment per name, in the order of `clusterNames` (names are unique there). Pure. */
@@ -67,9 +105,15 @@ export function buildLoadAssignments(ctx: TranslateContext, clusterNames: readon
 export function loadAssignment(ctx: TranslateContext, clusterName: string): ClusterLoadAssignment {
   const parsed = parseOutboundClusterName(clusterName);
   const endpoints = parsed
-    ? endpointsFor(ctx.snapshot, parsed.fqdn, parsed.port, parsed.subset, ctx.proxy.namespace)
+    ? endpointsFor(ctx.snapshot, parsed.fqdn, parsed.port, parsed.subset, ctx.proxy.namespace, ctx.proxy.labels)
     : [];
-  const localities = groupByLocality(usable(endpoints));
+  const locality = proxyLocality(ctx.snapshot, ctx.proxy);
+  const localities = applyLocalityPolicy(
+    groupByLocality(usable(endpoints)),
+    parsed ? clusterLocalityPolicy(ctx, parsed) : undefined,
+    locality,
+    proxyTopologyLabels(ctx.proxy.labels, locality),
+  );
   const namespace = parsed ? ctx.snapshot.index.servicesByFqdn.get(parsed.fqdn)?.namespace : undefined;
   // Auto mTLS (Envoy): a sidecar whose PeerAuthentication says DISABLE on this port takes plaintext only.
   const kind = (e: MeshEndpoint): EndpointKind => {
@@ -80,9 +124,10 @@ export function loadAssignment(ctx: TranslateContext, clusterName: string): Clus
   };
   return create(ClusterLoadAssignmentSchema, {
     clusterName,
-    endpoints: localities.map(({ locality, members }) => ({
+    endpoints: localities.map(({ locality, members, priority, weight }) => ({
       locality,
-      loadBalancingWeight: members.length,
+      loadBalancingWeight: weight,
+      ...(priority > 0 ? { priority } : {}),
       lbEndpoints: members.map((e) => lbEndpoint(e, kind(e))),
     })),
   });
@@ -99,14 +144,9 @@ function usable(endpoints: readonly MeshEndpoint[]): MeshEndpoint[] {
   });
 }
 
-interface LocalityGroup {
-  readonly locality: { region: string; zone: string; subZone: string };
-  readonly members: MeshEndpoint[];
-}
-
-/** Sorted by region, zone, sub-zone; members keep the model's order (address, then port). */
+/** Sorted by region, zone, sub-zone; members keep the model's order (address, then port); priority 0. */
 function groupByLocality(endpoints: readonly MeshEndpoint[]): LocalityGroup[] {
-  const groups = new Map<string, LocalityGroup>();
+  const groups = new Map<string, { locality: LocalityGroup['locality']; members: MeshEndpoint[] }>();
   for (const e of endpoints) {
     const { region, zone, subZone } = e.locality;
     const key = JSON.stringify([region, zone, subZone]);
@@ -117,7 +157,9 @@ function groupByLocality(endpoints: readonly MeshEndpoint[]): LocalityGroup[] {
     }
     group.members.push(e);
   }
-  return [...groups.values()].sort((a, b) => compareLocalities(a.locality, b.locality));
+  return [...groups.values()]
+    .sort((a, b) => compareLocalities(a.locality, b.locality))
+    .map((g) => ({ ...g, priority: 0, weight: g.members.length }));
 }
 
 function compareLocalities(a: LocalityGroup['locality'], b: LocalityGroup['locality']): number {
@@ -161,6 +203,8 @@ function lbEndpointInit(e: MeshEndpoint, mesh: boolean): LbEndpointInit {
       },
     },
     healthStatus: HealthStatus.HEALTHY,
+    // A ServiceEntry endpoint's weight (Kubernetes endpoints weigh 1, Envoy's default).
+    ...(e.weight !== undefined ? { loadBalancingWeight: e.weight } : {}),
     ...(mesh ? { metadata: { filterMetadata: { [TRANSPORT_SOCKET_MATCH_KEY]: { tlsMode: TLS_MODE_MESH } } } } : {}),
   };
 }

@@ -6,7 +6,6 @@
 import { create } from '@bufbuild/protobuf';
 import { ListenerSchema, type Listener } from '../envoy/gen/envoy/config/listener/v3/listener_pb.js';
 import { packAny } from '../envoy/protos.js';
-import { hostAliases } from '../model/hosts.js';
 import { instancesAt } from '../model/lookup.js';
 import { portMtls, workloadMtls } from '../model/peer-authentication.js';
 import { grpcServerListenerName } from './cluster-names.js';
@@ -15,7 +14,7 @@ import { grpcApiListenerHcm, grpcServerHcm, hcmFilter } from './http-connection-
 import { socketAddress } from './listener-address.js';
 import { grpcServerTls } from './listener-tls.js';
 import { workloadRbac } from './rbac.js';
-import { httpServicesByPort } from './routes.js';
+import { httpServicesByPort, serviceAliases } from './routes.js';
 
 /**
  * API listeners `<alias>:<port>` for every HTTP/gRPC port of every visible Service: the FQDN, `name.ns.svc`,
@@ -26,7 +25,7 @@ export function apiListeners(ctx: TranslateContext, listenerOf: ApiListenerBuild
   const byName = new Map<string, Listener>();
   for (const [port, services] of httpServicesByPort(ctx)) {
     for (const service of services) {
-      for (const alias of hostAliases(service.name, service.namespace, ctx.proxy.namespace, ctx.snapshot.domain)) {
+      for (const alias of serviceAliases(ctx, service)) {
         const name = `${alias}:${port}`;
         if (!byName.has(name)) byName.set(name, listenerOf(name, port));
       }

@@ -7,7 +7,8 @@ import { create } from '@bufbuild/protobuf';
 import { TrafficDirection } from '../envoy/gen/envoy/config/core/v3/base_pb.js';
 import { ListenerSchema, type Listener } from '../envoy/gen/envoy/config/listener/v3/listener_pb.js';
 import type { FilterChainSchema } from '../envoy/gen/envoy/config/listener/v3/listener_components_pb.js';
-import { virtualServiceFor, servicesVisibleFrom } from '../model/lookup.js';
+import { virtualServiceFor } from '../model/lookup.js';
+import { outboundTrafficPolicy, scopedServices } from './scope.js';
 import { portMtls, workloadMtls } from '../model/peer-authentication.js';
 import { isHttpProtocol } from '../model/protocol.js';
 import type { ResolvedMtlsMode, ServiceInstance } from '../model/snapshot.js';
@@ -25,6 +26,7 @@ import { hcmFilter, sidecarInboundHcm, sidecarOutboundHcm } from './http-connect
 import { httpInspectorFilter, originalDstFilter, socketAddress, tlsInspectorFilter } from './listener-address.js';
 import { outboundTcpProxyFilter, tcpProxyFilter, tcpRouteFor } from './listener-tcp-proxy.js';
 import { sidecarInboundTls } from './listener-tls.js';
+import { egressListeners, tlsRouteChains, type EgressPort } from './listener-egress.js';
 import { httpServicesByPort } from './routes.js';
 import { workloadRbac, type WorkloadRbac } from './rbac.js';
 import { rbacNetworkFilters } from './rbac-filters.js';
@@ -48,7 +50,7 @@ const PLAINTEXT_HTTP_ALPNS = ['http/1.0', 'http/1.1', 'h2c'];
 
 /** Where unknown outbound traffic goes: its original destination, or nowhere with REGISTRY_ONLY. */
 function outboundFallbackCluster(ctx: TranslateContext): string {
-  return ctx.mesh.outboundTrafficPolicy === 'REGISTRY_ONLY' ? BLACKHOLE_CLUSTER : PASSTHROUGH_CLUSTER;
+  return outboundTrafficPolicy(ctx) === 'REGISTRY_ONLY' ? BLACKHOLE_CLUSTER : PASSTHROUGH_CLUSTER;
 }
 
 function passthroughChain(
@@ -114,11 +116,13 @@ function outboundHttpListener(ctx: TranslateContext, port: number): Listener {
 /** `<clusterIP>_<port>` for every address of every visible TCP Service port, sorted by name. */
 function outboundTcpListeners(ctx: TranslateContext, notes: string[]): Listener[] {
   const out: Listener[] = [];
-  for (const service of servicesVisibleFrom(ctx.snapshot, ctx.proxy.namespace)) {
+  const names = new Set<string>();
+  const egress: EgressPort[] = [];
+  for (const service of scopedServices(ctx)) {
     for (const port of service.ports) {
       if (port.transport !== 'TCP' || isHttpProtocol(port.protocol)) continue;
       if (PROXY_PORTS.has(port.port)) continue;
-      if (service.clusterIPs.length === 0) {
+      if (service.clusterIPs.length === 0 && !service.serviceEntry) {
         // Istio builds one listener per endpoint for headless Services; Trellis passes such traffic through.
         notes.push(`${service.fqdn}:${port.port}: TCP port of a Service without a cluster IP; no listener`);
         continue;
@@ -126,21 +130,45 @@ function outboundTcpListeners(ctx: TranslateContext, notes: string[]): Listener[
       const vs = virtualServiceFor(ctx.snapshot, service.fqdn, ctx.proxy.namespace);
       const route = tcpRouteFor(ctx, vs?.spec.tcp ?? [], port.port);
       const own = outboundClusterName(port.port, '', service.fqdn);
+      // A ServiceEntry port without a virtual IP, or with CIDR blocks, is matched on 0.0.0.0 (listener-egress.ts).
+      if (
+        service.serviceEntry &&
+        (service.clusterIPs.length === 0 || service.serviceEntry.addresses.some((a) => a.includes('/')))
+      )
+        egress.push({ service, port, vs, ownCluster: own });
       for (const ip of service.clusterIPs) {
+        const name = `${ip}_${port.port}`;
+        if (names.has(name)) {
+          notes.push(`${service.fqdn}:${port.port}: ${name} is already the listener of another service; left out`);
+          continue;
+        }
+        names.add(name);
+        // VirtualService tls[] routes split the address's connections by SNI; the rest take the tcp route.
+        const sni = tlsRouteChains(ctx, vs, port.port, own, name);
         out.push(
           create(ListenerSchema, {
-            name: `${ip}_${port.port}`,
+            name,
             address: socketAddress(ip, port.port),
             bindToPort: false,
             trafficDirection: TrafficDirection.OUTBOUND,
-            filterChains: [
-              { name: `${ip}_${port.port}`, filters: [outboundTcpProxyFilter(ctx, route, own, port.port)] },
-            ],
+            ...(sni.length > 0
+              ? { listenerFilters: [tlsInspectorFilter()], continueOnListenerFiltersTimeout: true }
+              : {}),
+            filterChains: [...sni, { name, filters: [outboundTcpProxyFilter(ctx, route, own, port.port)] }],
           }),
         );
       }
     }
   }
+  out.push(
+    ...egressListeners(
+      ctx,
+      egress,
+      new Set(httpServicesByPort(ctx).keys()),
+      passthroughChain(ctx, 'PassthroughFilterChain', outboundFallbackCluster(ctx)),
+      notes,
+    ),
+  );
   return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 

@@ -6,7 +6,8 @@ import { create } from '@bufbuild/protobuf';
 import type { VirtualHost, VirtualHostSchema } from '../envoy/gen/envoy/config/route/v3/route_components_pb.js';
 import { RouteConfigurationSchema, type RouteConfiguration } from '../envoy/gen/envoy/config/route/v3/route_pb.js';
 import { frozenContentHash } from '../model/canonical.js';
-import { destinationRuleFor, findService, servicesVisibleFrom, virtualServiceFor } from '../model/lookup.js';
+import { destinationRuleFor, findService, virtualServiceFor } from '../model/lookup.js';
+import { outboundTrafficPolicy, scopedServices } from './scope.js';
 import { serviceDefinitionKey } from '../model/parts.js';
 import { hostAliases } from '../model/hosts.js';
 import { isHttpProtocol } from '../model/protocol.js';
@@ -24,7 +25,7 @@ const MAX_DIRECT_RESPONSE_BODY_BYTES = 1_048_576;
 /** The HTTP Service ports a proxy in `namespace` routes, by port number (ports sorted, services by FQDN). */
 export function httpServicesByPort(ctx: TranslateContext): Map<number, MeshService[]> {
   const byPort = new Map<number, MeshService[]>();
-  for (const service of servicesVisibleFrom(ctx.snapshot, ctx.proxy.namespace)) {
+  for (const service of scopedServices(ctx)) {
     for (const port of service.ports) {
       if (port.transport !== 'TCP' || !isHttpProtocol(port.protocol)) continue;
       const list = byPort.get(port.port) ?? [];
@@ -36,12 +37,21 @@ export function httpServicesByPort(ctx: TranslateContext): Map<number, MeshServi
 }
 
 /**
+ * The names a client in the proxy's namespace may call a service by: a Kubernetes Service's aliases
+ * (hostAliases), or a ServiceEntry host as written (it is a name in DNS, not a Kubernetes short name).
+ */
+export function serviceAliases(ctx: TranslateContext, service: MeshService): string[] {
+  if (service.serviceEntry) return [service.fqdn];
+  return hostAliases(service.name, service.namespace, ctx.proxy.namespace, ctx.snapshot.domain);
+}
+
+/**
  * The domains of a Service's vhost. grpc-js matches the target's `host:port` (grpc-js-xds.md §0.3), so
  * proxyless gets every alias with and without the port; Envoy sidecars ignore the port in host matching
  * (`ignore_port_in_host_matching`), so bare aliases plus the cluster IPs suffice.
  */
 function candidateDomains(ctx: TranslateContext, service: MeshService, port: number): string[] {
-  const aliases = hostAliases(service.name, service.namespace, ctx.proxy.namespace, ctx.snapshot.domain);
+  const aliases = serviceAliases(ctx, service);
   if (ctx.proxy.proxyType === 'grpc') return aliases.flatMap((a) => [a, `${a}:${port}`]);
   return [...aliases, ...service.clusterIPs];
 }
@@ -67,7 +77,7 @@ export function serviceRoutes(ctx: TranslateContext, service: MeshService, optio
  */
 function catchAllVirtualHost(ctx: TranslateContext): VirtualHostInit {
   const match = { pathSpecifier: { case: 'prefix' as const, value: '/' } };
-  if (ctx.mesh.outboundTrafficPolicy === 'REGISTRY_ONLY') {
+  if (outboundTrafficPolicy(ctx) === 'REGISTRY_ONLY') {
     return {
       name: 'block_all',
       domains: ['*'],
@@ -172,10 +182,11 @@ export function virtualHostKey(
   for (const http of vs?.spec.http ?? []) {
     for (const route of http.route ?? []) if (route.destination) hosts.add(route.destination.host);
     if (http.mirror) hosts.add(http.mirror.host);
+    for (const m of http.mirrors ?? []) hosts.add(m.destination.host);
   }
   const destinations = [...hosts].sort().map((host) => {
     const target = findService(snapshot, host, proxy.namespace);
-    const rule = destinationRuleFor(snapshot, host, proxy.namespace);
+    const rule = destinationRuleFor(snapshot, host, proxy.namespace, proxy.labels);
     return [host, target ? serviceDefinitionKey(target) : '-', rule ? frozenContentHash(rule) : '-'];
   });
   return JSON.stringify([

@@ -4,10 +4,12 @@
 // (`VirtualService/shop/reviews`, model/objects.ts objectKey). The Programmed status (control-plane/
 // programmed-status.ts) counts, per object, the proxies whose config holds it.
 //
-// - VirtualServices: for every Service visible from the proxy's namespace, the one that routes it there
+// - Sidecars: the one that scopes the proxy (model/sidecar-scope.ts sidecarFor).
+// - VirtualServices: for every Service in the proxy's scope (scope.ts), the one that routes it there
 //   (`virtualServiceFor`, what builds its virtual host).
 // - DestinationRules: for the same Services, every rule merged into the one that applies there
 //   (`destinationRuleFor(...).from`, what shapes its clusters, subsets and endpoints).
+// - ServiceEntries: the entry behind every visible service that is a ServiceEntry host.
 // - PeerAuthentications: the policies that decide the proxy's own inbound mode (`workloadMtls` on its
 //   labels, what its inbound listener and server listeners use), and those that decide each destination's
 //   mode (`workloadMtls` of every endpoint's workload, what cluster TLS and endpoint metadata use).
@@ -15,7 +17,8 @@
 // Pure; memoized per snapshot by what it reads of the proxy (its namespace and the labels PeerAuthentication
 // selectors read), so the Pods of one workload share one list and it costs nothing until asked.
 import { objectKey } from '../model/objects.js';
-import { destinationRuleFor, servicesVisibleFrom, virtualServiceFor } from '../model/lookup.js';
+import { destinationRuleFor, virtualServiceFor } from '../model/lookup.js';
+import { proxyScope } from './scope.js';
 import { snapshotKeys } from '../model/parts.js';
 import { workloadMtls } from '../model/peer-authentication.js';
 import type { MeshSnapshot, ResolvedMtlsMode } from '../model/snapshot.js';
@@ -30,10 +33,14 @@ export function proxySources(snapshot: MeshSnapshot, proxy: ProxyInfo, mesh: Mes
     for (const r of refs) keys.add(objectKey('PeerAuthentication', r.namespace, r.name));
   };
   peer(workloadMtls(snapshot, proxy.namespace, proxy.labels, fallback).from);
-  for (const service of servicesVisibleFrom(snapshot, proxy.namespace)) {
+  const scope = proxyScope({ snapshot, proxy, mesh });
+  if (scope.sidecar) keys.add(objectKey('Sidecar', scope.sidecar.namespace, scope.sidecar.name));
+  for (const service of scope.services) {
     const vs = virtualServiceFor(snapshot, service.fqdn, proxy.namespace);
     if (vs) keys.add(objectKey('VirtualService', vs.namespace, vs.name));
-    const rule = destinationRuleFor(snapshot, service.fqdn, proxy.namespace);
+    if (service.serviceEntry)
+      keys.add(objectKey('ServiceEntry', service.serviceEntry.from.namespace, service.serviceEntry.from.name));
+    const rule = destinationRuleFor(snapshot, service.fqdn, proxy.namespace, proxy.labels);
     for (const r of rule?.from ?? []) keys.add(objectKey('DestinationRule', r.namespace, r.name));
     for (const port of service.ports) {
       if (port.endpoints.length === 0) peer(workloadMtls(snapshot, service.namespace, {}, fallback).from);
@@ -52,7 +59,9 @@ export function meshSources(mesh: MeshConfig): (proxy: ProxyInfo, snapshot: Mesh
     const selected = snapshotKeys(snapshot).selectorLabelKeys.flatMap((k) =>
       proxy.labels[k] === undefined ? [] : [[k, proxy.labels[k]]],
     );
-    const key = JSON.stringify([proxy.namespace, selected]);
+    const scope = proxyScope({ snapshot, proxy, mesh });
+    const sidecar = scope.sidecar ? `${scope.sidecar.namespace}/${scope.sidecar.name}` : '';
+    const key = JSON.stringify([proxy.namespace, selected, scope.key, sidecar]);
     let sources = bySnapshot.get(key);
     if (!sources) bySnapshot.set(key, (sources = proxySources(snapshot, proxy, mesh)));
     return sources;

@@ -90,7 +90,7 @@ test('apiVersion and kind', (t) => {
     'apiVersion: must be networking.trellis.dev/v1alpha1',
   ]);
   t.deepEqual(errors({ ...vsHttp({}), kind: 'Gateway' }), [
-    'kind: must be VirtualService, DestinationRule, PeerAuthentication or AuthorizationPolicy',
+    'kind: must be VirtualService, DestinationRule, PeerAuthentication, AuthorizationPolicy, ServiceEntry or Sidecar',
   ]);
   t.deepEqual(errors('reviews'), [': must be an object']);
   t.true(isRoutingResource(vsHttp({})));
@@ -182,7 +182,7 @@ test('hosts: at least one, host names in any case, Istio wildcards, not * for th
 });
 
 test('a VirtualService has http or tcp routes, and the lists are not empty', (t) => {
-  t.deepEqual(errors(vs({ hosts: ['reviews'] })), ['spec: must have http or tcp routes']);
+  t.deepEqual(errors(vs({ hosts: ['reviews'] })), ['spec: must have http, tls or tcp routes']);
   t.deepEqual(errors(vs({ hosts: ['reviews'], http: [] })), ['spec.http: must not be empty']);
   t.deepEqual(errors(vs({ hosts: ['reviews'], tcp: [{ route: [{ destination: { host: 'db' } }] }] })), []);
 });

@@ -138,7 +138,7 @@ spec:
 `;
   const cel = await cluster.kubectl(['apply', '-n', ns, '-f', '-'], { input: noRoutes, allowFailure: true });
   t.not(cel.code, 0);
-  t.regex(cel.stderr, /spec: Invalid value: "object": must have http or tcp routes/);
+  t.regex(cel.stderr, /spec: Invalid value: "object": must have http, tls or tcp routes/);
   const listed = await cluster.kubectl(['get', 'vs', '-n', ns, '-o', 'name']);
   t.is(listed.stdout.trim(), '');
 });

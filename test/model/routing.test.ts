@@ -483,7 +483,7 @@ test('formatIssue, when given, writes the problem messages', (t) => {
   t.deepEqual(
     s.problems.map((p) => p.message),
     [
-      '[VirtualService/x] spec must have http or tcp routes @x.yaml#0',
+      '[VirtualService/x] spec must have http, tls or tcp routes @x.yaml#0',
       '[VirtualService/x] spec.hosts must not be empty @x.yaml#0',
     ],
   );
