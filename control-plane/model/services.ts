@@ -1,7 +1,7 @@
 // Services, their ports and endpoints, from Namespace, Service, EndpointSlice and Pod objects.
 // Pure. Every field read is checked (FileSource objects are unchecked YAML); what cannot be used is
 // reported as a Problem naming the object and the field, and left out (one bad object hurts only itself).
-import type { V1EndpointSlice, V1Namespace, V1Pod, V1Service } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Namespace, V1Node, V1Pod, V1Service } from '@kubernetes/client-node';
 import { sortedRecord } from './canonical.js';
 import { serviceFqdn } from './hosts.js';
 import { locationOf, located, type Location, type MeshObject, type Problem } from './objects.js';
@@ -17,7 +17,46 @@ export const SERVICE_EXPORT_TO_ANNOTATION = 'networking.trellis.dev/exportTo';
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 export const REGION_LABEL = 'topology.kubernetes.io/region';
 export const ZONE_LABEL = 'topology.kubernetes.io/zone';
-export const SUBZONE_LABEL = 'topology.trellis.dev/subzone';
+/** Istio's sub-zone label (on the Node, or on the Pod); `topology.trellis.dev/subzone` is read too (older Trellis). */
+export const SUBZONE_LABEL = 'topology.istio.io/subzone';
+export const TRELLIS_SUBZONE_LABEL = 'topology.trellis.dev/subzone';
+/** The deprecated Node labels, read when the current ones are absent (as Istio does). */
+export const LEGACY_REGION_LABEL = 'failure-domain.beta.kubernetes.io/region';
+export const LEGACY_ZONE_LABEL = 'failure-domain.beta.kubernetes.io/zone';
+/** Istio's Pod label that sets the whole locality, `region.zone.subzone` (label values cannot hold `/`). */
+export const POD_LOCALITY_LABEL = 'istio-locality';
+
+/** The topology labels of the Nodes, by Node name. */
+export type NodeTopology = ReadonlyMap<string, Readonly<Record<string, string>>>;
+
+/** The Nodes' labels (only what locality reads), by name. */
+export function nodeTopology(nodes: readonly Of<'Node'>[]): NodeTopology {
+  return new Map(nodes.map((n) => [n.name, stringMap((n.object as V1Node | undefined)?.metadata?.labels)]));
+}
+
+/**
+ * An endpoint's locality, as Istio's Kubernetes registry finds it: the Pod label `istio-locality`
+ * (`region.zone.subzone`) when set; else region and sub-zone from its Node's labels and the zone from the
+ * EndpointSlice endpoint (which the EndpointSlice controller copies from the Node), else the Node's zone
+ * label. Without a Node (local mode, or a Node not listed) the Pod's own topology labels stand in.
+ */
+export function endpointLocality(
+  podLabels: Readonly<Record<string, string>>,
+  node: Readonly<Record<string, string>> | undefined,
+  sliceZone: string | undefined,
+): Locality {
+  const override = podLabels[POD_LOCALITY_LABEL];
+  if (override) {
+    const [region = '', zone = '', subZone = ''] = override.split('.');
+    return { region, zone, subZone };
+  }
+  const n = node ?? {};
+  return {
+    region: n[REGION_LABEL] || n[LEGACY_REGION_LABEL] || podLabels[REGION_LABEL] || '',
+    zone: sliceZone || n[ZONE_LABEL] || n[LEGACY_ZONE_LABEL] || podLabels[ZONE_LABEL] || '',
+    subZone: n[SUBZONE_LABEL] || podLabels[SUBZONE_LABEL] || podLabels[TRELLIS_SUBZONE_LABEL] || '',
+  };
+}
 
 type Of<K extends MeshObject['kind']> = Extract<MeshObject, { kind: K }>;
 
@@ -157,6 +196,7 @@ function portEndpoints(
   port: ServicePortDraft,
   slices: readonly Of<'EndpointSlice'>[],
   pods: ReadonlyMap<string, PodInfo>,
+  nodes: NodeTopology,
   problems: Problem[],
 ): MeshEndpoint[] {
   const all: MeshEndpoint[] = [];
@@ -204,12 +244,8 @@ function portEndpoints(
           : undefined;
       const pod = podRef ? pods.get(`${podRef.namespace}/${podRef.name}`) : undefined;
       const labels = pod?.labels ?? {};
-      const locality: Locality = {
-        region: labels[REGION_LABEL] ?? '',
-        zone: string(e.zone) || labels[ZONE_LABEL] || '',
-        subZone: labels[SUBZONE_LABEL] ?? '',
-      };
       const nodeName = string(e.nodeName);
+      const locality = endpointLocality(labels, nodeName ? nodes.get(nodeName) : undefined, string(e.zone));
       all.push({
         address,
         port: number,
@@ -256,12 +292,15 @@ function serviceInputs(
   o: Of<'Service'>,
   ownSlices: readonly Of<'EndpointSlice'>[],
   pods: ReadonlyMap<string, Of<'Pod'>>,
+  nodes: ReadonlyMap<string, Of<'Node'>>,
   domain: string,
 ): unknown[] {
   const inputs: unknown[] = [domain, o.object, o.origin.file, o.origin.document];
   for (const slice of ownSlices) {
     inputs.push(slice.object, slice.name, slice.origin.file, slice.origin.document);
     for (const raw of list((slice.object as V1EndpointSlice | undefined)?.endpoints)) {
+      const nodeName = string(record(raw)?.nodeName);
+      if (nodeName) inputs.push(nodes.get(nodeName)?.object);
       const ref = record(record(raw)?.targetRef);
       if (!ref || string(ref.kind) !== 'Pod' || !string(ref.name)) continue;
       inputs.push(pods.get(`${string(ref.namespace) || slice.namespace}/${string(ref.name)!}`)?.object);
@@ -286,7 +325,10 @@ export function buildServices(
   domain: string,
   problems: Problem[],
   memo?: { readonly previous?: ServiceMemo; readonly next: ServiceMemo },
+  nodes: readonly Of<'Node'>[] = [],
 ): MeshService[] {
+  const nodeObjects = new Map(nodes.map((n) => [n.name, n]));
+  const topology = nodeTopology(nodes);
   const podObjects = new Map<string, Of<'Pod'>>();
   for (const p of pods) podObjects.set(`${p.namespace}/${p.name}`, p);
   const podIndex = new Map<string, PodInfo>();
@@ -318,7 +360,7 @@ export function buildServices(
   for (const o of services) {
     const key = `${o.namespace}/${o.name}`;
     const ownSlices = slicesByService.get(key) ?? [];
-    const inputs = memo ? serviceInputs(o, ownSlices, podObjects, domain) : [];
+    const inputs = memo ? serviceInputs(o, ownSlices, podObjects, nodeObjects, domain) : [];
     const known = memo?.previous?.get(key);
     if (memo && known && sameInputs(known.inputs, inputs)) {
       problems.push(...known.problems);
@@ -327,7 +369,7 @@ export function buildServices(
       continue;
     }
     const own: Problem[] = [];
-    const service = buildService(o, ownSlices, podIndex, domain, own);
+    const service = buildService(o, ownSlices, podIndex, topology, domain, own);
     problems.push(...own);
     memo?.next.set(key, { inputs, service, problems: own });
     out.push(service);
@@ -339,6 +381,7 @@ function buildService(
   o: Of<'Service'>,
   ownSlices: readonly Of<'EndpointSlice'>[],
   podIndex: ReadonlyMap<string, PodInfo>,
+  nodes: NodeTopology,
   domain: string,
   problems: Problem[],
 ): MeshService {
@@ -347,7 +390,7 @@ function buildService(
   const drafts = servicePorts(o, problems);
   const ports: MeshServicePort[] = drafts.map((d) => {
     const { protocol, from } = selectProtocol(d.name, d.appProtocol, d.transport);
-    return { ...d, protocol, protocolFrom: from, endpoints: portEndpoints(d, ownSlices, podIndex, problems) };
+    return { ...d, protocol, protocolFrom: from, endpoints: portEndpoints(d, ownSlices, podIndex, nodes, problems) };
   });
   const clusterIP = string(spec?.clusterIP);
   const ips = list(spec?.clusterIPs).filter((ip): ip is string => typeof ip === 'string' && ip !== '');

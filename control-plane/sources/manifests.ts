@@ -61,8 +61,8 @@ export function toMeshObject(value: unknown, origin: Origin): { object?: MeshObj
   if (typeof name !== 'string' || name === '') {
     return { problem: { severity: 'error', origin, message: `${at}: ${kind}: metadata.name: required; skipped` } };
   }
-  if (kind === 'Namespace') {
-    return { object: { kind, namespace: '', name, object: value, origin } };
+  if (kind === 'Namespace' || kind === 'Node') {
+    return { object: { kind, namespace: '', name, object: value, origin } as MeshObject };
   }
   let namespace = metadata.namespace;
   if (namespace === undefined || namespace === '') namespace = 'default';

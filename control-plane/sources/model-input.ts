@@ -18,6 +18,16 @@ import { isPolicyKind, type MeshKind, type MeshObject } from '../model/objects.j
 
 type Json = Record<string, unknown>;
 
+/** The Node labels the model reads (model/services.ts: an endpoint's locality). */
+const NODE_TOPOLOGY_LABELS: ReadonlySet<string> = new Set([
+  'topology.kubernetes.io/region',
+  'topology.kubernetes.io/zone',
+  'topology.istio.io/subzone',
+  'failure-domain.beta.kubernetes.io/region',
+  'failure-domain.beta.kubernetes.io/zone',
+  'kubernetes.io/hostname',
+]);
+
 function isRecord(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -31,7 +41,22 @@ export function modelInput(kind: MeshKind, apiVersion: string, object: unknown):
   const metadata = object.metadata;
   const name = metadata.name;
   if (typeof name !== 'string' || name === '') return undefined;
-  const namespace = kind === 'Namespace' ? '' : typeof metadata.namespace === 'string' ? metadata.namespace : '';
+  const namespace =
+    kind === 'Namespace' || kind === 'Node' ? '' : typeof metadata.namespace === 'string' ? metadata.namespace : '';
+  // A Node: only its topology labels (endpoint localities, model/services.ts). Its status, heartbeats,
+  // annotations and other labels change often and are never read.
+  if (kind === 'Node') {
+    const topology = Object.fromEntries(
+      Object.entries(isRecord(metadata.labels) ? metadata.labels : {}).filter(([k]) => NODE_TOPOLOGY_LABELS.has(k)),
+    );
+    return {
+      kind,
+      namespace,
+      name,
+      object: { apiVersion, kind, metadata: { name, labels: topology } },
+      origin: {},
+    } as MeshObject;
+  }
   const {
     resourceVersion: _rv,
     managedFields: _mf,

@@ -156,18 +156,41 @@ export function tcpKeepaliveFields(pool: ConnectionPoolSettings | undefined): Cl
 const httpOptions = new Map<string, Any>();
 
 /**
+ * The upstream protocol of an outbound HTTP cluster, as Istio chooses it: `useClientProtocol` keeps the
+ * client's (Envoy's `use_downstream_protocol_config`, and h2UpgradePolicy is then ignored); an HTTP/1 port
+ * with `h2UpgradePolicy: UPGRADE` is spoken to in HTTP/2; DEFAULT is the mesh's, which is Istio's default
+ * DO_NOT_UPGRADE. Envoy only (proxyless gRPC always speaks HTTP/2).
+ */
+export type UpstreamProtocol = 'http1' | 'http2' | 'downstream';
+
+export function upstreamProtocol(
+  pool: ConnectionPoolSettings | undefined,
+  http: boolean,
+  http2: boolean,
+  outbound: boolean,
+): UpstreamProtocol {
+  if (!http) return 'http1';
+  if (outbound && pool?.http?.useClientProtocol === true) return 'downstream';
+  if (http2 || (outbound && pool?.http?.h2UpgradePolicy === 'UPGRADE')) return 'http2';
+  return 'http1';
+}
+
+/**
  * Envoy only, HTTP ports only: the upstream protocol (HTTP/2 for http2/grpc ports, which Envoy would
- * otherwise speak HTTP/1.1 to) and the per-connection limits, in the `HttpProtocolOptions` extension
- * (the cluster-level `http2_protocol_options` is deprecated). `upstream_protocol_options` is mandatory
- * there, so an HTTP/1 port states HTTP/1 explicitly when it needs the message at all. `tcp.idleTimeout`
- * is the idle timeout when `http.idleTimeout` is unset, as in Istio.
+ * otherwise speak HTTP/1.1 to; see `upstreamProtocol` for outbound clusters) and the per-connection limits,
+ * in the `HttpProtocolOptions` extension (the cluster-level `http2_protocol_options` is deprecated).
+ * `upstream_protocol_options` is mandatory there, so an HTTP/1 port states HTTP/1 explicitly when it
+ * needs the message at all. `tcp.idleTimeout` is the idle timeout when `http.idleTimeout` is unset, as in
+ * Istio. `http2KeepAlive` becomes the HTTP/2 options' `connection_keepalive` (HTTP/2 only, as in Istio).
  */
 export function httpProtocolOptionsFields(
   pool: ConnectionPoolSettings | undefined,
   http: boolean,
   http2: boolean,
+  outbound = false,
 ): ClusterInit {
   if (!http) return {};
+  const protocol = upstreamProtocol(pool, http, http2, outbound);
   const idle = pool?.http?.idleTimeout ?? pool?.tcp?.idleTimeout;
   const common = {
     ...(pool?.http?.maxRequestsPerConnection ? { maxRequestsPerConnection: pool.http.maxRequestsPerConnection } : {}),
@@ -177,27 +200,45 @@ export function httpProtocolOptionsFields(
       : {}),
   };
   const hasCommon = Object.keys(common).length > 0;
-  if (!http2 && !hasCommon) return {};
+  if (protocol === 'http1' && !hasCommon) return {};
   const streams = pool?.http?.maxConcurrentStreams;
+  const keepalive = pool?.http?.http2KeepAlive;
   const key = JSON.stringify([
-    http2,
+    protocol,
     streams,
     pool?.http?.maxRequestsPerConnection,
     idle,
     pool?.tcp?.maxConnectionDuration,
+    keepalive?.interval,
+    keepalive?.timeout,
   ]);
   let packed = httpOptions.get(key);
   if (!packed) {
+    const h2 = {
+      ...(streams ? { maxConcurrentStreams: streams } : {}),
+      ...(keepalive
+        ? {
+            connectionKeepalive: {
+              interval: protoDuration(keepalive.interval),
+              timeout: protoDuration(keepalive.timeout),
+            },
+          }
+        : {}),
+    };
     const options = create(HttpProtocolOptionsSchema, {
       ...(hasCommon ? { commonHttpProtocolOptions: common } : {}),
-      upstreamProtocolOptions: {
-        case: 'explicitHttpConfig',
-        value: {
-          protocolConfig: http2
-            ? { case: 'http2ProtocolOptions', value: streams ? { maxConcurrentStreams: streams } : {} }
-            : { case: 'httpProtocolOptions', value: {} },
-        },
-      },
+      upstreamProtocolOptions:
+        protocol === 'downstream'
+          ? { case: 'useDownstreamProtocolConfig', value: { httpProtocolOptions: {}, http2ProtocolOptions: h2 } }
+          : {
+              case: 'explicitHttpConfig',
+              value: {
+                protocolConfig:
+                  protocol === 'http2'
+                    ? { case: 'http2ProtocolOptions', value: h2 }
+                    : { case: 'httpProtocolOptions', value: {} },
+              },
+            },
     });
     packed = anyPack(HttpProtocolOptionsSchema, options);
     if (httpOptions.size >= 4096) httpOptions.clear();
@@ -216,14 +257,17 @@ const ENVOY_DEFAULT_CONSECUTIVE_5XX = 5;
  * Emitted only when the rule has the block. Success-rate ejection is always off (Istio; grpc-js turns it
  * on unless `enforcing_success_rate` is 0). A count of 0 disables that detector (enforcing 0).
  *
- * Envoy: Istio's mapping, and `common_lb_config.healthy_panic_threshold` = minHealthPercent, written
- * even when unset, so that 0 disables Envoy's panic mode (default 50%).
+ * Envoy: Istio's mapping, and `common_lb_config.healthy_panic_threshold` = minHealthPercent (see
+ * commonLbConfigFields). With `splitExternalLocalOriginErrors`, local-origin failures (connect errors,
+ * timeouts, resets) are counted apart: `consecutiveLocalOriginFailures` (> 0) is enforced at 100%, and
+ * local-origin success-rate ejection is off (Istio's applyOutlierDetection).
  *
  * Proxyless gRPC implements only success-rate and failure-percentage ejection (gRFC A50): the
  * consecutive-error counts are ignored there. So a count N becomes failure-percentage ejection: a host
  * that answered at least N calls in an interval and failed ≥ 85% of them (Envoy's and gRPC's default
  * threshold) is ejected, whatever the number of hosts (minimum_hosts 1, where gRPC's default of 5
- * would leave small services unprotected). grpc-js has no panic threshold; none is sent.
+ * would leave small services unprotected). grpc-js has no panic threshold and does not tell local-origin
+ * failures apart (gRFC A50): neither is sent.
  */
 export function outlierDetectionFields(od: OutlierDetection | undefined, proxyType: ProxyType): ClusterInit {
   if (!od) return {};
@@ -257,7 +301,38 @@ export function outlierDetectionFields(od: OutlierDetection | undefined, proxyTy
       ...(gateway !== undefined
         ? { consecutiveGatewayFailure: gateway, enforcingConsecutiveGatewayFailure: gateway > 0 ? 100 : 0 }
         : {}),
+      ...(od.splitExternalLocalOriginErrors
+        ? {
+            splitExternalLocalOriginErrors: true,
+            ...(od.consecutiveLocalOriginFailures
+              ? {
+                  consecutiveLocalOriginFailure: od.consecutiveLocalOriginFailures,
+                  enforcingConsecutiveLocalOriginFailure: 100,
+                }
+              : {}),
+            enforcingLocalOriginSuccessRate: 0,
+          }
+        : {}),
     },
-    commonLbConfig: { healthyPanicThreshold: { value: od.minHealthPercent ?? 0 } },
+  };
+}
+
+/**
+ * Envoy only: `common_lb_config`. With outlier detection, `healthy_panic_threshold` = minHealthPercent,
+ * written even when unset, so that 0 disables Envoy's panic mode (default 50%), as Istio does. With
+ * locality load balancing acting on the cluster (a distribute, or failover: locality.ts
+ * `localityWeighted`), `locality_weighted_lb_config`, so that Envoy honours the localities' weights (Istio).
+ */
+export function commonLbConfigFields(
+  od: OutlierDetection | undefined,
+  localityWeighted: boolean,
+  proxyType: ProxyType,
+): ClusterInit {
+  if (proxyType !== 'envoy' || (!od && !localityWeighted)) return {};
+  return {
+    commonLbConfig: {
+      ...(od ? { healthyPanicThreshold: { value: od.minHealthPercent ?? 0 } } : {}),
+      ...(localityWeighted ? { localityConfigSpecifier: { case: 'localityWeightedLbConfig', value: {} } } : {}),
+    },
   };
 }

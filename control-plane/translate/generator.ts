@@ -25,7 +25,8 @@ import type { Generator, ResourcesByType } from '../xds/generator.js';
 import type { ProxyInfo } from '../xds/node.js';
 import type { Listener } from '../envoy/gen/envoy/config/listener/v3/listener_pb.js';
 import type { RouteConfiguration } from '../envoy/gen/envoy/config/route/v3/route_pb.js';
-import { destinationRuleFor, servicesVisibleFrom } from '../model/lookup.js';
+import { destinationRuleFor } from '../model/lookup.js';
+import { scopedServices } from './scope.js';
 import { diffSnapshots, snapshotKeys, type SnapshotKeys } from '../model/parts.js';
 import { CarryCache } from './carry-cache.js';
 import { parseOutboundClusterName } from './cluster-names.js';
@@ -37,6 +38,7 @@ import { buildListeners } from './listeners.js';
 import { apiListener, apiListeners, serverListeners } from './listeners-grpc.js';
 import { sidecarInboundListener, sidecarOutboundListeners } from './listeners-sidecar.js';
 import { proxyShape, type ProxyShape } from './proxy-shape.js';
+import { proxySecrets } from './secrets.js';
 import { buildRouteConfigurations, virtualHost, virtualHostKey, type VirtualHostBuilder } from './routes.js';
 import { create } from '@bufbuild/protobuf';
 import { VirtualHostSchema, type VirtualHost } from '../envoy/gen/envoy/config/route/v3/route_components_pb.js';
@@ -66,12 +68,30 @@ export function generateResources(
   loadAssignments: LoadAssignmentBuilder = buildLoadAssignments,
 ): ResourcesByType {
   const clusters = buildClusters(ctx);
-  return resourcesByType(
-    clusters,
-    loadAssignments(ctx, edsClusterNames(clusters)),
-    buildListeners(ctx),
-    buildRouteConfigurations(ctx),
+  return withSecrets(
+    resourcesByType(
+      clusters,
+      loadAssignments(ctx, edsClusterNames(clusters)),
+      buildListeners(ctx),
+      buildRouteConfigurations(ctx),
+    ),
+    proxySecrets(ctx.snapshot, ctx.proxy),
   );
+}
+
+const withSecretsMemo = new WeakMap<ResourcesByType, WeakMap<readonly Message[], ResourcesByType>>();
+
+/**
+ * `resources` plus the proxy's Secrets (SDS over ADS, secrets.ts) when it has any: a proxy without keeps
+ * exactly the four types. The same map for the same two inputs.
+ */
+function withSecrets(resources: ResourcesByType, secrets: readonly Message[]): ResourcesByType {
+  if (secrets.length === 0) return resources;
+  let bySecrets = withSecretsMemo.get(resources);
+  if (!bySecrets) withSecretsMemo.set(resources, (bySecrets = new WeakMap()));
+  let out = bySecrets.get(secrets);
+  if (!out) bySecrets.set(secrets, (out = new Map([...resources, [TypeUrl.Secret, secrets]])));
+  return out;
 }
 
 function resourcesByType(
@@ -207,8 +227,8 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
   }
 
   function outboundClustersByService(ctx: TranslateContext): Cluster[] {
-    return servicesVisibleFrom(ctx.snapshot, ctx.proxy.namespace).flatMap((service) => {
-      const rule = destinationRuleFor(ctx.snapshot, service.fqdn, ctx.proxy.namespace);
+    return scopedServices(ctx).flatMap((service) => {
+      const rule = destinationRuleFor(ctx.snapshot, service.fqdn, ctx.proxy.namespace, ctx.proxy.labels);
       const key = serviceClustersKey(ctx, service, rule);
       let clusters = clustersByService.get(key);
       if (!clusters) {
@@ -377,7 +397,7 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
     const outbound = part(`${out}cds`, deps(services, endpointTraits, destinationRules, peerAuthentications), () =>
       outboundClusters(ctx),
     );
-    const assignmentsPart = loadAssignmentsPart(ctx, `${out}eds`, outbound, keys);
+    const assignmentsPart = loadAssignmentsPart(ctx, `${out}${shape.endpoints}\neds`, outbound, keys);
     const routes = routesPart(ctx, `${out}rds`, shape, keys);
     if (ctx.proxy.proxyType === 'grpc') {
       const api = part(`${out}lds`, deps(services), () => apiListeners(ctx, cachedApiListener));
@@ -421,13 +441,13 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
       const ctx: TranslateContext = { snapshot, proxy, mesh };
       const keys = snapshotKeys(snapshot);
       const shape = proxyShape(ctx, keys);
-      const id = `${shape.outbound}\n${shape.inbound}`;
+      const id = `${shape.outbound}\n${shape.inbound}\n${shape.endpoints}`;
       let resources = memo.get(id);
       if (!resources) {
         resources = generateShaped(ctx, shape, keys);
         memo.set(id, resources);
       }
-      return resources;
+      return withSecrets(resources, proxySecrets(snapshot, proxy));
     },
   };
 }

@@ -43,7 +43,7 @@ function loadBalancerFor(
   destination: Destination,
   port: number,
 ): LoadBalancerSettings | undefined {
-  const rule = destinationRuleFor(ctx.snapshot, destination.host, ctx.proxy.namespace);
+  const rule = destinationRuleFor(ctx.snapshot, destination.host, ctx.proxy.namespace, ctx.proxy.labels);
   if (!rule) return undefined;
   const subset = destination.subset ? rule.subsets.find((s) => s.name === destination.subset) : undefined;
   return loadBalancerAt(subset?.trafficPolicy, port) ?? loadBalancerAt(rule.trafficPolicy, port);
@@ -61,7 +61,15 @@ export function hashPolicies(ctx: TranslateContext, destination: Destination, ro
       {
         policySpecifier: {
           case: 'cookie',
-          value: { name: hash.httpCookie.name, path: hash.httpCookie.path ?? '', ...(ttl ? { ttl } : {}) },
+          value: {
+            name: hash.httpCookie.name,
+            path: hash.httpCookie.path ?? '',
+            ...(ttl ? { ttl } : {}),
+            // Attributes of the cookie Envoy generates (SameSite, Secure, …), as Istio sends them.
+            ...(hash.httpCookie.attributes?.length
+              ? { attributes: hash.httpCookie.attributes.map((a) => ({ name: a.name, value: a.value ?? '' })) }
+              : {}),
+          },
         },
       },
     ];

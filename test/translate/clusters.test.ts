@@ -389,7 +389,8 @@ test('outlierDetection → Envoy outlier_detection, success rate off, panic thre
     maxEjectionPercent: 50,
     enforcingSuccessRate: 0,
   });
-  t.deepEqual(json.commonLbConfig, { healthyPanicThreshold: { value: 25 } });
+  // Outlier detection turns on locality failover (Istio's mesh default), so Envoy weighs localities too.
+  t.deepEqual(json.commonLbConfig, { healthyPanicThreshold: { value: 25 }, localityWeightedLbConfig: {} });
 });
 
 test('outlierDetection: a count of 0 disables that detector; panic mode is off when minHealthPercent is unset', async (t) => {
@@ -401,7 +402,7 @@ test('outlierDetection: a count of 0 disables that detector; panic mode is off w
     enforcingSuccessRate: 0,
   });
   // Percent{value: 0}: present, and 0 is the proto3 default, so JSON shows an empty object.
-  t.deepEqual(json.commonLbConfig, { healthyPanicThreshold: {} });
+  t.deepEqual(json.commonLbConfig, { healthyPanicThreshold: {}, localityWeightedLbConfig: {} });
   t.is((await clusterJson(t, mesh())).outlierDetection, undefined);
 });
 
