@@ -205,6 +205,14 @@ test.serial('a proxy of beta gets beta foo; a name only beta has is never sent t
   const res = await a.next(10_000);
   t.deepEqual(namesOf(res), ['kubernetes://foo']);
   t.is(text(secretsOf(res).get('kubernetes://foo'), 'chain'), t.context.alpha.caCertPem);
+  // The names it cannot have are logged once each, for the operator.
+  const warned = await waitFor('the absent Secrets logged', () => {
+    const names = t.context.env.logs
+      .filter((l) => l.proxy === 'curious.alpha' && l.type === 'Secret' && l.level === 40)
+      .map((l) => l.name);
+    return names.length === 2 ? names : undefined;
+  });
+  t.deepEqual([...warned].sort(), ['kubernetes://beta/only-beta', 'kubernetes://only-beta-cacert']);
   a.close();
 
   // beta itself is served its only-beta (a CA-only Secret: the trust resource).
