@@ -175,17 +175,17 @@ function matchText(m: HTTPMatchRequest): string {
 
 /**
  * One line per HTTP route: `match -> destination(s)`, in order (the first match wins); a root's delegate
- * routes are listed merged, and a last line per delegation names the delegate. Mirrors are marked as
- * ignored by proxyless gRPC (grpc-js does not mirror).
+ * routes are listed merged, and a last line per delegation names the delegate. Mirrors, redirects and
+ * direct responses are marked: proxyless gRPC does not get them (grpc-js neither mirrors nor answers itself).
  */
 export function routeSummaries(vs: AcceptedVirtualService): string[] {
   const http = (vs.spec.http ?? []).map((r: HTTPRoute) => {
     const when = r.match && r.match.length > 0 ? r.match.map(matchText).join(' | ') : '*';
     const mirrors = [...(r.mirror ? [r.mirror.host] : []), ...(r.mirrors ?? []).map((m) => m.destination.host)];
     const to = r.redirect
-      ? 'redirect'
+      ? 'redirect (not for proxyless gRPC)'
       : r.directResponse
-        ? `direct response ${r.directResponse.status}`
+        ? `direct response ${r.directResponse.status} (not for proxyless gRPC)`
         : (r.route ?? [])
             .map((d) => {
               const dest = `${d.destination.host}${d.destination.subset ? `|${d.destination.subset}` : ''}${d.destination.port?.number !== undefined ? `:${d.destination.port.number}` : ''}`;

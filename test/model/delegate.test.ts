@@ -3,6 +3,7 @@
 // (mergeHTTPRoute / mergeHTTPMatchRequests), and a clear warning in the root's status for every route that
 // could not be resolved (missing, invalid, has hosts, itself, not exported, match outside the root's).
 import test from 'ava';
+import { routeSummaries } from '../../control-plane/inspect/describe.js';
 import { buildSnapshot, type BuildOptions } from '../../control-plane/model/build-snapshot.js';
 import { virtualServiceFor } from '../../control-plane/model/lookup.js';
 import type { MeshObject } from '../../control-plane/model/objects.js';
@@ -274,4 +275,29 @@ test('Istio mergeHTTPMatchRequests: each delegate match merged with every root m
       { match: [{ uri: { exact: '/a/b' }, headers: { h: { prefix: 'x' } } }] },
     ),
   );
+});
+
+test('describe lists a root’s merged routes, names its delegate, and marks what proxyless gRPC does not get', (t) => {
+  const s = build([
+    ...reviews(),
+    virtualService('default', 'reviews', {
+      hosts: ['reviews'],
+      http: [
+        { match: [{ uri: { prefix: '/down' } }], directResponse: { status: 503 } },
+        {
+          match: [{ uri: { prefix: '/v2' } }],
+          delegate: { name: 'reviews-v2' },
+          mirrors: [{ destination: { host: 'reviews', subset: 'v1' } }],
+        },
+      ],
+    }),
+    virtualService('default', 'reviews-v2', {
+      http: [{ route: [{ destination: { host: 'reviews', subset: 'v2' } }] }],
+    }),
+  ]);
+  t.deepEqual(routeSummaries(virtualServiceFor(s, FQDN, 'default')!), [
+    'uri prefix /down -> direct response 503 (not for proxyless gRPC)',
+    `uri prefix /v2 -> ${FQDN}|v2 (mirror ${FQDN} (not by proxyless gRPC))`,
+    'http[1] delegates to VirtualService default/reviews-v2 (merged above)',
+  ]);
 });
