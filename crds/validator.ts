@@ -877,8 +877,9 @@ class Checker {
       this.warn('spec.endpoints', 'none: with resolution STATIC the service has no endpoints, so calls to it fail');
     if (resolution === 'NONE' && arr(spec.addresses).length === 0) {
       arr(spec.ports).forEach((raw, i) => {
-        const protocol = str(obj(raw)?.protocol) ?? 'TCP';
-        if (protocol === 'TCP' || protocol === 'MONGO')
+        // The protocol field, else the port name's prefix (as the model decides it).
+        const declared = (str(obj(raw)?.protocol) ?? str(obj(raw)?.name)?.split('-', 1)[0] ?? '').toUpperCase();
+        if (!['HTTP', 'HTTP2', 'GRPC', 'GRPC-WEB', 'TLS', 'HTTPS'].includes(declared))
           this.warn(
             `spec.ports[${i}]`,
             'a TCP port with resolution NONE and no addresses takes every connection to the port that no other service claims',
