@@ -26,6 +26,7 @@ import {
   podIp,
   podLabels,
   podName,
+  serviceFqdn,
   serviceName,
 } from './mesh-fixture.js';
 import { MeshFleet, type Expectation, type SimNode } from './mesh-sim.js';
@@ -45,8 +46,10 @@ import {
 import { ServerProcess } from './server-process.js';
 
 const USAGE = `npm run bench -- xds-mesh [--services 1000] [--endpoints 10] [--sidecars 1000] [--proxyless 200]
-    [--connections 50] [--rounds 5] [--debounce-after 100ms] [--timeout 300s]
-  quick run: --services 200 --sidecars 100 --proxyless 20`;
+    [--connections 50] [--rounds 5] [--debounce-after 100ms] [--timeout 300s] [--scope 0]
+  quick run: --services 200 --sidecars 100 --proxyless 20
+  --scope N: a namespace Sidecar in every namespace scopes each proxy to N Services (those the rounds
+    change first, so every stream still sees each change); 0: no Sidecar, every proxy gets every Service`;
 
 interface Options {
   services: number;
@@ -57,6 +60,8 @@ interface Options {
   rounds: number;
   debounceMs: number;
   timeoutMs: number;
+  /** Services per namespace Sidecar; 0: no Sidecar. */
+  scope: number;
 }
 
 function parseOptions(argv: readonly string[]): Options {
@@ -71,6 +76,7 @@ function parseOptions(argv: readonly string[]): Options {
       rounds: { type: 'string', default: '5' },
       'debounce-after': { type: 'string', default: '100ms' },
       timeout: { type: 'string', default: '300s' },
+      scope: { type: 'string', default: '0' },
     },
     strict: true,
   });
@@ -83,12 +89,44 @@ function parseOptions(argv: readonly string[]): Options {
     rounds: positiveInt('rounds', values.rounds),
     debounceMs: parseDuration(values['debounce-after']),
     timeoutMs: parseDuration(values.timeout),
+    scope: Number(values.scope),
   };
   if (!Number.isInteger(o.proxyless) || o.proxyless < 0) throw new UsageError('--proxyless must be an integer >= 0');
   if (o.sidecars > o.services * o.endpoints)
     throw new UsageError('--sidecars must be at most --services × --endpoints');
   if (o.services < 20) throw new UsageError('--services must be at least 20 (the rollout rewrites 10 workloads)');
+  if (!Number.isInteger(o.scope) || o.scope < 0 || o.scope > o.services)
+    throw new UsageError('--scope must be an integer from 0 to --services');
   return o;
+}
+
+/** The Services the rounds change (endpoints, VirtualService weights, the rollout), in that order, unique. */
+function changedServices(o: Options): number[] {
+  const out = new Set<number>();
+  for (let r = 0; r < o.rounds; r++) out.add((r * 37 + 11) % o.services);
+  for (let r = 0; r < o.rounds; r++) out.add((r * 53 + 7) % o.services);
+  for (let k = 0; k < 10; k++) out.add(10 + k);
+  return [...out];
+}
+
+/**
+ * `--scope N`: one Sidecar per namespace (the namespace default) whose egress names N Services: the ones the
+ * rounds change first (so every stream still receives every change), then Services 0, 1, …
+ */
+function writeScopeSidecars(dir: string, o: Options): number[] {
+  const chosen = new Set(changedServices(o).slice(0, o.scope));
+  for (let i = 0; chosen.size < o.scope; i++) chosen.add(i);
+  const hosts = [...chosen].sort((a, b) => a - b).map((i) => `${namespaceOf(i)}/${serviceFqdn(i)}`);
+  const docs = Array.from({ length: NAMESPACE_COUNT }, (_, n) =>
+    JSON.stringify({
+      apiVersion: 'networking.trellis.dev/v1alpha1',
+      kind: 'Sidecar',
+      metadata: { name: 'default', namespace: `ns-${n}` },
+      spec: { egress: [{ hosts }] },
+    }),
+  );
+  fs.writeFileSync(path.join(dir, 'sidecars.yaml'), docs.join('\n---\n') + '\n');
+  return [...chosen];
 }
 
 /** The sidecars: Pods j of workloads (Services) 0, 1, …, `perWorkload` Pods each. */
@@ -141,6 +179,13 @@ export const xdsMesh: Benchmark = {
     const fixture = new MeshFixture(dir, { services: o.services, endpoints: o.endpoints });
     progress.phase(`writing ${o.services} Services × ${o.endpoints} Pods to ${dir}`);
     fixture.writeAll();
+    if (o.scope > 0) {
+      const scoped = writeScopeSidecars(dir, o);
+      if (changedServices(o).some((i) => !scoped.includes(i)))
+        progress.phase(
+          `--scope ${o.scope}: some changed Services are outside the scope; their rounds wait for streams that never see them`,
+        );
+    }
     const load = [os.loadavg()[0]!];
     const startedAt = performance.now();
     const { server, xdsPort } = await ServerProcess.start({
