@@ -137,14 +137,35 @@ function keyArb(clean: boolean, valid: readonly string[], invalid: readonly stri
 
 type Fields = Record<string, unknown>;
 
-/** Exactly one of route and redirect; a redirect has no fault, rewrite or mirror; no mirrorPercentage without mirror; one kind of URI rewrite. */
+/**
+ * Exactly one of route, redirect and directResponse; a redirect has no fault, rewrite or mirrors, a direct
+ * response no fault or rewrite; mirror or mirrors; no mirrorPercentage without mirror; one kind of URI
+ * rewrite; a redirect's port or derivePort, uri or prefixRewrite (this only under prefix matches).
+ */
 function cleanHttpRoute(fields: Fields, redirect: boolean): Fields {
   const r = { ...fields };
   if (redirect && r.redirect !== undefined) {
-    for (const k of ['route', 'fault', 'rewrite', 'mirror', 'mirrorPercentage']) delete r[k];
+    for (const k of ['route', 'fault', 'rewrite', 'mirror', 'mirrorPercentage', 'mirrors', 'directResponse'])
+      delete r[k];
+    const rd = { ...(r.redirect as Fields) };
+    if (rd.port !== undefined) delete rd.derivePort;
+    if (rd.uri !== undefined) delete rd.prefixRewrite;
+    const matches = (r.match as Fields[] | undefined) ?? [];
+    if (matches.some((m) => m.uri !== undefined && (m.uri as Fields).prefix === undefined)) delete rd.prefixRewrite;
+    if (Object.keys(rd).every((k) => k === 'redirectCode')) rd.scheme = 'https';
+    r.redirect = rd;
+  } else if (r.directResponse !== undefined && (redirect || r.route === undefined)) {
+    for (const k of ['route', 'redirect', 'fault', 'rewrite']) delete r[k];
+    const body = (r.directResponse as Fields).body as Fields | undefined;
+    if (body && body.string !== undefined && body.bytes !== undefined)
+      r.directResponse = { ...(r.directResponse as Fields), body: { string: body.string } };
+    else if (body && body.string === undefined && body.bytes === undefined)
+      r.directResponse = { status: (r.directResponse as Fields).status };
   } else {
     delete r.redirect;
+    delete r.directResponse;
   }
+  if (r.mirror !== undefined) delete r.mirrors;
   if (r.mirror === undefined) delete r.mirrorPercentage;
   const rewrite = r.rewrite as Fields | undefined;
   if (rewrite && rewrite.uri !== undefined && rewrite.uriRegexRewrite !== undefined) {
@@ -152,7 +173,8 @@ function cleanHttpRoute(fields: Fields, redirect: boolean): Fields {
     delete (r.rewrite as Fields).uriRegexRewrite;
   }
   if (rewrite && Object.keys(r.rewrite as Fields).length === 0) delete r.rewrite;
-  if (r.route === undefined && r.redirect === undefined) r.route = [{ destination: { host: 'reviews' } }];
+  if (r.route === undefined && r.redirect === undefined && r.directResponse === undefined)
+    r.route = [{ destination: { host: 'reviews' } }];
   return r;
 }
 
@@ -362,9 +384,20 @@ function resourceArbs(clean: boolean) {
       uri: pathArb,
       authority: pick(['example.com', 'a:1'], ['']),
       port: portArb,
+      derivePort: pick(['FROM_PROTOCOL_DEFAULT', 'FROM_REQUEST_PORT'], ['FROM_NOWHERE']),
+      prefixRewrite: pick(['/new', '/'], ['']),
       scheme: pick(['http', 'https'], ['ftp']),
       redirectCode: pick([301, 302, 303, 307, 308], [300, 200]),
     }),
+  );
+  const directResponseArb = v(
+    fc.record(
+      {
+        status: pick([200, 404, 503], [600, 100]),
+        body: v(optional({ string: pick(['down', ''], []), bytes: pick(['b2sK'], ['!', 'abc']) })),
+      },
+      { requiredKeys: clean ? ['status'] : [] },
+    ),
   );
   const rewriteArb = v(
     optional({
@@ -393,6 +426,14 @@ function resourceArbs(clean: boolean) {
     fault: faultArb,
     mirror: destinationArb,
     mirrorPercentage: percentArb,
+    mirrors: v(
+      small(
+        fc.record({ destination: destinationArb, percentage: percentArb }, { requiredKeys: ['destination'] }),
+        2,
+        1,
+      ),
+    ),
+    directResponse: directResponseArb,
     corsPolicy: corsArb,
     headers: headersArb,
   });
