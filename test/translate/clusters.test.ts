@@ -479,12 +479,12 @@ test('tls SIMPLE: no client certificate, system roots, SNI and SAN default to th
   });
 });
 
-test('tls MUTUAL: SIMPLE plus the workload certificate from SDS (Envoy)', async (t) => {
-  const json = await policyJson(t, { tls: { mode: 'MUTUAL' } });
+test('tls MUTUAL: SIMPLE plus the client certificate files (Envoy; more in tls-origination.test.ts)', async (t) => {
+  const json = await policyJson(t, { tls: { mode: 'MUTUAL', clientCertificate: '/c.pem', privateKey: '/k.pem' } });
   t.like(tlsContext(json), {
     sni: FQDN,
     commonTlsContext: {
-      tlsCertificateSdsSecretConfigs: [{ name: 'default', sdsConfig: SDS_CONFIG }],
+      tlsCertificates: [{ certificateChain: { filename: '/c.pem' }, privateKey: { filename: '/k.pem' } }],
       validationContext: { systemRootCerts: {} },
     },
   });
@@ -800,7 +800,8 @@ test('grpc-js-xds accepts every policy variant for proxyless gRPC, and would NAC
       },
     },
     { tls: { mode: 'MESH_MUTUAL' } },
-    { tls: { mode: 'MUTUAL', subjectAltNames: ['a.example'] } },
+    // MUTUAL needs certificate files or a Secret, which proxyless gRPC cannot read: no cluster (tls-origination.test.ts).
+    { tls: { mode: 'ISTIO_MUTUAL', subjectAltNames: ['a.example'] } },
     { tls: { mode: 'SIMPLE', sni: 'a.example' } },
     { tls: { mode: 'DISABLE' } },
   ];
