@@ -121,8 +121,8 @@ test('spec is required; unknown fields are errors at every level', (t) => {
   t.deepEqual(errors({ apiVersion: API_VERSION, kind: 'DestinationRule', metadata: meta }), ['spec: is required']);
   t.deepEqual(errors({ ...vsHttp({}), extra: 1 }), ['extra: unknown field']);
   t.deepEqual(errors(vsHttp({ retires: { attempts: 1 } })), ['spec.http[0].retires: unknown field']);
-  t.deepEqual(errors(drPolicy({ tls: { mode: 'SIMPLE', caCertificates: '/x' } })), [
-    'spec.trafficPolicy.tls.caCertificates: unknown field',
+  t.deepEqual(errors(drPolicy({ tls: { mode: 'SIMPLE', caCert: '/x' } })), [
+    'spec.trafficPolicy.tls.caCert: unknown field',
   ]);
 });
 
