@@ -560,3 +560,61 @@ test('a VirtualService change rebuilds the virtual hosts it routes, not the rout
   const fresh = generateResources({ snapshot: after, proxy: client, mesh: defaultMeshConfig });
   t.deepEqual(encodeAll(routesB), encodeAll(fresh.get(TypeUrl.RouteConfiguration)!));
 });
+
+test('a Sidecar scope is shared: proxies with one scope get the same arrays; a change outside it moves nothing, inside it patches', (t) => {
+  const generator = meshGenerator(defaultMeshConfig);
+  const proxy = (id: string, labels: Record<string, string>, serviceAccount: string): ProxyInfo => ({
+    id: `${id}.a`,
+    cluster: '',
+    namespace: 'a',
+    serviceAccount,
+    labels,
+    instanceIps: [],
+    proxyType: 'envoy',
+    trustDomain: 'cluster.local',
+    locality: { region: '', zone: '', subZone: '' },
+    userAgent: '',
+  });
+  const state = initialState();
+  for (const ns of NAMESPACES) for (const svc of SERVICES) state.vs[`${ns}/${svc}`] = 0;
+  state.sc['a/default'] = 1; // egress b/* and ./web.a
+  const before = build(objects(state));
+  const one = generator.generate(proxy('one', { role: 'x' }, 'one-sa'), before);
+  const cache = new ResourceCache();
+  for (const [typeUrl, messages] of one) cache.encodeSet(typeUrl, messages);
+  const encodings = cache.encodeCount;
+  // Another workload of the namespace, other labels and service account, the same Sidecar: the same arrays.
+  const two = generator.generate(proxy('two', { role: 'y' }, 'two-sa'), before);
+  for (const [typeUrl, messages] of two) {
+    t.is(messages, one.get(typeUrl), `${typeUrl}: another array for the same scope`);
+    cache.encodeSet(typeUrl, messages);
+  }
+  t.is(cache.encodeCount, encodings, 'the same scope encoded something again');
+  const clusters = one.get(TypeUrl.Cluster)!.map((m) => resourceName(m));
+  t.false(clusters.some((n) => n.endsWith('api.a.svc.cluster.local') || n.endsWith('db.a.svc.cluster.local')));
+  t.true(clusters.includes('outbound|8080||web.a.svc.cluster.local'));
+  t.true(clusters.includes('outbound|5432||db.b.svc.cluster.local'));
+
+  // A VirtualService change on api.a (outside the scope): every array of the scoped proxy stays.
+  state.vs['a/api'] = 3;
+  const outside = build(objects(state), before);
+  const afterOutside = generator.generate(proxy('one', { role: 'x' }, 'one-sa'), outside);
+  // (Outbound listeners are rebuilt on every VirtualService change, scoped or not: equal bytes, not pushed.)
+  for (const typeUrl of [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.RouteConfiguration])
+    t.is(afterOutside.get(typeUrl), one.get(typeUrl), `${typeUrl} moved`);
+  t.deepEqual(encodeAll(afterOutside.get(TypeUrl.Listener)!), encodeAll(one.get(TypeUrl.Listener)!));
+
+  // One on web.a (inside): RDS is patched, CDS and EDS stay, and the bytes equal a fresh translation.
+  state.vs['a/web'] = 3;
+  const inside = build(objects(state), outside);
+  const afterInside = generator.generate(proxy('one', { role: 'x' }, 'one-sa'), inside);
+  t.not(afterInside.get(TypeUrl.RouteConfiguration), one.get(TypeUrl.RouteConfiguration));
+  t.is(afterInside.get(TypeUrl.Cluster), one.get(TypeUrl.Cluster));
+  t.is(afterInside.get(TypeUrl.ClusterLoadAssignment), one.get(TypeUrl.ClusterLoadAssignment));
+  const fresh = generateResources({
+    snapshot: inside,
+    proxy: proxy('one', { role: 'x' }, 'one-sa'),
+    mesh: defaultMeshConfig,
+  });
+  for (const [typeUrl, messages] of afterInside) t.deepEqual(encodeAll(messages), encodeAll(fresh.get(typeUrl)!));
+});
