@@ -255,7 +255,7 @@ test('crossCheck: the subsets of mirrors[] are checked like a mirror', (t) => {
     },
   ];
   t.deepEqual(
-    crossCheck(resources).flatMap((issues) => issues.map((i) => `${i.path}: ${i.message}`)),
+    crossCheck(resources, undefined).flatMap((issues) => issues.map((i) => `${i.path}: ${i.message}`)),
     [
       'spec.http[0].mirrors[1].destination.subset: no DestinationRule for reviews.bookinfo.svc.cluster.local defines subset v9',
     ],
