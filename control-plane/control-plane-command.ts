@@ -303,6 +303,7 @@ export function registerControlPlaneCommand(program: Command): void {
           if (err instanceof PluginCaError) command.error(`error: CA: ${err.message}`, { exitCode: 2 });
           throw err;
         });
+        (await import('./startup-heap.js')).releaseYoungGeneration(); // listening: V8's defaults from here
         onShutdownSignal(async () => {
           await cp.close();
           await tracing.shutdown();

@@ -4,6 +4,9 @@
 if (process.argv[2] === 'agent') {
   await import('../sidecar/main.js');
 } else {
+  // `control-plane`: V8's young generation is kept small while the modules load, released once the ports
+  // listen (startup-heap.ts, control-plane-command.ts).
+  if (process.argv[2] === 'control-plane') (await import('./startup-heap.js')).holdYoungGeneration();
   const { buildProgram } = await import('./cli.js');
   await buildProgram().parseAsync(process.argv);
 }
