@@ -167,6 +167,7 @@ function destinationsOf(vs: AcceptedVirtualService): string[] {
   for (const http of vs.spec.http ?? []) {
     for (const r of http.route ?? []) if (r.destination?.host) out.push(r.destination.host);
     if (http.mirror?.host) out.push(http.mirror.host);
+    for (const m of http.mirrors ?? []) if (m.destination?.host) out.push(m.destination.host);
   }
   for (const tcp of vs.spec.tcp ?? [])
     for (const r of tcp.route ?? []) if (r.destination?.host) out.push(r.destination.host);

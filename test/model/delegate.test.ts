@@ -7,6 +7,7 @@ import { routeSummaries } from '../../control-plane/inspect/describe.js';
 import { buildSnapshot, type BuildOptions } from '../../control-plane/model/build-snapshot.js';
 import { virtualServiceFor } from '../../control-plane/model/lookup.js';
 import type { MeshObject } from '../../control-plane/model/objects.js';
+import { scopeOf } from '../../control-plane/model/sidecar-scope.js';
 import type { MeshSnapshot } from '../../control-plane/model/snapshot.js';
 import { mergeHTTPRoute } from '../../control-plane/model/virtual-service-delegates.js';
 import type { HTTPRoute, VirtualServiceSpec } from '../../crds/types.js';
@@ -300,4 +301,47 @@ test('describe lists a root’s merged routes, names its delegate, and marks wha
     `uri prefix /v2 -> ${FQDN}|v2 (mirror ${FQDN} (not by proxyless gRPC))`,
     'http[1] delegates to VirtualService default/reviews-v2 (merged above)',
   ]);
+});
+
+test('a Sidecar scope holds the destinations of a root’s delegate routes and of mirrors[]', (t) => {
+  const sidecar: MeshObject = {
+    kind: 'Sidecar',
+    namespace: 'default',
+    name: 'default',
+    object: {
+      apiVersion: 'networking.trellis.dev/v1alpha1',
+      kind: 'Sidecar',
+      metadata: { name: 'default', namespace: 'default' },
+      spec: { egress: [{ hosts: [`./${FQDN}`] }] },
+    },
+    origin: {},
+  };
+  const s = build([
+    ...reviews(),
+    ...workload('default', 'ratings', { name: 'http', port: 9080 }, [
+      { version: 'v1', address: '10.0.2.1', port: 9080 },
+    ]),
+    ...workload('default', 'shadow', { name: 'http', port: 9080 }, [
+      { version: 'v1', address: '10.0.2.2', port: 9080 },
+    ]),
+    ...workload('default', 'other', { name: 'http', port: 9080 }, [{ version: 'v1', address: '10.0.2.3', port: 9080 }]),
+    virtualService('default', 'reviews', {
+      hosts: ['reviews'],
+      http: [{ delegate: { name: 'reviews-routes' }, mirrors: [{ destination: { host: 'shadow' } }] }],
+    }),
+    virtualService('default', 'reviews-routes', { http: [{ route: [{ destination: { host: 'ratings' } }] }] }),
+    sidecar,
+  ]);
+  const scope = scopeOf(
+    s,
+    { namespace: 'default', labels: { app: 'client' }, serviceAccount: 'client' },
+    {
+      automatic: false,
+      trustDomain: 'cluster.local',
+    },
+  );
+  t.deepEqual(
+    scope.services.map((x) => x.fqdn),
+    ['ratings.default.svc.cluster.local', FQDN, 'shadow.default.svc.cluster.local'],
+  );
 });
