@@ -86,6 +86,15 @@ test('trellis_config_objects: every kind and state, from the current snapshot at
     'AuthorizationPolicy/accepted': 0,
     'AuthorizationPolicy/invalid': 0,
     'AuthorizationPolicy/conflicted': 0,
+    'ServiceEntry/accepted': 0,
+    'ServiceEntry/invalid': 0,
+    'ServiceEntry/conflicted': 0,
+    'Sidecar/accepted': 0,
+    'Sidecar/invalid': 0,
+    'Sidecar/conflicted': 0,
+    'ServiceEntry/accepted': 0,
+    'ServiceEntry/invalid': 0,
+    'ServiceEntry/conflicted': 0,
   });
 });
 
