@@ -8,6 +8,7 @@
 // `at` is epoch milliseconds with sub-millisecond precision (performance.timeOrigin + performance.now()).
 // Commands on stdin: `stats` (resource-cache counters), `profile-start`, `profile-stop FILE` (V8 CPU profile of just that window, the same
 // sampler `node --cpu-prof` uses); `gc` when run with --expose-gc. SIGTERM closes cleanly.
+import './startup-heap.js'; // first: before the modules load
 import { Session } from 'node:inspector/promises';
 import fs from 'node:fs';
 import readline from 'node:readline';
@@ -15,6 +16,7 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { parseDuration } from '../control-plane/cli.js';
 import { startControlPlane } from '../control-plane/control-plane.js';
+import { releaseYoungGeneration } from '../control-plane/startup-heap.js';
 
 const { values } = parseArgs({
   options: {
@@ -55,6 +57,7 @@ const cp = await startControlPlane({
   debounceMaxMs: parseDuration(values['debounce-max']),
   processMetrics: true,
 });
+releaseYoungGeneration(); // listening: V8's defaults from here, as trellis control-plane
 cp.controller.on('pushed', ({ streams, durationMs }) => {
   emit({
     event: 'pushed',

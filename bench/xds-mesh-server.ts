@@ -4,11 +4,13 @@
 // the run quiet and reports as JSON lines on stdout (the events bench/server-process.ts reads):
 //   {"event":"listening",…}  {"event":"snapshot","at":…,"version":…}  {"event":"pushed","at":…,…}
 // Commands on stdin: `gc` (with --expose-gc), `stats`. SIGTERM closes cleanly.
+import './startup-heap.js'; // first: before the modules load
 import readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { parseDuration } from '../control-plane/cli.js';
 import { startControlPlane } from '../control-plane/control-plane.js';
+import { releaseYoungGeneration } from '../control-plane/startup-heap.js';
 
 const { values } = parseArgs({
   options: {
@@ -48,6 +50,7 @@ const cp = await startControlPlane({
   // A full config of this mesh is several MiB per type; the clients accept 64 MiB.
   maxMessageBytes: 64 * 1024 * 1024,
 });
+releaseYoungGeneration(); // listening: V8's defaults from here, as trellis control-plane
 cp.controller.on('pushed', ({ streams, durationMs }) => {
   emit({
     event: 'pushed',
