@@ -157,6 +157,8 @@ export function destinationRuleManifest(name: string, namespace: string, spec: R
 export interface NodeOptions {
   readonly namespace: string;
   readonly metadata?: Readonly<Record<string, unknown>>;
+  /** `node.locality` (default region and zone `local`). */
+  readonly locality?: { readonly region?: string; readonly zone?: string; readonly sub_zone?: string };
 }
 
 /** A grpc-js-xds bootstrap (grpc-js-xds.md §1): PROXY_TYPE grpc, NAMESPACE, a locality (required). */
@@ -165,7 +167,7 @@ export function bootstrap(controlPlane: string, nodeId: string, node: NodeOption
     xds_servers: [{ server_uri: controlPlane, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }],
     node: {
       id: nodeId,
-      locality: { region: 'local', zone: 'local' },
+      locality: node.locality ?? { region: 'local', zone: 'local' },
       metadata: { PROXY_TYPE: 'grpc', NAMESPACE: node.namespace, ...node.metadata },
     },
     ...(server ? { server_listener_resource_name_template: 'grpc/server?xds.resource.listening_address=%s' } : {}),

@@ -1,0 +1,189 @@
+// Locality failover end to end: a mesh directory with Nodes in two zones (topology labels), EndpointSlices
+// whose endpoints name their Node and zone, and a DestinationRule with outlier detection (which turns on
+// Istio's locality failover), translated by `trellis control-plane --config-dir` (a real process) and
+// followed by real @grpc/grpc-js-xds clients (priorities, grpc-js-xds.md §2 "EDS") against xDS-enabled
+// servers (A36). A client in zone A uses only the zone-A server; when that server stops, or keeps failing
+// until outlier detection ejects it, the client fails over to zone B. A client in zone B uses zone B.
+import test, { type ExecutionContext } from 'ava';
+import * as grpc from '@grpc/grpc-js';
+import { register } from '@grpc/grpc-js-xds';
+import {
+  assertNoNacks,
+  destinationRuleManifest,
+  fqdn,
+  freePorts,
+  namespaceManifest,
+  serviceManifest,
+  startXdsEchoServer,
+  tally,
+  useMeshControlPlane,
+  XdsEchoClient,
+  type CallResult,
+  type Manifest,
+  type XdsEchoServer,
+} from '../helpers/mesh-e2e.js';
+
+register();
+
+const NS = 'locality';
+const REGION = 'r1';
+
+const mesh = useMeshControlPlane(test);
+
+function nodeManifest(name: string, zone: string): Manifest {
+  return {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name, labels: { 'topology.kubernetes.io/region': REGION, 'topology.kubernetes.io/zone': zone } },
+  };
+}
+
+// The Nodes, written once (the tests run concurrently; each writes its own service file).
+let nodesWritten: Promise<void> | undefined;
+const writeNodes = (): Promise<void> =>
+  (nodesWritten ??= mesh.dir.write('nodes', [
+    nodeManifest('node-zone-a', 'zone-a'),
+    nodeManifest('node-zone-b', 'zone-b'),
+  ]));
+
+/** A Pod and an EndpointSlice (127.0.0.1:`port`) on Node `node-<zone>`, as the endpoint controller writes them. */
+function backend(service: string, pod: string, port: number, zone: string): Manifest[] {
+  return [
+    {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: pod, namespace: NS, labels: { app: service } },
+      spec: {
+        serviceAccountName: service,
+        nodeName: `node-${zone}`,
+        containers: [{ name: 'app', image: 'echo', ports: [{ name: 'grpc', containerPort: port }] }],
+      },
+    },
+    {
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: { name: pod, namespace: NS, labels: { 'kubernetes.io/service-name': service } },
+      addressType: 'IPv4',
+      ports: [{ name: 'grpc', port, protocol: 'TCP' }],
+      endpoints: [
+        {
+          addresses: ['127.0.0.1'],
+          conditions: { ready: true },
+          nodeName: `node-${zone}`,
+          zone,
+          targetRef: { kind: 'Pod', namespace: NS, name: pod },
+        },
+      ],
+    },
+  ];
+}
+
+interface Deployed {
+  readonly a: XdsEchoServer;
+  readonly b: XdsEchoServer;
+  client(zone: string): Promise<XdsEchoClient>;
+  close(): Promise<void>;
+}
+
+/** Service `service` with one backend in zone-a and one in zone-b, and `policy` as its DestinationRule's trafficPolicy. */
+async function deploy(t: ExecutionContext, service: string, policy: Record<string, unknown>): Promise<Deployed> {
+  const [portA, portB] = (await freePorts(2)) as [number, number];
+  await writeNodes();
+  await mesh.dir.write(service, [
+    namespaceManifest(NS),
+    serviceManifest(service, NS),
+    ...backend(service, `${service}-a`, portA, 'zone-a'),
+    ...backend(service, `${service}-b`, portB, 'zone-b'),
+    destinationRuleManifest(service, NS, { host: service, trafficPolicy: policy }),
+  ]);
+  const start = (pod: string, port: number) =>
+    startXdsEchoServer({ name: pod, port, controlPlane: mesh.controlPlane, namespace: NS });
+  const [a, b] = await Promise.all([start(`${service}-a`, portA), start(`${service}-b`, portB)]);
+  const clients: XdsEchoClient[] = [];
+  const deployed: Deployed = {
+    a,
+    b,
+    async client(zone) {
+      const client = new XdsEchoClient(
+        `${fqdn(service, NS)}:8080`,
+        mesh.controlPlane,
+        `${service}-client-${zone}.${NS}`,
+        {
+          namespace: NS,
+          locality: { region: REGION, zone },
+        },
+      );
+      clients.push(client);
+      await client.ready();
+      return client;
+    },
+    async close() {
+      for (const c of clients) c.close();
+      await Promise.all([a.close(), b.close()]);
+    },
+  };
+  t.teardown(() => deployed.close());
+  return deployed;
+}
+
+/** Calls until `done` holds for a window of `n` calls; that window, or undefined after `timeoutMs`. */
+async function untilWindow(
+  client: XdsEchoClient,
+  n: number,
+  done: (window: readonly CallResult[]) => boolean,
+  timeoutMs = 30_000,
+): Promise<{ window: CallResult[]; before: CallResult[] } | undefined> {
+  const deadline = performance.now() + timeoutMs;
+  const before: CallResult[] = [];
+  while (performance.now() < deadline) {
+    const window = await client.calls(n, { deadlineMs: 2_000 });
+    if (done(window)) return { window, before };
+    before.push(...window);
+  }
+  return undefined;
+}
+
+const OUTLIER = { consecutive5xxErrors: 3, interval: '1s', baseEjectionTime: '60s', maxEjectionPercent: 50 };
+
+test('a client in zone A uses the zone-A server only; when it stops, the client fails over to zone B', async (t) => {
+  const svc = await deploy(t, 'stop', { outlierDetection: OUTLIER });
+  const inA = await svc.client('zone-a');
+  const inB = await svc.client('zone-b');
+  t.deepEqual(tally(await inA.calls(30)), { 'stop-a': 30 }, 'zone A: priority 0 is zone A');
+  t.deepEqual(tally(await inB.calls(30)), { 'stop-b': 30 }, 'zone B: priority 0 is zone B');
+
+  await svc.a.close();
+  const failedOver = await untilWindow(inA, 20, (w) => w.every((r) => r.ok && r.server === 'stop-b'));
+  t.truthy(failedOver, 'the zone-A client did not move to zone B within 30 s of the zone-A server stopping');
+  t.log(`calls while failing over: ${JSON.stringify(tally(failedOver?.before ?? []))}`);
+  t.deepEqual(tally(await inA.calls(30)), { 'stop-b': 30 });
+  await assertNoNacks(t, mesh.cp.monitoringPort, (id) => id.startsWith('stop-'));
+});
+
+test('a zone-A server that keeps failing is ejected by outlier detection, and traffic fails over to zone B', async (t) => {
+  const svc = await deploy(t, 'eject', { outlierDetection: OUTLIER });
+  const inA = await svc.client('zone-a');
+  t.deepEqual(tally(await inA.calls(20)), { 'eject-a': 20 });
+
+  svc.a.setBehavior({ kind: 'fail', code: grpc.status.UNAVAILABLE });
+  const servedByA = svc.a.served();
+  const failedOver = await untilWindow(inA, 20, (w) => w.every((r) => r.ok && r.server === 'eject-b'));
+  t.truthy(failedOver, 'the failing zone-A server was not ejected within 30 s');
+  t.log(
+    `before the ejection: ${JSON.stringify(tally(failedOver?.before ?? []))}; zone A saw ${svc.a.served() - servedByA} calls`,
+  );
+  t.true(svc.a.served() > servedByA, 'the zone-A server never saw a call after it started failing');
+  const before = svc.a.served();
+  t.deepEqual(tally(await inA.calls(30)), { 'eject-b': 30 });
+  t.is(svc.a.served(), before, 'the ejected zone-A server still got calls');
+  await assertNoNacks(t, mesh.cp.monitoringPort, (id) => id.startsWith('eject-'));
+});
+
+test('without outlier detection there is no failover order (Istio): both zones share the traffic', async (t) => {
+  const svc = await deploy(t, 'flat', { connectionPool: { http: { http2MaxRequests: 100 } } });
+  const inA = await svc.client('zone-a');
+  const counts = tally(await inA.calls(40));
+  t.log(JSON.stringify(counts));
+  t.deepEqual(Object.keys(counts).sort(), ['flat-a', 'flat-b']);
+  await assertNoNacks(t, mesh.cp.monitoringPort, (id) => id.startsWith('flat-'));
+});
