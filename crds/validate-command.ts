@@ -198,7 +198,7 @@ export class ValidationRun {
       return;
     }
     const group = groupOf(o.apiVersion);
-    const routing = o.kind === 'VirtualService' || o.kind === 'DestinationRule';
+    const routing = o.kind === 'VirtualService' || o.kind === 'DestinationRule' || o.kind === 'Sidecar';
     const security = o.kind === 'PeerAuthentication' || o.kind === 'AuthorizationPolicy';
     const ours = (routing && group === GROUP) || (security && group === SECURITY_GROUP);
     if (o.kind === 'Service' && o.apiVersion === 'v1') this.services.push(o as V1Service);

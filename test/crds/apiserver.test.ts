@@ -20,7 +20,7 @@ const fixtures = path.join(repoRoot, 'test/fixtures');
 
 type Json = Record<string, unknown>;
 
-const OUR_KINDS = new Set(['VirtualService', 'DestinationRule', 'PeerAuthentication']);
+const OUR_KINDS = new Set(['VirtualService', 'DestinationRule', 'PeerAuthentication', 'Sidecar']);
 
 /**
  * The VirtualServices, DestinationRules and PeerAuthentications of a fixture file (List items included),
