@@ -1,8 +1,10 @@
 // Checks across objects, after each VirtualService and DestinationRule passed validateRoutingResource:
 //
-// - a destination (route, mirror, TCP route) names a subset that no DestinationRule for its host defines
+// - a destination (route, mirror, mirrors[], TCP route) names a subset that no DestinationRule for its host defines
 //   (visible from the VirtualService's namespace): error. Envoy would get a cluster with no endpoints and
 //   every request would fail with 503.
+// - a root VirtualService's delegate is not in the input, has hosts, or is not exported to the root:
+//   warning (the mesh model leaves that route out and says so in the root's status).
 // - a host (VirtualService host, destination, mirror, DestinationRule host) has no Service, or a destination
 //   port the Service does not have: warning, as Istio's analyzers do. The Service may live in a cluster
 //   the files do not describe, and a route to it is harmless until it exists. Skipped when the caller
@@ -147,6 +149,18 @@ export function crossCheck(
       (http.mirrors ?? []).forEach((m, k) =>
         checkDestination(vs, `spec.http[${j}].mirrors[${k}].destination`, m.destination),
       );
+      if (http.delegate) {
+        // The mesh model's rules (control-plane/model/virtual-service-delegates.ts): the route is left out.
+        const ns = http.delegate.namespace ?? vs.namespace;
+        const ref = `VirtualService ${ns}/${http.delegate.name}`;
+        const target = vss.find((o) => o.namespace === ns && o.name === http.delegate?.name);
+        const at = `spec.http[${j}].delegate`;
+        if (!target) warn(vs.index, at, `no ${ref} in the input (without it this route is left out)`);
+        else if ((target.resource.spec.hosts ?? []).length > 0)
+          warn(vs.index, at, `${ref} has hosts, so it is not a delegate; this route is left out`);
+        else if (!isVisibleTo(target.exportTo, vs.namespace))
+          warn(vs.index, at, `${ref} is not exported to namespace ${vs.namespace}; this route is left out`);
+      }
     });
     (spec.tcp ?? []).forEach((tcp, j) =>
       (tcp.route ?? []).forEach((r, k) =>

@@ -261,3 +261,33 @@ test('crossCheck: the subsets of mirrors[] are checked like a mirror', (t) => {
     ],
   );
 });
+
+test('crossCheck: a root’s delegate missing from the input, with hosts or not exported is a warning', (t) => {
+  const vsOf = (name: string, namespace: string, spec: Record<string, unknown>): RoutingResource =>
+    ({ apiVersion: API_VERSION, kind: 'VirtualService', metadata: { name, namespace }, spec }) as RoutingResource;
+  const root = vsOf('reviews', 'bookinfo', {
+    hosts: ['reviews'],
+    http: [
+      { delegate: { name: 'ok' } },
+      { delegate: { name: 'missing' } },
+      { delegate: { name: 'hosted' } },
+      { delegate: { name: 'private', namespace: 'team' } },
+    ],
+  });
+  const route = [{ route: [{ destination: { host: 'reviews' } }] }];
+  const resources = [
+    root,
+    vsOf('ok', 'bookinfo', { http: route }),
+    vsOf('hosted', 'bookinfo', { hosts: ['x'], http: route }),
+    vsOf('private', 'team', { exportTo: ['.'], http: route }),
+  ];
+  for (const r of resources) t.deepEqual(errors(r), []);
+  t.deepEqual(
+    crossCheck(resources, undefined)[0]!.map((i) => `${i.severity} ${i.path}: ${i.message}`),
+    [
+      'warning spec.http[1].delegate: no VirtualService bookinfo/missing in the input (without it this route is left out)',
+      'warning spec.http[2].delegate: VirtualService bookinfo/hosted has hosts, so it is not a delegate; this route is left out',
+      'warning spec.http[3].delegate: VirtualService team/private is not exported to namespace bookinfo; this route is left out',
+    ],
+  );
+});
