@@ -76,3 +76,26 @@ test('a Namespace is cluster-scoped; an object without a name has no input', (t)
   t.is(modelInput('Service', 'v1', { metadata: {} }), undefined);
   t.is(modelInput('Service', 'v1', null), undefined);
 });
+
+test('a Node is cluster-scoped and only its topology labels count (heartbeats, annotations, other labels do not)', (t) => {
+  const node = (labels: Record<string, string>, extra: Record<string, unknown> = {}) => ({
+    metadata: { name: 'node-a', resourceVersion: '5', labels, annotations: { 'node.alpha.kubernetes.io/ttl': '0' } },
+    spec: { podCIDR: '10.0.0.0/24' },
+    status: { conditions: [{ type: 'Ready', status: 'True' }] },
+    ...extra,
+  });
+  const zoneA = {
+    'topology.kubernetes.io/region': 'r1',
+    'topology.kubernetes.io/zone': 'a',
+    'kubernetes.io/os': 'linux',
+  };
+  const input = modelInput('Node', 'v1', node(zoneA));
+  t.is(input?.namespace, '');
+  t.deepEqual((input?.object as { metadata: unknown }).metadata, {
+    name: 'node-a',
+    labels: { 'topology.kubernetes.io/region': 'r1', 'topology.kubernetes.io/zone': 'a' },
+  });
+  const base = digest('Node', 'v1', node(zoneA));
+  t.is(digest('Node', 'v1', node({ ...zoneA, 'kubernetes.io/os': 'windows' }, { status: {} })), base);
+  t.not(digest('Node', 'v1', node({ ...zoneA, 'topology.kubernetes.io/zone': 'b' })), base);
+});
