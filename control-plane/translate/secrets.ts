@@ -82,6 +82,25 @@ export function receivesSecrets(proxy: ProxyInfo): boolean {
 }
 
 const cache = new WeakMap<MeshSnapshot, Map<string, readonly Secret[]>>();
+/**
+ * Per namespace, the Secrets last built and the digests they were built from: a snapshot that changes
+ * something else keeps the same messages (encoded once, no push). Namespaces without Secrets are dropped.
+ */
+const carried = new Map<string, { readonly key: string; readonly secrets: readonly Secret[] }>();
+
+function carriedSecrets(snapshot: MeshSnapshot, namespace: string): readonly Secret[] {
+  const byName = snapshot.index.secrets.get(namespace);
+  if (!byName) {
+    carried.delete(namespace);
+    return [];
+  }
+  const key = [...byName.values()].map((s) => `${s.name}\0${s.digest}`).join('\0');
+  const hit = carried.get(namespace);
+  if (hit?.key === key) return hit.secrets;
+  const secrets = namespaceSecrets(snapshot, namespace);
+  carried.set(namespace, { key, secrets });
+  return secrets;
+}
 
 /**
  * The Secrets `proxy` may be sent (see the top of the file); the same array for every proxy of a
@@ -92,6 +111,6 @@ export function proxySecrets(snapshot: MeshSnapshot, proxy: ProxyInfo): readonly
   let byNamespace = cache.get(snapshot);
   if (!byNamespace) cache.set(snapshot, (byNamespace = new Map()));
   let secrets = byNamespace.get(proxy.namespace);
-  if (!secrets) byNamespace.set(proxy.namespace, (secrets = namespaceSecrets(snapshot, proxy.namespace)));
+  if (!secrets) byNamespace.set(proxy.namespace, (secrets = carriedSecrets(snapshot, proxy.namespace)));
   return secrets;
 }
