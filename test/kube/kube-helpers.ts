@@ -30,6 +30,7 @@ export function installCrds(cluster: Cluster): Promise<void> {
         'crd/virtualservices.networking.trellis.dev',
         'crd/destinationrules.networking.trellis.dev',
         'crd/peerauthentications.security.trellis.dev',
+        'crd/serviceentries.networking.trellis.dev',
       ]);
     })();
     installed.set(cluster, done);
