@@ -315,3 +315,23 @@ test('only an authenticated Envoy proxy gets its namespace Secrets, in the gener
     'one array per namespace and snapshot',
   );
 });
+
+test('a snapshot that changes something else keeps the Secret messages; a rotated key makes new ones', (t) => {
+  const objects = mesh(
+    { tls: { mode: 'MUTUAL', credentialName: 'egress' } },
+    secret('carry', 'egress', { 'tls.crt': pems.caCertPem, 'tls.key': pems.caKeyPem }),
+  );
+  const proxy = envoyProxy('carry', { authenticated: true });
+  const first = proxySecrets(snapshotOf(objects), proxy);
+  t.is(first.length, 2);
+  t.is(proxySecrets(snapshotOf([...objects, namespace('unrelated')]), proxy), first, 'the same array');
+  const rotated = objects.map((o) =>
+    o.kind === 'Secret' ? secret('carry', 'egress', { 'tls.crt': pems.caCertPem, 'tls.key': other.caKeyPem }) : o,
+  );
+  const next = proxySecrets(snapshotOf(rotated), proxy);
+  t.not(next, first);
+  t.deepEqual(
+    next.map((s) => s.name),
+    first.map((s) => s.name),
+  );
+});
