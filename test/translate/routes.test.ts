@@ -424,7 +424,7 @@ test('retries: attempts 0 → no policy; attempts N, retryOn codes → retriable
       retries: {
         attempts: 3,
         perTryTimeout: '0.25s',
-        retryOn: 'gateway-error, 503 ,unavailable,504',
+        retryOn: 'gateway-error,503,unavailable,504',
         retryRemoteLocalities: true,
       },
     },
