@@ -173,6 +173,52 @@ export const ISTIO_RULES: readonly IstioRule[] = [
     ],
   },
   {
+    name: 'istio: with credentialName, no client certificate, private key, CA certificate or CA CRL files (ValidateTLS)',
+    cases: [
+      {
+        object: tls({ mode: 'MUTUAL', credentialName: 'client-credential', clientCertificate: '/c.pem' }),
+        errors: [
+          'spec.trafficPolicy.tls: cannot specify client certificates or CA certificate or CA CRL if credentialName is set',
+        ],
+      },
+      {
+        object: tls({ mode: 'SIMPLE', credentialName: 'client-credential', caCrl: '/ca.crl' }),
+        errors: [
+          'spec.trafficPolicy.tls: cannot specify client certificates or CA certificate or CA CRL if credentialName is set',
+        ],
+      },
+      {
+        object: tls({ mode: 'SIMPLE', caCertificates: '/ca.pem', caCrl: '/ca.crl', sni: 'api.example.com' }),
+        errors: [],
+      },
+    ],
+  },
+  {
+    name: 'istio: insecureSkipVerify excludes caCertificates and subjectAltNames, and for SIMPLE credentialName (ValidateTLS)',
+    cases: [
+      {
+        object: tls({ mode: 'SIMPLE', insecureSkipVerify: true, subjectAltNames: ['api.example.com'] }),
+        errors: [
+          'spec.trafficPolicy.tls: cannot specify caCertificates, credentialName or subjectAltNames when insecureSkipVerify is true',
+        ],
+      },
+      {
+        object: tls({
+          mode: 'MUTUAL',
+          insecureSkipVerify: true,
+          credentialName: 'client-credential',
+          caCertificates: '/ca.pem',
+        }),
+        errors: [
+          'spec.trafficPolicy.tls: cannot specify caCertificates or subjectAltNames when insecureSkipVerify is true',
+          'spec.trafficPolicy.tls: cannot specify client certificates or CA certificate or CA CRL if credentialName is set',
+        ],
+      },
+      { object: tls({ mode: 'MUTUAL', insecureSkipVerify: true, credentialName: 'client-credential' }), errors: [] },
+      { object: tls({ mode: 'SIMPLE', insecureSkipVerify: true }), errors: [] },
+    ],
+  },
+  {
     name: 'istio: retryOn is a comma-separated list of retry policies and known HTTP status codes (ValidateHTTPRetry)',
     cases: [
       { object: http({ retries: { attempts: 2, retryOn: '5xx,gateway-error,503,unavailable' } }), errors: [] },
