@@ -10,8 +10,15 @@
 //
 // Lifecycle: a downstream cancel or half-close is passed upstream; an upstream status ends the
 // downstream with the same code and details (the client reconnects with its own backoff and keeps its
-// cached config meanwhile); an unreachable upstream fails new streams with UNAVAILABLE at once (calls are
-// not wait-for-ready); closing the proxy ends every stream with UNAVAILABLE.
+// cached config meanwhile); closing the proxy ends every stream with UNAVAILABLE.
+//
+// An unreachable upstream (the control plane restarting): a new stream is held (its upstream call is
+// wait-for-ready) for up to `upstreamHoldMs` (default 30 s) and carried as soon as the channel connects,
+// then fails with UNAVAILABLE. Failing it at once made every client's own reconnect backoff grow while the
+// control plane was away: grpc-js-xds 1.14.1 never resets its ADS backoff (1 s × 1.6 up to 120 s), so after
+// a control plane pod was killed, proxyless applications resynced 10.9–120 s later, long after the agent
+// itself had reconnected. Held, the stream the client opens right after the old one ended is the one that
+// reaches the new control plane, within the agent's own reconnect backoff (≤ 10 s).
 //
 // Certificate rotation: with credentials from a MemoryCertificateProvider, every new TLS handshake uses
 // the current certificate; an established connection and its streams keep running on the old one until
@@ -81,7 +88,15 @@ export interface XdsProxyOptions {
   readonly registry?: Registry;
   /** How long close() lets downstream connections go away before forcing them; default 1 s. */
   readonly shutdownGraceMs?: number;
+  /**
+   * How long a new stream waits for an unreachable upstream before it fails with UNAVAILABLE (see the top of
+   * this file); default 30 s. 0: it fails at once (grpc-js's own status, e.g. the TLS refusal).
+   */
+  readonly upstreamHoldMs?: number;
 }
+
+/** Default of XdsProxyOptions.upstreamHoldMs. */
+export const DEFAULT_UPSTREAM_HOLD_MS = 30_000;
 
 export interface XdsProxyAddress {
   readonly socketPath?: string;
@@ -203,6 +218,8 @@ class Relay {
   responses = 0;
   private upstreamStatus: grpc.StatusObject | undefined;
   private upstreamEnded = false;
+  /** While a new stream waits for an unreachable upstream (upstreamHoldMs). */
+  private holdTimer: NodeJS.Timeout | undefined;
   private done = false;
   private readonly up: grpc.ClientDuplexStream<Buffer, Buffer>;
   private readonly log: Logger;
@@ -214,13 +231,31 @@ class Relay {
     logger: Logger,
     private readonly counted: (direction: 'upstream' | 'downstream') => void,
     private readonly onClosed: (relay: Relay) => void,
+    holdMs: number,
   ) {
     this.log = logger.child({ stream: this.id, protocol });
     // No downstream metadata is forwarded (an `authorization` header meant for us must not travel on);
-    // the identity the control plane sees is the channel's certificate.
-    this.up = client.makeBidiStreamRequest(rawAdsServiceDefinition[METHODS[protocol]].path, identity, identity, {
-      deadline: down.getDeadline(),
-    });
+    // the identity the control plane sees is the channel's certificate. Wait-for-ready while held.
+    this.up = client.makeBidiStreamRequest(
+      rawAdsServiceDefinition[METHODS[protocol]].path,
+      identity,
+      identity,
+      new grpc.Metadata({ waitForReady: holdMs > 0 }),
+      { deadline: down.getDeadline() },
+    );
+    const channel = client.getChannel();
+    if (holdMs > 0 && channel.getConnectivityState(false) !== grpc.connectivityState.READY) {
+      this.holdTimer = setTimeout(() => {
+        this.holdTimer = undefined;
+        if (this.done || channel.getConnectivityState(false) === grpc.connectivityState.READY) return;
+        this.up.cancel();
+        this.endDownstream(
+          grpc.status.UNAVAILABLE,
+          `xDS proxy: the control plane was unreachable for ${holdMs} ms (${grpc.connectivityState[channel.getConnectivityState(false)]})`,
+          'upstream unreachable',
+        );
+      }, holdMs);
+    }
 
     down.on('data', (bytes: Buffer) => this.fromDownstream(bytes));
     down.on('end', () => {
@@ -305,6 +340,7 @@ class Relay {
   private finish(reason: string, code?: grpc.status, details?: string): void {
     if (this.done) return;
     this.done = true;
+    clearTimeout(this.holdTimer);
     if (this.upstreamStatus === undefined) this.up.cancel();
     this.log.info(
       {
@@ -335,7 +371,8 @@ class Relay {
 
 /**
  * The local ADS server of the agent. `start()` binds; `close()` ends every stream and the upstream channel.
- * Streams opened before the upstream is reachable fail at once with UNAVAILABLE (clients retry).
+ * Streams opened while the upstream is unreachable wait for it up to `upstreamHoldMs`, then fail with
+ * UNAVAILABLE (clients retry).
  */
 export class XdsProxy {
   private readonly server: grpc.Server;
@@ -459,6 +496,7 @@ export class XdsProxy {
         this.relays.delete(r);
         this.metrics.openStreams.dec({ protocol });
       },
+      this.options.upstreamHoldMs ?? DEFAULT_UPSTREAM_HOLD_MS,
     );
     this.relays.add(relay);
   }

@@ -218,10 +218,27 @@ test('delta ADS is relayed byte for byte; cancels reach the control plane; closi
   await waitFor('the control plane to drop the stream', () => streamsOf(cp, 'sidecar-3.default').length === 0);
 });
 
-test('an unreachable upstream fails streams at once with UNAVAILABLE', async (t) => {
+test('an unreachable upstream fails streams with UNAVAILABLE: at once with upstreamHoldMs 0, else when the hold ends', async (t) => {
   const e = await env(t);
   const [closedPort] = await freePorts(1);
+  const held = await startProxy(t, {
+    listen: { socketPath: path.join(e.dir, 'held.sock') },
+    upstream: {
+      target: `127.0.0.1:${closedPort}`,
+      credentials: grpc.credentials.createInsecure(),
+      channelOptions: FAST_RECONNECT,
+    },
+    upstreamHoldMs: 300,
+  });
+  const heldRaw = new RawAdsClient(`unix://${path.join(e.dir, 'held.sock')}`);
+  t.teardown(() => heldRaw.close());
+  const heldEnd = await within('the held stream to fail', deltaClusters(heldRaw, 'sidecar-2.default').ended, 10_000);
+  t.is(heldEnd.code, grpc.status.UNAVAILABLE);
+  t.regex(heldEnd.details, /control plane was unreachable for 300 ms/);
+  t.is(held.status().openStreams, 0);
+
   const proxy = await startProxy(t, {
+    upstreamHoldMs: 0,
     listen: { socketPath: e.socketPath },
     upstream: {
       target: `127.0.0.1:${closedPort}`,
@@ -271,6 +288,7 @@ test('mutual TLS upstream: streams share one connection; a rotated certificate i
   // A client without a certificate is refused by the TLS port: its proxy fails streams with UNAVAILABLE.
   const anonymousSocket = path.join(e.dir, 'anonymous.sock');
   await startProxy(t, {
+    upstreamHoldMs: 0,
     listen: { socketPath: anonymousSocket },
     upstream: {
       target: `127.0.0.1:${tlsPort}`,
@@ -321,6 +339,7 @@ test('a crashed control plane: streams end with UNAVAILABLE, clients serve from 
   const port = cp.xdsPort;
   t.teardown(() => cp.close());
   const proxy = await startProxy(t, {
+    upstreamHoldMs: 0,
     listen: { socketPath: e.socketPath },
     upstream: { target: cp.target, credentials: grpc.credentials.createInsecure(), channelOptions: FAST_RECONNECT },
   });
@@ -337,7 +356,7 @@ test('a crashed control plane: streams end with UNAVAILABLE, clients serve from 
   t.is(end.code, grpc.status.UNAVAILABLE, end.details);
   await cp.close();
 
-  // New streams fail at once; the xDS client keeps its cached config and RPCs keep working.
+  // With upstreamHoldMs 0, new streams fail at once; the xDS client keeps its cached config and RPCs keep working.
   const whileDown = await within('a stream opened while down to fail', deltaClusters(raw, 'sidecar-2.default').ended);
   t.is(whileDown.code, grpc.status.UNAVAILABLE);
   for (let i = 0; i < 3; i++) t.is((await client.echo(`cached ${i}`)).server, 'server-a');
@@ -348,6 +367,36 @@ test('a crashed control plane: streams end with UNAVAILABLE, clients serve from 
   await reaches(client, 'server-b', 30_000);
   t.is(streamsOf(cp, 'client-1.default').length, 1);
   t.is(proxy.status().openStreams, 1);
+});
+
+test('a control plane restarting: a stream opened while it is down is held, then carried to it (the client never backs off)', async (t) => {
+  const e = await env(t);
+  let cp = await startTestControlPlane(config('a', e.ports));
+  const port = cp.xdsPort;
+  t.teardown(() => cp.close());
+  const proxy = await startProxy(t, {
+    listen: { socketPath: e.socketPath },
+    upstream: { target: cp.target, credentials: grpc.credentials.createInsecure(), channelOptions: FAST_RECONNECT },
+  });
+  const raw = new RawAdsClient(`unix://${e.socketPath}`);
+  t.teardown(() => raw.close());
+  const first = deltaClusters(raw, 'sidecar-1.default');
+  await first.next();
+  cp.ads.server.forceShutdown();
+  t.is((await within('the stream to end with the control plane', first.ended)).code, grpc.status.UNAVAILABLE);
+  await cp.close();
+  await waitFor('the upstream channel to leave READY', () => proxy.status().upstreamState !== 'READY', 10_000);
+
+  // Opened while the control plane is down (as a client reopens right after its stream ended): held open.
+  const held = deltaClusters(raw, 'sidecar-2.default');
+  let ended = false;
+  void held.ended.then(() => (ended = true));
+  await waitFor('the held stream to be relayed', () => proxy.status().openStreams === 1, 10_000);
+  cp = await startTestControlPlane(config('b', e.ports), { xdsPort: port });
+  const response = await within('the held stream to reach the restarted control plane', held.next(), 30_000);
+  t.true(response.resources.length > 0);
+  t.false(ended);
+  t.is(streamsOf(cp, 'sidecar-2.default').length, 1);
 });
 
 test('a control plane that shuts down gracefully ends relayed streams with its own status (OK)', async (t) => {
