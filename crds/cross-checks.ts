@@ -31,6 +31,8 @@ import { comparePaths, DEFAULT_NAMESPACE, type ValidationIssue } from './validat
 export interface CrossCheckOptions {
   /** Cluster domain of Service FQDNs; `cluster.local`. */
   domain?: string;
+  /** ServiceEntry hosts (as written, lower case) and their port numbers: services too. */
+  serviceEntryHosts?: ReadonlyMap<string, readonly number[]>;
 }
 
 interface Indexed<T extends RoutingResource> {
@@ -94,6 +96,9 @@ export function crossCheck(
     const fqdn = serviceFqdn(name, s.metadata?.namespace || DEFAULT_NAMESPACE, domain);
     serviceByFqdn.set(fqdn, { ports: new Set((s.spec?.ports ?? []).map((p) => p.port)) });
   }
+  for (const [host, ports] of options.serviceEntryHosts ?? []) {
+    if (!serviceByFqdn.has(host)) serviceByFqdn.set(host, { ports: new Set(ports) });
+  }
 
   const drsByHost = new Map<string, Indexed<DestinationRule>[]>();
   for (const dr of drs) {
@@ -114,8 +119,10 @@ export function crossCheck(
 
   const checkService = (i: number, path: string, host: string, namespace: string, consequence: string) => {
     if (services === undefined || host.startsWith('*')) return undefined;
-    const fqdn = qualifyHost(host, namespace, domain);
-    const svc = serviceByFqdn.get(fqdn);
+    // A ServiceEntry host is a name as written (also with two labels), before qualification.
+    const entry = serviceByFqdn.get(host.toLowerCase().replace(/\.$/, ''));
+    const fqdn = entry ? host.toLowerCase().replace(/\.$/, '') : qualifyHost(host, namespace, domain);
+    const svc = entry ?? serviceByFqdn.get(fqdn);
     if (!svc) warn(i, path, `no Service ${fqdn} (${consequence})`);
     return svc;
   };
@@ -162,6 +169,11 @@ export function crossCheck(
           warn(vs.index, at, `${ref} is not exported to namespace ${vs.namespace}; this route is left out`);
       }
     });
+    (spec.tls ?? []).forEach((tls, j) =>
+      (tls.route ?? []).forEach((r, k) =>
+        checkDestination(vs, `spec.tls[${j}].route[${k}].destination`, r.destination),
+      ),
+    );
     (spec.tcp ?? []).forEach((tcp, j) =>
       (tcp.route ?? []).forEach((r, k) =>
         checkDestination(vs, `spec.tcp[${j}].route[${k}].destination`, r.destination),

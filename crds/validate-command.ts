@@ -22,6 +22,7 @@ import {
   SECURITY_GROUP,
   type PeerAuthentication,
   type RoutingResource,
+  type ServiceEntry,
 } from './types.js';
 import {
   comparePaths,
@@ -198,7 +199,8 @@ export class ValidationRun {
       return;
     }
     const group = groupOf(o.apiVersion);
-    const routing = o.kind === 'VirtualService' || o.kind === 'DestinationRule' || o.kind === 'Sidecar';
+    const routing =
+      o.kind === 'VirtualService' || o.kind === 'DestinationRule' || o.kind === 'Sidecar' || o.kind === 'ServiceEntry';
     const security = o.kind === 'PeerAuthentication' || o.kind === 'AuthorizationPolicy';
     const ours = (routing && group === GROUP) || (security && group === SECURITY_GROUP);
     if (o.kind === 'Service' && o.apiVersion === 'v1') this.services.push(o as V1Service);
@@ -242,9 +244,21 @@ export class ValidationRun {
         !duplicate.has(f),
     );
     const servicesChecked = this.services.length > 0;
+    // ServiceEntry hosts are services for the checks of VirtualService and DestinationRule hosts.
+    const serviceEntryHosts = new Map<string, number[]>();
+    for (const f of this.found) {
+      if (!f.result.resource || f.result.kind !== 'ServiceEntry' || duplicate.has(f)) continue;
+      const spec = (f.result.resource as ServiceEntry).spec;
+      for (const h of spec.hosts ?? [])
+        serviceEntryHosts.set(
+          h.toLowerCase().replace(/\.$/, ''),
+          (spec.ports ?? []).map((p) => p.number),
+        );
+    }
     const cross = crossCheck(
       valid.map((f) => f.result.resource as RoutingResource),
       servicesChecked ? this.services : undefined,
+      { serviceEntryHosts },
     );
     valid.forEach((f, i) => f.result.issues.push(...(cross[i] ?? [])));
     const peers = this.found.filter(

@@ -201,6 +201,47 @@ spec:
   t.notRegex(r.stderr, /note: no Service/);
 });
 
+test('ServiceEntries are validated, and their hosts count as services for VirtualService hosts and destinations', async (t) => {
+  const input = `apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: shop}
+spec: {ports: [{port: 9080}]}
+---
+apiVersion: networking.trellis.dev/v1alpha1
+kind: ServiceEntry
+metadata: {name: httpbin, namespace: shop}
+spec:
+  hosts: [httpbin.org, api.example.com]
+  resolution: DNS
+  ports: [{number: 443, name: tls, protocol: TLS}]
+---
+apiVersion: networking.trellis.dev/v1alpha1
+kind: ServiceEntry
+metadata: {name: vms, namespace: shop}
+spec:
+  hosts: [vms.example.com]
+  resolution: STATIC
+  ports: [{number: 80, name: http}]
+  endpoints: [{address: vm1.example.com}]
+---
+apiVersion: networking.trellis.dev/v1alpha1
+kind: VirtualService
+metadata: {name: api, namespace: shop}
+spec:
+  hosts: [api.example.com]
+  tls:
+    - match: [{sniHosts: [api.example.com]}]
+      route: [{destination: {host: httpbin.org}, weight: 100}, {destination: {host: gone.example.com}, weight: 0}]
+`;
+  const r = await trellis(['validate', '-f', '-'], input);
+  t.is(r.code, 1, r.stderr);
+  t.deepEqual(lines(r.stdout), [
+    '<stdin>#3: ServiceEntry shop/vms: spec.endpoints[0].address: must be an IP address when resolution is STATIC',
+    '<stdin>#4: warning: VirtualService shop/api: spec.tls[0].route[1].destination.host: no Service gone.example.com (requests to it fail)',
+  ]);
+  t.regex(r.stderr, /3 resources in 1 file \(4 documents\): 1 error, 1 warning/);
+});
+
 test('usage errors and unreadable files exit 2', async (t) => {
   const missing = await trellis(['validate']);
   t.is(missing.code, 2);
