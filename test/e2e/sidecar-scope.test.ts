@@ -2,18 +2,24 @@
 // @grpc/grpc-js-xds clients. A workload Sidecar (`role: scoped`) lets its proxies see only alpha: such a
 // client calls alpha, cannot resolve beta (its Listener is not in its config, so every call fails), while an
 // unscoped client of the same namespace calls beta; adding beta to the Sidecar's egress lets the very same
-// running client call it. Nobody NACKs.
+// running client call it. Nobody NACKs. With mesh config `scoping: automatic` (a control plane of its own), a
+// client gets the Services whose AuthorizationPolicies name its service account, and only those.
 import test from 'ava';
 import { register } from '@grpc/grpc-js-xds';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import {
   assertNoNacks,
   deployService,
   fqdn,
+  MeshDir,
   tally,
   useMeshControlPlane,
   XdsEchoClient,
   type Manifest,
 } from '../helpers/mesh-e2e.js';
+import { startControlPlaneProcess } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait.js';
 import { fetchDescription, renderDescription } from '../../control-plane/debug-cli/describe.js';
 
@@ -111,4 +117,77 @@ test('a scoped proxyless client gets only its egress hosts: alpha resolves, beta
     mesh.cp.monitoringPort,
     (id) => id.startsWith('scope-') || id.startsWith('alpha-') || id.startsWith('beta-'),
   );
+});
+
+function allowFrom(service: string, namespace: string, serviceAccount: string): Manifest {
+  return {
+    apiVersion: 'security.trellis.dev/v1alpha1',
+    kind: 'AuthorizationPolicy',
+    metadata: { name: `${service}-callers`, namespace },
+    spec: {
+      selector: { matchLabels: { app: service } },
+      rules: [{ from: [{ source: { principals: [`cluster.local/ns/${namespace}/sa/${serviceAccount}`] } }] }],
+    },
+  };
+}
+
+test('scoping: automatic: a client resolves the Services whose ALLOW policies name its service account, and no other', async (t) => {
+  const ns = 'auto';
+  const dir = await MeshDir.create();
+  const configFile = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'trellis-scope-')), 'mesh.yaml');
+  await fs.writeFile(configFile, 'scoping: automatic\n');
+  const cp = await startControlPlaneProcess([
+    '--config-dir',
+    dir.dir,
+    '--mesh-config',
+    configFile,
+    '--debounce-after',
+    '20ms',
+  ]);
+  t.teardown(async () => {
+    await cp.stop();
+    await dir.cleanup();
+    await fs.rm(path.dirname(configFile), { recursive: true, force: true });
+  });
+  const controlPlane = `127.0.0.1:${cp.xdsPort}`;
+  const deploy = (service: string) =>
+    deployService({ dir, controlPlane, service, namespace: ns, backends: [{ pod: `${service}-0` }] });
+  const gamma = await deploy('gamma');
+  t.teardown(() => gamma.close());
+  const delta = await deploy('delta');
+  t.teardown(() => delta.close());
+  await dir.write('policies', [allowFrom('gamma', ns, 'caller'), allowFrom('delta', ns, 'other')]);
+
+  const clients: XdsEchoClient[] = [];
+  t.teardown(() => clients.forEach((c) => c.close()));
+  const client = (service: string, id: string, serviceAccount: string): XdsEchoClient => {
+    const c = new XdsEchoClient(`${fqdn(service, ns)}:8080`, controlPlane, `${id}.${ns}`, {
+      namespace: ns,
+      metadata: { SERVICE_ACCOUNT: serviceAccount },
+    });
+    clients.push(c);
+    return c;
+  };
+  const callerToGamma = client('gamma', 'auto-caller-g', 'caller');
+  await callerToGamma.ready(30_000);
+  t.deepEqual(tally(await callerToGamma.calls(5)), { 'gamma-0': 5 });
+  const otherToDelta = client('delta', 'auto-other-d', 'other');
+  await otherToDelta.ready(30_000);
+  t.deepEqual(tally(await otherToDelta.calls(5)), { 'delta-0': 5 });
+
+  // caller is not named by delta's policy: delta is not in its config.
+  const callerToDelta = client('delta', 'auto-caller-d', 'caller');
+  const refused = await callerToDelta.calls(3, { deadlineMs: 3_000 });
+  t.true(
+    refused.every((r) => !r.ok),
+    `caller resolved delta: ${JSON.stringify(tally(refused))}`,
+  );
+
+  // describe says why caller has gamma.
+  const described = await fetchDescription(`http://127.0.0.1:${cp.monitoringPort}`, 'pod', `auto-caller-g.${ns}`);
+  t.like(described.scope, { scoping: 'automatic', all: false, level: 'none' });
+  t.deepEqual(described.scope?.services, [
+    { fqdn: fqdn('gamma', ns), reasons: [`AuthorizationPolicy ${ns}/gamma-callers allows ${ns}/sa/caller`] },
+  ]);
+  await assertNoNacks(t, cp.monitoringPort, (id) => id.startsWith('auto-'));
 });
