@@ -187,3 +187,26 @@ test('without outlier detection there is no failover order (Istio): both zones s
   t.deepEqual(Object.keys(counts).sort(), ['flat-a', 'flat-b']);
   await assertNoNacks(t, mesh.cp.monitoringPort, (id) => id.startsWith('flat-'));
 });
+
+test('distribute: a zone-A client sends about 80% to zone A and 20% to zone B (grpc-js weighs localities)', async (t) => {
+  const svc = await deploy(t, 'spread', {
+    loadBalancer: {
+      localityLbSetting: {
+        distribute: [{ from: `${REGION}/zone-a/*`, to: { [`${REGION}/zone-a/*`]: 80, [`${REGION}/zone-b/*`]: 20 } }],
+      },
+    },
+  });
+  const inA = await svc.client('zone-a');
+  const inB = await svc.client('zone-b');
+  const counts = tally(await inA.calls(400, { concurrency: 4 }));
+  t.log(JSON.stringify(counts));
+  const a = counts['spread-a'] ?? 0;
+  const b = counts['spread-b'] ?? 0;
+  t.is(a + b, 400, 'every call succeeded');
+  // 80/20 by weighted random: 320 expected; ±45 is more than 5 standard deviations (8).
+  t.true(a >= 275 && a <= 365, `${a} of 400 to zone A; expected about 320`);
+  // No distribute entry matches zone B's client: both localities by endpoint count (50/50).
+  const fromB = tally(await inB.calls(100, { concurrency: 4 }));
+  t.deepEqual(Object.keys(fromB).sort(), ['spread-a', 'spread-b']);
+  await assertNoNacks(t, mesh.cp.monitoringPort, (id) => id.startsWith('spread-'));
+});
