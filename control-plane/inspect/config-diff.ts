@@ -5,6 +5,7 @@
 // connected proxy is translated twice by the same translator (a `meshGenerator` of its own): against the
 // live snapshot and against the overlay. Resources are compared by type and name in proto3 JSON; the live
 // model is never touched (snapshots are immutable; the overlay is a new one).
+import { createHash } from 'node:crypto';
 import { encodeMessage, messageToJson, resourceName, shortTypeName, type Message } from '../envoy/protos.js';
 import { buildSnapshot, type BuildOptions } from '../model/build-snapshot.js';
 import { canonicalJson } from '../model/canonical.js';
@@ -200,12 +201,24 @@ function rawChanges(before: ResourcesByType, after: ResourcesByType): RawChange[
       if (a === undefined) out.push({ type, name, change: 'added', fields: [] });
       else if (b === undefined) out.push({ type, name, change: 'removed', fields: [] });
       else if (!sameBytes(a, b)) {
-        const fields = jsonDiff(messageToJson(a) as Json, messageToJson(b) as Json);
+        const fields = jsonDiff(redacted(messageToJson(a) as Json), redacted(messageToJson(b) as Json));
         if (fields.length > 0) out.push({ type, name, change: 'changed', fields });
       }
     }
   }
   return out;
+}
+
+/**
+ * A Secret's proto3 JSON with its private key replaced by `[redacted sha256:<12 hex>]` (a rotation still
+ * shows as a change; the key never does). Other resources as they are.
+ */
+function redacted(json: Json): Json {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) return json;
+  const tls = json.tlsCertificate;
+  if (typeof tls !== 'object' || tls === null || Array.isArray(tls) || !('privateKey' in tls)) return json;
+  const digest = createHash('sha256').update(canonicalJson(tls.privateKey)).digest('hex').slice(0, 12);
+  return { ...json, tlsCertificate: { ...tls, privateKey: `[redacted sha256:${digest}]` } };
 }
 
 function subscribedTo(subscriptions: DiffProxy['subscriptions'], type: string, name: string): boolean {

@@ -12,6 +12,7 @@ import { buildClusters } from '../../control-plane/translate/clusters.js';
 import { generateResources } from '../../control-plane/translate/generator.js';
 import { namespaceSecrets, proxySecrets } from '../../control-plane/translate/secrets.js';
 import { TypeUrl } from '../../control-plane/envoy/protos.js';
+import { resourceChanges } from '../../control-plane/inspect/config-diff.js';
 import { makeRootAndIntermediate, type TestCaPems } from '../ca/ca-helpers.js';
 import {
   assertEnvoyResourcesValid,
@@ -334,4 +335,25 @@ test('a snapshot that changes something else keeps the Secret messages; a rotate
     next.map((s) => s.name),
     first.map((s) => s.name),
   );
+});
+
+test('trellis diff (inspect/config-diff.ts) shows a rotated key as a redacted change, never the key', (t) => {
+  const objects = (key: string) =>
+    mesh(
+      { tls: { mode: 'MUTUAL', credentialName: 'egress' } },
+      secret('default', 'egress', { 'tls.crt': pems.caCertPem, 'tls.key': key }),
+    );
+  const proxy = envoyProxy('default', { authenticated: true });
+  const before = generateResources(contextFor(snapshotOf(objects(pems.caKeyPem)), proxy));
+  const after = generateResources(contextFor(snapshotOf(objects(other.caKeyPem)), proxy));
+  const changes = resourceChanges(before, after, new Map());
+  t.deepEqual(
+    changes.map((c) => `${c.type} ${c.name} ${c.change}`),
+    ['SDS kubernetes://egress changed'],
+  );
+  const shown = JSON.stringify(changes);
+  t.true(shown.includes('[redacted sha256:'));
+  for (const key of [pems.caKeyPem, other.caKeyPem]) {
+    t.false(shown.includes(Buffer.from(key).toString('base64').slice(60, 100)));
+  }
 });
