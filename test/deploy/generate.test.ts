@@ -114,7 +114,7 @@ test('`trellis install` refuses a bad mesh config (naming the file and field) an
   t.regex(tag.stderr, /--image-tag "a b"/);
 });
 
-test('RBAC: no wildcard verbs, resources or groups; webhook configurations only by name', (t) => {
+test('RBAC: no wildcard verbs, resources or groups; webhook configurations only by name; Secrets read-only cluster-wide', (t) => {
   const objects = installObjects();
   const roles = objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role');
   t.is(roles.length, 2);
@@ -127,8 +127,11 @@ test('RBAC: no wildcard verbs, resources or groups; webhook configurations only 
         );
       }
       if ((rule.resources ?? []).some((r) => r.endsWith('webhookconfigurations'))) t.is(rule.resourceNames?.length, 1);
-      if ((rule.resources ?? []).includes('secrets') && !(rule.verbs ?? []).every((v) => v === 'create')) {
-        t.deepEqual(rule.resourceNames, ['trellis-ca']);
+      if ((rule.resources ?? []).includes('secrets')) {
+        // Cluster-wide, Secrets are only read (DestinationRule credentialName, served over SDS); in
+        // trellis-system the CA's own Secret is created, and read by name.
+        if (role.kind === 'ClusterRole') t.deepEqual(rule.verbs, ['get', 'list', 'watch']);
+        else if (!(rule.verbs ?? []).every((v) => v === 'create')) t.deepEqual(rule.resourceNames, ['trellis-ca']);
       }
     }
   }
