@@ -254,14 +254,19 @@ function computeScope(
   let named = false;
   if (automatic) {
     const who: ProxyIdentity = { ...proxy, trustDomain: automatic.trustDomain };
-    for (const service of visible) {
-      for (const ap of allowPoliciesOf(snapshot, service)) {
-        if (!ruleNames(ap, who)) continue;
-        because(
-          service.fqdn,
-          `AuthorizationPolicy ${ap.namespace}/${ap.name} allows ${proxy.namespace}/sa/${proxy.serviceAccount}`,
-        );
-        named = true;
+    // The policies that name this identity first (few), then the Services they guard: a service account no
+    // policy names costs one pass over the policies.
+    const naming = new Set(snapshot.authorizationPolicies.filter((ap) => ap.action === 'ALLOW' && ruleNames(ap, who)));
+    if (naming.size > 0) {
+      for (const service of visible) {
+        for (const ap of allowPoliciesOf(snapshot, service)) {
+          if (!naming.has(ap)) continue;
+          because(
+            service.fqdn,
+            `AuthorizationPolicy ${ap.namespace}/${ap.name} allows ${proxy.namespace}/sa/${proxy.serviceAccount}`,
+          );
+          named = true;
+        }
       }
     }
   }
