@@ -18,12 +18,19 @@ import { isVisibleTo } from './visibility.js';
  * FQDN (hosts.ts). Does not check visibility: see `isVisibleTo(service.exportTo, namespace)`.
  */
 export function findService(snapshot: MeshSnapshot, host: string, namespace: string): MeshService | undefined {
-  // A ServiceEntry host is an FQDN as written, also with two labels (httpbin.org), which qualifyHost would
-  // read as name.namespace: the exact name first.
-  return (
-    snapshot.index.servicesByFqdn.get(host) ??
-    snapshot.index.servicesByFqdn.get(qualifyHost(host, namespace, snapshot.domain))
-  );
+  // A ServiceEntry host is an FQDN as written, also with two labels (httpbin.org), which qualifyHost reads
+  // as name.namespace: the exact name first, then the qualified one, then (a two-label name a VirtualService
+  // or DestinationRule qualified on acceptance, `httpbin.org.svc.<domain>`) the ServiceEntry host it was.
+  const byFqdn = snapshot.index.servicesByFqdn;
+  const exact = byFqdn.get(host);
+  if (exact) return exact;
+  const qualified = qualifyHost(host, namespace, snapshot.domain);
+  const service = byFqdn.get(qualified);
+  if (service) return service;
+  const suffix = `.svc.${snapshot.domain}`;
+  if (!qualified.endsWith(suffix)) return undefined;
+  const entry = byFqdn.get(qualified.slice(0, -suffix.length));
+  return entry?.serviceEntry ? entry : undefined;
 }
 
 /** The Services a proxy in `namespace` may reach (exportTo), sorted by FQDN. */

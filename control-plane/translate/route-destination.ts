@@ -21,9 +21,14 @@ export function destinationPort(ctx: TranslateContext, destination: Destination,
   return ports.length === 1 ? ports[0]!.port : routePort;
 }
 
-/** `outbound|<port>|<subset>|<fqdn>` of a destination (hosts in the snapshot's VirtualServices are FQDNs). */
+/**
+ * `outbound|<port>|<subset>|<fqdn>` of a destination (hosts in the snapshot's VirtualServices are FQDNs; a
+ * ServiceEntry's two-label host, qualified on acceptance, is named by the entry's host: lookup.ts findService).
+ */
 export function destinationCluster(ctx: TranslateContext, destination: Destination, routePort: number): string {
-  return outboundClusterName(destinationPort(ctx, destination, routePort), destination.subset ?? '', destination.host);
+  const service = findService(ctx.snapshot, destination.host, ctx.proxy.namespace);
+  const host = service?.serviceEntry ? service.fqdn : destination.host;
+  return outboundClusterName(destinationPort(ctx, destination, routePort), destination.subset ?? '', host);
 }
 
 /** A policy resolved for a port: a matching portLevelSettings entry replaces the whole policy (Istio). */
