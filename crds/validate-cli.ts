@@ -12,7 +12,7 @@ export function registerValidateCommand(program: Command): void {
   program
     .command('validate')
     .description(
-      'validate VirtualService, DestinationRule, PeerAuthentication and AuthorizationPolicy files, against each other and the Services in the same input',
+      'validate VirtualService, DestinationRule, PeerAuthentication, AuthorizationPolicy and ServiceEntry files, against each other and the Services in the same input',
     )
     .requiredOption(
       '-f, --filename <paths...>',
