@@ -117,6 +117,21 @@ function drSpec(svc: Svc, variant: number): Record<string, unknown> {
       trafficPolicy: { connectionPool: { tcp: { maxConnections: 10 } }, outlierDetection: { consecutive5xxErrors: 3 } },
     },
     { host: svc, subsets: [subsets[0]], trafficPolicy: { tls: { mode: 'DISABLE' } } },
+    // Locality load balancing (EDS by the proxy's locality and labels) and a workload selector.
+    {
+      host: svc,
+      subsets,
+      workloadSelector: { matchLabels: { version: 'v2' } },
+      trafficPolicy: {
+        outlierDetection: { consecutive5xxErrors: 1 },
+        loadBalancer: { localityLbSetting: { failoverPriority: ['version', 'topology.kubernetes.io/zone'] } },
+      },
+    },
+    {
+      host: svc,
+      subsets,
+      trafficPolicy: { loadBalancer: { localityLbSetting: { distribute: [{ from: '*', to: { '*': 100 } }] } } },
+    },
   ];
   return variants[variant % variants.length]!;
 }
@@ -194,7 +209,13 @@ function objects(s: State): MeshObject[] {
         const p = s.pods[`${ns}/${svc}-${i}`];
         if (!p) continue;
         out.push(pod(ns, `${svc}-${i}`, { app: svc, version: p.version, 'trellis.dev/tlsMode': 'mesh' }, `${svc}-sa`));
-        endpoints.push({ address: `10.0.0.${p.ip}`, pod: `${svc}-${i}`, ready: p.ready });
+        endpoints.push({
+          address: `10.0.0.${p.ip}`,
+          pod: `${svc}-${i}`,
+          ready: p.ready,
+          // Namespace b spreads its Pods over two zones (locality load balancing); a keeps one locality.
+          ...(ns === 'b' ? { zone: p.ip % 2 === 0 ? 'zone-a' : 'zone-b' } : {}),
+        });
       }
       out.push(slice(ns, `${svc}-1`, svc, [{ name: port.name, port: port.targetPort }], endpoints));
       const vs = s.vs[key];
