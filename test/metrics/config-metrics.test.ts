@@ -92,9 +92,6 @@ test('trellis_config_objects: every kind and state, from the current snapshot at
     'Sidecar/accepted': 0,
     'Sidecar/invalid': 0,
     'Sidecar/conflicted': 0,
-    'ServiceEntry/accepted': 0,
-    'ServiceEntry/invalid': 0,
-    'ServiceEntry/conflicted': 0,
   });
 });
 
