@@ -11,7 +11,7 @@ import { DEFAULT_DOMAIN } from './hosts.js';
 import { isPolicyKind, keyOf, locationOf, located, type MeshObject, type PolicyKind, type Problem } from './objects.js';
 import { indexPeerAuthentications, type PodLabels } from './peer-authentication.js';
 import { buildRouting } from './routing.js';
-import { buildSecrets, credentialNames, indexSecrets } from './secrets.js';
+import { buildSecrets, credentialNames, indexSecrets, missingCredentialProblems } from './secrets.js';
 import { serviceEntryServices } from './service-entries.js';
 import { buildNamespaces, buildServices, type ServiceMemo } from './services.js';
 import type { HostPolicy, MeshService, MeshSnapshot, ServiceInstance } from './snapshot.js';
@@ -158,6 +158,8 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
     credentialNames(routing.destinationRules.map((d) => d.spec)),
     problems,
   );
+  const secretIndex = indexSecrets(secrets);
+  missingCredentialProblems(routing.destinationRules, secretIndex, problems);
 
   const statuses = [...routing.statuses].sort(
     (a, b) => compareKeys(a.kind, b.kind) || compareKeys(a.namespace, b.namespace) || compareKeys(a.name, b.name),
@@ -234,7 +236,7 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
       instancesByPod,
       instancesByAddress,
       peerAuthentications: indexPeerAuthentications(routing.peerAuthentications),
-      secrets: indexSecrets(secrets),
+      secrets: secretIndex,
     },
   };
   serviceMemos.set(snapshot, serviceMemo);

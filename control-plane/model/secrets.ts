@@ -205,6 +205,68 @@ export function buildSecrets(
   );
 }
 
+/** Every `tls` block of a DestinationRule spec that names a credential: its mode and the name. */
+function credentialUses(spec: unknown): { mode: unknown; name: string }[] {
+  const out: { mode: unknown; name: string }[] = [];
+  const visit = (value: unknown): void => {
+    if (Array.isArray(value)) {
+      for (const v of value) visit(v);
+      return;
+    }
+    if (typeof value !== 'object' || value === null) return;
+    for (const [k, v] of Object.entries(value)) {
+      if (k === 'tls' && typeof v === 'object' && v !== null) {
+        const { mode, credentialName } = v as { mode?: unknown; credentialName?: unknown };
+        if (typeof credentialName === 'string' && credentialName !== '') out.push({ mode, name: credentialName });
+      } else visit(v);
+    }
+  };
+  visit(spec);
+  return out;
+}
+
+/**
+ * Warnings for the DestinationRules whose `credentialName` has no usable Secret in their own namespace (the
+ * proxies there would wait for it): none of `<name>`, `<name>-cacert`; or, for MUTUAL, `<name>` without a
+ * certificate and key. Proxies of other namespaces resolve the name in theirs, which is not judged here.
+ */
+export function missingCredentialProblems(
+  rules: readonly {
+    readonly namespace: string;
+    readonly name: string;
+    readonly spec: unknown;
+    readonly origin: Location;
+  }[],
+  secrets: ReadonlyMap<string, ReadonlyMap<string, MeshSecret>>,
+  problems: Problem[],
+): void {
+  for (const rule of rules) {
+    const seen = new Set<string>();
+    for (const { mode, name } of credentialUses(rule.spec)) {
+      if (mode !== 'SIMPLE' && mode !== 'MUTUAL') continue;
+      const byName = secrets.get(rule.namespace);
+      const own = byName?.get(name);
+      const missing =
+        own === undefined && byName?.get(`${name}${CA_SECRET_SUFFIX}`) === undefined
+          ? `no usable Secret ${name} in namespace ${rule.namespace}`
+          : mode === 'MUTUAL' && own?.certificateChain === undefined
+            ? `Secret ${rule.namespace}/${name} has no usable certificate and key (tls.crt and tls.key, or cert and key) for MUTUAL`
+            : undefined;
+      if (missing === undefined || seen.has(missing)) continue;
+      seen.add(missing);
+      problems.push({
+        severity: 'warning',
+        object: { kind: 'DestinationRule', namespace: rule.namespace, name: rule.name },
+        origin: rule.origin,
+        message: located(
+          rule.origin,
+          `warning: DestinationRule ${rule.namespace}/${rule.name}: credentialName ${name}: ${missing}; the TLS of its proxies there waits for it`,
+        ),
+      });
+    }
+  }
+}
+
 /** The Secrets by namespace, then name. */
 export function indexSecrets(secrets: readonly MeshSecret[]): ReadonlyMap<string, ReadonlyMap<string, MeshSecret>> {
   const out = new Map<string, Map<string, MeshSecret>>();

@@ -357,3 +357,18 @@ test('trellis diff (inspect/config-diff.ts) shows a rotated key as a redacted ch
     t.false(shown.includes(Buffer.from(key).toString('base64').slice(60, 100)));
   }
 });
+
+test('a DestinationRule whose credentialName has no usable Secret in its namespace is a warning', (t) => {
+  const warnings = (...objects: MeshObject[]) =>
+    snapshotOf(mesh({ tls: { mode: 'MUTUAL', credentialName: 'egress' } }, ...objects))
+      .problems.filter((p) => p.object?.kind === 'DestinationRule')
+      .map((p) => p.message);
+  t.deepEqual(warnings(), [
+    'warning: DestinationRule default/reviews: credentialName egress: no usable Secret egress in namespace default; the TLS of its proxies there waits for it',
+  ]);
+  t.deepEqual(warnings(secret('default', 'egress-cacert', { 'ca.crt': pems.rootCertPem })), [
+    'warning: DestinationRule default/reviews: credentialName egress: Secret default/egress has no usable certificate and key (tls.crt and tls.key, or cert and key) for MUTUAL; the TLS of its proxies there waits for it',
+  ]);
+  t.deepEqual(warnings(secret('default', 'egress', { 'tls.crt': pems.caCertPem, 'tls.key': pems.caKeyPem })), []);
+  t.deepEqual(warnings(secret('other', 'egress', { 'tls.crt': pems.caCertPem, 'tls.key': pems.caKeyPem })).length, 1);
+});
