@@ -106,6 +106,7 @@ function entryService(entry: AcceptedServiceEntry, host: string): MeshService {
     location: spec.location ?? 'MESH_EXTERNAL',
     external: (spec.location ?? 'MESH_EXTERNAL') === 'MESH_EXTERNAL',
     addresses,
+    endpointCount: (spec.endpoints ?? []).length,
   };
   const ports: MeshServicePort[] = [...(spec.ports ?? [])]
     .sort((a, b) => a.number - b.number)

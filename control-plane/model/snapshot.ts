@@ -107,6 +107,11 @@ export interface ServiceEntryInfo {
   readonly external: boolean;
   /** `spec.addresses` as written (IPs and CIDR blocks); the IPs are also the service's `clusterIPs`. */
   readonly addresses: readonly string[];
+  /**
+   * How many endpoints the entry lists: part of the service's definition (its key leaves endpoint lists
+   * out), so what depends on it (proxyless gRPC takes DNS hosts of one name only) follows a change.
+   */
+  readonly endpointCount: number;
 }
 
 export interface MeshNamespace {

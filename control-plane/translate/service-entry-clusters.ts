@@ -63,7 +63,7 @@ export function proxylessSupported(service: MeshService): boolean {
   const entry = service.serviceEntry;
   if (!entry) return true;
   if (entry.resolution === 'NONE') return false;
-  if (entry.resolution === 'DNS') return service.ports.every((p) => p.endpoints.length <= 1);
+  if (entry.resolution === 'DNS') return entry.endpointCount <= 1;
   return true;
 }
 

@@ -57,6 +57,7 @@ test('each host is a service with the ports, endpoints and the ServiceEntry mark
     location: 'MESH_INTERNAL',
     external: false,
     addresses: ['240.0.0.5', '10.9.0.0/16'],
+    endpointCount: 2,
   });
   t.deepEqual(svc.clusterIPs, ['240.0.0.5'], 'IP addresses are the virtual IPs; CIDR blocks are not');
   t.deepEqual(
