@@ -124,6 +124,9 @@ function call(client: grpc.Client, deadlineMs = 3_000): Promise<Result> {
   });
 }
 
+/** The part of a grpc-js error that says why the connection failed (after the LB policies' prefixes). */
+const lastError = (details: string): string => details.replace(/^.*Last error: /s, '').slice(0, 120);
+
 const isMtls = (r: Result): boolean => r.ok && r.clientId === CLIENT_ID && r.serverId === SERVER_ID;
 const isPlaintext = (r: Result): boolean => r.ok && r.clientId === '' && r.serverId === '';
 
@@ -141,7 +144,7 @@ async function untilCalls(
     what,
     async () => {
       const r = await call(client);
-      if (!r.ok) failures.set(r.details.slice(0, 120), (failures.get(r.details.slice(0, 120)) ?? 0) + 1);
+      if (!r.ok) failures.set(lastError(r.details), (failures.get(lastError(r.details)) ?? 0) + 1);
       inARow = accept(r) ? inARow + 1 : 0;
       return inARow >= n;
     },
@@ -302,7 +305,7 @@ test.serial(
         },
         CONVERGE_MS,
       );
-      t.log(`refused while plaintext: ${grpc.status[refused.code]} ${refused.details.slice(0, 160)}`);
+      t.log(`refused while plaintext: ${grpc.status[refused.code]} ${lastError(refused.details)}`);
     } finally {
       resumed(clientAgent);
     }
@@ -334,7 +337,7 @@ test.serial(
     } finally {
       resumed(serverAgent);
     }
-    t.log(`handshakes failed meanwhile: ${tlsFailure && !tlsFailure.ok ? tlsFailure.details.slice(0, 160) : ''}`);
+    t.log(`handshakes failed meanwhile: ${tlsFailure && !tlsFailure.ok ? lastError(tlsFailure.details) : ''}`);
     const ms = await untilCalls('the client on mTLS once the server switched', warm, isMtls, failures);
     t.log(`server agent resumed → mTLS in ${ms} ms; failures ${JSON.stringify([...failures])}`);
     await permissiveEverywhere();
