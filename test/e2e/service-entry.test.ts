@@ -2,7 +2,8 @@
 // for a service outside the mesh, a plain gRPC server on 127.0.0.1 that knows nothing of xDS, and real
 // @grpc/grpc-js-xds clients reach it by the entry's host: STATIC resolution (EDS over the entry's IP
 // endpoint) with a VirtualService's retries and timeout applied by the client, edited live; and DNS
-// resolution (a LOGICAL_DNS cluster that grpc-js resolves itself). Nobody NACKs.
+// resolution (a LOGICAL_DNS cluster that grpc-js resolves itself); an edit of the entry's endpoint moves a
+// running client. Nobody NACKs.
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import { register } from '@grpc/grpc-js-xds';
@@ -144,4 +145,35 @@ test('a DNS ServiceEntry host is a LOGICAL_DNS cluster that grpc-js resolves its
   await client.ready();
   t.deepEqual(tally(await client.calls(10)), { 'ledger-dns': 10 });
   await assertNoNacks(t, mesh.cp.monitoringPort, (id) => id === 'ledger-client.egress');
+});
+
+test('an edit of a ServiceEntry endpoint moves a running proxyless client to the new backend', async (t) => {
+  const [portA, portB] = await freePorts(2);
+  const a = await startPlainServer('vm-a', portA!);
+  const b = await startPlainServer('vm-b', portB!);
+  t.teardown(() => {
+    a.close();
+    b.close();
+  });
+  const host = 'inventory.vms.example.com';
+  const at = (port: number): Manifest =>
+    serviceEntry('inventory', {
+      hosts: [host],
+      resolution: 'STATIC',
+      ports: [{ number: 7072, name: 'grpc', protocol: 'GRPC' }],
+      endpoints: [{ address: '127.0.0.1', ports: { grpc: port } }],
+    });
+  await mesh.dir.write('inventory', [namespaceManifest(NS), at(portA!)]);
+  const client = new XdsEchoClient(`${host}:7072`, mesh.controlPlane, 'inventory-client.egress', { namespace: NS });
+  t.teardown(() => client.close());
+  await client.ready();
+  t.deepEqual(tally(await client.calls(10)), { 'vm-a': 10 });
+
+  await mesh.dir.write('inventory', [namespaceManifest(NS), at(portB!)]);
+  const deadline = Date.now() + 30_000;
+  let moved = false;
+  while (!moved && Date.now() < deadline) moved = (await client.call()).ok && b.served() > 0;
+  t.true(moved, 'no call reached vm-b within 30 s of the edit');
+  t.deepEqual(tally(await client.calls(10)), { 'vm-b': 10 });
+  await assertNoNacks(t, mesh.cp.monitoringPort, (id) => id === 'inventory-client.egress');
 });
