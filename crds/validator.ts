@@ -669,6 +669,13 @@ class Checker {
     } else if (mode === 'SIMPLE' && (tls.clientCertificate !== undefined || tls.privateKey !== undefined)) {
       this.warn(path, 'clientCertificate and privateKey are ignored when mode is SIMPLE (no client certificate)');
     }
+    if (
+      (mode === 'SIMPLE' || mode === 'MUTUAL') &&
+      tls.caCrl !== undefined &&
+      tls.caCertificates === undefined &&
+      tls.credentialName === undefined
+    )
+      this.warn(`${path}.caCrl`, 'ignored without caCertificates (the CRL goes with the CA file it revokes for)');
   }
 
   /**

@@ -33,5 +33,17 @@ test('origination fields with another mode, and client files with SIMPLE, are wa
   t.deepEqual(issues({ mode: 'SIMPLE', clientCertificate: '/c.pem', privateKey: '/k.pem' }), [
     'warning spec.trafficPolicy.tls: clientCertificate and privateKey are ignored when mode is SIMPLE (no client certificate)',
   ]);
-  t.deepEqual(issues({ mode: 'MUTUAL', clientCertificate: '/c.pem', privateKey: '/k.pem', caCrl: '/crl.pem' }), []);
+  t.deepEqual(issues({ mode: 'MUTUAL', clientCertificate: '/c.pem', privateKey: '/k.pem', caCrl: '/crl.pem' }), [
+    'warning spec.trafficPolicy.tls.caCrl: ignored without caCertificates (the CRL goes with the CA file it revokes for)',
+  ]);
+  t.deepEqual(
+    issues({
+      mode: 'MUTUAL',
+      clientCertificate: '/c.pem',
+      privateKey: '/k.pem',
+      caCertificates: '/ca.pem',
+      caCrl: '/crl.pem',
+    }),
+    [],
+  );
 });
