@@ -166,7 +166,7 @@ const NAMES: Record<CrdKind, CrdNames> = {
     group: GROUP,
     plural: 'sidecars',
     singular: 'sidecar',
-    shortName: 'sc',
+    shortName: 'sdc',
     category: 'trellis-networking',
     column: {
       name: 'Selector',

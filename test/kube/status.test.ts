@@ -46,7 +46,7 @@ spec:
 /** Waits (store events, deadline) until the cached object satisfies `probe`; returns it as the API server wrote it. */
 function stored(
   source: KubeSource,
-  kind: 'VirtualService' | 'DestinationRule' | 'PeerAuthentication' | 'AuthorizationPolicy',
+  kind: 'VirtualService' | 'DestinationRule' | 'PeerAuthentication' | 'AuthorizationPolicy' | 'Sidecar',
   ns: string,
   name: string,
   what: string,
@@ -609,6 +609,65 @@ spec: ${spec}
     t.like(accepted(invalid), {
       reason: 'Invalid',
       message: 'spec.rules[0].to[0].operation.ports[0]: must be a port number 1-65535; not applied',
+    });
+  },
+);
+
+kube.test(
+  'Sidecar status: Accepted, Conflicted (a younger namespace default), Invalid (beyond the schema); the sdc short name (sc is StorageClass)',
+  async (t, cluster) => {
+    const { source, writer } = await running(cluster);
+    t.teardown(async () => {
+      await writer.stop();
+      await source.stop();
+    });
+    const ns = await cluster.createNamespace('status-sc');
+    const sc = (name: string, spec: string) => `
+apiVersion: networking.trellis.dev/v1alpha1
+kind: Sidecar
+metadata: { name: ${name} }
+spec: ${spec}
+`;
+    await apply(cluster, ns, sc('default', "{ egress: [{ hosts: ['./*'] }] }"));
+    const ok = await stored(source, 'Sidecar', ns, 'default', 'Accepted=True', (o) => accepted(o)?.status === 'True');
+    t.like(accepted(ok), { status: 'True', reason: 'Accepted', message: 'accepted', observedGeneration: 1 });
+    const columns = await cluster.kubectl(['get', 'sdc', '-n', ns, 'default', '--no-headers']);
+    t.regex(columns.stdout, /^default\s+True\s/, 'no Selector: the namespace default');
+
+    // A second namespace default: the younger one has no effect (creationTimestamp has one-second resolution).
+    await new Promise((r) => setTimeout(r, 1_100));
+    await apply(cluster, ns, sc('second', "{ egress: [{ hosts: ['*/*'] }] }"));
+    const conflicted = await stored(
+      source,
+      'Sidecar',
+      ns,
+      'second',
+      'Conflicted',
+      (o) => accepted(o)?.reason === 'Conflicted',
+    );
+    t.like(accepted(conflicted), { status: 'False' });
+    t.regex(String(accepted(conflicted)?.message), new RegExp(`conflicts with the older Sidecar ${ns}/default`));
+
+    // The host form is the validator's (the schema only bounds the string).
+    await apply(
+      cluster,
+      ns,
+      sc(
+        'bad',
+        "{ workloadSelector: { labels: { app: x } }, egress: [{ hosts: ['reviews.shop.svc.cluster.local'] }] }",
+      ),
+    );
+    const invalid = await stored(
+      source,
+      'Sidecar',
+      ns,
+      'bad',
+      'Accepted=False',
+      (o) => accepted(o)?.status === 'False',
+    );
+    t.like(accepted(invalid), {
+      reason: 'Invalid',
+      message: 'spec.egress[0].hosts[0]: host must be of form namespace/dnsName; not applied',
     });
   },
 );
