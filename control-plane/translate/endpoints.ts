@@ -40,7 +40,7 @@ import {
 } from './locality.js';
 import { endpointsKey, snapshotKeys } from '../model/parts.js';
 import { portMtls, workloadMtls } from '../model/peer-authentication.js';
-import type { MeshEndpoint } from '../model/snapshot.js';
+import type { MergedDestinationRule, MeshEndpoint } from '../model/snapshot.js';
 import type { ProxyType } from '../xds/node.js';
 import { parseOutboundClusterName, TLS_MODE_MESH, TRANSPORT_SOCKET_MATCH_KEY } from './cluster-names.js';
 import type { TranslateContext } from './context.js';
@@ -73,28 +73,51 @@ export function loadAssignmentKey(ctx: TranslateContext, clusterName: string): s
     endpointsKey(port.endpoints),
     subset,
     policy,
-    localityKey(ctx, parsed),
+    localityKey(ctx, clusterLocalityPolicy(ctx, parsed, rule)),
   ]);
 }
+
+type ParsedName = NonNullable<ReturnType<typeof parseOutboundClusterName>>;
+
+/** Per rule object, per `<port>|<subset>`: its locality policy and that policy as a string (snapshots are immutable). */
+const localityPolicies = new WeakMap<
+  MergedDestinationRule,
+  Map<string, { readonly policy: LocalityPolicy | undefined; readonly json: string }>
+>();
 
 /** The locality policy of a cluster for the proxy of `ctx` (its DestinationRule, port and subset resolved). */
 function clusterLocalityPolicy(
   ctx: TranslateContext,
-  parsed: NonNullable<ReturnType<typeof parseOutboundClusterName>>,
-): LocalityPolicy | undefined {
-  const rule = destinationRuleFor(ctx.snapshot, parsed.fqdn, ctx.proxy.namespace, ctx.proxy.labels);
-  const subset = parsed.subset ? rule?.subsets.find((s) => s.name === parsed.subset) : undefined;
-  return localityPolicy(clusterPolicy(rule, parsed.port, subset));
+  parsed: ParsedName,
+  rule: MergedDestinationRule | undefined = destinationRuleFor(
+    ctx.snapshot,
+    parsed.fqdn,
+    ctx.proxy.namespace,
+    ctx.proxy.labels,
+  ),
+): { readonly policy: LocalityPolicy | undefined; readonly json: string } | undefined {
+  // No rule: the mesh default acts only with outlier detection, which only a rule sets.
+  if (!rule) return undefined;
+  let byCluster = localityPolicies.get(rule);
+  if (!byCluster) localityPolicies.set(rule, (byCluster = new Map()));
+  const key = `${parsed.port}|${parsed.subset ?? ''}`;
+  let found = byCluster.get(key);
+  if (!found) {
+    const subset = parsed.subset ? rule.subsets.find((s) => s.name === parsed.subset) : undefined;
+    const policy = localityPolicy(clusterPolicy(rule, parsed.port, subset));
+    byCluster.set(key, (found = { policy, json: policy ? canonicalJson(policy) : '' }));
+  }
+  return found;
 }
 
 /** What of the proxy the locality policy reads (its locality, the labels failoverPriority names) and the policy. */
-function localityKey(ctx: TranslateContext, parsed: NonNullable<ReturnType<typeof parseOutboundClusterName>>): string {
-  const policy = clusterLocalityPolicy(ctx, parsed);
+function localityKey(ctx: TranslateContext, resolved: ReturnType<typeof clusterLocalityPolicy>): string {
+  const policy = resolved?.policy;
   if (!policy) return '';
   const locality = proxyLocality(ctx.snapshot, ctx.proxy);
   const labels = proxyTopologyLabels(ctx.proxy.labels, locality);
   const named = (policy.failoverPriority ?? []).map((p) => labels[p.split('=')[0]!] ?? null);
-  return canonicalJson([policy, locality, named, Object.keys(labels).length === 0]);
+  return JSON.stringify([resolved.json, locality, named, Object.keys(labels).length === 0]);
 }
 
 /** One assignment per name, in the order of `clusterNames` (names are unique there). Pure. */
@@ -110,7 +133,7 @@ export function loadAssignment(ctx: TranslateContext, clusterName: string): Clus
   const locality = proxyLocality(ctx.snapshot, ctx.proxy);
   const localities = applyLocalityPolicy(
     groupByLocality(usable(endpoints)),
-    parsed ? clusterLocalityPolicy(ctx, parsed) : undefined,
+    parsed ? clusterLocalityPolicy(ctx, parsed)?.policy : undefined,
     locality,
     proxyTopologyLabels(ctx.proxy.labels, locality),
   );
