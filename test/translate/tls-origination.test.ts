@@ -302,7 +302,9 @@ test('only an authenticated Envoy proxy gets its namespace Secrets, in the gener
     ),
   );
   const names = (proxy: ReturnType<typeof envoyProxy>) =>
-    (generateResources(contextFor(snapshot, proxy)).get(TypeUrl.Secret) ?? []).map((s) => (s as { name: string }).name);
+    (generateResources(contextFor(snapshot, proxy)).get(TypeUrl.Secret) ?? []).map(
+      (s) => (s as unknown as { name: string }).name,
+    );
   t.deepEqual(names(envoyProxy('default', { authenticated: true })), [
     'kubernetes://egress',
     'kubernetes://egress-cacert',
