@@ -21,7 +21,14 @@ const STATE_OF: Readonly<Record<StatusReason, ConfigState>> = {
 
 export type ConfigState = 'accepted' | 'invalid' | 'conflicted';
 export const CONFIG_STATES: readonly ConfigState[] = ['accepted', 'invalid', 'conflicted'];
-const KINDS = ['VirtualService', 'DestinationRule', 'PeerAuthentication', 'AuthorizationPolicy', 'Sidecar', 'ServiceEntry'] as const;
+const KINDS = [
+  'VirtualService',
+  'DestinationRule',
+  'PeerAuthentication',
+  'AuthorizationPolicy',
+  'Sidecar',
+  'ServiceEntry',
+] as const;
 
 /** `trellis_build_info` = 1 with the version, the Node.js version and the mode as labels. */
 export function registerBuildInfo(

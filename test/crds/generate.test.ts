@@ -64,8 +64,7 @@ test('the schemas are structural and bounded, and every CEL rule compiles (or ha
     // PeerAuthentication is small: its label keys, its port keys, portLevelMtls only with a selector.
     // AuthorizationPolicy: its label keys, values or notValues.
     // Sidecar: its label keys, a workloadSelector with at least one label (egress hosts: the validator).
-    const least =
-      kind === 'PeerAuthentication' ? 3 : kind === 'AuthorizationPolicy' || kind === 'Sidecar' ? 2 : 10;
+    const least = kind === 'PeerAuthentication' ? 3 : kind === 'AuthorizationPolicy' || kind === 'Sidecar' ? 2 : 10;
     t.true(rules >= least, `${kind}: ${rules} CEL rules`);
   }
 });
