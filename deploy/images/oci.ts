@@ -118,12 +118,15 @@ export class BlobStore {
 
   /** Writes a tar layer of `entries`; `onBytes` sees its progress. Returns its descriptor (digest = diff_id). */
   async putLayer(entries: readonly LayerEntry[], onBytes: (n: number) => void = () => undefined): Promise<Descriptor> {
+    // Refuse bad entries before the temporary file exists: its write stream opens it asynchronously, so a
+    // file removed right after an early failure could still appear afterwards.
+    const normalized = normalizeEntries(entries);
     const tmp = path.join(this.dir, `layer-${process.pid}-${crypto.randomBytes(6).toString('hex')}.tar`);
     const sink = hashing(onBytes);
     const pack = tar.pack();
     const written = pipeline(pack, sink.stream, fs.createWriteStream(tmp));
     try {
-      for (const e of normalizeEntries(entries)) await writeEntry(pack, e);
+      for (const e of normalized) await writeEntry(pack, e);
       pack.finalize();
       await written;
     } catch (err) {
