@@ -204,10 +204,10 @@ const get = (p) => fetch('http://127.0.0.1:15014' + p).then((r) => r.text());
   for (const proxy of JSON.parse(await get('/debug/proxies'))) {
     const id = proxy.node ? proxy.node.id : '?';
     if (!id.endsWith('.' + ns)) continue;
-    const dump = await get('/debug/config_dump?proxy=' + encodeURIComponent(id));
-    const at = dump.indexOf('"' + cluster + '"');
-    const end = dump.indexOf('"lastUpdated"', at);
-    const tls = at < 0 ? 'not sent' : /transportSocket/.test(dump.slice(at, end < 0 ? undefined : end)) ? 'with TLS' : 'plaintext';
+    const dump = JSON.parse(await get('/debug/config_dump?proxy=' + encodeURIComponent(id)));
+    const cds = dump.configs.find((c) => c['@type'].endsWith('ClustersConfigDump'));
+    const sent = ((cds && cds.dynamicActiveClusters) || []).find((c) => c.cluster.name === cluster);
+    const tls = !sent ? 'not sent' : sent.cluster.transportSocket ? 'with TLS' : 'plaintext';
     const types = proxy.types.filter((x) => x.type === 'CDS' || x.type === 'LDS').map((x) =>
       x.type + ' sent ' + x.sentVersion + ' acked ' + x.ackedVersion + (x.sentNonce === x.answeredNonce ? '' : ' (unanswered)') +
       (x.lastNack ? ' NACK ' + x.lastNack.message : ''));
