@@ -237,8 +237,27 @@ async function xdsDiagnosis(cluster: TestCluster): Promise<string> {
     );
     lines.push(`${replica.metadata.name}:\n${r.code === 0 ? r.stdout.trim() : r.stderr.trim()}`);
   }
+  // Each pod's certificate and trust bundle as its app reads them: a client certificate the server's bundle
+  // does not hold also ends in "Failed to connect".
+  for (const pod of await pods(cluster, 'trellis.dev/inject!=false')) {
+    const r = await cluster.kubectl(
+      ['exec', '-n', ns, pod.metadata.name, '-c', 'trellis-proxy', '--', '/usr/local/bin/node', '-e', CERT_SCRIPT],
+      { allowFailure: true, timeoutMs: 60_000 },
+    );
+    lines.push(`${pod.metadata.name}: ${r.code === 0 ? r.stdout.trim() : r.stderr.trim().split('\n')[0]}`);
+  }
   return lines.join('\n');
 }
+
+const CERT_SCRIPT = `
+const { X509Certificate } = require('crypto');
+const fs = require('fs');
+const pems = (f) => fs.readFileSync(f, 'utf8').match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) || [];
+const leaf = new X509Certificate(pems('/var/run/trellis/cert.pem')[0]);
+const roots = pems('/var/run/trellis/ca.pem').map((p) => new X509Certificate(p).fingerprint256.slice(0, 17));
+console.log('cert serial ' + leaf.serialNumber.slice(0, 12) + ' from ' + leaf.validFrom + ' issuer ' + leaf.issuer.replace(/\\n/g, ',') +
+  ' verifies with ' + pems('/var/run/trellis/ca.pem').map((p) => leaf.verify(new X509Certificate(p).publicKey)).join('/') +
+  '; ca.pem roots ' + roots.join(','));`;
 
 suite.serial('STRICT mTLS: calls succeed and every server sees its caller SPIFFE ID', async (t, cluster) => {
   const applied = Date.now();
