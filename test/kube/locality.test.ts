@@ -69,8 +69,10 @@ kube.test(
     await apply(cluster, ns, workload(ns));
 
     const first = await nextSnapshot(source, 'endpoints with Node localities', (s) => {
+      // The DestinationRule (its outlier detection turns failover on) arrives through its own watch.
       const z = zones(s, fqdn);
-      return z?.join(',') === '10.1.0.1 r1/zone-a,10.1.0.2 r1/zone-b' ? s : undefined;
+      const rule = s.destinationRules.some((d) => d.host === fqdn);
+      return rule && z?.join(',') === '10.1.0.1 r1/zone-a,10.1.0.2 r1/zone-b' ? s : undefined;
     });
     const proxy = {
       id: `client.${ns}`,
