@@ -172,7 +172,8 @@ export const loadBalancer = obj(
       { required: ['duration'] },
     ),
   },
-  { minProperties: 1, 'x-kubernetes-validations': [atMostOne(['simple', 'consistentHash'])] },
+  // No minProperties: Istio's validateLoadBalancer accepts `loadBalancer: {}` (the default, round robin).
+  { 'x-kubernetes-validations': [atMostOne(['simple', 'consistentHash'])] },
 );
 
 export const connectionPool = obj(

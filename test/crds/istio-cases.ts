@@ -342,8 +342,11 @@ export const ISTIO_RULES: readonly IstioRule[] = [
     ],
   },
   {
-    name: 'istio: a loadBalancer may set only warmup (simple and consistentHash are optional)',
-    cases: [{ object: lb({ warmup: { duration: '60s' } }), errors: [] }],
+    name: 'istio: a loadBalancer may set only warmup, or nothing (simple and consistentHash are optional)',
+    cases: [
+      { object: lb({ warmup: { duration: '60s' } }), errors: [] },
+      { object: lb({}), errors: [] },
+    ],
   },
   {
     name: 'istio: CORS allowMethods may be * (supportedCORSMethods)',

@@ -809,9 +809,9 @@ test('loadBalancer: at most one of simple and consistentHash (Istio: warmup or l
       { consistentHash: { useSourceIp: true } },
       { warmup: { duration: '1m' } },
       { localityLbSetting: { enabled: false } },
+      {},
     ],
     [
-      [{}, 'spec.trafficPolicy.loadBalancer: must set at least one field'],
       [
         { simple: 'RANDOM', consistentHash: { useSourceIp: true } },
         'spec.trafficPolicy.loadBalancer: must have at most one of simple, consistentHash',
