@@ -24,7 +24,7 @@ import {
 } from '../../certs/index.js';
 import { echoService, type EchoReply, type EchoRequest } from '../../examples/demo/echo.js';
 import { backendManifests, fqdn, freePorts, MeshDir, namespaceManifest, serviceManifest } from '../helpers/mesh-e2e.js';
-import { startTrellis, type LogLine, type TrellisProcess } from '../helpers/process.js';
+import { startLocalGrpcAgent, startTrellis, type LogLine, type TrellisProcess } from '../helpers/process.js';
 import { waitFor, within } from '../helpers/wait.js';
 
 register();
@@ -71,40 +71,21 @@ async function startAgent(name: string, serviceAccount: string, token: string, l
   const dir = path.join(tmp, `agent-${name}`);
   const tokenFile = path.join(tmp, `${name}.token`);
   await fs.writeFile(tokenFile, token);
-  const proc = startTrellis([
-    'agent',
-    '--proxy-type',
-    'grpc',
-    '--control-plane',
-    `127.0.0.1:${securePort}`,
-    '--root-cert',
-    path.join(tmp, 'state', 'root-cert.pem'),
-    '--token-file',
+  const { proc, bootstrapPath } = await startLocalGrpcAgent({
+    securePort,
+    stateDir: path.join(tmp, 'state'),
     tokenFile,
-    '--namespace',
-    NS,
-    '--service-account',
+    namespace: NS,
     serviceAccount,
-    '--pod-name',
-    name,
-    '--instance-ips',
-    '127.0.0.1',
-    '--labels',
+    podName: name,
     labels,
-    '--output-dir',
-    dir,
-    '--ttl',
-    TTL,
-    '--health-host',
-    '127.0.0.1',
-    '--health-port',
-    '0',
-  ]);
-  const started = await proc.waitForLog((l) => l.msg === 'agent started', 30_000);
+    outputDir: dir,
+    extraArgs: ['--ttl', TTL],
+  });
   return {
     proc,
     dir,
-    bootstrap: await fs.readFile(String(started.bootstrap), 'utf8'),
+    bootstrap: await fs.readFile(bootstrapPath, 'utf8'),
     serials: () => proc.logs.filter((l: LogLine) => l.msg === 'certificate installed').map((l) => String(l.serial)),
   };
 }

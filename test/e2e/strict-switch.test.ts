@@ -21,7 +21,7 @@ import YAML from 'yaml';
 import { uriSans } from '../../certs/index.js';
 import { echoService, type EchoReply, type EchoRequest } from '../../examples/demo/echo.js';
 import { backendManifests, fqdn, freePorts, MeshDir, namespaceManifest, serviceManifest } from '../helpers/mesh-e2e.js';
-import { startTrellis, type TrellisProcess } from '../helpers/process.js';
+import { startLocalGrpcAgent, startTrellis, type TrellisProcess } from '../helpers/process.js';
 import { waitFor, within } from '../helpers/wait.js';
 
 register();
@@ -58,35 +58,17 @@ let channels = 0;
 async function startAgent(name: string, serviceAccount: string, token: string): Promise<Agent> {
   const tokenFile = path.join(tmp, `${name}.token`);
   await fs.writeFile(tokenFile, token);
-  const proc = startTrellis([
-    'agent',
-    '--proxy-type',
-    'grpc',
-    '--control-plane',
-    `127.0.0.1:${securePort}`,
-    '--root-cert',
-    path.join(tmp, 'state', 'root-cert.pem'),
-    '--token-file',
+  const { proc, bootstrapPath } = await startLocalGrpcAgent({
+    securePort,
+    stateDir: path.join(tmp, 'state'),
     tokenFile,
-    '--namespace',
-    NS,
-    '--service-account',
+    namespace: NS,
     serviceAccount,
-    '--pod-name',
-    name,
-    '--instance-ips',
-    '127.0.0.1',
-    '--labels',
-    `app=${serviceAccount}`,
-    '--output-dir',
-    path.join(tmp, `agent-${name}`),
-    '--health-host',
-    '127.0.0.1',
-    '--health-port',
-    '0',
-  ]);
-  const started = await proc.waitForLog((l) => l.msg === 'agent started', 30_000);
-  return { proc, bootstrap: await fs.readFile(String(started.bootstrap), 'utf8') };
+    podName: name,
+    labels: `app=${serviceAccount}`,
+    outputDir: path.join(tmp, `agent-${name}`),
+  });
+  return { proc, bootstrap: await fs.readFile(bootstrapPath, 'utf8') };
 }
 
 /** A new channel to the server with an XdsClient of its own (a node id of its own on the client agent). */

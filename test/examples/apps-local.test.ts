@@ -23,7 +23,7 @@ import {
   type Manifest,
 } from '../helpers/mesh-e2e.js';
 import { startJaeger, type Jaeger } from '../helpers/cluster.js';
-import { startTrellis, type TrellisProcess } from '../helpers/process.js';
+import { startLocalGrpcAgent, startTrellis, type TrellisProcess } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait.js';
 import { startApp, type AppProcess } from './app-process.js';
 
@@ -81,36 +81,21 @@ function reviewsRouting(v1: number, v2: number): Manifest[] {
 }
 
 async function startAgent(w: Workload): Promise<void> {
-  const proc = startTrellis([
-    'agent',
-    '--proxy-type',
-    'grpc',
-    '--control-plane',
-    `127.0.0.1:${securePort}`,
-    '--root-cert',
-    path.join(tmp, 'state', 'root-cert.pem'),
-    '--token-file',
-    path.join(tmp, `${w.pod}.token`),
-    '--namespace',
-    NS,
-    '--service-account',
-    w.app,
-    '--pod-name',
-    w.pod,
-    '--instance-ips',
-    '127.0.0.1',
-    '--labels',
-    `app=${w.app},version=${w.version}`,
-    '--output-dir',
-    path.join(tmp, `agent-${w.pod}`),
-    '--health-host',
-    '127.0.0.1',
-    '--health-port',
-    '0',
-  ]);
+  const { proc, bootstrapPath } = await startLocalGrpcAgent(
+    {
+      securePort,
+      stateDir: path.join(tmp, 'state'),
+      tokenFile: path.join(tmp, `${w.pod}.token`),
+      namespace: NS,
+      serviceAccount: w.app,
+      podName: w.pod,
+      labels: `app=${w.app},version=${w.version}`,
+      outputDir: path.join(tmp, `agent-${w.pod}`),
+    },
+    60_000,
+  );
   agents.set(w.pod, proc);
-  const started = await proc.waitForLog((l) => l.msg === 'agent started', 60_000);
-  bootstraps.set(w.pod, String(started.bootstrap));
+  bootstraps.set(w.pod, bootstrapPath);
 }
 
 async function startWorkloadApp(w: Workload, extra: readonly string[] = []): Promise<AppProcess> {

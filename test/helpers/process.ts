@@ -1,5 +1,6 @@
 // Runs `trellis` as a real child process and reads its JSON log lines.
 import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
 import readline from 'node:readline';
 import { repoRoot } from './peer-paths.js';
 
@@ -100,4 +101,58 @@ export async function eventually(
     if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/** A proxyless-gRPC `trellis agent` on this machine, against a local control plane's secure port. */
+export interface LocalAgentOptions {
+  /** The control plane's secure xDS/CA port on 127.0.0.1. */
+  readonly securePort: number;
+  /** The control plane's `--state-dir`: the agent trusts its `root-cert.pem`. */
+  readonly stateDir: string;
+  readonly tokenFile: string;
+  readonly namespace: string;
+  readonly serviceAccount: string;
+  readonly podName: string;
+  /** `k=v,k=v`. */
+  readonly labels: string;
+  readonly outputDir: string;
+  /** More flags (e.g. `--ttl 30s`). */
+  readonly extraArgs?: readonly string[];
+}
+
+/** Starts the agent and waits for `agent started`; resolves with the process and its bootstrap file's path. */
+export async function startLocalGrpcAgent(
+  o: LocalAgentOptions,
+  timeoutMs = 30_000,
+): Promise<{ proc: TrellisProcess; bootstrapPath: string }> {
+  const proc = startTrellis([
+    'agent',
+    '--proxy-type',
+    'grpc',
+    '--control-plane',
+    `127.0.0.1:${o.securePort}`,
+    '--root-cert',
+    path.join(o.stateDir, 'root-cert.pem'),
+    '--token-file',
+    o.tokenFile,
+    '--namespace',
+    o.namespace,
+    '--service-account',
+    o.serviceAccount,
+    '--pod-name',
+    o.podName,
+    '--instance-ips',
+    '127.0.0.1',
+    '--labels',
+    o.labels,
+    '--output-dir',
+    o.outputDir,
+    ...(o.extraArgs ?? []),
+    '--health-host',
+    '127.0.0.1',
+    '--health-port',
+    '0',
+  ]);
+  const started = await proc.waitForLog((l) => l.msg === 'agent started', timeoutMs);
+  return { proc, bootstrapPath: String(started.bootstrap) };
 }

@@ -31,7 +31,7 @@ import {
 } from '../helpers/mesh-e2e.js';
 import { EchoClient, type EchoReply } from '../../examples/demo/echo.js';
 import { peerBinary, repoRoot } from '../helpers/peer-paths.js';
-import { startTrellis, type TrellisProcess } from '../helpers/process.js';
+import { startLocalGrpcAgent, startTrellis, type TrellisProcess } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait.js';
 
 register();
@@ -158,35 +158,20 @@ const processes = new Set<GoProcess>();
 async function startAgent(name: string, serviceAccount: string, token: string, securePort: number): Promise<Agent> {
   const tokenFile = path.join(tmp, `${name}.token`);
   await fs.writeFile(tokenFile, token);
-  const proc = startTrellis([
-    'agent',
-    '--proxy-type',
-    'grpc',
-    '--control-plane',
-    `127.0.0.1:${securePort}`,
-    '--root-cert',
-    path.join(tmp, 'state', 'root-cert.pem'),
-    '--token-file',
-    tokenFile,
-    '--namespace',
-    NS,
-    '--service-account',
-    serviceAccount,
-    '--pod-name',
-    name,
-    '--instance-ips',
-    '127.0.0.1',
-    '--labels',
-    `app=${name}`,
-    '--output-dir',
-    path.join(tmp, `agent-${name}`),
-    '--health-host',
-    '127.0.0.1',
-    '--health-port',
-    '0',
-  ]);
-  const started = await proc.waitForLog((l) => l.msg === 'agent started', TIMEOUT_MS);
-  return { proc, bootstrap: String(started.bootstrap) };
+  const { proc, bootstrapPath } = await startLocalGrpcAgent(
+    {
+      securePort,
+      stateDir: path.join(tmp, 'state'),
+      tokenFile,
+      namespace: NS,
+      serviceAccount,
+      podName: name,
+      labels: `app=${name}`,
+      outputDir: path.join(tmp, `agent-${name}`),
+    },
+    TIMEOUT_MS,
+  );
+  return { proc, bootstrap: bootstrapPath };
 }
 
 /** A backend's Pod and EndpointSlice (127.0.0.1:`port`), its Pod running as the server agent's account. */
