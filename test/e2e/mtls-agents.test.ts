@@ -24,7 +24,13 @@ import {
 } from '../../certs/index.js';
 import { echoService, type EchoReply, type EchoRequest } from '../../examples/demo/echo.js';
 import { backendManifests, fqdn, freePorts, MeshDir, namespaceManifest, serviceManifest } from '../helpers/mesh-e2e.js';
-import { startLocalGrpcAgent, startTrellis, type LogLine, type TrellisProcess } from '../helpers/process.js';
+import {
+  localControlPlaneArgs,
+  startLocalGrpcAgent,
+  startTrellis,
+  type LogLine,
+  type TrellisProcess,
+} from '../helpers/process.js';
 import { waitFor, within } from '../helpers/wait.js';
 
 register();
@@ -116,23 +122,13 @@ test.before(async () => {
       spec: { mtls: { mode: 'STRICT' } },
     },
   ]);
-  cpArgs = [
-    'control-plane',
-    '--config-dir',
-    mesh.dir,
-    '--state-dir',
-    path.join(tmp, 'state'),
-    '--tokens-file',
-    path.join(tmp, 'tokens.yaml'),
-    '--xds-port',
-    String(xdsPort),
-    '--secure-port',
-    String(securePort),
-    '--monitoring-port',
-    String(monitoring),
-    '--debounce-after',
-    '20ms',
-  ];
+  cpArgs = localControlPlaneArgs({
+    configDir: mesh.dir,
+    workDir: tmp,
+    xdsPort: xdsPort!,
+    securePort,
+    monitoringPort: monitoring!,
+  });
   cp = await startControlPlane();
   [serverAgent, clientAgent] = await Promise.all([
     startAgent('echo-0', 'echo', 'token-of-echo-server-0123456789', 'app=echo'),

@@ -21,7 +21,7 @@ import YAML from 'yaml';
 import { uriSans } from '../../certs/index.js';
 import { echoService, type EchoReply, type EchoRequest } from '../../examples/demo/echo.js';
 import { backendManifests, fqdn, freePorts, MeshDir, namespaceManifest, serviceManifest } from '../helpers/mesh-e2e.js';
-import { startLocalGrpcAgent, startTrellis, type TrellisProcess } from '../helpers/process.js';
+import { localControlPlaneArgs, startLocalGrpcAgent, startTrellis, type TrellisProcess } from '../helpers/process.js';
 import { waitFor, within } from '../helpers/wait.js';
 
 register();
@@ -196,23 +196,15 @@ test.before(async () => {
     serviceManifest('ratings', NS),
     ...backendManifests('ratings', NS, { pod: 'ratings-0', port: serverPort }),
   ]);
-  cp = startTrellis([
-    'control-plane',
-    '--config-dir',
-    mesh.dir,
-    '--state-dir',
-    path.join(tmp, 'state'),
-    '--tokens-file',
-    path.join(tmp, 'tokens.yaml'),
-    '--xds-port',
-    String(xdsPort),
-    '--secure-port',
-    String(securePort),
-    '--monitoring-port',
-    String(monitoring),
-    '--debounce-after',
-    '20ms',
-  ]);
+  cp = startTrellis(
+    localControlPlaneArgs({
+      configDir: mesh.dir,
+      workDir: tmp,
+      xdsPort: xdsPort!,
+      securePort,
+      monitoringPort: monitoring!,
+    }),
+  );
   await cp.waitForLog((l) => l.msg === 'control plane listening', 30_000);
   [serverAgent, clientAgent] = await Promise.all([
     startAgent('ratings-0', 'ratings', 'token-of-the-ratings-server-0123'),

@@ -156,3 +156,34 @@ export async function startLocalGrpcAgent(
   const started = await proc.waitForLog((l) => l.msg === 'agent started', timeoutMs);
   return { proc, bootstrapPath: String(started.bootstrap) };
 }
+
+/** A local-mode `trellis control-plane` with its CA (state dir, tokens file) on the given 127.0.0.1 ports. */
+export interface LocalControlPlaneOptions {
+  readonly configDir: string;
+  /** `--state-dir` (the CA's root is `root-cert.pem` there) and `--tokens-file` live in this folder. */
+  readonly workDir: string;
+  readonly xdsPort: number;
+  readonly securePort: number;
+  readonly monitoringPort: number;
+}
+
+/** Its arguments: `--debounce-after 20ms`, the CA state in `<workDir>/state`, tokens in `<workDir>/tokens.yaml`. */
+export function localControlPlaneArgs(o: LocalControlPlaneOptions): string[] {
+  return [
+    'control-plane',
+    '--config-dir',
+    o.configDir,
+    '--state-dir',
+    path.join(o.workDir, 'state'),
+    '--tokens-file',
+    path.join(o.workDir, 'tokens.yaml'),
+    '--xds-port',
+    String(o.xdsPort),
+    '--secure-port',
+    String(o.securePort),
+    '--monitoring-port',
+    String(o.monitoringPort),
+    '--debounce-after',
+    '20ms',
+  ];
+}

@@ -31,7 +31,7 @@ import {
 } from '../helpers/mesh-e2e.js';
 import { EchoClient, type EchoReply } from '../../examples/demo/echo.js';
 import { peerBinary, repoRoot } from '../helpers/peer-paths.js';
-import { startLocalGrpcAgent, startTrellis, type TrellisProcess } from '../helpers/process.js';
+import { localControlPlaneArgs, startLocalGrpcAgent, startTrellis, type TrellisProcess } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait.js';
 
 register();
@@ -272,23 +272,15 @@ if (!BINARY && process.env.CI !== 'true') {
         spec: { mtls: { mode: 'STRICT' } },
       },
     ]);
-    const proc = startTrellis([
-      'control-plane',
-      '--config-dir',
-      mesh.dir,
-      '--state-dir',
-      path.join(tmp, 'state'),
-      '--tokens-file',
-      path.join(tmp, 'tokens.yaml'),
-      '--xds-port',
-      String(xdsPort),
-      '--secure-port',
-      String(securePort),
-      '--monitoring-port',
-      String(monitoringPort),
-      '--debounce-after',
-      '20ms',
-    ]);
+    const proc = startTrellis(
+      localControlPlaneArgs({
+        configDir: mesh.dir,
+        workDir: tmp,
+        xdsPort: xdsPort!,
+        securePort: securePort!,
+        monitoringPort: monitoringPort!,
+      }),
+    );
     await proc.waitForLog((l) => l.msg === 'control plane listening', TIMEOUT_MS);
     cp = Object.assign(proc, { monitoringPort: monitoringPort! });
     [serverAgent, clientAgent] = await Promise.all([
