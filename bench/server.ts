@@ -6,17 +6,14 @@
 //   {"event":"loaded","at":…,"generation":…}         the static file was re-read (source change seen)
 //   {"event":"pushed","at":…,"durationMs":…,"streams":…,"encodeCount":…}   a push cycle ended
 // `at` is epoch milliseconds with sub-millisecond precision (performance.timeOrigin + performance.now()).
-// Commands on stdin: `stats` (resource-cache counters), `profile-start`, `profile-stop FILE` (V8 CPU profile of just that window, the same
-// sampler `node --cpu-prof` uses); `gc` when run with --expose-gc. SIGTERM closes cleanly.
+// Commands on stdin: `stats`, `gc`, `profile-start`, `profile-stop FILE` (server-commands.ts). SIGTERM closes cleanly.
 import './startup-heap.js'; // first: before the modules load
-import { Session } from 'node:inspector/promises';
-import fs from 'node:fs';
-import readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { parseDuration } from '../control-plane/cli.js';
 import { startControlPlane } from '../control-plane/control-plane.js';
 import { releaseYoungGeneration } from '../control-plane/startup-heap.js';
+import { answerCommands } from './server-commands.js';
 
 const { values } = parseArgs({
   options: {
@@ -70,37 +67,7 @@ cp.controller.on('pushed', ({ streams, durationMs }) => {
 });
 emit({ event: 'listening', xdsPort: cp.xdsPort, monitoringPort: cp.monitoringPort, pid: process.pid });
 
-let session: Session | undefined;
-readline.createInterface({ input: process.stdin }).on('line', (line) => {
-  const [command, arg] = line.trim().split(/\s+/, 2);
-  void (async () => {
-    if (command === 'profile-start') {
-      session = new Session();
-      session.connect();
-      await session.post('Profiler.enable');
-      await session.post('Profiler.setSamplingInterval', { interval: 500 });
-      await session.post('Profiler.start');
-      emit({ event: 'profiling' });
-    } else if (command === 'profile-stop' && session && arg) {
-      const { profile } = await session.post('Profiler.stop');
-      fs.writeFileSync(arg, JSON.stringify(profile));
-      session.disconnect();
-      session = undefined;
-      emit({ event: 'profiled', file: arg });
-    } else if (command === 'stats') {
-      emit({
-        event: 'stats',
-        encodeCount: cp.controller.cache.encodeCount,
-        cacheSize: cp.controller.cache.size,
-        streams: cp.controller.streams.size,
-      });
-    } else if (command === 'gc') {
-      (globalThis as { gc?: () => void }).gc?.();
-      const m = process.memoryUsage();
-      emit({ event: 'gc', heapUsed: m.heapUsed, external: m.external + m.arrayBuffers, rss: m.rss });
-    }
-  })().catch((err: unknown) => process.stderr.write(`bench server: ${String(err)}\n`));
-});
+answerCommands(cp, emit);
 
 let closing = false;
 process.on('SIGTERM', () => {

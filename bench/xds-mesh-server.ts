@@ -3,14 +3,14 @@
 // startControlPlane() in local mode, as `trellis control-plane --config-dir` runs it, with a logger that keeps
 // the run quiet and reports as JSON lines on stdout (the events bench/server-process.ts reads):
 //   {"event":"listening",…}  {"event":"snapshot","at":…,"version":…}  {"event":"pushed","at":…,…}
-// Commands on stdin: `gc` (with --expose-gc), `stats`. SIGTERM closes cleanly.
+// Commands on stdin: `stats`, `gc`, `profile-start`, `profile-stop FILE` (server-commands.ts). SIGTERM closes cleanly.
 import './startup-heap.js'; // first: before the modules load
-import readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { parseDuration } from '../control-plane/cli.js';
 import { startControlPlane } from '../control-plane/control-plane.js';
 import { releaseYoungGeneration } from '../control-plane/startup-heap.js';
+import { answerCommands } from './server-commands.js';
 
 const { values } = parseArgs({
   options: {
@@ -63,21 +63,7 @@ cp.controller.on('pushed', ({ streams, durationMs }) => {
 });
 emit({ event: 'listening', xdsPort: cp.xdsPort, monitoringPort: cp.monitoringPort, pid: process.pid });
 
-readline.createInterface({ input: process.stdin }).on('line', (line) => {
-  const command = line.trim();
-  if (command === 'stats') {
-    emit({
-      event: 'stats',
-      encodeCount: cp.controller.cache.encodeCount,
-      cacheSize: cp.controller.cache.size,
-      streams: cp.controller.streams.size,
-    });
-  } else if (command === 'gc') {
-    (globalThis as { gc?: () => void }).gc?.();
-    const m = process.memoryUsage();
-    emit({ event: 'gc', heapUsed: m.heapUsed, external: m.external + m.arrayBuffers, rss: m.rss });
-  }
-});
+answerCommands(cp, emit);
 
 let closing = false;
 process.on('SIGTERM', () => {

@@ -44,12 +44,15 @@ import {
   UsageError,
 } from './report.js';
 import { ServerProcess } from './server-process.js';
+import { summarizeProfile, type CpuProfile, type ProfileEntry, type ProfileSummary } from './profile.js';
 
 const USAGE = `npm run bench -- xds-mesh [--services 1000] [--endpoints 10] [--sidecars 1000] [--proxyless 200]
-    [--connections 50] [--rounds 5] [--debounce-after 100ms] [--timeout 300s] [--scope 0]
+    [--connections 50] [--rounds 5] [--debounce-after 100ms] [--timeout 300s] [--scope 0] [--cpu-prof]
   quick run: --services 200 --sidecars 100 --proxyless 20
   --scope N: a namespace Sidecar in every namespace scopes each proxy to N Services (those the rounds
-    change first, so every stream still sees each change); 0: no Sidecar, every proxy gets every Service`;
+    change first, so every stream still sees each change); 0: no Sidecar, every proxy gets every Service
+  --cpu-prof: a V8 CPU profile of the control plane during each round (.cpuprofile in
+    $TMPDIR/trellis-bench-profiles/), summed up in a table: where each round's CPU went`;
 
 interface Options {
   services: number;
@@ -62,6 +65,7 @@ interface Options {
   timeoutMs: number;
   /** Services per namespace Sidecar; 0: no Sidecar. */
   scope: number;
+  cpuProf: boolean;
 }
 
 function parseOptions(argv: readonly string[]): Options {
@@ -77,6 +81,7 @@ function parseOptions(argv: readonly string[]): Options {
       'debounce-after': { type: 'string', default: '100ms' },
       timeout: { type: 'string', default: '300s' },
       scope: { type: 'string', default: '0' },
+      'cpu-prof': { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -90,6 +95,7 @@ function parseOptions(argv: readonly string[]): Options {
     debounceMs: parseDuration(values['debounce-after']),
     timeoutMs: parseDuration(values.timeout),
     scope: Number(values.scope),
+    cpuProf: values['cpu-prof'],
   };
   if (!Number.isInteger(o.proxyless) || o.proxyless < 0) throw new UsageError('--proxyless must be an integer >= 0');
   if (o.sidecars > o.services * o.endpoints)
@@ -165,6 +171,8 @@ interface Phase {
   readonly cpuMs: number;
   readonly responses: Record<string, number>;
   readonly complete: boolean;
+  /** With --cpu-prof: where the control plane's CPU went during the round. */
+  readonly profile?: ProfileSummary;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -227,11 +235,25 @@ export const xdsMesh: Benchmark = {
         await sleep(Math.max(300, o.debounceMs * 3));
         const before = typeCounts();
         const cpu0 = server.cpuMs();
+        if (o.cpuProf) {
+          server.command('profile-start');
+          await server.waitFor((e) => e.event === 'profiling', 10_000);
+        }
         const t0 = performance.now();
         const { round: r, done } = fleet.startRound(expect, t0, o.timeoutMs);
         change();
         const complete = await done;
         const cpu = server.cpuMs() - cpu0;
+        let profile: ProfileSummary | undefined;
+        if (o.cpuProf) {
+          const dir = path.join(os.tmpdir(), 'trellis-bench-profiles');
+          fs.mkdirSync(dir, { recursive: true });
+          const file = path.join(dir, `xds-mesh-${phases.length}-${name.replace(/[^a-z0-9]+/gi, '-')}.cpuprofile`);
+          server.command(`profile-stop ${file}`);
+          await server.waitFor((e) => e.event === 'profiled', 60_000);
+          profile = summarizeProfile(JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile, 8);
+          progress.phase(`profile: ${file}`);
+        }
         await sleep(200);
         phases.push({
           name,
@@ -239,6 +261,7 @@ export const xdsMesh: Benchmark = {
           cpuMs: cpu,
           responses: diffCounts(before, typeCounts()),
           complete,
+          ...(profile ? { profile } : {}),
         });
         fleet.round = undefined;
       };
@@ -345,6 +368,21 @@ export const xdsMesh: Benchmark = {
           ],
         },
       ];
+      const profiled = phases.filter((p) => p.profile);
+      if (profiled.length > 0)
+        tables.push({
+          title: 'Where the control plane’s CPU went (--cpu-prof, self time)',
+          columns: ['round', 'busy ms', 'top modules', 'top functions'],
+          rows: profiled.map((p) => {
+            const top = (entries: readonly ProfileEntry[], n: number): string =>
+              entries
+                .slice(0, n)
+                .map((e) => `${e.name} ${fmt(e.percent, 0)}%`)
+                .join('; ');
+            return [p.name, fmtInt(p.profile!.busyMs), top(p.profile!.modules, 5), top(p.profile!.functions, 8)];
+          }),
+          notes: ['Busy: profiled time not idle, from the profile start (before the change) to the last ACK.'],
+        });
       if (fleet.errors.length > 0)
         tables.push({ title: 'Stream errors', columns: ['error'], rows: fleet.errors.map((e) => [e]) });
       return {
