@@ -246,6 +246,16 @@ async function xdsDiagnosis(cluster: TestCluster): Promise<string> {
     );
     lines.push(`${pod.metadata.name}: ${r.code === 0 ? r.stdout.trim() : r.stderr.trim().split('\n')[0]}`);
   }
+  // What each reviews pod and its agent logged last (the calls to ratings leave from there).
+  for (const pod of await pods(cluster, 'app=reviews')) {
+    for (const container of ['reviews', 'trellis-proxy']) {
+      const r = await cluster.kubectl(['logs', '-n', ns, pod.metadata.name, '-c', container, '--tail=8'], {
+        allowFailure: true,
+        timeoutMs: 60_000,
+      });
+      lines.push(`${pod.metadata.name}/${container} log:\n${(r.code === 0 ? r.stdout : r.stderr).trim()}`);
+    }
+  }
   return lines.join('\n');
 }
 

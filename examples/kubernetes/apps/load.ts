@@ -57,7 +57,7 @@ export interface LoadSummary {
   readonly failureDetails: string[];
   /** Successful calls whose reviews → ratings call failed, per status name (reviews answered without stars). */
   readonly ratingsFailures: Record<string, number>;
-  /** Up to 5 distinct messages of those ratings failures. */
+  /** Up to 5 distinct messages of those ratings failures, each after the reviews pod that saw it (`pod: message`). */
   readonly ratingsFailureDetails: string[];
   /** Retries before the successful attempts: frontend → reviews plus reviews → ratings. */
   readonly retries: number;
@@ -162,7 +162,7 @@ export async function runLoad(client: grpc.Client, options: LoadOptions): Promis
         bump(summary.servers.ratings, reply.ratingsServer);
       } else {
         bump(summary.ratingsFailures, reply.ratingError?.code ?? 'UNKNOWN');
-        note(summary.ratingsFailureDetails, reply.ratingError?.details ?? '');
+        note(summary.ratingsFailureDetails, `${reply.pod}: ${reply.ratingError?.details ?? ''}`);
       }
     }
   };
