@@ -43,7 +43,7 @@ import {
   type Table,
   UsageError,
 } from './report.js';
-import { ServerProcess } from './server-process.js';
+import { ServerProcess, type ServerEvent } from './server-process.js';
 import { summarizeProfile, type CpuProfile, type ProfileEntry, type ProfileSummary } from './profile.js';
 
 const USAGE = `npm run bench -- xds-mesh [--services 1000] [--endpoints 10] [--sidecars 1000] [--proxyless 200]
@@ -171,6 +171,8 @@ interface Phase {
   readonly cpuMs: number;
   readonly responses: Record<string, number>;
   readonly complete: boolean;
+  /** Ms from the change: the snapshot published, the push cycle started and ended (NaN: none). */
+  readonly timeline?: { readonly snapshotMs: number; readonly pushStartMs: number; readonly pushEndMs: number };
   /** With --cpu-prof: where the control plane's CPU went during the round. */
   readonly profile?: ProfileSummary;
 }
@@ -239,10 +241,22 @@ export const xdsMesh: Benchmark = {
           server.command('profile-start');
           await server.waitFor((e) => e.event === 'profiling', 10_000);
         }
+        const eventsBefore = server.events.length;
         const t0 = performance.now();
         const { round: r, done } = fleet.startRound(expect, t0, o.timeoutMs);
         change();
         const complete = await done;
+        const t0Epoch = performance.timeOrigin + t0;
+        const events = server.events.slice(eventsBefore);
+        const snapshot = events.find((e) => e.event === 'snapshot');
+        const pushes = events.filter((e): e is Extract<ServerEvent, { event: 'pushed' }> => e.event === 'pushed');
+        const firstPush = pushes.find((p) => p.streams > 0) ?? pushes[0];
+        const lastPush = pushes[pushes.length - 1];
+        const timeline = {
+          snapshotMs: snapshot && 'at' in snapshot ? snapshot.at - t0Epoch : NaN,
+          pushStartMs: firstPush ? firstPush.at - firstPush.durationMs - t0Epoch : NaN,
+          pushEndMs: lastPush ? lastPush.at - t0Epoch : NaN,
+        };
         const cpu = server.cpuMs() - cpu0;
         let profile: ProfileSummary | undefined;
         if (o.cpuProf) {
@@ -261,6 +275,7 @@ export const xdsMesh: Benchmark = {
           cpuMs: cpu,
           responses: diffCounts(before, typeCounts()),
           complete,
+          timeline,
           ...(profile ? { profile } : {}),
         });
         fleet.round = undefined;
@@ -320,6 +335,7 @@ export const xdsMesh: Benchmark = {
             'p99 ms',
             'max ms',
             'control-plane CPU',
+            'snapshot / push start / push end ms',
             'responses by type',
             'all ACKed',
           ],
@@ -332,6 +348,11 @@ export const xdsMesh: Benchmark = {
               fmt(s.p99),
               fmt(s.max),
               Number.isNaN(p.cpuMs) ? '–' : `${fmtInt(p.cpuMs)} ms`,
+              p.timeline
+                ? [p.timeline.snapshotMs, p.timeline.pushStartMs, p.timeline.pushEndMs]
+                    .map((x) => (Number.isNaN(x) ? '–' : fmtInt(x)))
+                    .join(' / ')
+                : '–',
               Object.entries(p.responses)
                 .filter(([, n]) => n > 0)
                 .map(([t, n]) => `${t} ${fmtInt(n)}`)
@@ -341,6 +362,7 @@ export const xdsMesh: Benchmark = {
           }),
           notes: [
             'Rounds: ms from the rename of the file to each stream’s ACK of the response carrying the change (endpoint: the ClusterLoadAssignment with the new address; VirtualService: a RouteConfiguration); p50/p99 over all streams of all rounds. CPU: control-plane utime+stime per round (summed over rounds for the storm).',
+            'Snapshot / push start / push end: ms from the rename to the control plane publishing the new mesh snapshot, starting the push cycle that carried the change (after the debounce), and ending the last push cycle of the round (every stream handed its config).',
             'Connect storm: ms from opening all streams to each one’s whole initial config ACKed. New Pod: the same for one stream, with the others connected.',
             'Responses by type: what the streams received during the rounds (an EDS-only change shows only ClusterLoadAssignment).',
           ],

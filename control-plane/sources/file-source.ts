@@ -216,7 +216,13 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
       const readAtNs = BigInt(Date.now()) * 1_000_000n;
       try {
         const previous = this.files.get(file);
-        const stat = await fs.promises.stat(file, { bigint: true });
+        // Synchronous: one stat system call per file (about 2 µs from the page cache) instead of a thread-pool
+        // round trip each, which made a scan of 1,000 unchanged files take 100–300 ms on a busy machine.
+        const stat = fs.statSync(file, { bigint: true, throwIfNoEntry: false });
+        if (!stat) {
+          this.files.delete(file); // deleted since the walk
+          continue;
+        }
         stamp = stampOf(stat);
         if (
           previous?.stat &&
