@@ -36,7 +36,17 @@ interface Re2Wasm {
   WrappedRE2: new (pattern: string, ignoreCase: boolean, multiline: boolean, dotAll: boolean) => WrappedRE2;
 }
 
-const re2wasm = createRequire(import.meta.url)('re2-wasm/build/wasm/re2.js') as Re2Wasm;
+/**
+ * re2-wasm, loaded at the first pattern checked: its code and heap cost about 8 MiB of RSS, which a control
+ * plane whose mesh has no regex (and static mode, which validates nothing) never needs.
+ */
+let re2wasm: Re2Wasm | undefined;
+const loadRe2 = (): Re2Wasm => (re2wasm ??= createRequire(import.meta.url)('re2-wasm/build/wasm/re2.js') as Re2Wasm);
+
+/** Whether re2-wasm has been loaded (for the test that keeps it lazy). */
+export function re2Loaded(): boolean {
+  return re2wasm !== undefined;
+}
 
 /** How many verdicts the cache keeps (a verdict is the pattern and at most its error: ≤ a few KiB each). */
 export const RE2_CACHE_SIZE = 4096;
@@ -63,7 +73,7 @@ function duplicateGroupName(compiled: WrappedRE2): string | undefined {
 
 function compileError(pattern: string): string | undefined {
   const named = pattern.replace(/\\.|\(\?<(?![=!])/gs, (m) => (m === '(?<' ? '(?P<' : m));
-  const compiled = new re2wasm.WrappedRE2(named, false, false, false);
+  const compiled = new (loadRe2().WrappedRE2)(named, false, false, false);
   try {
     if (!compiled.ok()) return compiled.error();
     const duplicate = duplicateGroupName(compiled);
