@@ -5,6 +5,7 @@
 //   - the control plane idle in each mode (static resources, local mode, local mode with the CA): spawn →
 //     `control plane listening`, and RSS after it has been listening for a while with no proxy connected.
 import { spawn } from 'node:child_process';
+import { CONTROL_PLANE_MALLOC_ENV } from '../deploy/images/runtime-env.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -79,6 +80,11 @@ async function idleControlPlane(
     {
       cwd: dir,
       stdio: ['ignore', 'pipe', 'pipe'],
+      // As in its image (deploy/images/runtime-env.ts); TRELLIS_BENCH_GLIBC_DEFAULTS=1 leaves it out.
+      env:
+        process.env.TRELLIS_BENCH_GLIBC_DEFAULTS === '1'
+          ? process.env
+          : { ...process.env, ...CONTROL_PLANE_MALLOC_ENV },
     },
   );
   let output = '';

@@ -1,5 +1,5 @@
 // The environment the control plane runs with in its image (deploy/images/build.ts, control-plane.Dockerfile)
-// and in the benchmarks that measure it (bench/server-process.ts).
+// and in the benchmarks that measure it (bench/server-process.ts, bench/cli-startup.ts).
 //
 // MALLOC_MMAP_THRESHOLD_: glibc serves every allocation of 128 KiB or more with its own mmap and returns it
 // to the kernel when freed. Without it glibc raises the threshold after the first large frees (up to 32 MiB),
