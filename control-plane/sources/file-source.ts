@@ -83,6 +83,8 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
   private scanning: Promise<void> | undefined;
   private rescanRequested = false;
   private stopped = false;
+  /** The objects defined twice at the last scan that collected objects (undefined before the first). */
+  private lastDuplicates: readonly Problem[] | undefined;
 
   constructor(options: FileSourceOptions) {
     this.directory = options.directory;
@@ -207,8 +209,13 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
     // could not be read (the root gone, a permission) keep their last content: fail static.
     const present = new Set(files);
     const underUnreadable = (file: string) => unreadable.some((dir) => file.startsWith(dir + path.sep));
+    // Whether any file's objects may differ from the last scan's (read anew, failed, appeared or gone).
+    let changed = this.lastDuplicates === undefined;
     for (const file of [...this.files.keys()]) {
-      if (!present.has(file) && !underUnreadable(file)) this.files.delete(file);
+      if (!present.has(file) && !underUnreadable(file)) {
+        this.files.delete(file);
+        changed = true;
+      }
     }
     for (const file of files) {
       let text: string;
@@ -220,7 +227,7 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
         // round trip each, which made a scan of 1,000 unchanged files take 100–300 ms on a busy machine.
         const stat = fs.statSync(file, { bigint: true, throwIfNoEntry: false });
         if (!stat) {
-          this.files.delete(file); // deleted since the walk
+          if (this.files.delete(file)) changed = true; // deleted since the walk
           continue;
         }
         stamp = stampOf(stat);
@@ -235,6 +242,7 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
         }
         text = await fs.promises.readFile(file, 'utf8');
       } catch (err) {
+        changed = true;
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
           this.files.delete(file); // deleted since the walk
           continue;
@@ -249,12 +257,23 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
         this.files.set(file, { ...previous, stat: stamp, readAtNs });
         continue;
       }
+      changed = true;
       const parsed = parseManifests(text, file);
       if (parsed.ok) {
         this.files.set(file, { text, objects: parsed.objects, problems: parsed.problems, stat: stamp, readAtNs });
       } else this.fail(file, parsed.problems, text);
     }
     if (this.stopped) return;
+    if (!changed) {
+      // Every file holds the objects it held: only the walk's problems (an unreadable directory) can move.
+      const problems = [
+        ...walkProblems,
+        ...this.lastDuplicates!,
+        ...[...this.files.values()].flatMap((f) => f.problems),
+      ];
+      this.store.update((batch) => batch.setProblems(this.directory, problems));
+      return;
+    }
 
     // Every object once: the first definition by path and document wins.
     const objects = new Map<string, MeshObject>();
@@ -278,6 +297,7 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
         }
       }
     }
+    this.lastDuplicates = duplicates;
     const problems = [...walkProblems, ...duplicates, ...[...this.files.values()].flatMap((f) => f.problems)];
     this.store.update((batch) => {
       batch.replace([...objects.values()]);

@@ -90,10 +90,14 @@ export class ObjectStore {
           keep.add(key);
           staged.set(key, object);
         }
-        for (const key of new Set([...this.objects.keys(), ...staged.keys()])) {
+        // Every other object in scope goes: the stored ones, and any put earlier in this batch.
+        const drop = (key: string): void => {
+          if (keep.has(key)) return;
           const object = view(key);
-          if (object && !keep.has(key) && scope(object)) staged.set(key, null);
-        }
+          if (object && scope(object)) staged.set(key, null);
+        };
+        for (const key of this.objects.keys()) drop(key);
+        for (const key of [...staged.keys()]) drop(key);
       },
       setProblems: (scope, problems) => void stagedProblems.set(scope, problems),
     };
