@@ -80,21 +80,21 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
   );
 
   // One object per key. A store never holds two; should a caller pass two, the first by origin wins.
-  // (The origin is only compared between copies of one key, so it is serialized only then.)
+  // (The origin is only compared between copies of one key, so it is serialized only then.) A store's
+  // list() is already in key order, and is taken as it is.
   const originKey = (x: { o: MeshObject; origin?: string }): string =>
     (x.origin ??= canonicalJson(locationOf(x.o.origin)));
-  const sorted = objects
-    .map((o): { o: MeshObject; key: string; origin?: string } => ({ o, key: keyOf(o) }))
-    .sort((a, b) => compareKeys(a.key, b.key) || compareKeys(originKey(a), originKey(b)))
-    .map((x) => x.o);
+  const keyed = objects.map((o): { o: MeshObject; key: string; origin?: string } => ({ o, key: keyOf(o) }));
+  if (!keyed.every((x, i) => i === 0 || compareKeys(keyed[i - 1]!.key, x.key) < 0))
+    keyed.sort((a, b) => compareKeys(a.key, b.key) || compareKeys(originKey(a), originKey(b)));
   // From here on an object's origin is its Location: the resourceVersion never reaches the snapshot, so a
   // write that changes nothing the model reads (a status, a label) gives the same hash (README.md "What
   // the hash covers"). The object itself is the same reference (validation results are cached by it).
   const unique: MeshObject[] = [];
-  for (const o of sorted) {
-    const origin = locationOf(o.origin);
-    const last = unique[unique.length - 1];
-    if (last && keyOf(last) === keyOf(o)) {
+  let lastKey: string | undefined;
+  for (const { o, key } of keyed) {
+    if (key === lastKey) {
+      const origin = locationOf(o.origin);
       problems.push({
         severity: 'error',
         object: { kind: o.kind, namespace: o.namespace, name: o.name },
@@ -106,8 +106,10 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
       });
       continue;
     }
-    // An object whose origin is already a Location (FileSource) is kept as it is: no copy.
-    unique.push(o.origin.resourceVersion === undefined ? o : ({ ...o, origin } as MeshObject));
+    lastKey = key;
+    // An object whose origin is already a Location (FileSource) is kept as it is: no copy. A Kubernetes
+    // object's copy is kept per object, so the next build sees the very same copy while the object stays.
+    unique.push(o.origin.resourceVersion === undefined ? o : locatedCopy(o));
   }
   const ofKind = <K extends MeshObject['kind']>(kind: K) => unique.filter((o): o is Of<K> => o.kind === kind);
 
@@ -242,6 +244,15 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
   serviceMemos.set(snapshot, serviceMemo);
   routingMemos.set(snapshot, { inputs: routingInputs, routing });
   return deepFreeze(snapshot);
+}
+
+const locatedCopies = new WeakMap<MeshObject, MeshObject>();
+
+/** `o` with its origin reduced to a Location (no resourceVersion); the same copy for the same object. */
+function locatedCopy(o: MeshObject): MeshObject {
+  let copy = locatedCopies.get(o);
+  if (!copy) locatedCopies.set(o, (copy = { ...o, origin: locationOf(o.origin) } as MeshObject));
+  return copy;
 }
 
 interface RoutingInputs {
