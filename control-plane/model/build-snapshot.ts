@@ -306,10 +306,23 @@ function snapshotHash(content: {
   readonly problems: readonly object[];
 }): string {
   const hash = createHash('sha256');
-  const { services, virtualServices, destinationRules, peerAuthentications, authorizationPolicies, sidecars, ...rest } =
-    content;
+  const {
+    services,
+    virtualServices,
+    destinationRules,
+    peerAuthentications,
+    authorizationPolicies,
+    sidecars,
+    statuses,
+    problems,
+    ...rest
+  } = content;
   hash.update(canonicalJson(rest));
   for (const [tag, list] of [
+    // Statuses and problems too: an endpoint change keeps the routing's statuses and most problems as
+    // the same objects, so thousands of them are not serialized again.
+    ['statuses', statuses],
+    ['problems', problems],
     ['services', services],
     ['virtualServices', virtualServices],
     ['destinationRules', destinationRules],
