@@ -110,20 +110,7 @@ function certificateError(what: string, pem: string): string | undefined {
 /** The names the accepted DestinationRules' `tls.credentialName` fields use, anywhere in them. */
 export function credentialNames(specs: readonly unknown[]): Set<string> {
   const names = new Set<string>();
-  const visit = (value: unknown): void => {
-    if (Array.isArray(value)) {
-      for (const v of value) visit(v);
-      return;
-    }
-    if (typeof value !== 'object' || value === null) return;
-    for (const [k, v] of Object.entries(value)) {
-      if (k === 'tls' && typeof v === 'object' && v !== null) {
-        const name = (v as { credentialName?: unknown }).credentialName;
-        if (typeof name === 'string' && name !== '') names.add(name);
-      } else visit(v);
-    }
-  };
-  visit(specs);
+  for (const spec of specs) for (const use of credentialUses(spec)) names.add(use.name);
   return names;
 }
 
@@ -206,7 +193,17 @@ export function buildSecrets(
 }
 
 /** Every `tls` block of a DestinationRule spec that names a credential: its mode and the name. */
-function credentialUses(spec: unknown): { mode: unknown; name: string }[] {
+/** credentialUses per spec object: specs are never modified, and most are the same object build after build. */
+const usesBySpec = new WeakMap<object, readonly { mode: unknown; name: string }[]>();
+
+function credentialUses(spec: unknown): readonly { mode: unknown; name: string }[] {
+  if (typeof spec !== 'object' || spec === null) return [];
+  let uses = usesBySpec.get(spec);
+  if (!uses) usesBySpec.set(spec, (uses = findCredentialUses(spec)));
+  return uses;
+}
+
+function findCredentialUses(spec: object): { mode: unknown; name: string }[] {
   const out: { mode: unknown; name: string }[] = [];
   const visit = (value: unknown): void => {
     if (Array.isArray(value)) {
