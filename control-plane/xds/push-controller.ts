@@ -15,7 +15,7 @@ import type { XdsMetrics } from './metrics.js';
 import { systemClock, type Clock } from './clock.js';
 import { ConvergenceTracker, type ConvergenceMetrics } from './convergence.js';
 import { Debouncer, type DebounceOptions } from './debounce.js';
-import type { Generator, SnapshotSource } from './generator.js';
+import type { Generator, ResourcesByType, SnapshotSource } from './generator.js';
 import type { MemoryPressure } from './memory-pressure.js';
 import type { ProxyInfo } from './node.js';
 import { ResourceCache, type EncodedSet } from './resource-cache.js';
@@ -81,6 +81,8 @@ export class PushController<Snapshot> extends EventEmitter<{
   /** Spans of the changes the next cycle pushes (tracing on). */
   private changes: TraceSpan[] = [];
   private readonly convergence: ConvergenceTracker | undefined;
+  /** The config made of each resources map the generator handed out (it hands one map to a whole shape). */
+  private readonly configs = new WeakMap<ResourcesByType, ProxyConfig>();
 
   constructor(
     private readonly source: SnapshotSource<Snapshot>,
@@ -158,6 +160,9 @@ export class PushController<Snapshot> extends EventEmitter<{
   configFor(proxy: ProxyInfo): ProxyConfig | undefined {
     try {
       const resources = this.generator.generate(proxy, this.source.current());
+      // Proxies of one shape get the very same resources map: their config is built once.
+      const known = this.configs.get(resources);
+      if (known) return known;
       const sets = new Map<string, EncodedSet>();
       const hash = createHash('sha256');
       for (const typeUrl of [...resources.keys()].sort()) {
@@ -165,7 +170,9 @@ export class PushController<Snapshot> extends EventEmitter<{
         sets.set(typeUrl, set);
         hash.update(typeUrl).update('\0').update(set.version).update('\0');
       }
-      return { sets, hash: hash.digest('base64url').slice(0, 16) };
+      const config = { sets, hash: hash.digest('base64url').slice(0, 16) };
+      this.configs.set(resources, config);
+      return config;
     } catch (err) {
       this.options.metrics.generationErrors.inc();
       this.options.logger.error({ proxy: proxy.id, err }, 'config generation failed; the proxy keeps its last config');
