@@ -12,6 +12,7 @@ import { schemaOf, type CrdKind } from '../../crds/schema.js';
 import { CRD_FILES } from '../../crds/generate.js';
 import { ISTIO_RULES } from './istio-cases.js';
 import { repoRoot } from '../helpers/peer-paths.js';
+import { prng } from '../helpers/prng.js';
 
 const kinds = Object.keys(CRD_FILES) as CrdKind[];
 const ajv = () => new Ajv({ allErrors: true, strict: true, validateFormats: false });
@@ -19,16 +20,6 @@ const ajv = () => new Ajv({ allErrors: true, strict: true, validateFormats: fals
 function verdict(validate: ((v: unknown) => boolean) & { errors?: ErrorObject[] | null }, value: unknown): string[] {
   validate(value);
   return (validate.errors ?? []).map((e) => `${e.instancePath} ${e.keyword} ${e.message ?? ''}`).sort();
-}
-
-/** A deterministic generator (mulberry32), so a failure is reproducible. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const ODD_VALUES: unknown[] = [null, -1, 0, 4294967296, '', 'x', '1s', true, [], {}, [1], { a: 1 }];
@@ -108,7 +99,7 @@ for (const kind of kinds) {
     const shared = ajv().compile(shareRepeatedSubtrees(strictCopy(schemaOf(kind))));
     const base = samples(kind);
     t.true(base.length > 0, `samples of ${kind}`);
-    const next = random(kind.length * 7919);
+    const next = prng(kind.length * 7919);
     let compared = 0;
     let refused = 0;
     for (const value of base) {

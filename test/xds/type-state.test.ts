@@ -4,6 +4,7 @@
 import test from 'ava';
 import { setVersion, type EncodedResource, type EncodedSet } from '../../control-plane/xds/resource-cache.js';
 import { TypeState } from '../../control-plane/xds/type-state.js';
+import { prng } from '../helpers/prng.js';
 
 const TYPE = 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment';
 const POOL = ['a', 'b', 'c', 'd', 'e', 'f'];
@@ -57,16 +58,6 @@ class Model {
       else this.known.delete(name);
     }
   }
-}
-
-/** A deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function randomSet(random: () => number): EncodedSet {
