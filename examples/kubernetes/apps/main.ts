@@ -56,9 +56,10 @@ async function tracingFor(app: string, o: { pod: string; version?: string }): Pr
 /** Loads the mesh module (and so @grpc/grpc-js) only after tracing is set up. */
 async function prepare(app: AppName, o: RunOptions) {
   const tracing = await tracingFor(app, o);
-  const { meshMode } = await import('./mesh.js');
+  const { meshMode, prepareMesh } = await import('./mesh.js');
   const { createLogger } = await import('../../../control-plane/logger.js');
   const mode = meshMode();
+  await prepareMesh(mode);
   const logger = createLogger({ name: app }).child({ pod: o.pod, version: o.version });
   const host = o.host ?? (mode === 'xds' ? '127.0.0.1' : '0.0.0.0');
   logger.info({ mode, tracing: tracing !== undefined }, `${app} starting`);
@@ -168,8 +169,9 @@ program
   .action(async (o: { target: string; service: 'reviews' | 'ratings' | 'details'; deadlineMs: number }) => {
     const grpc = await import('@grpc/grpc-js');
     const api = await import('./api.js');
-    const { channelCredentials, meshMode, targetFor, unary } = await import('./mesh.js');
+    const { channelCredentials, meshMode, prepareMesh, targetFor, unary } = await import('./mesh.js');
     const mode = meshMode();
+    await prepareMesh(mode);
     const target = targetFor(o.target, mode);
     const deadline = Date.now() + o.deadlineMs;
     const methods = {
