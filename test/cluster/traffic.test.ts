@@ -277,9 +277,11 @@ suite.serial('STRICT mTLS: calls succeed and every server sees its caller SPIFFE
     'n=50&concurrency=5',
     (s) => s.ok === 50 && s.callers.reviews[id('frontend')] === 50 && s.callers.ratings[id('reviews')] === 50,
     applied,
-    // Seen in about 1 run in 5: one reviews pod's calls to ratings kept failing ("Failed to connect": a
-    // plaintext client, or a client certificate the server refuses) for the whole deadline. The time is
-    // logged; on a timeout the failure says what each proxy was sent and answered (xdsDiagnosis).
+    // Seen in about 1 run in 5 until the example apps loaded grpc-js-xds's hashing before any channel
+    // (examples/kubernetes/apps/mesh.ts prepareMesh): a reviews pod whose ratings channel first resolved
+    // as STRICT was applied could keep the older, plaintext cluster and dial ratings in plaintext ("Failed
+    // to connect") for the whole deadline. The time is logged; on a timeout the failure says what each
+    // proxy was sent and answered, and what the reviews pods logged (xdsDiagnosis).
     6 * MIN,
   ).catch(async (err: Error) => {
     throw new Error(`${err.message}\n${await xdsDiagnosis(cluster)}`);
