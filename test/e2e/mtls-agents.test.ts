@@ -74,18 +74,18 @@ function startControlPlane(): Promise<TrellisProcess> {
 }
 
 async function startAgent(name: string, serviceAccount: string, token: string, labels: string): Promise<Agent> {
-  const dir = path.join(tmp, `agent-${name}`);
-  const tokenFile = path.join(tmp, `${name}.token`);
-  await fs.writeFile(tokenFile, token);
-  const { proc, bootstrapPath } = await startLocalGrpcAgent({
+  const {
+    proc,
+    outputDir: dir,
+    bootstrapPath,
+  } = await startLocalGrpcAgent({
     securePort,
-    stateDir: path.join(tmp, 'state'),
-    tokenFile,
+    workDir: tmp,
+    token,
     namespace: NS,
     serviceAccount,
     podName: name,
     labels,
-    outputDir: dir,
     extraArgs: ['--ttl', TTL],
   });
   return {

@@ -56,17 +56,14 @@ let plainProbe: grpc.Client;
 let channels = 0;
 
 async function startAgent(name: string, serviceAccount: string, token: string): Promise<Agent> {
-  const tokenFile = path.join(tmp, `${name}.token`);
-  await fs.writeFile(tokenFile, token);
   const { proc, bootstrapPath } = await startLocalGrpcAgent({
     securePort,
-    stateDir: path.join(tmp, 'state'),
-    tokenFile,
+    workDir: tmp,
+    token,
     namespace: NS,
     serviceAccount,
     podName: name,
     labels: `app=${serviceAccount}`,
-    outputDir: path.join(tmp, `agent-${name}`),
   });
   return { proc, bootstrap: await fs.readFile(bootstrapPath, 'utf8') };
 }

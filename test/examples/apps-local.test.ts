@@ -84,13 +84,12 @@ async function startAgent(w: Workload): Promise<void> {
   const { proc, bootstrapPath } = await startLocalGrpcAgent(
     {
       securePort,
-      stateDir: path.join(tmp, 'state'),
-      tokenFile: path.join(tmp, `${w.pod}.token`),
+      workDir: tmp,
+      token: tokenOf(w),
       namespace: NS,
       serviceAccount: w.app,
       podName: w.pod,
       labels: `app=${w.app},version=${w.version}`,
-      outputDir: path.join(tmp, `agent-${w.pod}`),
     },
     60_000,
   );
@@ -140,7 +139,6 @@ test.before(async () => {
     path.join(tmp, 'tokens.yaml'),
     YAML.stringify(WORKLOADS.map((w) => ({ token: tokenOf(w), namespace: NS, serviceAccount: w.app }))),
   );
-  await Promise.all(WORKLOADS.map((w) => fs.writeFile(path.join(tmp, `${w.pod}.token`), tokenOf(w))));
   await mesh.write('namespaces', [namespaceManifest(NS), namespaceManifest('trellis-system')]);
   for (const service of ['reviews', 'ratings'] as const) {
     await mesh.write(service, [

@@ -1,5 +1,6 @@
 // Runs `trellis` as a real child process and reads its JSON log lines.
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import readline from 'node:readline';
 import { repoRoot } from './peer-paths.js';
@@ -107,24 +108,33 @@ export async function eventually(
 export interface LocalAgentOptions {
   /** The control plane's secure xDS/CA port on 127.0.0.1. */
   readonly securePort: number;
-  /** The control plane's `--state-dir`: the agent trusts its `root-cert.pem`. */
-  readonly stateDir: string;
-  readonly tokenFile: string;
+  /**
+   * The control plane's `workDir` (localControlPlaneArgs): the agent trusts `<workDir>/state/root-cert.pem`,
+   * reads its token from `<workDir>/<podName>.token` and writes to `<workDir>/agent-<podName>`.
+   */
+  readonly workDir: string;
+  /** The service account token the agent presents; written to its token file. */
+  readonly token: string;
   readonly namespace: string;
   readonly serviceAccount: string;
   readonly podName: string;
   /** `k=v,k=v`. */
   readonly labels: string;
-  readonly outputDir: string;
   /** More flags (e.g. `--ttl 30s`). */
   readonly extraArgs?: readonly string[];
 }
 
-/** Starts the agent and waits for `agent started`; resolves with the process and its bootstrap file's path. */
+/**
+ * Writes the agent's token, starts it and waits for `agent started`; resolves with the process, its output
+ * directory (certificates, bootstrap) and its bootstrap file's path.
+ */
 export async function startLocalGrpcAgent(
   o: LocalAgentOptions,
   timeoutMs = 30_000,
-): Promise<{ proc: TrellisProcess; bootstrapPath: string }> {
+): Promise<{ proc: TrellisProcess; outputDir: string; bootstrapPath: string }> {
+  const tokenFile = path.join(o.workDir, `${o.podName}.token`);
+  const outputDir = path.join(o.workDir, `agent-${o.podName}`);
+  await fs.writeFile(tokenFile, o.token);
   const proc = startTrellis([
     'agent',
     '--proxy-type',
@@ -132,9 +142,9 @@ export async function startLocalGrpcAgent(
     '--control-plane',
     `127.0.0.1:${o.securePort}`,
     '--root-cert',
-    path.join(o.stateDir, 'root-cert.pem'),
+    path.join(o.workDir, 'state', 'root-cert.pem'),
     '--token-file',
-    o.tokenFile,
+    tokenFile,
     '--namespace',
     o.namespace,
     '--service-account',
@@ -146,7 +156,7 @@ export async function startLocalGrpcAgent(
     '--labels',
     o.labels,
     '--output-dir',
-    o.outputDir,
+    outputDir,
     ...(o.extraArgs ?? []),
     '--health-host',
     '127.0.0.1',
@@ -154,7 +164,7 @@ export async function startLocalGrpcAgent(
     '0',
   ]);
   const started = await proc.waitForLog((l) => l.msg === 'agent started', timeoutMs);
-  return { proc, bootstrapPath: String(started.bootstrap) };
+  return { proc, outputDir, bootstrapPath: String(started.bootstrap) };
 }
 
 /** A local-mode `trellis control-plane` with its CA (state dir, tokens file) on the given 127.0.0.1 ports. */

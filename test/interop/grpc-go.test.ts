@@ -156,19 +156,8 @@ let clientAgent: Agent;
 const processes = new Set<GoProcess>();
 
 async function startAgent(name: string, serviceAccount: string, token: string, securePort: number): Promise<Agent> {
-  const tokenFile = path.join(tmp, `${name}.token`);
-  await fs.writeFile(tokenFile, token);
   const { proc, bootstrapPath } = await startLocalGrpcAgent(
-    {
-      securePort,
-      stateDir: path.join(tmp, 'state'),
-      tokenFile,
-      namespace: NS,
-      serviceAccount,
-      podName: name,
-      labels: `app=${name}`,
-      outputDir: path.join(tmp, `agent-${name}`),
-    },
+    { securePort, workDir: tmp, token, namespace: NS, serviceAccount, podName: name, labels: `app=${name}` },
     TIMEOUT_MS,
   );
   return { proc, bootstrap: bootstrapPath };
