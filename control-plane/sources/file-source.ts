@@ -264,18 +264,22 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
       } else this.fail(file, parsed.problems, text);
     }
     if (this.stopped) return;
-    if (!changed) {
-      // Every file holds the objects it held: only the walk's problems (an unreadable directory) can move.
-      const problems = [
-        ...walkProblems,
-        ...this.lastDuplicates!,
-        ...[...this.files.values()].flatMap((f) => f.problems),
-      ];
-      this.store.update((batch) => batch.setProblems(this.directory, problems));
-      return;
-    }
+    // Every object once: the first definition by path and document wins. When no file changed, every file
+    // holds the objects it held: only the problems (an unreadable directory) can move.
+    const objects = changed ? this.collectObjects() : undefined;
+    const problems = [
+      ...walkProblems,
+      ...(this.lastDuplicates ?? []),
+      ...[...this.files.values()].flatMap((f) => f.problems),
+    ];
+    this.store.update((batch) => {
+      if (objects) batch.replace(objects);
+      batch.setProblems(this.directory, problems);
+    });
+  }
 
-    // Every object once: the first definition by path and document wins.
+  /** The objects of all files, the first definition of a key by path and document; the rest are duplicates. */
+  private collectObjects(): MeshObject[] {
     const objects = new Map<string, MeshObject>();
     const duplicates: Problem[] = [];
     for (const file of [...this.files.keys()].sort()) {
@@ -298,11 +302,7 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
       }
     }
     this.lastDuplicates = duplicates;
-    const problems = [...walkProblems, ...duplicates, ...[...this.files.values()].flatMap((f) => f.problems)];
-    this.store.update((batch) => {
-      batch.replace([...objects.values()]);
-      batch.setProblems(this.directory, problems);
-    });
+    return [...objects.values()];
   }
 
   /** A file that cannot be read or parsed keeps its last good objects, with the new problems. */
