@@ -5,10 +5,10 @@
 import test from 'ava';
 import { createRequire } from 'node:module';
 import type * as XxhashModule from '@grpc/grpc-js-xds/build/src/xxhash.js';
+import { prepareMesh } from '../../examples/kubernetes/apps/mesh.js';
 
 /** The module as grpc-js-xds's own code sees it (CommonJS exports: `xxhashApi` is live there, not in an ESM import). */
 const xxhash = createRequire(import.meta.url)('@grpc/grpc-js-xds/build/src/xxhash.js') as typeof XxhashModule;
-import { prepareMesh } from '../../examples/kubernetes/apps/mesh.js';
 
 test.serial('plain mode loads nothing of grpc-js-xds', async (t) => {
   await prepareMesh('plain');
