@@ -13,7 +13,7 @@ import { indexPeerAuthentications, type PodLabels } from './peer-authentication.
 import { buildRouting } from './routing.js';
 import { buildSecrets, credentialNames, indexSecrets, missingCredentialProblems } from './secrets.js';
 import { serviceEntryServices } from './service-entries.js';
-import { buildNamespaces, buildServices, type ServiceMemo } from './services.js';
+import { buildNamespaces, buildServices, SERVICE_NAME_LABEL, type ServiceMemo } from './services.js';
 import type { HostPolicy, MeshService, MeshSnapshot, ServiceInstance } from './snapshot.js';
 import type { FormatIssue, ValidateRoutingResource } from './validation.js';
 
@@ -72,24 +72,17 @@ function readPodLabels(pod: Of<'Pod'>): PodLabels {
   return { namespace: pod.namespace, name: pod.name, labels };
 }
 
-export function buildSnapshot(objects: readonly MeshObject[], options: BuildOptions): MeshSnapshot {
-  const domain = options.domain ?? DEFAULT_DOMAIN;
-  const rootNamespace = options.rootNamespace ?? DEFAULT_ROOT_NAMESPACE;
-  const problems: Problem[] = (options.sourceProblems ?? []).map((p) =>
-    p.origin ? { ...p, origin: locationOf(p.origin) } : p,
-  );
-
-  // One object per key. A store never holds two; should a caller pass two, the first by origin wins.
-  // (The origin is only compared between copies of one key, so it is serialized only then.) A store's
-  // list() is already in key order, and is taken as it is.
+/**
+ * One object per key, in key order. A store never holds two; should a caller pass two, the first by origin
+ * wins and the others are reported in `problems`. (The origin is only compared between copies of one key,
+ * so it is serialized only then.) A store's list() is already in key order, and is taken as it is.
+ */
+function dedupe(objects: readonly MeshObject[], problems: Problem[]): MeshObject[] {
   const originKey = (x: { o: MeshObject; origin?: string }): string =>
     (x.origin ??= canonicalJson(locationOf(x.o.origin)));
   const keyed = objects.map((o): { o: MeshObject; key: string; origin?: string } => ({ o, key: keyOf(o) }));
   if (!keyed.every((x, i) => i === 0 || compareKeys(keyed[i - 1]!.key, x.key) < 0))
     keyed.sort((a, b) => compareKeys(a.key, b.key) || compareKeys(originKey(a), originKey(b)));
-  // From here on an object's origin is its Location: the resourceVersion never reaches the snapshot, so a
-  // write that changes nothing the model reads (a status, a label) gives the same hash (README.md "What
-  // the hash covers"). The object itself is the same reference (validation results are cached by it).
   const unique: MeshObject[] = [];
   let lastKey: string | undefined;
   for (const { o, key } of keyed) {
@@ -107,11 +100,93 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
       continue;
     }
     lastKey = key;
-    // An object whose origin is already a Location (FileSource) is kept as it is: no copy. A Kubernetes
-    // object's copy is kept per object, so the next build sees the very same copy while the object stays.
-    unique.push(o.origin.resourceVersion === undefined ? o : locatedCopy(o));
+    unique.push(inModel(o));
   }
-  const ofKind = <K extends MeshObject['kind']>(kind: K) => unique.filter((o): o is Of<K> => o.kind === kind);
+  return unique;
+}
+
+/**
+ * An object whose origin is already a Location (FileSource) is kept as it is: no copy. A Kubernetes
+ * object's copy is kept per object, so the next build sees the very same copy while the object stays.
+ */
+function inModel(o: MeshObject): MeshObject {
+  return o.origin.resourceVersion === undefined ? o : locatedCopy(o);
+}
+
+/** What a build read, for the next build: its input as given and the de-duplicated list it made of it. */
+interface BuildInput {
+  readonly objects: readonly MeshObject[];
+  readonly unique: readonly MeshObject[];
+  readonly domain: string;
+}
+
+const inputMemos = new WeakMap<MeshSnapshot, BuildInput>();
+
+/** At most this many replaced slices take the slices-only path; more are built the full way. */
+const MAX_SLICE_CHANGES = 64;
+
+/**
+ * When `objects` is the previous build's input (which had no duplicate) with only EndpointSlices replaced
+ * in place (same position, same namespace and name): the replacements as they stand in the de-duplicated
+ * list, and the Services (`namespace/name`) owning a replaced slice before or after. Undefined otherwise,
+ * and when a replaced slice names no owner (the full path reports that) or too many changed.
+ */
+function sliceChanges(
+  objects: readonly MeshObject[],
+  previous: BuildInput,
+): { replaced: Map<MeshObject, MeshObject>; owners: Set<string> } | undefined {
+  if (objects.length !== previous.objects.length || previous.unique.length !== previous.objects.length)
+    return undefined;
+  const replaced = new Map<MeshObject, MeshObject>();
+  const owners = new Set<string>();
+  for (let i = 0; i < objects.length; i++) {
+    const before = previous.objects[i]!;
+    const after = objects[i]!;
+    if (before === after) continue;
+    if (before.kind !== 'EndpointSlice' || after.kind !== 'EndpointSlice') return undefined;
+    if (before.namespace !== after.namespace || before.name !== after.name) return undefined;
+    const was = sliceOwner(before);
+    const is = sliceOwner(after);
+    if (was === undefined || is === undefined) return undefined;
+    owners.add(was).add(is);
+    replaced.set(inModel(before), inModel(after));
+    if (replaced.size > MAX_SLICE_CHANGES) return undefined;
+  }
+  return { replaced, owners };
+}
+
+/** The Service (`namespace/name`) an EndpointSlice's label names, if any. */
+function sliceOwner(slice: MeshObject): string | undefined {
+  const labels: unknown = (slice.object as { metadata?: { labels?: unknown } } | undefined)?.metadata?.labels;
+  if (typeof labels !== 'object' || labels === null) return undefined;
+  const owner: unknown = (labels as Record<string, unknown>)[SERVICE_NAME_LABEL];
+  return typeof owner === 'string' ? `${slice.namespace}/${owner}` : undefined;
+}
+
+export function buildSnapshot(objects: readonly MeshObject[], options: BuildOptions): MeshSnapshot {
+  const domain = options.domain ?? DEFAULT_DOMAIN;
+  const rootNamespace = options.rootNamespace ?? DEFAULT_ROOT_NAMESPACE;
+  const problems: Problem[] = (options.sourceProblems ?? []).map((p) =>
+    p.origin ? { ...p, origin: locationOf(p.origin) } : p,
+  );
+  // Only EndpointSlices changed since the previous build (an endpoint change): the previous de-duplicated
+  // list with the new slices in place, and only the owners of those slices may get a new MeshService.
+  const previousInput = options.previous ? inputMemos.get(options.previous) : undefined;
+  const slicesOnly = previousInput?.domain === domain ? sliceChanges(objects, previousInput) : undefined;
+  // From here on an object's origin is its Location: the resourceVersion never reaches the snapshot, so a
+  // write that changes nothing the model reads (a status, a label) gives the same hash (README.md "What
+  // the hash covers"). The object itself is the same reference (validation results are cached by it).
+  const unique = slicesOnly
+    ? previousInput!.unique.map((o) => slicesOnly.replaced.get(o) ?? o)
+    : dedupe(objects, problems);
+  // The objects of each kind, in one pass over the list.
+  const byKind = new Map<MeshObject['kind'], MeshObject[]>();
+  for (const o of unique) {
+    const list = byKind.get(o.kind);
+    if (list) list.push(o);
+    else byKind.set(o.kind, [o]);
+  }
+  const ofKind = <K extends MeshObject['kind']>(kind: K) => (byKind.get(kind) ?? []) as Of<K>[];
 
   const namespaces = buildNamespaces(ofKind('Namespace'));
   // Services whose inputs are the very objects of the previous build are that build's (README "Incremental builds").
@@ -123,20 +198,28 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
     ofKind('Pod'),
     domain,
     problems,
-    { ...(previousServices ? { previous: previousServices } : {}), next: serviceMemo },
+    {
+      ...(previousServices ? { previous: previousServices } : {}),
+      next: serviceMemo,
+      ...(slicesOnly ? { onlyChanged: slicesOnly.owners } : {}),
+    },
     ofKind('Node'),
   );
   // The routing judgement reads only the policy objects and the Pods' labels: when those are the very
   // inputs of the previous build (an endpoint change), its result is that build's (README "Incremental builds").
-  const routingInputs: RoutingInputs = {
-    objects: unique.filter((o): o is Of<PolicyKind> => isPolicyKind(o.kind)),
-    pods: ofKind('Pod').map(podLabels),
-    validate: options.validate,
-    formatIssue: options.formatIssue,
-    domain,
-    rootNamespace,
-  };
+  // With only EndpointSlices changed, the policy objects and Pods are the previous build's: so are its inputs.
   const previousRouting = options.previous ? routingMemos.get(options.previous) : undefined;
+  const routingInputs: RoutingInputs =
+    slicesOnly && previousRouting && sameRoutingSettings(previousRouting.inputs, options, domain, rootNamespace)
+      ? previousRouting.inputs
+      : {
+          objects: unique.filter((o): o is Of<PolicyKind> => isPolicyKind(o.kind)),
+          pods: ofKind('Pod').map(podLabels),
+          validate: options.validate,
+          formatIssue: options.formatIssue,
+          domain,
+          rootNamespace,
+        };
   const routing =
     previousRouting && sameRoutingInputs(previousRouting.inputs, routingInputs)
       ? previousRouting.routing
@@ -242,6 +325,7 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
     },
   };
   serviceMemos.set(snapshot, serviceMemo);
+  inputMemos.set(snapshot, { objects, unique, domain });
   routingMemos.set(snapshot, { inputs: routingInputs, routing });
   return deepFreeze(snapshot);
 }
@@ -272,6 +356,7 @@ const routingMemos = new WeakMap<MeshSnapshot, { inputs: RoutingInputs; routing:
  * kind and name count as the same) and the same Pod label records (memoized per Pod object), in order.
  */
 function sameRoutingInputs(a: RoutingInputs, b: RoutingInputs): boolean {
+  if (a === b) return true;
   if (a.validate !== b.validate || a.formatIssue !== b.formatIssue) return false;
   if (a.domain !== b.domain || a.rootNamespace !== b.rootNamespace) return false;
   if (a.objects.length !== b.objects.length || a.pods.length !== b.pods.length) return false;
@@ -282,6 +367,16 @@ function sameRoutingInputs(a: RoutingInputs, b: RoutingInputs): boolean {
     if (x.object !== y.object || x.kind !== y.kind || x.namespace !== y.namespace || x.name !== y.name) return false;
   }
   return a.pods.every((p, i) => p === b.pods[i]);
+}
+
+/** The settings of a routing judgement are this build's. */
+function sameRoutingSettings(a: RoutingInputs, options: BuildOptions, domain: string, rootNamespace: string): boolean {
+  return (
+    a.validate === options.validate &&
+    a.formatIssue === options.formatIssue &&
+    a.domain === domain &&
+    a.rootNamespace === rootNamespace
+  );
 }
 
 /** What each snapshot's build leaves for the next build that names it as `previous`. */

@@ -200,10 +200,23 @@ function computeDiff(previous: MeshSnapshot, next: MeshSnapshot): SnapshotChange
       a.virtualServices === b.virtualServices ? [] : changedHosts(previous.virtualServices, next.virtualServices),
     destinationRules: a.destinationRules !== b.destinationRules,
     peerAuthentications: a.peerAuthentications !== b.peerAuthentications,
-    statuses:
-      (previous.statuses !== next.statuses && canonicalJson(previous.statuses) !== canonicalJson(next.statuses)) ||
-      (previous.problems !== next.problems && canonicalJson(previous.problems) !== canonicalJson(next.problems)),
+    statuses: !sameContent(previous.statuses, next.statuses) || !sameContent(previous.problems, next.problems),
   };
+}
+
+/**
+ * Equal lists by content, element by element: the same object, or the same memoized content hash (the
+ * snapshot hash took those already, so a list of thousands of statuses is not serialized again).
+ */
+function sameContent(a: readonly object[], b: readonly object[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x !== y && frozenContentHash(x) !== frozenContentHash(y)) return false;
+  }
+  return true;
 }
 
 /**

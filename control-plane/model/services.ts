@@ -195,7 +195,7 @@ function compareEndpoints(a: MeshEndpoint, b: MeshEndpoint): number {
 function portEndpoints(
   port: ServicePortDraft,
   slices: readonly Of<'EndpointSlice'>[],
-  pods: ReadonlyMap<string, PodInfo>,
+  pods: PodLookup,
   nodes: NodeTopology,
   problems: Problem[],
 ): MeshEndpoint[] {
@@ -277,6 +277,11 @@ interface BuiltService {
 /** Built Services by `namespace/name`: what a build leaves for the next one (build-snapshot.ts). */
 export type ServiceMemo = Map<string, BuiltService>;
 
+/** A Pod's info by `namespace/name`. */
+interface PodLookup {
+  get(key: string): PodInfo | undefined;
+}
+
 const podInfos = new WeakMap<object, PodInfo>();
 
 function podInfoOf(pod: Of<'Pod'>): PodInfo {
@@ -324,15 +329,35 @@ export function buildServices(
   pods: readonly Of<'Pod'>[],
   domain: string,
   problems: Problem[],
-  memo?: { readonly previous?: ServiceMemo; readonly next: ServiceMemo },
+  memo?: {
+    readonly previous?: ServiceMemo;
+    readonly next: ServiceMemo;
+    /**
+     * The caller knows that only these Services (`namespace/name`) may have other inputs than in the
+     * previous build (only EndpointSlices changed, and these are their owners before and after): every
+     * other Service with a previous build is taken from it without comparing its inputs.
+     */
+    readonly onlyChanged?: ReadonlySet<string>;
+  },
   nodes: readonly Of<'Node'>[] = [],
 ): MeshService[] {
   const nodeObjects = new Map(nodes.map((n) => [n.name, n]));
   const topology = nodeTopology(nodes);
-  const podObjects = new Map<string, Of<'Pod'>>();
-  for (const p of pods) podObjects.set(`${p.namespace}/${p.name}`, p);
-  const podIndex = new Map<string, PodInfo>();
-  for (const p of pods) podIndex.set(`${p.namespace}/${p.name}`, podInfoOf(p));
+  // The Pods by key, made on first use: a build that rebuilds no Service never walks them.
+  let podMap: Map<string, Of<'Pod'>> | undefined;
+  const podObjects = (): ReadonlyMap<string, Of<'Pod'>> => {
+    if (!podMap) {
+      podMap = new Map();
+      for (const p of pods) podMap.set(`${p.namespace}/${p.name}`, p);
+    }
+    return podMap;
+  };
+  const podIndex: PodLookup = {
+    get: (key) => {
+      const pod = podObjects().get(key);
+      return pod ? podInfoOf(pod) : undefined;
+    },
+  };
 
   const slicesByService = new Map<string, Of<'EndpointSlice'>[]>();
   for (const slice of [...slices].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
@@ -360,8 +385,14 @@ export function buildServices(
   for (const o of services) {
     const key = `${o.namespace}/${o.name}`;
     const ownSlices = slicesByService.get(key) ?? [];
-    const inputs = memo ? serviceInputs(o, ownSlices, podObjects, nodeObjects, domain) : [];
     const known = memo?.previous?.get(key);
+    if (memo?.onlyChanged && known && !memo.onlyChanged.has(key)) {
+      problems.push(...known.problems);
+      memo.next.set(key, known);
+      out.push(known.service);
+      continue;
+    }
+    const inputs = memo ? serviceInputs(o, ownSlices, podObjects(), nodeObjects, domain) : [];
     if (memo && known && sameInputs(known.inputs, inputs)) {
       problems.push(...known.problems);
       memo.next.set(key, known);
@@ -380,7 +411,7 @@ export function buildServices(
 function buildService(
   o: Of<'Service'>,
   ownSlices: readonly Of<'EndpointSlice'>[],
-  podIndex: ReadonlyMap<string, PodInfo>,
+  podIndex: PodLookup,
   nodes: NodeTopology,
   domain: string,
   problems: Problem[],

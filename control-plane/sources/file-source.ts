@@ -13,8 +13,12 @@
 // deletions (checked on 20.20: removing a file raised no event), so the source watches each directory
 // itself and re-syncs the set of watchers on every scan. Any event schedules a re-read of the whole tree
 // after `debounceMs` (50 ms) of quiet, which coalesces the several events of one editor save; files are
-// small and a re-read that changes nothing publishes nothing. Symlinked files are followed, so a
-// mounted ConfigMap (whose `..data` symlink is swapped on update) works too.
+// small and a re-read that changes nothing publishes nothing. A burst of only renames (the atomic write
+// the README asks for: a temporary file renamed over the real one, or a ConfigMap's `..data` swap) and
+// writes to hidden files (the temporary one, never read) waits only `renameDebounceMs` (10 ms): a renamed
+// file is complete, so there is nothing to wait for but the other renames of the same burst. A write to
+// a visible file (an editor saving in place) makes the burst wait the full `debounceMs`. Symlinked files
+// are followed, so a mounted ConfigMap (whose `..data` symlink is swapped on update) works too.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../logger.js';
@@ -25,12 +29,14 @@ import type { MeshSnapshot } from '../model/snapshot.js';
 import type { SnapshotSource } from '../xds/generator.js';
 import { parseManifests } from './manifests.js';
 import { MeshSource, type MeshSourceOptions } from './mesh-source.js';
-import { ObjectStore } from './object-store.js';
+import { ObjectStore, type StoreBatch } from './object-store.js';
 
 export interface FileSourceOptions extends MeshSourceOptions {
   readonly directory: string;
   /** Quiet time before a re-read after a file event; 50 ms. */
   readonly debounceMs?: number;
+  /** Quiet time instead when the burst holds only renames and writes to hidden files (atomic writes); 10 ms. */
+  readonly renameDebounceMs?: number;
 }
 
 const EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
@@ -76,6 +82,9 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
   private readonly mesh: MeshSource;
   private readonly logger: Logger;
   private readonly debounceMs: number;
+  private readonly renameDebounceMs: number;
+  /** The pending burst saw a write to a visible file (not only renames): it waits the full debounce. */
+  private burstWrites = false;
   private readonly files = new Map<string, FileState>();
   private readonly watchers = new Map<string, fs.FSWatcher>();
   private timer: NodeJS.Timeout | undefined;
@@ -85,11 +94,14 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
   private stopped = false;
   /** The objects defined twice at the last scan that collected objects (undefined before the first). */
   private lastDuplicates: readonly Problem[] | undefined;
+  /** The file each object in the store came from (its key's first definition), as collectObjects found it. */
+  private readonly owners = new Map<string, string>();
 
   constructor(options: FileSourceOptions) {
     this.directory = options.directory;
     this.logger = options.logger ?? silentLogger;
     this.debounceMs = options.debounceMs ?? 50;
+    this.renameDebounceMs = Math.min(options.renameDebounceMs ?? 10, this.debounceMs);
     this.mesh = new MeshSource(this.store, options);
   }
 
@@ -144,15 +156,22 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
     return this.scanning;
   }
 
-  private schedule(): void {
+  /**
+   * A watch event: `write` false for a rename (a file appeared, went or was replaced) and for a write to a
+   * hidden file, true for a write to a visible file or an event without a name.
+   */
+  private schedule(write = true): void {
     if (this.stopped) return;
     const now = Date.now();
     this.firstPendingAt ??= now;
+    if (write) this.burstWrites = true;
     clearTimeout(this.timer);
     // Trailing debounce, but never more than 10 quiet periods behind the first event of a burst.
-    const delay = now - this.firstPendingAt > 10 * this.debounceMs ? 0 : this.debounceMs;
+    const quietMs = this.burstWrites ? this.debounceMs : this.renameDebounceMs;
+    const delay = now - this.firstPendingAt > 10 * this.debounceMs ? 0 : quietMs;
     this.timer = setTimeout(() => {
       this.firstPendingAt = undefined;
+      this.burstWrites = false;
       this.rescan().catch((err: unknown) => this.logger.error({ err }, 'reading the mesh directory failed'));
     }, delay);
   }
@@ -209,12 +228,17 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
     // could not be read (the root gone, a permission) keep their last content: fail static.
     const present = new Set(files);
     const underUnreadable = (file: string) => unreadable.some((dir) => file.startsWith(dir + path.sep));
-    // Whether any file's objects may differ from the last scan's (read anew, failed, appeared or gone).
+    // Whether any file's objects may differ from the last scan's (read anew, failed, appeared or gone), and
+    // whether only files that parsed anew did (`edited`, with the objects each held before): those can be
+    // patched into the store instead of collecting every file again.
     let changed = this.lastDuplicates === undefined;
+    let onlyEdited = !changed;
+    const edited = new Map<string, readonly MeshObject[]>();
     for (const file of [...this.files.keys()]) {
       if (!present.has(file) && !underUnreadable(file)) {
         this.files.delete(file);
         changed = true;
+        onlyEdited = false;
       }
     }
     for (const file of files) {
@@ -227,7 +251,10 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
         // round trip each, which made a scan of 1,000 unchanged files take 100–300 ms on a busy machine.
         const stat = fs.statSync(file, { bigint: true, throwIfNoEntry: false });
         if (!stat) {
-          if (this.files.delete(file)) changed = true; // deleted since the walk
+          if (this.files.delete(file)) {
+            changed = true; // deleted since the walk
+            onlyEdited = false;
+          }
           continue;
         }
         stamp = stampOf(stat);
@@ -243,6 +270,7 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
         text = await fs.promises.readFile(file, 'utf8');
       } catch (err) {
         changed = true;
+        onlyEdited = false;
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
           this.files.delete(file); // deleted since the walk
           continue;
@@ -260,13 +288,19 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
       changed = true;
       const parsed = parseManifests(text, file);
       if (parsed.ok) {
+        if (!edited.has(file)) edited.set(file, previous?.objects ?? []);
         this.files.set(file, { text, objects: parsed.objects, problems: parsed.problems, stat: stamp, readAtNs });
-      } else this.fail(file, parsed.problems, text);
+      } else {
+        onlyEdited = false;
+        this.fail(file, parsed.problems, text);
+      }
     }
     if (this.stopped) return;
     // Every object once: the first definition by path and document wins. When no file changed, every file
-    // holds the objects it held: only the problems (an unreadable directory) can move.
-    const objects = changed ? this.collectObjects() : undefined;
+    // holds the objects it held: only the problems (an unreadable directory) can move. When only some
+    // files were edited and no key of theirs is defined elsewhere, their objects are patched in.
+    const patch = changed && onlyEdited ? this.patchEdited(edited) : undefined;
+    const objects = changed && !patch ? this.collectObjects() : undefined;
     const problems = [
       ...walkProblems,
       ...(this.lastDuplicates ?? []),
@@ -274,14 +308,46 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
     ];
     this.store.update((batch) => {
       if (objects) batch.replace(objects);
+      patch?.(batch);
       batch.setProblems(this.directory, problems);
     });
+  }
+
+  /**
+   * The store writes for `edited` files (each with the objects it held before), when no duplicate exists
+   * anywhere and none of their keys, old or new, belongs to another file: then every object of theirs is
+   * the first definition of its key, as collectObjects would find. Undefined otherwise (collect instead).
+   */
+  private patchEdited(edited: ReadonlyMap<string, readonly MeshObject[]>): ((batch: StoreBatch) => void) | undefined {
+    if (this.lastDuplicates?.length !== 0) return undefined;
+    const puts: MeshObject[] = [];
+    const gone: MeshObject[] = [];
+    const owned = new Map<string, string>();
+    for (const [file, before] of edited) {
+      const keys = new Set<string>();
+      for (const object of this.files.get(file)!.objects) {
+        const key = keyOf(object);
+        const owner = this.owners.get(key);
+        if (keys.has(key) || owned.has(key) || (owner !== undefined && owner !== file)) return undefined;
+        keys.add(key);
+        owned.set(key, file);
+        puts.push(object);
+      }
+      for (const object of before) if (!keys.has(keyOf(object))) gone.push(object);
+    }
+    for (const object of gone) this.owners.delete(keyOf(object));
+    for (const [key, file] of owned) this.owners.set(key, file);
+    return (batch) => {
+      for (const object of gone) batch.delete(object.kind, object.namespace, object.name);
+      for (const object of puts) batch.put(object);
+    };
   }
 
   /** The objects of all files, the first definition of a key by path and document; the rest are duplicates. */
   private collectObjects(): MeshObject[] {
     const objects = new Map<string, MeshObject>();
     const duplicates: Problem[] = [];
+    this.owners.clear();
     for (const file of [...this.files.keys()].sort()) {
       for (const object of this.files.get(file)!.objects) {
         const key = keyOf(object);
@@ -298,6 +364,7 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
           });
         } else {
           objects.set(key, object);
+          this.owners.set(key, file);
         }
       }
     }
@@ -334,7 +401,9 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
     for (const dir of directories) {
       if (this.watchers.has(dir)) continue;
       try {
-        const watcher = fs.watch(dir, () => this.schedule());
+        const watcher = fs.watch(dir, (event, name) =>
+          this.schedule(event !== 'rename' && !(typeof name === 'string' && path.basename(name).startsWith('.'))),
+        );
         watcher.on('error', () => {
           // The directory went away (or was replaced): forget it; the next scan decides.
           watcher.close();

@@ -104,16 +104,20 @@ export class ObjectStore {
     apply(batch);
 
     const changed: string[] = [];
+    // Whether a key came or went (the sorted list is made again) or objects were only replaced (patched in).
+    let keysMoved = false;
     for (const [key, object] of staged) {
       const current = this.objects.get(key);
       if (object === null) {
         if (current) {
           this.objects.delete(key);
           changed.push(key);
+          keysMoved = true;
         }
       } else if (!current || !sameObject(current, object)) {
         this.objects.set(key, object);
         changed.push(key);
+        if (!current) keysMoved = true;
       }
     }
     let problemsChanged = false;
@@ -125,12 +129,31 @@ export class ObjectStore {
       else this.problemsByScope.set(scope, Object.freeze([...problems]));
     }
     if (changed.length === 0 && !problemsChanged) return undefined;
-    if (changed.length > 0) this.sortedObjects = undefined;
+    if (changed.length > 0) this.sortedObjects = keysMoved ? undefined : this.replaced(changed);
     if (problemsChanged) this.allProblems = undefined;
     this.currentVersion += 1;
     const event: StoreEvent = { version: this.currentVersion, changed: changed.sort(), problemsChanged };
     for (const listener of [...this.listeners]) listener(event);
     return event;
+  }
+
+  /** The sorted list with the objects of `keys` (all of them already in it) replaced, or undefined. */
+  private replaced(keys: readonly string[]): readonly MeshObject[] | undefined {
+    const list = this.sortedObjects;
+    if (!list || keys.length > 64) return undefined;
+    const next = [...list];
+    for (const key of keys) {
+      let lo = 0;
+      let hi = next.length - 1;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (keyOf(next[mid]!) < key) lo = mid + 1;
+        else hi = mid;
+      }
+      if (keyOf(next[lo]!) !== key) return undefined;
+      next[lo] = this.objects.get(key)!;
+    }
+    return Object.freeze(next);
   }
 
   /** Calls `listener` after every batch that changed something; returns a function that unsubscribes. */

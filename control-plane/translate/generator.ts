@@ -187,6 +187,29 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
     return id;
   };
   const counts = { parts: 0, serviceClusters: 0, loadAssignments: 0, virtualHosts: 0 };
+  /**
+   * Equal ClusterLoadAssignment arrays (the same messages in the same order) are one array, whichever
+   * shape's part built them: proxies of every namespace usually see the same endpoints, and the resource
+   * cache then encodes and versions one set instead of one per namespace and proxy type. Keyed by the
+   * messages' identities; a part's derived array (one endpoint change) is found again by the array it was
+   * derived from and the replacements, without walking the whole array.
+   */
+  const messageIds = new WeakMap<Message, number>();
+  let nextMessageId = 0;
+  const messageId = (message: Message): number => {
+    let id = messageIds.get(message);
+    if (id === undefined) messageIds.set(message, (id = nextMessageId++));
+    return id;
+  };
+  const edsArrays = new CarryCache<readonly ClusterLoadAssignment[]>();
+  const edsDerived = new WeakMap<readonly ClusterLoadAssignment[], Map<string, readonly ClusterLoadAssignment[]>>();
+  const internEds = (value: readonly ClusterLoadAssignment[]): readonly ClusterLoadAssignment[] => {
+    const key = value.map(messageId).join(',');
+    const known = edsArrays.get(key);
+    if (known) return known;
+    edsArrays.set(key, value);
+    return value;
+  };
 
   /** Virtual hosts kept under `virtualHostKey` and their domains (a VirtualService change rebuilds one). */
   const cachedVirtualHost =
@@ -279,13 +302,23 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
       if (changed.services.length === 0) {
         const names = edsNamesOf(outbound);
         const index = fqdnIndexOf(outbound);
-        let value = hit.value;
+        const replaced: [number, ClusterLoadAssignment][] = [];
         for (const fqdn of changed.endpoints) {
           for (const i of index.get(fqdn) ?? []) {
             const cla = loadAssignmentsOf(ctx, [names[i]!])[0]!;
-            if (cla === value[i]) continue;
-            if (value === hit.value) value = [...hit.value];
-            (value as ClusterLoadAssignment[])[i] = cla;
+            if (cla !== hit.value[i]) replaced.push([i, cla]);
+          }
+        }
+        let value = hit.value;
+        if (replaced.length > 0) {
+          let derived = edsDerived.get(hit.value);
+          if (!derived) edsDerived.set(hit.value, (derived = new Map()));
+          const how = replaced.map(([i, cla]) => `${i}=${messageId(cla)}`).join(',');
+          value = derived.get(how) ?? hit.value;
+          if (value === hit.value) {
+            const copy = [...hit.value];
+            for (const [i, cla] of replaced) copy[i] = cla;
+            derived.set(how, (value = internEds(copy)));
           }
         }
         edsParts.set(id, { deps, value, snapshot: ctx.snapshot });
@@ -294,7 +327,7 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
     }
     const built = loadAssignmentsOf(ctx, edsNamesOf(outbound));
     counts.parts++;
-    const value = hit && sameElements(hit.value, built) ? hit.value : built;
+    const value = hit && sameElements(hit.value, built) ? hit.value : internEds(built);
     edsParts.set(id, { deps, value, snapshot: ctx.snapshot });
     return value;
   }
@@ -433,6 +466,7 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
         assignments.advance();
         virtualHosts.advance();
         edsParts.advance();
+        edsArrays.advance();
         rdsParts.advance();
         apiListenerCache.advance();
       }

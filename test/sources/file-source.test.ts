@@ -11,6 +11,7 @@ import { workloadMtls } from '../../control-plane/model/peer-authentication.js';
 import type { MeshSnapshot } from '../../control-plane/model/snapshot.js';
 import { FileSource } from '../../control-plane/sources/file-source.js';
 import { formatIssue, validateRoutingResource } from '../../crds/validator.js';
+import { prng } from '../helpers/prng.js';
 
 /** Resolves with the first snapshot (the current one, or one announced later) for which `check` holds. */
 function waitForSnapshot(
@@ -354,6 +355,90 @@ test('a rescan that finds nothing new publishes nothing; stop ends the watching'
   await fs.writeFile(path.join(f.dir, 'b.yaml'), svc('b'));
   await f.source.rescan();
   t.is(changes, 0);
+});
+
+test('an atomic write is read after the short rename quiet time, not the full debounce', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'trellis-files-'));
+  await fs.writeFile(path.join(dir, 'a.yaml'), svc('a'));
+  // A full debounce far longer than the test's wait: only the rename rule can make the change seen in time.
+  const source = new FileSource({
+    directory: dir,
+    validate: validateRoutingResource,
+    formatIssue,
+    debounceMs: 600_000,
+    renameDebounceMs: 10,
+  });
+  await source.start();
+  t.teardown(async () => {
+    await source.stop();
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+  // The temporary file is written (events for a hidden file), then renamed over the real one.
+  await writeAtomic(path.join(dir, 'b.yaml'), svc('b'));
+  await waitForSnapshot(source, 'b from an atomic write', (s) => serviceNames(s).includes('default/b'), 30_000);
+  // A ConfigMap-style swap: a new hidden directory and a renamed symlink.
+  await fs.mkdir(path.join(dir, '..v2'));
+  await fs.writeFile(path.join(dir, '..v2', 'c.yaml'), svc('c'));
+  await fs.symlink('..v2/c.yaml', path.join(dir, '.c.yaml.tmp'));
+  await fs.rename(path.join(dir, '.c.yaml.tmp'), path.join(dir, 'c.yaml'));
+  await waitForSnapshot(source, 'c from a renamed symlink', (s) => serviceNames(s).includes('default/c'), 30_000);
+  t.deepEqual(serviceNames(source.current()), ['default/a', 'default/b', 'default/c']);
+});
+
+test('random file edits: the objects patched into the store equal a fresh read of the directory', async (t) => {
+  // Edits of one file are patched into the store when no key is defined twice; duplicates, deletions and
+  // broken files take the full path. Either way the store must hold what a fresh read finds.
+  const random = prng(1601);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
+  const f = await startSource({ 'a.yaml': svc('s1'), 'b.yaml': svc('s2') + '---\n' + svc('s3') });
+  t.teardown(() => cleanup(f));
+  const files = ['a.yaml', 'b.yaml', 'c.yaml', 'sub/d.yaml'];
+  const names = ['s1', 's2', 's3', 's4', 's5'];
+  const view = (source: FileSource) =>
+    JSON.stringify({
+      objects: source.store.list().map((o) => [o.kind, o.namespace, o.name, o.origin, o.object]),
+      problems: source.store.problems().map((p) => p.message),
+    });
+  for (let step = 0; step < 40; step++) {
+    const file = path.join(f.dir, pick(files));
+    const action = random();
+    if (action < 0.6) {
+      const docs = Array.from({ length: 1 + Math.floor(random() * 3) }, () =>
+        svc(pick(names), 80 + Math.floor(random() * 3)),
+      );
+      await fs.mkdir(path.dirname(file), { recursive: true });
+      await writeAtomic(file, docs.join('---\n'));
+    } else if (action < 0.85) {
+      await fs.rm(file, { force: true });
+    } else {
+      await fs.mkdir(path.dirname(file), { recursive: true });
+      await writeAtomic(file, 'kind: Service\nmetadata: [unclosed\n');
+    }
+    await f.source.rescan();
+    const fresh = new FileSource({ directory: f.dir, validate: validateRoutingResource, formatIssue });
+    await fresh.start();
+    const same = view(f.source) === view(fresh);
+    await fresh.stop();
+    // A broken file keeps its last good content in the running source, which a fresh read never saw.
+    if (
+      !same &&
+      (await Promise.all(files.map((x) => fs.readFile(path.join(f.dir, x), 'utf8').catch(() => '')))).some((x) =>
+        x.includes('[unclosed'),
+      )
+    ) {
+      for (const x of files) {
+        const full = path.join(f.dir, x);
+        if ((await fs.readFile(full, 'utf8').catch(() => '')).includes('[unclosed')) await fs.rm(full);
+      }
+      await f.source.rescan();
+      const again = new FileSource({ directory: f.dir, validate: validateRoutingResource, formatIssue });
+      await again.start();
+      t.is(view(f.source), view(again), `step ${step}: after removing the broken files`);
+      await again.stop();
+      continue;
+    }
+    t.true(same, `step ${step}: the store differs from a fresh read`);
+  }
 });
 
 test('start fails on a directory that does not exist', async (t) => {

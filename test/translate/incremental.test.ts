@@ -509,6 +509,8 @@ test('an endpoint change gives new ClusterLoadAssignments of that Service only; 
     statuses: false,
   });
   const a = generator.generate(client, before);
+  const neighbour: ProxyInfo = { ...client, id: 'client.a', namespace: 'a' };
+  const neighbourBefore = generator.generate(neighbour, before).get(TypeUrl.ClusterLoadAssignment);
   const b = generator.generate(client, after);
   for (const typeUrl of [TypeUrl.Cluster, TypeUrl.Listener, TypeUrl.RouteConfiguration]) {
     t.is(b.get(typeUrl), a.get(typeUrl), `${typeUrl} changed`);
@@ -525,6 +527,11 @@ test('an endpoint change gives new ClusterLoadAssignments of that Service only; 
     'outbound|8080|v2|web.a.svc.cluster.local',
     'outbound|8080||web.a.svc.cluster.local',
   ]);
+
+  // A client in another namespace that sees the same Services gets the very same assignments array, before
+  // and after the change (equal arrays are one, so the resource cache encodes and versions one set).
+  t.is(neighbourBefore, claA);
+  t.is(generator.generate(neighbour, after).get(TypeUrl.ClusterLoadAssignment), claB);
 
   // Turning an endpoint unready is an EDS change too.
   const unready = build(endpointMesh(42, false), after);

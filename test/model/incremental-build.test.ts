@@ -1,0 +1,189 @@
+// The incremental model build is exact: for random sequences of object changes, a snapshot built with the
+// previous one (which reuses what did not change, and takes the slices-only path when only EndpointSlices
+// changed) equals a build from copies of the objects, content, index and hash alike.
+import test from 'ava';
+import fc from 'fast-check';
+import { buildSnapshot } from '../../control-plane/model/build-snapshot.js';
+import { canonicalJson } from '../../control-plane/model/canonical.js';
+import { keyOf, type MeshObject } from '../../control-plane/model/objects.js';
+import type { MeshSnapshot } from '../../control-plane/model/snapshot.js';
+import { formatIssue, validateRoutingResource } from '../../crds/validator.js';
+import { namespace, pod, service, slice } from './_objects.js';
+
+const NAMESPACES = ['a', 'b'] as const;
+const SERVICES = ['web', 'api', 'db'] as const;
+const PODS = 3;
+
+interface SliceState {
+  /** The Service its label names; undefined: no label. */
+  owner: string | undefined;
+  /** Per Pod index: the last octet of its address, and whether it is ready; undefined: not listed. */
+  endpoints: ({ ip: number; ready: boolean } | undefined)[];
+}
+
+interface State {
+  services: Record<string, boolean>;
+  slices: Record<string, SliceState>;
+  podVersion: Record<string, string>;
+}
+
+function initialState(): State {
+  const s: State = { services: {}, slices: {}, podVersion: {} };
+  for (const ns of NAMESPACES) {
+    for (const [i, svc] of SERVICES.entries()) {
+      s.services[`${ns}/${svc}`] = true;
+      for (const n of [1, 2]) {
+        s.slices[`${ns}/${svc}-${n}`] = {
+          owner: svc,
+          endpoints: Array.from({ length: PODS }, (_, p) => ({ ip: 10 * i + p + n * 100, ready: true })),
+        };
+      }
+      for (let p = 0; p < PODS; p++) s.podVersion[`${ns}/${svc}-${p}`] = 'v1';
+    }
+  }
+  return s;
+}
+
+/** The objects of a state, in key order as a store lists them; `kube`: origins carry a resourceVersion. */
+function objects(s: State, kube: boolean): MeshObject[] {
+  const out: MeshObject[] = NAMESPACES.map((ns) => namespace(ns));
+  for (const ns of NAMESPACES) {
+    for (const svc of SERVICES) {
+      if (s.services[`${ns}/${svc}`]) out.push(service(ns, svc, [{ name: 'http', port: 80, targetPort: 8080 }]));
+      for (let p = 0; p < PODS; p++)
+        out.push(pod(ns, `${svc}-${p}`, { app: svc, version: s.podVersion[`${ns}/${svc}-${p}`]! }));
+      for (const n of [1, 2]) {
+        const st = s.slices[`${ns}/${svc}-${n}`]!;
+        const endpoints = st.endpoints.flatMap((e, p) =>
+          e ? [{ address: `10.0.${n}.${e.ip}`, ready: e.ready, pod: `${svc}-${p}` }] : [],
+        );
+        out.push(slice(ns, `${svc}-${n}`, st.owner, [{ name: 'http', port: 8080 }], endpoints));
+      }
+    }
+  }
+  const origin = (o: MeshObject) =>
+    kube ? { resourceVersion: String(canonicalJson(o.object).length) } : { file: `${o.namespace}.yaml`, document: 1 };
+  return out.map((o) => ({ ...o, origin: origin(o) }) as MeshObject).sort((x, y) => (keyOf(x) < keyOf(y) ? -1 : 1));
+}
+
+const sliceKey = fc
+  .tuple(fc.constantFrom(...NAMESPACES), fc.constantFrom(...SERVICES), fc.constantFrom(1, 2))
+  .map(([ns, svc, n]) => `${ns}/${svc}-${n}`);
+
+type Op = (s: State) => void;
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  // Endpoint changes (the slices-only path): an address moves, readiness flips, an endpoint goes or comes.
+  {
+    weight: 6,
+    arbitrary: fc
+      .tuple(sliceKey, fc.integer({ min: 0, max: PODS - 1 }), fc.integer({ min: 1, max: 250 }))
+      .map(([k, p, ip]) => (s: State) => {
+        s.slices[k]!.endpoints[p] = { ip, ready: s.slices[k]!.endpoints[p]?.ready ?? true };
+      }),
+  },
+  fc.tuple(sliceKey, fc.integer({ min: 0, max: PODS - 1 })).map(([k, p]) => (s: State) => {
+    const e = s.slices[k]!.endpoints[p];
+    s.slices[k]!.endpoints[p] = e ? { ...e, ready: !e.ready } : undefined;
+  }),
+  fc.tuple(sliceKey, fc.integer({ min: 0, max: PODS - 1 })).map(([k, p]) => (s: State) => {
+    s.slices[k]!.endpoints[p] = s.slices[k]!.endpoints[p] ? undefined : { ip: 200 + p, ready: true };
+  }),
+  // A slice changes owner, loses its label (the full path reports it), or names a Service that does not exist.
+  fc
+    .tuple(sliceKey, fc.constantFrom<string | undefined>(...SERVICES, undefined, 'ghost'))
+    .map(([k, owner]) => (s: State) => {
+      s.slices[k]!.owner = owner;
+    }),
+  // Not only slices: a Pod's label, a Service that goes or comes.
+  fc
+    .tuple(fc.constantFrom(...NAMESPACES), fc.constantFrom(...SERVICES), fc.integer({ min: 0, max: PODS - 1 }))
+    .map(([ns, svc, p]) => (s: State) => {
+      const key = `${ns}/${svc}-${p}`;
+      s.podVersion[key] = s.podVersion[key] === 'v1' ? 'v2' : 'v1';
+    }),
+  fc.tuple(fc.constantFrom(...NAMESPACES), fc.constantFrom(...SERVICES)).map(([ns, svc]) => (s: State) => {
+    s.services[`${ns}/${svc}`] = !s.services[`${ns}/${svc}`];
+  }),
+);
+
+function build(objs: readonly MeshObject[], previous?: MeshSnapshot): MeshSnapshot {
+  return buildSnapshot(objs, { validate: validateRoutingResource, formatIssue, ...(previous ? { previous } : {}) });
+}
+
+/** Everything but the version, the index's maps as sorted entries. */
+function view(s: MeshSnapshot): string {
+  const { version: _v, index, ...rest } = s;
+  const entries = (m: ReadonlyMap<string, unknown>) => [...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return canonicalJson({
+    rest,
+    index: {
+      namespaces: entries(index.namespaces),
+      servicesByFqdn: entries(index.servicesByFqdn),
+      hosts: entries(index.hosts),
+      wildcardHosts: index.wildcardHosts,
+      instancesByPod: entries(index.instancesByPod),
+      instancesByAddress: entries(index.instancesByAddress),
+    },
+  });
+}
+
+for (const kube of [false, true]) {
+  test(`random object changes: the incremental build equals a build from copies (${kube ? 'Kubernetes' : 'file'} origins)`, (t) => {
+    fc.assert(
+      fc.property(fc.array(opArb, { minLength: 1, maxLength: 12 }), (ops) => {
+        const state = initialState();
+        // As a store hands them over: an object that did not change is the very same object.
+        const pool = new Map<string, MeshObject>();
+        const stable = (objs: MeshObject[]): MeshObject[] =>
+          objs.map((o) => {
+            const key = canonicalJson(o);
+            const known = pool.get(key);
+            if (known) return known;
+            pool.set(key, o);
+            return o;
+          });
+        let incremental = build(stable(objects(state, kube)));
+        let scratchPrevious = incremental;
+        for (const op of ops) {
+          const before = incremental;
+          op(state);
+          const objs = stable(objects(state, kube));
+          incremental = build(objs, before);
+          const scratch = build(
+            objs.map((o) => ({ ...o, object: structuredClone(o.object) }) as MeshObject),
+            scratchPrevious,
+          );
+          scratchPrevious = scratch;
+          if (view(incremental) !== view(scratch) || incremental.hash !== scratch.hash) {
+            t.is(view(incremental), view(scratch), 'incremental snapshot differs from a scratch build');
+            return false;
+          }
+        }
+        return true;
+      }),
+      { numRuns: 60, seed: kube ? 2402 : 2401 },
+    );
+    t.pass();
+  });
+}
+
+test('an endpoint change keeps every other Service the very same object, and builds one anew', (t) => {
+  const state = initialState();
+  const pool = new Map<string, MeshObject>();
+  const stable = (objs: MeshObject[]) =>
+    objs.map((o) => {
+      const key = canonicalJson(o);
+      const known = pool.get(key);
+      if (known) return known;
+      pool.set(key, o);
+      return o;
+    });
+  const first = build(stable(objects(state, false)));
+  state.slices['a/api-2']!.endpoints[1] = { ip: 77, ready: true };
+  const next = build(stable(objects(state, false)), first);
+  const moved = next.services.filter((s, i) => s !== first.services[i]).map((s) => s.fqdn);
+  t.deepEqual(moved, ['api.a.svc.cluster.local']);
+  t.true(next.index.instancesByAddress.has('10.0.2.77'));
+  t.false(next.index.instancesByAddress.has('10.0.2.101'));
+  t.is(next.virtualServices, first.virtualServices);
+});
