@@ -218,7 +218,19 @@ export const xdsMesh: Benchmark = {
       // 1. Connect storm.
       const nodes = [...sidecarNodes(o), ...proxylessNodes(o)];
       progress.phase(`connect storm: ${o.sidecars} sidecars + ${o.proxyless} proxyless`);
+      if (o.cpuProf) {
+        server.command('profile-start');
+        await server.waitFor((e) => e.event === 'profiling', 10_000);
+      }
       const storm = await fleet.connect(nodes, o.timeoutMs);
+      if (o.cpuProf) {
+        const dir = path.join(os.tmpdir(), 'trellis-bench-profiles');
+        fs.mkdirSync(dir, { recursive: true });
+        const file = path.join(dir, 'xds-mesh-0-connect-storm.cpuprofile');
+        server.command(`profile-stop ${file}`);
+        await server.waitFor((e) => e.event === 'profiled', 120_000);
+        progress.phase(`profile: ${file}`);
+      }
       phases.push({
         name: 'connect storm (all at once)',
         ms: storm,

@@ -210,6 +210,25 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
     edsArrays.set(key, value);
     return value;
   };
+  /**
+   * The outbound clusters arrays the same way (namespaces that see the same Services with the same rules
+   * get the same Cluster messages): the EDS names and per-FQDN index made of one are then made once. An
+   * array is keyed once (`interned`), so a part kept across snapshots costs a lookup.
+   */
+  const outboundArrays = new CarryCache<readonly Cluster[]>();
+  const interned = new WeakMap<readonly Cluster[], { readonly key: string; readonly canonical: readonly Cluster[] }>();
+  const internOutbound = (value: readonly Cluster[]): readonly Cluster[] => {
+    const known = interned.get(value);
+    if (known) {
+      if (!outboundArrays.get(known.key)) outboundArrays.set(known.key, known.canonical); // carried while in use
+      return known.canonical;
+    }
+    const key = value.map(messageId).join(',');
+    let canonical = outboundArrays.get(key);
+    if (!canonical) outboundArrays.set(key, (canonical = value));
+    interned.set(value, { key, canonical });
+    return canonical;
+  };
 
   /** Virtual hosts kept under `virtualHostKey` and their domains (a VirtualService change rebuilds one). */
   const cachedVirtualHost =
@@ -427,8 +446,10 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
     const inn = `${ctx.proxy.proxyType}\n${ctx.proxy.namespace}\n${shape.inbound}\n`;
     const { services, endpointTraits, virtualServices, destinationRules, peerAuthentications } = keys;
 
-    const outbound = part(`${out}cds`, deps(services, endpointTraits, destinationRules, peerAuthentications), () =>
-      outboundClusters(ctx),
+    const outbound = internOutbound(
+      part(`${out}cds`, deps(services, endpointTraits, destinationRules, peerAuthentications), () =>
+        outboundClusters(ctx),
+      ),
     );
     const assignmentsPart = loadAssignmentsPart(ctx, `${out}${shape.endpoints}\neds`, outbound, keys);
     const routes = routesPart(ctx, `${out}rds`, shape, keys);
@@ -467,6 +488,7 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
         virtualHosts.advance();
         edsParts.advance();
         edsArrays.advance();
+        outboundArrays.advance();
         rdsParts.advance();
         apiListenerCache.advance();
       }

@@ -14,7 +14,7 @@ import type { DeltaDiscoveryRequest } from '../envoy/gen/envoy/service/discovery
 import { emptySet } from './resource-cache.js';
 import { checkSubscriptionSize } from './limits.js';
 import { encodeDeltaBody, Response, sharedFullSetBody, type Pieces } from './response.js';
-import { isFullStateType, sharedName } from './type-state.js';
+import { isFullStateType, SHARED_NAMES_MIN, sharedName } from './type-state.js';
 import { XdsStream } from './xds-stream.js';
 import { AbsentListeners } from './absent-listeners.js';
 
@@ -39,11 +39,15 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
         this.recordNack(state, state.sentVersion, request.responseNonce, request.errorDetail.message);
       else this.recordAck(state, state.sentVersion);
     }
+    // A large subscription is shared with the streams that subscribe to the same (shareNames below), so
+    // its names are kept once anyway; a small one keeps the config's copy of each name instead of its own.
+    const set = request.resourceNamesSubscribe.length < SHARED_NAMES_MIN ? this.config?.sets.get(typeUrl) : undefined;
     for (const name of request.resourceNamesSubscribe) {
       if (name === '*' && !isFullStateType(typeUrl)) continue;
-      state.subscribe(sharedName(this.config?.sets.get(typeUrl), name));
+      state.subscribe(sharedName(set, name));
     }
     for (const name of request.resourceNamesUnsubscribe) state.unsubscribe(name);
+    if (request.resourceNamesSubscribe.length > 0 || request.resourceNamesUnsubscribe.length > 0) state.shareNames();
     this.reportSubscribed(typeUrl, request.resourceNamesSubscribe);
     checkSubscriptionSize(this.options.limits, typeUrl, state.names.size);
     if (first || request.resourceNamesSubscribe.length > 0 || request.resourceNamesUnsubscribe.length > 0) {

@@ -83,7 +83,10 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
       (n) => sharedName(this.config?.sets.get(typeUrl), n),
     );
     state.subscriptionWire = wire ? keepWire(wire) : undefined;
-    if (changed) this.reportSubscribed(typeUrl, names);
+    if (changed) {
+      state.shareNames();
+      this.reportSubscribed(typeUrl, names);
+    }
     return changed;
   }
 

@@ -34,6 +34,13 @@ export function isFullStateType(typeUrl: string): boolean {
   return typeUrl === TypeUrl.Listener || typeUrl === TypeUrl.Cluster;
 }
 
+/** The names in code-unit order; a list already in order (a set's own names, mostly) is not sorted again. */
+function sortedNames(names: ReadonlySet<string>): string[] {
+  const list = [...names];
+  for (let i = 1; i < list.length; i++) if (list[i - 1]! > list[i]!) return list.sort();
+  return list;
+}
+
 /** Whether `list` holds exactly the names of `set`, in the set's (insertion) order. */
 function sameInOrder(set: ReadonlySet<string>, list: readonly string[]): boolean {
   if (set.size !== list.length) return false;
@@ -48,6 +55,55 @@ function sameInOrder(set: ReadonlySet<string>, list: readonly string[]): boolean
  */
 export function sharedName(set: EncodedSet | undefined, name: string): string {
   return set?.byName.get(name)?.name ?? name;
+}
+
+/** Subscriptions smaller than this are kept per stream (sharing them is not worth a lookup). */
+export const SHARED_NAMES_MIN = 16;
+
+/**
+ * Equal subscriptions of many streams (a thousand sidecars subscribe to the same thousands of EDS names)
+ * are one Set: a stream shares the Set of its subscription after a request changed it, and copies it
+ * before changing it again (copy on write). Keyed by size and an order-independent hash of the names, each
+ * hit checked name by name; held weakly, so a Set no stream uses goes.
+ */
+const sharedNameSets = new Map<string, WeakRef<Set<string>>[]>();
+const sharedNameSetCleanup = new FinalizationRegistry<string>((key) => {
+  const list = sharedNameSets.get(key)?.filter((ref) => ref.deref() !== undefined);
+  if (!list || list.length === 0) sharedNameSets.delete(key);
+  else sharedNameSets.set(key, list);
+});
+
+/**
+ * A cheap order-independent key: the size and a sum over the names of their length and a few of their
+ * characters. Equal sets give equal keys; unequal ones rarely do, and a hit is checked name by name.
+ */
+function namesKey(names: ReadonlySet<string>): string {
+  let sum = 0;
+  for (const name of names) {
+    const n = name.length;
+    sum += n * 31 + name.charCodeAt(n - 1) * 17 + name.charCodeAt(n >> 1) * 7 + name.charCodeAt(n >> 2);
+  }
+  return `${names.size}:${sum}`;
+}
+
+function sameNames(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const name of a) if (!b.has(name)) return false;
+  return true;
+}
+
+/** The shared Set equal to `names`, registering `names` as that Set when there is none. */
+function shareNameSet(names: Set<string>): Set<string> {
+  const key = namesKey(names);
+  let list = sharedNameSets.get(key);
+  for (const ref of list ?? []) {
+    const known = ref.deref();
+    if (known && sameNames(known, names)) return known;
+  }
+  if (!list) sharedNameSets.set(key, (list = []));
+  list.push(new WeakRef(names));
+  sharedNameSetCleanup.register(names, key);
+  return names;
 }
 
 export interface NackRecord {
@@ -73,7 +129,9 @@ export interface TypeStatus {
 
 export class TypeState {
   wildcard = false;
-  readonly names = new Set<string>();
+  /** The subscribed names; possibly a Set other streams share (see shareNames): changed only through mutableNames(). */
+  private nameSet = new Set<string>();
+  private nameSetShared = false;
   /** False until the first request for this type. */
   requested = false;
   /**
@@ -107,6 +165,29 @@ export class TypeState {
   span: TraceSpan | undefined;
 
   constructor(readonly typeUrl: string) {}
+
+  /** The explicitly subscribed names. */
+  get names(): ReadonlySet<string> {
+    return this.nameSet;
+  }
+
+  private mutableNames(): Set<string> {
+    if (this.nameSetShared) {
+      this.nameSet = new Set(this.nameSet);
+      this.nameSetShared = false;
+    }
+    return this.nameSet;
+  }
+
+  /**
+   * After a request changed the subscription: takes the Set of an equal subscription of another stream
+   * instead of keeping its own, when there is one (and offers its own otherwise).
+   */
+  shareNames(): void {
+    if (this.nameSetShared || this.nameSet.size < SHARED_NAMES_MIN) return;
+    this.nameSet = shareNameSet(this.nameSet);
+    this.nameSetShared = true;
+  }
 
   covers(name: string): boolean {
     return this.wildcard || this.names.has(name);
@@ -159,7 +240,7 @@ export class TypeState {
     }
     if (!this.names.has(name)) {
       if (!this.wildcard && !this.known.has(name)) this.notHeld(name);
-      this.names.add(name);
+      this.mutableNames().add(name);
       if (this.basis) this.dirty.add(name);
     }
   }
@@ -170,7 +251,8 @@ export class TypeState {
       this.wildcard = false;
       return;
     }
-    if (this.names.delete(name)) {
+    if (this.names.has(name)) {
+      this.mutableNames().delete(name);
       // Forget what the client held: if it subscribes again it must get the resource again.
       if (!this.wildcard) this.known.delete(name);
       this.dirty.delete(name);
@@ -224,7 +306,7 @@ export class TypeState {
     }
     const updates: EncodedResource[] = [];
     const removed: string[] = [];
-    for (const name of [...candidates].sort()) {
+    for (const name of sortedNames(candidates)) {
       if (!this.covers(name)) continue;
       const resource = set.byName.get(name);
       const held = this.held(name);

@@ -131,3 +131,34 @@ for (const delta of [true, false]) {
     }
   });
 }
+
+test('equal subscriptions of many streams share one Set, copied before a stream changes its own', (t) => {
+  const names = Array.from({ length: 40 }, (_, i) => `outbound|8080||svc-${i}.ns.svc.cluster.local`);
+  const a = new TypeState(TYPE);
+  const b = new TypeState(TYPE);
+  const c = new TypeState(TYPE);
+  for (const n of names) a.subscribe(n);
+  for (const n of names) b.subscribe(n);
+  for (const n of [...names].reverse()) c.subscribe(n); // another order, the same subscription
+  for (const s of [a, b, c]) s.shareNames();
+  t.is(b.names, a.names);
+  t.is(c.names, a.names);
+  // A change copies: the others keep the whole subscription.
+  a.unsubscribe(names[0]!);
+  t.not(a.names, b.names);
+  t.false(a.covers(names[0]!));
+  t.true(b.covers(names[0]!) && c.covers(names[0]!));
+  t.is(b.names.size, 40);
+  b.subscribe('outbound|8080||extra.ns.svc.cluster.local');
+  t.true(b.covers('outbound|8080||extra.ns.svc.cluster.local'));
+  t.false(c.covers('outbound|8080||extra.ns.svc.cluster.local'));
+  t.is(c.names.size, 40);
+  // A small subscription stays the stream's own.
+  const d = new TypeState('type.googleapis.com/envoy.config.route.v3.RouteConfiguration');
+  const e = new TypeState('type.googleapis.com/envoy.config.route.v3.RouteConfiguration');
+  for (const s of [d, e]) {
+    s.subscribe('8080');
+    s.shareNames();
+  }
+  t.not(d.names, e.names);
+});
