@@ -3,9 +3,11 @@
 //   gc                  → a full GC (with --expose-gc), then {"event":"gc","heapUsed":…,"external":…,"rss":…}
 //   profile-start       → {"event":"profiling"}: a V8 CPU profile starts, with the sampler `node --cpu-prof` uses
 //   profile-stop FILE   → {"event":"profiled","file":…}: the profile of just that window, written to FILE
+//   heap-snapshot FILE  → {"event":"heap-snapshot","file":…}: a V8 heap snapshot written to FILE
 import fs from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import readline from 'node:readline';
+import v8 from 'node:v8';
 import type { startControlPlane } from '../control-plane/control-plane.js';
 
 type ControlPlane = Awaited<ReturnType<typeof startControlPlane>>;
@@ -28,6 +30,9 @@ export function answerCommands(cp: ControlPlane, emit: (event: Record<string, un
         session.disconnect();
         session = undefined;
         emit({ event: 'profiled', file: arg });
+      } else if (command === 'heap-snapshot' && arg) {
+        v8.writeHeapSnapshot(arg);
+        emit({ event: 'heap-snapshot', file: arg });
       } else if (command === 'stats') {
         emit({
           event: 'stats',

@@ -14,6 +14,7 @@ export type ServerEvent =
   | { event: 'stats'; encodeCount: number; cacheSize: number; streams: number }
   | { event: 'profiling' }
   | { event: 'profiled'; file: string }
+  | { event: 'heap-snapshot'; file: string }
   | { event: 'gc'; heapUsed: number; external: number; rss: number }
   | { event: 'snapshot'; at: number; version: number };
 

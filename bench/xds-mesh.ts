@@ -48,11 +48,14 @@ import { summarizeProfile, type CpuProfile, type ProfileEntry, type ProfileSumma
 
 const USAGE = `npm run bench -- xds-mesh [--services 1000] [--endpoints 10] [--sidecars 1000] [--proxyless 200]
     [--connections 50] [--rounds 5] [--debounce-after 100ms] [--timeout 300s] [--scope 0] [--cpu-prof]
+    [--heap-snapshot]
   quick run: --services 200 --sidecars 100 --proxyless 20
   --scope N: a namespace Sidecar in every namespace scopes each proxy to N Services (those the rounds
     change first, so every stream still sees each change); 0: no Sidecar, every proxy gets every Service
   --cpu-prof: a V8 CPU profile of the control plane during each round (.cpuprofile in
-    $TMPDIR/trellis-bench-profiles/), summed up in a table: where each round's CPU went`;
+    $TMPDIR/trellis-bench-profiles/), summed up in a table: where each round's CPU went
+  --heap-snapshot: a V8 heap snapshot of the control plane after the connect storm and a full GC
+    ($TMPDIR/trellis-bench-profiles/xds-mesh-after-storm.heapsnapshot)`;
 
 interface Options {
   services: number;
@@ -66,6 +69,7 @@ interface Options {
   /** Services per namespace Sidecar; 0: no Sidecar. */
   scope: number;
   cpuProf: boolean;
+  heapSnapshot: boolean;
 }
 
 function parseOptions(argv: readonly string[]): Options {
@@ -82,6 +86,7 @@ function parseOptions(argv: readonly string[]): Options {
       timeout: { type: 'string', default: '300s' },
       scope: { type: 'string', default: '0' },
       'cpu-prof': { type: 'boolean', default: false },
+      'heap-snapshot': { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -96,6 +101,7 @@ function parseOptions(argv: readonly string[]): Options {
     timeoutMs: parseDuration(values.timeout),
     scope: Number(values.scope),
     cpuProf: values['cpu-prof'],
+    heapSnapshot: values['heap-snapshot'],
   };
   if (!Number.isInteger(o.proxyless) || o.proxyless < 0) throw new UsageError('--proxyless must be an integer >= 0');
   if (o.sidecars > o.services * o.endpoints)
@@ -242,6 +248,13 @@ export const xdsMesh: Benchmark = {
       const afterStorm = server.memory();
       const heap = await server.gc();
       const afterGc = server.memory();
+      if (o.heapSnapshot) {
+        const file = path.join(os.tmpdir(), 'trellis-bench-profiles', 'xds-mesh-after-storm.heapsnapshot');
+        fs.mkdirSync(path.dirname(file), { recursive: true });
+        server.command(`heap-snapshot ${file}`);
+        await server.waitFor((e) => e.event === 'heap-snapshot', 600_000);
+        progress.phase(`heap snapshot: ${file}`);
+      }
       load.push(os.loadavg()[0]!);
 
       // A round: apply `change` (file renames) at t0, wait until every stream has what `expect` says.

@@ -289,14 +289,46 @@ export function encodeDeltaResponse(
  * Bodies of responses that carry a whole set (what every stream gets on connect), built once per set and
  * shared: by set, then by kind (`sotw`/`delta`) and control-plane identifier. Joined into one buffer when
  * built, so that writing one costs a single copy whatever the number of resources.
+ *
+ * Held in a cache bounded in bytes (least recently used first out), not for as long as the set lives: every
+ * workload has its own CDS set (its inbound clusters), and in a mesh of 1,000 Services each whole CDS body
+ * is 2.5 MB, so keeping one per live set held 250 MB for 100 workloads long after their Pods connected. The
+ * Pods of a workload connect close together and share the body while it is cached; a Pod that connects
+ * later has it joined again (a few ms).
  */
-const fullSetBodies = new WeakMap<object, Map<string, Uint8Array>>();
+const fullSetBodies = new Map<object, Map<string, Uint8Array>>();
+let fullSetBodyBytes = 0;
+let fullSetBodyBudget = 64 * 1024 * 1024;
+
+/** The byte budget of the whole-set body cache (tests); returns the previous one. */
+export function setFullSetBodyBudget(bytes: number): number {
+  const previous = fullSetBodyBudget;
+  fullSetBodyBudget = bytes;
+  return previous;
+}
+
+/** Bytes the whole-set body cache holds now. */
+export function fullSetBodyCacheBytes(): number {
+  return fullSetBodyBytes;
+}
 
 /** The body for `set`'s resources in `resources` (all of them, in name order), built once and shared. */
 export function sharedFullSetBody(set: object, key: string, build: () => Pieces): Uint8Array {
   let bodies = fullSetBodies.get(set);
-  if (!bodies) fullSetBodies.set(set, (bodies = new Map()));
+  if (bodies)
+    fullSetBodies.delete(set); // re-inserted below: most recently used last
+  else bodies = new Map();
+  fullSetBodies.set(set, bodies);
   let body = bodies.get(key);
-  if (!body) bodies.set(key, (body = joinPieces(build())));
+  if (!body) {
+    bodies.set(key, (body = joinPieces(build())));
+    fullSetBodyBytes += body.byteLength;
+    // The oldest sets go first; the one just used stays, even alone over the budget, until the next.
+    for (const [oldest, old] of fullSetBodies) {
+      if (fullSetBodyBytes <= fullSetBodyBudget || oldest === set) break;
+      for (const b of old.values()) fullSetBodyBytes -= b.byteLength;
+      fullSetBodies.delete(oldest);
+    }
+  }
   return body;
 }

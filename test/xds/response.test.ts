@@ -17,6 +17,9 @@ import {
   Response,
   responseBytes,
   serializeResponse,
+  setFullSetBodyBudget,
+  fullSetBodyCacheBytes,
+  sharedFullSetBody,
   withNonce,
 } from '../../control-plane/xds/response.js';
 import { loadAssignment } from '../helpers/control-plane.js';
@@ -106,4 +109,26 @@ test('the serializer hands grpc-js what its framing reads (byteLength, copy into
     message.copy(frame, 5);
     t.deepEqual(frame.subarray(5), responseBytes(response));
   }
+});
+
+test('whole-set bodies are shared while cached, and the cache is bounded in bytes, least recently used out', (t) => {
+  const previous = setFullSetBodyBudget(1_500);
+  t.teardown(() => setFullSetBodyBudget(previous));
+  const builds: string[] = [];
+  const body = (set: object, name: string) =>
+    sharedFullSetBody(set, 'delta|test', () => {
+      builds.push(name);
+      return [new Uint8Array(600).fill(name.charCodeAt(0))];
+    });
+  const [a, b, c] = [{}, {}, {}];
+  const a1 = body(a, 'a');
+  t.is(body(a, 'a'), a1, 'the same set gets the very same body');
+  body(b, 'b');
+  t.is(body(a, 'a'), a1); // a is now the most recently used
+  body(c, 'c'); // 1,800 bytes: the least recently used (b) goes
+  t.true(fullSetBodyCacheBytes() <= 1_500);
+  t.is(body(a, 'a'), a1);
+  const b2 = body(b, 'b'); // built again, with the same bytes
+  t.deepEqual(builds, ['a', 'b', 'c', 'b']);
+  t.deepEqual([...b2], new Array<number>(600).fill('b'.charCodeAt(0)));
 });
