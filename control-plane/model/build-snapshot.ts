@@ -275,19 +275,16 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
   const instancesByPod = new Map<string, ServiceInstance[]>();
   const instancesByAddress = new Map<string, ServiceInstance[]>();
   const add = (map: Map<string, ServiceInstance[]>, key: string, instance: ServiceInstance) => {
-    let list = map.get(key);
-    if (!list) map.set(key, (list = []));
-    list.push(instance);
+    const list = map.get(key);
+    if (list) list.push(instance);
+    else map.set(key, [instance]);
   };
   for (const service of services) {
     // A ServiceEntry's endpoints are not workloads the mesh serves inbound.
     if (service.serviceEntry) continue;
-    for (const port of service.ports) {
-      for (const endpoint of port.endpoints) {
-        const instance = { service, port, endpoint };
-        add(instancesByAddress, endpoint.address, instance);
-        if (endpoint.pod) add(instancesByPod, `${endpoint.pod.namespace}/${endpoint.pod.name}`, instance);
-      }
+    for (const { instance, address, pod } of serviceInstances(service)) {
+      add(instancesByAddress, address, instance);
+      if (pod !== undefined) add(instancesByPod, pod, instance);
     }
   }
 
@@ -328,6 +325,37 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
   inputMemos.set(snapshot, { objects, unique, domain });
   routingMemos.set(snapshot, { inputs: routingInputs, routing });
   return deepFreeze(snapshot);
+}
+
+interface IndexedInstance {
+  readonly instance: ServiceInstance;
+  readonly address: string;
+  /** `namespace/name` of its Pod, if any. */
+  readonly pod: string | undefined;
+}
+
+const instanceMemo = new WeakMap<MeshService, readonly IndexedInstance[]>();
+
+/**
+ * The instances of a Service (one per port and endpoint, in that order) with their index keys, made once
+ * per MeshService: a Service kept from the previous build (by identity) brings the very same instances.
+ */
+function serviceInstances(service: MeshService): readonly IndexedInstance[] {
+  let list = instanceMemo.get(service);
+  if (!list) {
+    const out: IndexedInstance[] = [];
+    for (const port of service.ports) {
+      for (const endpoint of port.endpoints) {
+        out.push({
+          instance: { service, port, endpoint },
+          address: endpoint.address,
+          pod: endpoint.pod ? `${endpoint.pod.namespace}/${endpoint.pod.name}` : undefined,
+        });
+      }
+    }
+    instanceMemo.set(service, (list = out));
+  }
+  return list;
 }
 
 const locatedCopies = new WeakMap<MeshObject, MeshObject>();

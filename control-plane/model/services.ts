@@ -318,6 +318,46 @@ function sameInputs(a: readonly unknown[], b: readonly unknown[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
+/** The problems of the slices without an owner label, per build memo (for the next build's onlyChanged path). */
+const ownerlessMemo = new WeakMap<ServiceMemo, readonly Problem[]>();
+
+function bySliceName(a: Of<'EndpointSlice'>, b: Of<'EndpointSlice'>): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+/** The Service an EndpointSlice's label names, if any. */
+function sliceOwnerLabel(slice: Of<'EndpointSlice'>): string | undefined {
+  return stringMap((slice.object as V1EndpointSlice | undefined)?.metadata?.labels)[SERVICE_NAME_LABEL];
+}
+
+/** Slices grouped by owning Service (`namespace/name`), each group in name order; the ownerless reported. */
+function groupSlices(
+  slices: readonly Of<'EndpointSlice'>[],
+  groups: Map<string, Of<'EndpointSlice'>[]>,
+  problems: Problem[],
+): void {
+  for (const slice of [...slices].sort(bySliceName)) {
+    const owner = sliceOwnerLabel(slice);
+    if (owner === undefined) {
+      problems.push(
+        problem(
+          'warning',
+          'EndpointSlice',
+          slice.namespace,
+          slice.name,
+          slice.origin,
+          `metadata.labels: has no ${SERVICE_NAME_LABEL} label, so it belongs to no Service; ignored`,
+        ),
+      );
+      continue;
+    }
+    const key = `${slice.namespace}/${owner}`;
+    let group = groups.get(key);
+    if (!group) groups.set(key, (group = []));
+    group.push(slice);
+  }
+}
+
 /**
  * The Services with their ports and endpoints, sorted by FQDN. With `memo`, a Service whose inputs (its
  * object, its slices, the Pods they name) are the very objects of the previous build is that build's
@@ -360,25 +400,37 @@ export function buildServices(
   };
 
   const slicesByService = new Map<string, Of<'EndpointSlice'>[]>();
-  for (const slice of [...slices].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
-    const owner = stringMap((slice.object as V1EndpointSlice | undefined)?.metadata?.labels)[SERVICE_NAME_LABEL];
-    if (owner === undefined) {
-      problems.push(
-        problem(
-          'warning',
-          'EndpointSlice',
-          slice.namespace,
-          slice.name,
-          slice.origin,
-          `metadata.labels: has no ${SERVICE_NAME_LABEL} label, so it belongs to no Service; ignored`,
-        ),
-      );
-      continue;
+  const onlyChanged = memo?.onlyChanged;
+  const previousOwnerless = memo?.previous ? ownerlessMemo.get(memo.previous) : undefined;
+  // Every other Service is the previous build's (buildSnapshot knows that only slices changed); one that has
+  // no previous build (there is none) would need its slices: then group them all.
+  const reusable =
+    memo !== undefined &&
+    onlyChanged !== undefined &&
+    services.every(
+      (o) => onlyChanged.has(`${o.namespace}/${o.name}`) || memo.previous?.has(`${o.namespace}/${o.name}`),
+    );
+  if (memo && onlyChanged && previousOwnerless && reusable) {
+    // Only slices owned by the Services in `onlyChanged` changed, and none of them lacks the label: the
+    // slices without an owner, and so their problems, are the previous build's. Only the changed owners'
+    // slices are grouped (each group in name order, as groupSlices does).
+    problems.push(...previousOwnerless);
+    ownerlessMemo.set(memo.next, previousOwnerless);
+    for (const slice of slices) {
+      const owner = sliceOwnerLabel(slice);
+      if (owner === undefined) continue;
+      const key = `${slice.namespace}/${owner}`;
+      if (!onlyChanged.has(key)) continue;
+      let group = slicesByService.get(key);
+      if (!group) slicesByService.set(key, (group = []));
+      group.push(slice);
     }
-    const key = `${slice.namespace}/${owner}`;
-    let group = slicesByService.get(key);
-    if (!group) slicesByService.set(key, (group = []));
-    group.push(slice);
+    for (const group of slicesByService.values()) group.sort(bySliceName);
+  } else {
+    const ownerless: Problem[] = [];
+    groupSlices(slices, slicesByService, ownerless);
+    problems.push(...ownerless);
+    if (memo) ownerlessMemo.set(memo.next, ownerless);
   }
 
   const out: MeshService[] = [];

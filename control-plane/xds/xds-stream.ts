@@ -212,20 +212,33 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
     if (explicit.length > 0) onSubscribe({ stream: this.id, proxy: this.proxy, typeUrl, names: explicit });
   }
 
+  /** The types of `types` in push order (made again when a type is added). */
+  private typeOrder: string[] | undefined;
+
   protected state(typeUrl: string): TypeState {
     let state = this.types.get(typeUrl);
     if (!state) {
       state = new TypeState(typeUrl);
       this.types.set(typeUrl, state);
+      this.typeOrder = undefined;
     }
     return state;
   }
 
+  /**
+   * A new config: each requested type whose set is not the very set of the previous config is pushed (an
+   * unchanged set has nothing to send: the stream's type state already agrees with it, or a response for
+   * it waits in the deferred queue, which sends from the current config).
+   */
   onConfig(config: ProxyConfig): void {
+    const previous = this.config;
     this.config = config;
     this.configHash = config.hash;
-    for (const typeUrl of pushOrder(this.types.keys())) {
-      if (this.types.get(typeUrl)!.requested) this.push(typeUrl, false);
+    this.typeOrder ??= pushOrder(this.types.keys());
+    for (const typeUrl of this.typeOrder) {
+      if (!this.types.get(typeUrl)!.requested) continue;
+      if (previous && previous.sets.get(typeUrl) === config.sets.get(typeUrl)) continue;
+      this.push(typeUrl, false);
     }
   }
 
