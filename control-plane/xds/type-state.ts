@@ -34,6 +34,25 @@ export function isFullStateType(typeUrl: string): boolean {
   return typeUrl === TypeUrl.Listener || typeUrl === TypeUrl.Cluster;
 }
 
+type Pending = { readonly updates: readonly EncodedResource[]; readonly removed: readonly string[] };
+
+/** Per shared subscription Set and resource set: its first response (TypeState.pending). */
+const firstPendingMemo = new WeakMap<
+  ReadonlySet<string>,
+  WeakMap<EncodedSet, { report?: Pending; silent?: Pending }>
+>();
+
+function firstPending(names: ReadonlySet<string>, set: EncodedSet, reportMissing: boolean): Pending {
+  const updates: EncodedResource[] = [];
+  const removed: string[] = [];
+  for (const name of sortedNames(names)) {
+    const resource = set.byName.get(name);
+    if (resource) updates.push(resource);
+    else if (reportMissing) removed.push(name);
+  }
+  return { updates, removed };
+}
+
 /** The names in code-unit order; a list already in order (a set's own names, mostly) is not sorted again. */
 function sortedNames(names: ReadonlySet<string>): string[] {
   const list = [...names];
@@ -295,7 +314,22 @@ export class TypeState {
    * in another version, and names it holds that no longer exist (or, with `reportMissing`, explicitly
    * subscribed names it was never told about that do not exist).
    */
-  pending(set: EncodedSet, reportMissing: boolean): { updates: EncodedResource[]; removed: string[] } {
+  pending(
+    set: EncodedSet,
+    reportMissing: boolean,
+  ): { updates: readonly EncodedResource[]; removed: readonly string[] } {
+    // The first response of an explicit subscription (nothing held, nothing dirty): every subscribed name
+    // the set has, and those it lacks when they are to be reported. For a shared subscription (a thousand
+    // streams connecting with the same names) it is worked out once per set.
+    if (!this.basis && !this.wildcard && this.known.size === 0 && this.dirty.size === 0) {
+      if (!this.nameSetShared) return firstPending(this.nameSet, set, reportMissing);
+      let bySet = firstPendingMemo.get(this.nameSet);
+      if (!bySet) firstPendingMemo.set(this.nameSet, (bySet = new WeakMap()));
+      let entry = bySet.get(set);
+      if (!entry) bySet.set(set, (entry = {}));
+      const key = reportMissing ? 'report' : 'silent';
+      return (entry[key] ??= firstPending(this.nameSet, set, reportMissing));
+    }
     const candidates = new Set<string>(this.dirty);
     if (this.basis && this.basis.typeUrl === set.typeUrl) {
       for (const name of changedNames(this.basis, set)) candidates.add(name);

@@ -60,9 +60,9 @@ class Model {
   }
 }
 
-function randomSet(random: () => number): EncodedSet {
+function randomSet(random: () => number, pool: readonly string[] = POOL): EncodedSet {
   const byName = new Map<string, EncodedResource>();
-  for (const name of POOL) {
+  for (const name of pool) {
     if (random() < 0.6) {
       const version = `v${Math.floor(random() * 3)}`;
       byName.set(name, { typeUrl: TYPE, name, version, any: new Uint8Array() });
@@ -161,4 +161,54 @@ test('equal subscriptions of many streams share one Set, copied before a stream 
     s.shareNames();
   }
   t.not(d.names, e.names);
+});
+
+test('streams sharing subscription Sets ask for what per-name models ask for, whatever each one changes', (t) => {
+  // Three streams with subscriptions of up to 40 names (shared once they hold 16 or more), each checked
+  // against its own model: sharing, copy on write and the memoized first response must not leak between them.
+  const pool = Array.from({ length: 40 }, (_, i) => `n${String(i).padStart(2, '0')}`);
+  for (let seed = 1; seed <= 200; seed++) {
+    const random = prng(seed + 9000);
+    const streams = [0, 1, 2].map(() => ({ state: new TypeState(TYPE), model: new Model() }));
+    let set = randomSet(random, pool);
+    const trace: string[] = [];
+    for (let step = 0; step < 60; step++) {
+      const k = Math.floor(random() * streams.length);
+      const { state, model } = streams[k]!;
+      const r = random();
+      if (r < 0.25) {
+        // The same big subscription for everyone, the way a fleet connects.
+        const names = pool.filter((_, i) => i % 2 === 0 || random() < 0.1);
+        for (const name of names) state.subscribe(name);
+        for (const name of names) model.subscribe(name);
+        state.shareNames();
+        trace.push(`${k}:many${names.length}`);
+      } else if (r < 0.45) {
+        const name = pool[Math.floor(random() * pool.length)]!;
+        if (random() < 0.5) {
+          state.subscribe(name);
+          model.subscribe(name);
+          trace.push(`${k}:+${name}`);
+        } else {
+          state.unsubscribe(name);
+          model.unsubscribe(name);
+          trace.push(`${k}:-${name}`);
+        }
+        if (random() < 0.5) state.shareNames();
+      } else {
+        if (random() < 0.3) set = randomSet(random, pool);
+        const ours = state.pending(set, true);
+        const expected = model.pending(set, true);
+        const got = { updates: ours.updates.map((u) => u.name), removed: [...ours.removed] };
+        if (JSON.stringify(got) !== JSON.stringify(expected)) {
+          t.deepEqual(got, expected, `seed ${seed}, stream ${k}: ${trace.join(' ')}`);
+          return;
+        }
+        state.commit(set, ours.updates, ours.removed, true);
+        model.commit(set, expected.updates, expected.removed, true);
+        trace.push(`${k}:push`);
+      }
+    }
+  }
+  t.pass();
 });
