@@ -1,6 +1,7 @@
 // Builders of the objects the model reads, for the model and source tests.
 import type { V1EndpointSlice, V1Namespace, V1Pod, V1Service } from '@kubernetes/client-node';
 import type { DestinationRuleSpec, PeerAuthenticationSpec, VirtualServiceSpec } from '../../crds/types.js';
+import { canonicalJson } from '../../control-plane/model/canonical.js';
 import type { MeshObject, Origin } from '../../control-plane/model/objects.js';
 
 export interface PortSpec {
@@ -160,4 +161,21 @@ export function workload(
     );
   }
   return out;
+}
+
+/**
+ * Hands objects over as a source does: an object equal to one handed over before (by canonical JSON) is
+ * that very object (FileSource does not parse an unchanged file again; a store keeps an unchanged object),
+ * so an incremental build can reuse what it built from it.
+ */
+export function stableObjects(): (objects: readonly MeshObject[]) => MeshObject[] {
+  const pool = new Map<string, MeshObject>();
+  return (objects) =>
+    objects.map((o) => {
+      const key = canonicalJson(o);
+      const known = pool.get(key);
+      if (known) return known;
+      pool.set(key, o);
+      return o;
+    });
 }

@@ -8,7 +8,7 @@ import { canonicalJson } from '../../control-plane/model/canonical.js';
 import { keyOf, type MeshObject } from '../../control-plane/model/objects.js';
 import type { MeshSnapshot } from '../../control-plane/model/snapshot.js';
 import { formatIssue, validateRoutingResource } from '../../crds/validator.js';
-import { namespace, pod, service, slice } from './_objects.js';
+import { namespace, pod, service, slice, stableObjects } from './_objects.js';
 
 const NAMESPACES = ['a', 'b'] as const;
 const SERVICES = ['web', 'api', 'db'] as const;
@@ -132,16 +132,7 @@ for (const kube of [false, true]) {
     fc.assert(
       fc.property(fc.array(opArb, { minLength: 1, maxLength: 12 }), (ops) => {
         const state = initialState();
-        // As a store hands them over: an object that did not change is the very same object.
-        const pool = new Map<string, MeshObject>();
-        const stable = (objs: MeshObject[]): MeshObject[] =>
-          objs.map((o) => {
-            const key = canonicalJson(o);
-            const known = pool.get(key);
-            if (known) return known;
-            pool.set(key, o);
-            return o;
-          });
+        const stable = stableObjects();
         let incremental = build(stable(objects(state, kube)));
         let scratchPrevious = incremental;
         for (const op of ops) {
@@ -169,15 +160,7 @@ for (const kube of [false, true]) {
 
 test('an endpoint change keeps every other Service the very same object, and builds one anew', (t) => {
   const state = initialState();
-  const pool = new Map<string, MeshObject>();
-  const stable = (objs: MeshObject[]) =>
-    objs.map((o) => {
-      const key = canonicalJson(o);
-      const known = pool.get(key);
-      if (known) return known;
-      pool.set(key, o);
-      return o;
-    });
+  const stable = stableObjects();
   const first = build(stable(objects(state, false)));
   state.slices['a/api-2']!.endpoints[1] = { ip: 77, ready: true };
   const next = build(stable(objects(state, false)), first);

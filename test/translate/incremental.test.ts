@@ -25,6 +25,7 @@ import {
   pod,
   service,
   slice,
+  stableObjects,
   virtualService,
 } from '../model/_objects.js';
 
@@ -376,17 +377,7 @@ for (const [m, mesh] of meshConfigs.entries()) {
       fc.property(fc.array(opArb, { minLength: 1, maxLength: 10 }), (ops) => {
         const generator = meshGenerator(mesh);
         const state = initialState();
-        // As a source hands them over: an object that did not change is the very same object (FileSource does
-        // not parse an unchanged file again), so the incremental build can reuse what it built from it.
-        const pool = new Map<string, MeshObject>();
-        const stable = (objs: MeshObject[]): MeshObject[] =>
-          objs.map((o) => {
-            const key = canonicalJson(o);
-            const known = pool.get(key);
-            if (known) return known;
-            pool.set(key, o);
-            return o;
-          });
+        const stable = stableObjects();
         let incremental = build(stable(objects(state)));
         let scratchPrevious = incremental;
         const check = () => {
