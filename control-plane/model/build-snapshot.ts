@@ -13,7 +13,7 @@ import { indexPeerAuthentications, type PodLabels } from './peer-authentication.
 import { buildRouting } from './routing.js';
 import { buildSecrets, credentialNames, indexSecrets, missingCredentialProblems } from './secrets.js';
 import { serviceEntryServices } from './service-entries.js';
-import { buildNamespaces, buildServices, SERVICE_NAME_LABEL, type ServiceMemo } from './services.js';
+import { buildNamespaces, buildServices, sliceOwner, type ServiceMemo } from './services.js';
 import type { HostPolicy, MeshService, MeshSnapshot, ServiceInstance } from './snapshot.js';
 import type { FormatIssue, ValidateRoutingResource } from './validation.js';
 
@@ -155,14 +155,6 @@ function sliceChanges(
   return { replaced, owners };
 }
 
-/** The Service (`namespace/name`) an EndpointSlice's label names, if any. */
-function sliceOwner(slice: MeshObject): string | undefined {
-  const labels: unknown = (slice.object as { metadata?: { labels?: unknown } } | undefined)?.metadata?.labels;
-  if (typeof labels !== 'object' || labels === null) return undefined;
-  const owner: unknown = (labels as Record<string, unknown>)[SERVICE_NAME_LABEL];
-  return typeof owner === 'string' ? `${slice.namespace}/${owner}` : undefined;
-}
-
 export function buildSnapshot(objects: readonly MeshObject[], options: BuildOptions): MeshSnapshot {
   const domain = options.domain ?? DEFAULT_DOMAIN;
   const rootNamespace = options.rootNamespace ?? DEFAULT_ROOT_NAMESPACE;
@@ -207,19 +199,19 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
   );
   // The routing judgement reads only the policy objects and the Pods' labels: when those are the very
   // inputs of the previous build (an endpoint change), its result is that build's (README "Incremental builds").
-  // With only EndpointSlices changed, the policy objects and Pods are the previous build's: so are its inputs.
+  // With only EndpointSlices changed, the policy objects and Pods are the previous build's very lists.
   const previousRouting = options.previous ? routingMemos.get(options.previous) : undefined;
-  const routingInputs: RoutingInputs =
-    slicesOnly && previousRouting && sameRoutingSettings(previousRouting.inputs, options, domain, rootNamespace)
-      ? previousRouting.inputs
-      : {
-          objects: unique.filter((o): o is Of<PolicyKind> => isPolicyKind(o.kind)),
-          pods: ofKind('Pod').map(podLabels),
-          validate: options.validate,
-          formatIssue: options.formatIssue,
-          domain,
-          rootNamespace,
-        };
+  const routingInputs: RoutingInputs = {
+    objects:
+      slicesOnly && previousRouting
+        ? previousRouting.inputs.objects
+        : unique.filter((o): o is Of<PolicyKind> => isPolicyKind(o.kind)),
+    pods: slicesOnly && previousRouting ? previousRouting.inputs.pods : ofKind('Pod').map(podLabels),
+    validate: options.validate,
+    formatIssue: options.formatIssue,
+    domain,
+    rootNamespace,
+  };
   const routing =
     previousRouting && sameRoutingInputs(previousRouting.inputs, routingInputs)
       ? previousRouting.routing
@@ -384,7 +376,6 @@ const routingMemos = new WeakMap<MeshSnapshot, { inputs: RoutingInputs; routing:
  * kind and name count as the same) and the same Pod label records (memoized per Pod object), in order.
  */
 function sameRoutingInputs(a: RoutingInputs, b: RoutingInputs): boolean {
-  if (a === b) return true;
   if (a.validate !== b.validate || a.formatIssue !== b.formatIssue) return false;
   if (a.domain !== b.domain || a.rootNamespace !== b.rootNamespace) return false;
   if (a.objects.length !== b.objects.length || a.pods.length !== b.pods.length) return false;
@@ -395,16 +386,6 @@ function sameRoutingInputs(a: RoutingInputs, b: RoutingInputs): boolean {
     if (x.object !== y.object || x.kind !== y.kind || x.namespace !== y.namespace || x.name !== y.name) return false;
   }
   return a.pods.every((p, i) => p === b.pods[i]);
-}
-
-/** The settings of a routing judgement are this build's. */
-function sameRoutingSettings(a: RoutingInputs, options: BuildOptions, domain: string, rootNamespace: string): boolean {
-  return (
-    a.validate === options.validate &&
-    a.formatIssue === options.formatIssue &&
-    a.domain === domain &&
-    a.rootNamespace === rootNamespace
-  );
 }
 
 /** What each snapshot's build leaves for the next build that names it as `previous`. */

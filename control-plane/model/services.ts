@@ -325,36 +325,47 @@ function bySliceName(a: Of<'EndpointSlice'>, b: Of<'EndpointSlice'>): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
-/** The Service an EndpointSlice's label names, if any. */
-function sliceOwnerLabel(slice: Of<'EndpointSlice'>): string | undefined {
-  return stringMap((slice.object as V1EndpointSlice | undefined)?.metadata?.labels)[SERVICE_NAME_LABEL];
+/** The Service (`namespace/name`) an EndpointSlice's label names, if any. */
+export function sliceOwner(slice: Of<'EndpointSlice'>): string | undefined {
+  const owner = stringMap((slice.object as V1EndpointSlice | undefined)?.metadata?.labels)[SERVICE_NAME_LABEL];
+  return owner === undefined ? undefined : `${slice.namespace}/${owner}`;
 }
 
-/** Slices grouped by owning Service (`namespace/name`), each group in name order; the ownerless reported. */
+/**
+ * Slices grouped by owning Service (`namespace/name`), each group in name order; with `only`, just the
+ * groups of those Services. The slices without an owner go to `ownerless` (in name order), when given.
+ */
 function groupSlices(
   slices: readonly Of<'EndpointSlice'>[],
   groups: Map<string, Of<'EndpointSlice'>[]>,
-  problems: Problem[],
+  ownerless?: Problem[],
+  only?: ReadonlySet<string>,
 ): void {
-  for (const slice of [...slices].sort(bySliceName)) {
-    const owner = sliceOwnerLabel(slice);
-    if (owner === undefined) {
-      problems.push(
-        problem(
-          'warning',
-          'EndpointSlice',
-          slice.namespace,
-          slice.name,
-          slice.origin,
-          `metadata.labels: has no ${SERVICE_NAME_LABEL} label, so it belongs to no Service; ignored`,
-        ),
-      );
+  const unowned: Of<'EndpointSlice'>[] = [];
+  for (const slice of slices) {
+    const key = sliceOwner(slice);
+    if (key === undefined) {
+      unowned.push(slice);
       continue;
     }
-    const key = `${slice.namespace}/${owner}`;
-    let group = groups.get(key);
-    if (!group) groups.set(key, (group = []));
-    group.push(slice);
+    if (only && !only.has(key)) continue;
+    const group = groups.get(key);
+    if (group) group.push(slice);
+    else groups.set(key, [slice]);
+  }
+  for (const group of groups.values()) group.sort(bySliceName);
+  if (!ownerless) return;
+  for (const slice of unowned.sort(bySliceName)) {
+    ownerless.push(
+      problem(
+        'warning',
+        'EndpointSlice',
+        slice.namespace,
+        slice.name,
+        slice.origin,
+        `metadata.labels: has no ${SERVICE_NAME_LABEL} label, so it belongs to no Service; ignored`,
+      ),
+    );
   }
 }
 
@@ -412,20 +423,10 @@ export function buildServices(
     );
   if (memo && onlyChanged && previousOwnerless && reusable) {
     // Only slices owned by the Services in `onlyChanged` changed, and none of them lacks the label: the
-    // slices without an owner, and so their problems, are the previous build's. Only the changed owners'
-    // slices are grouped (each group in name order, as groupSlices does).
+    // slices without an owner, and so their problems, are the previous build's.
     problems.push(...previousOwnerless);
     ownerlessMemo.set(memo.next, previousOwnerless);
-    for (const slice of slices) {
-      const owner = sliceOwnerLabel(slice);
-      if (owner === undefined) continue;
-      const key = `${slice.namespace}/${owner}`;
-      if (!onlyChanged.has(key)) continue;
-      let group = slicesByService.get(key);
-      if (!group) slicesByService.set(key, (group = []));
-      group.push(slice);
-    }
-    for (const group of slicesByService.values()) group.sort(bySliceName);
+    groupSlices(slices, slicesByService, undefined, onlyChanged);
   } else {
     const ownerless: Problem[] = [];
     groupSlices(slices, slicesByService, ownerless);

@@ -201,34 +201,37 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
     if (id === undefined) messageIds.set(message, (id = nextMessageId++));
     return id;
   };
-  const edsArrays = new CarryCache<readonly ClusterLoadAssignment[]>();
-  const edsDerived = new WeakMap<readonly ClusterLoadAssignment[], Map<string, readonly ClusterLoadAssignment[]>>();
-  const internEds = (value: readonly ClusterLoadAssignment[]): readonly ClusterLoadAssignment[] => {
-    const key = value.map(messageId).join(',');
-    const known = edsArrays.get(key);
-    if (known) return known;
-    edsArrays.set(key, value);
-    return value;
+  /**
+   * Interning by content identity: the first array seen with the given messages in the given order is
+   * returned for every equal array after it, while it is in use (a CarryCache entry). An array is keyed once
+   * (`known`), so a part kept across snapshots costs a lookup.
+   */
+  const interner = <T extends Message>() => {
+    const byKey = new CarryCache<readonly T[]>();
+    const known = new WeakMap<readonly T[], { readonly key: string; readonly canonical: readonly T[] }>();
+    return {
+      advance: () => byKey.advance(),
+      intern: (value: readonly T[]): readonly T[] => {
+        const seen = known.get(value);
+        if (seen) {
+          if (!byKey.get(seen.key)) byKey.set(seen.key, seen.canonical); // carried while in use
+          return seen.canonical;
+        }
+        const key = value.map(messageId).join(',');
+        let canonical = byKey.get(key);
+        if (!canonical) byKey.set(key, (canonical = value));
+        known.set(value, { key, canonical });
+        return canonical;
+      },
+    };
   };
+  const edsArrays = interner<ClusterLoadAssignment>();
+  const edsDerived = new WeakMap<readonly ClusterLoadAssignment[], Map<string, readonly ClusterLoadAssignment[]>>();
   /**
    * The outbound clusters arrays the same way (namespaces that see the same Services with the same rules
-   * get the same Cluster messages): the EDS names and per-FQDN index made of one are then made once. An
-   * array is keyed once (`interned`), so a part kept across snapshots costs a lookup.
+   * get the same Cluster messages): the EDS names and per-FQDN index made of one are then made once.
    */
-  const outboundArrays = new CarryCache<readonly Cluster[]>();
-  const interned = new WeakMap<readonly Cluster[], { readonly key: string; readonly canonical: readonly Cluster[] }>();
-  const internOutbound = (value: readonly Cluster[]): readonly Cluster[] => {
-    const known = interned.get(value);
-    if (known) {
-      if (!outboundArrays.get(known.key)) outboundArrays.set(known.key, known.canonical); // carried while in use
-      return known.canonical;
-    }
-    const key = value.map(messageId).join(',');
-    let canonical = outboundArrays.get(key);
-    if (!canonical) outboundArrays.set(key, (canonical = value));
-    interned.set(value, { key, canonical });
-    return canonical;
-  };
+  const outboundArrays = interner<Cluster>();
 
   /** Virtual hosts kept under `virtualHostKey` and their domains (a VirtualService change rebuilds one). */
   const cachedVirtualHost =
@@ -337,7 +340,7 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
           if (value === hit.value) {
             const copy = [...hit.value];
             for (const [i, cla] of replaced) copy[i] = cla;
-            derived.set(how, (value = internEds(copy)));
+            derived.set(how, (value = edsArrays.intern(copy)));
           }
         }
         edsParts.set(id, { deps, value, snapshot: ctx.snapshot });
@@ -346,7 +349,7 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
     }
     const built = loadAssignmentsOf(ctx, edsNamesOf(outbound));
     counts.parts++;
-    const value = hit && sameElements(hit.value, built) ? hit.value : internEds(built);
+    const value = hit && sameElements(hit.value, built) ? hit.value : edsArrays.intern(built);
     edsParts.set(id, { deps, value, snapshot: ctx.snapshot });
     return value;
   }
@@ -446,7 +449,7 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
     const inn = `${ctx.proxy.proxyType}\n${ctx.proxy.namespace}\n${shape.inbound}\n`;
     const { services, endpointTraits, virtualServices, destinationRules, peerAuthentications } = keys;
 
-    const outbound = internOutbound(
+    const outbound = outboundArrays.intern(
       part(`${out}cds`, deps(services, endpointTraits, destinationRules, peerAuthentications), () =>
         outboundClusters(ctx),
       ),

@@ -47,10 +47,11 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
       state.subscribe(sharedName(set, name));
     }
     for (const name of request.resourceNamesUnsubscribe) state.unsubscribe(name);
-    if (request.resourceNamesSubscribe.length > 0 || request.resourceNamesUnsubscribe.length > 0) state.shareNames();
+    const resubscribed = request.resourceNamesSubscribe.length > 0 || request.resourceNamesUnsubscribe.length > 0;
+    if (resubscribed) state.shareNames();
     this.reportSubscribed(typeUrl, request.resourceNamesSubscribe);
     checkSubscriptionSize(this.options.limits, typeUrl, state.names.size);
-    if (first || request.resourceNamesSubscribe.length > 0 || request.resourceNamesUnsubscribe.length > 0) {
+    if (first || resubscribed) {
       this.push(typeUrl, false);
     }
   }
