@@ -21,6 +21,7 @@ import type { MemoryPressure } from './memory-pressure.js';
 import type { Clock } from './clock.js';
 import { defaultStreamLimits, hardRequestCap, measured, type StreamLimits } from './limits.js';
 import type { PushController } from './push-controller.js';
+import { installFrameWrites } from './frame-writes.js';
 import { Response, serializeResponse } from './response.js';
 import { decodeSotwRequest } from './sotw-request.js';
 import { SotwStream } from './sotw-stream.js';
@@ -128,6 +129,7 @@ export class AdsServer {
     const maxMessageBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
     const limits: StreamLimits = { ...defaultStreamLimits, ...options.limits };
     const service = options.service ?? aggregatedDiscoveryService;
+    installFrameWrites(); // large cached bytes go to the HTTP/2 stream by reference, not copied per stream
     this.server = new grpc.Server({
       'grpc.keepalive_time_ms': options.keepaliveMs ?? 30_000,
       'grpc.keepalive_timeout_ms': 10_000,

@@ -224,6 +224,12 @@ export class Response {
   }
 }
 
+/** The nonce as field 5 of a discovery response (its tag, length and text). */
+export function nonceField(nonce: string): Buffer {
+  const length = Buffer.byteLength(nonce);
+  return FieldWriter.sized(fieldSize(length)).string(5, nonce, length).finish();
+}
+
 /** The response's bytes as one buffer (tests and benchmarks; the server writes with serializeResponse). */
 export function responseBytes(response: Response): Buffer {
   const { pieces, nonce } = response;
