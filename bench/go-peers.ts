@@ -23,6 +23,10 @@ export type GoEvent =
       firstReceiptAt: number | null;
     }
   | { event: 'counters'; bytes: number; responses: number; byType: Record<string, number> }
+  // xds-load --mesh (bench/mesh-load.ts)
+  | { event: 'connected'; batch: number; startedAt: number; ms: number[] }
+  /** Per stream open when the round started: epoch ms when it had written its ACK of the change; null: missed. */
+  | { event: 'round'; round: number; complete: boolean; ackedAt: (number | null)[] }
   | { event: 'held'; streams: Record<string, Record<string, string>>[] };
 
 /** The path of a built Go peer binary, or undefined when `npm run peers` has not built it. */

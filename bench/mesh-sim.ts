@@ -202,7 +202,28 @@ class MeshStream {
   }
 }
 
-export class MeshFleet {
+/** A round under way: when it started (performance.now()) and what it ends with. */
+export interface StartedRound {
+  readonly t0: number;
+  /** Per stream open at t0: ms from t0 to the ACK it waited for (NaN: missed); complete: none missed. */
+  readonly done: Promise<{ readonly complete: boolean; readonly ackedMs: readonly number[] }>;
+}
+
+/** The simulated proxies of xds-mesh: in this process (MeshFleet) or in the Go load generator (mesh-load.ts). */
+export interface Fleet {
+  /** Opens a stream per node; resolves with each one's ms to its whole initial config ACKed. */
+  connect(nodes: readonly SimNode[], timeoutMs: number): Promise<number[]>;
+  /** Starts a round: resolves once every open stream waits for `expect` (t0 is then; the change comes after). */
+  startRound(expect: Expectation, timeoutMs: number): Promise<StartedRound>;
+  /** Responses received so far, by type URL. */
+  typeCounts(): Promise<ReadonlyMap<string, number>>;
+  /** Bytes received so far by all streams. */
+  totalBytes(): Promise<number>;
+  readonly errors: readonly string[];
+  close(): Promise<void>;
+}
+
+export class MeshFleet implements Fleet {
   readonly clients: grpc.Client[] = [];
   readonly streams: MeshStream[] = [];
   readonly errors: string[] = [];
@@ -267,10 +288,11 @@ export class MeshFleet {
     return this.streams.reduce((sum, s) => sum + s.bytes, 0);
   }
 
-  /** Starts a round; `done` resolves true when every stream got what it waits for, false at the timeout. */
-  startRound(expect: Expectation, t0: number, timeoutMs: number): { round: Round; done: Promise<boolean> } {
-    let finish: (ok: boolean) => void = () => undefined;
-    const done = new Promise<boolean>((resolve) => (finish = resolve));
+  /** Starts a round now (every open stream watches at once); see Fleet.startRound. */
+  startRound(expect: Expectation, timeoutMs: number): Promise<StartedRound> {
+    let finish: (complete: boolean) => void = () => undefined;
+    const t0 = performance.now();
+    const ended = new Promise<boolean>((resolve) => (finish = resolve));
     const timer = setTimeout(() => finish(false), timeoutMs);
     const round: Round = {
       expect,
@@ -284,11 +306,24 @@ export class MeshFleet {
     };
     for (const s of this.streams) s.watch(expect);
     this.round = round;
-    return { round, done };
+    const done = ended.then((complete) => {
+      this.round = undefined;
+      return { complete, ackedMs: [...round.ackedMs] };
+    });
+    return Promise.resolve({ t0, done });
   }
 
-  close(): void {
+  typeCounts(): Promise<ReadonlyMap<string, number>> {
+    return Promise.resolve(new Map(this.responses));
+  }
+
+  totalBytes(): Promise<number> {
+    return Promise.resolve(this.bytes);
+  }
+
+  close(): Promise<void> {
     for (const s of this.streams) s.close();
     for (const c of this.clients) c.close();
+    return Promise.resolve();
   }
 }

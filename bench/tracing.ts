@@ -174,18 +174,17 @@ async function runMode(mode: Mode, o: Options, progress: Progress, queryUrl: str
       await sleep(Math.max(300, o.debounceMs * 3));
       const pushedBefore = server.events.filter((e) => e.event === 'pushed').length;
       const cpu0 = server.cpuMs();
-      const t0 = performance.now();
-      const { round, done } = fleet.startRound({ kind: 'type', typeUrl: TypeUrl.RouteConfiguration }, t0, o.timeoutMs);
+      const { done } = await fleet.startRound({ kind: 'type', typeUrl: TypeUrl.RouteConfiguration }, o.timeoutMs);
       fixture.update(i, { v1Weight: 80 - (r % 50) });
-      complete = (await done) && complete;
+      const ended = await done;
+      complete = ended.complete && complete;
       cpu += server.cpuMs() - cpu0;
-      const acks = [...round.ackedMs].filter((x) => !Number.isNaN(x));
+      const acks = ended.ackedMs.filter((x) => !Number.isNaN(x));
       perStream.push(...acks);
       lastAck.push(Math.max(...acks));
       await sleep(200);
       for (const e of server.events.slice(pushedBefore))
         if (e.event === 'pushed' && e.streams > 0) pushCycle.push(e.durationMs);
-      fleet.round = undefined;
     }
     load.push(os.loadavg()[0]!);
     const rss = server.memory().rss / (1024 * 1024);
@@ -203,7 +202,7 @@ async function runMode(mode: Mode, o: Options, progress: Progress, queryUrl: str
       tracesInJaeger,
     };
   } finally {
-    fleet.close();
+    await fleet.close();
     await server.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -29,7 +29,9 @@ import {
   serviceFqdn,
   serviceName,
 } from './mesh-fixture.js';
-import { MeshFleet, type Expectation, type SimNode } from './mesh-sim.js';
+import { goPeer } from './go-peers.js';
+import { GoMeshFleet } from './mesh-load.js';
+import { MeshFleet, type Expectation, type Fleet, type SimNode } from './mesh-sim.js';
 import {
   fmt,
   fmtBytes,
@@ -48,8 +50,11 @@ import { summarizeProfile, type CpuProfile, type ProfileEntry, type ProfileSumma
 
 const USAGE = `npm run bench -- xds-mesh [--services 1000] [--endpoints 10] [--sidecars 1000] [--proxyless 200]
     [--connections 50] [--rounds 5] [--debounce-after 100ms] [--timeout 300s] [--scope 0] [--cpu-prof]
-    [--heap-snapshot]
+    [--heap-snapshot] [--clients go|node]
   quick run: --services 200 --sidecars 100 --proxyless 20
+  --clients: the simulated proxies run in the Go load generator (go, the default; tools/peers/xds-load,
+    built by \`npm run peers\`) or in this Node process (node: bench/mesh-sim.ts, the same streams, but
+    its CPU per byte received exceeds the control plane's per byte sent, on the same cores)
   --scope N: a namespace Sidecar in every namespace scopes each proxy to N Services (those the rounds
     change first, so every stream still sees each change); 0: no Sidecar, every proxy gets every Service
   --cpu-prof: a V8 CPU profile of the control plane during each round (.cpuprofile in
@@ -70,6 +75,7 @@ interface Options {
   scope: number;
   cpuProf: boolean;
   heapSnapshot: boolean;
+  clients: 'go' | 'node';
 }
 
 function parseOptions(argv: readonly string[]): Options {
@@ -87,6 +93,7 @@ function parseOptions(argv: readonly string[]): Options {
       scope: { type: 'string', default: '0' },
       'cpu-prof': { type: 'boolean', default: false },
       'heap-snapshot': { type: 'boolean', default: false },
+      clients: { type: 'string', default: 'go' },
     },
     strict: true,
   });
@@ -102,7 +109,9 @@ function parseOptions(argv: readonly string[]): Options {
     scope: Number(values.scope),
     cpuProf: values['cpu-prof'],
     heapSnapshot: values['heap-snapshot'],
+    clients: values.clients === 'node' ? 'node' : 'go',
   };
+  if (values.clients !== 'go' && values.clients !== 'node') throw new UsageError('--clients must be go or node');
   if (!Number.isInteger(o.proxyless) || o.proxyless < 0) throw new UsageError('--proxyless must be an integer >= 0');
   if (o.sidecars > o.services * o.endpoints)
     throw new UsageError('--sidecars must be at most --services × --endpoints');
@@ -209,10 +218,15 @@ export const xdsMesh: Benchmark = {
       script: { path: path.join('bench', 'xds-mesh-server.ts'), args: ['--config-dir', dir] },
     });
     const readyMs = performance.now() - startedAt;
-    const fleet = new MeshFleet(`127.0.0.1:${xdsPort}`, o.connections);
+    const fleet: Fleet =
+      o.clients === 'go'
+        ? new GoMeshFleet(goLoadBinary(), `127.0.0.1:${xdsPort}`, o.connections)
+        : new MeshFleet(`127.0.0.1:${xdsPort}`, o.connections);
     const phases: Phase[] = [];
-    const typeCounts = (): Record<string, number> =>
-      Object.fromEntries(TYPES.map((t) => [shortTypeName(t), fleet.responses.get(t) ?? 0]));
+    const typeCounts = async (): Promise<Record<string, number>> => {
+      const counts = await fleet.typeCounts();
+      return Object.fromEntries(TYPES.map((t) => [shortTypeName(t), counts.get(t) ?? 0]));
+    };
     const diffCounts = (a: Record<string, number>, b: Record<string, number>): Record<string, number> =>
       Object.fromEntries(Object.keys(b).map((k) => [k, b[k]! - (a[k] ?? 0)]));
     try {
@@ -241,7 +255,7 @@ export const xdsMesh: Benchmark = {
         name: 'connect storm (all at once)',
         ms: storm,
         cpuMs: server.cpuMs() - idleCpu,
-        responses: typeCounts(),
+        responses: await typeCounts(),
         complete: true,
       });
       await sleep(500);
@@ -260,17 +274,16 @@ export const xdsMesh: Benchmark = {
       // A round: apply `change` (file renames) at t0, wait until every stream has what `expect` says.
       const round = async (name: string, expect: Expectation, change: () => void): Promise<void> => {
         await sleep(Math.max(300, o.debounceMs * 3));
-        const before = typeCounts();
+        const before = await typeCounts();
         const cpu0 = server.cpuMs();
         if (o.cpuProf) {
           server.command('profile-start');
           await server.waitFor((e) => e.event === 'profiling', 10_000);
         }
         const eventsBefore = server.events.length;
-        const t0 = performance.now();
-        const { round: r, done } = fleet.startRound(expect, t0, o.timeoutMs);
+        const { t0, done } = await fleet.startRound(expect, o.timeoutMs);
         change();
-        const complete = await done;
+        const { complete, ackedMs } = await done;
         const t0Epoch = performance.timeOrigin + t0;
         const events = server.events.slice(eventsBefore);
         const snapshot = events.find((e) => e.event === 'snapshot');
@@ -296,14 +309,13 @@ export const xdsMesh: Benchmark = {
         await sleep(200);
         phases.push({
           name,
-          ms: [...r.ackedMs].filter((x) => !Number.isNaN(x)),
+          ms: ackedMs.filter((x) => !Number.isNaN(x)),
           cpuMs: cpu,
-          responses: diffCounts(before, typeCounts()),
+          responses: diffCounts(before, await typeCounts()),
           complete,
           timeline,
           ...(profile ? { profile } : {}),
         });
-        fleet.round = undefined;
       };
 
       // 2. Endpoint changes: the first address of one Service's slice moves.
@@ -439,16 +451,27 @@ export const xdsMesh: Benchmark = {
         tables,
         notes: [
           `Control plane ready (directory read, ports open) ${fmtInt(readyMs)} ms after the start. Load average (1 min) during the run: ${load.map((l) => fmt(l, 1)).join(' → ')}.`,
-          `Bytes received by all streams: ${fmtBytes(fleet.bytes)}.`,
+          `Bytes received by all streams: ${fmtBytes(await fleet.totalBytes())}.`,
+          o.clients === 'go'
+            ? 'Proxies: the Go load generator (tools/peers/xds-load --mesh), one process beside the control plane.'
+            : 'Proxies: Node clients in the benchmark process (bench/mesh-sim.ts).',
         ],
         data: { phases, memory: { idle, afterStorm, afterGc, final, heap } },
       };
     } finally {
-      fleet.close();
+      await fleet.close();
       await server.stop();
       fs.rmSync(dir, { recursive: true, force: true });
     }
   },
 };
+
+/** The Go load generator, or a usage error saying how to build it. */
+function goLoadBinary(): string {
+  const binary = goPeer('xds-load');
+  if (!binary)
+    throw new UsageError('the Go load generator is not built: npm run peers -- xds-load (or --clients node)');
+  return binary;
+}
 
 const TYPES = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration];

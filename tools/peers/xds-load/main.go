@@ -5,6 +5,7 @@
 //
 //	xds-load --target 127.0.0.1:PORT [--protocol sotw|delta] [--streams 1000] [--connections 50]
 //	    [--routes 8080] [--record]
+//	xds-load --mesh --target 127.0.0.1:PORT [--connections 50]   distinct pods of a translated mesh (mesh.go)
 //
 // Events on stdout, one JSON object a line (times: epoch ms, the wall clock the caller shares):
 //
@@ -543,9 +544,16 @@ func run() error {
 	connections := flag.Int("connections", 50, "HTTP/2 connections the streams are spread over")
 	routes := flag.String("routes", "8080", "RouteConfiguration names to subscribe to (comma list)")
 	record := flag.Bool("record", false, "keep a digest of every held resource (for the held command)")
+	mesh := flag.Bool("mesh", false, "mesh mode: streams of distinct pods, opened by commands on stdin (mesh.go)")
 	flag.Parse()
 	if *target == "" {
 		return errors.New("--target is required")
+	}
+	if *mesh {
+		if *connections <= 0 {
+			return errors.New("--connections must be positive")
+		}
+		return runMesh(*target, *connections)
 	}
 	if *protocol != "sotw" && *protocol != "delta" {
 		return fmt.Errorf("--protocol must be sotw or delta, not %q", *protocol)
