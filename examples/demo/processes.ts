@@ -37,8 +37,14 @@ export class DemoChild {
     readonly logFile: string,
   ) {
     const log = fs.createWriteStream(logFile, { flags: 'a' });
+    // The log ends once the child's output streams have closed ('close', which comes after 'exit': lines the
+    // child wrote just before it exited may still be on their way when 'exit' fires).
+    const write = (text: string): void => {
+      if (!log.writableEnded) log.write(text + '\n');
+    };
+    process.on('close', () => log.end());
     readline.createInterface({ input: process.stdout! }).on('line', (text) => {
-      log.write(text + '\n');
+      write(text);
       let parsed: LogLine;
       try {
         const value: unknown = JSON.parse(text);
@@ -51,13 +57,12 @@ export class DemoChild {
       for (const wake of [...this.waiters]) wake();
     });
     readline.createInterface({ input: process.stderr! }).on('line', (text) => {
-      log.write(text + '\n');
+      write(text);
       this.stderrTail = (this.stderrTail + text + '\n').slice(-4_000);
     });
     this.exited = new Promise((resolve) => {
       process.on('exit', (code) => {
         this.exitCode = code;
-        log.end();
         for (const wake of [...this.waiters]) wake();
         resolve(code);
       });
