@@ -26,7 +26,8 @@ import { silentLogger } from '../logger.js';
 import type { MeshObject, Problem } from '../model/objects.js';
 import { formatOrigin, keyOf, located } from '../model/objects.js';
 import type { MeshSnapshot } from '../model/snapshot.js';
-import type { SnapshotSource } from '../xds/generator.js';
+import type { ChangeTiming, SnapshotSource } from '../xds/generator.js';
+import type { TraceSpan } from '../../lib/tracing.js';
 import { parseManifests } from './manifests.js';
 import { MeshSource, type MeshSourceOptions } from './mesh-source.js';
 import { ObjectStore, type StoreBatch } from './object-store.js';
@@ -89,6 +90,8 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
   private readonly watchers = new Map<string, fs.FSWatcher>();
   private timer: NodeJS.Timeout | undefined;
   private firstPendingAt: number | undefined;
+  /** The last watch event not yet taken by a scan (epoch ms): when the change the next scan reads was seen. */
+  private lastEventAt: number | undefined;
   private scanning: Promise<void> | undefined;
   private rescanRequested = false;
   private stopped = false;
@@ -109,7 +112,7 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
     return this.mesh.current();
   }
 
-  onChange(listener: () => void): () => void {
+  onChange(listener: (change?: TraceSpan, timing?: ChangeTiming) => void): () => void {
     return this.mesh.onChange(listener);
   }
 
@@ -164,6 +167,7 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
     if (this.stopped) return;
     const now = Date.now();
     this.firstPendingAt ??= now;
+    this.lastEventAt = now;
     if (write) this.burstWrites = true;
     clearTimeout(this.timer);
     // Trailing debounce, but never more than 10 quiet periods behind the first event of a burst.
@@ -220,6 +224,10 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
   }
 
   private async scan(): Promise<void> {
+    // The change this scan reads was seen at the last watch event before it (an event during the scan
+    // schedules another scan, with its own time).
+    const observedAt = this.lastEventAt ?? Date.now();
+    this.lastEventAt = undefined;
     const { files, directories, unreadable, problems: walkProblems } = await this.walk();
     if (this.stopped) return;
     this.syncWatchers(directories);
@@ -310,7 +318,7 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
       if (objects) batch.replace(objects);
       patch?.(batch);
       batch.setProblems(this.directory, problems);
-    });
+    }, observedAt);
   }
 
   /**

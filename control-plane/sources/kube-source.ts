@@ -23,7 +23,8 @@ import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { objectKey, type MeshKind, type MeshObject } from '../model/objects.js';
 import type { MeshSnapshot } from '../model/snapshot.js';
-import type { SnapshotSource } from '../xds/generator.js';
+import type { ChangeTiming, SnapshotSource } from '../xds/generator.js';
+import type { TraceSpan } from '../../lib/tracing.js';
 import { MeshSource, type MeshSourceOptions, type MeshSourceStats } from './mesh-source.js';
 import type { KubeModeMetrics } from './metrics.js';
 import { modelDigest, modelInput } from './model-input.js';
@@ -161,7 +162,7 @@ export class KubeSource implements SnapshotSource<MeshSnapshot> {
     return this.mesh.current();
   }
 
-  onChange(listener: () => void): () => void {
+  onChange(listener: (change?: TraceSpan, timing?: ChangeTiming) => void): () => void {
     return this.mesh.onChange(listener);
   }
 

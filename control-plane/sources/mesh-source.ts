@@ -10,7 +10,7 @@ import { silentLogger } from '../logger.js';
 import { buildSnapshot, type BuildOptions } from '../model/build-snapshot.js';
 import type { Problem } from '../model/objects.js';
 import type { MeshSnapshot } from '../model/snapshot.js';
-import type { SnapshotSource } from '../xds/generator.js';
+import type { ChangeTiming, SnapshotSource } from '../xds/generator.js';
 import type { ObjectStore } from './object-store.js';
 
 export interface MeshSourceOptions extends Pick<BuildOptions, 'validate' | 'formatIssue' | 'domain' | 'rootNamespace'> {
@@ -32,7 +32,7 @@ function problemKey(p: Problem): string {
 export class MeshSource implements SnapshotSource<MeshSnapshot> {
   private snapshot: MeshSnapshot;
   private isReady = false;
-  private readonly listeners = new Set<(change?: TraceSpan) => void>();
+  private readonly listeners = new Set<(change?: TraceSpan, timing?: ChangeTiming) => void>();
   private readonly logger: Logger;
   private readonly unsubscribe: () => void;
   private counters = { rebuilds: 0, published: 0 };
@@ -43,8 +43,8 @@ export class MeshSource implements SnapshotSource<MeshSnapshot> {
   ) {
     this.logger = options.logger ?? silentLogger;
     this.snapshot = buildSnapshot([], { ...this.buildOptions(), version: 0 });
-    this.unsubscribe = store.onChange(() => {
-      if (this.isReady) this.rebuild();
+    this.unsubscribe = store.onChange((event) => {
+      if (this.isReady) this.rebuild(false, event.observedAt);
     });
   }
 
@@ -74,7 +74,7 @@ export class MeshSource implements SnapshotSource<MeshSnapshot> {
     return this.isReady;
   }
 
-  onChange(listener: (change?: TraceSpan) => void): () => void {
+  onChange(listener: (change?: TraceSpan, timing?: ChangeTiming) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -91,7 +91,8 @@ export class MeshSource implements SnapshotSource<MeshSnapshot> {
     this.unsubscribe();
   }
 
-  private rebuild(force = false): void {
+  /** `observedAt`: when the source saw the change (epoch ms; StoreEvent.observedAt), told to the listeners. */
+  private rebuild(force = false, observedAt?: number): void {
     const previous = this.snapshot;
     const span = tracer().enabled
       ? tracer().startSpan('mesh.change', { attributes: { 'trellis.mesh.previous_version': previous.version } })
@@ -137,7 +138,8 @@ export class MeshSource implements SnapshotSource<MeshSnapshot> {
       });
     }
     span?.end();
-    for (const listener of [...this.listeners]) listener(traced);
+    const timing = observedAt === undefined ? undefined : { observedMsAgo: Math.max(0, Date.now() - observedAt) };
+    for (const listener of [...this.listeners]) listener(traced, timing);
   }
 
   /** Each problem is logged once, when it appears; and once more when it is gone. */

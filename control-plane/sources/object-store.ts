@@ -15,6 +15,11 @@ export interface StoreEvent {
   /** Keys (`kind/namespace/name`) added, changed or deleted, sorted. */
   readonly changed: readonly string[];
   readonly problemsChanged: boolean;
+  /**
+   * When the source saw the change behind the batch (epoch ms): a file's last watch event before the scan
+   * that read it, or the update itself. The push debounce counts its quiet time from here (mesh-source.ts).
+   */
+  readonly observedAt: number;
 }
 
 export interface StoreBatch {
@@ -76,7 +81,7 @@ export class ObjectStore {
    * Returns that event, or undefined when the batch changed nothing. Nothing is committed if `apply`
    * throws.
    */
-  update(apply: (batch: StoreBatch) => void): StoreEvent | undefined {
+  update(apply: (batch: StoreBatch) => void, observedAt = Date.now()): StoreEvent | undefined {
     const staged = new Map<string, MeshObject | null>();
     const stagedProblems = new Map<string, readonly Problem[]>();
     const view = (key: string) => (staged.has(key) ? staged.get(key) : this.objects.get(key));
@@ -132,7 +137,7 @@ export class ObjectStore {
     if (changed.length > 0) this.sortedObjects = keysMoved ? undefined : this.replaced(changed);
     if (problemsChanged) this.allProblems = undefined;
     this.currentVersion += 1;
-    const event: StoreEvent = { version: this.currentVersion, changed: changed.sort(), problemsChanged };
+    const event: StoreEvent = { version: this.currentVersion, changed: changed.sort(), problemsChanged, observedAt };
     for (const listener of [...this.listeners]) listener(event);
     return event;
   }

@@ -1,6 +1,9 @@
 // Coalesces bursts of changes into one push, as istiod does (PILOT_DEBOUNCE_AFTER 100 ms,
 // PILOT_DEBOUNCE_MAX 10 s): fire once the changes have been quiet for `quietMs`, but never later than
 // `maxMs` after the first change of the burst, so a steady trickle of changes cannot starve pushes.
+// A change may be reported late (`trigger(elapsedMs)`): the source saw it `elapsedMs` ago and built the
+// model since, so the quiet time already ran that long. istiod debounces the config events themselves and
+// builds its push context after; this overlaps the build with the quiet time instead of adding it.
 import { systemClock, type Clock, type ClockTimer } from '../../lib/clock.js';
 
 export interface DebounceOptions {
@@ -19,14 +22,15 @@ export class Debouncer {
     private readonly clock: Clock = systemClock,
   ) {}
 
-  /** Records a change. */
-  trigger(): void {
+  /** Records a change, seen `elapsedMs` ago (default: now; counted up to the quiet time). */
+  trigger(elapsedMs = 0): void {
     if (this.stopped) return;
     const now = this.clock.now();
-    this.firstAt ??= now;
+    const elapsed = Math.min(Math.max(0, elapsedMs), this.options.quietMs);
+    this.firstAt ??= now - elapsed;
     this.clock.clearTimeout(this.timer);
     const untilMax = this.firstAt + this.options.maxMs - now;
-    const delay = Math.max(0, Math.min(this.options.quietMs, untilMax));
+    const delay = Math.max(0, Math.min(this.options.quietMs - elapsed, untilMax));
     this.timer = this.clock.setTimeout(() => this.flush(), delay);
   }
 

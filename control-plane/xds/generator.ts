@@ -16,14 +16,24 @@ export interface Generator<Snapshot> {
   generate(proxy: ProxyInfo, snapshot: Snapshot): ResourcesByType;
 }
 
+/** When the input behind a published snapshot changed. */
+export interface ChangeTiming {
+  /**
+   * How long before the snapshot was published the source saw the change (a file's watch event, a watch
+   * event's arrival): the model build in between counts toward the push debounce's quiet time.
+   */
+  readonly observedMsAgo: number;
+}
+
 /** Something that holds the current snapshot and says when it changes (a source, in design.md §1). */
 export interface SnapshotSource<Snapshot> {
   current(): Snapshot;
   /**
    * Calls `listener` after every change, with the change's span when tracing is on and the span was
-   * sampled (lib/tracing.ts: the push that follows is its child); returns a function that unsubscribes.
+   * sampled (lib/tracing.ts: the push that follows is its child), and when the source knows it, when the
+   * change was seen; returns a function that unsubscribes.
    */
-  onChange(listener: (change?: TraceSpan) => void): () => void;
+  onChange(listener: (change?: TraceSpan, timing?: ChangeTiming) => void): () => void;
   /** True once the first complete snapshot is there (drives `/readyz`). */
   ready(): boolean;
 }

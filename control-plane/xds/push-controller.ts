@@ -12,6 +12,7 @@ import { EventEmitter } from 'node:events';
 import { tracer, type TraceSpan } from '../../lib/tracing.js';
 import type { Logger } from '../logger.js';
 import type { XdsMetrics } from './metrics.js';
+import type { Clock as TimerClock } from '../../lib/clock.js';
 import { systemClock, type Clock } from './clock.js';
 import { ConvergenceTracker, type ConvergenceMetrics } from './convergence.js';
 import { Debouncer, type DebounceOptions } from './debounce.js';
@@ -46,6 +47,8 @@ export interface PushControllerOptions<Snapshot = unknown> {
   readonly sliceMs?: number;
   /** Measures `sliceMs`; default performance.now. */
   readonly clock?: Clock;
+  /** The debounce's time and timers (tests); default the system clock. */
+  readonly debounceClock?: TimerClock;
   /** When given, a push cycle waits while the heap is under pressure. */
   readonly memoryPressure?: MemoryPressure;
   /** When given, the time from a change to the last answer of the proxies it was pushed to (convergence.ts). */
@@ -92,17 +95,18 @@ export class PushController<Snapshot> extends EventEmitter<{
     super();
     this.cache = options.cache ?? new ResourceCache();
     this.clock = options.clock ?? systemClock;
-    this.debouncer = new Debouncer(options.debounce, () => void this.pushAll());
+    this.debouncer = new Debouncer(options.debounce, () => void this.pushAll(), options.debounceClock);
     this.convergence = options.convergence ? new ConvergenceTracker(options.convergence, this.clock) : undefined;
   }
 
   start(): void {
     this.stopped = false;
-    this.unsubscribe ??= this.source.onChange((change) => {
+    this.unsubscribe ??= this.source.onChange((change, timing) => {
       if (change) this.changes.push(change);
       this.pendingChange = true;
       this.convergence?.changed();
-      this.debouncer.trigger();
+      // The quiet time counts from when the source saw the change, so the model build is not added to it.
+      this.debouncer.trigger(timing?.observedMsAgo);
     });
   }
 

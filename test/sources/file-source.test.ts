@@ -385,6 +385,34 @@ test('an atomic write is read after the short rename quiet time, not the full de
   t.deepEqual(serviceNames(source.current()), ['default/a', 'default/b', 'default/c']);
 });
 
+test('a published snapshot says how long ago its change was seen (the push debounce counts from then)', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'trellis-files-'));
+  await fs.writeFile(path.join(dir, 'a.yaml'), svc('a'));
+  // A rename quiet time long enough that the age must show it, whatever the machine's load.
+  const source = new FileSource({
+    directory: dir,
+    validate: validateRoutingResource,
+    formatIssue,
+    debounceMs: 600_000,
+    renameDebounceMs: 300,
+  });
+  await source.start();
+  t.teardown(async () => {
+    await source.stop();
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+  const told = new Promise<number | undefined>((resolve) =>
+    source.onChange((_change, timing) => resolve(timing?.observedMsAgo)),
+  );
+  const before = Date.now();
+  await writeAtomic(path.join(dir, 'b.yaml'), svc('b'));
+  const age = await told;
+  const sinceWrite = Date.now() - before;
+  t.true(serviceNames(source.current()).includes('default/b'));
+  t.true(age !== undefined && age >= 250, `seen ${age} ms before the snapshot (at least the 300 ms rename quiet time)`);
+  t.true(age! <= sinceWrite, `not before the write (${sinceWrite} ms ago)`);
+});
+
 test('random file edits: the objects patched into the store equal a fresh read of the directory', async (t) => {
   // Edits of one file are patched into the store when no key is defined twice; duplicates, deletions and
   // broken files take the full path. Either way the store must hold what a fresh read finds.

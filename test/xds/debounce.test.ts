@@ -44,3 +44,38 @@ test('stop cancels a pending fire; flush fires at once', (t) => {
   t.is(fires(), 1);
   t.deepEqual(clock.pending(), []);
 });
+
+test('a change reported late counts its quiet time from when it was seen', (t) => {
+  const { clock, debouncer, fires } = setup(100, 1_000);
+  debouncer.trigger(60); // seen 60 ms ago (the model was built since)
+  clock.advance(39);
+  t.is(fires(), 0, 'the quiet time has 1 ms to go');
+  clock.advance(1);
+  t.is(fires(), 1, 'fired 40 ms after the report: 100 ms after the change was seen');
+
+  debouncer.trigger(250); // seen longer ago than the quiet time: no wait at all
+  clock.advance(0);
+  t.is(fires(), 2);
+
+  debouncer.trigger(30);
+  clock.advance(50);
+  debouncer.trigger(); // a later change seen now restarts the whole quiet time
+  clock.advance(99);
+  t.is(fires(), 2);
+  clock.advance(1);
+  t.is(fires(), 3);
+});
+
+test('the cap of a burst counts from when its first change was seen', (t) => {
+  const { clock, debouncer, fires } = setup(100, 300);
+  debouncer.trigger(80); // 20 ms of quiet time to go
+  for (let i = 0; i < 14; i++) {
+    clock.advance(15);
+    debouncer.trigger(); // each change restarts the quiet time
+  }
+  t.is(fires(), 0, '210 ms after the report, 290 ms after the first change was seen');
+  clock.advance(9);
+  t.is(fires(), 0);
+  clock.advance(1);
+  t.is(fires(), 1, 'fired 300 ms after the first change was seen, though the changes never paused');
+});

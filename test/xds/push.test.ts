@@ -5,7 +5,9 @@ import { silentLogger } from '../../control-plane/logger.js';
 import { XdsMetrics } from '../../control-plane/metrics.js';
 import { AdsServer } from '../../control-plane/xds/ads-server.js';
 import { Debouncer, type DebounceOptions } from '../../control-plane/xds/debounce.js';
-import type { Generator, ResourcesByType, SnapshotSource } from '../../control-plane/xds/generator.js';
+import type { ChangeTiming, Generator, ResourcesByType, SnapshotSource } from '../../control-plane/xds/generator.js';
+import type { TraceSpan } from '../../lib/tracing.js';
+import { ManualClock } from '../helpers/manual-clock.js';
 import { PushController } from '../../control-plane/xds/push-controller.js';
 import {
   RawAdsClient,
@@ -38,7 +40,7 @@ interface Snapshot {
 }
 
 class MutableSource implements SnapshotSource<Snapshot> {
-  private readonly listeners = new Set<() => void>();
+  private readonly listeners = new Set<(change?: TraceSpan, timing?: ChangeTiming) => void>();
   constructor(private snapshot: Snapshot) {}
   current(): Snapshot {
     return this.snapshot;
@@ -46,13 +48,14 @@ class MutableSource implements SnapshotSource<Snapshot> {
   ready(): boolean {
     return true;
   }
-  onChange(listener: () => void): () => void {
+  onChange(listener: (change?: TraceSpan, timing?: ChangeTiming) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
-  set(next: Snapshot): void {
+  /** Publishes `next`; `timing`: when the change behind it was seen, as a real source says. */
+  set(next: Snapshot, timing?: ChangeTiming): void {
     this.snapshot = next;
-    for (const listener of this.listeners) listener();
+    for (const listener of this.listeners) listener(undefined, timing);
   }
 }
 
@@ -263,6 +266,38 @@ test('debouncer: a steady stream of triggers still fires by the max bound', asyn
   // And it keeps firing while the triggers go on.
   await d.fired(2, 2_000);
   t.pass();
+});
+
+test('the debounce counts from when the source saw the change: a model build is not added to the quiet time', async (t) => {
+  const clock = new ManualClock();
+  const source = new MutableSource(snapshot({}));
+  const controller = new PushController(source, byNamespace, {
+    debounce: { quietMs: 100, maxMs: 10_000 },
+    metrics: new XdsMetrics(),
+    logger: silentLogger,
+    debounceClock: clock,
+  });
+  controller.start();
+  t.teardown(() => controller.stop());
+  const pushed = () => new Promise<void>((resolve) => controller.once('pushed', () => resolve()));
+
+  let cycle = pushed();
+  source.set(snapshot({}), { observedMsAgo: 70 }); // the source took 70 ms to build what it saw
+  t.deepEqual(clock.pending(), [30], 'the push waits for the rest of the quiet time only');
+  clock.advance(30);
+  await cycle;
+
+  cycle = pushed();
+  source.set(snapshot({})); // a source that does not say: the whole quiet time from now
+  t.deepEqual(clock.pending(), [100]);
+  clock.advance(100);
+  await cycle;
+
+  cycle = pushed();
+  source.set(snapshot({}), { observedMsAgo: 400 }); // seen longer ago than the quiet time: at once
+  t.deepEqual(clock.pending(), [0]);
+  clock.advance(0);
+  await cycle;
 });
 
 test('a generator that fails for one proxy: others are pushed, it keeps its last config, the error is counted', async (t) => {
