@@ -10,6 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import { NodeSchema } from '../control-plane/envoy/gen/envoy/config/core/v3/base_pb.js';
 import { TypeUrl } from '../control-plane/envoy/protos.js';
 import { decodeDeltaResponse, deltaRequest, encodeNames } from './ads-sim.js';
+import { namespaceOf, podIp, podLabels, podName, serviceName } from './mesh-fixture.js';
 
 const SERVICE = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
 
@@ -20,6 +21,36 @@ export interface SimNode {
   readonly labels: Readonly<Record<string, string>>;
   readonly instanceIps: readonly string[];
   readonly proxyType: 'envoy' | 'grpc';
+}
+
+/** The sidecar of Pod `j` of workload (Service) `w`, revision 0, in a mesh of `endpoints` Pods per Service. */
+export function sidecarNode(w: number, j: number, endpoints: number): SimNode {
+  return {
+    id: `${podName(w, 0, j)}.${namespaceOf(w)}`,
+    namespace: namespaceOf(w),
+    serviceAccount: serviceName(w),
+    labels: podLabels(w, 0, j, endpoints),
+    instanceIps: [podIp(w, 0, j)],
+    proxyType: 'envoy',
+  };
+}
+
+/** The first `count` sidecars: Pods 0, 1, … of workloads 0, 1, …, at most 10 Pods per workload. */
+export function sidecarNodes(count: number, endpoints: number): SimNode[] {
+  const perWorkload = Math.min(10, endpoints);
+  return Array.from({ length: count }, (_, k) => sidecarNode(Math.floor(k / perWorkload), k % perWorkload, endpoints));
+}
+
+/** Proxyless client `k`, in namespace k mod 10, its `app` label `grpc-client-<app>`. */
+export function proxylessNode(k: number, app = k): SimNode {
+  return {
+    id: `grpc-client-${k}.${namespaceOf(k)}`,
+    namespace: namespaceOf(k),
+    serviceAccount: 'grpc-client',
+    labels: { app: `grpc-client-${app}` },
+    instanceIps: [],
+    proxyType: 'grpc',
+  };
 }
 
 function encodeNode(n: SimNode): Uint8Array {

@@ -14,8 +14,8 @@ import { parseArgs } from 'node:util';
 import { parseDuration } from '../control-plane/cli.js';
 import { TypeUrl } from '../control-plane/envoy/protos.js';
 import { startJaeger } from '../test/helpers/cluster.js';
-import { MeshFixture, namespaceOf, podIp, podLabels, podName, serviceName } from './mesh-fixture.js';
-import { MeshFleet, type SimNode } from './mesh-sim.js';
+import { MeshFixture } from './mesh-fixture.js';
+import { MeshFleet, proxylessNode, sidecarNodes, type SimNode } from './mesh-sim.js';
 import {
   fmt,
   positiveInt,
@@ -74,28 +74,7 @@ function parseOptions(argv: readonly string[]): Options {
 }
 
 function nodes(o: Options): SimNode[] {
-  const perWorkload = Math.min(10, o.endpoints);
-  const sidecars = Array.from({ length: o.sidecars }, (_, k): SimNode => {
-    const w = Math.floor(k / perWorkload);
-    const j = k % perWorkload;
-    return {
-      id: `${podName(w, 0, j)}.${namespaceOf(w)}`,
-      namespace: namespaceOf(w),
-      serviceAccount: serviceName(w),
-      labels: podLabels(w, 0, j, o.endpoints),
-      instanceIps: [podIp(w, 0, j)],
-      proxyType: 'envoy',
-    };
-  });
-  const proxyless = Array.from({ length: o.proxyless }, (_, k): SimNode => ({
-    id: `grpc-client-${k}.${namespaceOf(k)}`,
-    namespace: namespaceOf(k),
-    serviceAccount: 'grpc-client',
-    labels: { app: `grpc-client-${k}` },
-    instanceIps: [],
-    proxyType: 'grpc',
-  }));
-  return [...sidecars, ...proxyless];
+  return [...sidecarNodes(o.sidecars, o.endpoints), ...Array.from({ length: o.proxyless }, (_, k) => proxylessNode(k))];
 }
 
 interface Mode {

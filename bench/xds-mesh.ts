@@ -24,14 +24,20 @@ import {
   namespaceOf,
   outboundCluster,
   podIp,
-  podLabels,
-  podName,
   serviceFqdn,
   serviceName,
 } from './mesh-fixture.js';
 import { goPeer } from './go-peers.js';
 import { GoMeshFleet } from './mesh-load.js';
-import { MeshFleet, type Expectation, type Fleet, type SimNode } from './mesh-sim.js';
+import {
+  MeshFleet,
+  proxylessNode,
+  sidecarNode,
+  sidecarNodes,
+  type Expectation,
+  type Fleet,
+  type SimNode,
+} from './mesh-sim.js';
 import {
   fmt,
   fmtBytes,
@@ -150,36 +156,6 @@ function writeScopeSidecars(dir: string, o: Options): number[] {
   return [...chosen];
 }
 
-/** The sidecars: Pods j of workloads (Services) 0, 1, …, `perWorkload` Pods each. */
-function sidecarNodes(o: Options): SimNode[] {
-  const perWorkload = Math.min(10, o.endpoints);
-  const out: SimNode[] = [];
-  for (let k = 0; k < o.sidecars; k++) {
-    const w = Math.floor(k / perWorkload);
-    const j = k % perWorkload;
-    out.push({
-      id: `${podName(w, 0, j)}.${namespaceOf(w)}`,
-      namespace: namespaceOf(w),
-      serviceAccount: serviceName(w),
-      labels: podLabels(w, 0, j, o.endpoints),
-      instanceIps: [podIp(w, 0, j)],
-      proxyType: 'envoy',
-    });
-  }
-  return out;
-}
-
-function proxylessNodes(o: Options): SimNode[] {
-  return Array.from({ length: o.proxyless }, (_, k) => ({
-    id: `grpc-client-${k}.ns-${k % NAMESPACE_COUNT}`,
-    namespace: `ns-${k % NAMESPACE_COUNT}`,
-    serviceAccount: 'grpc-client',
-    labels: { app: `grpc-client-${k % 20}` },
-    instanceIps: [],
-    proxyType: 'grpc' as const,
-  }));
-}
-
 interface Phase {
   readonly name: string;
   readonly ms: number[];
@@ -236,7 +212,10 @@ export const xdsMesh: Benchmark = {
       const idleCpu = server.cpuMs();
 
       // 1. Connect storm.
-      const nodes = [...sidecarNodes(o), ...proxylessNodes(o)];
+      const nodes = [
+        ...sidecarNodes(o.sidecars, o.endpoints),
+        ...Array.from({ length: o.proxyless }, (_, k) => proxylessNode(k, k % 20)),
+      ];
       progress.phase(`connect storm: ${o.sidecars} sidecars + ${o.proxyless} proxyless`);
       if (o.cpuProf) {
         server.command('profile-start');
@@ -340,7 +319,7 @@ export const xdsMesh: Benchmark = {
       for (let r = 0; r < o.rounds; r++) {
         await sleep(200);
         const node: SimNode = {
-          ...sidecarNodes(o)[0]!,
+          ...sidecarNode(0, 0, o.endpoints),
           id: `${serviceName(0)}-new-${r}.${namespaceOf(0)}`,
           instanceIps: [`10.250.0.${r + 1}`],
         };

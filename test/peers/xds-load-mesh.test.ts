@@ -9,39 +9,16 @@ import test from 'ava';
 import { TypeUrl } from '../../control-plane/envoy/protos.js';
 import { goPeer } from '../../bench/go-peers.js';
 import { GoMeshFleet } from '../../bench/mesh-load.js';
-import type { SimNode } from '../../bench/mesh-sim.js';
-import {
-  MeshFixture,
-  namespaceOf,
-  outboundCluster,
-  podIp,
-  podLabels,
-  podName,
-  serviceName,
-} from '../../bench/mesh-fixture.js';
+import { proxylessNode, sidecarNode } from '../../bench/mesh-sim.js';
+import { MeshFixture, outboundCluster } from '../../bench/mesh-fixture.js';
 import { startControlPlaneProcess } from '../helpers/process.js';
 
 const binary = goPeer('xds-load');
 const TIMEOUT_MS = 60_000;
 const title = 'the Go mesh clients converge as distinct pods and end a round when every stream ACKed the change';
 
-const sidecar = (w: number, j: number): SimNode => ({
-  id: `${podName(w, 0, j)}.${namespaceOf(w)}`,
-  namespace: namespaceOf(w),
-  serviceAccount: serviceName(w),
-  labels: podLabels(w, 0, j, 3),
-  instanceIps: [podIp(w, 0, j)],
-  proxyType: 'envoy',
-});
-
-const proxyless = (k: number): SimNode => ({
-  id: `grpc-client-${k}.${namespaceOf(k)}`,
-  namespace: namespaceOf(k),
-  serviceAccount: 'grpc-client',
-  labels: { app: `grpc-client-${k}` },
-  instanceIps: [],
-  proxyType: 'grpc',
-});
+const sidecar = (w: number, j: number) => sidecarNode(w, j, 3);
+const proxyless = (k: number) => proxylessNode(k);
 
 if (!binary && process.env.CI !== 'true') {
   test.skip(`${title} [not built: npm run peers -- xds-load]`, () => undefined);

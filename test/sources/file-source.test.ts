@@ -77,7 +77,11 @@ interface Fixture {
   logs: string[];
 }
 
-async function startSource(files: Record<string, string>): Promise<Fixture> {
+/** A FileSource on a new directory holding `files`; `timing`: its debounce times (defaults otherwise). */
+async function startSource(
+  files: Record<string, string>,
+  timing: { readonly debounceMs?: number; readonly renameDebounceMs?: number } = {},
+): Promise<Fixture> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'trellis-files-'));
   for (const [name, text] of Object.entries(files)) {
     await fs.mkdir(path.dirname(path.join(dir, name)), { recursive: true });
@@ -91,6 +95,7 @@ async function startSource(files: Record<string, string>): Promise<Fixture> {
     validate: validateRoutingResource,
     formatIssue,
     logger: createLogger({ level: 'info', destination: stream }),
+    ...timing,
   });
   await source.start();
   return { dir, source, logs };
@@ -358,21 +363,10 @@ test('a rescan that finds nothing new publishes nothing; stop ends the watching'
 });
 
 test('an atomic write is read after the short rename quiet time, not the full debounce', async (t) => {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'trellis-files-'));
-  await fs.writeFile(path.join(dir, 'a.yaml'), svc('a'));
   // A full debounce far longer than the test's wait: only the rename rule can make the change seen in time.
-  const source = new FileSource({
-    directory: dir,
-    validate: validateRoutingResource,
-    formatIssue,
-    debounceMs: 600_000,
-    renameDebounceMs: 10,
-  });
-  await source.start();
-  t.teardown(async () => {
-    await source.stop();
-    await fs.rm(dir, { recursive: true, force: true });
-  });
+  const f = await startSource({ 'a.yaml': svc('a') }, { debounceMs: 600_000, renameDebounceMs: 10 });
+  t.teardown(() => cleanup(f));
+  const { dir, source } = f;
   // The temporary file is written (events for a hidden file), then renamed over the real one.
   await writeAtomic(path.join(dir, 'b.yaml'), svc('b'));
   await waitForSnapshot(source, 'b from an atomic write', (s) => serviceNames(s).includes('default/b'), 30_000);
@@ -386,21 +380,10 @@ test('an atomic write is read after the short rename quiet time, not the full de
 });
 
 test('a published snapshot says how long ago its change was seen (the push debounce counts from then)', async (t) => {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'trellis-files-'));
-  await fs.writeFile(path.join(dir, 'a.yaml'), svc('a'));
   // A rename quiet time long enough that the age must show it, whatever the machine's load.
-  const source = new FileSource({
-    directory: dir,
-    validate: validateRoutingResource,
-    formatIssue,
-    debounceMs: 600_000,
-    renameDebounceMs: 300,
-  });
-  await source.start();
-  t.teardown(async () => {
-    await source.stop();
-    await fs.rm(dir, { recursive: true, force: true });
-  });
+  const f = await startSource({ 'a.yaml': svc('a') }, { debounceMs: 600_000, renameDebounceMs: 300 });
+  t.teardown(() => cleanup(f));
+  const { dir, source } = f;
   const told = new Promise<number | undefined>((resolve) =>
     source.onChange((_change, timing) => resolve(timing?.observedMsAgo)),
   );

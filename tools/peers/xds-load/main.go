@@ -389,9 +389,9 @@ func (s *stream) runSotw(ctx context.Context, client discovery.AggregatedDiscove
 		if err != nil {
 			return err
 		}
-		t, ok := typeIndex[res.GetTypeUrl()]
-		if !ok {
-			return fmt.Errorf("response of unexpected type %s", res.GetTypeUrl())
+		t, err := responseType(res.GetTypeUrl())
+		if err != nil {
+			return err
 		}
 		s.count(t, proto.Size(res))
 		names := make([]string, len(res.GetResources()))
@@ -435,9 +435,9 @@ func (s *stream) runDelta(ctx context.Context, client discovery.AggregatedDiscov
 		if err != nil {
 			return err
 		}
-		t, ok := typeIndex[res.GetTypeUrl()]
-		if !ok {
-			return fmt.Errorf("response of unexpected type %s", res.GetTypeUrl())
+		t, err := responseType(res.GetTypeUrl())
+		if err != nil {
+			return err
 		}
 		s.count(t, proto.Size(res))
 		names := make([]string, len(res.GetResources()))
@@ -460,15 +460,27 @@ func (s *stream) runDelta(ctx context.Context, client discovery.AggregatedDiscov
 	}
 }
 
-func (lg *loadGen) report(w *watch, complete bool) {
-	acked := make([]any, len(w.ackedAt))
-	for i, v := range w.ackedAt {
-		if math.IsNaN(v) {
-			acked[i] = nil
-		} else {
+// responseType is the index of a response's type URL in typeNames.
+func responseType(typeURL string) (int, error) {
+	if t, ok := typeIndex[typeURL]; ok {
+		return t, nil
+	}
+	return 0, fmt.Errorf("response of unexpected type %s", typeURL)
+}
+
+// ackTimes is ackedAt as JSON values: null for the streams that have not ACKed (NaN).
+func ackTimes(ackedAt []float64) []any {
+	acked := make([]any, len(ackedAt))
+	for i, v := range ackedAt {
+		if !math.IsNaN(v) {
 			acked[i] = v
 		}
 	}
+	return acked
+}
+
+func (lg *loadGen) report(w *watch, complete bool) {
+	acked := ackTimes(w.ackedAt)
 	var first any
 	if f := w.first.Load(); f != 0 {
 		first = math.Float64frombits(f)

@@ -200,9 +200,9 @@ func (s *meshStream) run(ctx context.Context, conn *grpc.ClientConn) error {
 		if err != nil {
 			return err
 		}
-		t, ok := typeIndex[res.GetTypeUrl()]
-		if !ok {
-			return fmt.Errorf("response of unexpected type %s", res.GetTypeUrl())
+		t, err := responseType(res.GetTypeUrl())
+		if err != nil {
+			return err
 		}
 		f := s.fleet
 		f.bytes.Add(int64(proto.Size(res)))
@@ -322,15 +322,7 @@ func (s *meshStream) complete() bool {
 }
 
 func (f *meshFleet) reportRound(w *meshRound, complete bool) {
-	acked := make([]any, len(w.ackedAt))
-	for i, v := range w.ackedAt {
-		if math.IsNaN(v) {
-			acked[i] = nil
-		} else {
-			acked[i] = v
-		}
-	}
-	emit(map[string]any{"event": "round", "round": w.round, "complete": complete, "ackedAt": acked})
+	emit(map[string]any{"event": "round", "round": w.round, "complete": complete, "ackedAt": ackTimes(w.ackedAt)})
 }
 
 func (f *meshFleet) connect(batch int, nodes []meshNode) {
