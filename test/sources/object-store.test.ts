@@ -16,9 +16,14 @@ test('a batch emits one event; an unchanged write emits none', (t) => {
     b.put(service('shop', 'cart', [{ port: 80 }]));
     b.put(pod('shop', 'cart-0', { app: 'cart' }));
     b.put(namespace('shop'));
-  });
+  }, 1_000); // when the source saw the change (epoch ms)
   t.deepEqual(events, [
-    { version: 1, changed: ['Namespace//shop', 'Pod/shop/cart-0', 'Service/shop/cart'], problemsChanged: false },
+    {
+      version: 1,
+      changed: ['Namespace//shop', 'Pod/shop/cart-0', 'Service/shop/cart'],
+      problemsChanged: false,
+      observedAt: 1_000,
+    },
   ]);
   t.deepEqual(
     store.list().map((o) => `${o.kind}/${o.namespace}/${o.name}`),
@@ -32,12 +37,15 @@ test('a batch emits one event; an unchanged write emits none', (t) => {
   t.is(events.length, 1);
   t.is(store.version, 1);
 
+  const before = Date.now();
   store.update((b) => {
     b.put(service('shop', 'cart', [{ port: 81 }]));
     b.delete('Pod', 'shop', 'cart-0');
     b.delete('Pod', 'shop', 'never-there');
   });
-  t.deepEqual(events[1], { version: 2, changed: ['Pod/shop/cart-0', 'Service/shop/cart'], problemsChanged: false });
+  const { observedAt, ...event } = events[1]!;
+  t.deepEqual(event, { version: 2, changed: ['Pod/shop/cart-0', 'Service/shop/cart'], problemsChanged: false });
+  t.true(observedAt >= before && observedAt <= Date.now(), 'a source that does not say: the time of the update');
   t.is(store.get('Pod', 'shop', 'cart-0'), undefined);
 });
 
