@@ -264,21 +264,7 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
     };
   });
 
-  const instancesByPod = new Map<string, ServiceInstance[]>();
-  const instancesByAddress = new Map<string, ServiceInstance[]>();
-  const add = (map: Map<string, ServiceInstance[]>, key: string, instance: ServiceInstance) => {
-    const list = map.get(key);
-    if (list) list.push(instance);
-    else map.set(key, [instance]);
-  };
-  for (const service of services) {
-    // A ServiceEntry's endpoints are not workloads the mesh serves inbound.
-    if (service.serviceEntry) continue;
-    for (const { instance, address, pod } of serviceInstances(service)) {
-      add(instancesByAddress, address, instance);
-      if (pod !== undefined) add(instancesByPod, pod, instance);
-    }
-  }
+  const { instancesByPod, instancesByAddress } = instanceIndexes(services, slicesOnly ? options.previous : undefined);
 
   const content = {
     domain,
@@ -317,6 +303,88 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
   inputMemos.set(snapshot, { objects, unique, domain });
   routingMemos.set(snapshot, { inputs: routingInputs, routing });
   return deepFreeze(snapshot);
+}
+
+type InstanceIndex = Map<string, readonly ServiceInstance[]>;
+
+/** At most this many changed Services update the previous snapshot's instance indexes; more rebuild them. */
+const MAX_INDEX_PATCHES = 64;
+
+/**
+ * The Services' instances by Pod (`namespace/name`) and by address, each list in Service (FQDN) order, then
+ * port and endpoint order. A ServiceEntry's endpoints are not workloads the mesh serves inbound: left out.
+ * With `previous` (a build of the same Services, in the same order, where only endpoints may differ): its
+ * indexes with the keys of the changed Services' instances, before and after, worked out again.
+ */
+function instanceIndexes(
+  services: readonly MeshService[],
+  previous: MeshSnapshot | undefined,
+): { instancesByPod: InstanceIndex; instancesByAddress: InstanceIndex } {
+  const changed = previous ? changedServices(previous.services, services) : undefined;
+  if (!previous || !changed || changed.length > MAX_INDEX_PATCHES) {
+    const instancesByPod: InstanceIndex = new Map();
+    const instancesByAddress: InstanceIndex = new Map();
+    for (const service of services) {
+      if (service.serviceEntry) continue;
+      for (const { instance, address, pod } of serviceInstances(service)) {
+        append(instancesByAddress, address, [instance]);
+        if (pod !== undefined) append(instancesByPod, pod, [instance]);
+      }
+    }
+    return { instancesByPod, instancesByAddress };
+  }
+  const instancesByPod: InstanceIndex = new Map(previous.index.instancesByPod);
+  const instancesByAddress: InstanceIndex = new Map(previous.index.instancesByAddress);
+  const gone = new Set(changed.map(([before]) => before));
+  const byAddress = new Map<string, ServiceInstance[]>();
+  const byPod = new Map<string, ServiceInstance[]>();
+  for (const [before, after] of changed) {
+    for (const service of [before, after]) {
+      if (service.serviceEntry) continue;
+      for (const { instance, address, pod } of serviceInstances(service)) {
+        const added = service === after;
+        append(byAddress, address, added ? [instance] : []);
+        if (pod !== undefined) append(byPod, pod, added ? [instance] : []);
+      }
+    }
+  }
+  // Each touched key: the instances of unchanged Services (already in order) and the new ones, sorted
+  // stably by FQDN, which keeps each Service's own order.
+  const patch = (index: InstanceIndex, added: Map<string, ServiceInstance[]>): void => {
+    for (const [key, fresh] of added) {
+      const kept = (index.get(key) ?? []).filter((i) => !gone.has(i.service));
+      const list = [...kept, ...fresh].sort((a, b) => compareKeys(a.service.fqdn, b.service.fqdn));
+      if (list.length > 0) index.set(key, list);
+      else index.delete(key);
+    }
+  };
+  patch(instancesByAddress, byAddress);
+  patch(instancesByPod, byPod);
+  return { instancesByPod, instancesByAddress };
+}
+
+/** `instances` appended to the list of `key` (a new list when there is none; the empty list when none are given). */
+function append(index: Map<string, readonly ServiceInstance[]>, key: string, instances: ServiceInstance[]): void {
+  const list = index.get(key);
+  if (list) (list as ServiceInstance[]).push(...instances);
+  else index.set(key, instances);
+}
+
+/** The (before, after) pairs of Services that are other objects, when both lists hold the same FQDNs in order. */
+function changedServices(
+  before: readonly MeshService[],
+  after: readonly MeshService[],
+): [MeshService, MeshService][] | undefined {
+  if (before.length !== after.length) return undefined;
+  const out: [MeshService, MeshService][] = [];
+  for (let i = 0; i < after.length; i++) {
+    const b = before[i]!;
+    const a = after[i]!;
+    if (a === b) continue;
+    if (a.fqdn !== b.fqdn) return undefined;
+    out.push([b, a]);
+  }
+  return out;
 }
 
 interface IndexedInstance {

@@ -369,6 +369,9 @@ function groupSlices(
   }
 }
 
+/** The Pods by key that a build made, by the memo it filled (`memo.next`), for the next build to reuse. */
+const podMaps = new WeakMap<ServiceMemo, ReadonlyMap<string, Of<'Pod'>>>();
+
 /**
  * The Services with their ports and endpoints, sorted by FQDN. With `memo`, a Service whose inputs (its
  * object, its slices, the Pods they name) are the very objects of the previous build is that build's
@@ -394,12 +397,16 @@ export function buildServices(
 ): MeshService[] {
   const nodeObjects = new Map(nodes.map((n) => [n.name, n]));
   const topology = nodeTopology(nodes);
-  // The Pods by key, made on first use: a build that rebuilds no Service never walks them.
-  let podMap: Map<string, Of<'Pod'>> | undefined;
+  // The Pods by key, made on first use: a build that rebuilds no Service never walks them. When only
+  // EndpointSlices changed (`onlyChanged`), the Pods are the previous build's objects: so is its map.
+  let podMap = memo?.onlyChanged && memo.previous ? podMaps.get(memo.previous) : undefined;
+  if (podMap && memo) podMaps.set(memo.next, podMap);
   const podObjects = (): ReadonlyMap<string, Of<'Pod'>> => {
     if (!podMap) {
-      podMap = new Map();
-      for (const p of pods) podMap.set(`${p.namespace}/${p.name}`, p);
+      const map = new Map<string, Of<'Pod'>>();
+      for (const p of pods) map.set(`${p.namespace}/${p.name}`, p);
+      podMap = map;
+      if (memo) podMaps.set(memo.next, map);
     }
     return podMap;
   };
