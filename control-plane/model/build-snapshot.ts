@@ -322,13 +322,13 @@ function instanceIndexes(
 ): { instancesByPod: InstanceIndex; instancesByAddress: InstanceIndex } {
   const changed = previous ? changedServices(previous.services, services) : undefined;
   if (!previous || !changed || changed.length > MAX_INDEX_PATCHES) {
-    const instancesByPod: InstanceIndex = new Map();
-    const instancesByAddress: InstanceIndex = new Map();
+    const instancesByPod = new Map<string, ServiceInstance[]>();
+    const instancesByAddress = new Map<string, ServiceInstance[]>();
     for (const service of services) {
       if (service.serviceEntry) continue;
       for (const { instance, address, pod } of serviceInstances(service)) {
-        append(instancesByAddress, address, [instance]);
-        if (pod !== undefined) append(instancesByPod, pod, [instance]);
+        listOf(instancesByAddress, address).push(instance);
+        if (pod !== undefined) listOf(instancesByPod, pod).push(instance);
       }
     }
     return { instancesByPod, instancesByAddress };
@@ -336,15 +336,19 @@ function instanceIndexes(
   const instancesByPod: InstanceIndex = new Map(previous.index.instancesByPod);
   const instancesByAddress: InstanceIndex = new Map(previous.index.instancesByAddress);
   const gone = new Set(changed.map(([before]) => before));
+  // The keys the changed Services' instances had or have, each with the instances it has now.
   const byAddress = new Map<string, ServiceInstance[]>();
   const byPod = new Map<string, ServiceInstance[]>();
   for (const [before, after] of changed) {
     for (const service of [before, after]) {
       if (service.serviceEntry) continue;
       for (const { instance, address, pod } of serviceInstances(service)) {
-        const added = service === after;
-        append(byAddress, address, added ? [instance] : []);
-        if (pod !== undefined) append(byPod, pod, added ? [instance] : []);
+        const now = service === after;
+        const atAddress = listOf(byAddress, address);
+        if (now) atAddress.push(instance);
+        if (pod === undefined) continue;
+        const ofPod = listOf(byPod, pod);
+        if (now) ofPod.push(instance);
       }
     }
   }
@@ -363,11 +367,11 @@ function instanceIndexes(
   return { instancesByPod, instancesByAddress };
 }
 
-/** `instances` appended to the list of `key` (a new list when there is none; the empty list when none are given). */
-function append(index: Map<string, readonly ServiceInstance[]>, key: string, instances: ServiceInstance[]): void {
-  const list = index.get(key);
-  if (list) (list as ServiceInstance[]).push(...instances);
-  else index.set(key, instances);
+/** The list of `key`, made empty when there is none. */
+function listOf(index: Map<string, ServiceInstance[]>, key: string): ServiceInstance[] {
+  let list = index.get(key);
+  if (!list) index.set(key, (list = []));
+  return list;
 }
 
 /** The (before, after) pairs of Services that are other objects, when both lists hold the same FQDNs in order. */
