@@ -9,7 +9,7 @@
 // time in proportion to what changed. Pure.
 import { createHash } from 'node:crypto';
 import { canonicalJson, frozenContentHash } from './canonical.js';
-import type { MeshEndpoint, MeshService, MeshSnapshot } from './snapshot.js';
+import type { AcceptedVirtualService, MeshEndpoint, MeshService, MeshSnapshot } from './snapshot.js';
 
 function digest(text: string): string {
   return createHash('sha256').update(text).digest('base64url').slice(0, 22);
@@ -61,6 +61,25 @@ export function endpointTraitsKey(endpoints: readonly MeshEndpoint[]): string {
   return key;
 }
 
+const streamKeys = new WeakMap<AcceptedVirtualService, string>();
+
+/**
+ * The content key of a VirtualService as listeners read it: its identity and precedence (namespace, name,
+ * creationTimestamp), hosts, exportTo, and its spec without `http` (the `tcp` and `tls` routes). Not its
+ * origin, generation or `http` routes: a change to `http` only leaves it alone (routes read that, and the
+ * lines of the documents after it in a file move with it).
+ */
+export function virtualServiceStreamKey(vs: AcceptedVirtualService): string {
+  let key = streamKeys.get(vs);
+  if (key === undefined) {
+    const { http: _http, ...spec } = vs.spec;
+    const { namespace, name, creationTimestamp, exportTo, hosts } = vs;
+    key = digest(canonicalJson({ namespace, name, creationTimestamp, exportTo, hosts, spec }));
+    streamKeys.set(vs, key);
+  }
+  return key;
+}
+
 /** The keys of one snapshot's parts. */
 export interface SnapshotKeys {
   /** Domain, root namespace, namespaces and every Service's definition key (not endpoints). */
@@ -70,6 +89,8 @@ export interface SnapshotKeys {
   /** Every Service port's `endpointsKey`. */
   readonly endpoints: string;
   readonly virtualServices: string;
+  /** Every VirtualService's `virtualServiceStreamKey`, in order: the VirtualServices as listeners read them. */
+  readonly virtualServiceStreams: string;
   readonly destinationRules: string;
   readonly peerAuthentications: string;
   /** Label keys a VirtualService match selects sources on (`sourceLabels`), sorted. */
@@ -85,6 +106,17 @@ function listKey(list: readonly object[]): string {
   if (key === undefined) {
     key = digest(list.map((part) => frozenContentHash(part)).join(','));
     listKeys.set(list, key);
+  }
+  return key;
+}
+
+const streamListKeys = new WeakMap<readonly AcceptedVirtualService[], string>();
+
+function virtualServiceStreamsKey(list: readonly AcceptedVirtualService[]): string {
+  let key = streamListKeys.get(list);
+  if (key === undefined) {
+    key = digest(list.map(virtualServiceStreamKey).join(','));
+    streamListKeys.set(list, key);
   }
   return key;
 }
@@ -126,6 +158,7 @@ export function snapshotKeys(snapshot: MeshSnapshot): SnapshotKeys {
       endpointTraits: traits.digest('base64url').slice(0, 22),
       endpoints: endpoints.digest('base64url').slice(0, 22),
       virtualServices: listKey(snapshot.virtualServices),
+      virtualServiceStreams: virtualServiceStreamsKey(snapshot.virtualServices),
       destinationRules: listKey(snapshot.destinationRules),
       peerAuthentications: listKey(snapshot.peerAuthentications),
       sourceLabelKeys: sourceLabelKeysOf(snapshot),

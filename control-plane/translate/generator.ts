@@ -447,7 +447,7 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
     const deps = (...k: string[]) => k.join('|');
     const out = `${shape.outbound}\n`;
     const inn = `${ctx.proxy.proxyType}\n${ctx.proxy.namespace}\n${shape.inbound}\n`;
-    const { services, endpointTraits, virtualServices, destinationRules, peerAuthentications } = keys;
+    const { services, endpointTraits, virtualServiceStreams, destinationRules, peerAuthentications } = keys;
 
     const outbound = outboundArrays.intern(
       part(`${out}cds`, deps(services, endpointTraits, destinationRules, peerAuthentications), () =>
@@ -464,7 +464,8 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
     }
     const special = part(`${inn}cds`, deps(services, destinationRules), () => specialClusters(ctx));
     const clusters = combine(`${out}${inn}cds`, outbound, special, () => sortByName([...outbound, ...special]));
-    const outListeners = part(`${out}lds`, deps(services, virtualServices, destinationRules), () =>
+    // Listeners read a VirtualService's tcp and tls routes, not its http ones (parts.ts virtualServiceStreamKey).
+    const outListeners = part(`${out}lds`, deps(services, virtualServiceStreams, destinationRules), () =>
       sidecarOutboundListeners(ctx),
     );
     const inListeners = part(`${inn}lds`, deps(services, destinationRules, peerAuthentications), () => [

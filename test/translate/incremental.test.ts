@@ -580,6 +580,40 @@ test('a VirtualService change rebuilds the virtual hosts it routes, not the rout
   t.deepEqual(encodeAll(routesB), encodeAll(fresh.get(TypeUrl.RouteConfiguration)!));
 });
 
+test('listeners are kept through an http-only VirtualService change and rebuilt on a tcp one', (t) => {
+  const generator = meshGenerator(defaultMeshConfig);
+  const client: ProxyInfo = {
+    id: 'client.b',
+    cluster: '',
+    namespace: 'b',
+    serviceAccount: 'client',
+    labels: {},
+    instanceIps: [],
+    proxyType: 'envoy',
+    trustDomain: 'cluster.local',
+    locality: { region: '', zone: '', subZone: '' },
+    userAgent: '',
+  };
+  const state = initialState();
+  for (const ns of NAMESPACES) for (const svc of SERVICES) state.vs[`${ns}/${svc}`] = 0;
+  const before = build(objects(state));
+  const a = generator.generate(client, before);
+  // http routes only (same hosts, exportTo and precedence): the routes change, the listeners stay the same array.
+  state.vs['a/web'] = 1;
+  const httpOnly = build(objects(state), before);
+  const b = generator.generate(client, httpOnly);
+  t.not(b.get(TypeUrl.RouteConfiguration), a.get(TypeUrl.RouteConfiguration));
+  t.is(b.get(TypeUrl.Listener), a.get(TypeUrl.Listener));
+  // A tcp route moves to the other subset: the db listener's tcp_proxy names the new cluster.
+  state.vs['a/db'] = 1;
+  const tcp = build(objects(state), httpOnly);
+  const c = generator.generate(client, tcp);
+  t.not(c.get(TypeUrl.Listener), b.get(TypeUrl.Listener));
+  const fresh = generateResources({ snapshot: tcp, proxy: client, mesh: defaultMeshConfig });
+  t.deepEqual(encodeAll(c.get(TypeUrl.Listener)!), encodeAll(fresh.get(TypeUrl.Listener)!));
+  t.notDeepEqual(encodeAll(c.get(TypeUrl.Listener)!), encodeAll(b.get(TypeUrl.Listener)!));
+});
+
 test('a Sidecar scope is shared: proxies with one scope get the same arrays; a change outside it moves nothing, inside it patches', (t) => {
   const generator = meshGenerator(defaultMeshConfig);
   const proxy = (id: string, labels: Record<string, string>, serviceAccount: string): ProxyInfo => ({
