@@ -122,37 +122,52 @@ interface BuildInput {
 
 const inputMemos = new WeakMap<MeshSnapshot, BuildInput>();
 
-/** At most this many replaced slices take the slices-only path; more are built the full way. */
-const MAX_SLICE_CHANGES = 64;
+/** At most this many objects replaced in place take the in-place path; more are built the full way. */
+const MAX_IN_PLACE_CHANGES = 64;
+
+/** Objects replaced in place since the previous build, and what they may change. */
+interface InPlaceChanges {
+  /** The previous build's de-duplicated objects → their replacements as they stand in the de-duplicated list. */
+  readonly replaced: Map<MeshObject, MeshObject>;
+  /** The Services (`namespace/name`) owning a replaced EndpointSlice before or after. */
+  readonly owners: Set<string>;
+  /** Whether a policy object (VirtualService, DestinationRule, …) is among them. */
+  readonly policies: boolean;
+}
 
 /**
- * When `objects` is the previous build's input (which had no duplicate) with only EndpointSlices replaced
- * in place (same position, same namespace and name): the replacements as they stand in the de-duplicated
- * list, and the Services (`namespace/name`) owning a replaced slice before or after. Undefined otherwise,
- * and when a replaced slice names no owner (the full path reports that) or too many changed.
+ * When `objects` is the previous build's input (which had no duplicate) with only EndpointSlices and policy
+ * objects (PolicyKind) replaced in place (same position, kind, namespace and name): the replacements, the
+ * Services owning a replaced slice before or after, and whether a policy object changed. Undefined
+ * otherwise: a Service, Pod, Node, Namespace or Secret changed, an object came or went, a replaced slice
+ * names no owner (the full path reports that), or too many changed.
  */
-function sliceChanges(
-  objects: readonly MeshObject[],
-  previous: BuildInput,
-): { replaced: Map<MeshObject, MeshObject>; owners: Set<string> } | undefined {
+function inPlaceChanges(objects: readonly MeshObject[], previous: BuildInput): InPlaceChanges | undefined {
   if (objects.length !== previous.objects.length || previous.unique.length !== previous.objects.length)
     return undefined;
   const replaced = new Map<MeshObject, MeshObject>();
   const owners = new Set<string>();
+  let policies = false;
   for (let i = 0; i < objects.length; i++) {
     const before = previous.objects[i]!;
     const after = objects[i]!;
     if (before === after) continue;
-    if (before.kind !== 'EndpointSlice' || after.kind !== 'EndpointSlice') return undefined;
-    if (before.namespace !== after.namespace || before.name !== after.name) return undefined;
-    const was = sliceOwner(before);
-    const is = sliceOwner(after);
-    if (was === undefined || is === undefined) return undefined;
-    owners.add(was).add(is);
+    if (before.kind !== after.kind || before.namespace !== after.namespace || before.name !== after.name)
+      return undefined;
+    if (before.kind === 'EndpointSlice') {
+      const was = sliceOwner(before as Of<'EndpointSlice'>);
+      const is = sliceOwner(after as Of<'EndpointSlice'>);
+      if (was === undefined || is === undefined) return undefined;
+      owners.add(was).add(is);
+    } else if (isPolicyKind(before.kind)) {
+      policies = true;
+    } else {
+      return undefined;
+    }
     replaced.set(inModel(before), inModel(after));
-    if (replaced.size > MAX_SLICE_CHANGES) return undefined;
+    if (replaced.size > MAX_IN_PLACE_CHANGES) return undefined;
   }
-  return { replaced, owners };
+  return { replaced, owners, policies };
 }
 
 export function buildSnapshot(objects: readonly MeshObject[], options: BuildOptions): MeshSnapshot {
@@ -161,16 +176,15 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
   const problems: Problem[] = (options.sourceProblems ?? []).map((p) =>
     p.origin ? { ...p, origin: locationOf(p.origin) } : p,
   );
-  // Only EndpointSlices changed since the previous build (an endpoint change): the previous de-duplicated
-  // list with the new slices in place, and only the owners of those slices may get a new MeshService.
+  // Only EndpointSlices and policy objects changed since the previous build, in place (an endpoint change,
+  // a VirtualService edit): the previous de-duplicated list with the new objects in place, and only the
+  // owners of the replaced slices may get a new MeshService (none when only policies changed).
   const previousInput = options.previous ? inputMemos.get(options.previous) : undefined;
-  const slicesOnly = previousInput?.domain === domain ? sliceChanges(objects, previousInput) : undefined;
+  const inPlace = previousInput?.domain === domain ? inPlaceChanges(objects, previousInput) : undefined;
   // From here on an object's origin is its Location: the resourceVersion never reaches the snapshot, so a
   // write that changes nothing the model reads (a status, a label) gives the same hash (README.md "What
   // the hash covers"). The object itself is the same reference (validation results are cached by it).
-  const unique = slicesOnly
-    ? previousInput!.unique.map((o) => slicesOnly.replaced.get(o) ?? o)
-    : dedupe(objects, problems);
+  const unique = inPlace ? previousInput!.unique.map((o) => inPlace.replaced.get(o) ?? o) : dedupe(objects, problems);
   // The objects of each kind, in one pass over the list.
   const byKind = new Map<MeshObject['kind'], MeshObject[]>();
   for (const o of unique) {
@@ -193,20 +207,21 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
     {
       ...(previousServices ? { previous: previousServices } : {}),
       next: serviceMemo,
-      ...(slicesOnly ? { onlyChanged: slicesOnly.owners } : {}),
+      ...(inPlace ? { onlyChanged: inPlace.owners } : {}),
     },
     ofKind('Node'),
   );
   // The routing judgement reads only the policy objects and the Pods' labels: when those are the very
   // inputs of the previous build (an endpoint change), its result is that build's (README "Incremental builds").
-  // With only EndpointSlices changed, the policy objects and Pods are the previous build's very lists.
+  // With only EndpointSlices changed in place, the policy objects and Pods are the previous build's very
+  // lists; with policies changed in place too, the Pods still are.
   const previousRouting = options.previous ? routingMemos.get(options.previous) : undefined;
   const routingInputs: RoutingInputs = {
     objects:
-      slicesOnly && previousRouting
+      inPlace && !inPlace.policies && previousRouting
         ? previousRouting.inputs.objects
         : unique.filter((o): o is Of<PolicyKind> => isPolicyKind(o.kind)),
-    pods: slicesOnly && previousRouting ? previousRouting.inputs.pods : ofKind('Pod').map(podLabels),
+    pods: inPlace && previousRouting ? previousRouting.inputs.pods : ofKind('Pod').map(podLabels),
     validate: options.validate,
     formatIssue: options.formatIssue,
     domain,
@@ -264,7 +279,7 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
     };
   });
 
-  const { instancesByPod, instancesByAddress } = instanceIndexes(services, slicesOnly ? options.previous : undefined);
+  const { instancesByPod, instancesByAddress } = instanceIndexes(services, inPlace ? options.previous : undefined);
 
   const content = {
     domain,
@@ -306,6 +321,7 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
 }
 
 type InstanceIndex = Map<string, readonly ServiceInstance[]>;
+type ReadonlyInstanceIndex = ReadonlyMap<string, readonly ServiceInstance[]>;
 
 /** At most this many changed Services update the previous snapshot's instance indexes; more rebuild them. */
 const MAX_INDEX_PATCHES = 64;
@@ -313,14 +329,20 @@ const MAX_INDEX_PATCHES = 64;
 /**
  * The Services' instances by Pod (`namespace/name`) and by address, each list in Service (FQDN) order, then
  * port and endpoint order. A ServiceEntry's endpoints are not workloads the mesh serves inbound: left out.
- * With `previous` (a build of the same Services, in the same order, where only endpoints may differ): its
- * indexes with the keys of the changed Services' instances, before and after, worked out again.
+ * With `previous` (the in-place path: the same Services in the same order, where only endpoints and
+ * ServiceEntries may differ): its indexes with the keys of the changed Services' instances, before and
+ * after, worked out again; its very indexes when no Service changed.
  */
 function instanceIndexes(
   services: readonly MeshService[],
   previous: MeshSnapshot | undefined,
-): { instancesByPod: InstanceIndex; instancesByAddress: InstanceIndex } {
+): { instancesByPod: ReadonlyInstanceIndex; instancesByAddress: ReadonlyInstanceIndex } {
   const changed = previous ? changedServices(previous.services, services) : undefined;
+  // The very same Services (a policy change that touches none): the very same indexes (never modified).
+  if (previous && changed?.length === 0) {
+    const { instancesByPod, instancesByAddress } = previous.index;
+    return { instancesByPod, instancesByAddress };
+  }
   if (!previous || !changed || changed.length > MAX_INDEX_PATCHES) {
     const instancesByPod = new Map<string, ServiceInstance[]>();
     const instancesByAddress = new Map<string, ServiceInstance[]>();

@@ -1,6 +1,6 @@
 // The incremental model build is exact: for random sequences of object changes, a snapshot built with the
-// previous one (which reuses what did not change, and takes the slices-only path when only EndpointSlices
-// changed) equals a build from scratch (no previous snapshot) of copies of the objects, content, index and
+// previous one (which reuses what did not change, and takes the in-place path when only EndpointSlices and
+// policy objects changed where they stand) equals a build from scratch (no previous snapshot) of copies of the objects, content, index and
 // hash alike. The scratch build has no memo of its own, so state wrongly carried from one build to the next
 // cannot hide on both sides.
 import test from 'ava';
@@ -10,7 +10,8 @@ import { canonicalJson } from '../../control-plane/model/canonical.js';
 import { keyOf, type MeshObject } from '../../control-plane/model/objects.js';
 import type { MeshSnapshot } from '../../control-plane/model/snapshot.js';
 import { formatIssue, validateRoutingResource } from '../../crds/validator.js';
-import { namespace, pod, service, slice, stableObjects } from './_objects.js';
+import type { DestinationRuleSpec, ServiceEntrySpec, VirtualServiceSpec } from '../../crds/types.js';
+import { destinationRule, namespace, pod, service, slice, stableObjects, virtualService } from './_objects.js';
 
 const NAMESPACES = ['a', 'b'] as const;
 const SERVICES = ['web', 'api', 'db'] as const;
@@ -27,10 +28,59 @@ interface State {
   services: Record<string, boolean>;
   slices: Record<string, SliceState>;
   podVersion: Record<string, string>;
+  /** Per Service: the variant of its VirtualService and of its DestinationRule (undefined: none). */
+  vs: Record<string, number | undefined>;
+  dr: Record<string, number | undefined>;
+  /** The variant of a ServiceEntry in namespace a (undefined: none). */
+  se: number | undefined;
+}
+
+function vsSpec(svc: string, variant: number): VirtualServiceSpec {
+  const variants: VirtualServiceSpec[] = [
+    { hosts: [svc], http: [{ route: [{ destination: { host: svc, subset: 'v1' } }] }] },
+    {
+      hosts: [svc],
+      http: [
+        {
+          route: [
+            { destination: { host: svc, subset: 'v1' }, weight: 90 },
+            { destination: { host: svc, subset: 'v2' }, weight: 10 },
+          ],
+          timeout: '2s',
+        },
+      ],
+    },
+    { hosts: [svc], exportTo: ['.'], http: [{ route: [{ destination: { host: svc } }], timeout: '5s' }] },
+  ];
+  return variants[variant % variants.length]!;
+}
+
+function drSpec(svc: string, variant: number): DestinationRuleSpec {
+  const subsets = [
+    { name: 'v1', labels: { version: 'v1' } },
+    { name: 'v2', labels: { version: 'v2' } },
+  ];
+  const variants: DestinationRuleSpec[] = [
+    { host: svc, subsets },
+    { host: svc, subsets: [subsets[0]!], trafficPolicy: { connectionPool: { tcp: { maxConnections: 10 } } } },
+    { host: svc, trafficPolicy: { loadBalancer: { simple: 'RANDOM' } } },
+  ];
+  return variants[variant % variants.length]!;
+}
+
+function seSpec(variant: number): ServiceEntrySpec {
+  return {
+    hosts: ['payments.example.com'],
+    location: 'MESH_INTERNAL',
+    resolution: 'STATIC',
+    addresses: [`240.0.0.${variant + 1}`],
+    ports: [{ number: 443 + variant, name: 'tls', protocol: 'TLS' }],
+    endpoints: [{ address: `10.9.0.${variant + 1}` }],
+  };
 }
 
 function initialState(): State {
-  const s: State = { services: {}, slices: {}, podVersion: {} };
+  const s: State = { services: {}, slices: {}, podVersion: {}, vs: {}, dr: {}, se: undefined };
   for (const ns of NAMESPACES) {
     for (const [i, svc] of SERVICES.entries()) {
       s.services[`${ns}/${svc}`] = true;
@@ -41,6 +91,8 @@ function initialState(): State {
         };
       }
       for (let p = 0; p < PODS; p++) s.podVersion[`${ns}/${svc}-${p}`] = 'v1';
+      s.vs[`${ns}/${svc}`] = 0;
+      s.dr[`${ns}/${svc}`] = 0;
     }
   }
   return s;
@@ -61,12 +113,32 @@ function objects(s: State, kube: boolean): MeshObject[] {
         );
         out.push(slice(ns, `${svc}-${n}`, st.owner, [{ name: 'http', port: 8080 }], endpoints));
       }
+      const vs = s.vs[`${ns}/${svc}`];
+      if (vs !== undefined)
+        out.push(virtualService(ns, svc, vsSpec(svc, vs), { creationTimestamp: '2026-01-01T00:00:00Z' }));
+      const dr = s.dr[`${ns}/${svc}`];
+      if (dr !== undefined) out.push(destinationRule(ns, svc, drSpec(svc, dr)));
     }
   }
+  if (s.se !== undefined) out.push(serviceEntry('a', 'payments', seSpec(s.se)));
   const origin = (o: MeshObject) =>
     kube ? { resourceVersion: String(canonicalJson(o.object).length) } : { file: `${o.namespace}.yaml`, document: 1 };
   return out.map((o) => ({ ...o, origin: origin(o) }) as MeshObject).sort((x, y) => (keyOf(x) < keyOf(y) ? -1 : 1));
 }
+
+function serviceEntry(ns: string, name: string, spec: ServiceEntrySpec): MeshObject {
+  const object = {
+    apiVersion: 'networking.trellis.dev/v1alpha1',
+    kind: 'ServiceEntry',
+    metadata: { name, namespace: ns },
+    spec,
+  };
+  return { kind: 'ServiceEntry', namespace: ns, name, object, origin: {} } as MeshObject;
+}
+
+const serviceKey = fc
+  .tuple(fc.constantFrom(...NAMESPACES), fc.constantFrom(...SERVICES))
+  .map(([ns, svc]) => `${ns}/${svc}`);
 
 const sliceKey = fc
   .tuple(fc.constantFrom(...NAMESPACES), fc.constantFrom(...SERVICES), fc.constantFrom(1, 2))
@@ -105,6 +177,29 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     }),
   fc.tuple(fc.constantFrom(...NAMESPACES), fc.constantFrom(...SERVICES)).map(([ns, svc]) => (s: State) => {
     s.services[`${ns}/${svc}`] = !s.services[`${ns}/${svc}`];
+  }),
+  // Policy objects edited in place (the in-place path): another VirtualService or DestinationRule variant, a
+  // ServiceEntry's address and port; and ones that go or come (the full path). Only valid ones: an invalid
+  // edit keeps the last accepted version (stale), which a build without a previous snapshot cannot know.
+  {
+    weight: 4,
+    arbitrary: fc.tuple(serviceKey, fc.integer({ min: 0, max: 2 })).map(([k, v]) => (s: State) => {
+      if (s.vs[k] !== undefined) s.vs[k] = v;
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.tuple(serviceKey, fc.integer({ min: 0, max: 2 })).map(([k, v]) => (s: State) => {
+      if (s.dr[k] !== undefined) s.dr[k] = v;
+    }),
+  },
+  fc.integer({ min: 0, max: 2 }).map((v) => (s: State) => {
+    if (s.se !== undefined) s.se = v;
+  }),
+  fc.tuple(serviceKey, fc.constantFrom('vs', 'dr', 'se')).map(([k, kind]) => (s: State) => {
+    if (kind === 'se') s.se = s.se === undefined ? 0 : undefined;
+    else if (kind === 'vs') s.vs[k] = s.vs[k] === undefined ? 0 : undefined;
+    else s.dr[k] = s.dr[k] === undefined ? 0 : undefined;
   }),
 );
 
