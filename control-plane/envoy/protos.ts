@@ -24,7 +24,7 @@ import {
   file_google_protobuf_wrappers,
   type Any,
 } from '@bufbuild/protobuf/wkt';
-import { BinaryReader, BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
+import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import { allFiles } from './gen/index.js';
 
 export type { Any } from '@bufbuild/protobuf/wkt';
@@ -120,7 +120,26 @@ function largeMessageList(schema: DescMessage, message: Message): ListField | un
  * (the generator's contract), so an element's bytes stay valid while the object lives.
  */
 function encodeWithElements(schema: DescMessage, message: Message, field: ListField): Uint8Array {
-  const elements = (message as unknown as Record<string, readonly Message[]>)[field.localName]!;
+  const encoding = elementEncoding(schema, message, field);
+  const out = new Uint8Array(encoding.length);
+  writeElements(encoding, out, 0);
+  return out;
+}
+
+/** A message's encoding with one large list kept per element: what `writeElements` writes, and its size. */
+interface ElementEncoding {
+  /** The fields numbered below the list. */
+  readonly head: Uint8Array;
+  /** The fields numbered above it. */
+  readonly tail: Uint8Array;
+  /** The list's tag (field number, length-delimited), as a varint value. */
+  readonly tag: number;
+  readonly elements: readonly Uint8Array[];
+  readonly length: number;
+}
+
+function elementEncoding(schema: DescMessage, message: Message, field: ListField): ElementEncoding {
+  const list = (message as unknown as Record<string, readonly Message[]>)[field.localName]!;
   const rest = toBinary(schema, { ...message, [field.localName]: [] } as Message);
   // Where the fields numbered above the list start in `rest`.
   const reader = new BinaryReader(rest);
@@ -134,15 +153,81 @@ function encodeWithElements(schema: DescMessage, message: Message, field: ListFi
     }
     reader.skip(wireType, no);
   }
-  const writer = new BinaryWriter();
-  writer.raw(rest.subarray(0, split));
-  for (const element of elements) {
+  const tag = (field.number << 3) | WireType.LengthDelimited;
+  const tagSize = varintSize(tag);
+  let length = rest.length;
+  const elements = list.map((element) => {
     let bytes = elementBytes.get(element);
     if (!bytes) elementBytes.set(element, (bytes = toBinary(field.message, element)));
-    writer.tag(field.number, WireType.LengthDelimited).bytes(bytes);
+    length += tagSize + varintSize(bytes.length) + bytes.length;
+    return bytes;
+  });
+  return { head: rest.subarray(0, split), tail: rest.subarray(split), tag, elements, length };
+}
+
+/** Writes `encoding` into `out` at `pos` (exactly `encoding.length` bytes); returns the position after it. */
+function writeElements(encoding: ElementEncoding, out: Uint8Array, pos: number): number {
+  out.set(encoding.head, pos);
+  pos += encoding.head.length;
+  for (const bytes of encoding.elements) {
+    pos = writeVarint(out, pos, encoding.tag);
+    pos = writeVarint(out, pos, bytes.length);
+    out.set(bytes, pos);
+    pos += bytes.length;
   }
-  writer.raw(rest.subarray(split));
-  return writer.finish();
+  out.set(encoding.tail, pos);
+  return pos + encoding.tail.length;
+}
+
+/** The size of `n` (0 ≤ n < 2³²) as a varint. */
+function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 0x80) {
+    n >>>= 7;
+    size++;
+  }
+  return size;
+}
+
+function writeVarint(out: Uint8Array, pos: number, n: number): number {
+  while (n >= 0x80) {
+    out[pos++] = (n & 0x7f) | 0x80;
+    n >>>= 7;
+  }
+  out[pos++] = n;
+  return pos;
+}
+
+const typeUrlBytes = new Map<string, Uint8Array>();
+
+/**
+ * The bytes of `encodeAny(packAny(message))`, written once into a buffer of the exact size: no growing
+ * writer, no intermediate `value` copied into the Any. protobuf-es writes an Any as field 1 (type_url) and
+ * field 2 (value, left out when empty, as proto3 leaves out empty bytes).
+ */
+export function encodeMessageAny(message: Message): Uint8Array {
+  const schema = schemaOf(message.$typeName);
+  let url = typeUrlBytes.get(message.$typeName);
+  if (!url) typeUrlBytes.set(message.$typeName, (url = new TextEncoder().encode(typeUrlOf(message.$typeName))));
+  const list = largeMessageList(schema, message);
+  const encoding = list ? elementEncoding(schema, message, list) : undefined;
+  const value = encoding ? undefined : toBinary(schema, message);
+  const valueLength = encoding ? encoding.length : value!.length;
+  const size =
+    1 + varintSize(url.length) + url.length + (valueLength > 0 ? 1 + varintSize(valueLength) + valueLength : 0);
+  const out = new Uint8Array(size);
+  let pos = 0;
+  out[pos++] = (1 << 3) | WireType.LengthDelimited;
+  pos = writeVarint(out, pos, url.length);
+  out.set(url, pos);
+  pos += url.length;
+  if (valueLength > 0) {
+    out[pos++] = (2 << 3) | WireType.LengthDelimited;
+    pos = writeVarint(out, pos, valueLength);
+    if (encoding) writeElements(encoding, out, pos);
+    else out.set(value!, pos);
+  }
+  return out;
 }
 
 /** Packs a message into an Any with the exact type URL. */

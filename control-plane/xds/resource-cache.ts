@@ -8,7 +8,7 @@
 // A server may name versions itself (`versionOf`: the agent's SDS gives a certificate's serial, so a proxy's
 // config dump shows which certificate it holds); such entries are memoized by object only.
 import { createHash } from 'node:crypto';
-import { encodeAny, packAny, resourceName, typeUrlOf, type Message } from '../envoy/protos.js';
+import { encodeMessageAny, resourceName, typeUrlOf, type Message } from '../envoy/protos.js';
 
 /** One resource, encoded. `version` is a content hash (equal content ⇔ equal version), or given by `versionOf`. */
 export interface EncodedResource {
@@ -62,7 +62,7 @@ export class ResourceCache {
     if (name === undefined || name === '') {
       throw new Error(`${message.$typeName} resource has no name`);
     }
-    const any = encodeAny(packAny(message));
+    const any = encodeMessageAny(message);
     this.encodings++;
     const given = this.options.versionOf?.(message);
     if (given !== undefined) {
