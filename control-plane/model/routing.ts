@@ -83,6 +83,8 @@ export interface RoutingInput {
     readonly authorizationPolicies?: readonly AcceptedAuthorizationPolicy[];
     readonly sidecars?: readonly AcceptedSidecar[];
     readonly serviceEntries?: readonly AcceptedServiceEntry[];
+    /** Its statuses: an equal status is kept as that object. */
+    readonly statuses?: readonly ResourceStatus[];
   };
 }
 
@@ -332,6 +334,40 @@ interface Judgement {
 
 function issueText(issues: readonly StatusIssue[]): string {
   return issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; ');
+}
+
+const statusIndexes = new WeakMap<readonly ResourceStatus[], ReadonlyMap<string, ResourceStatus>>();
+
+/** A snapshot's statuses by object key (memoized on its list). */
+function statusIndex(statuses: readonly ResourceStatus[]): ReadonlyMap<string, ResourceStatus> {
+  let index = statusIndexes.get(statuses);
+  if (!index) {
+    index = new Map(statuses.map((s) => [objectKey(s.kind, s.namespace, s.name), s]));
+    statusIndexes.set(statuses, index);
+  }
+  return index;
+}
+
+/** Equal statuses (every field: the objects hold nothing else). */
+function sameStatus(a: ResourceStatus, b: ResourceStatus): boolean {
+  return (
+    a.kind === b.kind &&
+    a.namespace === b.namespace &&
+    a.name === b.name &&
+    a.generation === b.generation &&
+    a.origin.file === b.origin.file &&
+    a.origin.document === b.origin.document &&
+    a.accepted === b.accepted &&
+    a.reason === b.reason &&
+    a.message === b.message &&
+    a.issues.length === b.issues.length &&
+    a.issues.every(
+      (x, i) =>
+        x.severity === b.issues[i]!.severity && x.path === b.issues[i]!.path && x.message === b.issues[i]!.message,
+    ) &&
+    Object.keys(a).length === Object.keys(b).length &&
+    Object.keys(a.origin).length === Object.keys(b.origin).length
+  );
 }
 
 function statusOf(j: Judgement): ResourceStatus {
@@ -586,7 +622,14 @@ export function buildRouting(input: RoutingInput): RoutingModel {
     report(subjectOf('DestinationRule', dr), issue),
   );
 
-  const statuses = judgements.map(statusOf);
+  // A status equal to the previous snapshot's is that very object: already frozen and hashed (the snapshot
+  // hash and deepFreeze stop at it), so an edit of one VirtualService does not re-hash thousands.
+  const before = input.previous?.statuses ? statusIndex(input.previous.statuses) : undefined;
+  const statuses = judgements.map((j) => {
+    const status = statusOf(j);
+    const old = before?.get(objectKey(status.kind, status.namespace, status.name));
+    return old && sameStatus(old, status) ? old : status;
+  });
   return {
     virtualServices,
     destinationRules,

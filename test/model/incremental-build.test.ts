@@ -262,3 +262,37 @@ test('an endpoint change keeps every other Service the very same object, and bui
   t.false(next.index.instancesByAddress.has('10.0.2.101'));
   t.is(next.virtualServices, first.virtualServices);
 });
+
+test('a VirtualService edit keeps the Services, the instance indexes and every other status as the same objects', (t) => {
+  const state = initialState();
+  const stable = stableObjects();
+  const first = build(stable(objects(state, false)));
+  state.vs['b/web'] = 1;
+  const next = build(stable(objects(state, false)), first);
+  t.true(next.services.every((s, i) => s === first.services[i]));
+  t.is(next.index.instancesByPod, first.index.instancesByPod);
+  t.is(next.index.instancesByAddress, first.index.instancesByAddress);
+  const edited = next.virtualServices.find((vs) => vs.namespace === 'b' && vs.name === 'web')!;
+  t.is(edited.spec.http?.[0]?.timeout, '2s');
+  const renewed = next.statuses
+    .filter((s) => !first.statuses.includes(s))
+    .map((s) => `${s.kind}/${s.namespace}/${s.name}`);
+  t.deepEqual(renewed, []); // its status reads the same (accepted): the very object, too
+  // A status that changes is a new object: b/web's VirtualService turns invalid.
+  const invalid = stable(objects(state, false)).map((o) =>
+    o.kind === 'VirtualService' && o.namespace === 'b' && o.name === 'web'
+      ? virtualService(
+          'b',
+          'web',
+          { hosts: ['web'], http: [{ route: [] }] },
+          { creationTimestamp: '2026-01-01T00:00:00Z' },
+        )
+      : o,
+  );
+  const third = build(invalid, next);
+  const changed = third.statuses
+    .filter((s) => !next.statuses.includes(s))
+    .map((s) => `${s.kind}/${s.namespace}/${s.name}`);
+  t.deepEqual(changed, ['VirtualService/b/web']);
+  t.false(third.statuses.find((s) => s.name === 'web' && s.namespace === 'b' && s.kind === 'VirtualService')!.accepted);
+});
