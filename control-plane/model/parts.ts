@@ -93,6 +93,8 @@ export interface SnapshotKeys {
   readonly virtualServiceStreams: string;
   readonly destinationRules: string;
   readonly peerAuthentications: string;
+  readonly authorizationPolicies: string;
+  readonly sidecars: string;
   /** Label keys a VirtualService match selects sources on (`sourceLabels`), sorted. */
   readonly sourceLabelKeys: readonly string[];
   /** Label keys a PeerAuthentication selector reads, sorted. */
@@ -161,6 +163,8 @@ export function snapshotKeys(snapshot: MeshSnapshot): SnapshotKeys {
       virtualServiceStreams: virtualServiceStreamsKey(snapshot.virtualServices),
       destinationRules: listKey(snapshot.destinationRules),
       peerAuthentications: listKey(snapshot.peerAuthentications),
+      authorizationPolicies: listKey(snapshot.authorizationPolicies),
+      sidecars: listKey(snapshot.sidecars),
       sourceLabelKeys: sourceLabelKeysOf(snapshot),
       selectorLabelKeys: [
         ...new Set(snapshot.peerAuthentications.flatMap((pa) => Object.keys(pa.selector ?? {}))),

@@ -122,6 +122,8 @@ export interface GeneratorStats {
   readonly virtualHosts: number;
   /** Entries held across snapshots. */
   readonly cached: number;
+  /** Proxy shapes worked out (the others were a proxy's shape kept from an earlier snapshot). */
+  readonly shapes: number;
 }
 
 export interface MeshGenerator extends Generator<MeshSnapshot> {
@@ -186,7 +188,50 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
     if (id === undefined) arrayIds.set(array, (id = `#${nextArrayId++}`));
     return id;
   };
-  const counts = { parts: 0, serviceClusters: 0, loadAssignments: 0, virtualHosts: 0 };
+  const counts = { parts: 0, serviceClusters: 0, loadAssignments: 0, virtualHosts: 0, shapes: 0 };
+  /**
+   * Each proxy's shape, kept across snapshots while what it reads is unchanged (`shapeDeps`): an endpoint
+   * change leaves the shape of every proxy but those of the Pods whose instances moved.
+   */
+  const shapes = new WeakMap<ProxyInfo, { readonly deps: string; readonly shape: ProxyShape }>();
+  const listIds = new WeakMap<readonly object[], number>();
+  let nextListId = 0;
+  /** A name for an instance list object ('-' when empty: every empty list reads the same). */
+  const listId = (list: readonly object[]): string => {
+    if (list.length === 0) return '-';
+    let id = listIds.get(list);
+    if (id === undefined) listIds.set(list, (id = nextListId++));
+    return String(id);
+  };
+  /**
+   * What proxyShape reads, as keys: the snapshot parts (Services and namespaces, VirtualServices,
+   * DestinationRules, PeerAuthentications, AuthorizationPolicies, Sidecars) and the proxy's own instance
+   * lists (by its Pod, as proxyInstances and proxyLocality look it up, and by each instance IP), which the
+   * model keeps as the same objects while they do not change. The proxy itself is the memo's key.
+   */
+  const shapeDeps = (snapshot: MeshSnapshot, proxy: ProxyInfo, keys: SnapshotKeys): string => {
+    const { instancesByPod, instancesByAddress } = snapshot.index;
+    const none: readonly object[] = [];
+    const suffix = `.${proxy.namespace}`;
+    const byNamespace = proxy.id.endsWith(suffix)
+      ? instancesByPod.get(`${proxy.namespace}/${proxy.id.slice(0, -suffix.length)}`)
+      : undefined;
+    const dot = proxy.id.lastIndexOf('.');
+    const byId = dot > 0 ? instancesByPod.get(`${proxy.id.slice(dot + 1)}/${proxy.id.slice(0, dot)}`) : undefined;
+    let ips = '';
+    for (const ip of proxy.instanceIps) ips += `,${listId(instancesByAddress.get(ip) ?? none)}`;
+    return [
+      keys.services,
+      keys.virtualServices,
+      keys.destinationRules,
+      keys.peerAuthentications,
+      keys.authorizationPolicies,
+      keys.sidecars,
+      listId(byNamespace ?? none),
+      listId(byId ?? none),
+      ips,
+    ].join('|');
+  };
   /**
    * Equal ClusterLoadAssignment arrays (the same messages in the same order) are one array, whichever
    * shape's part built them: proxies of every namespace usually see the same endpoints, and the resource
@@ -500,7 +545,14 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
       if (!memo) byShape.set(snapshot, (memo = new Map()));
       const ctx: TranslateContext = { snapshot, proxy, mesh };
       const keys = snapshotKeys(snapshot);
-      const shape = proxyShape(ctx, keys);
+      const deps = shapeDeps(snapshot, proxy, keys);
+      let kept = shapes.get(proxy);
+      if (kept?.deps !== deps) {
+        kept = { deps, shape: proxyShape(ctx, keys) };
+        counts.shapes++;
+        shapes.set(proxy, kept);
+      }
+      const { shape } = kept;
       const id = `${shape.outbound}\n${shape.inbound}\n${shape.endpoints}`;
       let resources = memo.get(id);
       if (!resources) {

@@ -378,10 +378,21 @@ for (const [m, mesh] of meshConfigs.entries()) {
         const generator = meshGenerator(mesh);
         const state = initialState();
         const stable = stableObjects();
+        // The same proxy (by content) is the same object from one snapshot to the next, as a stream's is:
+        // the generator keeps its shape across snapshots while what the shape reads is unchanged.
+        const proxyPool = new Map<string, ProxyInfo>();
+        const stableProxies = (list: ProxyInfo[]): ProxyInfo[] =>
+          list.map((p) => {
+            const key = canonicalJson(p);
+            const known = proxyPool.get(key);
+            if (known) return known;
+            proxyPool.set(key, p);
+            return p;
+          });
         let incremental = build(stable(objects(state)));
         let scratchPrevious = incremental;
         const check = () => {
-          for (const proxy of proxies(state)) {
+          for (const proxy of stableProxies(proxies(state))) {
             const cached = generator.generate(proxy, incremental);
             const fresh = generateResources({ snapshot: incremental, proxy, mesh });
             const a = encoded(cached);
@@ -531,6 +542,52 @@ test('an endpoint change gives new ClusterLoadAssignments of that Service only; 
     t.is(c.get(typeUrl), a.get(typeUrl), `${typeUrl} changed`);
   }
   t.not(c.get(TypeUrl.ClusterLoadAssignment), claB);
+});
+
+test('a proxy keeps its shape across an endpoint change of another Service, and works it out again when its own changes', (t) => {
+  const generator = meshGenerator(defaultMeshConfig);
+  const sidecar = (pod: string, ip: number): ProxyInfo => ({
+    id: `${pod}.a`,
+    cluster: '',
+    namespace: 'a',
+    serviceAccount: `${pod.split('-')[0]}-sa`,
+    labels: { app: pod.split('-')[0]!, version: 'v1', 'trellis.dev/tlsMode': 'mesh' },
+    instanceIps: [`10.0.0.${ip}`],
+    proxyType: 'envoy',
+    trustDomain: 'cluster.local',
+    locality: { region: '', zone: '', subZone: '' },
+    userAgent: '',
+  });
+  const state = initialState();
+  const api = sidecar('api-0', state.pods['a/api-0']!.ip);
+  const web = sidecar('web-1', state.pods['a/web-1']!.ip);
+  const stable = stableObjects();
+  const before = build(stable(objects(state)));
+  generator.generate(api, before);
+  generator.generate(web, before);
+  const shapes = generator.stats().shapes;
+  t.is(shapes, 2);
+  // web-0 moves: api-0 keeps its shape (its instances are the same list); web-1's Service is a new object,
+  // and so are its instances: its shape is worked out again.
+  state.pods['a/web-0'] = { ...state.pods['a/web-0']!, ip: 99 };
+  const moved = build(stable(objects(state)), before);
+  generator.generate(api, moved);
+  generator.generate(web, moved);
+  t.is(generator.stats().shapes, shapes + 1);
+  // The same snapshot again: nothing to work out.
+  generator.generate(api, moved);
+  generator.generate(web, moved);
+  t.is(generator.stats().shapes, shapes + 1);
+  // web-1 itself turns unready: its shape again, not api-0's.
+  state.pods['a/web-1'] = { ...state.pods['a/web-1']!, ready: false };
+  const unready = build(stable(objects(state)), moved);
+  const out = generator.generate(web, unready);
+  generator.generate(api, unready);
+  t.is(generator.stats().shapes, shapes + 2);
+  const fresh = generateResources({ snapshot: unready, proxy: web, mesh: defaultMeshConfig });
+  for (const typeUrl of [TypeUrl.Cluster, TypeUrl.Listener]) {
+    t.deepEqual(encodeAll(out.get(typeUrl)!), encodeAll(fresh.get(typeUrl)!), typeUrl);
+  }
 });
 
 test('a VirtualService change rebuilds the virtual hosts it routes, not the route configuration around them', (t) => {
