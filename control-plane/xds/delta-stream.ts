@@ -69,12 +69,11 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
       return;
     }
     const cp = this.options.controlPlaneId;
-    const encode = (): Pieces => encodeDeltaBody(set.version, typeUrl, updates, removed, cp);
     // All of a set and nothing removed (every stream on connect): the same body for every stream, built once.
-    const body: Uint8Array | Pieces =
+    const body: Pieces =
       removed.length === 0 && updates.length === set.byName.size && updates.length > 0
-        ? sharedFullSetBody(set, `delta|${cp}`, encode)
-        : encode();
+        ? sharedFullSetBody('delta', set, set.version, typeUrl, updates, cp)
+        : encodeDeltaBody(set.version, typeUrl, updates, removed, cp);
     const sent = this.send(state, set.version, updates.length, (nonce) => new Response(body, nonce));
     if (sent) state.commit(set, updates, removed, true);
   }

@@ -291,50 +291,146 @@ export function encodeDeltaResponse(
   return withNonce(encodeDeltaBody(systemVersionInfo, typeUrl, resources, removed, controlPlane), nonce);
 }
 
+/** Which response a whole-set body is for: a DiscoveryResponse or a DeltaDiscoveryResponse. */
+export type FullSetKind = 'sotw' | 'delta';
+
+/** A resource's entry in a response: `DiscoveryResponse.resources` (the Any) or a delta `Resource`. */
+function entryPieces(kind: FullSetKind, resources: readonly EncodedResource[]): Pieces {
+  if (kind === 'sotw') {
+    let small = 0;
+    for (const r of resources) small += headerSize(r.any.byteLength);
+    const p = new PieceWriter(small);
+    for (const r of resources) p.payload(2, r.any);
+    return p.finish();
+  }
+  let small = 0;
+  const lengths = resources.map((r) => {
+    const version = Buffer.byteLength(r.version);
+    const name = Buffer.byteLength(r.name);
+    const message = fieldSize(version) + fieldSize(r.any.byteLength) + fieldSize(name);
+    small += headerSize(message) + fieldSize(version) + headerSize(r.any.byteLength) + fieldSize(name);
+    return { version, name, message };
+  });
+  const p = new PieceWriter(small);
+  resources.forEach((r, i) => {
+    const l = lengths[i]!;
+    p.fields.header(2, l.message).string(1, r.version, l.version);
+    p.payload(2, r.any);
+    p.fields.string(3, r.name, l.name);
+  });
+  return p.finish();
+}
+
+/** A resource in a block: its id (block keys) and whether a block ends after it (content-defined). */
+interface BlockMark {
+  readonly id: number;
+  readonly boundary: boolean;
+}
+const blockMarks = new WeakMap<EncodedResource, BlockMark>();
+let nextBlockId = 0;
+
+/** A resource this large is never copied into a block (frame-writes.ts REFERENCE_MIN_BYTES). */
+const LARGE_RESOURCE_BYTES = 16 * 1024;
+/** Resources per block on average (a block ends after a resource whose name hashes to 0 mod this). */
+const BLOCK_AVERAGE = 32;
+/** A block ends after this many resources whatever their names. */
+const BLOCK_MAX = 256;
+
+function blockMark(r: EncodedResource): BlockMark {
+  let mark = blockMarks.get(r);
+  if (!mark) {
+    let hash = 0x811c9dc5; // FNV-1a over the name's UTF-16 code units
+    for (let i = 0; i < r.name.length; i++) hash = Math.imul(hash ^ r.name.charCodeAt(i), 0x01000193);
+    mark = { id: nextBlockId++, boundary: (hash >>> 0) % BLOCK_AVERAGE === 0 };
+    blockMarks.set(r, mark);
+  }
+  return mark;
+}
+
+/** Joined blocks by kind and the resources they hold, while some body uses them. */
+const blocks = new Map<string, WeakRef<Uint8Array>>();
+const blockCleanup = new FinalizationRegistry<string>((key) => {
+  if (blocks.get(key)?.deref() === undefined) blocks.delete(key);
+});
+
+/** The block of `run`'s entries, joined once and shared by every body that holds the same run. */
+function block(kind: FullSetKind, run: readonly EncodedResource[]): Uint8Array {
+  let key = kind;
+  for (const r of run) key += `,${blockMark(r).id}`;
+  let bytes = blocks.get(key)?.deref();
+  if (!bytes) {
+    bytes = joinPieces(entryPieces(kind, run));
+    blocks.set(key, new WeakRef(bytes));
+    blockCleanup.register(bytes, key);
+  }
+  return bytes;
+}
+
 /**
- * Bodies of responses that carry a whole set (what every stream gets on connect), built once per set and
- * shared: by set, then by kind (`sotw`/`delta`) and control-plane identifier. Joined into one buffer when
- * built, so that writing one costs a single copy whatever the number of resources.
- *
- * Held in a cache bounded in bytes (least recently used first out), not for as long as the set lives: every
- * workload has its own CDS set (its inbound clusters), and in a mesh of 1,000 Services each whole CDS body
- * is 2.5 MB, so keeping one per live set held 250 MB for 100 workloads long after their Pods connected. The
- * Pods of a workload connect close together and share the body while it is cached; a Pod that connects
- * later has it joined again (a few ms).
+ * The entries of `resources` (in order) as pieces: runs of resources joined into blocks whose ends the
+ * resources' names decide (content-defined, as rsync chunks files), so two sets that hold the same run of
+ * resources share its block whatever comes before it; a resource of REFERENCE_MIN_BYTES or more stays
+ * its cached bytes (frame-writes.ts sends those by reference).
  */
-const fullSetBodies = new Map<object, Map<string, Uint8Array>>();
-let fullSetBodyBytes = 0;
-let fullSetBodyBudget = 64 * 1024 * 1024;
-
-/** The byte budget of the whole-set body cache (tests); returns the previous one. */
-export function setFullSetBodyBudget(bytes: number): number {
-  const previous = fullSetBodyBudget;
-  fullSetBodyBudget = bytes;
-  return previous;
+function entryBlocks(kind: FullSetKind, resources: readonly EncodedResource[]): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let start = 0;
+  const flush = (end: number): void => {
+    if (end > start) out.push(block(kind, resources.slice(start, end)));
+    start = end;
+  };
+  for (let i = 0; i < resources.length; i++) {
+    const r = resources[i]!;
+    if (r.any.byteLength >= LARGE_RESOURCE_BYTES) {
+      flush(i);
+      out.push(...entryPieces(kind, [r]));
+      start = i + 1;
+    } else if (blockMark(r).boundary || i + 1 - start >= BLOCK_MAX) {
+      flush(i + 1);
+    }
+  }
+  flush(resources.length);
+  return out;
 }
 
-/** Bytes the whole-set body cache holds now. */
-export function fullSetBodyCacheBytes(): number {
-  return fullSetBodyBytes;
-}
+/**
+ * Bodies of responses that carry a whole set (what every stream gets on connect): the same pieces for
+ * every stream that gets the set, by set, then by kind and control-plane identifier; the same bytes as
+ * encodeSotwBody / encodeDeltaBody of `resources` (no removed names).
+ *
+ * The resources' entries are joined into blocks shared across sets (`entryBlocks`). In a mesh of 1,000
+ * Services every workload has its own CDS set (its inbound clusters) of 2,000 clusters, 2.5 MB, of which
+ * the outbound ones are every workload's: joined per set, 100 workloads held 250 MB of bodies (or, in a
+ * cache bounded in bytes, joined them again and again during a connect storm); in blocks, they share the
+ * outbound blocks and each holds only the block where its own clusters sit. A body lives as long as its
+ * set, a block as long as some body holds it.
+ */
+const fullSetBodies = new WeakMap<object, Map<string, Pieces>>();
 
-/** The body for `set`'s resources in `resources` (all of them, in name order), built once and shared. */
-export function sharedFullSetBody(set: object, key: string, build: () => Pieces): Uint8Array {
+export function sharedFullSetBody(
+  kind: FullSetKind,
+  set: object,
+  version: string,
+  typeUrl: string,
+  resources: readonly EncodedResource[],
+  controlPlane: string,
+): Pieces {
   let bodies = fullSetBodies.get(set);
-  if (bodies)
-    fullSetBodies.delete(set); // re-inserted below: most recently used last
-  else bodies = new Map();
-  fullSetBodies.set(set, bodies);
+  if (!bodies) fullSetBodies.set(set, (bodies = new Map()));
+  const key = `${kind}|${controlPlane}`;
   let body = bodies.get(key);
   if (!body) {
-    bodies.set(key, (body = joinPieces(build())));
-    fullSetBodyBytes += body.byteLength;
-    // The oldest sets go first; the one just used stays, even alone over the budget, until the next.
-    for (const [oldest, old] of fullSetBodies) {
-      if (fullSetBodyBytes <= fullSetBodyBudget || oldest === set) break;
-      for (const b of old.values()) fullSetBodyBytes -= b.byteLength;
-      fullSetBodies.delete(oldest);
-    }
+    const versionLength = Buffer.byteLength(version);
+    const typeUrlLength = Buffer.byteLength(typeUrl);
+    const cp = controlPlaneBytes(controlPlane);
+    const head = FieldWriter.sized(fieldSize(versionLength)).string(1, version, versionLength).finish();
+    // type_url, then control_plane: field 6 of DiscoveryResponse, 7 of DeltaDiscoveryResponse.
+    const tail = FieldWriter.sized(fieldSize(typeUrlLength) + fieldSize(cp.byteLength))
+      .string(4, typeUrl, typeUrlLength)
+      .bytes(kind === 'sotw' ? 6 : 7, cp)
+      .finish();
+    body = [head, ...entryBlocks(kind, resources), tail];
+    bodies.set(key, body);
   }
   return body;
 }

@@ -117,9 +117,8 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
   }
 
   /** The body carrying all of `set` (`resources`: its resources in name order), shared by every stream. */
-  private fullSetBody(set: EncodedSet, resources: readonly EncodedResource[]): Uint8Array {
-    const cp = this.options.controlPlaneId;
-    return sharedFullSetBody(set, `sotw|${cp}`, () => encodeSotwBody(set.version, set.typeUrl, resources, cp));
+  private fullSetBody(set: EncodedSet, resources: readonly EncodedResource[]): Pieces {
+    return sharedFullSetBody('sotw', set, set.version, set.typeUrl, resources, this.options.controlPlaneId);
   }
 
   private respondIncremental(state: TypeState, set: EncodedSet, force: boolean): void {

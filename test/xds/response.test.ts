@@ -17,8 +17,6 @@ import {
   Response,
   responseBytes,
   serializeResponse,
-  setFullSetBodyBudget,
-  fullSetBodyCacheBytes,
   sharedFullSetBody,
   withNonce,
 } from '../../control-plane/xds/response.js';
@@ -111,24 +109,48 @@ test('the serializer hands grpc-js what its framing reads (byteLength, copy into
   }
 });
 
-test('whole-set bodies are shared while cached, and the cache is bounded in bytes, least recently used out', (t) => {
-  const previous = setFullSetBodyBudget(1_500);
-  t.teardown(() => setFullSetBodyBudget(previous));
-  const builds: string[] = [];
-  const body = (set: object, name: string) =>
-    sharedFullSetBody(set, 'delta|test', () => {
-      builds.push(name);
-      return [new Uint8Array(600).fill(name.charCodeAt(0))];
-    });
-  const [a, b, c] = [{}, {}, {}];
-  const a1 = body(a, 'a');
-  t.is(body(a, 'a'), a1, 'the same set gets the very same body');
-  body(b, 'b');
-  t.is(body(a, 'a'), a1); // a is now the most recently used
-  body(c, 'c'); // 1,800 bytes: the least recently used (b) goes
-  t.true(fullSetBodyCacheBytes() <= 1_500);
-  t.is(body(a, 'a'), a1);
-  const b2 = body(b, 'b'); // built again, with the same bytes
-  t.deepEqual(builds, ['a', 'b', 'c', 'b']);
-  t.deepEqual([...b2], new Array<number>(600).fill('b'.charCodeAt(0)));
+/** `count` small assignments named `<prefix>-<i>` (sorted by name as a set's resources are). */
+function manyResources(cache: ResourceCache, prefix: string, count: number): EncodedResource[] {
+  return Array.from({ length: count }, (_, i) =>
+    cache.encode(
+      unpackAny(
+        anyFromJson(
+          loadAssignment(`${prefix}-${String(i).padStart(4, '0')}`, [2000 + (i % 7)]) as Parameters<
+            typeof anyFromJson
+          >[0],
+        ),
+      ),
+    ),
+  );
+}
+
+test('whole-set bodies: the bytes of a full response, the same pieces per set, blocks shared between sets', (t) => {
+  const cache = new ResourceCache();
+  const shared = manyResources(cache, 'outbound', 600); // every set's
+  const large = resources().find((r) => r.any.byteLength >= 16_384)!;
+  const setA = [...manyResources(cache, 'inbound-a', 3), large, ...shared];
+  const setB = [...manyResources(cache, 'inbound-b', 40), ...shared];
+  const [a, b] = [{}, {}];
+  for (const kind of ['sotw', 'delta'] as const) {
+    const bodyA = sharedFullSetBody(kind, a, 'v7', TypeUrl.ClusterLoadAssignment, setA, 'trellis-ü');
+    const bodyB = sharedFullSetBody(kind, b, 'v8', TypeUrl.ClusterLoadAssignment, setB, 'trellis-ü');
+    // Exactly the bytes of the whole-set response, for both protocols.
+    const full = (v: string, list: EncodedResource[]) =>
+      kind === 'sotw'
+        ? encodeSotwBody(v, TypeUrl.ClusterLoadAssignment, list, 'trellis-ü')
+        : encodeDeltaBody(v, TypeUrl.ClusterLoadAssignment, list, [], 'trellis-ü');
+    t.deepEqual(Buffer.from(joinPieces(bodyA)), Buffer.from(joinPieces(full('v7', setA))), kind);
+    t.deepEqual(Buffer.from(joinPieces(bodyB)), Buffer.from(joinPieces(full('v8', setB))), kind);
+    // The same set gets the very same pieces.
+    t.is(sharedFullSetBody(kind, a, 'v7', TypeUrl.ClusterLoadAssignment, setA, 'trellis-ü'), bodyA);
+    // A few pieces, not one per resource; the large resource is its cached bytes, not a copy.
+    t.true(bodyA.length < setA.length / 8, `${bodyA.length} pieces`);
+    t.true(bodyA.includes(large.any));
+    // The two sets share the blocks of their common run (all but the ones where their own resources sit).
+    const inB = new Set(bodyB);
+    const common = bodyA.filter((piece) => inB.has(piece));
+    const sharedBytes = common.reduce((n, piece) => n + piece.byteLength, 0);
+    const runBytes = joinPieces(full('v', shared)).byteLength;
+    t.true(sharedBytes > runBytes * 0.8, `${sharedBytes} of ${runBytes} bytes shared`);
+  }
 });
