@@ -339,6 +339,8 @@ export const xdsMesh: Benchmark = {
       );
       load.push(os.loadavg()[0]!);
       const final = server.memory();
+      const finalHeap = await server.gc();
+      const finalGc = server.memory();
       const proxies = nodes.length + o.rounds;
 
       const tables: Table[] = [
@@ -403,6 +405,11 @@ export const xdsMesh: Benchmark = {
               `${mib(final.rss)} MiB (peak ${mib(final.hwm)} MiB)`,
               fmtBytes((final.rss - idle.rss) / proxies),
             ],
+            [
+              'at the end, after a full GC',
+              `${mib(finalGc.rss)} MiB (heap ${mib(finalHeap.heapUsed)} MiB)`,
+              fmtBytes((finalGc.rss - idle.rss) / proxies),
+            ],
           ],
         },
       ];
@@ -435,7 +442,7 @@ export const xdsMesh: Benchmark = {
             ? 'Proxies: the Go load generator (tools/peers/xds-load --mesh), one process beside the control plane.'
             : 'Proxies: Node clients in the benchmark process (bench/mesh-sim.ts).',
         ],
-        data: { phases, memory: { idle, afterStorm, afterGc, final, heap } },
+        data: { phases, memory: { idle, afterStorm, afterGc, final, heap, finalGc, finalHeap } },
       };
     } finally {
       await fleet.close();

@@ -126,7 +126,7 @@ function manyResources(cache: ResourceCache, prefix: string, count: number): Enc
 
 test('whole-set bodies: the bytes of a full response, the same pieces per set, blocks shared between sets', (t) => {
   const cache = new ResourceCache();
-  const shared = manyResources(cache, 'outbound', 600); // every set's
+  const shared = manyResources(cache, 'outbound', 1500); // every set's
   const large = resources().find((r) => r.any.byteLength >= 16_384)!;
   const setA = [...manyResources(cache, 'inbound-a', 3), large, ...shared];
   const setB = [...manyResources(cache, 'inbound-b', 40), ...shared];
