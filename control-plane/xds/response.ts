@@ -132,16 +132,28 @@ export function encodeSotwBody(
   resources: readonly EncodedResource[],
   controlPlane: string,
 ): Pieces {
-  const versionLength = Buffer.byteLength(versionInfo);
+  return [headPiece(versionInfo), ...entryPieces('sotw', resources), tailPiece('sotw', typeUrl, [], controlPlane)];
+}
+
+/** Field 1 of both responses: version_info / system_version_info. */
+function headPiece(version: string): Uint8Array {
+  const length = Buffer.byteLength(version);
+  return FieldWriter.sized(fieldSize(length)).string(1, version, length).finish();
+}
+
+/**
+ * The fields after the resources: type_url (4), for delta the removed_resources (6), then control_plane
+ * (field 6 of DiscoveryResponse, 7 of DeltaDiscoveryResponse).
+ */
+function tailPiece(kind: FullSetKind, typeUrl: string, removed: readonly string[], controlPlane: string): Uint8Array {
   const typeUrlLength = Buffer.byteLength(typeUrl);
   const cp = controlPlaneBytes(controlPlane);
-  let small = fieldSize(versionLength) + fieldSize(typeUrlLength) + fieldSize(cp.byteLength);
-  for (const r of resources) small += headerSize(r.any.byteLength);
-  const p = new PieceWriter(small);
-  p.fields.string(1, versionInfo, versionLength); // version_info
-  for (const r of resources) p.payload(2, r.any); // resources
-  p.fields.string(4, typeUrl, typeUrlLength).bytes(6, cp); // type_url, control_plane
-  return p.finish();
+  const removedLengths = removed.map((name) => Buffer.byteLength(name));
+  let size = fieldSize(typeUrlLength) + fieldSize(cp.byteLength);
+  for (const length of removedLengths) size += fieldSize(length);
+  const w = FieldWriter.sized(size).string(4, typeUrl, typeUrlLength);
+  removed.forEach((name, i) => w.string(6, name, removedLengths[i]!));
+  return w.bytes(kind === 'sotw' ? 6 : 7, cp).finish();
 }
 
 /** A DeltaDiscoveryResponse without its nonce (Response adds it), as pieces. */
@@ -152,34 +164,11 @@ export function encodeDeltaBody(
   removed: readonly string[],
   controlPlane: string,
 ): Pieces {
-  const versionLength = Buffer.byteLength(systemVersionInfo);
-  const typeUrlLength = Buffer.byteLength(typeUrl);
-  const cp = controlPlaneBytes(controlPlane);
-  const removedLengths = removed.map((name) => Buffer.byteLength(name));
-  let small = fieldSize(versionLength) + fieldSize(typeUrlLength) + fieldSize(cp.byteLength);
-  // Each resource is an `envoy.service.discovery.v3.Resource{version = 1, resource = 2, name = 3}`: its
-  // header and fields around the Any, which is the cached piece.
-  const lengths = resources.map((r) => {
-    const version = Buffer.byteLength(r.version);
-    const name = Buffer.byteLength(r.name);
-    const message = fieldSize(version) + fieldSize(r.any.byteLength) + fieldSize(name);
-    small += headerSize(message) + fieldSize(version) + headerSize(r.any.byteLength) + fieldSize(name);
-    return { version, name, message };
-  });
-  for (const length of removedLengths) small += fieldSize(length);
-  const p = new PieceWriter(small);
-  const w = p.fields;
-  w.string(1, systemVersionInfo, versionLength); // system_version_info
-  resources.forEach((r, i) => {
-    const l = lengths[i]!;
-    w.header(2, l.message).string(1, r.version, l.version); // resources: its version
-    p.payload(2, r.any); // its resource
-    w.string(3, r.name, l.name); // its name
-  });
-  w.string(4, typeUrl, typeUrlLength); // type_url
-  removed.forEach((name, i) => w.string(6, name, removedLengths[i]!)); // removed_resources
-  w.bytes(7, cp); // control_plane
-  return p.finish();
+  return [
+    headPiece(systemVersionInfo),
+    ...entryPieces('delta', resources),
+    tailPiece('delta', typeUrl, removed, controlPlane),
+  ];
 }
 
 /** Pieces joined into one buffer (a body shared by many streams is joined once, when it is built). */
@@ -303,6 +292,8 @@ function entryPieces(kind: FullSetKind, resources: readonly EncodedResource[]): 
     for (const r of resources) p.payload(2, r.any);
     return p.finish();
   }
+  // Each resource is an `envoy.service.discovery.v3.Resource{version = 1, resource = 2, name = 3}`: its
+  // header and fields around the Any, which is the cached piece.
   let small = 0;
   const lengths = resources.map((r) => {
     const version = Buffer.byteLength(r.version);
@@ -424,16 +415,7 @@ export function sharedFullSetBody(
   const key = `${kind}|${controlPlane}`;
   let body = bodies.get(key);
   if (!body) {
-    const versionLength = Buffer.byteLength(version);
-    const typeUrlLength = Buffer.byteLength(typeUrl);
-    const cp = controlPlaneBytes(controlPlane);
-    const head = FieldWriter.sized(fieldSize(versionLength)).string(1, version, versionLength).finish();
-    // type_url, then control_plane: field 6 of DiscoveryResponse, 7 of DeltaDiscoveryResponse.
-    const tail = FieldWriter.sized(fieldSize(typeUrlLength) + fieldSize(cp.byteLength))
-      .string(4, typeUrl, typeUrlLength)
-      .bytes(kind === 'sotw' ? 6 : 7, cp)
-      .finish();
-    body = [head, ...entryBlocks(kind, resources), tail];
+    body = [headPiece(version), ...entryBlocks(kind, resources), tailPiece(kind, typeUrl, [], controlPlane)];
     bodies.set(key, body);
   }
   return body;

@@ -169,13 +169,18 @@ export function workload(
  * so an incremental build can reuse what it built from it.
  */
 export function stableObjects(): (objects: readonly MeshObject[]) => MeshObject[] {
-  const pool = new Map<string, MeshObject>();
-  return (objects) =>
-    objects.map((o) => {
-      const key = canonicalJson(o);
+  return stableByContent<MeshObject>();
+}
+
+/** Values equal by canonical JSON to one handed over before are that very value (as stableObjects). */
+export function stableByContent<T>(): (values: readonly T[]) => T[] {
+  const pool = new Map<string, T>();
+  return (values) =>
+    values.map((v) => {
+      const key = canonicalJson(v);
       const known = pool.get(key);
-      if (known) return known;
-      pool.set(key, o);
-      return o;
+      if (known !== undefined) return known;
+      pool.set(key, v);
+      return v;
     });
 }

@@ -25,6 +25,7 @@ import {
   pod,
   service,
   slice,
+  stableByContent,
   stableObjects,
   virtualService,
 } from '../model/_objects.js';
@@ -380,15 +381,7 @@ for (const [m, mesh] of meshConfigs.entries()) {
         const stable = stableObjects();
         // The same proxy (by content) is the same object from one snapshot to the next, as a stream's is:
         // the generator keeps its shape across snapshots while what the shape reads is unchanged.
-        const proxyPool = new Map<string, ProxyInfo>();
-        const stableProxies = (list: ProxyInfo[]): ProxyInfo[] =>
-          list.map((p) => {
-            const key = canonicalJson(p);
-            const known = proxyPool.get(key);
-            if (known) return known;
-            proxyPool.set(key, p);
-            return p;
-          });
+        const stableProxies = stableByContent<ProxyInfo>();
         let incremental = build(stable(objects(state)));
         let scratchPrevious = incremental;
         const check = () => {
@@ -483,9 +476,9 @@ test('Pods of one workload get the very same arrays and messages; encoding does 
   t.true(first.get(TypeUrl.Cluster)!.some((c) => resourceName(c) === 'inbound|9000||'));
 });
 
-test('an endpoint change gives new ClusterLoadAssignments of that Service only; every other array is the same', (t) => {
-  const generator = meshGenerator(defaultMeshConfig);
-  const client: ProxyInfo = {
+/** An Envoy sidecar in namespace b that serves nothing (no instances, no labels). */
+function plainClient(): ProxyInfo {
+  return {
     id: 'client.b',
     cluster: '',
     namespace: 'b',
@@ -497,6 +490,11 @@ test('an endpoint change gives new ClusterLoadAssignments of that Service only; 
     locality: { region: '', zone: '', subZone: '' },
     userAgent: '',
   };
+}
+
+test('an endpoint change gives new ClusterLoadAssignments of that Service only; every other array is the same', (t) => {
+  const generator = meshGenerator(defaultMeshConfig);
+  const client = plainClient();
   const before = build(endpointMesh(1));
   const after = build(endpointMesh(42), before);
   t.deepEqual(diffSnapshots(before, after), {
@@ -590,24 +588,18 @@ test('a proxy keeps its shape across an endpoint change of another Service, and 
   }
 });
 
-test('a VirtualService change rebuilds the virtual hosts it routes, not the route configuration around them', (t) => {
+/** A VirtualService (variant 0) for every Service, and plainClient's config from it. */
+function withVirtualServices() {
   const generator = meshGenerator(defaultMeshConfig);
-  const client: ProxyInfo = {
-    id: 'client.b',
-    cluster: '',
-    namespace: 'b',
-    serviceAccount: 'client',
-    labels: {},
-    instanceIps: [],
-    proxyType: 'envoy',
-    trustDomain: 'cluster.local',
-    locality: { region: '', zone: '', subZone: '' },
-    userAgent: '',
-  };
+  const client = plainClient();
   const state = initialState();
   for (const ns of NAMESPACES) for (const svc of SERVICES) state.vs[`${ns}/${svc}`] = 0;
   const before = build(objects(state));
-  const a = generator.generate(client, before);
+  return { generator, client, state, before, a: generator.generate(client, before) };
+}
+
+test('a VirtualService change rebuilds the virtual hosts it routes, not the route configuration around them', (t) => {
+  const { generator, client, state, before, a } = withVirtualServices();
   const built = generator.stats();
   state.vs['a/web'] = 3;
   const after = build(objects(state), before);
@@ -638,23 +630,7 @@ test('a VirtualService change rebuilds the virtual hosts it routes, not the rout
 });
 
 test('listeners are kept through an http-only VirtualService change and rebuilt on a tcp one', (t) => {
-  const generator = meshGenerator(defaultMeshConfig);
-  const client: ProxyInfo = {
-    id: 'client.b',
-    cluster: '',
-    namespace: 'b',
-    serviceAccount: 'client',
-    labels: {},
-    instanceIps: [],
-    proxyType: 'envoy',
-    trustDomain: 'cluster.local',
-    locality: { region: '', zone: '', subZone: '' },
-    userAgent: '',
-  };
-  const state = initialState();
-  for (const ns of NAMESPACES) for (const svc of SERVICES) state.vs[`${ns}/${svc}`] = 0;
-  const before = build(objects(state));
-  const a = generator.generate(client, before);
+  const { generator, client, state, before, a } = withVirtualServices();
   // http routes only (same hosts, exportTo and precedence): the routes change, the listeners stay the same array.
   state.vs['a/web'] = 1;
   const httpOnly = build(objects(state), before);
