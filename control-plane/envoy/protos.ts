@@ -179,11 +179,11 @@ function writeElements(encoding: ElementEncoding, out: Uint8Array, pos: number):
   return pos + encoding.tail.length;
 }
 
-/** The size of `n` (0 ≤ n < 2³²) as a varint. */
-function varintSize(n: number): number {
+/** The size of `n` (a non-negative integer) as a protobuf varint. */
+export function varintSize(n: number): number {
   let size = 1;
   while (n >= 0x80) {
-    n >>>= 7;
+    n = Math.floor(n / 128);
     size++;
   }
   return size;

@@ -101,27 +101,26 @@ export interface SnapshotKeys {
   readonly selectorLabelKeys: readonly string[];
 }
 
-const listKeys = new WeakMap<readonly object[], string>();
-
-function listKey(list: readonly object[]): string {
-  let key = listKeys.get(list);
-  if (key === undefined) {
-    key = digest(list.map((part) => frozenContentHash(part)).join(','));
-    listKeys.set(list, key);
-  }
-  return key;
+/** A list's key from its elements' keys, memoized per list and per element key function. */
+function memoListKey<T extends object>(
+  memo: WeakMap<readonly T[], string>,
+  elementKey: (element: T) => string,
+): (list: readonly T[]) => string {
+  return (list) => {
+    let key = memo.get(list);
+    if (key === undefined) {
+      key = digest(list.map(elementKey).join(','));
+      memo.set(list, key);
+    }
+    return key;
+  };
 }
 
-const streamListKeys = new WeakMap<readonly AcceptedVirtualService[], string>();
+/** The content key of a list of snapshot parts (the memoized hash of each). */
+const listKey = memoListKey<object>(new WeakMap(), (part) => frozenContentHash(part));
 
-function virtualServiceStreamsKey(list: readonly AcceptedVirtualService[]): string {
-  let key = streamListKeys.get(list);
-  if (key === undefined) {
-    key = digest(list.map(virtualServiceStreamKey).join(','));
-    streamListKeys.set(list, key);
-  }
-  return key;
-}
+/** The key of a snapshot's VirtualServices as listeners read them. */
+const virtualServiceStreamsKey = memoListKey<AcceptedVirtualService>(new WeakMap(), virtualServiceStreamKey);
 
 function sourceLabelKeysOf(snapshot: MeshSnapshot): string[] {
   const keys = new Set<string>();

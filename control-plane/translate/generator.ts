@@ -194,6 +194,7 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
    * change leaves the shape of every proxy but those of the Pods whose instances moved.
    */
   const shapes = new WeakMap<ProxyInfo, { readonly deps: string; readonly shape: ProxyShape }>();
+  const none: readonly object[] = [];
   const listIds = new WeakMap<readonly object[], number>();
   let nextListId = 0;
   /** A name for an instance list object ('-' when empty: every empty list reads the same). */
@@ -211,7 +212,6 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
    */
   const shapeDeps = (snapshot: MeshSnapshot, proxy: ProxyInfo, keys: SnapshotKeys): string => {
     const { instancesByPod, instancesByAddress } = snapshot.index;
-    const none: readonly object[] = [];
     const suffix = `.${proxy.namespace}`;
     const byNamespace = proxy.id.endsWith(suffix)
       ? instancesByPod.get(`${proxy.namespace}/${proxy.id.slice(0, -suffix.length)}`)

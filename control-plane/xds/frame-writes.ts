@@ -25,10 +25,11 @@
 // clients receive on both paths.
 import type { Writable } from 'node:stream';
 import { BaseServerInterceptingCall } from '@grpc/grpc-js/build/src/server-interceptors.js';
-import { nonceField, Response } from './response.js';
+import { nonceField, REFERENCE_MIN_BYTES, Response } from './response.js';
 
-/** Pieces at least this large are written by reference; smaller ones are copied together with their neighbours. */
-export const REFERENCE_MIN_BYTES = 16 * 1024;
+// Pieces at least REFERENCE_MIN_BYTES large are written by reference; smaller ones are copied together with
+// their neighbours.
+export { REFERENCE_MIN_BYTES };
 
 /** The gRPC length prefix (uncompressed flag, big-endian length) of a message of `length` bytes. */
 function framePrefix(length: number): Buffer {

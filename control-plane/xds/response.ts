@@ -6,19 +6,11 @@
 // the pieces into the gRPC frame it writes (serializeResponse): no writer that grows (and copies what it
 // holds) as it goes, no per-stream copy of a shared body to add a nonce.
 // The field numbers are those of envoy/service/discovery/v3/discovery.proto.
+import { varintSize } from '../envoy/protos.js';
 import type { EncodedResource } from './resource-cache.js';
 
 /** Wire type 2 (length-delimited); every field written here is one, with a field number below 16. */
 const tag = (field: number): number => (field << 3) | 2;
-
-function varintSize(n: number): number {
-  let size = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    size++;
-  }
-  return size;
-}
 
 /** A length-delimited field's tag and length on the wire, given its payload size. */
 const headerSize = (payload: number): number => 1 + varintSize(payload);
@@ -320,8 +312,11 @@ interface BlockMark {
 const blockMarks = new WeakMap<EncodedResource, BlockMark>();
 let nextBlockId = 0;
 
-/** A resource this large is never copied into a block (frame-writes.ts REFERENCE_MIN_BYTES). */
-const LARGE_RESOURCE_BYTES = 16 * 1024;
+/**
+ * Bytes from which a piece is sent by reference, not copied: frame-writes.ts hands such pieces to the HTTP/2
+ * stream as they are, and a whole-set body never copies a resource this large into a block.
+ */
+export const REFERENCE_MIN_BYTES = 16 * 1024;
 /**
  * Resources per block on average (a block ends after a resource whose name hashes to 0 mod this): about
  * 150 KB of clusters, above glibc's mmap threshold (128 KiB in the image), so a block freed is memory
@@ -376,7 +371,7 @@ function entryBlocks(kind: FullSetKind, resources: readonly EncodedResource[]): 
   };
   for (let i = 0; i < resources.length; i++) {
     const r = resources[i]!;
-    if (r.any.byteLength >= LARGE_RESOURCE_BYTES) {
+    if (r.any.byteLength >= REFERENCE_MIN_BYTES) {
       flush(i);
       out.push(...entryPieces(kind, [r]));
       start = i + 1;
