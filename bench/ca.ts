@@ -164,10 +164,7 @@ export const ca: Benchmark = {
       );
       for (const key of keys) {
         const root = await createRootCa({ keyType: key });
-        const authority = await CertificateAuthority.create(
-          await loadRootCa(root.certPem, root.keyPem),
-          'cluster.local',
-        );
+        const authority = CertificateAuthority.create(await loadRootCa(root.certPem, root.keyPem), 'cluster.local');
         for (const concurrency of concurrencies) {
           progress.phase(`ca: in process, ${key} CA key, concurrency ${concurrency}, ${seconds} s`);
           const cpu0 = process.cpuUsage();

@@ -127,10 +127,7 @@ interface BenchCa {
 
 async function makeCa(dir: string, pods: number): Promise<BenchCa> {
   const root = await createRootCa();
-  const authority = await CertificateAuthority.create(
-    await loadRootCa(root.certPem, root.keyPem),
-    DEFAULT_TRUST_DOMAIN,
-  );
+  const authority = CertificateAuthority.create(await loadRootCa(root.certPem, root.keyPem), DEFAULT_TRUST_DOMAIN);
   // As bench/ca.ts: a plug-in CA directory whose signing certificate is the root itself.
   const pluginDir = path.join(dir, 'plugin-ca');
   fs.mkdirSync(pluginDir);

@@ -10,7 +10,8 @@ import { pemBlocks, toPem } from './pem.js';
 import { CLOCK_SKEW_MS } from './root.js';
 import { randomSerial } from './serial.js';
 import { spiffeId, type WorkloadIdentity } from './spiffe.js';
-import { x509, type CryptoKey } from './x509.js';
+import { Certificate } from './certificate.js';
+import type { CryptoKey } from './webcrypto.js';
 
 export const DEFAULT_TTL_SECONDS = 24 * 3600;
 export const MAX_TTL_SECONDS = 7 * 24 * 3600;
@@ -42,23 +43,23 @@ export interface IssuedCertificate {
 /** What a CA is made of; from createRootCa() + loadCa(), or a plug-in CA (loadPluginCa()). */
 export interface CaMaterial {
   /** The certificate that signs workload certificates (the root itself, or an intermediate). */
-  readonly signer: x509.X509Certificate;
+  readonly signer: Certificate;
   readonly signerKey: CryptoKey;
   readonly signerKeyType: KeyType;
   /** Certificates between the signer and the root, the signer's issuer first (empty when the signer is a root). */
-  readonly intermediates: readonly x509.X509Certificate[];
+  readonly intermediates: readonly Certificate[];
   /** The root the chain ends at. */
-  readonly root: x509.X509Certificate;
+  readonly root: Certificate;
   /** Every trusted root (the trust bundle); contains `root`; more than one during a rotation. */
-  readonly roots: readonly x509.X509Certificate[];
+  readonly roots: readonly Certificate[];
 }
 
-function certs(file: string, pem: string): x509.X509Certificate[] {
+function certs(file: string, pem: string): Certificate[] {
   const blocks = pemBlocks(pem).filter((b) => b.label === 'CERTIFICATE');
-  const out: x509.X509Certificate[] = [];
+  const out: Certificate[] = [];
   for (const [i, b] of blocks.entries()) {
     try {
-      out.push(new x509.X509Certificate(b.der));
+      out.push(new Certificate(b.der));
     } catch (err) {
       throw new PluginCaError(file, `certificate #${i + 1} does not parse: ${(err as Error).message}`);
     }
@@ -66,31 +67,7 @@ function certs(file: string, pem: string): x509.X509Certificate[] {
   return out;
 }
 
-function pemOf(cert: x509.X509Certificate): string {
-  return cert.toString('pem') + '\n';
-}
-
-function same(a: x509.X509Certificate, b: x509.X509Certificate): boolean {
-  return Buffer.from(a.rawData).equals(Buffer.from(b.rawData));
-}
-
-function isCa(cert: x509.X509Certificate): boolean {
-  const bc = cert.getExtension(x509.BasicConstraintsExtension);
-  if (!bc?.ca) return false;
-  const ku = cert.getExtension(x509.KeyUsagesExtension);
-  return !ku || (ku.usages & x509.KeyUsageFlags.keyCertSign) !== 0;
-}
-
-async function signedBy(cert: x509.X509Certificate, issuer: x509.X509Certificate): Promise<boolean> {
-  if (cert.issuer !== issuer.subject) return false;
-  try {
-    return await cert.verify({ publicKey: issuer.publicKey, signatureOnly: true });
-  } catch {
-    return false;
-  }
-}
-
-function checkValidity(file: string, cert: x509.X509Certificate, now: Date, what: string): void {
+function checkValidity(file: string, cert: Certificate, now: Date, what: string): void {
   if (now < cert.notBefore)
     throw new PluginCaError(file, `${what} is not valid before ${cert.notBefore.toISOString()}`);
   if (now > cert.notAfter) throw new PluginCaError(file, `${what} expired on ${cert.notAfter.toISOString()}`);
@@ -123,7 +100,7 @@ export async function loadPluginCa(files: PluginCaFiles, now = new Date()): Prom
   if (!signer) throw new PluginCaError(files.caCert.file, 'no PEM CERTIFICATE block');
   if (extra.length > 0)
     throw new PluginCaError(files.caCert.file, 'holds more than one certificate (put the chain into cert-chain.pem)');
-  if (!isCa(signer)) {
+  if (!signer.isCa) {
     throw new PluginCaError(
       files.caCert.file,
       'is not a CA certificate (needs basicConstraints CA=true and keyUsage keyCertSign)',
@@ -137,7 +114,7 @@ export async function loadPluginCa(files: PluginCaFiles, now = new Date()): Prom
   } catch (err) {
     throw new PluginCaError(files.caKey.file, (err as Error).message);
   }
-  if (!key.spki.equals(Buffer.from(signer.publicKey.rawData))) {
+  if (!key.spki.equals(signer.spki)) {
     throw new PluginCaError(files.caKey.file, `the private key does not match the certificate in ${files.caCert.file}`);
   }
 
@@ -145,28 +122,28 @@ export async function loadPluginCa(files: PluginCaFiles, now = new Date()): Prom
   if (roots.length === 0) throw new PluginCaError(files.rootCert.file, 'no PEM CERTIFICATE block');
   for (const [i, root] of roots.entries()) {
     const what = roots.length > 1 ? `root #${i + 1} (${root.subject})` : `the root (${root.subject})`;
-    if (!isCa(root)) throw new PluginCaError(files.rootCert.file, `${what} is not a CA certificate`);
-    if (!(await signedBy(root, root))) throw new PluginCaError(files.rootCert.file, `${what} is not self-signed`);
+    if (!root.isCa) throw new PluginCaError(files.rootCert.file, `${what} is not a CA certificate`);
+    if (!root.signedBy(root)) throw new PluginCaError(files.rootCert.file, `${what} is not self-signed`);
     checkValidity(files.rootCert.file, root, now, what);
   }
 
   // The chain: drop ca-cert at its head and roots at its tail; what is left are the intermediates.
   const chainFile = files.certChain?.file ?? 'cert-chain.pem';
   let chain = files.certChain ? certs(files.certChain.file, files.certChain.pem) : [];
-  if (chain[0] && same(chain[0], signer)) chain = chain.slice(1);
-  while (chain.length > 0 && roots.some((r) => same(r, chain[chain.length - 1]!))) chain = chain.slice(0, -1);
+  if (chain[0]?.equals(signer)) chain = chain.slice(1);
+  while (chain.length > 0 && roots.some((r) => r.equals(chain[chain.length - 1]!))) chain = chain.slice(0, -1);
 
-  const signerIsRoot = roots.find((r) => same(r, signer));
+  const signerIsRoot = roots.find((r) => r.equals(signer));
   if (signerIsRoot) {
     return { signer, signerKey: key.privateKey, signerKeyType: key.type, intermediates: [], root: signerIsRoot, roots };
   }
   let below = signer;
   let belowName = files.caCert.file;
   for (const [i, cert] of chain.entries()) {
-    if (!isCa(cert))
+    if (!cert.isCa)
       throw new PluginCaError(chainFile, `certificate #${i + 1} (${cert.subject}) is not a CA certificate`);
     checkValidity(chainFile, cert, now, `certificate #${i + 1} (${cert.subject})`);
-    if (!(await signedBy(below, cert))) {
+    if (!below.signedBy(cert)) {
       throw new PluginCaError(
         chainFile,
         `certificate #${i + 1} (${cert.subject}) did not sign ${belowName} (${below.subject})`,
@@ -175,8 +152,8 @@ export async function loadPluginCa(files: PluginCaFiles, now = new Date()): Prom
     below = cert;
     belowName = `certificate #${i + 1}`;
   }
-  let root: x509.X509Certificate | undefined;
-  for (const r of roots) if (await signedBy(below, r)) root = r;
+  let root: Certificate | undefined;
+  for (const r of roots) if (below.signedBy(r)) root = r;
   if (!root) {
     throw new PluginCaError(
       files.certChain ? chainFile : files.caCert.file,
@@ -210,19 +187,17 @@ export class CertificateAuthority {
     readonly trustDomain: string,
     private readonly leafSigner: LeafSigner,
   ) {
-    this.chainTail = same(material.signer, material.root)
-      ? [pemOf(material.root)]
-      : [material.signer, ...material.intermediates, material.root].map(pemOf);
-    this.bundle = material.roots.map(pemOf).join('');
+    this.chainTail = material.signer.equals(material.root)
+      ? [material.root.toPem()]
+      : [material.signer, ...material.intermediates, material.root].map((c) => c.toPem());
+    this.bundle = material.roots.map((c) => c.toPem()).join('');
   }
 
-  static async create(material: CaMaterial, trustDomain: string): Promise<CertificateAuthority> {
-    const ski = material.signer.getExtension(x509.SubjectKeyIdentifierExtension);
-    const keyId = ski ? Buffer.from(ski.keyId, 'hex') : Buffer.from(await material.signer.publicKey.getKeyIdentifier());
+  static create(material: CaMaterial, trustDomain: string): CertificateAuthority {
     return new CertificateAuthority(
       material,
       trustDomain,
-      leafSigner(material.signerKey, new Uint8Array(material.signer.rawData), keyId),
+      leafSigner(material.signerKey, material.signer.raw, material.signer.keyId()),
     );
   }
 

@@ -14,7 +14,7 @@ import {
 } from './der.js';
 import { CsrRefusal } from './errors.js';
 import { pemBlocks } from './pem.js';
-import { subtle, type CryptoKey } from './x509.js';
+import { subtle, type CryptoKey } from './webcrypto.js';
 import { OID_BASIC_CONSTRAINTS, OID_EXTENSION_REQUEST, OID_SAN } from './oids.js';
 
 const SIGNATURE_HASH: Readonly<Record<string, { hash: string; key: 'ec' | 'rsa' }>> = {

@@ -1,6 +1,6 @@
 // The DER of a workload certificate (X.509 v3 SVID), signed with WebCrypto (der.ts says why).
 import { ecdsaRawToDer } from './csr.js';
-import { subtle, type CryptoKey, type SigningAlgorithm } from './x509.js';
+import { subtle, type CryptoKey, type SigningAlgorithm } from './webcrypto.js';
 import {
   bitString,
   children,

@@ -1,9 +1,9 @@
 // The self-signed root of the built-in CA: ECDSA P-256 by default (P-384, RSA-2048 as options), 10 years,
 // basicConstraints CA (critical), keyUsage keyCertSign + cRLSign (critical), SKI and AKI, subject
-// O=Trellis, CN=Trellis Root CA.
+// O=Trellis, CN=Trellis Root CA. @peculiar/x509 makes it, imported only here and only when a root is made:
+// a control plane that loads an existing CA never loads it (it costs about 6 MiB of resident memory).
 import { exportPrivateKeyPem, generateKeyPair, signingAlgorithm, type KeyType } from './keys.js';
 import { randomSerial } from './serial.js';
-import { x509 } from './x509.js';
 
 export interface RootOptions {
   readonly keyType?: KeyType;
@@ -22,6 +22,7 @@ export interface GeneratedRoot {
 export const CLOCK_SKEW_MS = 5 * 60_000;
 
 export async function createRootCa(options: RootOptions = {}): Promise<GeneratedRoot> {
+  const { x509 } = await import('./x509.js');
   const keys = await generateKeyPair(options.keyType ?? 'ec-p256');
   const now = options.now ?? new Date();
   const notBefore = new Date(now.getTime() - CLOCK_SKEW_MS);

@@ -6,26 +6,15 @@
 import crypto from 'node:crypto';
 import net from 'node:net';
 import type { CertificateAuthority } from './authority.js';
-import {
-  bitString,
-  children,
-  expectTag,
-  extension,
-  oid,
-  positiveInteger,
-  readTlv,
-  seq,
-  time,
-  tlv,
-  value,
-} from './der.js';
+import { bitString, extension, oid, positiveInteger, seq, time, tlv } from './der.js';
 import { ecdsaRawToDer } from './csr.js';
 import { leafSigner } from './leaf.js';
 import { toPem } from './pem.js';
 import { generateWorkloadKey } from './request.js';
 import { CLOCK_SKEW_MS } from './root.js';
 import { randomSerial } from './serial.js';
-import { subtle, x509 } from './x509.js';
+import { subjectPublicKeyBits } from './certificate.js';
+import { subtle } from './webcrypto.js';
 import {
   OID_BASIC_CONSTRAINTS,
   OID_COMMON_NAME,
@@ -84,9 +73,7 @@ export async function issueServingCertificate(
     if (!DNS_NAME.test(name)) throw new Error(`serving certificate: dnsNames: "${name}" is not a DNS name`);
   }
   const { signer, signerKey } = authority.material;
-  const ski = signer.getExtension(x509.SubjectKeyIdentifierExtension);
-  const keyId = ski ? Buffer.from(ski.keyId, 'hex') : Buffer.from(await signer.publicKey.getKeyIdentifier());
-  const ls = leafSigner(signerKey, new Uint8Array(signer.rawData), keyId);
+  const ls = leafSigner(signerKey, signer.raw, signer.keyId());
 
   const key = await generateWorkloadKey();
   const spki = Buffer.from(await subtle.exportKey('spki', key.keys.publicKey));
@@ -102,7 +89,7 @@ export async function issueServingCertificate(
     ...dnsNames.map((n) => tlv(0x82, Buffer.from(n, 'latin1'))),
     ...ipAddresses.map((ip) => tlv(0x87, ipBytes(ip))),
   );
-  const subjectKeyId = crypto.createHash('sha1').update(spkiKeyBits(spki)).digest();
+  const subjectKeyId = crypto.createHash('sha1').update(subjectPublicKeyBits(spki)).digest();
   const extensions = seq(
     extension(OID_KEY_USAGE, true, bitString(Buffer.from([0x80]), 7)), // digitalSignature
     extension(OID_EXT_KEY_USAGE, false, seq(oid(OID_SERVER_AUTH))),
@@ -134,10 +121,4 @@ export async function issueServingCertificate(
     dnsNames,
     ipAddresses,
   };
-}
-
-/** The subjectPublicKey bits of a SubjectPublicKeyInfo (what the SKI hashes, RFC 5280 §4.2.1.2 (1)). */
-function spkiKeyBits(spki: Buffer): Buffer {
-  const bits = expectTag(children(spki, readTlv(spki, 0))[1], 0x03, 'subjectPublicKey');
-  return value(spki, bits).subarray(1);
 }

@@ -60,7 +60,7 @@ export async function setupCa(options: CaOptions, registry: Registry, logger: Lo
         ? await loadOrCreateLocalCa(options.stateDir, { keyType: options.keyType, logger })
         : undefined;
   if (!loaded) throw new Error('the CA needs --state-dir (local mode), a plug-in CA directory, or Kubernetes mode');
-  const authority = await CertificateAuthority.create(loaded.material, options.trustDomain ?? DEFAULT_TRUST_DOMAIN);
+  const authority = CertificateAuthority.create(loaded.material, options.trustDomain ?? DEFAULT_TRUST_DOMAIN);
   const metrics = new CaMetrics(registry);
   const service = new CaService({ authority, authenticator, metrics, logger });
   const root = loaded.material.root;

@@ -113,8 +113,8 @@ kube.serial(
     const { kc } = await caServer(cluster); // made the Secret already
     const replicas = await Promise.all([loadOrCreateKubeCa(kc), loadOrCreateKubeCa(kc), loadOrCreateKubeCa(kc)]);
     t.true(replicas.every((r) => !r.created));
-    const pem = replicas[0]!.material.root.toString('pem');
-    t.true(replicas.every((r) => r.material.root.toString('pem') === pem));
+    const pem = replicas[0]!.material.root.toPem();
+    t.true(replicas.every((r) => r.material.root.toPem() === pem));
     const secret = await cluster.kubeConfig
       .makeApiClient(CoreV1Api)
       .readNamespacedSecret({ name: 'trellis-ca', namespace: 'trellis-system' });
@@ -126,7 +126,7 @@ kube.serial(
       loadOrCreateKubeCa(cluster.kubeConfig, { name: 'race-ca' }),
     ]);
     t.is(race.filter((r) => r.created).length, 1);
-    t.is(race[0]!.material.root.toString('pem'), race[1]!.material.root.toString('pem'));
+    t.is(race[0]!.material.root.toPem(), race[1]!.material.root.toPem());
   },
 );
 

@@ -21,7 +21,7 @@ test('local mode: root-cert.pem and root-key.pem (0600) are made on first start 
   t.regex(fs.readFileSync(path.join(dir, 'root-cert.pem'), 'utf8'), /BEGIN CERTIFICATE/);
   const second = await loadOrCreateLocalCa(dir);
   t.false(second.created);
-  t.is(second.material.root.toString('pem'), first.material.root.toString('pem'));
+  t.is(second.material.root.toPem(), first.material.root.toPem());
   t.deepEqual(fs.readdirSync(dir).sort(), ['root-cert.pem', 'root-key.pem'], 'no temporary files left');
 });
 

@@ -25,7 +25,7 @@ function caWith(keyType: KeyType): Promise<{ ca: CertificateAuthority; rootPem: 
     p = (async () => {
       const root = await createRootCa({ keyType });
       return {
-        ca: await CertificateAuthority.create(await loadRootCa(root.certPem, root.keyPem), 'cluster.local'),
+        ca: CertificateAuthority.create(await loadRootCa(root.certPem, root.keyPem), 'cluster.local'),
         rootPem: root.certPem,
       };
     })();
@@ -176,7 +176,7 @@ for (const keyType of ['ec-p384', 'rsa-2048'] as const) {
 test('the trust bundle holds every root during a rotation; the chain ends at the signing root', async (t) => {
   const oldRoot = await createRootCa();
   const newRoot = await createRootCa();
-  const ca = await CertificateAuthority.create(
+  const ca = CertificateAuthority.create(
     await loadRootCa(newRoot.certPem, newRoot.keyPem, [oldRoot.certPem]),
     'cluster.local',
   );

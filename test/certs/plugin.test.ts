@@ -26,7 +26,7 @@ for (const [title, opts] of [
 ] as const) {
   test(`plug-in CA (${title}): leaf → intermediate → root, verified by Node and @peculiar/x509`, async (t) => {
     const pems = await makeRootAndIntermediate(opts);
-    const ca = await CertificateAuthority.create(await loadPluginCa(files(pems)), 'cluster.local');
+    const ca = CertificateAuthority.create(await loadPluginCa(files(pems)), 'cluster.local');
     const issued = await ca.sign({ csr: await makeCsr(URI), identity: ID });
     t.is(issued.chain.length, 3);
     t.is(issued.chain[1], pems.caCertPem);
@@ -74,7 +74,7 @@ test('a plug-in CA whose ca-cert is the root itself gives leaf → root', async 
     caKey: { file: 'ca-key.pem', pem: pems.rootKeyPem },
     rootCert: { file: 'root-cert.pem', pem: pems.rootCertPem },
   });
-  const ca = await CertificateAuthority.create(m, 'cluster.local');
+  const ca = CertificateAuthority.create(m, 'cluster.local');
   const issued = await ca.sign({ csr: await makeCsr(URI), identity: ID });
   t.deepEqual(issued.chain.slice(1), [pems.rootCertPem]);
 });

@@ -9,7 +9,7 @@ import { x509 } from '../../certs/x509.js';
 async function authority(): Promise<{ ca: CertificateAuthority; rootPem: string }> {
   const root = await createRootCa();
   return {
-    ca: await CertificateAuthority.create(await loadRootCa(root.certPem, root.keyPem), 'cluster.local'),
+    ca: CertificateAuthority.create(await loadRootCa(root.certPem, root.keyPem), 'cluster.local'),
     rootPem: root.certPem,
   };
 }

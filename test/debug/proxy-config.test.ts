@@ -32,7 +32,7 @@ const lines = (s: string): string[] => s.split('\n').filter((l) => l !== '');
 
 test('proxy-config and config_dump: what a grpc-js-xds client and an SDS client were sent, never a key', async (t) => {
   const root = await createRootCa();
-  const ca = await CertificateAuthority.create(await loadRootCa(root.certPem, root.keyPem), 'cluster.local');
+  const ca = CertificateAuthority.create(await loadRootCa(root.certPem, root.keyPem), 'cluster.local');
   const issued = await ca.sign({
     csr: await makeCsr(SPIFFE),
     identity: { trustDomain: 'cluster.local', namespace: 'default', serviceAccount: 'shop' },

@@ -263,7 +263,7 @@ test.serial('a plaintext client is refused by the STRICT server', async (t) => {
 test.serial('a client with a certificate of another CA is refused', async (t) => {
   // It trusts the mesh root (so it accepts the server) but presents a certificate of a root of its own.
   const foreignRoot = await createRootCa({ commonName: 'someone else' });
-  const foreignCa = await CertificateAuthority.create(
+  const foreignCa = CertificateAuthority.create(
     await loadRootCa(foreignRoot.certPem, foreignRoot.keyPem),
     'cluster.local',
   );

@@ -11,6 +11,8 @@ const KUBERNETES_CLIENT = /^node_modules\/@kubernetes\/client-node\//;
 const ENVOY_PROTOS = /^control-plane\/envoy\/(protos\.ts|gen\/(envoy|xds|udpa|validate|google)\/)/;
 const GRPC = /^node_modules\/@grpc\//;
 const CERTIFICATE_LIBRARY = /^node_modules\/(@peculiar\/|reflect-metadata\/)|^certs\/(index|x509)\.ts$/;
+/** @peculiar/x509 itself, which the CA loads only to make a root (certs/root.ts). */
+const X509_LIBRARY = /^node_modules\/(@peculiar\/|reflect-metadata\/)|^certs\/x509\.ts$/;
 const EXAMPLES = /^examples\//;
 
 const TINY_VIRTUAL_SERVICE = `apiVersion: networking.trellis.dev/v1alpha1
@@ -131,29 +133,40 @@ test('the control plane in local mode loads no Kubernetes client and, without --
   t.deepEqual(matching(run.modules, [KUBERNETES_CLIENT, CA, CERTIFICATE_LIBRARY, /^control-plane\/webhook\//]), []);
 });
 
-test('the control plane in local mode with the CA loads no Kubernetes client (TokenReview is for Kubernetes mode)', async (t) => {
+test('the control plane in local mode with the CA loads no Kubernetes client, and the X.509 library only to make its root', async (t) => {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'trellis-lazy-ca-'));
   t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
   const tokens = path.join(dir, 'tokens.yaml');
   await fs.writeFile(tokens, '- token: lazy-loading-test-token-0123\n  namespace: default\n  serviceAccount: app\n');
-  const run = await loadedModules(
-    [
-      'control-plane/main.ts',
-      'control-plane',
-      '--config-dir',
-      'examples/mesh',
-      '--state-dir',
-      path.join(dir, 'state'),
-      '--tokens-file',
-      tokens,
-      '--xds-port',
-      '0',
-      '--monitoring-port',
-      '0',
-    ],
-    { stopWhenOutput: '"control plane listening"' },
-  );
-  t.true(run.sawStopOutput, run.stderr);
-  t.true(run.modules.includes('control-plane/ca/setup.ts'));
-  t.deepEqual(matching(run.modules, [KUBERNETES_CLIENT]), []);
+  const start = () =>
+    loadedModules(
+      [
+        'control-plane/main.ts',
+        'control-plane',
+        '--config-dir',
+        'examples/mesh',
+        '--state-dir',
+        path.join(dir, 'state'),
+        '--tokens-file',
+        tokens,
+        '--xds-port',
+        '0',
+        '--monitoring-port',
+        '0',
+      ],
+      { stopWhenOutput: '"control plane listening"' },
+    );
+  // First start: no root in the state directory, so one is made (with @peculiar/x509).
+  const first = await start();
+  t.true(first.sawStopOutput, first.stderr);
+  t.true(first.modules.includes('control-plane/ca/setup.ts'));
+  t.deepEqual(matching(first.modules, [KUBERNETES_CLIENT]), []);
+  t.true(first.modules.some((m) => m.startsWith('node_modules/@peculiar/x509/')));
+  await fs.access(path.join(dir, 'state', 'root-cert.pem'));
+  // Every later start reads the root it made: parsed and checked without the library.
+  const second = await start();
+  t.true(second.sawStopOutput, second.stderr);
+  t.true(second.modules.includes('control-plane/ca/setup.ts'));
+  t.true(second.modules.includes('certs/certificate.ts'));
+  t.deepEqual(matching(second.modules, [KUBERNETES_CLIENT, X509_LIBRARY]), []);
 });
