@@ -76,7 +76,7 @@ class LazyDiscoveryRequest implements DiscoveryRequest {
 }
 
 /** Decodes resource_names records exactly as fromBinary does (BinaryReader.string). */
-function decodeNames(wire: Uint8Array): string[] {
+export function decodeNames(wire: Uint8Array): string[] {
   const names: string[] = [];
   const reader = new BinaryReader(wire);
   while (reader.pos < reader.len) {

@@ -16,14 +16,41 @@ import type { DiscoveryRequest } from '../envoy/gen/envoy/service/discovery/v3/d
 import { emptySet, type EncodedResource, type EncodedSet } from './resource-cache.js';
 import { encodeSotwBody, Response, sharedFullSetBody, type Pieces } from './response.js';
 import { checkSubscriptionSize } from './limits.js';
-import { keepWire, resourceNamesWire } from './sotw-request.js';
-import { isFullStateType, sharedName, type TypeState } from './type-state.js';
+import { decodeNames, keepWire, resourceNamesWire } from './sotw-request.js';
+import { isFullStateType, sharedName, sharedSubscription, type TypeState } from './type-state.js';
 import { XdsStream } from './xds-stream.js';
 import { AbsentListeners } from './absent-listeners.js';
 
 function sortedResources(set: EncodedSet, names?: Iterable<string>): EncodedResource[] {
   const pick = names ? [...names].filter((n) => set.byName.has(n)) : [...set.byName.keys()];
   return pick.sort().map((n) => set.byName.get(n)!);
+}
+
+/** The subscription a resource_names wire says, decoded once for every stream that sends those bytes. */
+interface WireSubscription {
+  /** As in the request, `*` included. */
+  readonly names: readonly string[];
+  /** Whether `*` is among them. */
+  readonly star: boolean;
+  /** The other names, as a Set shared by every stream subscribed to them (sharedSubscription). */
+  readonly explicit: ReadonlySet<string>;
+}
+
+/**
+ * Keyed by the kept copy of the wire (keepWire: one copy per distinct byte string), so held as long as a
+ * stream holds that copy as its last subscription.
+ */
+const wireSubscriptions = new WeakMap<Uint8Array, WireSubscription>();
+
+function wireSubscription(kept: Uint8Array): WireSubscription {
+  let decoded = wireSubscriptions.get(kept);
+  if (!decoded) {
+    const names = decodeNames(kept);
+    const star = names.includes('*');
+    decoded = { names, star, explicit: sharedSubscription(star ? names.filter((n) => n !== '*') : names) };
+    wireSubscriptions.set(kept, decoded);
+  }
+  return decoded;
 }
 
 export class SotwStream extends XdsStream<DiscoveryRequest> {
@@ -62,29 +89,36 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
   /**
    * Applies the request's subscription; returns whether it changed. A client repeats its subscription on
    * every request: when its resource_names records are the very bytes of the last request applied for the
-   * type, the names are not decoded (sotw-request.ts): the same names give the same subscription.
+   * type, the names are not decoded (sotw-request.ts): the same names give the same subscription. Records
+   * that differ are decoded once for every stream that sends the same bytes (a fleet of sidecars with the
+   * same clusters), into a Set those streams share; a stream then works through only the names that
+   * differ from its last subscription (TypeState.replaceSubscriptionShared).
    */
   private subscribe(state: TypeState, request: DiscoveryRequest): boolean {
     const wire = resourceNamesWire(request);
     const last = state.subscriptionWire;
     if (wire && last && wire.byteLength === last.byteLength && Buffer.compare(wire, last) === 0) return false;
     const typeUrl = state.typeUrl;
-    const names = request.resourceNames;
+    const kept = wire ? keepWire(wire) : undefined;
+    const decoded = kept ? wireSubscription(kept) : undefined;
+    const names = decoded ? decoded.names : request.resourceNames;
     checkSubscriptionSize(this.options.limits, typeUrl, names.length);
     let wildcard = false;
     if (isFullStateType(typeUrl)) {
       if (!state.requested && names.length === 0) this.legacyWildcard.add(typeUrl);
       if (names.length > 0) this.legacyWildcard.delete(typeUrl);
-      wildcard = names.includes('*') || this.legacyWildcard.has(typeUrl);
+      wildcard = (decoded ? decoded.star : names.includes('*')) || this.legacyWildcard.has(typeUrl);
     }
-    const changed = state.replaceSubscription(
-      wildcard,
-      names.filter((n) => n !== '*'),
-      (n) => sharedName(this.config?.sets.get(typeUrl), n),
-    );
-    state.subscriptionWire = wire ? keepWire(wire) : undefined;
+    const changed = decoded
+      ? state.replaceSubscriptionShared(wildcard, decoded.explicit)
+      : state.replaceSubscription(
+          wildcard,
+          names.filter((n) => n !== '*'),
+          (n) => sharedName(this.config?.sets.get(typeUrl), n),
+        );
+    state.subscriptionWire = kept;
     if (changed) {
-      state.shareNames();
+      if (!decoded) state.shareNames();
       this.reportSubscribed(typeUrl, names);
     }
     return changed;

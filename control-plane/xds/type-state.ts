@@ -125,6 +125,38 @@ function shareNameSet(names: Set<string>): Set<string> {
   return names;
 }
 
+/**
+ * A subscription as a Set every stream with the same names holds (never modified): the names of one
+ * resource_names wire, decoded once for all the streams that send it (SotwStream). Registered with the
+ * shared Sets of shareNames, so a delta stream with the same names shares it too.
+ */
+export function sharedSubscription(names: Iterable<string>): ReadonlySet<string> {
+  return shareNameSet(new Set(names));
+}
+
+/** What changes from one shared subscription Set to another: worked out once per pair, for every stream. */
+interface SubscriptionDiff {
+  readonly added: readonly string[];
+  readonly removed: readonly string[];
+}
+const subscriptionDiffs = new WeakMap<ReadonlySet<string>, WeakMap<ReadonlySet<string>, SubscriptionDiff>>();
+
+function diffNames(from: ReadonlySet<string>, to: ReadonlySet<string>): SubscriptionDiff {
+  const removed: string[] = [];
+  const added: string[] = [];
+  for (const name of from) if (!to.has(name)) removed.push(name);
+  for (const name of to) if (!from.has(name)) added.push(name);
+  return { added, removed };
+}
+
+function sharedDiff(from: ReadonlySet<string>, to: ReadonlySet<string>): SubscriptionDiff {
+  let byTarget = subscriptionDiffs.get(from);
+  if (!byTarget) subscriptionDiffs.set(from, (byTarget = new WeakMap()));
+  let diff = byTarget.get(to);
+  if (!diff) byTarget.set(to, (diff = diffNames(from, to)));
+  return diff;
+}
+
 export interface NackRecord {
   readonly version: string;
   readonly nonce: string;
@@ -300,6 +332,37 @@ export class TypeState {
         changed = true;
       }
     }
+    if (wildcard !== this.wildcard) {
+      changed = true;
+      this.materialize();
+      this.wildcard = wildcard;
+      if (!wildcard) for (const name of [...this.known.keys()]) if (!this.names.has(name)) this.known.delete(name);
+    }
+    return changed;
+  }
+
+  /**
+   * replaceSubscription with the names as a shared Set (sharedSubscription; `*` not in it), which the stream
+   * then holds as its own subscription. Only the names that differ from the current subscription are worked
+   * through, and when that one is shared too (a fleet moving from one subscription to the next) what
+   * differs is worked out once per pair of Sets: a thousand streams resubscribing to 1,000 EDS names after a
+   * cluster was added each do the work of one name, not of 1,000.
+   */
+  replaceSubscriptionShared(wildcard: boolean, next: ReadonlySet<string>): boolean {
+    if (wildcard === this.wildcard && this.nameSet === next) return false;
+    const diff = this.nameSetShared ? sharedDiff(this.nameSet, next) : diffNames(this.nameSet, next);
+    // As unsubscribe() and subscribe() do for each name, in the order replaceSubscription takes them.
+    for (const name of diff.removed) {
+      if (!this.wildcard) this.known.delete(name);
+      this.dirty.delete(name);
+    }
+    for (const name of diff.added) {
+      if (!this.wildcard && !this.known.has(name)) this.notHeld(name);
+      if (this.basis) this.dirty.add(name);
+    }
+    this.nameSet = next as Set<string>; // shared: copied by mutableNames() before any change of its own
+    this.nameSetShared = true;
+    let changed = diff.added.length > 0 || diff.removed.length > 0;
     if (wildcard !== this.wildcard) {
       changed = true;
       this.materialize();

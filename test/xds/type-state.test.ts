@@ -3,7 +3,7 @@
 // changes, pushes and resyncs, both must ask for the same response every time.
 import test from 'ava';
 import { setVersion, type EncodedResource, type EncodedSet } from '../../control-plane/xds/resource-cache.js';
-import { TypeState } from '../../control-plane/xds/type-state.js';
+import { sharedSubscription, TypeState } from '../../control-plane/xds/type-state.js';
 import { prng } from '../helpers/prng.js';
 
 const TYPE = 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment';
@@ -102,9 +102,12 @@ for (const delta of [true, false]) {
         } else if (r < 0.45) {
           const wildcard = random() < 0.3;
           const names = POOL.filter(() => random() < 0.4);
-          state.replaceSubscription(wildcard, names);
+          // SotW replaces with a shared Set (SotwStream, from the request's wire) or with a list.
+          const shared = random() < 0.5;
+          if (shared) state.replaceSubscriptionShared(wildcard, sharedSubscription(names));
+          else state.replaceSubscription(wildcard, names);
           model.replace(wildcard, names);
-          trace.push(`=${wildcard ? '*' : ''}${names.join(',')}`);
+          trace.push(`=${shared ? '(shared)' : ''}${wildcard ? '*' : ''}${names.join(',')}`);
         } else if (r < 0.5 && !delta) {
           state.forgetHeld();
           model.known.clear();
@@ -176,7 +179,18 @@ test('streams sharing subscription Sets ask for what per-name models ask for, wh
       const k = Math.floor(random() * streams.length);
       const { state, model } = streams[k]!;
       const r = random();
-      if (r < 0.25) {
+      if (r < 0.15) {
+        // A SotW fleet: one of a few big subscriptions, as the shared Set of its wire, for whoever sends it
+        // (the change from one to another worked out once per pair of Sets).
+        const which = Math.floor(random() * 3);
+        const names = pool.filter((_, i) => i % (which + 2) === 0 || i === 39 - which);
+        const wildcard = random() < 0.1;
+        const changed = state.replaceSubscriptionShared(wildcard, sharedSubscription(names));
+        const before = JSON.stringify([model.wildcard, [...model.names].sort()]);
+        model.replace(wildcard, names);
+        t.is(changed, before !== JSON.stringify([model.wildcard, [...model.names].sort()]), `seed ${seed}: changed`);
+        trace.push(`${k}:shared${which}${wildcard ? '*' : ''}`);
+      } else if (r < 0.3) {
         // The same big subscription for everyone, the way a fleet connects.
         const names = pool.filter((_, i) => i % 2 === 0 || random() < 0.1);
         for (const name of names) state.subscribe(name);
