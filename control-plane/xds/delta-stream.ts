@@ -13,7 +13,7 @@
 import type { DeltaDiscoveryRequest } from '../envoy/gen/envoy/service/discovery/v3/discovery_pb.js';
 import { emptySet } from './resource-cache.js';
 import { checkSubscriptionSize } from './limits.js';
-import { encodeDeltaBody, Response, sharedFullSetBody, type Pieces } from './response.js';
+import { encodeDeltaBody, Response, sharedFullSetBody, sharedUpdateBody, type Pieces } from './response.js';
 import { isFullStateType, SHARED_NAMES_MIN, sharedName } from './type-state.js';
 import { XdsStream } from './xds-stream.js';
 import { AbsentListeners } from './absent-listeners.js';
@@ -70,10 +70,13 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     }
     const cp = this.options.controlPlaneId;
     // All of a set and nothing removed (every stream on connect): the same body for every stream, built once.
+    // A few resources and nothing removed (an endpoint change): the same body for the streams of the set.
     const body: Pieces =
       removed.length === 0 && updates.length === set.byName.size && updates.length > 0
         ? sharedFullSetBody('delta', set, set.version, typeUrl, updates, cp)
-        : encodeDeltaBody(set.version, typeUrl, updates, removed, cp);
+        : removed.length === 0
+          ? sharedUpdateBody('delta', set, updates, cp)
+          : encodeDeltaBody(set.version, typeUrl, updates, removed, cp);
     const sent = this.send(state, set.version, updates.length, (nonce) => new Response(body, nonce));
     if (sent) state.commit(set, updates, removed, true);
   }

@@ -415,3 +415,39 @@ export function sharedFullSetBody(
   }
   return body;
 }
+
+/** Update bodies shared per set are for responses of at most this many resources. */
+export const SHARED_UPDATE_MAX_RESOURCES = 8;
+/** At most this many distinct update bodies are kept per set (the others are built per stream). */
+const SHARED_UPDATES_PER_SET = 64;
+const updateBodies = new WeakMap<object, Map<string, Pieces>>();
+
+/**
+ * The body of a response carrying a few resources of `set` and removing nothing: the same pieces for
+ * every stream that gets the same resources of the same set. After an endpoint change, every proxy of a
+ * workload (the streams that share one set) gets the one changed ClusterLoadAssignment: one body for them,
+ * instead of a head, an entry and a tail written per stream. The same bytes as encodeSotwBody /
+ * encodeDeltaBody of `resources` with `set`'s version and type; larger responses are built per stream.
+ */
+export function sharedUpdateBody(
+  kind: FullSetKind,
+  set: { readonly version: string; readonly typeUrl: string },
+  resources: readonly EncodedResource[],
+  controlPlane: string,
+): Pieces {
+  const build = (): Pieces =>
+    kind === 'sotw'
+      ? encodeSotwBody(set.version, set.typeUrl, resources, controlPlane)
+      : encodeDeltaBody(set.version, set.typeUrl, resources, [], controlPlane);
+  if (resources.length > SHARED_UPDATE_MAX_RESOURCES) return build();
+  let bodies = updateBodies.get(set);
+  if (!bodies) updateBodies.set(set, (bodies = new Map()));
+  let key = `${kind}|${controlPlane}`;
+  for (const r of resources) key += `|${r.name}`;
+  let body = bodies.get(key);
+  if (!body) {
+    body = build();
+    if (bodies.size < SHARED_UPDATES_PER_SET) bodies.set(key, body);
+  }
+  return body;
+}

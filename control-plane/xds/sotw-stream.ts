@@ -14,7 +14,7 @@
 //   change sends one ClusterLoadAssignment.
 import type { DiscoveryRequest } from '../envoy/gen/envoy/service/discovery/v3/discovery_pb.js';
 import { emptySet, type EncodedResource, type EncodedSet } from './resource-cache.js';
-import { encodeSotwBody, Response, sharedFullSetBody, type Pieces } from './response.js';
+import { encodeSotwBody, Response, sharedFullSetBody, sharedUpdateBody, type Pieces } from './response.js';
 import { checkSubscriptionSize } from './limits.js';
 import { decodeNames, keepWire, resourceNamesWire } from './sotw-request.js';
 import { isFullStateType, sharedName, sharedSubscription, type TypeState } from './type-state.js';
@@ -164,11 +164,12 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
       return;
     }
     // A client that holds nothing of a set it is subscribed to wholly (every stream on connect) gets the
-    // same body as every other such stream: built once.
+    // same body as every other such stream: built once. So do the streams that get the same few resources
+    // of the same set (an endpoint change).
     const body: Uint8Array | Pieces =
       updates.length === set.byName.size
         ? this.fullSetBody(set, updates)
-        : encodeSotwBody(set.version, set.typeUrl, updates, this.options.controlPlaneId);
+        : sharedUpdateBody('sotw', set, updates, this.options.controlPlaneId);
     if (this.send(state, set.version, updates.length, (nonce) => new Response(body, nonce))) {
       state.commit(set, updates, removed, false);
     }

@@ -18,6 +18,8 @@ import {
   responseBytes,
   serializeResponse,
   sharedFullSetBody,
+  sharedUpdateBody,
+  SHARED_UPDATE_MAX_RESOURCES,
   withNonce,
 } from '../../control-plane/xds/response.js';
 import { loadAssignment } from '../helpers/control-plane.js';
@@ -152,5 +154,40 @@ test('whole-set bodies: the bytes of a full response, the same pieces per set, b
     const sharedBytes = common.reduce((n, piece) => n + piece.byteLength, 0);
     const runBytes = joinPieces(full('v', shared)).byteLength;
     t.true(sharedBytes > runBytes * 0.8, `${sharedBytes} of ${runBytes} bytes shared`);
+  }
+});
+
+test('update bodies: the bytes of the response, one body per set and resources, built per stream past the limit', (t) => {
+  const cache = new ResourceCache();
+  const list = [...resources(), ...manyResources(cache, 'more', SHARED_UPDATE_MAX_RESOURCES + 1)];
+  const setA = { version: 'v7', typeUrl: TypeUrl.ClusterLoadAssignment };
+  const setB = { version: 'v8', typeUrl: TypeUrl.ClusterLoadAssignment };
+  for (const kind of ['sotw', 'delta'] as const) {
+    const expected = (set: typeof setA, updates: EncodedResource[]) =>
+      Buffer.from(
+        joinPieces(
+          kind === 'sotw'
+            ? encodeSotwBody(set.version, set.typeUrl, updates, 'trellis-ü')
+            : encodeDeltaBody(set.version, set.typeUrl, updates, [], 'trellis-ü'),
+        ),
+      );
+    const one = list.slice(0, 1);
+    const two = list.slice(1, 3);
+    const body = sharedUpdateBody(kind, setA, one, 'trellis-ü');
+    t.deepEqual(Buffer.from(joinPieces(body)), expected(setA, one), kind);
+    t.deepEqual(Buffer.from(joinPieces(sharedUpdateBody(kind, setA, two, 'trellis-ü'))), expected(setA, two), kind);
+    // The streams that get the same resources of the same set share the body; another set, other
+    // resources, the other protocol or another control-plane id get their own.
+    t.is(sharedUpdateBody(kind, setA, [...one], 'trellis-ü'), body);
+    t.not(sharedUpdateBody(kind, setB, one, 'trellis-ü'), body);
+    t.deepEqual(Buffer.from(joinPieces(sharedUpdateBody(kind, setB, one, 'trellis-ü'))), expected(setB, one), kind);
+    t.not(sharedUpdateBody(kind, setA, two, 'trellis-ü'), body);
+    t.not(sharedUpdateBody(kind === 'sotw' ? 'delta' : 'sotw', setA, one, 'trellis-ü'), body);
+    t.not(sharedUpdateBody(kind, setA, one, 'other'), body);
+    // Past the limit every call builds the body (the same bytes).
+    const many = list.slice(0, SHARED_UPDATE_MAX_RESOURCES + 1);
+    const first = sharedUpdateBody(kind, setA, many, 'trellis-ü');
+    t.not(sharedUpdateBody(kind, setA, many, 'trellis-ü'), first);
+    t.deepEqual(Buffer.from(joinPieces(first)), expected(setA, many), kind);
   }
 });
