@@ -19,10 +19,30 @@ export type AnswerState =
 /** A stream that can say what it sent and what its client answered (XdsStream). */
 export interface Answering {
   answerView(): AnswerView;
+  /**
+   * Whether answers(answerView()) is `pending`, read without building the view: convergence asks it of
+   * every stream a push reaches, at the push, at the end of the cycle and at each answer.
+   */
+  awaitsAnswer(): boolean;
+}
+
+/** The answer bookkeeping of one type, as answers() and awaitsAnswer() read it. */
+export type TypeAnswers = Pick<TypeStatus, 'sentNonce' | 'answeredNonce' | 'lastNack'>;
+
+/** answers(view).state === 'pending' for a view with these types, `deferred` when it defers any type. */
+export function awaitsAnswer(deferred: boolean, types: Iterable<TypeAnswers>): boolean {
+  let pending = deferred;
+  for (const t of types) {
+    if (t.sentNonce === '') continue;
+    if (t.lastNack && t.lastNack.nonce === t.sentNonce) return false; // rejected
+    if (t.answeredNonce !== t.sentNonce) pending = true;
+  }
+  return pending;
 }
 
 export function isAnswering(value: unknown): value is Answering {
-  return typeof (value as Partial<Answering> | undefined)?.answerView === 'function';
+  const v = value as Partial<Answering> | undefined;
+  return typeof v?.answerView === 'function' && typeof v.awaitsAnswer === 'function';
 }
 
 /**

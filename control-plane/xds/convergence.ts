@@ -13,7 +13,7 @@
 // - At most `maxRounds` (64) rounds are open; beyond that the oldest is dropped unobserved and counted in
 //   `trellis_xds_convergence_abandoned_total` (proxies that never answer cannot grow memory).
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { answers, isAnswering } from './answers.js';
+import { isAnswering } from './answers.js';
 import type { Clock } from './clock.js';
 
 export interface ConvergenceMetrics {
@@ -53,7 +53,7 @@ export interface ConvergenceRound {
 
 /** A stream is settled when it awaits no answer; streams that cannot tell count as settled. */
 function settled(consumer: object): boolean {
-  return !isAnswering(consumer) || answers(consumer.answerView()).state !== 'pending';
+  return !isAnswering(consumer) || !consumer.awaitsAnswer();
 }
 
 export class ConvergenceTracker {

@@ -51,6 +51,10 @@ export class Outbound<Message extends { readonly byteLength: number }> {
     return [...this.deferred.keys()];
   }
 
+  get deferredCount(): number {
+    return this.deferred.size;
+  }
+
   /** Remembers that `typeUrl` wants a response; returns true if it already did (a push was coalesced). */
   defer(typeUrl: string, force: boolean): boolean {
     const known = this.deferred.get(typeUrl);

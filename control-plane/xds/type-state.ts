@@ -204,6 +204,10 @@ export class TypeState {
   subscriptionWire: Uint8Array | undefined = undefined;
 
   nonce = '';
+  /** The nonce of the latest response sent (`nonce`), under the name the answer bookkeeping reads (answers.ts). */
+  get sentNonce(): string {
+    return this.nonce;
+  }
   sentVersion = '';
   sentAt: Date | undefined;
   responses = 0;

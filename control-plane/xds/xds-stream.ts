@@ -13,7 +13,7 @@ import { checkRequestSize, LimitExceeded, rateExceeded, TokenBucket, type Stream
 import { proxyInfoFromNode, type ProxyInfo } from './node.js';
 import { Outbound } from './outbound.js';
 import type { Response } from './response.js';
-import type { AnswerView } from './answers.js';
+import { awaitsAnswer, type AnswerView } from './answers.js';
 import type { ConfigConsumer, ProxyConfig, PushController } from './push-controller.js';
 import { pushOrder, TypeState, type TypeStatus } from './type-state.js';
 
@@ -433,6 +433,10 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
    * What answers.ts reads (what was sent and answered per type, what is deferred): cheap, without the
    * subscription lists of status(), as it is read on every answer while a change converges.
    */
+  awaitsAnswer(): boolean {
+    return awaitsAnswer(this.outbound.deferredCount > 0, this.types.values());
+  }
+
   answerView(): AnswerView {
     const types = [...this.types.values()].map((s) => ({
       type: shortTypeName(s.typeUrl),

@@ -9,7 +9,8 @@ import { silentLogger } from '../../control-plane/logger.js';
 import { XdsMetrics } from '../../control-plane/metrics.js';
 import type { ResourceStatus } from '../../control-plane/model/snapshot.js';
 import { programmedCondition } from '../../control-plane/programmed-status.js';
-import { answers, type AnswerView } from '../../control-plane/xds/answers.js';
+import { answers, awaitsAnswer, type AnswerView } from '../../control-plane/xds/answers.js';
+import { prng } from '../helpers/prng.js';
 import { ConvergenceTracker, convergenceMetrics } from '../../control-plane/xds/convergence.js';
 import type { ProxyInfo } from '../../control-plane/xds/node.js';
 import { ProgrammedTracker } from '../../control-plane/xds/programmed.js';
@@ -101,6 +102,9 @@ class FakeStream implements ConfigConsumer {
   }
   answerView(): AnswerView {
     return this.view;
+  }
+  awaitsAnswer(): boolean {
+    return awaitsAnswer(this.view.deferredTypes.length > 0, this.view.types);
   }
 }
 
@@ -218,4 +222,30 @@ test('convergence: a round is observed when the last pushed stream answers; a NA
   tracker.cycleEnded(empty);
   t.is(await count(), 2);
   t.is(tracker.cycleStarted(), undefined, 'no change since: a direct push carries none');
+});
+
+test('awaitsAnswer (what convergence asks of every stream) is answers() being pending, for any view', (t) => {
+  const random = prng(77);
+  const nonces = ['', '1', '2'];
+  const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!;
+  for (let i = 0; i < 2_000; i++) {
+    const view: AnswerView = {
+      deferredTypes: random() < 0.2 ? ['CDS'] : [],
+      types: Array.from({ length: Math.floor(random() * 4) }, (_, k) => {
+        const sentNonce = pick(nonces);
+        const nack = random() < 0.3 ? pick(nonces) : undefined;
+        return {
+          type: ['CDS', 'EDS', 'LDS', 'RDS'][k]!,
+          sentNonce,
+          answeredNonce: pick(nonces),
+          lastNack: nack === undefined ? undefined : { version: 'v', nonce: nack, message: 'no', at: `t${k}` },
+        };
+      }),
+    };
+    t.is(
+      awaitsAnswer(view.deferredTypes.length > 0, view.types),
+      answers(view).state === 'pending',
+      JSON.stringify(view),
+    );
+  }
 });
