@@ -336,13 +336,7 @@ export class TypeState {
         changed = true;
       }
     }
-    if (wildcard !== this.wildcard) {
-      changed = true;
-      this.materialize();
-      this.wildcard = wildcard;
-      if (!wildcard) for (const name of [...this.known.keys()]) if (!this.names.has(name)) this.known.delete(name);
-    }
-    return changed;
+    return this.setWildcard(wildcard) || changed;
   }
 
   /**
@@ -366,14 +360,17 @@ export class TypeState {
     }
     this.nameSet = next as Set<string>; // shared: copied by mutableNames() before any change of its own
     this.nameSetShared = true;
-    let changed = diff.added.length > 0 || diff.removed.length > 0;
-    if (wildcard !== this.wildcard) {
-      changed = true;
-      this.materialize();
-      this.wildcard = wildcard;
-      if (!wildcard) for (const name of [...this.known.keys()]) if (!this.names.has(name)) this.known.delete(name);
-    }
-    return changed;
+    const changed = diff.added.length > 0 || diff.removed.length > 0;
+    return this.setWildcard(wildcard) || changed;
+  }
+
+  /** The wildcard of a replaced subscription (after its names); whether it changed. */
+  private setWildcard(wildcard: boolean): boolean {
+    if (wildcard === this.wildcard) return false;
+    this.materialize();
+    this.wildcard = wildcard;
+    if (!wildcard) for (const name of [...this.known.keys()]) if (!this.names.has(name)) this.known.delete(name);
+    return true;
   }
 
   /**
