@@ -10,6 +10,7 @@ interface AnalyzeCliOptions {
   imageTag?: string;
   imageRegistry?: string;
   output: 'table' | 'json' | 'yaml';
+  failureThreshold: 'error' | 'warning' | 'info';
 }
 
 /** Adds `trellis analyze` to the program. */
@@ -34,13 +35,21 @@ export function registerAnalyzeCommand(program: Command): void {
     .option('--image-tag <tag>', 'tag of the sidecar images the injector uses (default: this version)')
     .option('--image-registry <prefix>', 'registry prefix of the sidecar images the injector uses')
     .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json', 'yaml']).default('table'))
+    .addOption(
+      new Option(
+        '--failure-threshold <severity>',
+        'exit with status 79 when a finding is at least this severe (as istioctl analyze does)',
+      )
+        .choices(['error', 'warning', 'info'])
+        .default('error'),
+    )
     .exitOverride((err: CommanderError) => {
       process.exit(err.exitCode === 0 ? 0 : 2);
     })
     .action(async (opts: AnalyzeCliOptions) => {
       await runDebugCommand('analyze', async () => {
-        const { runAnalyze } = await import('./analyze.js');
-        await runAnalyze({
+        const { runAnalyze, failsThreshold, FOUND_ISSUES_EXIT_CODE } = await import('./analyze.js');
+        const result = await runAnalyze({
           ...(opts.controlPlane ? { controlPlane: opts.controlPlane } : {}),
           ...(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}),
           ...(opts.context ? { context: opts.context } : {}),
@@ -52,6 +61,7 @@ export function registerAnalyzeCommand(program: Command): void {
           output: opts.output,
           stdout: process.stdout,
         });
+        if (failsThreshold(result, opts.failureThreshold)) process.exitCode = FOUND_ISSUES_EXIT_CODE;
       });
     });
 }

@@ -138,6 +138,18 @@ export async function analyzeControlPlane(base: string, namespaces: readonly str
   return { findings: answer.findings, notes: Array.isArray(answer.notes) ? answer.notes : [] };
 }
 
+/** The exit status of `trellis analyze` when it found issues at or above `--failure-threshold` (istioctl's). */
+export const FOUND_ISSUES_EXIT_CODE = 79;
+
+export type FailureThreshold = 'error' | 'warning' | 'info';
+const RANK: Readonly<Record<FailureThreshold, number>> = { error: 2, warning: 1, info: 0 };
+
+/** Whether any finding is at least as severe as `threshold` (the command then exits FOUND_ISSUES_EXIT_CODE). */
+export function failsThreshold(result: AnalyzeResult, threshold: FailureThreshold): boolean {
+  return result.findings.some((f) => RANK[f.severity] >= RANK[threshold]);
+}
+
+/** Prints the findings; returns them (the caller decides the exit status: failsThreshold). */
 export async function runAnalyze(options: {
   /** Analyse this control plane's model instead of the API server's objects. */
   readonly controlPlane?: string;
@@ -147,11 +159,11 @@ export async function runAnalyze(options: {
   readonly image?: ImageOptions;
   readonly output: OutputFormat;
   readonly stdout: NodeJS.WritableStream;
-}): Promise<void> {
+}): Promise<AnalyzeResult> {
   if (options.controlPlane !== undefined) {
     const result = await analyzeControlPlane(options.controlPlane, options.namespaces);
     options.stdout.write(options.output === 'table' ? renderFindings(result) : renderData(result, options.output));
-    return;
+    return result;
   }
   const { KubeConfig } = await import('@kubernetes/client-node');
   const kubeConfig = new KubeConfig();
@@ -160,4 +172,5 @@ export async function runAnalyze(options: {
   if (options.context) kubeConfig.setCurrentContext(options.context);
   const result = await analyzeCluster(kubeConfig, { image: options.image, namespaces: options.namespaces });
   options.stdout.write(options.output === 'table' ? renderFindings(result) : renderData(result, options.output));
+  return result;
 }

@@ -309,7 +309,14 @@ test('describe and diff against the live model, with grpc-js-xds proxies connect
       `  fix: kubectl edit virtualservice/ghost -n ${A}\n` +
       '1 warning.\n',
   );
+  // A warning fails `--failure-threshold warning` (and info): exit 79, as istioctl analyze; the default
+  // threshold (error) lets it pass, as above.
+  const strict = await trellis(['analyze', '--control-plane', url, '-n', A, '--failure-threshold', 'warning']);
+  t.is(strict.code, 79, strict.stderr);
+  t.is(strict.stdout, analyzed.stdout);
   t.deepEqual((await analyzeControlPlane(url, [B])).findings, [], 'only the namespaces asked for');
+  const clean = await trellis(['analyze', '--control-plane', url, '-n', B, '--failure-threshold', 'info']);
+  t.is(clean.code, 0, 'no findings: exit 0 whatever the threshold');
 
   // /debug/diff takes a POST of at most 1 MiB.
   const get = await fetch(`${url}/debug/diff`);
