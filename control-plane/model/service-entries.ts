@@ -146,6 +146,22 @@ function entryService(entry: AcceptedServiceEntry, host: string): MeshService {
  * that a Kubernetes Service already is (`taken`) stays the Service's, with a warning; a host an older entry
  * defines stays the older entry's (serviceEntryConflicts warned about it).
  */
+/**
+ * The MeshService of each host of an accepted ServiceEntry, made once: an accepted entry is the same object
+ * from one build to the next while its object does not change (routing.ts), so its Services are too. Then
+ * a build with a ServiceEntry keeps the previous snapshot's instance indexes when no Service changed
+ * (build-snapshot.ts compares the Services by identity), instead of copying them.
+ */
+const entryServices = new WeakMap<AcceptedServiceEntry, Map<string, MeshService>>();
+
+function entryServiceOnce(entry: AcceptedServiceEntry, host: string): MeshService {
+  let byHost = entryServices.get(entry);
+  if (!byHost) entryServices.set(entry, (byHost = new Map()));
+  let service = byHost.get(host);
+  if (!service) byHost.set(host, (service = entryService(entry, host)));
+  return service;
+}
+
 export function serviceEntryServices(
   entries: readonly AcceptedServiceEntry[],
   taken: ReadonlySet<string>,
@@ -165,7 +181,7 @@ export function serviceEntryServices(
         });
         continue;
       }
-      out.set(host, entryService(entry, host));
+      out.set(host, entryServiceOnce(entry, host));
     }
   }
   return [...out.values()].sort((a, b) => (a.fqdn < b.fqdn ? -1 : a.fqdn > b.fqdn ? 1 : 0));

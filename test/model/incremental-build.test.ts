@@ -263,6 +263,29 @@ test('an endpoint change keeps every other Service the very same object, and bui
   t.is(next.virtualServices, first.virtualServices);
 });
 
+test('with a ServiceEntry, a VirtualService edit keeps its Services and the instance indexes as the same objects', (t) => {
+  const state = initialState();
+  state.se = 0;
+  const stable = stableObjects();
+  const first = build(stable(objects(state, false)));
+  const entryServices = first.services.filter((s) => s.serviceEntry);
+  t.true(entryServices.length > 0);
+  state.vs['b/web'] = 1;
+  const next = build(stable(objects(state, false)), first);
+  t.true(next.services.every((s, i) => s === first.services[i]));
+  t.is(next.index.instancesByPod, first.index.instancesByPod);
+  t.is(next.index.instancesByAddress, first.index.instancesByAddress);
+  // The entry itself edited: its Services are new, with the new spec.
+  state.se = 1;
+  const third = build(stable(objects(state, false)), next);
+  const renewed = third.services.filter((s) => s.serviceEntry);
+  t.true(renewed.every((s) => !entryServices.includes(s)));
+  t.notDeepEqual(
+    renewed.map((s) => s.ports),
+    entryServices.map((s) => s.ports),
+  );
+});
+
 test('a VirtualService edit keeps the Services, the instance indexes and every other status as the same objects', (t) => {
   const state = initialState();
   const stable = stableObjects();
