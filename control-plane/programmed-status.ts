@@ -1,4 +1,4 @@
-// The `Programmed` condition of a VirtualService, DestinationRule or PeerAuthentication: whether the
+// The `Programmed` condition of a routing or policy object: whether the
 // proxies whose config is translated from it (translate/sources.ts) took that config, from what the xDS
 // side saw them answer (xds/programmed.ts). Written beside `Accepted` by the status writer
 // (sources/status-writer.ts), at most once per tracker interval (3 s).
@@ -11,8 +11,10 @@
 // | 0                  | (not accepted: not in the model)    | False   | NotAccepted | `not in use: see the Accepted condition`                         |
 // | 0                  | (accepted)                          | Unknown | NoProxies   | `no connected proxy receives it`                                 |
 //
-// Only VirtualServices, DestinationRules and PeerAuthentications have it (translate/sources.ts finds only
-// those in a proxy's config); AuthorizationPolicies get none.
+// VirtualServices, DestinationRules, PeerAuthentications, Sidecars, ServiceEntries and AuthorizationPolicies
+// have it (translate/sources.ts finds them in a proxy's config). An AuthorizationPolicy is held by the
+// proxies of the workloads it applies to that have an inbound side (every Envoy sidecar, and a proxyless
+// application with server listeners): a policy for a namespace of proxyless clients only is NoProxies.
 //
 // A proxy counts with its whole current config: a NACK of any type makes it "rejected" for every object
 // its config holds (the client refused the config the object is part of). The first rejection is the
@@ -28,23 +30,8 @@ function cut(message: string): string {
   return message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 1)}…` : message;
 }
 
-const PROGRAMMED_KINDS: ReadonlySet<string> = new Set([
-  'VirtualService',
-  'DestinationRule',
-  'PeerAuthentication',
-  'Sidecar',
-  'ServiceEntry',
-]);
-
-/**
- * The Programmed condition (without lastTransitionTime) of `status`, given the progress of its key;
- * undefined for a kind that has none.
- */
-export function programmedCondition(
-  status: ResourceStatus,
-  progress: SourceProgress | undefined,
-): Condition | undefined {
-  if (!PROGRAMMED_KINDS.has(status.kind)) return undefined;
+/** The Programmed condition (without lastTransitionTime) of `status`, given the progress of its key. */
+export function programmedCondition(status: ResourceStatus, progress: SourceProgress | undefined): Condition {
   const generation = status.generation !== undefined ? { observedGeneration: status.generation } : {};
   const condition = (state: Condition['status'], reason: string, message: string): Condition => ({
     type: 'Programmed',

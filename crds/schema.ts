@@ -29,7 +29,7 @@ import { sidecarSpec } from './schema/sidecar.js';
 
 const status: JSONSchemaProps = obj('Written by the Trellis control plane.', {
   conditions: list(
-    'Accepted: True when the resource is valid and in use. Programmed (not on AuthorizationPolicies): True when every connected proxy using it ACKed the config made from it.',
+    'Accepted: True when the resource is valid and in use. Programmed: True when every connected proxy using it ACKed the config made from it.',
     obj(
       'A condition.',
       {
@@ -216,17 +216,12 @@ export function customResourceDefinition(kind: CrdKind): Record<string, unknown>
               jsonPath: '.status.conditions[?(@.type=="Accepted")].status',
               description: 'Whether the control plane accepted the resource',
             },
-            // AuthorizationPolicies get no Programmed condition (the control plane does not track them per proxy).
-            ...(kind === 'AuthorizationPolicy'
-              ? []
-              : [
-                  {
-                    name: 'Programmed',
-                    type: 'string',
-                    jsonPath: '.status.conditions[?(@.type=="Programmed")].status',
-                    description: 'Whether every connected proxy using the resource took the config made from it',
-                  },
-                ]),
+            {
+              name: 'Programmed',
+              type: 'string',
+              jsonPath: '.status.conditions[?(@.type=="Programmed")].status',
+              description: 'Whether every connected proxy using the resource took the config made from it',
+            },
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
           ],
           schema: { openAPIV3Schema: schemaOf(kind) },

@@ -1,4 +1,4 @@
-// Which VirtualServices, DestinationRules and PeerAuthentications a proxy's config is translated from: the
+// Which routing and policy objects a proxy's config is translated from: the
 // objects the translator's own lookups pick for it (model/lookup.ts and model/peer-authentication.ts, the
 // very calls routes.ts, clusters.ts, endpoints.ts and the listener modules make), as object keys
 // (`VirtualService/shop/reviews`, model/objects.ts objectKey). The Programmed status (control-plane/
@@ -13,11 +13,16 @@
 // - PeerAuthentications: the policies that decide the proxy's own inbound mode (`workloadMtls` on its
 //   labels, what its inbound listener and server listeners use), and those that decide each destination's
 //   mode (`workloadMtls` of every endpoint's workload, what cluster TLS and endpoint metadata use).
+// - AuthorizationPolicies: the policies that apply to the proxy's workload (`authorizationPoliciesFor`, what
+//   the RBAC filters of its inbound side are made from), for the proxies that have an inbound side: every
+//   Envoy sidecar (its inbound listener), and a proxyless application with server listeners (instances).
 //
 // Pure; memoized per snapshot by what it reads of the proxy (its namespace and the labels PeerAuthentication
 // selectors read), so the Pods of one workload share one list and it costs nothing until asked.
+import { authorizationPoliciesFor } from '../model/authorization-policy.js';
 import { objectKey } from '../model/objects.js';
 import { destinationRuleFor, virtualServiceFor } from '../model/lookup.js';
+import { serverBindings } from './listeners-grpc.js';
 import { proxyScope } from './scope.js';
 import { snapshotKeys } from '../model/parts.js';
 import { workloadMtls } from '../model/peer-authentication.js';
@@ -33,6 +38,9 @@ export function proxySources(snapshot: MeshSnapshot, proxy: ProxyInfo, mesh: Mes
     for (const r of refs) keys.add(objectKey('PeerAuthentication', r.namespace, r.name));
   };
   peer(workloadMtls(snapshot, proxy.namespace, proxy.labels, fallback).from);
+  for (const ap of inboundPolicies(snapshot, proxy, mesh)) {
+    keys.add(objectKey('AuthorizationPolicy', ap.namespace, ap.name));
+  }
   const scope = proxyScope({ snapshot, proxy, mesh });
   if (scope.sidecar) keys.add(objectKey('Sidecar', scope.sidecar.namespace, scope.sidecar.name));
   for (const service of scope.services) {
@@ -50,7 +58,20 @@ export function proxySources(snapshot: MeshSnapshot, proxy: ProxyInfo, mesh: Mes
   return [...keys].sort();
 }
 
-/** proxySources, memoized per snapshot and per (namespace, PeerAuthentication-selected labels). */
+/** The AuthorizationPolicies of the proxy's inbound RBAC: none when it has no inbound side. */
+function inboundPolicies(
+  snapshot: MeshSnapshot,
+  proxy: ProxyInfo,
+  mesh: MeshConfig,
+): readonly { readonly namespace: string; readonly name: string }[] {
+  const inbound = proxy.proxyType === 'envoy' || serverBindings({ snapshot, proxy, mesh }).length > 0;
+  return inbound ? authorizationPoliciesFor(snapshot, proxy.namespace, proxy.labels) : [];
+}
+
+/**
+ * proxySources, memoized per snapshot and per what it reads of the proxy: its namespace, the labels
+ * PeerAuthentication selectors read, its scope, and the AuthorizationPolicies of its inbound side.
+ */
 export function meshSources(mesh: MeshConfig): (proxy: ProxyInfo, snapshot: MeshSnapshot) => readonly string[] {
   const memo = new WeakMap<MeshSnapshot, Map<string, readonly string[]>>();
   return (proxy, snapshot) => {
@@ -61,7 +82,8 @@ export function meshSources(mesh: MeshConfig): (proxy: ProxyInfo, snapshot: Mesh
     );
     const scope = proxyScope({ snapshot, proxy, mesh });
     const sidecar = scope.sidecar ? `${scope.sidecar.namespace}/${scope.sidecar.name}` : '';
-    const key = JSON.stringify([proxy.namespace, selected, scope.key, sidecar]);
+    const policies = inboundPolicies(snapshot, proxy, mesh).map((ap) => `${ap.namespace}/${ap.name}`);
+    const key = JSON.stringify([proxy.namespace, selected, scope.key, sidecar, policies]);
     let sources = bySnapshot.get(key);
     if (!sources) bySnapshot.set(key, (sources = proxySources(snapshot, proxy, mesh)));
     return sources;

@@ -126,7 +126,7 @@ export interface RoutingObject {
 export async function getRouting(
   cluster: Cluster,
   namespace: string,
-  kind: 'vs' | 'dr' | 'pa',
+  kind: 'vs' | 'dr' | 'pa' | 'authorizationpolicy',
   name: string,
 ): Promise<RoutingObject> {
   const { stdout } = await cluster.kubectl(['get', '-n', namespace, kind, name, '-o', 'json']);

@@ -24,7 +24,7 @@ function programmed(o: { status?: { conditions?: Condition[] } }): Condition | u
 async function programmedWhen(
   cluster: Cluster,
   ns: string,
-  kind: 'vs' | 'dr',
+  kind: 'vs' | 'dr' | 'authorizationpolicy',
   name: string,
   what: string,
   probe: (c: Condition) => boolean,
@@ -113,6 +113,29 @@ kube.test(
     const [header, row] = table.stdout.trim().split('\n');
     t.regex(header!, /\bACCEPTED\s+PROGRAMMED\b/);
     t.regex(row!, /\bTrue\s+True\b/);
+
+    // An AuthorizationPolicy for the namespace has the condition too. These proxyless clients have no
+    // server listener (no instances), so none of them carries its RBAC: accepted, held by no proxy.
+    await apply(
+      cluster,
+      ns,
+      `apiVersion: security.trellis.dev/v1alpha1
+kind: AuthorizationPolicy
+metadata: { name: allow-all }
+spec: { rules: [{}] }
+`,
+    );
+    const policy = await programmedWhen(
+      cluster,
+      ns,
+      'authorizationpolicy',
+      'allow-all',
+      'NoProxies',
+      (c) => c.reason === 'NoProxies',
+    );
+    t.is(policy.status, 'Unknown');
+    const policyTable = await cluster.kubectl(['get', 'authorizationpolicy', 'allow-all', '-n', ns]);
+    t.regex(policyTable.stdout.split('\n')[0]!, /\bACCEPTED\s+PROGRAMMED\b/);
 
     // Ring hash: the control plane accepts it, these clients NACK the Cluster.
     await apply(

@@ -14,6 +14,7 @@ import { parseManifests } from '../../control-plane/sources/manifests.js';
 import { defaultMeshConfig } from '../../control-plane/translate/context.js';
 import { meshGenerator } from '../../control-plane/translate/generator.js';
 import { serverListeners } from '../../control-plane/translate/listeners-grpc.js';
+import { meshSources, proxySources } from '../../control-plane/translate/sources.js';
 import { clone, create } from '@bufbuild/protobuf';
 import { packAny, TypeUrl, unpackAny, type Any } from '../../control-plane/envoy/protos.js';
 import type { RBAC as NetworkRbac } from '../../control-plane/envoy/gen/envoy/extensions/filters/network/rbac/v3/rbac_pb.js';
@@ -345,4 +346,46 @@ test("Envoy's own validation: every sidecar listener with RBAC passes, and it do
   });
   const [result] = await validateEnvoyResources(encodeAll([inbound]));
   t.regex(result!.errors.join('\n'), /stat_prefix/);
+});
+
+test('the Programmed sources: a policy is held by the proxies of the workloads it applies to that have an inbound side', (t) => {
+  const s = mesh(
+    ap(SHOP, 'shop-wide', { rules: [{}] }),
+    ap(SHOP, 'reviews-only', { selector: { matchLabels: { app: 'reviews' } }, rules: [{}] }),
+    ap('trellis-system', 'mesh-wide', { action: 'DENY', rules: [{ from: [{ source: { namespaces: ['ops'] } }] }] }),
+    ap('ops', 'elsewhere', { rules: [{}] }),
+  );
+  const policies = (proxy: Parameters<typeof proxySources>[1]) =>
+    proxySources(s, proxy, defaultMeshConfig).filter((k) => k.startsWith('AuthorizationPolicy/'));
+  const reviews = { id: 'reviews-v1.shop', instanceIps: ['10.0.0.1'], labels: { app: 'reviews', version: 'v1' } };
+  const all = [
+    'AuthorizationPolicy/shop/reviews-only',
+    'AuthorizationPolicy/shop/shop-wide',
+    'AuthorizationPolicy/trellis-system/mesh-wide',
+  ];
+  // An Envoy sidecar always has an inbound listener (RBAC filters); a proxyless server has server listeners.
+  t.deepEqual(policies(envoyProxy(SHOP, reviews)), all);
+  t.deepEqual(policies(grpcProxy(SHOP, reviews)), all);
+  // Another workload of the namespace: not the selector's.
+  t.deepEqual(policies(envoyProxy(SHOP, { id: 'web-1.shop', labels: { app: 'web' } })), [
+    'AuthorizationPolicy/shop/shop-wide',
+    'AuthorizationPolicy/trellis-system/mesh-wide',
+  ]);
+  // A proxyless client (no instances, so no server listener) carries no RBAC: no policy.
+  t.deepEqual(policies(grpcProxy(SHOP, { ...reviews, id: 'client.shop', instanceIps: [] })), []);
+  // The memoized lookup (what the Programmed tracker asks) keeps them apart.
+  const sources = meshSources(defaultMeshConfig);
+  const client = sources(grpcProxy(SHOP, { ...reviews, id: 'client.shop', instanceIps: [] }), s);
+  const server = sources(grpcProxy(SHOP, reviews), s);
+  t.false(client.some((k) => k.startsWith('AuthorizationPolicy/')));
+  t.deepEqual(
+    server.filter((k) => k.startsWith('AuthorizationPolicy/')),
+    all,
+  );
+  t.deepEqual(
+    sources(envoyProxy(SHOP, { id: 'web-1.shop', labels: { app: 'web' } }), s).filter((k) =>
+      k.startsWith('AuthorizationPolicy/'),
+    ),
+    ['AuthorizationPolicy/shop/shop-wide', 'AuthorizationPolicy/trellis-system/mesh-wide'],
+  );
 });

@@ -60,7 +60,7 @@ const status = (over: Partial<ResourceStatus> = {}): ResourceStatus => ({
   ...over,
 });
 
-test('programmedCondition: True, Rejected, Pending, NoProxies, NotAccepted; none for AuthorizationPolicy', (t) => {
+test('programmedCondition: True, Rejected, Pending, NoProxies, NotAccepted; for every policy kind', (t) => {
   t.deepEqual(programmedCondition(status(), { proxies: 12, programmed: 12, pending: 0, rejected: 0 }), {
     type: 'Programmed',
     status: 'True',
@@ -75,18 +75,21 @@ test('programmedCondition: True, Rejected, Pending, NoProxies, NotAccepted; none
     rejected: 2,
     firstRejection: { proxy: 'cart-0.shop', type: 'CDS', message: 'unsupported lb_policy: RING_HASH', at: 'x' },
   });
-  t.is(rejected?.status, 'False');
-  t.is(rejected?.reason, 'Rejected');
+  t.is(rejected.status, 'False');
+  t.is(rejected.reason, 'Rejected');
   t.is(
-    rejected?.message,
+    rejected.message,
     'rejected by proxy cart-0.shop (CDS): unsupported lb_policy: RING_HASH; programmed on 10/12 proxies',
   );
   const pending = programmedCondition(status(), { proxies: 3, programmed: 1, pending: 2, rejected: 0 });
-  t.is(pending?.status, 'Unknown');
-  t.is(pending?.message, 'programmed on 1/3 proxies; 2 awaiting an answer');
-  t.is(programmedCondition(status(), undefined)?.reason, 'NoProxies');
-  t.is(programmedCondition(status({ accepted: false, reason: 'Invalid' }), undefined)?.reason, 'NotAccepted');
-  t.is(programmedCondition(status({ kind: 'AuthorizationPolicy' }), undefined), undefined);
+  t.is(pending.status, 'Unknown');
+  t.is(pending.message, 'programmed on 1/3 proxies; 2 awaiting an answer');
+  t.is(programmedCondition(status(), undefined).reason, 'NoProxies');
+  t.is(programmedCondition(status({ accepted: false, reason: 'Invalid' }), undefined).reason, 'NotAccepted');
+  for (const kind of ['AuthorizationPolicy', 'PeerAuthentication', 'Sidecar', 'ServiceEntry'] as const) {
+    t.is(programmedCondition(status({ kind }), undefined).reason, 'NoProxies', kind);
+    t.is(programmedCondition(status({ kind }), { proxies: 2, programmed: 2, pending: 0, rejected: 0 }).status, 'True');
+  }
 });
 
 /** A consumer as the controller sees a stream: proxy, config, and what its client answered. */
