@@ -29,12 +29,17 @@ export interface Answering {
 /** The answer bookkeeping of one type, as answers() and awaitsAnswer() read it. */
 export type TypeAnswers = Pick<TypeStatus, 'sentNonce' | 'answeredNonce' | 'lastNack'>;
 
+/** Whether the latest response of the type was NACKed. */
+function rejectedType(t: TypeAnswers): boolean {
+  return t.sentNonce !== '' && t.lastNack !== undefined && t.lastNack.nonce === t.sentNonce;
+}
+
 /** answers(view).state === 'pending' for a view with these types, `deferred` when it defers any type. */
 export function awaitsAnswer(deferred: boolean, types: Iterable<TypeAnswers>): boolean {
   let pending = deferred;
   for (const t of types) {
     if (t.sentNonce === '') continue;
-    if (t.lastNack && t.lastNack.nonce === t.sentNonce) return false; // rejected
+    if (rejectedType(t)) return false;
     if (t.answeredNonce !== t.sentNonce) pending = true;
   }
   return pending;
@@ -52,17 +57,11 @@ export function isAnswering(value: unknown): value is Answering {
  */
 export function answers(view: AnswerView): AnswerState {
   let rejected: { type: string; message: string; at: string } | undefined;
-  let pending = view.deferredTypes.length > 0;
   for (const t of view.types) {
-    if (t.sentNonce === '') continue;
-    if (t.lastNack && t.lastNack.nonce === t.sentNonce) {
-      if (!rejected || t.lastNack.at < rejected.at) {
-        rejected = { type: t.type, message: t.lastNack.message, at: t.lastNack.at };
-      }
-    } else if (t.answeredNonce !== t.sentNonce) {
-      pending = true;
-    }
+    const nack = t.lastNack;
+    if (!nack || !rejectedType(t) || (rejected && nack.at >= rejected.at)) continue;
+    rejected = { type: t.type, message: nack.message, at: nack.at };
   }
   if (rejected) return { state: 'rejected', ...rejected };
-  return pending ? { state: 'pending' } : { state: 'programmed' };
+  return awaitsAnswer(view.deferredTypes.length > 0, view.types) ? { state: 'pending' } : { state: 'programmed' };
 }

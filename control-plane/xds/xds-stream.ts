@@ -429,14 +429,15 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
     }
   }
 
-  /**
-   * What answers.ts reads (what was sent and answered per type, what is deferred): cheap, without the
-   * subscription lists of status(), as it is read on every answer while a change converges.
-   */
+  /** answers(answerView()) being `pending`, without building the view (answers.ts). */
   awaitsAnswer(): boolean {
     return awaitsAnswer(this.outbound.deferredCount > 0, this.types.values());
   }
 
+  /**
+   * What answers.ts reads (what was sent and answered per type, what is deferred): cheap, without the
+   * subscription lists of status(), as it is read on every answer while a change converges.
+   */
   answerView(): AnswerView {
     const types = [...this.types.values()].map((s) => ({
       type: shortTypeName(s.typeUrl),
