@@ -39,6 +39,17 @@ export function processCpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond();
 }
 
+/**
+ * CPU time (user + system, ms) of a process's main thread alone (its task whose id is the pid): for a Node
+ * process, the JavaScript; the rest of processCpuMs is V8's platform threads (compilers, GC helpers) and
+ * libuv's pool.
+ */
+export function mainThreadCpuMs(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond();
+}
+
 /** VmRSS and VmHWM (peak RSS) of a process, in bytes. */
 export function processMemory(pid: number): { rss: number; hwm: number } {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -168,6 +179,11 @@ export class ServerProcess {
 
   cpuMs(): number {
     return processCpuMs(this.pid);
+  }
+
+  /** The main thread's share of cpuMs() (mainThreadCpuMs). */
+  mainCpuMs(): number {
+    return mainThreadCpuMs(this.pid);
   }
 
   memory(): { rss: number; hwm: number } {
