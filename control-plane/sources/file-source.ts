@@ -17,8 +17,8 @@
 // in a directory of 4,000 files, walking and stat'ing every file took 20–30 ms of each change). It walks
 // the whole tree instead when an event names a directory (one appeared, went or was replaced: a
 // ConfigMap's `..data` swap), when an event has no name or a watcher failed, when a directory of the
-// last walk is unreadable or unwatched, when a burst names more than MAX_NAMED_PATHS paths (inotify drops
-// events past its queue), and on every explicit rescan(). A burst of only renames (the atomic write
+// last walk is unreadable or unwatched, when a burst names more than `maxNamedPaths` (256) paths
+// (inotify drops events past its queue), and on every explicit rescan(). A burst of only renames (the atomic write
 // the README asks for: a temporary file renamed over the real one, or a ConfigMap's `..data` swap) and
 // writes to hidden files (the temporary one, never read) waits only `renameDebounceMs` (10 ms): a renamed
 // file is complete, so there is nothing to wait for but the other renames of the same burst. A write to
@@ -43,11 +43,13 @@ export interface FileSourceOptions extends MeshSourceOptions {
   readonly debounceMs?: number;
   /** Quiet time instead when the burst holds only renames and writes to hidden files (atomic writes); 10 ms. */
   readonly renameDebounceMs?: number;
+  /** A burst of watch events naming more paths than this is read by a walk of the whole tree; 256. */
+  readonly maxNamedPaths?: number;
 }
 
 const EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
 
-/** A burst of events naming more paths than this is read by a walk of the whole tree. */
+/** The default of FileSourceOptions.maxNamedPaths. */
 export const MAX_NAMED_PATHS = 256;
 
 /** What the last scan looked at (debug log, tests). */
@@ -102,6 +104,7 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
   private readonly logger: Logger;
   private readonly debounceMs: number;
   private readonly renameDebounceMs: number;
+  private readonly maxNamedPaths: number;
   /** The pending burst saw a write to a visible file (not only renames): it waits the full debounce. */
   private burstWrites = false;
   private readonly files = new Map<string, FileState>();
@@ -132,6 +135,7 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
     this.logger = options.logger ?? silentLogger;
     this.debounceMs = options.debounceMs ?? 50;
     this.renameDebounceMs = Math.min(options.renameDebounceMs ?? 10, this.debounceMs);
+    this.maxNamedPaths = options.maxNamedPaths ?? MAX_NAMED_PATHS;
     this.mesh = new MeshSource(this.store, options);
   }
 
@@ -268,7 +272,7 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
     this.lastEventAt = undefined;
     const named = this.namedPaths;
     this.namedPaths = new Set();
-    const walk = this.walkNeeded || !this.watchedWhole || named.size > MAX_NAMED_PATHS;
+    const walk = this.walkNeeded || !this.watchedWhole || named.size > this.maxNamedPaths;
     this.walkNeeded = false;
     const namedFiles = walk ? undefined : this.namedFiles(named);
 

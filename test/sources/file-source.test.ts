@@ -80,7 +80,7 @@ interface Fixture {
 /** A FileSource on a new directory holding `files`; `timing`: its debounce times (defaults otherwise). */
 async function startSource(
   files: Record<string, string>,
-  timing: { readonly debounceMs?: number; readonly renameDebounceMs?: number } = {},
+  timing: { readonly debounceMs?: number; readonly renameDebounceMs?: number; readonly maxNamedPaths?: number } = {},
 ): Promise<Fixture> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'trellis-files-'));
   for (const [name, text] of Object.entries(files)) {
@@ -479,6 +479,48 @@ test('a watched change reads only the files its events name', async (t) => {
   // An explicit rescan walks the whole tree and stats every file.
   await f.source.rescan();
   t.like(f.source.lastScan, { walked: true, checked: 30 });
+});
+
+test('events naming a directory make the scan walk: a directory moved in, a ConfigMap-style ..data swap', async (t) => {
+  const f = await startSource({ 'a.yaml': svc('a') });
+  t.teardown(() => cleanup(f));
+  // A directory made elsewhere and moved in: its files raise no event of their own, only its rename does.
+  const outside = await fs.mkdtemp(path.join(os.tmpdir(), 'trellis-outside-'));
+  t.teardown(() => fs.rm(outside, { recursive: true, force: true }));
+  await fs.mkdir(path.join(outside, 'team'));
+  await fs.writeFile(path.join(outside, 'team', 'b.yaml'), svc('b'));
+  await fs.rename(path.join(outside, 'team'), path.join(f.dir, 'team'));
+  await waitForSnapshot(f.source, 'b from a moved-in directory', (s) => serviceNames(s).includes('default/b'));
+  t.true(f.source.lastScan?.walked);
+
+  // What the kubelet does to a mounted ConfigMap: the visible file is a symlink through `..data`, and an
+  // update writes a new hidden directory and swaps `..data` to it. No event names the visible file.
+  const cm = path.join(f.dir, 'cm');
+  await fs.mkdir(path.join(cm, '..v1'), { recursive: true });
+  await fs.writeFile(path.join(cm, '..v1', 'c.yaml'), svc('c', 8080));
+  await fs.symlink('..v1', path.join(cm, '..data'));
+  await fs.symlink('..data/c.yaml', path.join(cm, 'c.yaml'));
+  const port = (s: MeshSnapshot) => s.index.servicesByFqdn.get('c.default.svc.cluster.local')?.ports[0]?.port;
+  await waitForSnapshot(f.source, 'c on 8080', (s) => port(s) === 8080);
+  await fs.mkdir(path.join(cm, '..v2'));
+  await fs.writeFile(path.join(cm, '..v2', 'c.yaml'), svc('c', 9090));
+  await fs.symlink('..v2', path.join(cm, '..data_tmp'));
+  await fs.rename(path.join(cm, '..data_tmp'), path.join(cm, '..data'));
+  await fs.rm(path.join(cm, '..v1'), { recursive: true });
+  await waitForSnapshot(f.source, 'c on 9090 after the ..data swap', (s) => port(s) === 9090);
+  t.deepEqual(serviceNames(f.source.current()), ['default/a', 'default/b', 'default/c']);
+});
+
+test('a burst naming more paths than maxNamedPaths is read by a walk', async (t) => {
+  // A rename quiet time long enough that the five atomic writes fall in one burst, whatever the load.
+  const f = await startSource(
+    { 'a.yaml': svc('a') },
+    { debounceMs: 600_000, renameDebounceMs: 1_500, maxNamedPaths: 3 },
+  );
+  t.teardown(() => cleanup(f));
+  for (const name of ['b', 'c', 'd', 'e', 'g']) await writeAtomic(path.join(f.dir, `${name}.yaml`), svc(name));
+  await waitForSnapshot(f.source, 'five new files', (s) => serviceNames(s).length === 6, 30_000);
+  t.like(f.source.lastScan, { walked: true, checked: 6 });
 });
 
 test('random watched edits, directories included: the source ends equal to a fresh read every time', async (t) => {
