@@ -12,6 +12,7 @@
 //   - a new Pod of an existing workload connecting: its time to a complete config;
 //   - a rollout of 10 workloads (`--rollout` Pods: new names, IPs and pod-template-hash).
 // Tests never assert timings; this writes bench/results/xds-mesh-latest.md (+json).
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -56,7 +57,7 @@ import { summarizeProfile, type CpuProfile, type ProfileEntry, type ProfileSumma
 
 const USAGE = `npm run bench -- xds-mesh [--services 1000] [--endpoints 10] [--sidecars 1000] [--proxyless 200]
     [--connections 50] [--rounds 5] [--debounce-after 100ms] [--timeout 300s] [--scope 0] [--cpu-prof]
-    [--heap-snapshot] [--clients go|node]
+    [--heap-snapshot] [--clients go|node] [--pin]
   quick run: --services 200 --sidecars 100 --proxyless 20
   --clients: the simulated proxies run in the Go load generator (go, the default; tools/peers/xds-load,
     built by \`npm run peers\`) or in this Node process (node: bench/mesh-sim.ts, the same streams, but
@@ -66,7 +67,9 @@ const USAGE = `npm run bench -- xds-mesh [--services 1000] [--endpoints 10] [--s
   --cpu-prof: a V8 CPU profile of the control plane during each round (.cpuprofile in
     $TMPDIR/trellis-bench-profiles/), summed up in a table: where each round's CPU went
   --heap-snapshot: a V8 heap snapshot of the control plane after the connect storm and a full GC
-    ($TMPDIR/trellis-bench-profiles/xds-mesh-after-storm.heapsnapshot)`;
+    ($TMPDIR/trellis-bench-profiles/xds-mesh-after-storm.heapsnapshot)
+  --pin: the control plane (all its threads) on CPU 0, the proxies and this process on CPU 1 (taskset):
+    what the control plane does with a core of its own, without the proxies competing for it`;
 
 interface Options {
   services: number;
@@ -82,6 +85,7 @@ interface Options {
   cpuProf: boolean;
   heapSnapshot: boolean;
   clients: 'go' | 'node';
+  pin: boolean;
 }
 
 function parseOptions(argv: readonly string[]): Options {
@@ -100,6 +104,7 @@ function parseOptions(argv: readonly string[]): Options {
       'cpu-prof': { type: 'boolean', default: false },
       'heap-snapshot': { type: 'boolean', default: false },
       clients: { type: 'string', default: 'go' },
+      pin: { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -116,6 +121,7 @@ function parseOptions(argv: readonly string[]): Options {
     cpuProf: values['cpu-prof'],
     heapSnapshot: values['heap-snapshot'],
     clients: values.clients === 'node' ? 'node' : 'go',
+    pin: values.pin,
   };
   if (values.clients !== 'go' && values.clients !== 'node') throw new UsageError('--clients must be go or node');
   if (!Number.isInteger(o.proxyless) || o.proxyless < 0) throw new UsageError('--proxyless must be an integer >= 0');
@@ -172,6 +178,11 @@ interface Phase {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Binds every thread of process `pid` (and the processes it starts later) to `cpus` (taskset). */
+function pin(pid: number, cpus: string): void {
+  execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+}
+
 export const xdsMesh: Benchmark = {
   name: 'xds-mesh',
   description: 'translated mesh (--config-dir): sidecars of many workloads + proxyless clients; change → last ACK',
@@ -191,9 +202,14 @@ export const xdsMesh: Benchmark = {
     }
     const load = [os.loadavg()[0]!];
     const startedAt = performance.now();
+    if (o.pin) {
+      if (os.cpus().length < 2) throw new UsageError('--pin needs at least 2 CPUs');
+      pin(process.pid, '1');
+    }
     const { server, xdsPort } = await ServerProcess.start({
       debounceMs: o.debounceMs,
       script: { path: path.join('bench', 'xds-mesh-server.ts'), args: ['--config-dir', dir] },
+      ...(o.pin ? { cpus: '0' } : {}),
     });
     const readyMs = performance.now() - startedAt;
     const fleet: Fleet =
