@@ -108,7 +108,8 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
   /** The pending burst saw a write to a visible file (not only renames): it waits the full debounce. */
   private burstWrites = false;
   private readonly files = new Map<string, FileState>();
-  private readonly watchers = new Map<string, fs.FSWatcher>();
+  /** Each watched directory's watcher, and the directory's device and inode when the watch began. */
+  private readonly watchers = new Map<string, { readonly watcher: fs.FSWatcher; readonly identity: string }>();
   private timer: NodeJS.Timeout | undefined;
   private firstPendingAt: number | undefined;
   /** The last watch event not yet taken by a scan (epoch ms): when the change the next scan reads was seen. */
@@ -162,7 +163,7 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    for (const watcher of this.watchers.values()) watcher.close();
+    for (const { watcher } of this.watchers.values()) watcher.close();
     this.watchers.clear();
     await this.scanning;
     this.mesh.close();
@@ -486,32 +487,51 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
     this.files.set(file, { text, objects: kept, problems: [...problems, ...note] });
   }
 
-  /** Watches exactly `directories`; returns how many it started watching. */
+  /**
+   * Watches exactly `directories`; returns how many it started watching. A directory removed and made again
+   * under the same path needs a new watcher: the old one died with the old directory. It reported that as a
+   * rename of its own name, and no error (the watch callback then drops it); a directory whose device and
+   * inode moved (another one renamed over it) is watched anew too.
+   */
   private syncWatchers(directories: readonly string[]): number {
     let added = 0;
     const wanted = new Set(directories);
-    for (const [dir, watcher] of this.watchers) {
+    for (const [dir, { watcher }] of this.watchers) {
       if (!wanted.has(dir)) {
         watcher.close();
         this.watchers.delete(dir);
       }
     }
     for (const dir of directories) {
-      if (this.watchers.has(dir)) continue;
+      const stat = fs.statSync(dir, { throwIfNoEntry: false });
+      if (!stat) continue; // gone since the walk listed it: the event of its removal walks again
+      const identity = `${stat.dev}:${stat.ino}`;
+      const known = this.watchers.get(dir);
+      if (known?.identity === identity) continue;
+      known?.watcher.close();
+      this.watchers.delete(dir);
       try {
-        const watcher = fs.watch(dir, (event, name) => {
+        const self = path.basename(dir);
+        const watcher: fs.FSWatcher = fs.watch(dir, (event, name) => {
           if (typeof name === 'string' && name !== '') this.namedPaths.add(path.join(dir, name));
-          else this.walkNeeded = true;
+          if (typeof name !== 'string' || name === '') this.walkNeeded = true;
+          else if (name === self) {
+            // The directory's own name: it was removed or moved away, and this watcher with it (a new
+            // directory at the path, even on the same inode, is not watched by it). The walk decides.
+            watcher.close();
+            if (this.watchers.get(dir)?.watcher === watcher) this.watchers.delete(dir);
+            this.walkNeeded = true;
+          }
           this.schedule(event !== 'rename' && !(typeof name === 'string' && path.basename(name).startsWith('.')));
         });
         watcher.on('error', () => {
           // The directory went away (or was replaced): forget it; the next scan walks and decides.
           watcher.close();
-          if (this.watchers.get(dir) === watcher) this.watchers.delete(dir);
+          if (this.watchers.get(dir)?.watcher === watcher) this.watchers.delete(dir);
           this.walkNeeded = true;
           this.schedule();
         });
-        this.watchers.set(dir, watcher);
+        this.watchers.set(dir, { watcher, identity });
         added++;
       } catch (err) {
         this.logger.warn({ dir, err }, 'cannot watch a directory of the mesh; its changes are seen on the next scan');

@@ -511,6 +511,22 @@ test('events naming a directory make the scan walk: a directory moved in, a Conf
   t.deepEqual(serviceNames(f.source.current()), ['default/a', 'default/b', 'default/c']);
 });
 
+test('a directory removed and made again in one burst is watched again', async (t) => {
+  const f = await startSource({ 'a.yaml': svc('a'), 'sub/x.yaml': svc('x', 8001) });
+  t.teardown(() => cleanup(f));
+  const port = (s: MeshSnapshot) => s.index.servicesByFqdn.get('x.default.svc.cluster.local')?.ports[0]?.port;
+  // The old directory's watcher dies with it (it reports the deletion as a rename of its own name, and no
+  // error); the new directory needs a watcher of its own.
+  await fs.rm(path.join(f.dir, 'sub'), { recursive: true });
+  await fs.mkdir(path.join(f.dir, 'sub'));
+  await fs.writeFile(path.join(f.dir, 'sub/x.yaml'), svc('x', 8002));
+  await waitForSnapshot(f.source, 'x on 8002', (s) => port(s) === 8002);
+  // A later edit in the new directory is seen through that watcher.
+  await writeAtomic(path.join(f.dir, 'sub/x.yaml'), svc('x', 8003));
+  await waitForSnapshot(f.source, 'x on 8003', (s) => port(s) === 8003);
+  t.pass();
+});
+
 test('a burst naming more paths than maxNamedPaths is read by a walk', async (t) => {
   // A rename quiet time long enough that the five atomic writes fall in one burst, whatever the load.
   const f = await startSource(
