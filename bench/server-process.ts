@@ -31,12 +31,17 @@ function ticksPerSecond(): number {
   return clockTicks;
 }
 
-/** utime + stime of a process, in ms (resolution: one clock tick, usually 10 ms). */
-export function processCpuMs(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+/** utime + stime, in ms, of the process or thread whose `stat` file (procfs) is `statFile`. */
+function cpuMsOf(statFile: string): number {
+  const stat = fs.readFileSync(statFile, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // fields[0] is field 3 (state); utime and stime are fields 14 and 15
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond();
+}
+
+/** utime + stime of a process, in ms (resolution: one clock tick, usually 10 ms). */
+export function processCpuMs(pid: number): number {
+  return cpuMsOf(`/proc/${pid}/stat`);
 }
 
 /**
@@ -45,9 +50,7 @@ export function processCpuMs(pid: number): number {
  * libuv's pool.
  */
 export function mainThreadCpuMs(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond();
+  return cpuMsOf(`/proc/${pid}/task/${pid}/stat`);
 }
 
 /** VmRSS and VmHWM (peak RSS) of a process, in bytes. */

@@ -512,23 +512,25 @@ export class FileSource implements SnapshotSource<MeshSnapshot> {
       this.watchers.delete(dir);
       try {
         const self = path.basename(dir);
-        const watcher: fs.FSWatcher = fs.watch(dir, (event, name) => {
-          if (typeof name === 'string' && name !== '') this.namedPaths.add(path.join(dir, name));
-          if (typeof name !== 'string' || name === '') this.walkNeeded = true;
-          else if (name === self) {
-            // The directory's own name: it was removed or moved away, and this watcher with it (a new
-            // directory at the path, even on the same inode, is not watched by it). The walk decides.
-            watcher.close();
-            if (this.watchers.get(dir)?.watcher === watcher) this.watchers.delete(dir);
-            this.walkNeeded = true;
-          }
-          this.schedule(event !== 'rename' && !(typeof name === 'string' && path.basename(name).startsWith('.')));
-        });
-        watcher.on('error', () => {
-          // The directory went away (or was replaced): forget it; the next scan walks and decides.
+        // The directory went away or was replaced, and this watcher with it: forget it; the next scan walks.
+        const drop = (): void => {
           watcher.close();
           if (this.watchers.get(dir)?.watcher === watcher) this.watchers.delete(dir);
           this.walkNeeded = true;
+        };
+        const watcher: fs.FSWatcher = fs.watch(dir, (event, name) => {
+          const named = typeof name === 'string' && name !== '' ? name : undefined;
+          if (named === undefined) this.walkNeeded = true;
+          else {
+            this.namedPaths.add(path.join(dir, named));
+            // The directory's own name: it was removed or moved away (a new directory at the path, even on
+            // the same inode, is not watched by this watcher).
+            if (named === self) drop();
+          }
+          this.schedule(event !== 'rename' && !(named !== undefined && path.basename(named).startsWith('.')));
+        });
+        watcher.on('error', () => {
+          drop();
           this.schedule();
         });
         this.watchers.set(dir, { watcher, identity });
