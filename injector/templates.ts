@@ -57,6 +57,8 @@ export function proxyContainer(spec: ProxySpec): Container {
     fieldEnv('POD_NAMESPACE', 'metadata.namespace'),
     fieldEnv('SERVICE_ACCOUNT', 'spec.serviceAccountName'),
     fieldEnv('INSTANCE_IP', 'status.podIP'),
+    // The proxy's locality is its Node's (control-plane/translate/locality.ts), as Istio's injector does.
+    fieldEnv('NODE_NAME', 'spec.nodeName'),
     { name: 'NODE_OPTIONS', value: AGENT_NODE_OPTIONS },
   ];
   if (Object.keys(spec.appProbes).length > 0) env.push({ name: APP_PROBES_ENV, value: JSON.stringify(spec.appProbes) });

@@ -61,6 +61,7 @@ interface AgentCliOptions {
   cluster?: string;
   region?: string;
   zone?: string;
+  nodeName?: string;
   outputDir: string;
   ttl: number;
   healthHost: string;
@@ -106,6 +107,12 @@ export function registerAgentCommand(program: Command): void {
     .option('--cluster <name>', 'node.cluster (default <service-account>.<namespace>)')
     .option('--region <region>', 'locality region')
     .option('--zone <zone>', 'locality zone')
+    .addOption(
+      new Option(
+        '--node-name <name>',
+        "the Kubernetes Node of the pod: the control plane takes the proxy's locality from its labels",
+      ).env('NODE_NAME'),
+    )
     .option('--output-dir <dir>', 'where sockets, certificate files and the bootstrap go', '/var/run/trellis')
     .addOption(
       new Option('--ttl <duration>', 'requested certificate lifetime (CA default 24h, max 7 days)')
@@ -178,6 +185,7 @@ export function registerAgentCommand(program: Command): void {
           labels: opts.labels,
           instanceIps: opts.instanceIps,
           locality: { region: opts.region, zone: opts.zone },
+          ...(opts.nodeName ? { nodeName: opts.nodeName } : {}),
         },
         outputDir: opts.outputDir,
         ttlSeconds: opts.ttl,

@@ -13,6 +13,8 @@ export interface ProxyNodeOptions {
   readonly labels?: Readonly<Record<string, string>>;
   readonly instanceIps?: readonly string[];
   readonly locality?: { readonly region?: string; readonly zone?: string; readonly subZone?: string };
+  /** The Kubernetes Node the Pod runs on (metadata `NODE_NAME`): the control plane takes its locality from it. */
+  readonly nodeName?: string;
 }
 
 export type ProxyType = 'envoy' | 'grpc';
@@ -30,6 +32,8 @@ export interface BootstrapNode {
     INSTANCE_IPS: string;
     PROXY_TYPE: ProxyType;
     TRUST_DOMAIN: string;
+    /** Only when known. */
+    NODE_NAME?: string;
   };
 }
 
@@ -55,6 +59,7 @@ export function bootstrapNode(options: ProxyNodeOptions, proxyType: ProxyType): 
       INSTANCE_IPS: (options.instanceIps ?? []).join(','),
       PROXY_TYPE: proxyType,
       TRUST_DOMAIN: options.trustDomain ?? DEFAULT_TRUST_DOMAIN,
+      ...(options.nodeName ? { NODE_NAME: options.nodeName } : {}),
     },
   };
 }

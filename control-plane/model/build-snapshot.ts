@@ -13,7 +13,7 @@ import { indexPeerAuthentications, type PodLabels } from './peer-authentication.
 import { buildRouting } from './routing.js';
 import { buildSecrets, credentialNames, indexSecrets, missingCredentialProblems } from './secrets.js';
 import { serviceEntryServices } from './service-entries.js';
-import { buildNamespaces, buildServices, sliceOwner, type ServiceMemo } from './services.js';
+import { buildNamespaces, buildNodes, buildServices, sliceOwner, type ServiceMemo } from './services.js';
 import type { HostPolicy, MeshService, MeshSnapshot, ServiceInstance } from './snapshot.js';
 import type { FormatIssue, ValidateRoutingResource } from './validation.js';
 
@@ -280,6 +280,7 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
   });
 
   const { instancesByPod, instancesByAddress } = instanceIndexes(services, inPlace ? options.previous : undefined);
+  const nodes = buildNodes(ofKind('Node'), options.previous?.nodes);
 
   const content = {
     domain,
@@ -293,6 +294,7 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
     serviceEntries: routing.serviceEntries,
     sidecars: routing.sidecars,
     secrets,
+    nodes,
     statuses,
     problems: sortedProblems,
   };
@@ -312,6 +314,7 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
       instancesByAddress,
       peerAuthentications: indexPeerAuthentications(routing.peerAuthentications),
       secrets: secretIndex,
+      nodes: nodes === options.previous?.nodes ? options.previous.index.nodes : new Map(nodes.map((n) => [n.name, n])),
     },
   };
   serviceMemos.set(snapshot, serviceMemo);
@@ -500,6 +503,7 @@ function snapshotHash(content: {
   readonly authorizationPolicies: readonly object[];
   readonly sidecars: readonly object[];
   readonly secrets: readonly object[];
+  readonly nodes: readonly object[];
   readonly statuses: readonly object[];
   readonly problems: readonly object[];
 }): string {

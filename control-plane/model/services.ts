@@ -6,7 +6,7 @@ import { sortedRecord } from './canonical.js';
 import { serviceFqdn } from './hosts.js';
 import { locationOf, located, type Location, type MeshObject, type Problem } from './objects.js';
 import { selectProtocol } from './protocol.js';
-import type { Locality, MeshEndpoint, MeshNamespace, MeshService, MeshServicePort } from './snapshot.js';
+import type { Locality, MeshEndpoint, MeshNamespace, MeshNode, MeshService, MeshServicePort } from './snapshot.js';
 import { parseExportToAnnotation } from './visibility.js';
 
 export const INJECT_LABEL = 'trellis.dev/inject';
@@ -32,6 +32,31 @@ export type NodeTopology = ReadonlyMap<string, Readonly<Record<string, string>>>
 /** The Nodes' labels (only what locality reads), by name. */
 export function nodeTopology(nodes: readonly Of<'Node'>[]): NodeTopology {
   return new Map(nodes.map((n) => [n.name, stringMap((n.object as V1Node | undefined)?.metadata?.labels)]));
+}
+
+/**
+ * The Nodes with a topology label, sorted by name, with their localities (a proxy's, when it names its Node:
+ * translate/locality.ts). `previous` (the last snapshot's list) is returned when nothing in it changed, and
+ * its entries are reused one by one otherwise, so an unchanged Node keeps its object from build to build
+ * (the generator's shape memo compares them by reference).
+ */
+export function buildNodes(nodes: readonly Of<'Node'>[], previous: readonly MeshNode[] = []): readonly MeshNode[] {
+  const before = new Map(previous.map((n) => [n.name, n]));
+  const built: MeshNode[] = [];
+  for (const [name, labels] of [...nodeTopology(nodes)].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const locality = endpointLocality({}, labels, undefined);
+    if (locality.region === '' && locality.zone === '' && locality.subZone === '') continue;
+    const old = before.get(name);
+    built.push(
+      old &&
+        old.locality.region === locality.region &&
+        old.locality.zone === locality.zone &&
+        old.locality.subZone === locality.subZone
+        ? old
+        : { name, locality },
+    );
+  }
+  return built.length === previous.length && built.every((n, i) => n === previous[i]) ? previous : built;
 }
 
 /**

@@ -291,6 +291,16 @@ export interface ServiceInstance {
   readonly endpoint: MeshEndpoint;
 }
 
+/**
+ * A Kubernetes Node's locality, read from its topology labels as an endpoint's is (services.ts
+ * `endpointLocality`): where a proxy runs when its node metadata names the Node (`NODE_NAME`, set by the
+ * injector from the Pod's `spec.nodeName`) and announces no locality of its own.
+ */
+export interface MeshNode {
+  readonly name: string;
+  readonly locality: Locality;
+}
+
 /** Lookup tables derived from the lists (not part of `hash`). */
 export interface MeshIndex {
   readonly namespaces: ReadonlyMap<string, MeshNamespace>;
@@ -305,6 +315,8 @@ export interface MeshIndex {
   readonly peerAuthentications: ReadonlyMap<string, NamespacePeerAuthentications>;
   /** `secrets` by namespace, then name. */
   readonly secrets: ReadonlyMap<string, ReadonlyMap<string, MeshSecret>>;
+  /** `nodes` by name. */
+  readonly nodes: ReadonlyMap<string, MeshNode>;
 }
 
 export interface MeshSnapshot {
@@ -340,6 +352,8 @@ export interface MeshSnapshot {
   readonly sidecars: readonly AcceptedSidecar[];
   /** Sorted by host. */
   readonly hosts: readonly HostPolicy[];
+  /** The Nodes with a topology label (a region, zone or sub-zone), sorted by name. */
+  readonly nodes: readonly MeshNode[];
   /**
    * The Secrets some accepted DestinationRule's `tls.credentialName` names (secrets.ts), sorted by namespace
    * and name; private keys redacted in any serialization.

@@ -195,20 +195,22 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
    */
   const shapes = new WeakMap<ProxyInfo, { readonly deps: string; readonly shape: ProxyShape }>();
   const none: readonly object[] = [];
-  const listIds = new WeakMap<readonly object[], number>();
-  let nextListId = 0;
-  /** A name for an instance list object ('-' when empty: every empty list reads the same). */
-  const listId = (list: readonly object[]): string => {
-    if (list.length === 0) return '-';
-    let id = listIds.get(list);
-    if (id === undefined) listIds.set(list, (id = nextListId++));
+  const objectIds = new WeakMap<object, number>();
+  let nextObjectId = 0;
+  /** A name for an object of the snapshot, the same while the model keeps the object. */
+  const objectId = (o: object): string => {
+    let id = objectIds.get(o);
+    if (id === undefined) objectIds.set(o, (id = nextObjectId++));
     return String(id);
   };
+  /** A name for an instance list object ('-' when empty: every empty list reads the same). */
+  const listId = (list: readonly object[]): string => (list.length === 0 ? '-' : objectId(list));
   /**
    * What proxyShape reads, as keys: the snapshot parts (Services and namespaces, VirtualServices,
    * DestinationRules, PeerAuthentications, AuthorizationPolicies, Sidecars) and the proxy's own instance
-   * lists (by its Pod, as proxyInstances and proxyLocality look it up, and by each instance IP), which the
-   * model keeps as the same objects while they do not change. The proxy itself is the memo's key.
+   * lists (by its Pod, as proxyInstances and proxyLocality look it up, and by each instance IP) and the Node
+   * its NODE_NAME names (proxyLocality), which the model keeps as the same objects while they do not change.
+   * The proxy itself is the memo's key.
    */
   const shapeDeps = (snapshot: MeshSnapshot, proxy: ProxyInfo, keys: SnapshotKeys): string => {
     const { instancesByPod, instancesByAddress } = snapshot.index;
@@ -220,6 +222,7 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
     const byId = dot > 0 ? instancesByPod.get(`${proxy.id.slice(dot + 1)}/${proxy.id.slice(0, dot)}`) : undefined;
     let ips = '';
     for (const ip of proxy.instanceIps) ips += `,${listId(instancesByAddress.get(ip) ?? none)}`;
+    const node = proxy.nodeName === undefined ? undefined : snapshot.index.nodes.get(proxy.nodeName);
     return [
       keys.services,
       keys.virtualServices,
@@ -230,6 +233,7 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
       listId(byNamespace ?? none),
       listId(byId ?? none),
       ips,
+      node ? objectId(node) : '-',
     ].join('|');
   };
   /**

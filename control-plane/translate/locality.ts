@@ -19,11 +19,15 @@
 //
 // The topology labels (`topology.kubernetes.io/region`, `…/zone`, `topology.istio.io/subzone`) and
 // `kubernetes.io/hostname` read an endpoint's locality and Node, and the proxy's locality, as Istio does.
-// The proxy's locality is its node's (`node.locality`), else that of the endpoints it serves (Istio does the
-// same for a proxy that sends none): sidecars need not be told their zone. Pure.
+// The proxy's locality (proxyLocality), first found of: what it announces (`node.locality`); its Pod's
+// `istio-locality` label (`region.zone.subzone`, from the labels it announces); the Kubernetes Node its
+// metadata names (`NODE_NAME`, which the injector sets from the Pod's `spec.nodeName`), read from the Node's
+// topology labels; the locality of the endpoints it serves (by its Pod, then by its IPs). Istio finds it from
+// the Pod's Node the same way, so sidecars need not be told their zone, and a Pod that no Service selects, or
+// whose endpoint is not published yet (not ready), still has one. Pure.
 import type { LocalityLoadBalancerSetting } from '../../crds/types.js';
 import { instancesAt, instancesOfPod } from '../model/lookup.js';
-import { REGION_LABEL, SUBZONE_LABEL, ZONE_LABEL } from '../model/services.js';
+import { POD_LOCALITY_LABEL, REGION_LABEL, SUBZONE_LABEL, ZONE_LABEL } from '../model/services.js';
 import type { Locality, MeshEndpoint, MeshSnapshot } from '../model/snapshot.js';
 import type { ProxyInfo } from '../xds/node.js';
 import type { ClusterPolicy } from './cluster-policy.js';
@@ -61,10 +65,20 @@ export function localityWeighted(policy: ClusterPolicy): boolean {
 
 const EMPTY: Locality = { region: '', zone: '', subZone: '' };
 
-/** The proxy's locality: its node's, else that of the first endpoint it serves (by Pod, then by address). */
+/**
+ * The proxy's locality: what it announces, else its `istio-locality` label, else its Kubernetes Node's, else
+ * that of the first endpoint it serves (by Pod, then by address). See the top of this file.
+ */
 export function proxyLocality(snapshot: MeshSnapshot, proxy: ProxyInfo): Locality {
   const own = proxy.locality;
   if (own.region !== '' || own.zone !== '' || own.subZone !== '') return own;
+  const label = proxy.labels[POD_LOCALITY_LABEL];
+  if (label) {
+    const [region = '', zone = '', subZone = ''] = label.split('.');
+    return { region, zone, subZone };
+  }
+  const node = proxy.nodeName === undefined ? undefined : snapshot.index.nodes.get(proxy.nodeName);
+  if (node) return node.locality;
   const dot = proxy.id.lastIndexOf('.');
   const byPod = dot > 0 ? instancesOfPod(snapshot, proxy.id.slice(dot + 1), proxy.id.slice(0, dot)) : [];
   const instance = byPod[0] ?? proxy.instanceIps.map((ip) => instancesAt(snapshot, ip)[0]).find((i) => i);

@@ -22,7 +22,13 @@ export interface ProxyInfo {
   /** `PROXY_TYPE`; `envoy` unless the metadata says `grpc`. */
   readonly proxyType: ProxyType;
   readonly trustDomain: string;
+  /** `node.locality`: where the proxy says it runs (empty fields when it does not say). */
   readonly locality: Locality;
+  /**
+   * `NODE_NAME`: the Kubernetes Node the proxy's Pod runs on (the injector sets it from `spec.nodeName`); the
+   * proxy's locality is that Node's when `locality` is empty (translate/locality.ts). Absent when not sent.
+   */
+  readonly nodeName?: string;
   readonly userAgent: string;
   /**
    * True when namespace, service account and trust domain are those of the stream's verified client
@@ -69,6 +75,10 @@ export function proxyInfoFromNode(node: Node | undefined): ProxyInfo {
   if (rawType !== '' && rawType !== 'envoy' && rawType !== 'grpc') {
     throw new Error(`node.metadata.PROXY_TYPE must be "envoy" or "grpc", not "${rawType}"`);
   }
+  const rawNodeName = metadata.NODE_NAME;
+  if (rawNodeName !== undefined && typeof rawNodeName !== 'string') {
+    throw new Error('node.metadata.NODE_NAME must be a string');
+  }
   return {
     id: node.id,
     cluster: node.cluster,
@@ -83,6 +93,7 @@ export function proxyInfoFromNode(node: Node | undefined): ProxyInfo {
       zone: node.locality?.zone ?? '',
       subZone: node.locality?.subZone ?? '',
     },
+    ...(rawNodeName ? { nodeName: rawNodeName } : {}),
     userAgent: [
       node.userAgentName,
       node.userAgentVersionType.case === 'userAgentVersion' ? node.userAgentVersionType.value : '',

@@ -46,7 +46,11 @@ interface PodJson {
     readonly deletionTimestamp?: string;
     readonly annotations?: Record<string, string>;
   };
-  readonly spec: { readonly serviceAccountName?: string; readonly initContainers?: { readonly name: string }[] };
+  readonly spec: {
+    readonly serviceAccountName?: string;
+    readonly nodeName?: string;
+    readonly initContainers?: { readonly name: string }[];
+  };
   readonly status: {
     readonly phase: string;
     readonly podIP?: string;
@@ -190,6 +194,42 @@ suite.serial('each proxyless agent holds an SVID for its own ServiceAccount', as
     t.is(cert.san, `URI:${id(SERVICE_ACCOUNT[d]!)}`, pod!.metadata.name);
   }
 });
+
+/** The proxies of namespace argv[1] a trellisd replica serves, as [node id, NODE_NAME] pairs (JSON). */
+const NODE_NAMES_SCRIPT = `
+const ns = process.argv[1];
+fetch('http://127.0.0.1:15014/debug/proxies').then((r) => r.json()).then((proxies) => console.log(JSON.stringify(
+  proxies.filter((p) => p.node && p.node.id.endsWith('.' + ns)).map((p) => [p.node.id, p.node.nodeName ?? null]))));`;
+
+suite.serial(
+  "each proxy names its Pod's Node (NODE_NAME from spec.nodeName) to the control plane",
+  async (t, cluster) => {
+    // The proxy's locality comes from that Node's topology labels (control-plane/translate/locality.ts).
+    const seen = new Map<string, string | null>();
+    for (const replica of await pods(cluster, 'app=trellisd', 'trellis-system')) {
+      const out = await cluster.kubectl([
+        'exec',
+        '-n',
+        'trellis-system',
+        replica.metadata.name,
+        '-c',
+        'trellisd',
+        '--',
+        '/usr/local/bin/node',
+        '-e',
+        NODE_NAMES_SCRIPT,
+        ns,
+      ]);
+      for (const [id, nodeName] of JSON.parse(out.stdout) as [string, string | null][]) seen.set(id, nodeName);
+    }
+    const ready = (await pods(cluster, 'app')).filter(isReady);
+    t.true(ready.length >= DEPLOYMENTS.length);
+    for (const pod of ready) {
+      t.truthy(pod.spec.nodeName, `${pod.metadata.name} is scheduled`);
+      t.is(seen.get(`${pod.metadata.name}.${ns}`), pod.spec.nodeName, `${pod.metadata.name}: NODE_NAME`);
+    }
+  },
+);
 
 /**
  * What each proxy was sent, from every trellisd replica (/debug/proxies and /debug/config_dump answer on the

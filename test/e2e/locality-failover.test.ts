@@ -3,7 +3,8 @@
 // Istio's locality failover), translated by `trellis control-plane --config-dir` (a real process) and
 // followed by real @grpc/grpc-js-xds clients (priorities, grpc-js-xds.md §2 "EDS") against xDS-enabled
 // servers (A36). A client in zone A uses only the zone-A server; when that server stops, or keeps failing
-// until outlier detection ejects it, the client fails over to zone B. A client in zone B uses zone B.
+// until outlier detection ejects it, the client fails over to zone B. A client in zone B uses zone B. A
+// client that announces no locality but names its Node (NODE_NAME) is in that Node's zone.
 import test, { type ExecutionContext } from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import { register } from '@grpc/grpc-js-xds';
@@ -81,7 +82,8 @@ function backend(service: string, pod: string, port: number, zone: string): Mani
 interface Deployed {
   readonly a: XdsEchoServer;
   readonly b: XdsEchoServer;
-  client(zone: string): Promise<XdsEchoClient>;
+  /** A client in `zone`: announced as its `node.locality`, or with `byNode` only by naming the zone's Node (NODE_NAME). */
+  client(zone: string, options?: { byNode?: boolean }): Promise<XdsEchoClient>;
   close(): Promise<void>;
 }
 
@@ -103,15 +105,14 @@ async function deploy(t: ExecutionContext, service: string, policy: Record<strin
   const deployed: Deployed = {
     a,
     b,
-    async client(zone) {
+    async client(zone, options = {}) {
       const client = new XdsEchoClient(
         `${fqdn(service, NS)}:8080`,
         mesh.controlPlane,
-        `${service}-client-${zone}.${NS}`,
-        {
-          namespace: NS,
-          locality: { region: REGION, zone },
-        },
+        `${service}-client-${zone}${options.byNode ? '-by-node' : ''}.${NS}`,
+        options.byNode
+          ? { namespace: NS, locality: {}, metadata: { NODE_NAME: `node-${zone}` } }
+          : { namespace: NS, locality: { region: REGION, zone } },
       );
       clients.push(client);
       await client.ready();
@@ -158,6 +159,17 @@ test('a client in zone A uses the zone-A server only; when it stops, the client 
   t.log(`calls while failing over: ${JSON.stringify(tally(failedOver?.before ?? []))}`);
   t.deepEqual(tally(await inA.calls(30)), { 'stop-b': 30 });
   await assertNoNacks(t, mesh.cp.monitoringPort, (id) => id.startsWith('stop-'));
+});
+
+test("a client that announces no locality but names its Node (NODE_NAME) gets that Node's zone first", async (t) => {
+  // A client Pod that no Service selects has no endpoint to take a locality from: its Node's labels give it
+  // one (as Istio's registry does from the Pod's spec.nodeName), so it prefers its own zone.
+  const svc = await deploy(t, 'bynode', { outlierDetection: OUTLIER });
+  const inA = await svc.client('zone-a', { byNode: true });
+  const inB = await svc.client('zone-b', { byNode: true });
+  t.deepEqual(tally(await inA.calls(30)), { 'bynode-a': 30 }, 'on node-zone-a: priority 0 is zone A');
+  t.deepEqual(tally(await inB.calls(30)), { 'bynode-b': 30 }, 'on node-zone-b: priority 0 is zone B');
+  await assertNoNacks(t, mesh.cp.monitoringPort, (id) => id.startsWith('bynode-'));
 });
 
 test('a zone-A server that keeps failing is ejected by outlier detection, and traffic fails over to zone B', async (t) => {

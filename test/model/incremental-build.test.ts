@@ -33,7 +33,11 @@ interface State {
   dr: Record<string, number | undefined>;
   /** The variant of a ServiceEntry in namespace a (undefined: none). */
   se: number | undefined;
+  /** Per Node: its zone label ('' : no topology label), undefined: no Node object. */
+  nodes: Record<string, string | undefined>;
 }
+
+const NODES = ['node-1', 'node-2'] as const;
 
 function vsSpec(svc: string, variant: number): VirtualServiceSpec {
   const variants: VirtualServiceSpec[] = [
@@ -80,7 +84,8 @@ function seSpec(variant: number): ServiceEntrySpec {
 }
 
 function initialState(): State {
-  const s: State = { services: {}, slices: {}, podVersion: {}, vs: {}, dr: {}, se: undefined };
+  const s: State = { services: {}, slices: {}, podVersion: {}, vs: {}, dr: {}, se: undefined, nodes: {} };
+  for (const n of NODES) s.nodes[n] = 'z1';
   for (const ns of NAMESPACES) {
     for (const [i, svc] of SERVICES.entries()) {
       s.services[`${ns}/${svc}`] = true;
@@ -121,6 +126,18 @@ function objects(s: State, kube: boolean): MeshObject[] {
     }
   }
   if (s.se !== undefined) out.push(serviceEntry('a', 'payments', seSpec(s.se)));
+  for (const n of NODES) {
+    const zone = s.nodes[n];
+    if (zone === undefined) continue;
+    const labels: Record<string, string> = zone ? { 'topology.kubernetes.io/zone': zone } : {};
+    out.push({
+      kind: 'Node',
+      namespace: '',
+      name: n,
+      object: { apiVersion: 'v1', kind: 'Node', metadata: { name: n, labels } },
+      origin: {},
+    } as MeshObject);
+  }
   const origin = (o: MeshObject) =>
     kube ? { resourceVersion: String(canonicalJson(o.object).length) } : { file: `${o.namespace}.yaml`, document: 1 };
   return out.map((o) => ({ ...o, origin: origin(o) }) as MeshObject).sort((x, y) => (keyOf(x) < keyOf(y) ? -1 : 1));
@@ -196,6 +213,12 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.integer({ min: 0, max: 2 }).map((v) => (s: State) => {
     if (s.se !== undefined) s.se = v;
   }),
+  // A Node's zone label changes or goes, a Node goes or comes (proxies' localities: snapshot.nodes).
+  fc
+    .tuple(fc.constantFrom(...NODES), fc.constantFrom<string | undefined>('z1', 'z2', '', undefined))
+    .map(([n, zone]) => (s: State) => {
+      s.nodes[n] = zone;
+    }),
   fc.tuple(serviceKey, fc.constantFrom('vs', 'dr', 'se')).map(([k, kind]) => (s: State) => {
     if (kind === 'se') s.se = s.se === undefined ? 0 : undefined;
     else if (kind === 'vs') s.vs[k] = s.vs[k] === undefined ? 0 : undefined;
@@ -220,6 +243,7 @@ function view(s: MeshSnapshot): string {
       wildcardHosts: index.wildcardHosts,
       instancesByPod: entries(index.instancesByPod),
       instancesByAddress: entries(index.instancesByAddress),
+      nodes: entries(index.nodes),
     },
   });
 }

@@ -61,6 +61,8 @@ test('names match what the served config refers to', (t) => {
   t.is(b.node.id, 'cart-7d9f-abcde.shop');
   t.deepEqual(b.node.locality, { region: 'eu-west', zone: 'eu-west-1a' });
   t.deepEqual(grpcBootstrap({ ...options, node: { ...options.node, locality: undefined } }).node.locality, {});
+  t.is(b.node.metadata.NODE_NAME, undefined, 'no NODE_NAME unless the Node is known');
+  t.is(grpcBootstrap({ ...options, node: { ...options.node, nodeName: 'node-7' } }).node.metadata.NODE_NAME, 'node-7');
   t.is(grpcBootstrap({ ...options, certDir: undefined }).certificate_providers, undefined);
   t.throws(() => grpcBootstrap({ ...options, refreshInterval: '5m' }), { message: /refreshInterval "5m"/ });
   t.throws(() => grpcBootstrap({ ...options, node: { ...options.node, namespace: 'Shop' } }), {

@@ -1,6 +1,6 @@
 // Locality load balancing (control-plane/translate/locality.ts, endpoints.ts) and DestinationRule
 // workloadSelector: EDS priorities and weights by the proxy's locality as Istio computes them, endpoint
-// localities from Node labels, the proxy's locality from its own endpoint, sharing of assignments between
+// localities from Node labels, the proxy's locality (its label, its Node, its own endpoint), sharing of assignments between
 // proxies of one locality, and the Envoy cluster fields. Every assignment passes Envoy's validation and
 // grpc-js-xds's.
 import test, { type ExecutionContext } from 'ava';
@@ -9,6 +9,8 @@ import { TypeUrl } from '../../control-plane/envoy/protos.js';
 import type { MeshObject } from '../../control-plane/model/objects.js';
 import type { DestinationRuleSpec, TrafficPolicy } from '../../crds/types.js';
 import { destinationRuleFor } from '../../control-plane/model/lookup.js';
+import { buildSnapshot } from '../../control-plane/model/build-snapshot.js';
+import { validateRoutingResource } from '../../crds/validator.js';
 import { buildClusters } from '../../control-plane/translate/clusters.js';
 import { defaultMeshConfig } from '../../control-plane/translate/context.js';
 import { buildLoadAssignments } from '../../control-plane/translate/endpoints.js';
@@ -302,6 +304,97 @@ test("the proxy's locality: its node's, else its own endpoint's (by Pod, then by
     at('r1', 'z1'),
   );
   t.deepEqual(proxyLocality(snapshot, envoyProxy('default', { id: 'someone.default' })), at('', ''));
+});
+
+test("the proxy's locality: its istio-locality label, else its Node's (NODE_NAME), before its endpoint's", (t) => {
+  // client-0 serves an endpoint on node-client-0 (r1/z1); node-far is another Node, node-bare has no topology.
+  const bare: MeshObject = {
+    kind: 'Node',
+    namespace: '',
+    name: 'node-bare',
+    object: {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: { name: 'node-bare', labels: { 'kubernetes.io/os': 'linux' } },
+    },
+    origin: {},
+  };
+  const objects = mesh([{ name: 'client-0', address: '10.0.4.1', at: 'r1/z1' }], undefined, [
+    node('node-far', 'r3/z3/s3'),
+    bare,
+  ]);
+  const snapshot = snapshotOf(objects);
+  t.deepEqual(
+    snapshot.nodes.map((n) => n.name),
+    ['node-client-0', 'node-far'],
+    'only Nodes with a topology label are kept',
+  );
+  const lonely = { id: 'lonely.default' }; // a Pod no Service selects: no endpoint
+  t.deepEqual(
+    proxyLocality(snapshot, envoyProxy('default', { ...lonely, nodeName: 'node-far' })),
+    at('r3', 'z3', 's3'),
+  );
+  t.deepEqual(
+    proxyLocality(snapshot, envoyProxy('default', { nodeName: 'node-far' })),
+    at('r3', 'z3', 's3'),
+    'the Node first',
+  );
+  t.deepEqual(proxyLocality(snapshot, envoyProxy('default', { nodeName: 'node-bare' })), at('r1', 'z1'), 'no topology');
+  t.deepEqual(proxyLocality(snapshot, envoyProxy('default', { nodeName: 'unknown' })), at('r1', 'z1'), 'not listed');
+  t.deepEqual(proxyLocality(snapshot, envoyProxy('default', { ...lonely, nodeName: 'unknown' })), at('', ''));
+  t.deepEqual(
+    proxyLocality(snapshot, envoyProxy('default', { nodeName: 'node-far', labels: { 'istio-locality': 'r9.z9' } })),
+    at('r9', 'z9'),
+    'the Pod label istio-locality wins over the Node',
+  );
+  t.deepEqual(
+    proxyLocality(snapshot, envoyProxy('default', { nodeName: 'node-far', locality: at('r2', 'z2') })),
+    at('r2', 'z2'),
+    'an announced node.locality wins over everything',
+  );
+});
+
+test("a Node's topology labels change: the hash moves, the generator gives its proxies the new locality", (t) => {
+  const policy = { trafficPolicy: { outlierDetection: OUTLIER } };
+  const extra = (zone: string) => [node('node-client', `us-east/${zone}`)];
+  const before = snapshotOf(mesh(FOUR, policy, extra('us-east-1a')));
+  const same = buildSnapshot(mesh(FOUR, policy, extra('us-east-1a')), {
+    validate: validateRoutingResource,
+    previous: before,
+  });
+  t.is(same.hash, before.hash);
+  t.is(same.nodes, before.nodes, 'unchanged Nodes: the very list of the previous snapshot');
+  const after = buildSnapshot(mesh(FOUR, policy, extra('us-east-1b')), {
+    validate: validateRoutingResource,
+    previous: same,
+  });
+  t.not(after.hash, before.hash);
+  t.is(
+    after.nodes.find((n) => n.name === 'node-a1'),
+    before.nodes.find((n) => n.name === 'node-a1'),
+    'others kept',
+  );
+
+  const generator = meshGenerator(defaultMeshConfig);
+  const client = grpcProxy('default', { id: 'lonely.default', nodeName: 'node-client' });
+  const eds = (snapshot: typeof before) =>
+    generator
+      .generate(client, snapshot)
+      .get(TypeUrl.ClusterLoadAssignment)!
+      .map((m) => toJson(m));
+  const fresh = (snapshot: typeof before) =>
+    generateResources(contextFor(snapshot, client))
+      .get(TypeUrl.ClusterLoadAssignment)!
+      .map((m) => toJson(m));
+  t.deepEqual(eds(before), fresh(before));
+  t.deepEqual(eds(after), fresh(after));
+  t.notDeepEqual(eds(after), eds(before), 'us-east-1b is priority 0 now');
+  const zeroes = (snapshot: typeof before) =>
+    (fresh(snapshot)[0] as { endpoints: { priority?: number; locality?: { zone?: string } }[] }).endpoints
+      .filter((g) => (g.priority ?? 0) === 0)
+      .map((g) => g.locality?.zone);
+  t.deepEqual(zeroes(before), ['us-east-1a', 'us-east-1a'], 'sub-zones s1 and s2 of us-east-1a');
+  t.deepEqual(zeroes(after), ['us-east-1b']);
 });
 
 test('Envoy clusters: locality_weighted_lb_config with failover (outlier detection) or distribute, not otherwise', (t) => {
