@@ -23,6 +23,11 @@ export interface ServiceState {
   readonly firstAddress?: string | undefined;
   /** Weight of subset v1 in the VirtualService (v2 gets the rest). */
   readonly v1Weight: number;
+  /**
+   * Pods of the workload that are starting: each listed in the EndpointSlice not ready (as the EndpointSlice
+   * controller lists a Pod once it has an IP), with a Pod object like endpoint 0's.
+   */
+  readonly starting?: readonly { readonly pod: string; readonly ip: string }[];
 }
 
 export const initialState: ServiceState = { revision: 0, v1Weight: 90 };
@@ -89,6 +94,19 @@ function serviceYaml(i: number, shape: MeshShape, state: ServiceState): string {
     endpoints.push({
       addresses: [address],
       conditions: { ready: true },
+      targetRef: { kind: 'Pod', namespace: ns, name: pod },
+    });
+  }
+  for (const { pod, ip } of state.starting ?? []) {
+    docs.push({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: pod, namespace: ns, labels: podLabels(i, state.revision, 0, shape.endpoints) },
+      spec: { serviceAccountName: name, containers: [{ name: 'app' }] },
+    });
+    endpoints.push({
+      addresses: [ip],
+      conditions: { ready: false },
       targetRef: { kind: 'Pod', namespace: ns, name: pod },
     });
   }

@@ -27,13 +27,16 @@ export class GoMeshFleet implements Fleet {
   private batches = 0;
   private rounds = 0;
 
-  constructor(binary: string, target: string, connections: number) {
+  /** `window`: the streams' and connections' HTTP/2 receive window in bytes (0: grpc-go's own). */
+  constructor(binary: string, target: string, connections: number, window = 0) {
     this.process = GoProcess.spawn('xds-load (mesh)', binary, [
       '--mesh',
       '--target',
       target,
       '--connections',
       String(connections),
+      '--window',
+      String(window),
     ]);
   }
 

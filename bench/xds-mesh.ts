@@ -9,7 +9,9 @@
 //   - one endpoint change (an address in one EndpointSlice): all streams see the Service, all must ACK the
 //     ClusterLoadAssignment with the new address; and which types were pushed;
 //   - one VirtualService change (weights): all streams must ACK a new RouteConfiguration;
-//   - a new Pod of an existing workload connecting: its time to a complete config;
+//   - a new Pod of an existing workload connecting: its time to a complete config, before its endpoint is
+//     listed, and (as on Kubernetes, where the EndpointSlice controller lists a Pod not ready once it has an
+//     IP) after its not-ready endpoint is published;
 //   - a rollout of 10 workloads (`--rollout` Pods: new names, IPs and pod-template-hash).
 // Tests never assert timings; this writes bench/results/xds-mesh-latest.md (+json).
 import { execFileSync } from 'node:child_process';
@@ -57,7 +59,7 @@ import { summarizeProfile, type CpuProfile, type ProfileEntry, type ProfileSumma
 
 const USAGE = `npm run bench -- xds-mesh [--services 1000] [--endpoints 10] [--sidecars 1000] [--proxyless 200]
     [--connections 50] [--rounds 5] [--debounce-after 100ms] [--timeout 300s] [--scope 0] [--cpu-prof]
-    [--heap-snapshot] [--clients go|node] [--pin]
+    [--heap-snapshot] [--clients go|node] [--pin] [--client-window 268435456]
   quick run: --services 200 --sidecars 100 --proxyless 20
   --clients: the simulated proxies run in the Go load generator (go, the default; tools/peers/xds-load,
     built by \`npm run peers\`) or in this Node process (node: bench/mesh-sim.ts, the same streams, but
@@ -69,7 +71,10 @@ const USAGE = `npm run bench -- xds-mesh [--services 1000] [--endpoints 10] [--s
   --heap-snapshot: a V8 heap snapshot of the control plane after the connect storm and a full GC
     ($TMPDIR/trellis-bench-profiles/xds-mesh-after-storm.heapsnapshot)
   --pin: the control plane (all its threads) on CPU 0, the proxies and this process on CPU 1 (taskset):
-    what the control plane does with a core of its own, without the proxies competing for it`;
+    what the control plane does with a core of its own, without the proxies competing for it
+  --client-window: the Go proxies' HTTP/2 receive window per stream and per connection, in bytes; the
+    default is Envoy's (256 MiB, which neither Istio's nor Trellis's bootstrap changes); 0: grpc-go's own
+    (64 KiB, grown by its BDP estimate)`;
 
 interface Options {
   services: number;
@@ -86,7 +91,12 @@ interface Options {
   heapSnapshot: boolean;
   clients: 'go' | 'node';
   pin: boolean;
+  /** The Go proxies' HTTP/2 receive window in bytes; 0: grpc-go's. */
+  clientWindow: number;
 }
+
+/** Envoy's default HTTP/2 receive window, per stream and per connection (Http2ProtocolOptions). */
+const ENVOY_WINDOW = 256 * 1024 * 1024;
 
 function parseOptions(argv: readonly string[]): Options {
   const { values } = parseArgs({
@@ -105,6 +115,7 @@ function parseOptions(argv: readonly string[]): Options {
       'heap-snapshot': { type: 'boolean', default: false },
       clients: { type: 'string', default: 'go' },
       pin: { type: 'boolean', default: false },
+      'client-window': { type: 'string', default: String(ENVOY_WINDOW) },
     },
     strict: true,
   });
@@ -122,8 +133,14 @@ function parseOptions(argv: readonly string[]): Options {
     heapSnapshot: values['heap-snapshot'],
     clients: values.clients === 'node' ? 'node' : 'go',
     pin: values.pin,
+    clientWindow: Number(values['client-window']),
   };
   if (values.clients !== 'go' && values.clients !== 'node') throw new UsageError('--clients must be go or node');
+  if (
+    !Number.isInteger(o.clientWindow) ||
+    (o.clientWindow !== 0 && (o.clientWindow < 65535 || o.clientWindow > 2 ** 31 - 1))
+  )
+    throw new UsageError('--client-window must be 0 or an integer from 65535 to 2147483647');
   if (!Number.isInteger(o.proxyless) || o.proxyless < 0) throw new UsageError('--proxyless must be an integer >= 0');
   if (o.sidecars > o.services * o.endpoints)
     throw new UsageError('--sidecars must be at most --services × --endpoints');
@@ -214,7 +231,7 @@ export const xdsMesh: Benchmark = {
     const readyMs = performance.now() - startedAt;
     const fleet: Fleet =
       o.clients === 'go'
-        ? new GoMeshFleet(goLoadBinary(), `127.0.0.1:${xdsPort}`, o.connections)
+        ? new GoMeshFleet(goLoadBinary(), `127.0.0.1:${xdsPort}`, o.connections, o.clientWindow)
         : new MeshFleet(`127.0.0.1:${xdsPort}`, o.connections);
     const phases: Phase[] = [];
     const typeCounts = async (): Promise<Record<string, number>> => {
@@ -357,6 +374,33 @@ export const xdsMesh: Benchmark = {
         responses: {},
         complete: true,
       });
+      // 4b. The same, as on Kubernetes: the EndpointSlice controller lists the Pod, not ready, once it has an
+      // IP, which is before its proxy starts; the Pod connects once that snapshot is published and pushed.
+      const startedPod: number[] = [];
+      const starting: { pod: string; ip: string }[] = [];
+      for (let r = 0; r < o.rounds; r++) {
+        const pod = `${serviceName(0)}-starting-${r}`;
+        starting.push({ pod, ip: `10.251.0.${r + 1}` });
+        const published = server.waitFor((e) => e.event === 'snapshot', o.timeoutMs);
+        const pushed = published.then(() => server.waitFor((e) => e.event === 'pushed', o.timeoutMs));
+        fixture.update(0, { starting: [...starting] });
+        await pushed;
+        const node: SimNode = {
+          ...sidecarNode(0, 0, o.endpoints),
+          id: `${pod}.${namespaceOf(0)}`,
+          instanceIps: [starting[r]!.ip],
+        };
+        const [ms] = await fleet.connect([node], o.timeoutMs);
+        startedPod.push(ms!);
+      }
+      phases.push({
+        name: 'a new Pod connects, its not-ready endpoint published first',
+        ms: startedPod,
+        cpuMs: NaN,
+        mainCpuMs: NaN,
+        responses: {},
+        complete: true,
+      });
       // 5. Rollout: 10 workloads (Services 10..19) get new Pods (names, IPs, pod-template-hash).
       const rolled = Array.from({ length: 10 }, (_, k) => 10 + k);
       progress.phase(`rollout: ${rolled.length * Math.min(10, o.endpoints)} Pods of ${rolled.length} workloads`);
@@ -371,7 +415,7 @@ export const xdsMesh: Benchmark = {
       const final = server.memory();
       const finalHeap = await server.gc();
       const finalGc = server.memory();
-      const proxies = nodes.length + o.rounds;
+      const proxies = nodes.length + 2 * o.rounds;
 
       const tables: Table[] = [
         {
@@ -411,7 +455,7 @@ export const xdsMesh: Benchmark = {
           notes: [
             'Rounds: ms from the rename of the file to each stream’s ACK of the response carrying the change (endpoint: the ClusterLoadAssignment with the new address; VirtualService: a RouteConfiguration); p50/p99 over all streams of all rounds. CPU: control-plane utime+stime per round (summed over rounds for the storm), in brackets its main thread’s (the JavaScript; the rest is V8’s compiler and GC threads and libuv’s pool).',
             'Snapshot / push start / push end: ms from the rename to the control plane publishing the new mesh snapshot, starting the push cycle that carried the change (after the debounce), and ending the last push cycle of the round (every stream handed its config).',
-            'Connect storm: ms from opening all streams to each one’s whole initial config ACKed. New Pod: the same for one stream, with the others connected.',
+            'Connect storm: ms from opening all streams to each one’s whole initial config ACKed. New Pod: the same for one stream, with the others connected; first with no endpoint of its own yet (the first such Pod of a workload has an inbound of its own to translate), then, as on Kubernetes, once its not-ready endpoint is in the EndpointSlice (published and pushed before it connects).',
             'Responses by type: what the streams received during the rounds (an EDS-only change shows only ClusterLoadAssignment).',
           ],
         },

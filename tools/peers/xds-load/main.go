@@ -557,7 +557,11 @@ func run() error {
 	routes := flag.String("routes", "8080", "RouteConfiguration names to subscribe to (comma list)")
 	record := flag.Bool("record", false, "keep a digest of every held resource (for the held command)")
 	mesh := flag.Bool("mesh", false, "mesh mode: streams of distinct pods, opened by commands on stdin (mesh.go)")
+	window := flag.Int("window", 0, "HTTP/2 receive window of each stream and connection in bytes (Envoy's default: 268435456); 0: grpc-go's (64 KiB, grown by its BDP estimate)")
 	flag.Parse()
+	if *window != 0 && (*window < 65535 || *window > math.MaxInt32) {
+		return fmt.Errorf("--window must be 0 or 65535..%d, not %d", math.MaxInt32, *window)
+	}
 	if *target == "" {
 		return errors.New("--target is required")
 	}
@@ -565,7 +569,7 @@ func run() error {
 		if *connections <= 0 {
 			return errors.New("--connections must be positive")
 		}
-		return runMesh(*target, *connections)
+		return runMesh(*target, *connections, *window)
 	}
 	if *protocol != "sotw" && *protocol != "delta" {
 		return fmt.Errorf("--protocol must be sotw or delta, not %q", *protocol)
@@ -576,9 +580,7 @@ func run() error {
 	lg := &loadGen{protocol: *protocol, routes: strings.Split(*routes, ","), record: *record, allDone: make(chan struct{})}
 	conns := make([]*grpc.ClientConn, *connections)
 	for i := range conns {
-		c, err := grpc.NewClient(*target,
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+		c, err := grpc.NewClient(*target, dialOptions(*window)...)
 		if err != nil {
 			return err
 		}
@@ -611,6 +613,21 @@ func run() error {
 	}
 	emit(map[string]any{"event": "converged", "startedAt": lg.startedAt, "allMs": float64(time.Since(lg.startedMono).Microseconds()) / 1000, "streamMs": ms})
 	select {} // serve commands until stdin closes
+}
+
+// dialOptions: plaintext, responses up to 64 MiB, and with window > 0 fixed HTTP/2 receive windows of that
+// size. Envoy's HTTP/2 codec advertises 256 MiB for both the stream and the connection unless its bootstrap
+// says otherwise (Istio's and Trellis's xDS clusters do not), so it never makes the control plane wait for a
+// WINDOW_UPDATE; grpc-go starts at 64 KiB and grows its windows only once its BDP estimate sees them full.
+func dialOptions(window int) []grpc.DialOption {
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20)),
+	}
+	if window > 0 {
+		opts = append(opts, grpc.WithInitialWindowSize(int32(window)), grpc.WithInitialConnWindowSize(int32(window)))
+	}
+	return opts
 }
 
 func main() {

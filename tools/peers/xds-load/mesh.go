@@ -39,7 +39,6 @@ import (
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 )
@@ -366,12 +365,10 @@ func (f *meshFleet) startRound(c meshCommand) {
 	emit(map[string]any{"event": "watching", "round": c.Round})
 }
 
-func runMesh(target string, connections int) error {
+func runMesh(target string, connections, window int) error {
 	f := &meshFleet{conns: make([]*grpc.ClientConn, connections)}
 	for i := range f.conns {
-		c, err := grpc.NewClient(target,
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+		c, err := grpc.NewClient(target, dialOptions(window)...)
 		if err != nil {
 			return err
 		}
