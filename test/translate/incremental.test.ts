@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { buildSnapshot } from '../../control-plane/model/build-snapshot.js';
 import { canonicalJson } from '../../control-plane/model/canonical.js';
 import type { MeshObject } from '../../control-plane/model/objects.js';
-import { diffSnapshots } from '../../control-plane/model/parts.js';
+import { diffSnapshots, snapshotKeys } from '../../control-plane/model/parts.js';
 import type { MeshSnapshot } from '../../control-plane/model/snapshot.js';
 import { TypeUrl, encodeAny, packAny, resourceName, type Message } from '../../control-plane/envoy/protos.js';
 import { defaultMeshConfig, type MeshConfig } from '../../control-plane/translate/context.js';
@@ -627,6 +627,61 @@ test('a VirtualService change rebuilds the virtual hosts it routes, not the rout
   }
   const fresh = generateResources({ snapshot: after, proxy: client, mesh: defaultMeshConfig });
   t.deepEqual(encodeAll(routesB), encodeAll(fresh.get(TypeUrl.RouteConfiguration)!));
+});
+
+test('a rebuild of the clusters after changes that left them alone translates nothing that did not change', (t) => {
+  // Endpoint-only snapshots carry every outbound part over without asking the shared per-Service caches for
+  // anything, so those caches drop their entries; a later change of the Pods' labels (the snapshot's endpoint
+  // traits) rebuilds the outbound parts, which take the Services' clusters and assignments from their own
+  // previous build instead of translating all of them again.
+  const generator = meshGenerator(defaultMeshConfig);
+  const client = plainClient();
+  const state = initialState();
+  for (const ns of NAMESPACES) for (const svc of SERVICES) state.dr[`${ns}/${svc}`] = 1;
+  let snapshot = build(objects(state));
+  generator.generate(client, snapshot);
+  for (const ip of [101, 102, 103]) {
+    state.pods['a/web-0'] = { ...state.pods['a/web-0']!, ip };
+    snapshot = build(objects(state), snapshot);
+    generator.generate(client, snapshot);
+  }
+  const before = generator.stats();
+  state.pods['a/db-2'] = { ...state.pods['a/db-2']!, version: 'v1' }; // its subsets' endpoints and the traits move
+  const next = build(objects(state), snapshot);
+  t.not(snapshotKeys(next).endpointTraits, snapshotKeys(snapshot).endpointTraits);
+  const got = generator.generate(client, next);
+  const after = generator.stats();
+  t.is(after.serviceClusters - before.serviceClusters, 0, 'no Service clusters translated again');
+  t.true(
+    after.loadAssignments - before.loadAssignments <= 3,
+    `${after.loadAssignments - before.loadAssignments} assignments built: only db.a's subsets may change`,
+  );
+  const fresh = generateResources({ snapshot: next, proxy: client, mesh: defaultMeshConfig });
+  t.deepEqual(encoded(got), encoded(fresh));
+});
+
+test('VirtualServices and DestinationRules that only moved in their file rebuild nothing', (t) => {
+  // A document written before them in the same file moves their document numbers: statuses name the new
+  // place, the translation is the same.
+  const { generator, client, state, before, a } = withVirtualServices();
+  for (const ns of NAMESPACES) for (const svc of SERVICES) state.dr[`${ns}/${svc}`] = 1;
+  const withRules = build(objects(state), before);
+  const b = generator.generate(client, withRules);
+  const built = generator.stats();
+  const moved = objects(state).map((o) =>
+    o.kind === 'VirtualService' || o.kind === 'DestinationRule'
+      ? ({ ...o, origin: { file: 'mesh.yaml', document: 40 + o.name.length } } as MeshObject)
+      : o,
+  );
+  const after = build(moved, withRules);
+  t.not(after.hash, withRules.hash, 'the statuses name the new place');
+  const c = generator.generate(client, after);
+  for (const typeUrl of [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration])
+    t.is(c.get(typeUrl), b.get(typeUrl), `${typeUrl}: the very same array`);
+  const stats = generator.stats();
+  t.is(stats.parts, built.parts, 'no part translated again');
+  t.is(stats.virtualHosts, built.virtualHosts);
+  t.not(b, a);
 });
 
 test('listeners are kept through an http-only VirtualService change and rebuilt on a tcp one', (t) => {
