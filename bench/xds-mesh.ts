@@ -355,25 +355,26 @@ export const xdsMesh: Benchmark = {
         );
       }
       // 4. A new Pod of workload 0 connects (its endpoint is not in the slice yet, as before readiness).
-      const newPod: number[] = [];
-      for (let r = 0; r < o.rounds; r++) {
-        await sleep(200);
-        const node: SimNode = {
-          ...sidecarNode(0, 0, o.endpoints),
-          id: `${serviceName(0)}-new-${r}.${namespaceOf(0)}`,
-          instanceIps: [`10.250.0.${r + 1}`],
-        };
+      /** A new Pod of workload 0 (`pod`, at `ip`) connects: its time to a whole config. */
+      const connectPod = async (pod: string, ip: string): Promise<number> => {
+        const node: SimNode = { ...sidecarNode(0, 0, o.endpoints), id: `${pod}.${namespaceOf(0)}`, instanceIps: [ip] };
         const [ms] = await fleet.connect([node], o.timeoutMs);
-        newPod.push(ms!);
-      }
-      phases.push({
-        name: 'a new Pod connects',
-        ms: newPod,
+        return ms!;
+      };
+      const podPhase = (name: string, ms: number[]): Phase => ({
+        name,
+        ms,
         cpuMs: NaN,
         mainCpuMs: NaN,
         responses: {},
         complete: true,
       });
+      const newPod: number[] = [];
+      for (let r = 0; r < o.rounds; r++) {
+        await sleep(200);
+        newPod.push(await connectPod(`${serviceName(0)}-new-${r}`, `10.250.0.${r + 1}`));
+      }
+      phases.push(podPhase('a new Pod connects', newPod));
       // 4b. The same, as on Kubernetes: the EndpointSlice controller lists the Pod, not ready, once it has an
       // IP, which is before its proxy starts; the Pod connects once that snapshot is published and pushed.
       const startedPod: number[] = [];
@@ -385,22 +386,9 @@ export const xdsMesh: Benchmark = {
         const pushed = published.then(() => server.waitFor((e) => e.event === 'pushed', o.timeoutMs));
         fixture.update(0, { starting: [...starting] });
         await pushed;
-        const node: SimNode = {
-          ...sidecarNode(0, 0, o.endpoints),
-          id: `${pod}.${namespaceOf(0)}`,
-          instanceIps: [starting[r]!.ip],
-        };
-        const [ms] = await fleet.connect([node], o.timeoutMs);
-        startedPod.push(ms!);
+        startedPod.push(await connectPod(pod, starting[r]!.ip));
       }
-      phases.push({
-        name: 'a new Pod connects, its not-ready endpoint published first',
-        ms: startedPod,
-        cpuMs: NaN,
-        mainCpuMs: NaN,
-        responses: {},
-        complete: true,
-      });
+      phases.push(podPhase('a new Pod connects, its not-ready endpoint published first', startedPod));
       // 5. Rollout: 10 workloads (Services 10..19) get new Pods (names, IPs, pod-template-hash).
       const rolled = Array.from({ length: 10 }, (_, k) => 10 + k);
       progress.phase(`rollout: ${rolled.length * Math.min(10, o.endpoints)} Pods of ${rolled.length} workloads`);

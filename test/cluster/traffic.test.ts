@@ -195,6 +195,18 @@ suite.serial('each proxyless agent holds an SVID for its own ServiceAccount', as
   }
 });
 
+/** Runs a Node script in a trellisd replica's container (its debug endpoints answer on the pod's loopback only). */
+function inTrellisd(
+  cluster: TestCluster,
+  replica: PodJson,
+  script: string,
+  args: readonly string[],
+  opts?: Parameters<TestCluster['kubectl']>[1],
+): ReturnType<TestCluster['kubectl']> {
+  const command = ['exec', '-n', 'trellis-system', replica.metadata.name, '-c', 'trellisd', '--'];
+  return cluster.kubectl([...command, '/usr/local/bin/node', '-e', script, ...args], opts);
+}
+
 /** The proxies of namespace argv[1] a trellisd replica serves, as [node id, NODE_NAME] pairs (JSON). */
 const NODE_NAMES_SCRIPT = `
 const ns = process.argv[1];
@@ -207,19 +219,7 @@ suite.serial(
     // The proxy's locality comes from that Node's topology labels (control-plane/translate/locality.ts).
     const seen = new Map<string, string | null>();
     for (const replica of await pods(cluster, 'app=trellisd', 'trellis-system')) {
-      const out = await cluster.kubectl([
-        'exec',
-        '-n',
-        'trellis-system',
-        replica.metadata.name,
-        '-c',
-        'trellisd',
-        '--',
-        '/usr/local/bin/node',
-        '-e',
-        NODE_NAMES_SCRIPT,
-        ns,
-      ]);
+      const out = await inTrellisd(cluster, replica, NODE_NAMES_SCRIPT, [ns]);
       for (const [id, nodeName] of JSON.parse(out.stdout) as [string, string | null][]) seen.set(id, nodeName);
     }
     const ready = (await pods(cluster, 'app')).filter(isReady);
@@ -258,22 +258,15 @@ const get = (p) => fetch('http://127.0.0.1:15014' + p).then((r) => r.text());
 async function xdsDiagnosis(cluster: TestCluster): Promise<string> {
   const lines: string[] = [];
   for (const replica of await pods(cluster, 'app=trellisd', 'trellis-system')) {
-    const r = await cluster.kubectl(
-      [
-        'exec',
-        '-n',
-        'trellis-system',
-        replica.metadata.name,
-        '-c',
-        'trellisd',
-        '--',
-        '/usr/local/bin/node',
-        '-e',
-        DIAGNOSIS_SCRIPT,
-        ns,
-        `outbound|9080||ratings.${ns}.svc.cluster.local`,
-      ],
-      { allowFailure: true, timeoutMs: 60_000 },
+    const r = await inTrellisd(
+      cluster,
+      replica,
+      DIAGNOSIS_SCRIPT,
+      [ns, `outbound|9080||ratings.${ns}.svc.cluster.local`],
+      {
+        allowFailure: true,
+        timeoutMs: 60_000,
+      },
     );
     lines.push(`${replica.metadata.name}:\n${r.code === 0 ? r.stdout.trim() : r.stderr.trim()}`);
   }
