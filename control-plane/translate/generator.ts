@@ -140,10 +140,16 @@ interface Part<T> {
   /** For a combined part: the parts it was made of. */
   readonly from?: readonly (readonly Message[])[];
   /**
-   * For an outbound clusters part: the per-Service clusters it was made of, by `serviceClustersKey`, so a
-   * rebuild of the part finds them again when the shared cache has dropped them (see `Reused`).
+   * For an outbound clusters part: the per-Service clusters it was made of, under their `serviceClustersKey`,
+   * so a rebuild of the part finds them again when the shared cache has dropped them (see `Reuse`).
    */
-  readonly byKey?: ReadonlyMap<string, readonly Cluster[]>;
+  readonly pieces?: Pieces<readonly Cluster[]>;
+}
+
+/** A part's pieces under their cache keys: `values[i]` was cached under `keys[i]`. */
+interface Pieces<V> {
+  readonly keys: readonly string[];
+  readonly values: readonly V[];
 }
 
 /**
@@ -153,14 +159,38 @@ interface Part<T> {
  * VirtualService changes), those caches have dropped the pieces the parts are made of. A change that then
  * rebuilds every outbound part (a rollout: new Pod labels move the snapshot's endpoint traits) would translate
  * and encode every Service's clusters and assignments again, 2,000 and 6,000 of them at 1,000 Services. A
- * part instead remembers its pieces by key, which the pieces themselves cost nothing more (the part holds
- * them), and its rebuild looks there before translating.
+ * part instead remembers its pieces with their keys (two arrays: the pieces are the part's anyway), and its
+ * rebuild looks there, through an index made only when a rebuild needs it, before translating.
  */
-interface Reused<V> {
-  /** The previous build's pieces by key (undefined: none). */
-  readonly previous: ReadonlyMap<string, V> | undefined;
-  /** This build's pieces by key (filled in). */
-  readonly used: Map<string, V>;
+class Reuse<V> {
+  private readonly keys: string[] = [];
+  private readonly values: V[] = [];
+  private index: Map<string, V> | undefined;
+
+  /** `previous`: the pieces of the part's previous build (undefined: none). */
+  constructor(private readonly previous: Pieces<V> | undefined) {}
+
+  /** The previous build's piece under `key`, if any. */
+  find(key: string): V | undefined {
+    const previous = this.previous;
+    if (!previous) return undefined;
+    if (!this.index) {
+      this.index = new Map();
+      for (let i = 0; i < previous.keys.length; i++) this.index.set(previous.keys[i]!, previous.values[i]!);
+    }
+    return this.index.get(key);
+  }
+
+  /** Records a piece of this build. */
+  use(key: string, value: V): void {
+    this.keys.push(key);
+    this.values.push(value);
+  }
+
+  /** This build's pieces. */
+  get pieces(): Pieces<V> {
+    return { keys: this.keys, values: this.values };
+  }
 }
 
 function sameElements<T>(a: readonly T[], b: readonly T[]): boolean {
@@ -190,8 +220,8 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
     readonly deps: string;
     readonly value: readonly ClusterLoadAssignment[];
     readonly snapshot: MeshSnapshot;
-    /** The assignments of the last full build by `loadAssignmentKey` (see `Reused`); undefined until one. */
-    readonly byKey?: ReadonlyMap<string, ClusterLoadAssignment>;
+    /** The assignments of the last full build under their `loadAssignmentKey` (see `Reuse`). */
+    readonly pieces?: Pieces<ClusterLoadAssignment>;
   }>();
   /** RDS parts remember the snapshot they were built for and the keys a VirtualService change leaves alone. */
   const rdsParts = new CarryCache<{
@@ -344,28 +374,28 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
   function outboundPart(ctx: TranslateContext, id: string, deps: string): readonly Cluster[] {
     const hit = parts.get(id) as Part<Cluster> | undefined;
     if (hit && hit.deps === deps) return hit.value;
-    const reuse: Reused<readonly Cluster[]> = { previous: hit?.byKey, used: new Map() };
+    const reuse = new Reuse(hit?.pieces);
     const built = sortByName(outboundClustersByService(ctx, reuse));
     counts.parts++;
     const value = hit && sameElements(hit.value, built) ? hit.value : built;
-    parts.set(id, { deps, value, byKey: reuse.used });
+    parts.set(id, { deps, value, pieces: reuse.pieces });
     return value;
   }
 
-  function outboundClustersByService(ctx: TranslateContext, reuse: Reused<readonly Cluster[]>): Cluster[] {
+  function outboundClustersByService(ctx: TranslateContext, reuse: Reuse<readonly Cluster[]>): Cluster[] {
     return scopedServices(ctx).flatMap((service) => {
       const rule = destinationRuleFor(ctx.snapshot, service.fqdn, ctx.proxy.namespace, ctx.proxy.labels);
       const key = serviceClustersKey(ctx, service, rule);
       let clusters = clustersByService.get(key);
       if (!clusters) {
-        clusters = reuse.previous?.get(key);
+        clusters = reuse.find(key);
         if (!clusters) {
           clusters = serviceClusters(ctx, service, rule);
           counts.serviceClusters++;
         }
         clustersByService.set(key, clusters);
       }
-      reuse.used.set(key, clusters);
+      reuse.use(key, clusters);
       return clusters;
     });
   }
@@ -379,20 +409,20 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
   function loadAssignmentsOf(
     ctx: TranslateContext,
     names: readonly string[],
-    reuse?: Reused<ClusterLoadAssignment>,
+    reuse?: Reuse<ClusterLoadAssignment>,
   ): ClusterLoadAssignment[] {
     return names.map((name) => {
       const key = loadAssignmentKey(ctx, name);
       let cla = assignments.get(key);
       if (!cla) {
-        cla = reuse?.previous?.get(key);
+        cla = reuse?.find(key);
         if (!cla) {
           cla = loadAssignment(ctx, name);
           counts.loadAssignments++;
         }
         assignments.set(key, cla);
       }
-      reuse?.used.set(key, cla);
+      reuse?.use(key, cla);
       return cla;
     });
   }
@@ -436,16 +466,16 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
             derived.set(how, (value = edsArrays.intern(copy)));
           }
         }
-        edsParts.set(id, { deps, value, snapshot: ctx.snapshot, byKey: hit.byKey });
+        edsParts.set(id, { deps, value, snapshot: ctx.snapshot, ...(hit.pieces ? { pieces: hit.pieces } : {}) });
         return value;
       }
     }
-    // The previous build's assignments, by key, for those the shared cache has dropped (see `Reused`).
-    const reuse: Reused<ClusterLoadAssignment> = { previous: hit?.byKey, used: new Map() };
+    // The previous build's assignments, for those the shared cache has dropped (see `Reuse`).
+    const reuse = new Reuse(hit?.pieces);
     const built = loadAssignmentsOf(ctx, edsNamesOf(outbound), reuse);
     counts.parts++;
     const value = hit && sameElements(hit.value, built) ? hit.value : edsArrays.intern(built);
-    edsParts.set(id, { deps, value, snapshot: ctx.snapshot, byKey: reuse.used });
+    edsParts.set(id, { deps, value, snapshot: ctx.snapshot, pieces: reuse.pieces });
     return value;
   }
 
