@@ -96,6 +96,10 @@ export function renderDescription(d: DescribeOutput, now: number): string {
     if (d.labels) lines.push(`  Labels: ${labelText(d.labels)}`);
     if (d.mtls) lines.push(...mtlsLines(d.mtls));
     if (d.scope) lines.push(...scopeLines(d.scope));
+    if (d.leftOut && d.leftOut.length > 0) {
+      lines.push('  Left out of its config:');
+      for (const note of d.leftOut) lines.push(`    ${note}`);
+    }
     if (d.services.length === 0) lines.push('  Serves no Service');
     lines.push('');
   }

@@ -22,6 +22,9 @@ import type {
   StatusReason,
 } from '../model/snapshot.js';
 import type { MeshConfig } from '../translate/context.js';
+import { buildLoadAssignments } from '../translate/endpoints.js';
+import { generateResources } from '../translate/generator.js';
+import type { ProxyInfo } from '../xds/node.js';
 import { isVisibleTo } from '../model/visibility.js';
 
 export interface ObjectSummary {
@@ -118,6 +121,11 @@ export interface Description {
   readonly scope?: ScopeSummary;
   /** pod: the Services it serves; service: the one Service. */
   readonly services: readonly ServiceDescription[];
+  /**
+   * pod: what translation left out of its proxy's config and why (a listener or virtual host another Service
+   * already holds, a route with no weighted destination…), as `generateResources` notes them; [] when nothing.
+   */
+  readonly leftOut?: readonly string[];
   /** The node ids of the proxies concerned: the Pod's, or those of the Service's Pods. */
   readonly proxyIds: readonly string[];
   readonly snapshotVersion: number;
@@ -330,6 +338,8 @@ export function describePod(
   name: string,
   labels: Readonly<Record<string, string>> | undefined,
   serviceAccount?: string,
+  /** The Pod's connected proxy, when there is one: its config is translated for what it announced. */
+  proxy?: ProxyInfo,
 ): Description {
   const instances = instancesOfPod(snapshot, namespace, name);
   const podLabels = labels ?? instances[0]?.endpoint.labels;
@@ -340,13 +350,30 @@ export function describePod(
   }
   const services = [...new Map(instances.map((i) => [i.service.fqdn, i.service])).values()];
   const targetPorts = [...new Set(instances.map((i) => i.endpoint.port))];
+  const account = serviceAccount ?? instances[0]?.endpoint.serviceAccount;
+  // Without a connected proxy, an Envoy sidecar of the Pod as the injector would announce it.
+  const subject: ProxyInfo = proxy ?? {
+    id: `${name}.${namespace}`,
+    cluster: '',
+    namespace,
+    serviceAccount: account || 'default',
+    labels: podLabels,
+    instanceIps: [...new Set(instances.map((i) => i.endpoint.address))],
+    proxyType: 'envoy',
+    trustDomain: mesh.trustDomain,
+    locality: { region: '', zone: '', subZone: '' },
+    userAgent: '',
+  };
+  const notes: string[] = [];
+  generateResources({ snapshot, proxy: subject, mesh }, buildLoadAssignments, notes);
   return {
     kind: 'pod',
     namespace,
     name,
     labels: podLabels,
     mtls: mtlsSummary(snapshot, mesh, namespace, podLabels, targetPorts),
-    scope: scopeSummary(snapshot, mesh, namespace, podLabels, serviceAccount ?? instances[0]?.endpoint.serviceAccount),
+    scope: scopeSummary(snapshot, mesh, namespace, podLabels, account),
+    leftOut: [...new Set(notes)],
     services: services.map((s) => describeService(snapshot, mesh, s, namespace, podLabels)),
     proxyIds: [`${name}.${namespace}`],
     snapshotVersion: snapshot.version,

@@ -86,6 +86,7 @@ export class MeshInspector {
           name,
           labels ?? (proxy ? proxy.labels : undefined),
           typeof serviceAccount === 'string' && serviceAccount !== '' ? serviceAccount : undefined,
+          proxy,
         );
       }
     } catch (err) {

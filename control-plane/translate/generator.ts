@@ -62,18 +62,22 @@ export function edsClusterNames(clusters: readonly Cluster[]): string[] {
 
 export type LoadAssignmentBuilder = (ctx: TranslateContext, clusterNames: readonly string[]) => ClusterLoadAssignment[];
 
-/** Everything one proxy gets, by type, composed from the per-type modules. Pure, no cache. */
+/**
+ * Everything one proxy gets, by type, composed from the per-type modules. Pure, no cache. `notes` collects
+ * what the listener and route builders left out and why (`trellis describe pod` shows them).
+ */
 export function generateResources(
   ctx: TranslateContext,
   loadAssignments: LoadAssignmentBuilder = buildLoadAssignments,
+  notes: string[] = [],
 ): ResourcesByType {
   const clusters = buildClusters(ctx);
   return withSecrets(
     resourcesByType(
       clusters,
       loadAssignments(ctx, edsClusterNames(clusters)),
-      buildListeners(ctx),
-      buildRouteConfigurations(ctx),
+      buildListeners(ctx, notes),
+      buildRouteConfigurations(ctx, notes),
     ),
     proxySecrets(ctx.snapshot, ctx.proxy),
   );

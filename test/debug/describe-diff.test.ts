@@ -166,6 +166,7 @@ test('describe and diff against the live model, with grpc-js-xds proxies connect
     p.proxies.map((x) => x.proxy),
     ['shop-v2.dda'],
   );
+  t.deepEqual(p.leftOut, [], 'nothing was left out of its config');
   const missing = await trellis(['describe', 'pod', `nope.${A}`, '--control-plane', url]);
   t.is(missing.code, 1);
   t.regex(missing.stderr, /404: no Pod dda\/nope/);
