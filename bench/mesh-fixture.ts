@@ -81,35 +81,26 @@ function serviceYaml(i: number, shape: MeshShape, state: ServiceState): string {
       },
     },
   ];
-  const endpoints = [];
-  for (let j = 0; j < shape.endpoints; j++) {
-    const pod = podName(i, state.revision, j);
+  const endpoints: unknown[] = [];
+  /** A Pod of the workload (labels of its Pod `j`) and its endpoint at `address`. */
+  const addPod = (pod: string, j: number, address: string, ready: boolean): void => {
     docs.push({
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: { name: pod, namespace: ns, labels: podLabels(i, state.revision, j, shape.endpoints) },
       spec: { serviceAccountName: name, containers: [{ name: 'app' }] },
     });
-    const address = j === 0 && state.firstAddress ? state.firstAddress : podIp(i, state.revision, j);
     endpoints.push({
       addresses: [address],
-      conditions: { ready: true },
+      conditions: { ready },
       targetRef: { kind: 'Pod', namespace: ns, name: pod },
     });
+  };
+  for (let j = 0; j < shape.endpoints; j++) {
+    const address = j === 0 && state.firstAddress ? state.firstAddress : podIp(i, state.revision, j);
+    addPod(podName(i, state.revision, j), j, address, true);
   }
-  for (const { pod, ip } of state.starting ?? []) {
-    docs.push({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: pod, namespace: ns, labels: podLabels(i, state.revision, 0, shape.endpoints) },
-      spec: { serviceAccountName: name, containers: [{ name: 'app' }] },
-    });
-    endpoints.push({
-      addresses: [ip],
-      conditions: { ready: false },
-      targetRef: { kind: 'Pod', namespace: ns, name: pod },
-    });
-  }
+  for (const { pod, ip } of state.starting ?? []) addPod(pod, 0, ip, false);
   docs.push({
     apiVersion: 'discovery.k8s.io/v1',
     kind: 'EndpointSlice',

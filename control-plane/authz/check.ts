@@ -19,7 +19,7 @@ import type { MeshConfig } from '../translate/context.js';
 import { buildListeners } from '../translate/listeners.js';
 import { VIRTUAL_INBOUND_LISTENER } from '../translate/listeners-sidecar.js';
 import { parseRbacPolicyName } from '../translate/rbac.js';
-import type { ProxyInfo, ProxyType } from '../xds/node.js';
+import { sidecarProxyInfo, type ProxyInfo, type ProxyType } from '../xds/node.js';
 import { actionName, evaluateRbac, type RbacRequest } from './evaluate.js';
 
 export interface AuthzQuery {
@@ -232,18 +232,15 @@ function parseTo(query: AuthzQuery, snapshot: MeshSnapshot): { service: MeshServ
 }
 
 function generatedListeners(inputs: CheckInputs, endpoint: MeshEndpoint, namespace: string): ListenerResource[] {
-  const proxy: ProxyInfo = {
+  const proxy = sidecarProxyInfo({
     id: endpoint.pod ? `${endpoint.pod.name}.${endpoint.pod.namespace}` : endpoint.address,
-    cluster: '',
     namespace,
     serviceAccount: endpoint.serviceAccount,
     labels: endpoint.labels,
     instanceIps: [endpoint.address],
-    proxyType: 'envoy',
     trustDomain: inputs.mesh.trustDomain,
     locality: endpoint.locality,
-    userAgent: '',
-  };
+  });
   return buildListeners({ snapshot: inputs.snapshot, proxy, mesh: inputs.mesh });
 }
 

@@ -24,7 +24,7 @@ import type {
 import type { MeshConfig } from '../translate/context.js';
 import { buildLoadAssignments } from '../translate/endpoints.js';
 import { generateResources } from '../translate/generator.js';
-import type { ProxyInfo } from '../xds/node.js';
+import { sidecarProxyInfo, type ProxyInfo } from '../xds/node.js';
 import { isVisibleTo } from '../model/visibility.js';
 
 export interface ObjectSummary {
@@ -352,18 +352,16 @@ export function describePod(
   const targetPorts = [...new Set(instances.map((i) => i.endpoint.port))];
   const account = serviceAccount ?? instances[0]?.endpoint.serviceAccount;
   // Without a connected proxy, an Envoy sidecar of the Pod as the injector would announce it.
-  const subject: ProxyInfo = proxy ?? {
-    id: `${name}.${namespace}`,
-    cluster: '',
-    namespace,
-    serviceAccount: account || 'default',
-    labels: podLabels,
-    instanceIps: [...new Set(instances.map((i) => i.endpoint.address))],
-    proxyType: 'envoy',
-    trustDomain: mesh.trustDomain,
-    locality: { region: '', zone: '', subZone: '' },
-    userAgent: '',
-  };
+  const subject =
+    proxy ??
+    sidecarProxyInfo({
+      id: `${name}.${namespace}`,
+      namespace,
+      serviceAccount: account || 'default',
+      labels: podLabels,
+      instanceIps: [...new Set(instances.map((i) => i.endpoint.address))],
+      trustDomain: mesh.trustDomain,
+    });
   const notes: string[] = [];
   generateResources({ snapshot, proxy: subject, mesh }, buildLoadAssignments, notes);
   return {

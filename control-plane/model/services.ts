@@ -45,7 +45,7 @@ export function buildNodes(nodes: readonly Of<'Node'>[], previous: readonly Mesh
   const built: MeshNode[] = [];
   for (const [name, labels] of [...nodeTopology(nodes)].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const locality = endpointLocality({}, labels, undefined);
-    if (locality.region === '' && locality.zone === '' && locality.subZone === '') continue;
+    if (isEmptyLocality(locality)) continue;
     const old = before.get(name);
     built.push(
       old &&
@@ -59,6 +59,19 @@ export function buildNodes(nodes: readonly Of<'Node'>[], previous: readonly Mesh
   return built.length === previous.length && built.every((n, i) => n === previous[i]) ? previous : built;
 }
 
+/** The locality a Pod's `istio-locality` label (`region.zone.subzone`) sets, if it has one. */
+export function labelledLocality(labels: Readonly<Record<string, string>>): Locality | undefined {
+  const value = labels[POD_LOCALITY_LABEL];
+  if (!value) return undefined;
+  const [region = '', zone = '', subZone = ''] = value.split('.');
+  return { region, zone, subZone };
+}
+
+/** Whether a locality says nothing (no region, zone or sub-zone). */
+export function isEmptyLocality(l: Locality): boolean {
+  return l.region === '' && l.zone === '' && l.subZone === '';
+}
+
 /**
  * An endpoint's locality, as Istio's Kubernetes registry finds it: the Pod label `istio-locality`
  * (`region.zone.subzone`) when set; else region and sub-zone from its Node's labels and the zone from the
@@ -70,11 +83,8 @@ export function endpointLocality(
   node: Readonly<Record<string, string>> | undefined,
   sliceZone: string | undefined,
 ): Locality {
-  const override = podLabels[POD_LOCALITY_LABEL];
-  if (override) {
-    const [region = '', zone = '', subZone = ''] = override.split('.');
-    return { region, zone, subZone };
-  }
+  const override = labelledLocality(podLabels);
+  if (override) return override;
   const n = node ?? {};
   return {
     region: n[REGION_LABEL] || n[LEGACY_REGION_LABEL] || podLabels[REGION_LABEL] || '',

@@ -38,6 +38,7 @@ import { buildListeners } from './listeners.js';
 import { apiListener, apiListeners, serverListeners } from './listeners-grpc.js';
 import { sidecarInboundListener, sidecarOutboundListeners } from './listeners-sidecar.js';
 import { proxyShape, type ProxyShape } from './proxy-shape.js';
+import { proxyNode } from './locality.js';
 import { proxySecrets } from './secrets.js';
 import { buildRouteConfigurations, virtualHost, virtualHostKey, type VirtualHostBuilder } from './routes.js';
 import { create } from '@bufbuild/protobuf';
@@ -280,7 +281,7 @@ export function meshGenerator(mesh: MeshConfig): MeshGenerator {
     const byId = dot > 0 ? instancesByPod.get(`${proxy.id.slice(dot + 1)}/${proxy.id.slice(0, dot)}`) : undefined;
     let ips = '';
     for (const ip of proxy.instanceIps) ips += `,${listId(instancesByAddress.get(ip) ?? none)}`;
-    const node = proxy.nodeName === undefined ? undefined : snapshot.index.nodes.get(proxy.nodeName);
+    const node = proxyNode(snapshot, proxy);
     return [
       keys.services,
       keys.virtualServices,

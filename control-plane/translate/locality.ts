@@ -27,8 +27,8 @@
 // whose endpoint is not published yet (not ready), still has one. Pure.
 import type { LocalityLoadBalancerSetting } from '../../crds/types.js';
 import { instancesAt, instancesOfPod } from '../model/lookup.js';
-import { POD_LOCALITY_LABEL, REGION_LABEL, SUBZONE_LABEL, ZONE_LABEL } from '../model/services.js';
-import type { Locality, MeshEndpoint, MeshSnapshot } from '../model/snapshot.js';
+import { isEmptyLocality, labelledLocality, REGION_LABEL, SUBZONE_LABEL, ZONE_LABEL } from '../model/services.js';
+import type { Locality, MeshEndpoint, MeshNode, MeshSnapshot } from '../model/snapshot.js';
 import type { ProxyInfo } from '../xds/node.js';
 import type { ClusterPolicy } from './cluster-policy.js';
 
@@ -65,19 +65,20 @@ export function localityWeighted(policy: ClusterPolicy): boolean {
 
 const EMPTY: Locality = { region: '', zone: '', subZone: '' };
 
+/** The Node the proxy's `NODE_NAME` names, when the snapshot has it (with a topology label). */
+export function proxyNode(snapshot: MeshSnapshot, proxy: ProxyInfo): MeshNode | undefined {
+  return proxy.nodeName === undefined ? undefined : snapshot.index.nodes.get(proxy.nodeName);
+}
+
 /**
  * The proxy's locality: what it announces, else its `istio-locality` label, else its Kubernetes Node's, else
  * that of the first endpoint it serves (by Pod, then by address). See the top of this file.
  */
 export function proxyLocality(snapshot: MeshSnapshot, proxy: ProxyInfo): Locality {
-  const own = proxy.locality;
-  if (own.region !== '' || own.zone !== '' || own.subZone !== '') return own;
-  const label = proxy.labels[POD_LOCALITY_LABEL];
-  if (label) {
-    const [region = '', zone = '', subZone = ''] = label.split('.');
-    return { region, zone, subZone };
-  }
-  const node = proxy.nodeName === undefined ? undefined : snapshot.index.nodes.get(proxy.nodeName);
+  if (!isEmptyLocality(proxy.locality)) return proxy.locality;
+  const labelled = labelledLocality(proxy.labels);
+  if (labelled) return labelled;
+  const node = proxyNode(snapshot, proxy);
   if (node) return node.locality;
   const dot = proxy.id.lastIndexOf('.');
   const byPod = dot > 0 ? instancesOfPod(snapshot, proxy.id.slice(dot + 1), proxy.id.slice(0, dot)) : [];

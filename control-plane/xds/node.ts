@@ -37,6 +37,23 @@ export interface ProxyInfo {
   readonly authenticated?: boolean;
 }
 
+/**
+ * The ProxyInfo of the Envoy sidecar the injector gives a Pod (what its bootstrap announces, sidecar/proxy-node.ts),
+ * for translating a Pod's config when its proxy is not connected (describe, authz check).
+ */
+export function sidecarProxyInfo(
+  pod: Pick<ProxyInfo, 'id' | 'namespace' | 'serviceAccount' | 'labels' | 'instanceIps' | 'trustDomain'> &
+    Partial<Pick<ProxyInfo, 'locality'>>,
+): ProxyInfo {
+  return {
+    cluster: '',
+    proxyType: 'envoy',
+    locality: { region: '', zone: '', subZone: '' },
+    userAgent: '',
+    ...pod,
+  };
+}
+
 function stringField(metadata: Readonly<Record<string, unknown>>, key: string): string {
   const value = metadata[key];
   return typeof value === 'string' ? value : '';

@@ -217,12 +217,20 @@ suite.serial(
   "each proxy names its Pod's Node (NODE_NAME from spec.nodeName) to the control plane",
   async (t, cluster) => {
     // The proxy's locality comes from that Node's topology labels (control-plane/translate/locality.ts).
-    const seen = new Map<string, string | null>();
-    for (const replica of await pods(cluster, 'app=trellisd', 'trellis-system')) {
-      const out = await inTrellisd(cluster, replica, NODE_NAMES_SCRIPT, [ns]);
-      for (const [id, nodeName] of JSON.parse(out.stdout) as [string, string | null][]) seen.set(id, nodeName);
-    }
     const ready = (await pods(cluster, 'app')).filter(isReady);
+    // Every replica's connected proxies, until each ready Pod's is among them (one may be reconnecting).
+    const seen = await waitFor(
+      "every ready Pod's proxy at /debug/proxies",
+      async () => {
+        const found = new Map<string, string | null>();
+        for (const replica of await pods(cluster, 'app=trellisd', 'trellis-system')) {
+          const out = await inTrellisd(cluster, replica, NODE_NAMES_SCRIPT, [ns]);
+          for (const [id, nodeName] of JSON.parse(out.stdout) as [string, string | null][]) found.set(id, nodeName);
+        }
+        return ready.every((p) => found.has(`${p.metadata.name}.${ns}`)) && found;
+      },
+      60_000,
+    );
     t.true(ready.length >= DEPLOYMENTS.length);
     for (const pod of ready) {
       t.truthy(pod.spec.nodeName, `${pod.metadata.name} is scheduled`);
