@@ -1,11 +1,14 @@
 // Decides when and to whom config is pushed. A snapshot change is debounced; then every connected proxy's
 // config is generated and encoded (resource-cache.ts shares the bytes), and only the streams whose
 // per-proxy hash changed are handed the new config (design.md §5.5: cost proportional to the change).
+// The generation starts early: while the change waits out the debounce's quiet time, the configs of the
+// new snapshot are generated ahead (prepare()), so the push that follows mostly only sends.
 // A proxy is handed its config as soon as it is generated, and the cycle yields to the event loop every
 // `sliceMs`, so writes flush and requests are read while the rest of the fleet is still being generated.
 // Under memory pressure (memory-pressure.ts) the cycle pauses before generating the next config.
 // Tracing (lib/tracing.ts, when on): a cycle is span `xds.push`, the child of the first change it folds
-// (the others are links); each proxy whose config changed gets `xds.push.proxy` (translation + encoding),
+// (the others are links); each proxy whose config changed gets `xds.push.proxy` (translation + encoding,
+// unless `trellis.xds.prepared`: then they ran ahead, during the debounce),
 // the parent of the responses the stream sends (xds-stream.ts `xds.response`, ended by the ACK or NACK).
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -49,6 +52,11 @@ export interface PushControllerOptions<Snapshot = unknown> {
   readonly clock?: Clock;
   /** The debounce's time and timers (tests); default the system clock. */
   readonly debounceClock?: TimerClock;
+  /**
+   * Generate the connected proxies' configs during the debounce's quiet time, so the push that follows
+   * only sends (default true; see prepare()).
+   */
+  readonly prepareAhead?: boolean;
   /** When given, a push cycle waits while the heap is under pressure. */
   readonly memoryPressure?: MemoryPressure;
   /** When given, the time from a change to the last answer of the proxies it was pushed to (convergence.ts). */
@@ -86,6 +94,11 @@ export class PushController<Snapshot> extends EventEmitter<{
   private readonly convergence: ConvergenceTracker | undefined;
   /** The config made of each resources map the generator handed out (it hands one map to a whole shape). */
   private readonly configs = new WeakMap<ResourcesByType, ProxyConfig>();
+  /** Configs generated ahead of the push for one snapshot (prepare()); taken by the next push cycle. */
+  private prepared:
+    { readonly snapshot: Snapshot; readonly configs: Map<ConfigConsumer, ProxyConfig | undefined> } | undefined;
+  /** A preparation was started for the change the debouncer holds: at most one per push. */
+  private preparedPending = false;
 
   constructor(
     private readonly source: SnapshotSource<Snapshot>,
@@ -107,6 +120,10 @@ export class PushController<Snapshot> extends EventEmitter<{
       this.convergence?.changed();
       // The quiet time counts from when the source saw the change, so the model build is not added to it.
       this.debouncer.trigger(timing?.observedMsAgo);
+      if (this.options.prepareAhead !== false && !this.preparedPending) {
+        this.preparedPending = true;
+        setImmediate(() => void this.prepare());
+      }
     });
   }
 
@@ -115,6 +132,7 @@ export class PushController<Snapshot> extends EventEmitter<{
     this.unsubscribe?.();
     this.unsubscribe = undefined;
     this.debouncer.stop();
+    this.prepared = undefined;
   }
 
   ready(): boolean {
@@ -208,9 +226,45 @@ export class PushController<Snapshot> extends EventEmitter<{
     return this.cycle;
   }
 
+  /**
+   * Generates (and encodes) the config of every connected proxy for the current snapshot while the change
+   * waits for its push: the debounce's quiet time is spent anyway, and the push cycle then only sends.
+   * Stops when the push cycle starts (it goes on from there, using what is ready), when a newer snapshot
+   * arrives (the push generates for that one), under memory pressure, or on stop(). One preparation per
+   * push: in a burst of changes only the first snapshot is prepared, so a burst costs at most one extra
+   * generation per push. Nothing is sent or recorded here.
+   */
+  private async prepare(): Promise<void> {
+    const snapshot = this.source.current();
+    const goOn = (): boolean =>
+      !this.stopped &&
+      this.cycle === undefined &&
+      this.pendingChange &&
+      this.source.current() === snapshot &&
+      this.options.memoryPressure?.high !== true;
+    if (!goOn()) return;
+    const configs = new Map<ConfigConsumer, ProxyConfig | undefined>();
+    this.prepared = { snapshot, configs };
+    const sliceMs = this.options.sliceMs ?? 10;
+    let sliceStart = this.clock.now();
+    for (const consumer of [...this.consumers]) {
+      if (!goOn()) return;
+      if (!consumer.proxy || !this.consumers.has(consumer)) continue;
+      configs.set(consumer, this.configFor(consumer.proxy));
+      if (this.clock.now() - sliceStart >= sliceMs) {
+        await yieldToEventLoop();
+        sliceStart = this.clock.now();
+      }
+    }
+  }
+
   private async pushCycle(): Promise<void> {
     const started = performance.now();
     this.pendingChange = false;
+    this.preparedPending = false;
+    const snapshot = this.source.current();
+    const prepared = this.prepared?.snapshot === snapshot ? this.prepared.configs : undefined;
+    this.prepared = undefined;
     const round = this.convergence?.cycleStarted();
     let pushed = 0;
     let sliceStart = this.clock.now();
@@ -236,7 +290,8 @@ export class PushController<Snapshot> extends EventEmitter<{
       const consumer = consumers[i]!;
       if (!consumer.proxy || !this.consumers.has(consumer)) continue; // gone while the cycle yielded
       const began = cycleSpan?.recording ? Date.now() : 0;
-      const config = this.configFor(consumer.proxy);
+      const ahead = prepared?.has(consumer) === true && this.source.current() === snapshot;
+      const config = ahead ? prepared!.get(consumer) : this.configFor(consumer.proxy);
       if (config && config.hash !== consumer.configHash) {
         const proxySpan = cycleSpan?.recording
           ? tracer().startSpan('xds.push.proxy', {
@@ -247,6 +302,7 @@ export class PushController<Snapshot> extends EventEmitter<{
                 'trellis.proxy.type': consumer.proxy.proxyType,
                 'trellis.xds.config_hash': config.hash,
                 'trellis.xds.previous_hash': consumer.configHash ?? '',
+                'trellis.xds.prepared': ahead,
               },
             })
           : undefined;

@@ -261,6 +261,8 @@ test('one trace runs client → middle → backend, and the control plane traces
   t.truthy(tag(push.response, 'trellis.xds.version'));
   const proxySpan = byId.get(parentOf(push.response)!)!;
   t.is(tag(proxySpan, 'trellis.proxy.type'), 'grpc');
+  // Whether its config was generated ahead, during the debounce (then the span covers only the sending).
+  t.is(typeof tag(proxySpan, 'trellis.xds.prepared'), 'boolean');
   // The proxies whose config the VirtualService changed (middle's client: its routes to backend).
   const pushed = push.trace.spans
     .filter((s) => s.operationName === 'xds.push.proxy')

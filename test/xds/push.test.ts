@@ -333,6 +333,7 @@ test('a generator that fails for one proxy: others are pushed, it keeps its last
 });
 
 test('pushes stream out: each proxy is written to, and the event loop runs, before the next is generated', async (t) => {
+  // The push generates here (nothing prepared ahead): see the next tests for the preparation.
   const seen: { generating: string; alreadySent: string[]; loopRan: boolean }[] = [];
   const ref: { engine?: XdsEngine; loopRan: boolean } = { loopRan: false };
   const recording: Generator<ResourcesByType> = {
@@ -356,7 +357,7 @@ test('pushes stream out: each proxy is written to, and the event loop runs, befo
   // sliceMs 0: the cycle yields after every proxy.
   await using engine = await startXdsEngine(await resourcesByType([edsCluster('x'), loadAssignment('x', [9001])]), {
     generator: recording,
-    controller: { sliceMs: 0 },
+    controller: { sliceMs: 0, prepareAhead: false },
   });
   ref.engine = engine;
   const streams: SotwStream[] = [];
@@ -379,5 +380,140 @@ test('pushes stream out: each proxy is written to, and the event loop runs, befo
     seen.slice(1).map((e) => e.loopRan),
     [true, true],
     `the event loop ran between two proxies: ${JSON.stringify(seen)}`,
+  );
+});
+
+// Generation ahead of the push (PushController.prepare): the configs of a new snapshot are generated while
+// the change waits out the debounce's quiet time. The debounce runs on a ManualClock here, so the test
+// decides when the quiet time is over.
+
+/** A generator that counts its calls per snapshot and proxy, and tells `onGenerate` of each. */
+function countingGenerator(onGenerate: (proxy: string, snapshot: ResourcesByType) => void = () => undefined) {
+  const calls = new Map<ResourcesByType, string[]>();
+  const generator: Generator<ResourcesByType> = {
+    generate(proxy, snapshot) {
+      calls.set(snapshot, [...(calls.get(snapshot) ?? []), proxy.id]);
+      onGenerate(proxy.id, snapshot);
+      return snapshot;
+    },
+  };
+  return { generator, callsFor: (snapshot: ResourcesByType) => calls.get(snapshot) ?? [] };
+}
+
+/** SotW EDS streams for `ids`, each with its first response ACKed. */
+async function edsStreams(engine: XdsEngine, ids: readonly string[]): Promise<SotwStream[]> {
+  const streams: SotwStream[] = [];
+  for (const id of ids) {
+    const s = engine.client().sotw();
+    s.send({ node: testNode(id), typeUrl: TypeUrl.ClusterLoadAssignment, resourceNames: ['x'] });
+    const res = await s.next();
+    s.send({ typeUrl: res.typeUrl, resourceNames: ['x'], versionInfo: res.versionInfo, responseNonce: res.nonce });
+    streams.push(s);
+  }
+  return streams;
+}
+
+/** Resolves once `condition` holds, checking on every turn of the event loop (fails after `ms`). */
+async function eventually(condition: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+const sentVersions = (engine: XdsEngine): (string | undefined)[] =>
+  engine.ads.status().map((s) => s.types.find((ty) => ty.type === 'EDS')?.sentVersion);
+
+test('configs are generated while a change waits out the debounce: the push then only sends', async (t) => {
+  const clock = new ManualClock();
+  const { generator, callsFor } = countingGenerator();
+  const ids = ['p1.default', 'p2.default', 'p3.default'];
+  await using engine = await startXdsEngine(await resourcesByType([edsCluster('x'), loadAssignment('x', [9001])]), {
+    generator,
+    controller: { debounceClock: clock },
+  });
+  const streams = await edsStreams(engine, ids);
+  const before = sentVersions(engine);
+
+  const next = await resourcesByType([edsCluster('x'), loadAssignment('x', [9002])]);
+  const pushed = engine.change(next);
+  await eventually(() => callsFor(next).length === ids.length, 'the configs of the new snapshot');
+  t.deepEqual([...callsFor(next)].sort(), ids, 'every connected proxy is generated once, during the quiet time');
+  t.deepEqual(clock.pending(), [10], 'the debounce still waits');
+  t.deepEqual(sentVersions(engine), before, 'nothing is sent before the debounce ends');
+
+  clock.advance(10);
+  await pushed;
+  for (const s of streams) t.deepEqual(endpointPortsOf(resourcesOf(await s.next()).get('x')!), [9002]);
+  t.is(callsFor(next).length, ids.length, 'the push generated nothing again');
+});
+
+test('a burst of changes prepares only its first snapshot; the push generates for the newest', async (t) => {
+  const clock = new ManualClock();
+  const { generator, callsFor } = countingGenerator();
+  const ids = ['p1.default', 'p2.default'];
+  await using engine = await startXdsEngine(await resourcesByType([edsCluster('x'), loadAssignment('x', [9001])]), {
+    generator,
+    controller: { debounceClock: clock },
+  });
+  const streams = await edsStreams(engine, ids);
+
+  const first = await resourcesByType([edsCluster('x'), loadAssignment('x', [9002])]);
+  const pushed = engine.change(first);
+  await eventually(() => callsFor(first).length === ids.length, 'the first snapshot prepared');
+  const newest = await resourcesByType([edsCluster('x'), loadAssignment('x', [9003])]);
+  engine.change(newest).catch(() => undefined); // the same push cycle as `pushed`
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+  t.deepEqual(callsFor(newest), [], 'no second preparation before the push');
+
+  clock.advance(10);
+  await pushed;
+  for (const s of streams) t.deepEqual(endpointPortsOf(resourcesOf(await s.next()).get('x')!), [9003]);
+  t.deepEqual([...callsFor(newest)].sort(), ids, 'the push generated the newest snapshot, once per proxy');
+  t.is(callsFor(first).length, ids.length);
+
+  // The next change, after that push, is prepared again.
+  const later = await resourcesByType([edsCluster('x'), loadAssignment('x', [9004])]);
+  const pushedLater = engine.change(later);
+  await eventually(() => callsFor(later).length === ids.length, 'the next change prepared');
+  clock.advance(10);
+  await pushedLater;
+  for (const s of streams) t.deepEqual(endpointPortsOf(resourcesOf(await s.next()).get('x')!), [9004]);
+  t.is(callsFor(later).length, ids.length);
+});
+
+test('a push that starts before the preparation is through sends what is ready at once and generates the rest', async (t) => {
+  const clock = new ManualClock();
+  const ref: { engine?: XdsEngine; next?: ResourcesByType } = {};
+  const alreadySent: Record<string, number> = {};
+  const { generator, callsFor } = countingGenerator((proxy, snapshot) => {
+    if (snapshot !== ref.next) return;
+    const engine = ref.engine!;
+    const version = engine.controller.cache.encodeSet(
+      TypeUrl.ClusterLoadAssignment,
+      snapshot.get(TypeUrl.ClusterLoadAssignment)!,
+    ).version;
+    alreadySent[proxy] = sentVersions(engine).filter((v) => v === version).length;
+    // The quiet time ends right after the first proxy was prepared (before the preparation's next slice).
+    if (proxy === 'p1.default') setImmediate(() => clock.advance(10));
+  });
+  const ids = ['p1.default', 'p2.default', 'p3.default'];
+  // sliceMs 0: the preparation and the push yield after every proxy.
+  await using engine = await startXdsEngine(await resourcesByType([edsCluster('x'), loadAssignment('x', [9001])]), {
+    generator,
+    controller: { debounceClock: clock, sliceMs: 0 },
+  });
+  ref.engine = engine;
+  const streams = await edsStreams(engine, ids);
+
+  ref.next = await resourcesByType([edsCluster('x'), loadAssignment('x', [9002])]);
+  await engine.change(ref.next);
+  for (const s of streams) t.deepEqual(endpointPortsOf(resourcesOf(await s.next()).get('x')!), [9002]);
+  t.deepEqual(callsFor(ref.next), ids, 'each proxy generated once: p1 ahead, p2 and p3 by the push');
+  t.deepEqual(
+    alreadySent,
+    { 'p1.default': 0, 'p2.default': 1, 'p3.default': 2 },
+    'the prepared proxy was sent first, and each other one was generated after those before it were written to',
   );
 });
