@@ -69,6 +69,7 @@ export interface PushControllerOptions<Snapshot = unknown> {
 }
 
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+const noop = (): void => undefined;
 
 export class PushController<Snapshot> extends EventEmitter<{
   pushed: [{ streams: number; durationMs: number }];
@@ -229,12 +230,15 @@ export class PushController<Snapshot> extends EventEmitter<{
   /**
    * Generates (and encodes) the config of every connected proxy for the current snapshot while the change
    * waits for its push: the debounce's quiet time is spent anyway, and the push cycle then only sends.
-   * Stops when the push cycle starts (it goes on from there, using what is ready), when a newer snapshot
-   * arrives (the push generates for that one), under memory pressure, or on stop(). One preparation per
-   * push: in a burst of changes only the first snapshot is prepared, so a burst costs at most one extra
-   * generation per push. Nothing is sent or recorded here.
+   * Waits while a push cycle runs (the change came during it). Stops when the push cycle starts (it goes on
+   * from there, using what is ready), when a newer snapshot arrives (the push generates for that one), under
+   * memory pressure, or on stop(). One preparation per push: in a burst of changes only the first snapshot
+   * is prepared, so a burst costs at most one extra generation per push. Nothing is sent or recorded here.
    */
   private async prepare(): Promise<void> {
+    // A change that arrived during a push cycle is prepared once that cycle has ended: its own push comes
+    // after the quiet time, which is still running.
+    while (this.cycle) await this.cycle.then(noop, noop);
     const snapshot = this.source.current();
     const goOn = (): boolean =>
       !this.stopped &&

@@ -517,3 +517,34 @@ test('a push that starts before the preparation is through sends what is ready a
     'the prepared proxy was sent first, and each other one was generated after those before it were written to',
   );
 });
+
+test('a change that arrives during a push cycle is prepared once that cycle has ended', async (t) => {
+  const clock = new ManualClock();
+  const { generator, callsFor } = countingGenerator();
+  const ids = ['p1.default', 'p2.default', 'p3.default'];
+  // sliceMs 0: the push yields after every proxy, so the change below arrives while it runs.
+  await using engine = await startXdsEngine(await resourcesByType([edsCluster('x'), loadAssignment('x', [9001])]), {
+    generator,
+    controller: { debounceClock: clock, sliceMs: 0 },
+  });
+  const streams = await edsStreams(engine, ids);
+  const first = await resourcesByType([edsCluster('x'), loadAssignment('x', [9002])]);
+  const second = await resourcesByType([edsCluster('x'), loadAssignment('x', [9003])]);
+  const firstPushed = engine.change(first);
+  await eventually(() => callsFor(first).length === ids.length, 'the first change prepared');
+
+  clock.advance(10); // the first push starts: it sends to p1 and yields
+  const secondPushed = engine.change(second); // p2 and p3 get the second snapshot from the first push
+  await firstPushed;
+  // Once the first push has ended, the second change is prepared for every proxy (p1 still needs it).
+  await eventually(() => callsFor(second).slice(-ids.length).join() === ids.join(), 'the second change prepared');
+  t.deepEqual(clock.pending(), [10], 'the second push still waits for its quiet time');
+  const generated = callsFor(second).length;
+
+  clock.advance(10);
+  await secondPushed;
+  t.is(callsFor(second).length, generated, 'the second push generated nothing again');
+  t.deepEqual(endpointPortsOf(resourcesOf(await streams[0]!.next()).get('x')!), [9002]);
+  t.deepEqual(endpointPortsOf(resourcesOf(await streams[0]!.next()).get('x')!), [9003]);
+  for (const s of streams.slice(1)) t.deepEqual(endpointPortsOf(resourcesOf(await s.next()).get('x')!), [9003]);
+});
