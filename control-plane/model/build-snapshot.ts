@@ -6,6 +6,7 @@
 // resource): README.md "What the hash covers".
 import { createHash } from 'node:crypto';
 import { canonicalJson, deepFreeze, frozenContentHash } from './canonical.js';
+import { patchMap } from './patched-map.js';
 import { DEFAULT_ROOT_NAMESPACE } from '../../crds/rules/defaults.js';
 import { DEFAULT_DOMAIN } from './hosts.js';
 import { isPolicyKind, keyOf, locationOf, located, type MeshObject, type PolicyKind, type Problem } from './objects.js';
@@ -118,6 +119,8 @@ interface BuildInput {
   readonly objects: readonly MeshObject[];
   readonly unique: readonly MeshObject[];
   readonly domain: string;
+  /** `unique` by kind, each list in `unique`'s order. */
+  readonly byKind: ReadonlyMap<MeshObject['kind'], readonly MeshObject[]>;
 }
 
 const inputMemos = new WeakMap<MeshSnapshot, BuildInput>();
@@ -170,6 +173,31 @@ function inPlaceChanges(objects: readonly MeshObject[], previous: BuildInput): I
   return { replaced, owners, policies };
 }
 
+function groupByKind(objects: readonly MeshObject[]): Map<MeshObject['kind'], MeshObject[]> {
+  const byKind = new Map<MeshObject['kind'], MeshObject[]>();
+  for (const o of objects) {
+    const list = byKind.get(o.kind);
+    if (list) list.push(o);
+    else byKind.set(o.kind, [o]);
+  }
+  return byKind;
+}
+
+/** `previous` (lists by kind) with each object of `replaced` swapped for its replacement (same kind and key). */
+function replacedByKind(
+  previous: ReadonlyMap<MeshObject['kind'], readonly MeshObject[]>,
+  replaced: ReadonlyMap<MeshObject, MeshObject>,
+): Map<MeshObject['kind'], readonly MeshObject[]> {
+  const byKind = new Map(previous);
+  const kinds = new Set([...replaced.keys()].map((o) => o.kind));
+  for (const kind of kinds)
+    byKind.set(
+      kind,
+      previous.get(kind)!.map((o) => replaced.get(o) ?? o),
+    );
+  return byKind;
+}
+
 export function buildSnapshot(objects: readonly MeshObject[], options: BuildOptions): MeshSnapshot {
   const domain = options.domain ?? DEFAULT_DOMAIN;
   const rootNamespace = options.rootNamespace ?? DEFAULT_ROOT_NAMESPACE;
@@ -185,14 +213,10 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
   // write that changes nothing the model reads (a status, a label) gives the same hash (README.md "What
   // the hash covers"). The object itself is the same reference (validation results are cached by it).
   const unique = inPlace ? previousInput!.unique.map((o) => inPlace.replaced.get(o) ?? o) : dedupe(objects, problems);
-  // The objects of each kind, in one pass over the list.
-  const byKind = new Map<MeshObject['kind'], MeshObject[]>();
-  for (const o of unique) {
-    const list = byKind.get(o.kind);
-    if (list) list.push(o);
-    else byKind.set(o.kind, [o]);
-  }
-  const ofKind = <K extends MeshObject['kind']>(kind: K) => (byKind.get(kind) ?? []) as Of<K>[];
+  // The objects of each kind, in one pass over the list; in place, the previous lists with the replaced
+  // objects swapped in (only the lists of their kinds are walked).
+  const byKind = inPlace ? replacedByKind(previousInput!.byKind, inPlace.replaced) : groupByKind(unique);
+  const ofKind = <K extends MeshObject['kind']>(kind: K) => (byKind.get(kind) ?? []) as readonly Of<K>[];
 
   const namespaces = buildNamespaces(ofKind('Namespace'));
   // Services whose inputs are the very objects of the previous build are that build's (README "Incremental builds").
@@ -253,9 +277,13 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
   const secretIndex = indexSecrets(secrets);
   missingCredentialProblems(routing.destinationRules, secretIndex, problems);
 
-  const statuses = [...routing.statuses].sort(
-    (a, b) => compareKeys(a.kind, b.kind) || compareKeys(a.namespace, b.namespace) || compareKeys(a.name, b.name),
-  );
+  // The routing's very result (an endpoint change): its statuses too, as the previous snapshot sorted them.
+  const statuses =
+    options.previous && previousRouting?.routing === routing
+      ? options.previous.statuses
+      : [...routing.statuses].sort(
+          (a, b) => compareKeys(a.kind, b.kind) || compareKeys(a.namespace, b.namespace) || compareKeys(a.name, b.name),
+        );
   const sortedProblems = problems
     .sort(compareProblems)
     .filter((p, i, all) => i === 0 || compareProblems(p, all[i - 1]!) !== 0);
@@ -318,12 +346,11 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
     },
   };
   serviceMemos.set(snapshot, serviceMemo);
-  inputMemos.set(snapshot, { objects, unique, domain });
+  inputMemos.set(snapshot, { objects, unique, domain, byKind });
   routingMemos.set(snapshot, { inputs: routingInputs, routing });
   return deepFreeze(snapshot);
 }
 
-type InstanceIndex = Map<string, readonly ServiceInstance[]>;
 type ReadonlyInstanceIndex = ReadonlyMap<string, readonly ServiceInstance[]>;
 
 /** At most this many changed Services update the previous snapshot's instance indexes; more rebuild them. */
@@ -358,8 +385,6 @@ function instanceIndexes(
     }
     return { instancesByPod, instancesByAddress };
   }
-  const instancesByPod: InstanceIndex = new Map(previous.index.instancesByPod);
-  const instancesByAddress: InstanceIndex = new Map(previous.index.instancesByAddress);
   const gone = new Set(changed.map(([before]) => before));
   // The keys the changed Services' instances had or have, each with the instances it has now.
   const byAddress = new Map<string, ServiceInstance[]>();
@@ -378,18 +403,21 @@ function instanceIndexes(
     }
   }
   // Each touched key: the instances of unchanged Services (already in order) and the new ones, sorted
-  // stably by FQDN, which keeps each Service's own order.
-  const patch = (index: InstanceIndex, added: Map<string, ServiceInstance[]>): void => {
+  // stably by FQDN, which keeps each Service's own order. The previous index is shared, not copied
+  // (patched-map.ts): ten thousand keys, a handful touched.
+  const patch = (index: ReadonlyInstanceIndex, added: Map<string, ServiceInstance[]>): ReadonlyInstanceIndex => {
+    const changes = new Map<string, readonly ServiceInstance[] | undefined>();
     for (const [key, fresh] of added) {
       const kept = (index.get(key) ?? []).filter((i) => !gone.has(i.service));
       const list = [...kept, ...fresh].sort((a, b) => compareKeys(a.service.fqdn, b.service.fqdn));
-      if (list.length > 0) index.set(key, list);
-      else index.delete(key);
+      changes.set(key, list.length > 0 ? list : undefined);
     }
+    return patchMap(index, changes);
   };
-  patch(instancesByAddress, byAddress);
-  patch(instancesByPod, byPod);
-  return { instancesByPod, instancesByAddress };
+  return {
+    instancesByPod: patch(previous.index.instancesByPod, byPod),
+    instancesByAddress: patch(previous.index.instancesByAddress, byAddress),
+  };
 }
 
 /** The list of `key`, made empty when there is none. */
@@ -532,8 +560,23 @@ function snapshotHash(content: {
     ['authorizationPolicies', authorizationPolicies],
     ['sidecars', sidecars],
   ] as const) {
-    hash.update(`\0${tag}`);
-    for (const part of list) hash.update('\0').update(frozenContentHash(part));
+    hash.update(`\0${tag}\0`).update(listHash(list));
   }
   return hash.digest('hex');
+}
+
+const listHashes = new WeakMap<readonly object[], string>();
+
+/**
+ * The hash of a list of snapshot parts, memoized on the list: a list the next snapshot keeps (the routing's
+ * VirtualServices, DestinationRules and statuses after an endpoint change) is not walked again.
+ */
+function listHash(list: readonly object[]): string {
+  let known = listHashes.get(list);
+  if (known === undefined) {
+    const hash = createHash('sha256');
+    for (const part of list) hash.update('\0').update(frozenContentHash(part));
+    listHashes.set(list, (known = hash.digest('hex')));
+  }
+  return known;
 }

@@ -360,10 +360,19 @@ function bySliceName(a: Of<'EndpointSlice'>, b: Of<'EndpointSlice'>): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
-/** The Service (`namespace/name`) an EndpointSlice's label names, if any. */
+const sliceOwners = new WeakMap<Of<'EndpointSlice'>, string | null>();
+
+/**
+ * The Service (`namespace/name`) an EndpointSlice's label names, if any; memoized per slice object (objects
+ * are never modified), as every build groups all slices by owner.
+ */
 export function sliceOwner(slice: Of<'EndpointSlice'>): string | undefined {
-  const owner = stringMap((slice.object as V1EndpointSlice | undefined)?.metadata?.labels)[SERVICE_NAME_LABEL];
-  return owner === undefined ? undefined : `${slice.namespace}/${owner}`;
+  let known = sliceOwners.get(slice);
+  if (known === undefined) {
+    const owner = stringMap((slice.object as V1EndpointSlice | undefined)?.metadata?.labels)[SERVICE_NAME_LABEL];
+    sliceOwners.set(slice, (known = owner === undefined ? null : `${slice.namespace}/${owner}`));
+  }
+  return known ?? undefined;
 }
 
 /**
