@@ -25,6 +25,7 @@ export class XdsMetrics {
   readonly oversizedResponses: Counter<'type'>;
   readonly authnRefusals: Counter<'reason'>;
   readonly generationErrors: Counter;
+  readonly configsGenerated: Counter<'when'>;
   readonly coalescedResponses: Counter<'type'>;
   readonly queuedBytes: Gauge;
   readonly limitExceeded: Counter<'limit'>;
@@ -57,6 +58,12 @@ export class XdsMetrics {
       name: `${prefix}_push_cycle_duration_seconds`,
       help: 'Time from a debounced change to every affected stream having been written to.',
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    });
+    this.configsGenerated = new Counter({
+      name: `${prefix}_configs_generated_total`,
+      help: "Proxy configs generated (translated and encoded, or found shared with a proxy of the same shape), by when: ahead (during a change's debounce quiet time), push (by the push cycle: what was not ready when the debounce ended), connect (a new stream's first config).",
+      labelNames: ['when'] as const,
       registers: [registry],
     });
     this.responseBytes = new Counter({

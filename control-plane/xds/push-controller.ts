@@ -251,14 +251,18 @@ export class PushController<Snapshot> extends EventEmitter<{
     this.prepared = { snapshot, configs };
     const sliceMs = this.options.sliceMs ?? 10;
     let sliceStart = this.clock.now();
-    for (const consumer of [...this.consumers]) {
-      if (!goOn()) return;
-      if (!consumer.proxy || !this.consumers.has(consumer)) continue;
-      configs.set(consumer, this.configFor(consumer.proxy));
-      if (this.clock.now() - sliceStart >= sliceMs) {
-        await yieldToEventLoop();
-        sliceStart = this.clock.now();
+    try {
+      for (const consumer of [...this.consumers]) {
+        if (!goOn()) return;
+        if (!consumer.proxy || !this.consumers.has(consumer)) continue;
+        configs.set(consumer, this.configFor(consumer.proxy));
+        if (this.clock.now() - sliceStart >= sliceMs) {
+          await yieldToEventLoop();
+          sliceStart = this.clock.now();
+        }
       }
+    } finally {
+      if (configs.size > 0) this.options.metrics.configsGenerated.inc({ when: 'ahead' }, configs.size);
     }
   }
 
@@ -271,6 +275,7 @@ export class PushController<Snapshot> extends EventEmitter<{
     this.prepared = undefined;
     const round = this.convergence?.cycleStarted();
     let pushed = 0;
+    let generated = 0;
     let sliceStart = this.clock.now();
     const sliceMs = this.options.sliceMs ?? 10;
     const pressure = this.options.memoryPressure;
@@ -295,6 +300,7 @@ export class PushController<Snapshot> extends EventEmitter<{
       if (!consumer.proxy || !this.consumers.has(consumer)) continue; // gone while the cycle yielded
       const began = cycleSpan?.recording ? Date.now() : 0;
       const ahead = prepared?.has(consumer) === true && this.source.current() === snapshot;
+      if (!ahead) generated++;
       const config = ahead ? prepared!.get(consumer) : this.configFor(consumer.proxy);
       if (config && config.hash !== consumer.configHash) {
         const proxySpan = cycleSpan?.recording
@@ -327,6 +333,7 @@ export class PushController<Snapshot> extends EventEmitter<{
       }
     }
     this.convergence?.cycleEnded(round);
+    if (generated > 0) this.options.metrics.configsGenerated.inc({ when: 'push' }, generated);
     const durationMs = performance.now() - started;
     this.options.metrics.pushCycleDuration.observe(durationMs / 1000);
     this.options.logger.debug({ streams: pushed, durationMs }, 'push cycle');

@@ -187,6 +187,7 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
     this.options.metrics.connectedProxies.inc({ protocol: this.protocol });
     this.controller.attach(this);
     const config = this.controller.configFor(this.proxy);
+    this.options.metrics.configsGenerated.inc({ when: 'connect' });
     if (config) {
       this.config = config;
       this.configHash = config.hash;

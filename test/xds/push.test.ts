@@ -447,7 +447,14 @@ test('configs are generated while a change waits out the debounce: the push then
   await pushed;
   for (const s of streams) t.deepEqual(endpointPortsOf(resourcesOf(await s.next()).get('x')!), [9002]);
   t.is(callsFor(next).length, ids.length, 'the push generated nothing again');
+  t.deepEqual(await generatedByWhen(engine), { connect: 3, ahead: 3 }, 'trellis_xds_configs_generated_total');
 });
+
+/** trellis_xds_configs_generated_total by its `when` label. */
+async function generatedByWhen(engine: XdsEngine): Promise<Record<string, number>> {
+  const { values } = await engine.metrics.configsGenerated.get();
+  return Object.fromEntries(values.map((v) => [String(v.labels.when), v.value]));
+}
 
 test('a burst of changes prepares only its first snapshot; the push generates for the newest', async (t) => {
   const clock = new ManualClock();
@@ -511,6 +518,7 @@ test('a push that starts before the preparation is through sends what is ready a
   await engine.change(ref.next);
   for (const s of streams) t.deepEqual(endpointPortsOf(resourcesOf(await s.next()).get('x')!), [9002]);
   t.deepEqual(callsFor(ref.next), ids, 'each proxy generated once: p1 ahead, p2 and p3 by the push');
+  t.deepEqual(await generatedByWhen(engine), { connect: 3, ahead: 1, push: 2 });
   t.deepEqual(
     alreadySent,
     { 'p1.default': 0, 'p2.default': 1, 'p3.default': 2 },
