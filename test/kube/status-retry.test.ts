@@ -125,7 +125,8 @@ subjects: [{ kind: ServiceAccount, name: writer, namespace: ${ns} }]
       'the status written',
       () => {
         const live = source.live('VirtualService', ns, 'reviews') as RoutingObject | undefined;
-        if (live && accepted(live)?.status === 'True') return true;
+        // The watch event of the write can arrive before the PATCH's own answer: wait for both.
+        if (live && accepted(live)?.status === 'True') return writer.stats.writes >= 1;
         const next = clock.pending()[0];
         if (next !== undefined) clock.advance(next);
         return false;

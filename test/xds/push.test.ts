@@ -425,15 +425,35 @@ async function eventually(condition: () => boolean, what: string, ms = 10_000): 
 const sentVersions = (engine: XdsEngine): (string | undefined)[] =>
   engine.ads.status().map((s) => s.types.find((ty) => ty.type === 'EDS')?.sentVersion);
 
-test('configs are generated while a change waits out the debounce: the push then only sends', async (t) => {
+/**
+ * An engine whose debounce runs on a ManualClock, with a counting generator (`onGenerate` told of each call)
+ * and SotW EDS streams for `ids`, each with its first response ACKed.
+ */
+async function engineWithPreparation(
+  ids: readonly string[],
+  options: {
+    sliceMs?: number;
+    onGenerate?: (proxy: string, snapshot: ResourcesByType, engine: XdsEngine) => void;
+  } = {},
+) {
   const clock = new ManualClock();
-  const { generator, callsFor } = countingGenerator();
-  const ids = ['p1.default', 'p2.default', 'p3.default'];
-  await using engine = await startXdsEngine(await resourcesByType([edsCluster('x'), loadAssignment('x', [9001])]), {
+  const ref: { engine?: XdsEngine } = {};
+  const { generator, callsFor } = countingGenerator((proxy, snapshot) =>
+    options.onGenerate?.(proxy, snapshot, ref.engine!),
+  );
+  const engine = await startXdsEngine(await resourcesByType([edsCluster('x'), loadAssignment('x', [9001])]), {
     generator,
-    controller: { debounceClock: clock },
+    controller: { debounceClock: clock, ...(options.sliceMs === undefined ? {} : { sliceMs: options.sliceMs }) },
   });
+  ref.engine = engine;
   const streams = await edsStreams(engine, ids);
+  return { clock, engine, streams, callsFor, [Symbol.asyncDispose]: () => engine[Symbol.asyncDispose]() };
+}
+
+test('configs are generated while a change waits out the debounce: the push then only sends', async (t) => {
+  const ids = ['p1.default', 'p2.default', 'p3.default'];
+  await using env = await engineWithPreparation(ids);
+  const { clock, engine, streams, callsFor } = env;
   const before = sentVersions(engine);
 
   const next = await resourcesByType([edsCluster('x'), loadAssignment('x', [9002])]);
@@ -457,14 +477,9 @@ async function generatedByWhen(engine: XdsEngine): Promise<Record<string, number
 }
 
 test('a burst of changes prepares only its first snapshot; the push generates for the newest', async (t) => {
-  const clock = new ManualClock();
-  const { generator, callsFor } = countingGenerator();
   const ids = ['p1.default', 'p2.default'];
-  await using engine = await startXdsEngine(await resourcesByType([edsCluster('x'), loadAssignment('x', [9001])]), {
-    generator,
-    controller: { debounceClock: clock },
-  });
-  const streams = await edsStreams(engine, ids);
+  await using env = await engineWithPreparation(ids);
+  const { clock, engine, streams, callsFor } = env;
 
   const first = await resourcesByType([edsCluster('x'), loadAssignment('x', [9002])]);
   const pushed = engine.change(first);
@@ -491,28 +506,24 @@ test('a burst of changes prepares only its first snapshot; the push generates fo
 });
 
 test('a push that starts before the preparation is through sends what is ready at once and generates the rest', async (t) => {
-  const clock = new ManualClock();
-  const ref: { engine?: XdsEngine; next?: ResourcesByType } = {};
+  const ref: { next?: ResourcesByType } = {};
   const alreadySent: Record<string, number> = {};
-  const { generator, callsFor } = countingGenerator((proxy, snapshot) => {
-    if (snapshot !== ref.next) return;
-    const engine = ref.engine!;
-    const version = engine.controller.cache.encodeSet(
-      TypeUrl.ClusterLoadAssignment,
-      snapshot.get(TypeUrl.ClusterLoadAssignment)!,
-    ).version;
-    alreadySent[proxy] = sentVersions(engine).filter((v) => v === version).length;
-    // The quiet time ends right after the first proxy was prepared (before the preparation's next slice).
-    if (proxy === 'p1.default') setImmediate(() => clock.advance(10));
-  });
   const ids = ['p1.default', 'p2.default', 'p3.default'];
   // sliceMs 0: the preparation and the push yield after every proxy.
-  await using engine = await startXdsEngine(await resourcesByType([edsCluster('x'), loadAssignment('x', [9001])]), {
-    generator,
-    controller: { debounceClock: clock, sliceMs: 0 },
+  await using env = await engineWithPreparation(ids, {
+    sliceMs: 0,
+    onGenerate: (proxy, snapshot, engine) => {
+      if (snapshot !== ref.next) return;
+      const version = engine.controller.cache.encodeSet(
+        TypeUrl.ClusterLoadAssignment,
+        snapshot.get(TypeUrl.ClusterLoadAssignment)!,
+      ).version;
+      alreadySent[proxy] = sentVersions(engine).filter((v) => v === version).length;
+      // The quiet time ends right after the first proxy was prepared (before the preparation's next slice).
+      if (proxy === 'p1.default') setImmediate(() => env.clock.advance(10));
+    },
   });
-  ref.engine = engine;
-  const streams = await edsStreams(engine, ids);
+  const { engine, streams, callsFor } = env;
 
   ref.next = await resourcesByType([edsCluster('x'), loadAssignment('x', [9002])]);
   await engine.change(ref.next);
@@ -527,15 +538,10 @@ test('a push that starts before the preparation is through sends what is ready a
 });
 
 test('a change that arrives during a push cycle is prepared once that cycle has ended', async (t) => {
-  const clock = new ManualClock();
-  const { generator, callsFor } = countingGenerator();
   const ids = ['p1.default', 'p2.default', 'p3.default'];
   // sliceMs 0: the push yields after every proxy, so the change below arrives while it runs.
-  await using engine = await startXdsEngine(await resourcesByType([edsCluster('x'), loadAssignment('x', [9001])]), {
-    generator,
-    controller: { debounceClock: clock, sliceMs: 0 },
-  });
-  const streams = await edsStreams(engine, ids);
+  await using env = await engineWithPreparation(ids, { sliceMs: 0 });
+  const { clock, engine, streams, callsFor } = env;
   const first = await resourcesByType([edsCluster('x'), loadAssignment('x', [9002])]);
   const second = await resourcesByType([edsCluster('x'), loadAssignment('x', [9003])]);
   const firstPushed = engine.change(first);
