@@ -22,9 +22,12 @@ export class Debouncer {
     private readonly clock: Clock = systemClock,
   ) {}
 
-  /** Records a change, seen `elapsedMs` ago (default: now; counted up to the quiet time). */
-  trigger(elapsedMs = 0): void {
-    if (this.stopped) return;
+  /**
+   * Records a change, seen `elapsedMs` ago (default: now; counted up to the quiet time). Returns how long
+   * the push now waits (ms; 0: at once).
+   */
+  trigger(elapsedMs = 0): number {
+    if (this.stopped) return 0;
     const now = this.clock.now();
     const elapsed = Math.min(Math.max(0, elapsedMs), this.options.quietMs);
     this.firstAt ??= now - elapsed;
@@ -32,6 +35,7 @@ export class Debouncer {
     const untilMax = this.firstAt + this.options.maxMs - now;
     const delay = Math.max(0, Math.min(this.options.quietMs - elapsed, untilMax));
     this.timer = this.clock.setTimeout(() => this.flush(), delay);
+    return delay;
   }
 
   /** Fires now if a change is pending. */

@@ -120,8 +120,10 @@ export class PushController<Snapshot> extends EventEmitter<{
       this.pendingChange = true;
       this.convergence?.changed();
       // The quiet time counts from when the source saw the change, so the model build is not added to it.
-      this.debouncer.trigger(timing?.observedMsAgo);
-      if (this.options.prepareAhead !== false && !this.preparedPending) {
+      const waits = this.debouncer.trigger(timing?.observedMsAgo);
+      // Prepared only when there is a quiet time to spend (not with a debounce of 0, or a change seen
+      // longer ago than the quiet time): else the push starts at once and generates as it goes.
+      if (waits > 0 && this.options.prepareAhead !== false && !this.preparedPending) {
         this.preparedPending = true;
         setImmediate(() => void this.prepare());
       }
@@ -229,7 +231,8 @@ export class PushController<Snapshot> extends EventEmitter<{
 
   /**
    * Generates (and encodes) the config of every connected proxy for the current snapshot while the change
-   * waits for its push: the debounce's quiet time is spent anyway, and the push cycle then only sends.
+   * waits for its push: the debounce's quiet time is spent anyway, and the push cycle then only sends. Not
+   * started when the push does not wait (a quiet time of 0, or a change seen longer ago than it).
    * Waits while a push cycle runs (the change came during it). Stops when the push cycle starts (it goes on
    * from there, using what is ready), when a newer snapshot arrives (the push generates for that one), under
    * memory pressure, or on stop(). One preparation per push: in a burst of changes only the first snapshot

@@ -61,12 +61,14 @@ export async function startXdsEngine(
     controller?: Omit<PushControllerOptions, 'metrics' | 'logger' | 'debounce'>;
     /** Default: every proxy gets the whole snapshot. */
     generator?: Generator<ResourcesByType>;
+    /** Default: 10 ms of quiet, at most 1 s. */
+    debounce?: PushControllerOptions['debounce'];
   } = {},
 ): Promise<XdsEngine> {
   const metrics = new XdsMetrics();
   const source = new MutableSource(initial);
   const controller = new PushController(source, options.generator ?? everything, {
-    debounce: { quietMs: 10, maxMs: 1_000 },
+    debounce: options.debounce ?? { quietMs: 10, maxMs: 1_000 },
     metrics,
     logger: silentLogger,
     ...options.controller,

@@ -47,13 +47,13 @@ test('stop cancels a pending fire; flush fires at once', (t) => {
 
 test('a change reported late counts its quiet time from when it was seen', (t) => {
   const { clock, debouncer, fires } = setup(100, 1_000);
-  debouncer.trigger(60); // seen 60 ms ago (the model was built since)
+  t.is(debouncer.trigger(60), 40, 'seen 60 ms ago (the model was built since): 40 ms to wait');
   clock.advance(39);
   t.is(fires(), 0, 'the quiet time has 1 ms to go');
   clock.advance(1);
   t.is(fires(), 1, 'fired 40 ms after the report: 100 ms after the change was seen');
 
-  debouncer.trigger(250); // seen longer ago than the quiet time: no wait at all
+  t.is(debouncer.trigger(250), 0, 'seen longer ago than the quiet time: no wait at all');
   clock.advance(0);
   t.is(fires(), 2);
 

@@ -433,6 +433,8 @@ async function engineWithPreparation(
   ids: readonly string[],
   options: {
     sliceMs?: number;
+    /** The debounce's quiet time; default 10 ms. */
+    quietMs?: number;
     onGenerate?: (proxy: string, snapshot: ResourcesByType, engine: XdsEngine) => void;
   } = {},
 ) {
@@ -443,6 +445,7 @@ async function engineWithPreparation(
   );
   const engine = await startXdsEngine(await resourcesByType([edsCluster('x'), loadAssignment('x', [9001])]), {
     generator,
+    debounce: { quietMs: options.quietMs ?? 10, maxMs: 1_000 },
     controller: { debounceClock: clock, ...(options.sliceMs === undefined ? {} : { sliceMs: options.sliceMs }) },
   });
   ref.engine = engine;
@@ -561,4 +564,20 @@ test('a change that arrives during a push cycle is prepared once that cycle has 
   t.deepEqual(endpointPortsOf(resourcesOf(await streams[0]!.next()).get('x')!), [9002]);
   t.deepEqual(endpointPortsOf(resourcesOf(await streams[0]!.next()).get('x')!), [9003]);
   for (const s of streams.slice(1)) t.deepEqual(endpointPortsOf(resourcesOf(await s.next()).get('x')!), [9003]);
+});
+
+test('with no quiet time to spend (a debounce of 0) nothing is prepared: the push generates as it goes', async (t) => {
+  const ids = ['p1.default', 'p2.default'];
+  await using env = await engineWithPreparation(ids, { quietMs: 0 });
+  const { clock, engine, streams, callsFor } = env;
+  const next = await resourcesByType([edsCluster('x'), loadAssignment('x', [9002])]);
+  const pushed = engine.change(next);
+  t.deepEqual(clock.pending(), [0], 'the push is due at once');
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+  t.deepEqual(callsFor(next), [], 'nothing generated ahead');
+  clock.advance(0);
+  await pushed;
+  for (const s of streams) t.deepEqual(endpointPortsOf(resourcesOf(await s.next()).get('x')!), [9002]);
+  t.deepEqual(callsFor(next), ids);
+  t.deepEqual(await generatedByWhen(engine), { connect: 2, push: 2 });
 });
