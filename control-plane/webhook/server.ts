@@ -4,7 +4,8 @@
 // caBundle) come from the injector's installation; tests use the cluster CA (test/helpers/cluster.ts).
 //
 // The API server sends at most a few MiB and waits `timeoutSeconds` (10 s by default): bodies above 8 MiB
-// are refused, a request that takes more than 15 s is cut. Answers are `application/json`; a body that is
+// are refused, a request that takes more than 15 s is cut. An idle connection stays open 120 s, longer than
+// the API server keeps one (WEBHOOK_IDLE_TIMEOUT_MS). Answers are `application/json`; a body that is
 // not an AdmissionReview v1 is a 400 with the reason (the API server then applies failurePolicy).
 // With tracing on (lib/tracing.ts) every review is span `admission`: path, operation, kind, object, the
 // verdict (allowed or denied, with the message) and, on `/inject`, whether a patch injected the sidecar.
@@ -27,7 +28,17 @@ export interface WebhookServerOptions {
   readonly logger?: Logger;
   /** Handlers by path; `/validate` is validateAdmission unless given. */
   readonly handlers?: Readonly<Record<string, AdmissionHandler>>;
+  /** How long an idle keep-alive connection stays open; default WEBHOOK_IDLE_TIMEOUT_MS. */
+  readonly idleTimeoutMs?: number;
 }
+
+/**
+ * 120 s: longer than the 90 s after which the API server's webhook client drops an idle connection
+ * (k8s.io/apimachinery `SetTransportDefaults`, IdleConnTimeout), so the client always closes first. With
+ * Node's default of 5 s the server closed connections the client was about to reuse, and the admission call
+ * failed ("failed calling webhook … write: broken pipe"): the API server does not retry a POST.
+ */
+export const WEBHOOK_IDLE_TIMEOUT_MS = 120_000;
 
 const MAX_BODY = 8 * 1024 * 1024;
 
@@ -37,6 +48,8 @@ export class WebhookServer {
   private readonly handlers: Map<string, AdmissionHandler>;
   private readonly certFile?: string;
   private readonly keyFile?: string;
+  /** How long an idle keep-alive connection stays open (ms). */
+  readonly idleTimeoutMs: number;
 
   constructor(options: WebhookServerOptions) {
     this.logger = options.logger ?? silentLogger;
@@ -51,6 +64,8 @@ export class WebhookServer {
     });
     this.server.requestTimeout = 15_000;
     this.server.headersTimeout = 15_000;
+    this.idleTimeoutMs = options.idleTimeoutMs ?? WEBHOOK_IDLE_TIMEOUT_MS;
+    this.server.keepAliveTimeout = this.idleTimeoutMs;
   }
 
   /** Serves with this PEM chain and key from now on (a renewed certificate); new connections use them. */

@@ -8,12 +8,11 @@
 import https from 'node:https';
 import { createRequire } from 'node:module';
 import test from 'ava';
-import { exportPrivateKeyPem, generateKeyPair, signingAlgorithm } from '../../certs/keys.js';
-import { x509 } from '../../certs/x509.js';
 import { WebhookServer } from '../../control-plane/webhook/server.js';
 import type { AdmissionReview } from '../../control-plane/webhook/validate.js';
 import { RE2_CACHE_SIZE, re2CacheSize } from '../../crds/re2.js';
 import { validateRoutingResource } from '../../crds/validator.js';
+import { servingCertificate } from '../helpers/serving-certificate.js';
 
 // re2-wasm's emscripten module: the same instance crds/re2.ts compiles in.
 interface Re2Module {
@@ -98,20 +97,6 @@ test.serial('100,000 validations with regexes through the validator stay right w
   t.deepEqual(wrong, []);
   assertFlat(t, at10 as Sample, sample(), 'validator');
 });
-
-async function servingCertificate(): Promise<{ certPem: string; keyPem: string }> {
-  const keys = await generateKeyPair('ec-p256');
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: '01',
-    name: 'CN=127.0.0.1',
-    notBefore: new Date(Date.now() - 60_000),
-    notAfter: new Date(Date.now() + 3_600_000),
-    keys,
-    signingAlgorithm: signingAlgorithm(keys.privateKey),
-    extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'ip', value: '127.0.0.1' }])],
-  });
-  return { certPem: cert.toString('pem'), keyPem: await exportPrivateKeyPem(keys.privateKey) };
-}
 
 function post(agent: https.Agent, port: number, ca: string, body: unknown): Promise<AdmissionReview> {
   const text = JSON.stringify(body);

@@ -17,13 +17,12 @@ import {
   type TraceSpan,
   type Tracer,
 } from '../../lib/tracing.js';
-import { exportPrivateKeyPem, generateKeyPair, signingAlgorithm } from '../../certs/keys.js';
-import { x509 } from '../../certs/x509.js';
 import { WebhookServer } from '../../control-plane/webhook/server.js';
 import { CaClient as AgentCaClient } from '../../sidecar/ca-client.js';
 import { startCaControlPlane, type CaControlPlane } from '../helpers/ca-control-plane.js';
 import { loadedModules } from '../helpers/loaded-modules.js';
 import { makeCsr } from '../ca/ca-helpers.js';
+import { servingCertificate } from '../helpers/serving-certificate.js';
 
 const test = anyTest as TestFn;
 
@@ -185,20 +184,6 @@ test.serial('ca.sign: identity and decision, child of the agent’s certificate 
   t.truthy(requests[1]!.failed);
   t.like(requests[0]!.attributes, { 'trellis.ca.via': 'token', 'rpc.grpc.status_code': 0 });
 });
-
-async function servingCertificate(): Promise<{ certPem: string; keyPem: string }> {
-  const keys = await generateKeyPair('ec-p256');
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: '01',
-    name: 'CN=127.0.0.1',
-    notBefore: new Date(Date.now() - 60_000),
-    notAfter: new Date(Date.now() + 3_600_000),
-    keys,
-    signingAlgorithm: signingAlgorithm(keys.privateKey),
-    extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'ip', value: '127.0.0.1' }])],
-  });
-  return { certPem: cert.toString('pem'), keyPem: await exportPrivateKeyPem(keys.privateKey) };
-}
 
 function review(port: number, ca: string, path: string, request: Record<string, unknown>): Promise<unknown> {
   const text = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request });
