@@ -15,6 +15,7 @@ import { renderObjects } from '../../deploy/render.js';
 import { captureLogs } from '../helpers/ca-control-plane.js';
 import { useCluster, type Cluster } from '../helpers/cluster.js';
 import { waitFor } from '../helpers/wait.js';
+import { crdsEstablished } from '../helpers/crds-established.js';
 
 const test = anyTest as TestFn<unknown>;
 const kube = useCluster(test);
@@ -124,7 +125,7 @@ kube.serial(
   async (t, cluster) => {
     const rbac = installObjects().filter((o) => RBAC_KINDS.has(o.kind));
     await cluster.kubectl(['apply', '--server-side', '-f', '-'], { input: renderObjects(rbac, '') });
-    await cluster.kubectl(['wait', '--for', 'condition=established', '--timeout=30s', 'crd', '--all']);
+    await crdsEstablished(cluster);
     const kc = await trellisdKubeConfig(cluster);
 
     let { cp } = await start(kc);
