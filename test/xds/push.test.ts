@@ -8,6 +8,7 @@ import { Debouncer, type DebounceOptions } from '../../control-plane/xds/debounc
 import type { ChangeTiming, Generator, ResourcesByType, SnapshotSource } from '../../control-plane/xds/generator.js';
 import type { TraceSpan } from '../../lib/tracing.js';
 import { ManualClock } from '../helpers/manual-clock.js';
+import { waitFor } from '../helpers/wait.js';
 import { PushController } from '../../control-plane/xds/push-controller.js';
 import {
   RawAdsClient,
@@ -413,15 +414,6 @@ async function edsStreams(engine: XdsEngine, ids: readonly string[]): Promise<So
   return streams;
 }
 
-/** Resolves once `condition` holds, checking on every turn of the event loop (fails after `ms`). */
-async function eventually(condition: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-}
-
 const sentVersions = (engine: XdsEngine): (string | undefined)[] =>
   engine.ads.status().map((s) => s.types.find((ty) => ty.type === 'EDS')?.sentVersion);
 
@@ -461,7 +453,7 @@ test('configs are generated while a change waits out the debounce: the push then
 
   const next = await resourcesByType([edsCluster('x'), loadAssignment('x', [9002])]);
   const pushed = engine.change(next);
-  await eventually(() => callsFor(next).length === ids.length, 'the configs of the new snapshot');
+  await waitFor('the configs of the new snapshot', () => callsFor(next).length === ids.length, 10_000);
   t.deepEqual([...callsFor(next)].sort(), ids, 'every connected proxy is generated once, during the quiet time');
   t.deepEqual(clock.pending(), [10], 'the debounce still waits');
   t.deepEqual(sentVersions(engine), before, 'nothing is sent before the debounce ends');
@@ -486,7 +478,7 @@ test('a burst of changes prepares only its first snapshot; the push generates fo
 
   const first = await resourcesByType([edsCluster('x'), loadAssignment('x', [9002])]);
   const pushed = engine.change(first);
-  await eventually(() => callsFor(first).length === ids.length, 'the first snapshot prepared');
+  await waitFor('the first snapshot prepared', () => callsFor(first).length === ids.length, 10_000);
   const newest = await resourcesByType([edsCluster('x'), loadAssignment('x', [9003])]);
   engine.change(newest).catch(() => undefined); // the same push cycle as `pushed`
   for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
@@ -501,7 +493,7 @@ test('a burst of changes prepares only its first snapshot; the push generates fo
   // The next change, after that push, is prepared again.
   const later = await resourcesByType([edsCluster('x'), loadAssignment('x', [9004])]);
   const pushedLater = engine.change(later);
-  await eventually(() => callsFor(later).length === ids.length, 'the next change prepared');
+  await waitFor('the next change prepared', () => callsFor(later).length === ids.length, 10_000);
   clock.advance(10);
   await pushedLater;
   for (const s of streams) t.deepEqual(endpointPortsOf(resourcesOf(await s.next()).get('x')!), [9004]);
@@ -548,13 +540,13 @@ test('a change that arrives during a push cycle is prepared once that cycle has 
   const first = await resourcesByType([edsCluster('x'), loadAssignment('x', [9002])]);
   const second = await resourcesByType([edsCluster('x'), loadAssignment('x', [9003])]);
   const firstPushed = engine.change(first);
-  await eventually(() => callsFor(first).length === ids.length, 'the first change prepared');
+  await waitFor('the first change prepared', () => callsFor(first).length === ids.length, 10_000);
 
   clock.advance(10); // the first push starts: it sends to p1 and yields
   const secondPushed = engine.change(second); // p2 and p3 get the second snapshot from the first push
   await firstPushed;
   // Once the first push has ended, the second change is prepared for every proxy (p1 still needs it).
-  await eventually(() => callsFor(second).slice(-ids.length).join() === ids.join(), 'the second change prepared');
+  await waitFor('the second change prepared', () => callsFor(second).slice(-ids.length).join() === ids.join(), 10_000);
   t.deepEqual(clock.pending(), [10], 'the second push still waits for its quiet time');
   const generated = callsFor(second).length;
 
