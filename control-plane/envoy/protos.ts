@@ -24,7 +24,8 @@ import {
   file_google_protobuf_wrappers,
   type Any,
 } from '@bufbuild/protobuf/wkt';
-import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
+import { BinaryReader, BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
+import { keepShapes } from '../../lib/shape-keeper.js';
 import { allFiles } from './gen/index.js';
 
 export type { Any } from '@bufbuild/protobuf/wkt';
@@ -339,3 +340,7 @@ export function resourceName(message: Message): string | undefined {
     message.$typeName === 'envoy.config.endpoint.v3.ClusterLoadAssignment' ? fields.clusterName : fields.name;
   return typeof name === 'string' ? name : undefined;
 }
+
+// protobuf-es makes a writer per message it encodes and a reader per message it decodes, and every resource
+// is packed into an Any that is dropped once encoded (lib/shape-keeper.ts).
+keepShapes(new BinaryWriter(), new BinaryReader(new Uint8Array(0)), create(AnySchema));

@@ -5,7 +5,7 @@
 // its SPIFFE ID (authn.ts). The same server serves a single-type xDS service instead of ADS when told to
 // (`service`): the agent's SDS (sidecar/sds-server.ts) is this server with secretDiscoveryService.
 import * as grpc from '@grpc/grpc-js';
-import { fromBinary, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
+import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import {
   DeltaDiscoveryRequestSchema,
   DiscoveryRequestSchema,
@@ -13,6 +13,7 @@ import {
   type DiscoveryRequest,
 } from '../envoy/gen/envoy/service/discovery/v3/discovery_pb.js';
 import { TypeUrl } from '../envoy/protos.js';
+import { keepShapes } from '../../lib/shape-keeper.js';
 import type { Logger } from '../logger.js';
 import type { XdsMetrics } from './metrics.js';
 import { authenticateTlsPeer, StreamRefusal, type StreamPeer } from './authn.js';
@@ -269,3 +270,16 @@ export class AdsServer {
     await shutdownServer(this.server, graceMs);
   }
 }
+
+// A delta request is decoded per message and dropped once handled; an ACK (no node) and a stream's first
+// request (with its node) have hidden classes of their own (lib/shape-keeper.ts).
+keepShapes(
+  fromBinary(DeltaDiscoveryRequestSchema, new Uint8Array(0)),
+  fromBinary(
+    DeltaDiscoveryRequestSchema,
+    toBinary(
+      DeltaDiscoveryRequestSchema,
+      create(DeltaDiscoveryRequestSchema, { node: { id: 'sample', metadata: { fields: {} }, locality: {} } }),
+    ),
+  ),
+);

@@ -8,6 +8,7 @@
 // A server may name versions itself (`versionOf`: the agent's SDS gives a certificate's serial, so a proxy's
 // config dump shows which certificate it holds); such entries are memoized by object only.
 import { createHash } from 'node:crypto';
+import { keepShapes } from '../../lib/shape-keeper.js';
 import { encodeMessageAny, resourceName, typeUrlOf, type Message } from '../envoy/protos.js';
 
 /** One resource, encoded. `version` is a content hash (equal content ⇔ equal version), or given by `versionOf`. */
@@ -105,10 +106,11 @@ export class ResourceCache {
 
 /** A stable version for a set: the hash of its (name, version) pairs in name order. */
 export function setVersion(byName: ReadonlyMap<string, EncodedResource>): string {
-  const hash = createHash('sha256');
-  for (const name of [...byName.keys()].sort())
-    hash.update(name).update('\0').update(byName.get(name)!.version).update('\0');
-  return hash.digest('base64url').slice(0, 16);
+  // One string hashed at once: a call into the hash per name and version cost twice as much (3,000
+  // clusters: 1.3 ms against 0.8).
+  let text = '';
+  for (const name of [...byName.keys()].sort()) text += `${name}\0${byName.get(name)!.version}\0`;
+  return createHash('sha256').update(text).digest('base64url').slice(0, 16);
 }
 
 const emptySets = new Map<string, EncodedSet>();
@@ -140,3 +142,7 @@ export function changedNames(before: EncodedSet, after: EncodedSet): readonly st
   inner.set(after, names);
   return names;
 }
+
+// node:crypto's Hash, made and dropped for every version here and every hash of the model and the push
+// controller: one sample serves them all (lib/shape-keeper.ts).
+keepShapes(createHash('sha256'));

@@ -7,6 +7,7 @@
 // holds) as it goes, no per-stream copy of a shared body to add a nonce.
 // The field numbers are those of envoy/service/discovery/v3/discovery.proto.
 import { varintSize } from '../envoy/protos.js';
+import { keepShapes } from '../../lib/shape-keeper.js';
 import type { EncodedResource } from './resource-cache.js';
 
 /** Wire type 2 (length-delimited); every field written here is one, with a field number below 16. */
@@ -451,3 +452,6 @@ export function sharedUpdateBody(
   }
   return body;
 }
+
+// The classes above are made per response and dropped once it is written (lib/shape-keeper.ts).
+keepShapes(FieldWriter.sized(0), new PieceWriter(0), new FramedResponse(new Response([], 'sample')));

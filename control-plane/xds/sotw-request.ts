@@ -18,6 +18,7 @@ import { fromBinary } from '@bufbuild/protobuf';
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import { isAscii } from 'node:buffer';
 import { createHash } from 'node:crypto';
+import { keepShapes } from '../../lib/shape-keeper.js';
 import { NodeSchema, type Node } from '../envoy/gen/envoy/config/core/v3/base_pb.js';
 import {
   DiscoveryRequestSchema,
@@ -195,3 +196,6 @@ export function keepWire(wire: Uint8Array): Uint8Array {
   }
   return copy;
 }
+
+// One is made per request and dropped once handled (lib/shape-keeper.ts).
+keepShapes(new LazyDiscoveryRequest(new Uint8Array(0)));
