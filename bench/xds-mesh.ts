@@ -443,7 +443,7 @@ export const xdsMesh: Benchmark = {
           notes: [
             'Rounds: ms from the rename of the file to each stream’s ACK of the response carrying the change (endpoint: the ClusterLoadAssignment with the new address; VirtualService: a RouteConfiguration); p50/p99 over all streams of all rounds. CPU: control-plane utime+stime per round (summed over rounds for the storm), in brackets its main thread’s (the JavaScript; the rest is V8’s compiler and GC threads and libuv’s pool).',
             'Snapshot / push start / push end: ms from the rename to the control plane publishing the new mesh snapshot, starting the push cycle that carried the change (after the debounce), and ending the last push cycle of the round (every stream handed its config).',
-            'Connect storm: ms from opening all streams to each one’s whole initial config ACKed. New Pod: the same for one stream, with the others connected; first with no endpoint of its own yet (the first such Pod of a workload has an inbound of its own to translate), then, as on Kubernetes, once its not-ready endpoint is in the EndpointSlice (published and pushed before it connects).',
+            'Connect storm: ms from opening all streams to each one’s whole initial config ACKed. New Pod: the same for one stream, with the others connected; first with no endpoint of its own yet (its inbound side then comes from the Services that select its labels), then, as on Kubernetes, once its not-ready endpoint is in the EndpointSlice (published and pushed before it connects).',
             'Responses by type: what the streams received during the rounds (an EDS-only change shows only ClusterLoadAssignment).',
           ],
         },

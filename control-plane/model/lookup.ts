@@ -170,6 +170,23 @@ export function instancesOfPod(snapshot: MeshSnapshot, namespace: string, name: 
   return snapshot.index.instancesByPod.get(`${namespace}/${name}`) ?? [];
 }
 
+/**
+ * The Kubernetes Services of `namespace` whose selector `labels` match (every key with its value), by FQDN:
+ * the Services whose endpoints a Pod with those labels joins.
+ */
+export function selectingServices(
+  snapshot: MeshSnapshot,
+  namespace: string,
+  labels: Readonly<Record<string, string>>,
+): MeshService[] {
+  return snapshot.services.filter(
+    (s) =>
+      s.namespace === namespace &&
+      s.selector !== undefined &&
+      Object.entries(s.selector).every(([key, value]) => labels[key] === value),
+  );
+}
+
 /** The Service ports served at an address (a proxy's `INSTANCE_IPS`). */
 export function instancesAt(snapshot: MeshSnapshot, address: string): readonly ServiceInstance[] {
   return snapshot.index.instancesByAddress.get(address) ?? [];

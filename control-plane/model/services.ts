@@ -535,11 +535,13 @@ function buildService(
   const serviceAccounts = [
     ...new Set(ports.flatMap((p) => p.endpoints.map((e) => e.serviceAccount)).filter((sa) => sa !== '')),
   ].sort();
+  const selector = stringMap(spec?.selector);
   return {
     fqdn: serviceFqdn(o.name, o.namespace, domain),
     name: o.name,
     namespace: o.namespace,
     labels: sortedRecord(stringMap(svc?.metadata?.labels)),
+    ...(Object.keys(selector).length > 0 ? { selector } : {}),
     clusterIPs,
     headless,
     ...(externalName ? { externalName } : {}),

@@ -79,6 +79,12 @@ export interface MeshService {
   readonly name: string;
   readonly namespace: string;
   readonly labels: Readonly<Record<string, string>>;
+  /**
+   * `spec.selector`, sorted; absent when the Service selects no Pods (no selector or an empty one, a
+   * ServiceEntry host). A sidecar whose Pod no EndpointSlice lists yet serves the ports of the Services
+   * whose selector its labels match (translate/inbound-ports.ts).
+   */
+  readonly selector?: Readonly<Record<string, string>>;
   /** `spec.clusterIPs` (or `clusterIP`); [] when headless or unset. */
   readonly clusterIPs: readonly string[];
   /** `clusterIP: None`. */

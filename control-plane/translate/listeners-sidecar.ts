@@ -11,7 +11,7 @@ import { virtualServiceFor } from '../model/lookup.js';
 import { outboundTrafficPolicy, scopedServices } from './scope.js';
 import { portMtls, workloadMtls } from '../model/peer-authentication.js';
 import { isHttpProtocol } from '../model/protocol.js';
-import type { ResolvedMtlsMode, ServiceInstance } from '../model/snapshot.js';
+import type { ResolvedMtlsMode } from '../model/snapshot.js';
 import {
   BLACKHOLE_CLUSTER,
   INBOUND_PASSTHROUGH_CLUSTER,
@@ -21,7 +21,7 @@ import {
   PASSTHROUGH_CLUSTER,
 } from './cluster-names.js';
 import type { TranslateContext } from './context.js';
-import { inboundPorts } from './inbound-ports.js';
+import { inboundPorts, type InboundInstance } from './inbound-ports.js';
 import { hcmFilter, sidecarInboundHcm, sidecarOutboundHcm } from './http-connection-manager.js';
 import { httpInspectorFilter, originalDstFilter, socketAddress, tlsInspectorFilter } from './listener-address.js';
 import { outboundTcpProxyFilter, tcpProxyFilter, tcpRouteFor } from './listener-tcp-proxy.js';
@@ -193,7 +193,7 @@ function outboundTcpListeners(ctx: TranslateContext, notes: string[]): Listener[
 function inboundPortChains(
   ctx: TranslateContext,
   targetPort: number,
-  instance: ServiceInstance,
+  instance: InboundInstance,
   mode: ResolvedMtlsMode,
   defaultChain: boolean,
   rbac: InboundRbac,
