@@ -43,6 +43,44 @@ export const PROXY_UID = 1337;
 export const SDS_WORKLOAD_SECRET = 'default';
 export const SDS_ROOT_SECRET = 'ROOTCA';
 
+/**
+ * SDS names of certificates the agent reads from files in the proxy's container (Istio's names): a
+ * DestinationRule's `clientCertificate` and `privateKey` are `file-cert:<certificate>~<key>`, its
+ * `caCertificates` `file-root:<ca>`. The agent serves them from the files and sends them again when a file
+ * changes, so a rotated certificate reaches Envoy without a config change.
+ */
+export const SDS_FILE_CERTIFICATE_PREFIX = 'file-cert:';
+export const SDS_FILE_ROOT_PREFIX = 'file-root:';
+
+/** The SDS name of a client certificate and its key read from files. */
+export function fileCertificateSecretName(certificate: string, key: string): string {
+  return `${SDS_FILE_CERTIFICATE_PREFIX}${certificate}~${key}`;
+}
+
+/** The SDS name of a trust bundle read from a file. */
+export function fileRootSecretName(ca: string): string {
+  return `${SDS_FILE_ROOT_PREFIX}${ca}`;
+}
+
+/** What a file secret's name names; undefined for any other name. */
+export type FileSecretName =
+  | { readonly kind: 'certificate'; readonly certificate: string; readonly key: string }
+  | { readonly kind: 'root'; readonly ca: string };
+
+export function parseFileSecretName(name: string): FileSecretName | undefined {
+  if (name.startsWith(SDS_FILE_ROOT_PREFIX)) {
+    const ca = name.slice(SDS_FILE_ROOT_PREFIX.length);
+    return ca === '' ? undefined : { kind: 'root', ca };
+  }
+  if (name.startsWith(SDS_FILE_CERTIFICATE_PREFIX)) {
+    const rest = name.slice(SDS_FILE_CERTIFICATE_PREFIX.length);
+    const at = rest.lastIndexOf('~');
+    if (at <= 0 || at === rest.length - 1) return undefined;
+    return { kind: 'certificate', certificate: rest.slice(0, at), key: rest.slice(at + 1) };
+  }
+  return undefined;
+}
+
 /** Certificate provider instance names in the gRPC bootstrap the agent writes (proxyless mTLS). */
 export const GRPC_IDENTITY_PROVIDER = 'default';
 export const GRPC_ROOT_PROVIDER = 'ROOTCA';

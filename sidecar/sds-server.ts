@@ -4,8 +4,9 @@
 // on the certificate the agent installed last. So StreamSecrets and DeltaSecrets follow exactly the rules
 // of the control plane's ADS streams (sotw-stream.ts, delta-stream.ts): stale nonces, ACK/NACK, only what
 // a client lacks, delta's initial_resource_versions and removed_resources. What is the agent's own:
-//   - the names: `default` and `ROOTCA`; any other name is logged once and never served (Envoy keeps
-//     waiting for it);
+//   - the names: `default` and `ROOTCA`; `file-cert:<certificate>~<key>` and `file-root:<ca>`, read from
+//     those files in the proxy's container and sent again when they change (file-secrets.ts); any other
+//     name is logged once and never served (Envoy keeps waiting for it);
 //   - a request may leave type_url empty (a single-type service); another type ends the stream with
 //     INVALID_ARGUMENT;
 //   - `control_plane.identifier` is `trellis-agent`; there is no max connection age (one local client);
@@ -30,7 +31,8 @@ import { PushController } from '../control-plane/xds/push-controller.js';
 import { ResourceCache } from '../control-plane/xds/resource-cache.js';
 import type { SubscribeEvent } from '../control-plane/xds/xds-stream.js';
 import type { WorkloadCertificate } from './certificate-manager.js';
-import { CertificateSource, SecretGenerator, SERVED_SECRETS } from './secret-generator.js';
+import { DEFAULT_FILE_POLL_MS, FileSecrets } from './file-secrets.js';
+import { CertificateSource, SecretGenerator, SERVED_SECRETS, type AgentSecrets } from './secret-generator.js';
 
 export { rootSecret, workloadSecret } from './secret-generator.js';
 
@@ -82,18 +84,26 @@ export interface SdsServerOptions {
   readonly logger?: Logger;
   /** The agent's registry, for the `trellis_agent_sds_*` metrics; default a registry of its own. */
   readonly registry?: Registry;
+  /** How often certificate files a proxy asked for are checked for a change; default 1 s. */
+  readonly filePollMs?: number;
 }
 
 export class SdsServer {
   private readonly logger: Logger;
   private readonly source = new CertificateSource();
-  private readonly controller: PushController<WorkloadCertificate | undefined>;
+  private readonly controller: PushController<AgentSecrets>;
+  private readonly files: FileSecrets;
   private readonly ads: AdsServer;
   private readonly warnedUnknown = new Set<string>();
   private listening = false;
 
   constructor(private readonly options: SdsServerOptions) {
     this.logger = (options.logger ?? silentLogger).child({ component: 'sds' });
+    this.files = new FileSecrets({
+      logger: this.logger,
+      pollMs: options.filePollMs ?? DEFAULT_FILE_POLL_MS,
+      onChange: () => this.source.setFiles(this.files.current()),
+    });
     const metrics = new XdsMetrics({ prefix: 'trellis_agent_sds', registry: options.registry });
     const generator = new SecretGenerator();
     this.controller = new PushController(this.source, generator, {
@@ -109,7 +119,7 @@ export class SdsServer {
       logger: this.logger,
       controlPlaneId: CONTROL_PLANE_ID,
       maxConnectionAgeMs: UNLIMITED_CONNECTION_AGE_MS,
-      onSubscribe: (event) => this.warnUnknown(event),
+      onSubscribe: (event) => this.subscribed(event),
     });
   }
 
@@ -144,7 +154,7 @@ export class SdsServer {
 
   /** The certificate being served. */
   current(): WorkloadCertificate | undefined {
-    return this.source.current();
+    return this.source.current().certificate;
   }
 
   status(): SdsStreamStatus[] {
@@ -167,16 +177,17 @@ export class SdsServer {
 
   /** Ends every stream, shuts down (forcing it after `graceMs`) and removes the socket file. */
   async close(graceMs = 2_000): Promise<void> {
+    this.files.close();
     this.controller.stop();
     await this.ads.close(graceMs);
     if (this.listening) await fs.rm(this.options.socketPath, { force: true });
     this.listening = false;
   }
 
-  /** Logs each name the agent does not serve, once per name. */
-  private warnUnknown(event: SubscribeEvent): void {
+  /** Watches the certificate files a name asks for; logs each name the agent does not serve, once. */
+  private subscribed(event: SubscribeEvent): void {
     for (const name of event.names) {
-      if (SERVED_SECRETS.includes(name) || this.warnedUnknown.has(name)) continue;
+      if (SERVED_SECRETS.includes(name) || this.files.watch(name) || this.warnedUnknown.has(name)) continue;
       this.warnedUnknown.add(name);
       this.logger.warn(
         { stream: event.stream, node: event.proxy?.id, secret: name },

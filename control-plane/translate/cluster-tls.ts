@@ -8,16 +8,20 @@
 // |                           | DISABLE: plaintext                                    | matches: it cannot choose per endpoint) |
 // | DISABLE                   | plaintext                                             | plaintext                               |
 // | MESH_MUTUAL/ISTIO_MUTUAL  | SDS `default` + `ROOTCA`, SAN = SPIFFE ids, Istio SNI | providers identity + root, SAN = ids    |
-// | SIMPLE                    | no client cert; CA: caCertificates file, else system  | root provider only, SAN = DR or ids     |
-// |                           | roots; SAN = DR or the SNI (Istio: auto SAN)          |                                         |
-// | MUTUAL                    | SIMPLE + clientCertificate/privateKey files           | identity + root provider, SAN = DR/ids  |
+// | SIMPLE                    | no client cert; CA: caCertificates file over the      | root provider only, SAN = DR or ids     |
+// |                           | agent's SDS (`file-root:<ca>`), else system roots;    |                                         |
+// |                           | SAN = DR or the SNI (Istio: auto SAN)                 |                                         |
+// | MUTUAL                    | SIMPLE + clientCertificate/privateKey files over the  | identity + root provider, SAN = DR/ids  |
+// |                           | agent's SDS (`file-cert:<certificate>~<key>`)         |                                         |
 // | SIMPLE/MUTUAL credential- | SDS over ADS: `kubernetes://<name>` (MUTUAL: the      | cluster left out (see below)            |
 // | Name                      | client certificate) and `kubernetes://<name>-cacert`  |                                         |
 // |                           | (trust), served from the proxy's namespace (secrets.ts)|                                        |
 //
-// TLS origination (Istio's cluster_tls.go constructUpstreamTLS): certificate files are `filename` data
-// sources Envoy reads itself (Istio hands them to its agent's SDS instead; the files must be mounted
-// into the proxy container either way), `caCrl` a `crl` file beside the trusted CA, `insecureSkipVerify`
+// TLS origination (Istio's cluster_tls.go constructUpstreamTLS): certificate files are named to the
+// agent's SDS, as Istio does (`file-cert:`, `file-root:`, api/names.ts), which reads them in the proxy's
+// container and sends them again when they change (sidecar/file-secrets.ts): a rotated certificate reaches
+// Envoy without a config change, which a `filename` data source would not (Envoy reads it once, when the
+// cluster is built). `caCrl` is a `crl` file beside the trusted CA (read by Envoy), `insecureSkipVerify`
 // no validation context at all (no CA, no SAN check). With `credentialName` the Secret's material comes
 // from the control plane over ADS, like Istio's gateways; unlike Istio, sidecars get it too, without a
 // workloadSelector on the rule, because a Secret is served only to proxies of its own namespace
@@ -55,6 +59,7 @@ import {
   TlsParametersSchema,
 } from '../envoy/gen/envoy/extensions/transport_sockets/tls/v3/common_pb.js';
 import { SdsSecretConfigSchema } from '../envoy/gen/envoy/extensions/transport_sockets/tls/v3/secret_pb.js';
+import { fileCertificateSecretName, fileRootSecretName } from '../../api/names.js';
 import { credentialCaResourceName, credentialResourceName } from './secrets.js';
 import {
   CommonTlsContextSchema,
@@ -216,11 +221,8 @@ function originationCertificate(tls: ClientTLSSettings): CommonTlsFields {
   }
   if (tls.clientCertificate !== undefined && tls.privateKey !== undefined) {
     return {
-      tlsCertificates: [
-        {
-          certificateChain: { specifier: { case: 'filename', value: tls.clientCertificate } },
-          privateKey: { specifier: { case: 'filename', value: tls.privateKey } },
-        },
+      tlsCertificateSdsSecretConfigs: [
+        { name: fileCertificateSecretName(tls.clientCertificate, tls.privateKey), sdsConfig: SDS_SOURCE },
       ],
     };
   }
@@ -246,14 +248,24 @@ function originationValidation(tls: ClientTLSSettings, sans: readonly string[]):
       },
     };
   }
-  const trust =
-    tls.caCertificates !== undefined
-      ? {
-          trustedCa: { specifier: { case: 'filename' as const, value: tls.caCertificates } },
-          ...(tls.caCrl !== undefined ? { crl: { specifier: { case: 'filename' as const, value: tls.caCrl } } } : {}),
-        }
-      : { systemRootCerts: {} };
-  return { validationContextType: { case: 'validationContext', value: { ...trust, matchTypedSubjectAltNames } } };
+  const crl = tls.caCrl !== undefined ? { crl: { specifier: { case: 'filename' as const, value: tls.caCrl } } } : {};
+  if (tls.caCertificates !== undefined) {
+    return {
+      validationContextType: {
+        case: 'combinedValidationContext',
+        value: {
+          defaultValidationContext: { matchTypedSubjectAltNames, ...crl },
+          validationContextSdsSecretConfig: { name: fileRootSecretName(tls.caCertificates), sdsConfig: SDS_SOURCE },
+        },
+      },
+    };
+  }
+  return {
+    validationContextType: {
+      case: 'validationContext',
+      value: { systemRootCerts: {}, ...crl, matchTypedSubjectAltNames },
+    },
+  };
 }
 
 /**

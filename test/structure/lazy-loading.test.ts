@@ -75,7 +75,7 @@ test('the agent loads no CA library, no Kubernetes client, no translator and, fo
       CERTIFICATE_LIBRARY,
       /^control-plane\/(translate|model|ca|sources|xds\/(?!server-shutdown))/,
       /^crds\/(?!duration\.ts$)/,
-      /^sidecar\/(sds-server|secret-generator|bootstrap-envoy)\.ts$/,
+      /^sidecar\/(sds-server|secret-generator|file-secrets|bootstrap-envoy)\.ts$/,
     ]),
     [],
   );

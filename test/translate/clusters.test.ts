@@ -484,7 +484,7 @@ test('tls MUTUAL: SIMPLE plus the client certificate files (Envoy; more in tls-o
   t.like(tlsContext(json), {
     sni: FQDN,
     commonTlsContext: {
-      tlsCertificates: [{ certificateChain: { filename: '/c.pem' }, privateKey: { filename: '/k.pem' } }],
+      tlsCertificateSdsSecretConfigs: [{ name: 'file-cert:/c.pem~/k.pem' }],
       validationContext: { systemRootCerts: {} },
     },
   });

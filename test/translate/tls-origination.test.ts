@@ -26,6 +26,18 @@ import {
   workload,
 } from './_snapshots.js';
 
+/** The agent's SDS, as every Envoy sidecar's bootstrap reaches it (cluster `sds-grpc`). */
+const AGENT_SDS = {
+  apiConfigSource: {
+    apiType: 'GRPC',
+    grpcServices: [{ envoyGrpc: { clusterName: 'sds-grpc' } }],
+    setNodeOnFirstMessageOnly: true,
+    transportApiVersion: 'V3',
+  },
+  initialFetchTimeout: '0s',
+  resourceApiVersion: 'V3',
+};
+
 const FQDN = 'reviews.default.svc.cluster.local';
 const CLUSTER = `outbound|9080||${FQDN}`;
 const TLS_PARAMS = { tlsMinimumProtocolVersion: 'TLSv1_2', tlsMaximumProtocolVersion: 'TLSv1_3' };
@@ -106,7 +118,7 @@ test('SIMPLE without files: system roots, SNI and SAN = the host', async (t) => 
   });
 });
 
-test('SIMPLE caCertificates + caCrl: trusted_ca and crl files, DR sni and SANs', async (t) => {
+test('SIMPLE caCertificates + caCrl: the CA file over the agent’s SDS (file-root:), the crl file, DR sni and SANs', async (t) => {
   const tls = await tlsOf(t, {
     tls: {
       mode: 'SIMPLE',
@@ -117,15 +129,21 @@ test('SIMPLE caCertificates + caCrl: trusted_ca and crl files, DR sni and SANs',
     },
   });
   t.deepEqual(tls.sni, 'api.example.com');
-  t.deepEqual((tls.commonTlsContext as Record<string, unknown>).validationContext, {
-    trustedCa: { filename: '/etc/certs/ca.pem' },
-    crl: { filename: '/etc/certs/ca.crl' },
-    matchTypedSubjectAltNames: [
-      { sanType: 'DNS', matcher: { exact: 'api.example.com' } },
-      { sanType: 'URI', matcher: { exact: 'spiffe://example.com/api' } },
-    ],
+  t.deepEqual((tls.commonTlsContext as Record<string, unknown>).combinedValidationContext, {
+    defaultValidationContext: {
+      matchTypedSubjectAltNames: [
+        { sanType: 'DNS', matcher: { exact: 'api.example.com' } },
+        { sanType: 'URI', matcher: { exact: 'spiffe://example.com/api' } },
+      ],
+      crl: { filename: '/etc/certs/ca.crl' },
+    },
+    validationContextSdsSecretConfig: {
+      name: 'file-root:/etc/certs/ca.pem',
+      sdsConfig: AGENT_SDS,
+    },
   });
   t.false('tlsCertificates' in (tls.commonTlsContext as object));
+  t.false('tlsCertificateSdsSecretConfigs' in (tls.commonTlsContext as object));
 });
 
 test('SIMPLE insecureSkipVerify: no validation context at all', async (t) => {
@@ -133,15 +151,17 @@ test('SIMPLE insecureSkipVerify: no validation context at all', async (t) => {
   t.deepEqual(tls.commonTlsContext, { tlsParams: TLS_PARAMS });
 });
 
-test('MUTUAL with files: tls_certificates from clientCertificate and privateKey', async (t) => {
+test('MUTUAL with files: the certificate and key, and the CA, over the agent’s SDS (file-cert:, file-root:)', async (t) => {
   const tls = await tlsOf(t, {
     tls: { mode: 'MUTUAL', clientCertificate: '/c/cert.pem', privateKey: '/c/key.pem', caCertificates: '/c/ca.pem' },
   });
   t.like(tls.commonTlsContext, {
-    tlsCertificates: [{ certificateChain: { filename: '/c/cert.pem' }, privateKey: { filename: '/c/key.pem' } }],
-    validationContext: { trustedCa: { filename: '/c/ca.pem' } },
+    tlsCertificateSdsSecretConfigs: [{ name: 'file-cert:/c/cert.pem~/c/key.pem', sdsConfig: AGENT_SDS }],
+    combinedValidationContext: {
+      validationContextSdsSecretConfig: { name: 'file-root:/c/ca.pem', sdsConfig: AGENT_SDS },
+    },
   });
-  t.false('tlsCertificateSdsSecretConfigs' in (tls.commonTlsContext as object));
+  t.false('tlsCertificates' in (tls.commonTlsContext as object));
 });
 
 test('MUTUAL credentialName: SDS over ADS for the certificate and the -cacert trust', async (t) => {
