@@ -14,6 +14,7 @@ import { validateByLayer } from '../../crds/validator.js';
 import { useCluster, type Cluster } from '../helpers/cluster.js';
 import { ISTIO_RULES } from './istio-cases.js';
 import { repoRoot } from '../helpers/peer-paths.js';
+import { crdsEstablished } from '../helpers/crds-established.js';
 
 const kube = useCluster(anyTest);
 const fixtures = path.join(repoRoot, 'test/fixtures');
@@ -50,14 +51,10 @@ function installCrds(cluster: Cluster): Promise<void> {
         input: fs.readFileSync(path.join(crdsDir, file), 'utf8'),
       });
     }
-    await cluster.kubectl([
-      'wait',
-      '--for',
-      'condition=established',
-      '--timeout=60s',
-      'crd/virtualservices.networking.trellis.dev',
-      'crd/destinationrules.networking.trellis.dev',
-      'crd/peerauthentications.security.trellis.dev',
+    await crdsEstablished(cluster, [
+      'virtualservices.networking.trellis.dev',
+      'destinationrules.networking.trellis.dev',
+      'peerauthentications.security.trellis.dev',
     ]);
   })();
   return crdsReady;

@@ -10,6 +10,7 @@ import { CRD_FILES, crdsDir } from '../../crds/generate.js';
 import { API_VERSION } from '../../crds/types.js';
 import { validateByLayer } from '../../crds/validator.js';
 import { useCluster } from '../helpers/cluster.js';
+import { crdsEstablished } from '../helpers/crds-established.js';
 
 const kube = useCluster(anyTest);
 
@@ -30,14 +31,7 @@ kube.serial(
         input: fs.readFileSync(path.join(crdsDir, CRD_FILES[kind]), 'utf8'),
       });
     }
-    await cluster.kubectl([
-      'wait',
-      '--for',
-      'condition=established',
-      '--timeout=60s',
-      'crd/serviceentries.networking.trellis.dev',
-      'crd/virtualservices.networking.trellis.dev',
-    ]);
+    await crdsEstablished(cluster, ['serviceentries.networking.trellis.dev', 'virtualservices.networking.trellis.dev']);
     const { stdout: resources } = await cluster.kubectl([
       'api-resources',
       '--api-group=networking.trellis.dev',

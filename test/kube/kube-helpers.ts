@@ -9,6 +9,7 @@ import type { MeshSnapshot, ResourceStatus } from '../../control-plane/model/sna
 import { KubeSource, type KubeSourceOptions } from '../../control-plane/sources/kube-source.js';
 import type { Cluster } from '../helpers/cluster.js';
 import { within } from '../helpers/wait.js';
+import { crdsEstablished } from '../helpers/crds-established.js';
 
 const installed = new WeakMap<Cluster, Promise<void>>();
 
@@ -22,15 +23,11 @@ export function installCrds(cluster: Cluster): Promise<void> {
           input: fs.readFileSync(path.join(crdsDir, file), 'utf8'),
         });
       }
-      await cluster.kubectl([
-        'wait',
-        '--for',
-        'condition=established',
-        '--timeout=60s',
-        'crd/virtualservices.networking.trellis.dev',
-        'crd/destinationrules.networking.trellis.dev',
-        'crd/peerauthentications.security.trellis.dev',
-        'crd/serviceentries.networking.trellis.dev',
+      await crdsEstablished(cluster, [
+        'virtualservices.networking.trellis.dev',
+        'destinationrules.networking.trellis.dev',
+        'peerauthentications.security.trellis.dev',
+        'serviceentries.networking.trellis.dev',
       ]);
     })();
     installed.set(cluster, done);

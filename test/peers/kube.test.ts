@@ -12,6 +12,7 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { useCluster } from '../helpers/cluster.js';
+import { crdsEstablished } from '../helpers/crds-established.js';
 
 const kube = useCluster(anyTest);
 
@@ -102,7 +103,7 @@ kube.test('kubectl applies a CRD server-side; it becomes Established and validat
     input: crd,
   });
   t.regex(applied.stdout, /serverside-applied/);
-  await cluster.kubectl(['wait', '--for', 'condition=established', '--timeout=60s', `crd/${crdName}`]);
+  await crdsEstablished(cluster, [crdName]);
 
   const ns = await cluster.createNamespace('crd');
   const custom = cluster.kubeConfig.makeApiClient(CustomObjectsApi);
