@@ -25,8 +25,8 @@ import {
 } from '../../control-plane/envoy/gen/envoy/service/discovery/v3/discovery_pb.js';
 import { registry } from '../../control-plane/envoy/protos.js';
 import { assemble, type WorkloadCertificate } from '../../sidecar/certificate-manager.js';
-import { sdsServiceDefinition } from '../../sidecar/sds-server.js';
-import type { CaToken } from '../helpers/ca-control-plane.js';
+import { SdsServer, sdsServiceDefinition, type SdsServerOptions } from '../../sidecar/sds-server.js';
+import { captureLogs, makeTempDir, type CaToken } from '../helpers/ca-control-plane.js';
 import { within } from '../helpers/wait.js';
 
 export const SHOP_CART: WorkloadIdentity = { trustDomain: 'cluster.local', namespace: 'shop', serviceAccount: 'cart' };
@@ -34,7 +34,8 @@ export const TOKEN_CART = 'token-for-shop-cart-0123456789';
 export const TOKEN_TELLER = 'token-for-bank-teller-0123456789';
 
 /** A CA of its own (certs/ only, no control plane). */
-export { foreignAuthority as localCa } from '../ca/ca-helpers.js';
+import { foreignAuthority } from '../ca/ca-helpers.js';
+export { foreignAuthority as localCa };
 
 /** A workload certificate issued by `ca` for `identity`, assembled as the certificate manager does. */
 export async function issue(
@@ -146,4 +147,37 @@ export function secrets(response: DiscoveryResponse | DeltaDiscoveryResponse): M
 export function inline(source: { specifier: { case?: string; value?: unknown } } | undefined): string {
   const v = source?.specifier.value;
   return v instanceof Uint8Array ? Buffer.from(v).toString() : String(v);
+}
+
+/** An agent SDS server on a Unix socket in a temporary directory, three certificates of one CA, a client. */
+export interface SdsFixture {
+  readonly dir: string;
+  readonly socket: string;
+  readonly server: SdsServer;
+  readonly certs: WorkloadCertificate[];
+  readonly client: grpc.Client;
+  /** Every log record, at debug level. */
+  readonly lines: Record<string, unknown>[];
+}
+
+export async function startSds(
+  prefix: string,
+  options: Omit<SdsServerOptions, 'socketPath' | 'logger'> = {},
+): Promise<SdsFixture> {
+  const dir = makeTempDir(prefix);
+  const socket = path.join(dir, 'sds.sock');
+  const { logger, lines } = captureLogs('debug');
+  const ca = await foreignAuthority();
+  const certs = [await issue(ca), await issue(ca), await issue(ca)];
+  const server = new SdsServer({ ...options, socketPath: socket, logger });
+  await server.listen();
+  const client = new grpc.Client(`unix://${socket}`, grpc.credentials.createInsecure());
+  return { dir, socket, server, certs, client, lines };
+}
+
+/** Closes what startSds started and removes its directory. */
+export async function stopSds(fixture: Partial<SdsFixture> | undefined): Promise<void> {
+  fixture?.client?.close();
+  await fixture?.server?.close();
+  if (fixture?.dir) fs.rmSync(fixture.dir, { recursive: true, force: true });
 }

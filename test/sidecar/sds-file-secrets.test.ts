@@ -3,50 +3,28 @@
 // again when a file is rewritten, not served while a file is missing or the key does not belong to the
 // certificate, and the last good files kept meanwhile.
 import anyTest, { type TestFn } from 'ava';
-import * as grpc from '@grpc/grpc-js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { SecretSchema } from '../../control-plane/envoy/gen/envoy/extensions/transport_sockets/tls/v3/secret_pb.js';
 import type { DeltaDiscoveryResponse } from '../../control-plane/envoy/gen/envoy/service/discovery/v3/discovery_pb.js';
 import { TypeUrl } from '../../control-plane/envoy/protos.js';
 import { fileCertificateSecretName, fileRootSecretName } from '../../api/names.js';
-import type { WorkloadCertificate } from '../../sidecar/certificate-manager.js';
 import { fileSecret } from '../../sidecar/secret-generator.js';
-import { SdsServer } from '../../sidecar/sds-server.js';
 import { anyBytes, assertEnvoyValid } from '../helpers/envoy-validate.js';
 import { waitFor } from '../helpers/wait.js';
-import { captureLogs, makeTempDir } from '../helpers/ca-control-plane.js';
-import { inline, issue, localCa, sdsDelta, secrets } from './helpers.js';
+import { inline, sdsDelta, secrets, startSds, stopSds, type SdsFixture } from './helpers.js';
 
-interface Ctx {
-  dir: string;
-  server: SdsServer;
-  certs: WorkloadCertificate[];
-  client: grpc.Client;
-  lines: Record<string, unknown>[];
-}
+type Ctx = SdsFixture;
 const test = anyTest.serial as TestFn<Ctx>;
 
 const node = { id: 'cart-0.shop', metadata: { PROXY_TYPE: 'envoy' } };
 
 test.before(async (t) => {
-  const dir = makeTempDir('trellis-sds-files-');
-  const socket = path.join(dir, 'sds.sock');
-  const { logger, lines } = captureLogs('debug');
-  const ca = await localCa();
-  const certs = [await issue(ca), await issue(ca), await issue(ca)];
-  const server = new SdsServer({ socketPath: socket, logger, filePollMs: 20 });
-  await server.listen();
-  server.update(certs[0]!);
-  const client = new grpc.Client(`unix://${socket}`, grpc.credentials.createInsecure());
-  t.context = { dir, server, certs, client, lines };
+  t.context = await startSds('trellis-sds-files-', { filePollMs: 20 });
+  t.context.server.update(t.context.certs[0]!);
 });
 
-test.after.always(async (t) => {
-  t.context.client?.close();
-  await t.context.server?.close();
-  if (t.context.dir) fs.rmSync(t.context.dir, { recursive: true, force: true });
-});
+test.after.always((t) => stopSds(t.context));
 
 /** Replaces `file` as a writer that cares does: a temporary file renamed over it. */
 function replace(file: string, content: string): void {

@@ -10,43 +10,23 @@ import path from 'node:path';
 import { SecretSchema } from '../../control-plane/envoy/gen/envoy/extensions/transport_sockets/tls/v3/secret_pb.js';
 import { DiscoveryRequestSchema } from '../../control-plane/envoy/gen/envoy/service/discovery/v3/discovery_pb.js';
 import { TypeUrl } from '../../control-plane/envoy/protos.js';
-import type { WorkloadCertificate } from '../../sidecar/certificate-manager.js';
 import { Registry } from 'prom-client';
 import { rootSecret, SdsServer, sdsServiceDefinition, workloadSecret } from '../../sidecar/sds-server.js';
 import { anyBytes, assertEnvoyValid } from '../helpers/envoy-validate.js';
 import { waitFor, within } from '../helpers/wait.js';
-import { captureLogs, makeTempDir } from '../helpers/ca-control-plane.js';
-import { inline, issue, localCa, sdsDelta, sdsSotw, secrets } from './helpers.js';
+import { makeTempDir } from '../helpers/ca-control-plane.js';
+import { inline, issue, localCa, sdsDelta, sdsSotw, secrets, startSds, stopSds, type SdsFixture } from './helpers.js';
 
-interface Ctx {
-  dir: string;
-  socket: string;
-  server: SdsServer;
-  certs: WorkloadCertificate[];
-  client: grpc.Client;
-  lines: Record<string, unknown>[];
-}
+type Ctx = SdsFixture;
 const test = anyTest.serial as TestFn<Ctx>;
 
 const node = { id: 'cart-0.shop', metadata: { PROXY_TYPE: 'envoy' } };
 
 test.before(async (t) => {
-  const dir = makeTempDir('trellis-sds-');
-  const socket = path.join(dir, 'sds.sock');
-  const { logger, lines } = captureLogs('debug');
-  const ca = await localCa();
-  const certs = [await issue(ca), await issue(ca), await issue(ca)];
-  const server = new SdsServer({ socketPath: socket, logger });
-  await server.listen();
-  const client = new grpc.Client(`unix://${socket}`, grpc.credentials.createInsecure());
-  t.context = { dir, socket, server, certs, client, lines };
+  t.context = await startSds('trellis-sds-');
 });
 
-test.after.always(async (t) => {
-  t.context.client?.close();
-  await t.context.server?.close();
-  if (t.context.dir) fs.rmSync(t.context.dir, { recursive: true, force: true });
-});
+test.after.always((t) => stopSds(t.context));
 
 test('the socket is 0600; a stale socket file is replaced; a non-socket is refused', async (t) => {
   t.is(fs.statSync(t.context.socket).mode & 0o777, 0o600);

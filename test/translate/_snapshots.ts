@@ -2,8 +2,8 @@
 // proxies of both types, contexts, and Envoy's own validation of every emitted resource.
 //
 // Stable API (other translator tests import it): snapshotOf, envoyProxy, grpcProxy, contextFor,
-// assertEnvoyResourcesValid, toJson, encodeAll; the object builders of test/model/_objects.ts are
-// re-exported.
+// assertEnvoyResourcesValid, toJson, encodeAll, AGENT_SDS_JSON; the object builders of
+// test/model/_objects.ts are re-exported.
 import type { ExecutionContext } from 'ava';
 import { buildSnapshot } from '../../control-plane/model/build-snapshot.js';
 import type { MeshObject } from '../../control-plane/model/objects.js';
@@ -74,3 +74,15 @@ export async function assertEnvoyResourcesValid(t: ExecutionContext, messages: r
   const errors = results.flatMap((r) => r.errors.map((e) => `${r.name}: ${e}`));
   t.deepEqual(errors, [], 'Envoy validation errors');
 }
+
+/** The config source of the agent's SDS (cluster `sds-grpc` in every sidecar's bootstrap), as proto3 JSON. */
+export const AGENT_SDS_JSON = {
+  apiConfigSource: {
+    apiType: 'GRPC',
+    grpcServices: [{ envoyGrpc: { clusterName: 'sds-grpc' } }],
+    setNodeOnFirstMessageOnly: true,
+    transportApiVersion: 'V3',
+  },
+  initialFetchTimeout: '0s',
+  resourceApiVersion: 'V3',
+};

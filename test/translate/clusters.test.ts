@@ -12,6 +12,7 @@ import { buildClusters } from '../../control-plane/translate/clusters.js';
 import type { MeshConfig } from '../../control-plane/translate/context.js';
 import type { ProxyInfo } from '../../control-plane/xds/node.js';
 import {
+  AGENT_SDS_JSON,
   assertEnvoyResourcesValid,
   contextFor,
   destinationRule,
@@ -95,17 +96,6 @@ function tlsContext(json: Record<string, unknown>, match?: string): Record<strin
   return socket.typedConfig;
 }
 
-const SDS_CONFIG = {
-  apiConfigSource: {
-    apiType: 'GRPC',
-    grpcServices: [{ envoyGrpc: { clusterName: 'sds-grpc' } }],
-    setNodeOnFirstMessageOnly: true,
-    transportApiVersion: 'V3',
-  },
-  initialFetchTimeout: '0s',
-  resourceApiVersion: 'V3',
-};
-
 function meshTls(sni: string, sans: string[], alpn: string[]) {
   return {
     '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
@@ -113,12 +103,12 @@ function meshTls(sni: string, sans: string[], alpn: string[]) {
     commonTlsContext: {
       tlsParams: { tlsMinimumProtocolVersion: 'TLSv1_2', tlsMaximumProtocolVersion: 'TLSv1_3' },
       alpnProtocols: alpn,
-      tlsCertificateSdsSecretConfigs: [{ name: 'default', sdsConfig: SDS_CONFIG }],
+      tlsCertificateSdsSecretConfigs: [{ name: 'default', sdsConfig: AGENT_SDS_JSON }],
       combinedValidationContext: {
         defaultValidationContext: {
           matchTypedSubjectAltNames: sans.map((exact) => ({ sanType: 'URI', matcher: { exact } })),
         },
-        validationContextSdsSecretConfig: { name: 'ROOTCA', sdsConfig: SDS_CONFIG },
+        validationContextSdsSecretConfig: { name: 'ROOTCA', sdsConfig: AGENT_SDS_JSON },
       },
     },
   };

@@ -15,6 +15,7 @@ import { TypeUrl } from '../../control-plane/envoy/protos.js';
 import { resourceChanges } from '../../control-plane/inspect/config-diff.js';
 import { makeRootAndIntermediate, type TestCaPems } from '../ca/ca-helpers.js';
 import {
+  AGENT_SDS_JSON,
   assertEnvoyResourcesValid,
   contextFor,
   destinationRule,
@@ -25,18 +26,6 @@ import {
   toJson,
   workload,
 } from './_snapshots.js';
-
-/** The agent's SDS, as every Envoy sidecar's bootstrap reaches it (cluster `sds-grpc`). */
-const AGENT_SDS = {
-  apiConfigSource: {
-    apiType: 'GRPC',
-    grpcServices: [{ envoyGrpc: { clusterName: 'sds-grpc' } }],
-    setNodeOnFirstMessageOnly: true,
-    transportApiVersion: 'V3',
-  },
-  initialFetchTimeout: '0s',
-  resourceApiVersion: 'V3',
-};
 
 const FQDN = 'reviews.default.svc.cluster.local';
 const CLUSTER = `outbound|9080||${FQDN}`;
@@ -139,7 +128,7 @@ test('SIMPLE caCertificates + caCrl: the CA file over the agent’s SDS (file-ro
     },
     validationContextSdsSecretConfig: {
       name: 'file-root:/etc/certs/ca.pem',
-      sdsConfig: AGENT_SDS,
+      sdsConfig: AGENT_SDS_JSON,
     },
   });
   t.false('tlsCertificates' in (tls.commonTlsContext as object));
@@ -156,9 +145,9 @@ test('MUTUAL with files: the certificate and key, and the CA, over the agent’s
     tls: { mode: 'MUTUAL', clientCertificate: '/c/cert.pem', privateKey: '/c/key.pem', caCertificates: '/c/ca.pem' },
   });
   t.like(tls.commonTlsContext, {
-    tlsCertificateSdsSecretConfigs: [{ name: 'file-cert:/c/cert.pem~/c/key.pem', sdsConfig: AGENT_SDS }],
+    tlsCertificateSdsSecretConfigs: [{ name: 'file-cert:/c/cert.pem~/c/key.pem', sdsConfig: AGENT_SDS_JSON }],
     combinedValidationContext: {
-      validationContextSdsSecretConfig: { name: 'file-root:/c/ca.pem', sdsConfig: AGENT_SDS },
+      validationContextSdsSecretConfig: { name: 'file-root:/c/ca.pem', sdsConfig: AGENT_SDS_JSON },
     },
   });
   t.false('tlsCertificates' in (tls.commonTlsContext as object));
