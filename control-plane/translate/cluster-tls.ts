@@ -260,11 +260,9 @@ function originationValidation(tls: ClientTLSSettings, sans: readonly string[]):
       },
     };
   }
+  // Without caCertificates the CRL is left out (the validator warns: it revokes for the CA file).
   return {
-    validationContextType: {
-      case: 'validationContext',
-      value: { systemRootCerts: {}, ...crl, matchTypedSubjectAltNames },
-    },
+    validationContextType: { case: 'validationContext', value: { systemRootCerts: {}, matchTypedSubjectAltNames } },
   };
 }
 
