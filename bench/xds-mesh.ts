@@ -66,8 +66,9 @@ const USAGE = `npm run bench -- xds-mesh [--services 1000] [--endpoints 10] [--s
     its CPU per byte received exceeds the control plane's per byte sent, on the same cores)
   --scope N: a namespace Sidecar in every namespace scopes each proxy to N Services (those the rounds
     change first, so every stream still sees each change); 0: no Sidecar, every proxy gets every Service
-  --cpu-prof: a V8 CPU profile of the control plane during each round (.cpuprofile in
-    $TMPDIR/trellis-bench-profiles/), summed up in a table: where each round's CPU went
+  --cpu-prof: a V8 CPU profile of the control plane during the storm, each round and the new Pods that
+    connect with no endpoint yet (.cpuprofile in $TMPDIR/trellis-bench-profiles/), summed up in a table:
+    where each round's CPU went
   --heap-snapshot: a V8 heap snapshot of the control plane after the connect storm and a full GC
     ($TMPDIR/trellis-bench-profiles/xds-mesh-after-storm.heapsnapshot)
   --pin: the control plane (all its threads) on CPU 0, the proxies and this process on CPU 1 (taskset):
@@ -252,20 +253,27 @@ export const xdsMesh: Benchmark = {
         ...sidecarNodes(o.sidecars, o.endpoints),
         ...Array.from({ length: o.proxyless }, (_, k) => proxylessNode(k, k % 20)),
       ];
-      progress.phase(`connect storm: ${o.sidecars} sidecars + ${o.proxyless} proxyless`);
-      if (o.cpuProf) {
+      /** With --cpu-prof: a CPU profile of the control plane starts. */
+      const startProfile = async (): Promise<void> => {
+        if (!o.cpuProf) return;
         server.command('profile-start');
         await server.waitFor((e) => e.event === 'profiling', 10_000);
-      }
-      const storm = await fleet.connect(nodes, o.timeoutMs);
-      if (o.cpuProf) {
+      };
+      /** With --cpu-prof: the profile started last, written to a file named after `name`, summed up. */
+      const stopProfile = async (name: string): Promise<ProfileSummary | undefined> => {
+        if (!o.cpuProf) return undefined;
         const dir = path.join(os.tmpdir(), 'trellis-bench-profiles');
         fs.mkdirSync(dir, { recursive: true });
-        const file = path.join(dir, 'xds-mesh-0-connect-storm.cpuprofile');
+        const file = path.join(dir, `xds-mesh-${phases.length}-${name.replace(/[^a-z0-9]+/gi, '-')}.cpuprofile`);
         server.command(`profile-stop ${file}`);
         await server.waitFor((e) => e.event === 'profiled', 120_000);
         progress.phase(`profile: ${file}`);
-      }
+        return summarizeProfile(JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile, 8);
+      };
+      progress.phase(`connect storm: ${o.sidecars} sidecars + ${o.proxyless} proxyless`);
+      await startProfile();
+      const storm = await fleet.connect(nodes, o.timeoutMs);
+      await stopProfile('connect storm');
       phases.push({
         name: 'connect storm (all at once)',
         ms: storm,
@@ -293,10 +301,7 @@ export const xdsMesh: Benchmark = {
         const before = await typeCounts();
         const cpu0 = server.cpuMs();
         const mainCpu0 = server.mainCpuMs();
-        if (o.cpuProf) {
-          server.command('profile-start');
-          await server.waitFor((e) => e.event === 'profiling', 10_000);
-        }
+        await startProfile();
         const eventsBefore = server.events.length;
         const { t0, done } = await fleet.startRound(expect, o.timeoutMs);
         change();
@@ -314,16 +319,7 @@ export const xdsMesh: Benchmark = {
         };
         const cpu = server.cpuMs() - cpu0;
         const mainCpu = server.mainCpuMs() - mainCpu0;
-        let profile: ProfileSummary | undefined;
-        if (o.cpuProf) {
-          const dir = path.join(os.tmpdir(), 'trellis-bench-profiles');
-          fs.mkdirSync(dir, { recursive: true });
-          const file = path.join(dir, `xds-mesh-${phases.length}-${name.replace(/[^a-z0-9]+/gi, '-')}.cpuprofile`);
-          server.command(`profile-stop ${file}`);
-          await server.waitFor((e) => e.event === 'profiled', 60_000);
-          profile = summarizeProfile(JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile, 8);
-          progress.phase(`profile: ${file}`);
-        }
+        const profile = await stopProfile(name);
         await sleep(200);
         phases.push({
           name,
@@ -361,20 +357,23 @@ export const xdsMesh: Benchmark = {
         const [ms] = await fleet.connect([node], o.timeoutMs);
         return ms!;
       };
-      const podPhase = (name: string, ms: number[]): Phase => ({
+      const podPhase = (name: string, ms: number[], profile?: ProfileSummary): Phase => ({
         name,
         ms,
         cpuMs: NaN,
         mainCpuMs: NaN,
         responses: {},
         complete: true,
+        ...(profile ? { profile } : {}),
       });
       const newPod: number[] = [];
+      await startProfile();
       for (let r = 0; r < o.rounds; r++) {
         await sleep(200);
         newPod.push(await connectPod(`${serviceName(0)}-new-${r}`, `10.250.0.${r + 1}`));
       }
-      phases.push(podPhase('a new Pod connects', newPod));
+      const newPodName = 'a new Pod connects';
+      phases.push(podPhase(newPodName, newPod, await stopProfile(newPodName)));
       // 4b. The same, as on Kubernetes: the EndpointSlice controller lists the Pod, not ready, once it has an
       // IP, which is before its proxy starts; the Pod connects once that snapshot is published and pushed.
       const startedPod: number[] = [];
@@ -488,7 +487,10 @@ export const xdsMesh: Benchmark = {
                 .join('; ');
             return [p.name, fmtInt(p.profile!.busyMs), top(p.profile!.modules, 5), top(p.profile!.functions, 8)];
           }),
-          notes: ['Busy: profiled time not idle, from the profile start (before the change) to the last ACK.'],
+          notes: [
+            'Busy: profiled time not idle, from the profile start (before the change) to the last ACK; for the new',
+            'Pods, all five of them (and the pauses between them, idle).',
+          ],
         });
       if (fleet.errors.length > 0)
         tables.push({ title: 'Stream errors', columns: ['error'], rows: fleet.errors.map((e) => [e]) });

@@ -305,14 +305,6 @@ function entryPieces(kind: FullSetKind, resources: readonly EncodedResource[]): 
   return p.finish();
 }
 
-/** A resource in a block: its id (block keys) and whether a block ends after it (content-defined). */
-interface BlockMark {
-  readonly id: number;
-  readonly boundary: boolean;
-}
-const blockMarks = new WeakMap<EncodedResource, BlockMark>();
-let nextBlockId = 0;
-
 /**
  * Bytes from which a piece is sent by reference, not copied: frame-writes.ts hands such pieces to the HTTP/2
  * stream as they are, and a whole-set body never copies a resource this large into a block.
@@ -327,15 +319,11 @@ const BLOCK_AVERAGE = 128;
 /** A block ends after this many resources whatever their names. */
 const BLOCK_MAX = 1024;
 
-function blockMark(r: EncodedResource): BlockMark {
-  let mark = blockMarks.get(r);
-  if (!mark) {
-    let hash = 0x811c9dc5; // FNV-1a over the name's UTF-16 code units
-    for (let i = 0; i < r.name.length; i++) hash = Math.imul(hash ^ r.name.charCodeAt(i), 0x01000193);
-    mark = { id: nextBlockId++, boundary: (hash >>> 0) % BLOCK_AVERAGE === 0 };
-    blockMarks.set(r, mark);
-  }
-  return mark;
+/** Whether a block ends after `r`: its name's FNV-1a hash (over UTF-16 code units) is 0 mod BLOCK_AVERAGE. */
+function endsBlock(r: EncodedResource): boolean {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < r.name.length; i++) hash = Math.imul(hash ^ r.name.charCodeAt(i), 0x01000193);
+  return (hash >>> 0) % BLOCK_AVERAGE === 0;
 }
 
 /** Joined blocks by kind and the resources they hold, while some body uses them. */
@@ -347,7 +335,7 @@ const blockCleanup = new FinalizationRegistry<string>((key) => {
 /** The block of `run`'s entries, joined once and shared by every body that holds the same run. */
 function block(kind: FullSetKind, run: readonly EncodedResource[]): Uint8Array {
   let key = kind;
-  for (const r of run) key += `,${blockMark(r).id}`;
+  for (const r of run) key += `,${r.serial}`;
   let bytes = blocks.get(key)?.deref();
   if (!bytes) {
     bytes = joinPieces(entryPieces(kind, run));
@@ -376,7 +364,7 @@ function entryBlocks(kind: FullSetKind, resources: readonly EncodedResource[]): 
       flush(i);
       out.push(...entryPieces(kind, [r]));
       start = i + 1;
-    } else if (blockMark(r).boundary || i + 1 - start >= BLOCK_MAX) {
+    } else if (endsBlock(r) || i + 1 - start >= BLOCK_MAX) {
       flush(i + 1);
     }
   }

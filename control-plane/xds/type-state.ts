@@ -53,6 +53,27 @@ function firstPending(names: ReadonlySet<string>, set: EncodedSet, reportMissing
   return { updates, removed };
 }
 
+/** Per resource set: its resources in name order (the first response of every wildcard stream). */
+const byNameMemo = new WeakMap<EncodedSet, readonly EncodedResource[]>();
+
+/**
+ * The resources of `set` in name order, one array for every stream: a thousand proxies connecting get the
+ * same 3,000 clusters, and each sorting and looking them up again cost a millisecond per proxy.
+ */
+function allByName(set: EncodedSet): readonly EncodedResource[] {
+  const known = byNameMemo.get(set);
+  if (known) return known;
+  const list = [...set.byName.values()];
+  for (let i = 1; i < list.length; i++) {
+    if (list[i - 1]!.name > list[i]!.name) {
+      list.sort((a, b) => (a.name < b.name ? -1 : 1)); // names are unique in a set
+      break;
+    }
+  }
+  byNameMemo.set(set, list);
+  return list;
+}
+
 /** The names in code-unit order; a list already in order (a set's own names, mostly) is not sorted again. */
 function sortedNames(names: ReadonlySet<string>): string[] {
   const list = [...names];
@@ -385,6 +406,10 @@ export class TypeState {
     // The first response of an explicit subscription (nothing held, nothing dirty): every subscribed name
     // the set has, and those it lacks when they are to be reported. For a shared subscription (a thousand
     // streams connecting with the same names) it is worked out once per set.
+    if (!this.basis && this.wildcard && this.names.size === 0 && this.known.size === 0 && this.dirty.size === 0) {
+      // The first response of a wildcard (every CDS and LDS stream on connect): all of the set, by name.
+      return { updates: allByName(set), removed: [] };
+    }
     if (!this.basis && !this.wildcard && this.known.size === 0 && this.dirty.size === 0) {
       if (!this.nameSetShared) return firstPending(this.nameSet, set, reportMissing);
       let bySet = firstPendingMemo.get(this.nameSet);
@@ -420,15 +445,17 @@ export class TypeState {
   /** Records that the client was sent `updates` and `removed` and now agrees with `set`. */
   commit(set: EncodedSet, updates: readonly EncodedResource[], removed: readonly string[], tellAbsent: boolean): void {
     // From now on the client holds `set`'s version of every covered name of it: what the basis implies.
-    for (const r of updates) this.known.delete(r.name);
+    if (this.known.size > 0) for (const r of updates) this.known.delete(r.name);
     for (const name of removed) {
       if (tellAbsent && this.names.has(name)) this.known.set(name, null);
       else this.known.delete(name);
     }
     // Entries the new basis implies are dropped.
-    for (const [name, version] of [...this.known]) {
-      const implied = this.covers(name) ? set.byName.get(name)?.version : undefined;
-      if (version === implied) this.known.delete(name);
+    if (this.known.size > 0) {
+      for (const [name, version] of [...this.known]) {
+        const implied = this.covers(name) ? set.byName.get(name)?.version : undefined;
+        if (version === implied) this.known.delete(name);
+      }
     }
     this.basis = set;
     this.dirty.clear();

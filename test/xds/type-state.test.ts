@@ -2,7 +2,12 @@
 // they differ. Checked against a model that keeps every name: for seeded random sequences of subscription
 // changes, pushes and resyncs, both must ask for the same response every time.
 import test from 'ava';
-import { setVersion, type EncodedResource, type EncodedSet } from '../../control-plane/xds/resource-cache.js';
+import {
+  encodedResource,
+  setVersion,
+  type EncodedResource,
+  type EncodedSet,
+} from '../../control-plane/xds/resource-cache.js';
 import { sharedSubscription, TypeState } from '../../control-plane/xds/type-state.js';
 import { prng } from '../helpers/prng.js';
 
@@ -65,7 +70,7 @@ function randomSet(random: () => number, pool: readonly string[] = POOL): Encode
   for (const name of pool) {
     if (random() < 0.6) {
       const version = `v${Math.floor(random() * 3)}`;
-      byName.set(name, { typeUrl: TYPE, name, version, any: new Uint8Array() });
+      byName.set(name, encodedResource(TYPE, name, version, new Uint8Array()));
     }
   }
   return { typeUrl: TYPE, byName, version: setVersion(byName) };
