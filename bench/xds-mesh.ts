@@ -306,6 +306,10 @@ export const xdsMesh: Benchmark = {
         const { t0, done } = await fleet.startRound(expect, o.timeoutMs);
         change();
         const { complete, ackedMs } = await done;
+        // The last proxy can ACK before the control plane has reported the end of its push cycle (it ends
+        // after a yield to the event loop); wait briefly for that report, for the timeline column.
+        if (!server.events.slice(eventsBefore).some((e) => e.event === 'pushed'))
+          await server.waitFor((e) => e.event === 'pushed', 2_000).catch(() => undefined);
         const t0Epoch = performance.timeOrigin + t0;
         const events = server.events.slice(eventsBefore);
         const snapshot = events.find((e) => e.event === 'snapshot');
