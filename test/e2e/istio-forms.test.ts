@@ -45,7 +45,9 @@ async function deployTwoVersions(service: string, http: unknown[]): Promise<Depl
   });
 }
 
-test('relative weights 1 and 3 split 25/75 (±3 points over 2,000 calls)', async (t) => {
+// ±4 points over 2,000 calls: a weighted random pick at 25/75 has a standard deviation of 1.0 point, so the
+// bound is 4.1 of them (±3 failed once in CI at 28.3%, 3.4 of them); an even split is still far outside it.
+test('relative weights 1 and 3 split 25/75 (±4 points over 2,000 calls)', async (t) => {
   const svc = await deployTwoVersions('relative', [
     {
       route: [
@@ -60,7 +62,7 @@ test('relative weights 1 and 3 split 25/75 (±3 points over 2,000 calls)', async
   const v1 = share(calls, 'relative-v1');
   t.log(`1:3: ${JSON.stringify(tally(calls))} → v1 ${v1.toFixed(1)}%`);
   t.true(calls.every((r) => r.ok));
-  t.true(Math.abs(v1 - 25) <= 3, `v1 got ${v1.toFixed(1)}%, expected 25 ± 3`);
+  t.true(Math.abs(v1 - 25) <= 4, `v1 got ${v1.toFixed(1)}%, expected 25 ± 4`);
   await assertNoNacks(t, mesh.cp.monitoringPort, svc.owns);
 });
 

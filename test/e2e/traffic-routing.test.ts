@@ -61,7 +61,10 @@ async function deployTwoVersions(service: string, routing: ReturnType<typeof spl
   });
 }
 
-test('an 80/20 split lands within ±3 points over 2,000 calls, and a weight edit moves live traffic within 2 s', async (t) => {
+// ±4 points over 2,000 calls: a weighted random pick at 80/20 has a standard deviation of 0.9 points, so the
+// bound is 4.5 of them (±3 was 3.4, about one run in 1,300 per check); a wrong split (50/50, 20/80) is still
+// far outside it.
+test('an 80/20 split lands within ±4 points over 2,000 calls, and a weight edit moves live traffic within 2 s', async (t) => {
   const svc = await deployTwoVersions('split', [subsets('split'), split('split', 80, 20)]);
   t.teardown(() => svc.close());
   const client = await svc.client();
@@ -69,7 +72,7 @@ test('an 80/20 split lands within ±3 points over 2,000 calls, and a weight edit
   const before = await client.calls(2_000, { concurrency: 20 });
   const v1 = share(before, 'split-v1');
   t.log(`80/20: ${JSON.stringify(tally(before))} → v1 ${v1.toFixed(1)}%`);
-  t.true(Math.abs(v1 - 80) <= 3, `v1 got ${v1.toFixed(1)}%, expected 80 ± 3`);
+  t.true(Math.abs(v1 - 80) <= 4, `v1 got ${v1.toFixed(1)}%, expected 80 ± 4`);
   t.true(before.every((r) => r.ok));
 
   // Flip to 20/80 and watch the calls of a running client move.
@@ -91,7 +94,7 @@ test('an 80/20 split lands within ±3 points over 2,000 calls, and a weight edit
   const after = await client.calls(2_000, { concurrency: 20 });
   const v2 = share(after, 'split-v2');
   t.log(`20/80: ${JSON.stringify(tally(after))} → v2 ${v2.toFixed(1)}%`);
-  t.true(Math.abs(v2 - 80) <= 3, `v2 got ${v2.toFixed(1)}%, expected 80 ± 3`);
+  t.true(Math.abs(v2 - 80) <= 4, `v2 got ${v2.toFixed(1)}%, expected 80 ± 4`);
   await assertNoNacks(t, mesh.cp.monitoringPort, svc.owns);
 });
 
