@@ -101,7 +101,7 @@ export interface AdsServerOptions {
   readonly maxQueuedBytes?: number;
   /** Per-stream caps (limits.ts); each field defaults to defaultStreamLimits. */
   readonly limits?: Partial<StreamLimits>;
-  /** The clock of the request-rate buckets (tests). */
+  /** The clock of the request-rate buckets and the initial-config time (tests). */
   readonly clock?: Clock;
   /** When given, new streams are refused with UNAVAILABLE while the heap is under pressure. */
   readonly memoryPressure?: MemoryPressure;

@@ -18,6 +18,7 @@ export class XdsMetrics {
   readonly pushes: Counter<'type'>;
   readonly pushDuration: Histogram<'type'>;
   readonly pushCycleDuration: Histogram;
+  readonly initialConfig: Histogram<'proxy'>;
   readonly responseBytes: Counter<'type'>;
   readonly acks: Counter<'type'>;
   readonly nacks: Counter<'type'>;
@@ -58,6 +59,13 @@ export class XdsMetrics {
       name: `${prefix}_push_cycle_duration_seconds`,
       help: 'Time from a debounced change to every affected stream having been written to.',
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    });
+    this.initialConfig = new Histogram({
+      name: `${prefix}_initial_config_seconds`,
+      help: "Time from a stream's first request to its first ACK of each of CDS, EDS, LDS and RDS: how long a connecting proxy waits for its whole first config, by proxy type (envoy, grpc). A stream that never ACKs all four is not observed.",
+      labelNames: ['proxy'],
+      buckets: [0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [registry],
     });
     this.configsGenerated = new Counter({

@@ -4,7 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { tracer, type TraceSpan } from '../../lib/tracing.js';
 import type { Node } from '../envoy/gen/envoy/config/core/v3/base_pb.js';
-import { shortTypeName } from '../envoy/protos.js';
+import { shortTypeName, TypeUrl } from '../envoy/protos.js';
 import type { Logger } from '../logger.js';
 import type { XdsMetrics } from './metrics.js';
 import { bindProxy, StreamRefusal, type StreamPeer } from './authn.js';
@@ -30,7 +30,7 @@ export interface StreamOptions {
    */
   readonly maxQueuedBytes: number;
   readonly limits: StreamLimits;
-  /** For the request-rate bucket; default performance.now. */
+  /** For the request-rate bucket and trellis_xds_initial_config_seconds; default performance.now. */
   readonly clock?: Clock;
   /**
    * The one type a single-type service serves (SDS: the Secret type). A request may then leave type_url
@@ -76,6 +76,14 @@ let streamCounter = 0;
 /** The grpc-js call of either ADS method: requests in, responses assembled from cached bytes out. */
 export type AdsCall<Request> = grpc.ServerDuplexStream<Request, Response>;
 
+/** The types whose first ACKs make a proxy's whole first config (trellis_xds_initial_config_seconds). */
+const INITIAL_CONFIG_TYPES = [
+  TypeUrl.Cluster,
+  TypeUrl.ClusterLoadAssignment,
+  TypeUrl.Listener,
+  TypeUrl.RouteConfiguration,
+];
+
 export abstract class XdsStream<Request> implements ConfigConsumer {
   abstract readonly protocol: 'sotw' | 'delta';
   readonly id = ++streamCounter;
@@ -88,6 +96,11 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
   private readonly outbound: Outbound<Response>;
   private readonly requests: TokenBucket;
   private closed = false;
+  private readonly clock: Clock;
+  /** When the first request arrived (clock ms); undefined before it. */
+  private firstRequestAt: number | undefined;
+  /** Whether trellis_xds_initial_config_seconds has observed this stream. */
+  private initialConfigObserved = false;
 
   constructor(
     protected readonly call: AdsCall<Request>,
@@ -104,13 +117,11 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
       () => this.flushDeferred(),
       (delta) => (delta >= 0 ? queued.inc(delta) : queued.dec(-delta)),
     );
-    this.requests = new TokenBucket(
-      options.limits.requestsPerSecond,
-      options.limits.requestBurst,
-      options.clock ?? systemClock,
-    );
+    this.clock = options.clock ?? systemClock;
+    this.requests = new TokenBucket(options.limits.requestsPerSecond, options.limits.requestBurst, this.clock);
     call.on('data', (request: Request) => {
       if (this.closed) return;
+      this.firstRequestAt ??= this.clock.now();
       try {
         if (!this.requests.take()) throw rateExceeded(options.limits);
         checkRequestSize(options.limits, request as object);
@@ -249,7 +260,17 @@ export abstract class XdsStream<Request> implements ConfigConsumer {
     if (state.span) this.endResponseSpan(state, 'ACK', { 'trellis.xds.version': version });
     state.answeredNonce = state.nonce;
     this.options.metrics.acks.inc({ type: shortTypeName(state.typeUrl) });
+    if (!this.initialConfigObserved) this.observeInitialConfig();
     this.controller.answered(this);
+  }
+
+  /** Observes trellis_xds_initial_config_seconds once each of CDS, EDS, LDS and RDS has been ACKed. */
+  private observeInitialConfig(): void {
+    for (const typeUrl of INITIAL_CONFIG_TYPES) if (!this.types.get(typeUrl)?.ackedAt) return;
+    this.initialConfigObserved = true;
+    if (this.firstRequestAt === undefined) return;
+    const seconds = (this.clock.now() - this.firstRequestAt) / 1000;
+    this.options.metrics.initialConfig.observe({ proxy: this.proxy?.proxyType ?? 'unknown' }, seconds);
   }
 
   protected recordNack(state: TypeState, version: string, nonce: string, message: string): void {
