@@ -224,7 +224,7 @@ export const xdsMesh: Benchmark = {
       if (os.cpus().length < 2) throw new UsageError('--pin needs at least 2 CPUs');
       pin(process.pid, '1');
     }
-    const { server, xdsPort } = await ServerProcess.start({
+    const { server, xdsPort, monitoringPort } = await ServerProcess.start({
       debounceMs: o.debounceMs,
       script: { path: path.join('bench', 'xds-mesh-server.ts'), args: ['--config-dir', dir] },
       ...(o.pin ? { cpus: '0' } : {}),
@@ -239,6 +239,19 @@ export const xdsMesh: Benchmark = {
       const counts = await fleet.typeCounts();
       return Object.fromEntries(TYPES.map((t) => [shortTypeName(t), counts.get(t) ?? 0]));
     };
+    /** The control plane's trellis_xds_initial_config_seconds for Envoy proxies: sum (s) and count. */
+    const initialConfig = async (): Promise<{ sum: number; count: number }> => {
+      const text = await (await fetch(`http://127.0.0.1:${monitoringPort}/metrics`)).text();
+      const read = (suffix: string): number =>
+        Number(
+          new RegExp(`^trellis_xds_initial_config_seconds_${suffix}\\{proxy="envoy"\\} (\\S+)$`, 'm').exec(text)?.[1] ??
+            0,
+        );
+      return { sum: read('sum'), count: read('count') };
+    };
+    /** Mean ms of the initial configs observed between two readings. */
+    const meanInitialMs = (a: { sum: number; count: number }, b: { sum: number; count: number }): number =>
+      b.count > a.count ? ((b.sum - a.sum) / (b.count - a.count)) * 1000 : NaN;
     const diffCounts = (a: Record<string, number>, b: Record<string, number>): Record<string, number> =>
       Object.fromEntries(Object.keys(b).map((k) => [k, b[k]! - (a[k] ?? 0)]));
     try {
@@ -371,6 +384,7 @@ export const xdsMesh: Benchmark = {
         ...(profile ? { profile } : {}),
       });
       const newPod: number[] = [];
+      const beforeNewPods = await initialConfig();
       await startProfile();
       for (let r = 0; r < o.rounds; r++) {
         await sleep(200);
@@ -378,6 +392,7 @@ export const xdsMesh: Benchmark = {
       }
       const newPodName = 'a new Pod connects';
       phases.push(podPhase(newPodName, newPod, await stopProfile(newPodName)));
+      const afterNewPods = await initialConfig();
       // 4b. The same, as on Kubernetes: the EndpointSlice controller lists the Pod, not ready, once it has an
       // IP, which is before its proxy starts; the Pod connects once that snapshot is published and pushed.
       const startedPod: number[] = [];
@@ -392,6 +407,8 @@ export const xdsMesh: Benchmark = {
         startedPod.push(await connectPod(pod, starting[r]!.ip));
       }
       phases.push(podPhase('a new Pod connects, its not-ready endpoint published first', startedPod));
+      const afterStartedPods = await initialConfig();
+      const serverViewMs = [meanInitialMs(beforeNewPods, afterNewPods), meanInitialMs(afterNewPods, afterStartedPods)];
       // 5. Rollout: 10 workloads (Services 10..19) get new Pods (names, IPs, pod-template-hash).
       const rolled = Array.from({ length: 10 }, (_, k) => 10 + k);
       progress.phase(`rollout: ${rolled.length * Math.min(10, o.endpoints)} Pods of ${rolled.length} workloads`);
@@ -448,6 +465,7 @@ export const xdsMesh: Benchmark = {
             'Snapshot / push start / push end: ms from the rename to the control plane publishing the new mesh snapshot, starting the push cycle that carried the change (after the debounce), and ending the last push cycle of the round (every stream handed its config).',
             'Connect storm: ms from opening all streams to each one’s whole initial config ACKed. New Pod: the same for one stream, with the others connected; first with no endpoint of its own yet (its inbound side then comes from the Services that select its labels), then, as on Kubernetes, once its not-ready endpoint is in the EndpointSlice (published and pushed before it connects).',
             'Responses by type: what the streams received during the rounds (an EDS-only change shows only ClusterLoadAssignment).',
+            `New Pods as the control plane sees them (trellis_xds_initial_config_seconds: first request → its first ACK of each of CDS, EDS, LDS and RDS), mean of the five: ${fmt(serverViewMs[0]!, 1)} ms with no endpoint yet, ${fmt(serverViewMs[1]!, 1)} ms with the not-ready endpoint published first.`,
           ],
         },
         {
