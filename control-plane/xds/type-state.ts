@@ -403,13 +403,13 @@ export class TypeState {
     set: EncodedSet,
     reportMissing: boolean,
   ): { updates: readonly EncodedResource[]; removed: readonly string[] } {
+    // The first response of a wildcard (every CDS and LDS stream on connect): all of the set, by name.
+    if (!this.basis && this.wildcard && this.names.size === 0 && this.known.size === 0 && this.dirty.size === 0) {
+      return { updates: allByName(set), removed: [] };
+    }
     // The first response of an explicit subscription (nothing held, nothing dirty): every subscribed name
     // the set has, and those it lacks when they are to be reported. For a shared subscription (a thousand
     // streams connecting with the same names) it is worked out once per set.
-    if (!this.basis && this.wildcard && this.names.size === 0 && this.known.size === 0 && this.dirty.size === 0) {
-      // The first response of a wildcard (every CDS and LDS stream on connect): all of the set, by name.
-      return { updates: allByName(set), removed: [] };
-    }
     if (!this.basis && !this.wildcard && this.known.size === 0 && this.dirty.size === 0) {
       if (!this.nameSetShared) return firstPending(this.nameSet, set, reportMissing);
       let bySet = firstPendingMemo.get(this.nameSet);
