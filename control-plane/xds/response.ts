@@ -326,20 +326,75 @@ function endsBlock(r: EncodedResource): boolean {
   return (hash >>> 0) % BLOCK_AVERAGE === 0;
 }
 
-/** Joined blocks by kind and the resources they hold, while some body uses them. */
-const blocks = new Map<string, WeakRef<Uint8Array>>();
+/** A joined block and the serials of the resources it holds, in order. */
+interface KnownBlock {
+  readonly serials: readonly number[];
+  readonly ref: WeakRef<Uint8Array>;
+}
+
+/**
+ * Joined blocks by kind and the resources they hold (runKey), while some body uses them. A key is a hash:
+ * the serials decide (sameRun), so two runs that share a key only share no block.
+ */
+const blocks = new Map<string, KnownBlock>();
 const blockCleanup = new FinalizationRegistry<string>((key) => {
-  if (blocks.get(key)?.deref() === undefined) blocks.delete(key);
+  if (blocks.get(key)?.ref.deref() === undefined) blocks.delete(key);
 });
+
+/**
+ * A run's key: its kind, length, first serial and an FNV-1a hash of its serials. Numbers, not a string of
+ * every serial: that string cost the first proxy after an endpoint change 3 ms for 3,000 assignments.
+ */
+function runKey(kind: FullSetKind, run: readonly EncodedResource[]): string {
+  let hash = 0x811c9dc5;
+  for (const r of run) hash = Math.imul(hash ^ r.serial, 0x01000193);
+  return `${kind}|${run.length}|${run[0]!.serial}|${hash >>> 0}`;
+}
+
+/** Whether `run` holds exactly the resources of these serials, in order. */
+function sameRun(serials: readonly number[], run: readonly EncodedResource[]): boolean {
+  if (serials.length !== run.length) return false;
+  for (let i = 0; i < run.length; i++) if (serials[i] !== run[i]!.serial) return false;
+  return true;
+}
+
+type KeptBlock = { readonly serials: readonly number[]; readonly bytes: Uint8Array };
+
+let joinedBlocks = 0;
+
+/** Blocks joined so far (tests): how often a run of entries was copied into a new block. */
+export function blocksJoined(): number {
+  return joinedBlocks;
+}
+
+/**
+ * Per resource that ends a run, by kind: the newest block joined for a run ending there, kept as long as
+ * that resource lives. A change makes new sets, and the bodies of the sets it replaced die with them; the
+ * first proxy to connect after it (the body of a new set is built when one first needs it) finds the blocks
+ * of every run the change left alone here, and joins only the block that holds what changed. Without this,
+ * once a GC had collected the old bodies' blocks, that proxy joined the whole set again: 2 MB of
+ * ClusterLoadAssignments after an endpoint change, 5 ms of its first response. About one resource in
+ * BLOCK_AVERAGE ends a run, so this map has a few hundred keys.
+ */
+const keptBlocks = new WeakMap<EncodedResource, { sotw?: KeptBlock; delta?: KeptBlock }>();
 
 /** The block of `run`'s entries, joined once and shared by every body that holds the same run. */
 function block(kind: FullSetKind, run: readonly EncodedResource[]): Uint8Array {
-  let key = kind;
-  for (const r of run) key += `,${r.serial}`;
-  let bytes = blocks.get(key)?.deref();
+  const key = runKey(kind, run);
+  const known = blocks.get(key);
+  let bytes = known && sameRun(known.serials, run) ? known.ref.deref() : undefined;
   if (!bytes) {
-    bytes = joinPieces(entryPieces(kind, run));
-    blocks.set(key, new WeakRef(bytes));
+    const last = run[run.length - 1]!;
+    let kept = keptBlocks.get(last);
+    if (!kept) keptBlocks.set(last, (kept = {}));
+    let block = kept[kind];
+    if (!block || !sameRun(block.serials, run)) {
+      block = { serials: run.map((r) => r.serial), bytes: joinPieces(entryPieces(kind, run)) };
+      joinedBlocks++;
+      kept[kind] = block;
+    }
+    bytes = block.bytes;
+    blocks.set(key, { serials: block.serials, ref: new WeakRef(bytes) });
     blockCleanup.register(bytes, key);
   }
   return bytes;
@@ -382,7 +437,8 @@ function entryBlocks(kind: FullSetKind, resources: readonly EncodedResource[]): 
  * the outbound ones are every workload's: joined per set, 100 workloads held 250 MB of bodies (or, in a
  * cache bounded in bytes, joined them again and again during a connect storm); in blocks, they share the
  * outbound blocks and each holds only the block where its own clusters sit. A body lives as long as its
- * set, a block as long as some body holds it.
+ * set, a block as long as some body holds it or it is the newest of its kind ending at a living resource
+ * (`keptBlocks`).
  */
 const fullSetBodies = new WeakMap<object, Map<string, Pieces>>();
 

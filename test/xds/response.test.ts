@@ -1,5 +1,7 @@
 // Responses assembled from cached bytes (response.ts) against protobuf-es encoding the same message:
 // multi-byte length prefixes, non-ASCII names, removed resources, empty responses.
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import test from 'ava';
 import { create, equals, fromBinary, toBinary } from '@bufbuild/protobuf';
 import {
@@ -10,6 +12,7 @@ import { AnySchema } from '@bufbuild/protobuf/wkt';
 import { anyFromJson, TypeUrl, unpackAny } from '../../control-plane/envoy/protos.js';
 import { ResourceCache, type EncodedResource } from '../../control-plane/xds/resource-cache.js';
 import {
+  blocksJoined,
   encodeDeltaBody,
   encodeDeltaResponse,
   encodeSotwBody,
@@ -189,5 +192,38 @@ test('update bodies: the bytes of the response, one body per set and resources, 
     const first = sharedUpdateBody(kind, setA, many, 'trellis-ü');
     t.not(sharedUpdateBody(kind, setA, many, 'trellis-ü'), first);
     t.deepEqual(Buffer.from(joinPieces(first)), expected(setA, many), kind);
+  }
+});
+
+test('whole-set bodies: a set that replaces another joins only the blocks where it differs, after a GC too', async (t) => {
+  // A change makes new sets; the bodies of the sets it replaced die with them. The first proxy to connect
+  // after it builds the new set's body: the runs the change left alone are the blocks of before.
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const cache = new ResourceCache();
+  const before = manyResources(cache, 'outbound', 1500);
+  const changedAt = 700;
+  const changed = cache.encode(
+    unpackAny(anyFromJson(loadAssignment(before[changedAt]!.name, [9999]) as Parameters<typeof anyFromJson>[0])),
+  );
+  const after = before.map((r, i) => (i === changedAt ? changed : r));
+  for (const kind of ['sotw', 'delta'] as const) {
+    const blockCount = (() => {
+      // The old set's body, built and dropped (nothing here keeps it).
+      const body = sharedFullSetBody(kind, {}, 'v1', TypeUrl.ClusterLoadAssignment, before, 'trellis');
+      return body.length - 2; // head and tail
+    })();
+    t.true(blockCount > 4, `${blockCount} blocks`);
+    // WeakRefs held during a job stay alive until it ends: let it end, then collect everything unreferenced.
+    await new Promise((resolve) => setImmediate(resolve));
+    for (let i = 0; i < 3; i++) gc();
+    const joined = blocksJoined();
+    const body = sharedFullSetBody(kind, {}, 'v2', TypeUrl.ClusterLoadAssignment, after, 'trellis');
+    t.is(blocksJoined() - joined, 1, `${kind}: one block joined of ${blockCount}`);
+    const expected =
+      kind === 'sotw'
+        ? encodeSotwBody('v2', TypeUrl.ClusterLoadAssignment, after, 'trellis')
+        : encodeDeltaBody('v2', TypeUrl.ClusterLoadAssignment, after, [], 'trellis');
+    t.deepEqual(Buffer.from(joinPieces(body)), Buffer.from(joinPieces(expected)), kind);
   }
 });
