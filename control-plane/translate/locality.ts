@@ -28,7 +28,7 @@
 import type { LocalityLoadBalancerSetting } from '../../crds/types.js';
 import { instancesAt, instancesOfPod } from '../model/lookup.js';
 import { isEmptyLocality, labelledLocality, REGION_LABEL, SUBZONE_LABEL, ZONE_LABEL } from '../model/services.js';
-import type { Locality, MeshEndpoint, MeshNode, MeshSnapshot } from '../model/snapshot.js';
+import type { AcceptedDestinationRule, Locality, MeshEndpoint, MeshNode, MeshSnapshot } from '../model/snapshot.js';
 import type { ProxyInfo } from '../xds/node.js';
 import type { ClusterPolicy } from './cluster-policy.js';
 
@@ -227,27 +227,47 @@ function renumber(groups: readonly LocalityGroup[]): LocalityGroup[] {
   return groups.map((g) => ({ ...g, priority: index.get(g.priority)! }));
 }
 
-const relevantMemo = new WeakMap<readonly object[], { readonly any: boolean; readonly priorityKeys: string[] }>();
+type Relevance = { readonly any: boolean; readonly priorityKeys: readonly string[] };
+
+const relevantMemo = new WeakMap<readonly object[], Relevance>();
+const ruleRelevance = new WeakMap<AcceptedDestinationRule, Relevance>();
+const IRRELEVANT: Relevance = { any: false, priorityKeys: [] };
 
 /**
  * Whether any DestinationRule can make an assignment depend on the proxy's locality (a policy block with
  * outlier detection, or a localityLbSetting), and the label keys its failoverPriority lists name. Memoized
- * per snapshot list.
+ * per snapshot list, and per rule: every change of the routing makes a new list of the same rules, and the
+ * first proxy to connect after it looked at each of 1,000 rules' policies again (2–4 ms, code that runs too
+ * rarely to be compiled).
  */
-function localityRelevance(snapshot: MeshSnapshot): { readonly any: boolean; readonly priorityKeys: string[] } {
+function localityRelevance(snapshot: MeshSnapshot): Relevance {
   let found = relevantMemo.get(snapshot.destinationRules);
   if (!found) {
     const keys = new Set<string>();
     let any = false;
     for (const dr of snapshot.destinationRules) {
-      const policies = [dr.spec.trafficPolicy, ...(dr.spec.subsets ?? []).map((s) => s.trafficPolicy)];
-      const blocks = policies.flatMap((p) => (p ? [p, ...(p.portLevelSettings ?? [])] : []));
-      for (const block of blocks) {
-        if (block.outlierDetection || block.loadBalancer?.localityLbSetting) any = true;
-        for (const p of block.loadBalancer?.localityLbSetting?.failoverPriority ?? []) keys.add(p.split('=')[0]!);
-      }
+      const own = relevanceOf(dr);
+      if (own.any) any = true;
+      for (const k of own.priorityKeys) keys.add(k);
     }
     relevantMemo.set(snapshot.destinationRules, (found = { any, priorityKeys: [...keys].sort() }));
+  }
+  return found;
+}
+
+/** What one DestinationRule contributes to localityRelevance. */
+function relevanceOf(dr: AcceptedDestinationRule): Relevance {
+  let found = ruleRelevance.get(dr);
+  if (!found) {
+    const keys = new Set<string>();
+    let any = false;
+    const policies = [dr.spec.trafficPolicy, ...(dr.spec.subsets ?? []).map((s) => s.trafficPolicy)];
+    for (const block of policies.flatMap((p) => (p ? [p, ...(p.portLevelSettings ?? [])] : []))) {
+      if (block.outlierDetection || block.loadBalancer?.localityLbSetting) any = true;
+      for (const p of block.loadBalancer?.localityLbSetting?.failoverPriority ?? []) keys.add(p.split('=')[0]!);
+    }
+    found = any || keys.size > 0 ? { any, priorityKeys: [...keys] } : IRRELEVANT;
+    ruleRelevance.set(dr, found);
   }
   return found;
 }
