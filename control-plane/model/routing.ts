@@ -29,7 +29,7 @@ import {
 } from './objects.js';
 import { authorizationFields } from './authorization-policy.js';
 import { sidecarConflicts, sidecarFields } from './sidecar-scope.js';
-import { peerAuthenticationConflicts, peerFields, type PodLabels } from './peer-authentication.js';
+import { peerAuthenticationConflicts, peerFields, type PeerConflict, type PodLabels } from './peer-authentication.js';
 import type {
   AcceptedAuthorizationPolicy,
   AcceptedDestinationRule,
@@ -104,6 +104,32 @@ export interface RoutingModel {
   readonly destinationRulesByHost: Map<string, MergedDestinationRule[]>;
   readonly statuses: ResourceStatus[];
   readonly problems: Problem[];
+  /** What the Pods made of the Sidecars and PeerAuthentications (podConflicts): all the model read of them. */
+  readonly podConflicts: PodConflicts;
+}
+
+/** Sidecars and PeerAuthentications that select the same Pods as older ones of their level. */
+export interface PodConflicts {
+  readonly sidecars: readonly PeerConflict[];
+  readonly peerAuthentications: readonly PeerConflict[];
+}
+
+/**
+ * The conflicts the Pods' labels make between the accepted Sidecars and PeerAuthentications (both in
+ * precedence order): the only part of the routing judgement that reads Pods. A build whose policy objects
+ * are those of the previous one and whose Pods give equal conflicts has the previous judgement
+ * (build-snapshot.ts), so a Pod that comes, goes or is relabelled does not judge every policy again.
+ */
+export function podConflicts(
+  sidecars: readonly AcceptedSidecar[],
+  peerAuthentications: readonly AcceptedPeerAuthentication[],
+  pods: readonly PodLabels[],
+  rootNamespace: string,
+): PodConflicts {
+  return {
+    sidecars: sidecarConflicts(sidecars, pods, rootNamespace),
+    peerAuthentications: peerAuthenticationConflicts(peerAuthentications, pods, rootNamespace),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -589,7 +615,8 @@ export function buildRouting(input: RoutingInput): RoutingModel {
     .filter((j) => j.kind === 'Sidecar' && j.accepted)
     .map((j) => j.accepted as AcceptedSidecar)
     .sort(comparePrecedence);
-  for (const c of sidecarConflicts(sidecars, input.pods ?? [], input.rootNamespace)) {
+  const conflicts = podConflicts(sidecars, peerAuthentications, input.pods ?? [], input.rootNamespace);
+  for (const c of conflicts.sidecars) {
     const ref = { namespace: c.policy.namespace, name: c.policy.name };
     report(subjectOf('Sidecar', ref), { severity: 'warning', path: c.path, message: c.message });
     if (c.conflicted) judgementOf('Sidecar', ref).conflicted = true;
@@ -605,7 +632,7 @@ export function buildRouting(input: RoutingInput): RoutingModel {
   }
 
   // PeerAuthentications: several at one level (crds/rules/peer-authentication.ts).
-  for (const c of peerAuthenticationConflicts(peerAuthentications, input.pods ?? [], input.rootNamespace)) {
+  for (const c of conflicts.peerAuthentications) {
     const policy = { namespace: c.policy.namespace, name: c.policy.name };
     report(subjectOf('PeerAuthentication', policy), { severity: 'warning', path: c.path, message: c.message });
     if (c.conflicted) judgementOf('PeerAuthentication', policy).conflicted = true;
@@ -641,5 +668,6 @@ export function buildRouting(input: RoutingInput): RoutingModel {
     destinationRulesByHost,
     statuses,
     problems,
+    podConflicts: conflicts,
   };
 }

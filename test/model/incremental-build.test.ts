@@ -11,7 +11,16 @@ import { keyOf, type MeshObject } from '../../control-plane/model/objects.js';
 import type { MeshSnapshot } from '../../control-plane/model/snapshot.js';
 import { formatIssue, validateRoutingResource } from '../../crds/validator.js';
 import type { DestinationRuleSpec, ServiceEntrySpec, VirtualServiceSpec } from '../../crds/types.js';
-import { destinationRule, namespace, pod, service, slice, stableObjects, virtualService } from './_objects.js';
+import {
+  destinationRule,
+  namespace,
+  peerAuthentication,
+  pod,
+  service,
+  slice,
+  stableObjects,
+  virtualService,
+} from './_objects.js';
 
 const NAMESPACES = ['a', 'b'] as const;
 const SERVICES = ['web', 'api', 'db'] as const;
@@ -35,6 +44,10 @@ interface State {
   se: number | undefined;
   /** Per Node: its zone label ('' : no topology label), undefined: no Node object. */
   nodes: Record<string, string | undefined>;
+  /** Pods (`ns/svc-p`) that are gone (the slices may still name them). */
+  podsGone: Record<string, boolean>;
+  /** Per namespace: a Pod `extra` (app web, version v2) that no slice lists, present or not. */
+  extraPod: Record<string, boolean>;
 }
 
 const NODES = ['node-1', 'node-2'] as const;
@@ -84,7 +97,17 @@ function seSpec(variant: number): ServiceEntrySpec {
 }
 
 function initialState(): State {
-  const s: State = { services: {}, slices: {}, podVersion: {}, vs: {}, dr: {}, se: undefined, nodes: {} };
+  const s: State = {
+    services: {},
+    slices: {},
+    podVersion: {},
+    vs: {},
+    dr: {},
+    se: undefined,
+    nodes: {},
+    podsGone: {},
+    extraPod: {},
+  };
   for (const n of NODES) s.nodes[n] = 'z1';
   for (const ns of NAMESPACES) {
     for (const [i, svc] of SERVICES.entries()) {
@@ -110,7 +133,8 @@ function objects(s: State, kube: boolean): MeshObject[] {
     for (const svc of SERVICES) {
       if (s.services[`${ns}/${svc}`]) out.push(service(ns, svc, [{ name: 'http', port: 80, targetPort: 8080 }]));
       for (let p = 0; p < PODS; p++)
-        out.push(pod(ns, `${svc}-${p}`, { app: svc, version: s.podVersion[`${ns}/${svc}-${p}`]! }));
+        if (!s.podsGone[`${ns}/${svc}-${p}`])
+          out.push(pod(ns, `${svc}-${p}`, { app: svc, version: s.podVersion[`${ns}/${svc}-${p}`]! }));
       for (const n of [1, 2]) {
         const st = s.slices[`${ns}/${svc}-${n}`]!;
         const endpoints = st.endpoints.flatMap((e, p) =>
@@ -126,6 +150,29 @@ function objects(s: State, kube: boolean): MeshObject[] {
     }
   }
   if (s.se !== undefined) out.push(serviceEntry('a', 'payments', seSpec(s.se)));
+  for (const ns of NAMESPACES) {
+    if (s.extraPod[ns]) out.push(pod(ns, 'extra', { app: 'web', version: 'v2' }));
+    // Policies whose conflicts depend on the Pods (the routing judgement reads Pods for nothing else): an
+    // older PeerAuthentication and Sidecar for app web, younger ones for version v2, warned while some Pod
+    // has both labels.
+    const older = { creationTimestamp: '2026-01-01T00:00:00Z' };
+    const younger = { creationTimestamp: '2026-02-01T00:00:00Z' };
+    out.push(
+      peerAuthentication(ns, 'web', { selector: { matchLabels: { app: 'web' } }, mtls: { mode: 'STRICT' } }, older),
+    );
+    out.push(
+      peerAuthentication(
+        ns,
+        'v2',
+        { selector: { matchLabels: { version: 'v2' } }, mtls: { mode: 'PERMISSIVE' } },
+        younger,
+      ),
+    );
+    out.push(sidecar(ns, 'web', { workloadSelector: { labels: { app: 'web' } }, egress: [{ hosts: ['./*'] }] }, older));
+    out.push(
+      sidecar(ns, 'v2', { workloadSelector: { labels: { version: 'v2' } }, egress: [{ hosts: ['*/*'] }] }, younger),
+    );
+  }
   for (const n of NODES) {
     const zone = s.nodes[n];
     if (zone === undefined) continue;
@@ -141,6 +188,16 @@ function objects(s: State, kube: boolean): MeshObject[] {
   const origin = (o: MeshObject) =>
     kube ? { resourceVersion: String(canonicalJson(o.object).length) } : { file: `${o.namespace}.yaml`, document: 1 };
   return out.map((o) => ({ ...o, origin: origin(o) }) as MeshObject).sort((x, y) => (keyOf(x) < keyOf(y) ? -1 : 1));
+}
+
+function sidecar(ns: string, name: string, spec: Record<string, unknown>, meta: Record<string, unknown>): MeshObject {
+  const object = {
+    apiVersion: 'networking.trellis.dev/v1alpha1',
+    kind: 'Sidecar',
+    metadata: { name, namespace: ns, ...meta },
+    spec,
+  };
+  return { kind: 'Sidecar', namespace: ns, name, object, origin: {} } as MeshObject;
 }
 
 function serviceEntry(ns: string, name: string, spec: ServiceEntrySpec): MeshObject {
@@ -195,6 +252,21 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.tuple(fc.constantFrom(...NAMESPACES), fc.constantFrom(...SERVICES)).map(([ns, svc]) => (s: State) => {
     s.services[`${ns}/${svc}`] = !s.services[`${ns}/${svc}`];
   }),
+  // Pods that go or come: one the slices list (they may still name it when it is gone), one they do not.
+  {
+    weight: 3,
+    arbitrary: fc
+      .tuple(fc.constantFrom(...NAMESPACES), fc.constantFrom(...SERVICES), fc.integer({ min: 0, max: PODS - 1 }))
+      .map(([ns, svc, p]) => (s: State) => {
+        s.podsGone[`${ns}/${svc}-${p}`] = !s.podsGone[`${ns}/${svc}-${p}`];
+      }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.constantFrom(...NAMESPACES).map((ns) => (s: State) => {
+      s.extraPod[ns] = !s.extraPod[ns];
+    }),
+  },
   // Policy objects edited in place (the in-place path): another VirtualService or DestinationRule variant, a
   // ServiceEntry's address and port; and ones that go or come (the full path). Only valid ones: an invalid
   // edit keeps the last accepted version (stale), which a build without a previous snapshot cannot know.
@@ -342,4 +414,38 @@ test('a VirtualService edit keeps the Services, the instance indexes and every o
     .map((s) => `${s.kind}/${s.namespace}/${s.name}`);
   t.deepEqual(changed, ['VirtualService/b/web']);
   t.false(third.statuses.find((s) => s.name === 'web' && s.namespace === 'b' && s.kind === 'VirtualService')!.accepted);
+});
+
+test('a Pod that comes or goes keeps the routing judgement, unless it changes which policies overlap', (t) => {
+  const state = initialState();
+  const stable = stableObjects();
+  const first = build(stable(objects(state, false)));
+  // A Pod of db goes and one with db's labels but version v2 comes: no Pod has both app web and version v2.
+  state.podsGone['a/db-0'] = true;
+  state.podVersion['b/db-1'] = 'v2';
+  const next = build(stable(objects(state, false)), first);
+  t.is(next.statuses, first.statuses);
+  t.is(next.virtualServices, first.virtualServices);
+  t.is(next.destinationRules, first.destinationRules);
+  // A Pod with app web and version v2 makes both younger policies of namespace a select a Pod the older ones
+  // select: they are warned (and only they get new statuses).
+  state.extraPod['a'] = true;
+  const third = build(stable(objects(state, false)), next);
+  const changed = third.statuses
+    .filter((s) => !next.statuses.includes(s))
+    .map((s) => `${s.kind}/${s.namespace}/${s.name}`)
+    .sort();
+  t.deepEqual(changed, ['PeerAuthentication/a/v2', 'Sidecar/a/v2']);
+  const warned = third.statuses.find((s) => s.kind === 'PeerAuthentication' && s.namespace === 'a' && s.name === 'v2')!;
+  t.true(
+    warned.issues.some((i) => i.severity === 'warning'),
+    JSON.stringify(warned),
+  );
+  // It goes again: the warnings go with it.
+  state.extraPod['a'] = false;
+  const fourth = build(stable(objects(state, false)), third);
+  t.deepEqual(
+    fourth.statuses.find((s) => s.kind === 'PeerAuthentication' && s.namespace === 'a' && s.name === 'v2')!.issues,
+    [],
+  );
 });
