@@ -21,7 +21,7 @@ export function answerCommands(cp: ControlPlane, emit: (event: Record<string, un
         session = new Session();
         session.connect();
         await session.post('Profiler.enable');
-        await session.post('Profiler.setSamplingInterval', { interval: 500 });
+        await session.post('Profiler.setSamplingInterval', { interval: Number(process.env.TRELLIS_PROF_US ?? 500) });
         await session.post('Profiler.start');
         emit({ event: 'profiling' });
       } else if (command === 'profile-stop' && session && arg) {

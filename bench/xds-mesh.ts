@@ -66,9 +66,9 @@ const USAGE = `npm run bench -- xds-mesh [--services 1000] [--endpoints 10] [--s
     its CPU per byte received exceeds the control plane's per byte sent, on the same cores)
   --scope N: a namespace Sidecar in every namespace scopes each proxy to N Services (those the rounds
     change first, so every stream still sees each change); 0: no Sidecar, every proxy gets every Service
-  --cpu-prof: a V8 CPU profile of the control plane during the storm, each round and the new Pods that
-    connect with no endpoint yet (.cpuprofile in $TMPDIR/trellis-bench-profiles/), summed up in a table:
-    where each round's CPU went
+  --cpu-prof: a V8 CPU profile of the control plane during the storm, each round and each row of new
+    Pods (.cpuprofile in $TMPDIR/trellis-bench-profiles/), summed up in a table: where each round's CPU
+    went; sampled every 500 µs, or every TRELLIS_PROF_US µs
   --heap-snapshot: a V8 heap snapshot of the control plane after the connect storm and a full GC
     ($TMPDIR/trellis-bench-profiles/xds-mesh-after-storm.heapsnapshot)
   --pin: the control plane (all its threads) on CPU 0, the proxies and this process on CPU 1 (taskset):
@@ -396,17 +396,22 @@ export const xdsMesh: Benchmark = {
       // 4b. The same, as on Kubernetes: the EndpointSlice controller lists the Pod, not ready, once it has an
       // IP, which is before its proxy starts; the Pod connects once that snapshot is published and pushed.
       const startedPod: number[] = [];
+      /** Streams each of those pushes reached (none: a not-ready endpoint is in no assignment). */
+      const startedPushStreams: number[] = [];
       const starting: { pod: string; ip: string }[] = [];
+      await startProfile();
       for (let r = 0; r < o.rounds; r++) {
         const pod = `${serviceName(0)}-starting-${r}`;
         starting.push({ pod, ip: `10.251.0.${r + 1}` });
         const published = server.waitFor((e) => e.event === 'snapshot', o.timeoutMs);
         const pushed = published.then(() => server.waitFor((e) => e.event === 'pushed', o.timeoutMs));
         fixture.update(0, { starting: [...starting] });
-        await pushed;
+        const push = await pushed;
+        if (push.event === 'pushed') startedPushStreams.push(push.streams);
         startedPod.push(await connectPod(pod, starting[r]!.ip));
       }
-      phases.push(podPhase('a new Pod connects, its not-ready endpoint published first', startedPod));
+      const startedPodName = 'a new Pod connects, its not-ready endpoint published first';
+      phases.push(podPhase(startedPodName, startedPod, await stopProfile(startedPodName)));
       const afterStartedPods = await initialConfig();
       const serverViewMs = [meanInitialMs(beforeNewPods, afterNewPods), meanInitialMs(afterNewPods, afterStartedPods)];
       // 5. Rollout: 10 workloads (Services 10..19) get new Pods (names, IPs, pod-template-hash).
@@ -465,6 +470,7 @@ export const xdsMesh: Benchmark = {
             'Snapshot / push start / push end: ms from the rename to the control plane publishing the new mesh snapshot, starting the push cycle that carried the change (after the debounce), and ending the last push cycle of the round (every stream handed its config).',
             'Connect storm: ms from opening all streams to each one’s whole initial config ACKed. New Pod: the same for one stream, with the others connected; first with no endpoint of its own yet (its inbound side then comes from the Services that select its labels), then, as on Kubernetes, once its not-ready endpoint is in the EndpointSlice (published and pushed before it connects).',
             'Responses by type: what the streams received during the rounds (an EDS-only change shows only ClusterLoadAssignment).',
+            `New Pods, each sample in the order they connected (ms): ${newPod.map((x) => fmt(x, 1)).join(', ')} with no endpoint yet; ${startedPod.map((x) => fmt(x, 1)).join(', ')} with the not-ready endpoint published first (the pushes that published those endpoints reached ${startedPushStreams.join(', ')} streams).`,
             `New Pods as the control plane sees them (trellis_xds_initial_config_seconds: first request → its first ACK of each of CDS, EDS, LDS and RDS), mean of the five: ${fmt(serverViewMs[0]!, 1)} ms with no endpoint yet, ${fmt(serverViewMs[1]!, 1)} ms with the not-ready endpoint published first.`,
           ],
         },
