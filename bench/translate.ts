@@ -151,6 +151,87 @@ function proxy(proxyType: ProxyType): ProxyInfo {
   };
 }
 
+/** The changes `incrementalBuilds` times, each built on the snapshot before it. */
+const CHANGES = ['an endpoint moves', 'a Pod comes', 'a Pod is relabelled', 'a Pod goes', 'a VirtualService edit'] as const;
+type Change = (typeof CHANGES)[number];
+
+function keyOrder(a: MeshObject, b: MeshObject): number {
+  const ka = `${a.kind}/${a.namespace}/${a.name}`;
+  const kb = `${b.kind}/${b.namespace}/${b.name}`;
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
+}
+
+/**
+ * One object changed at a time, as a store lists them (key order), each build given the previous snapshot
+ * (what the control plane does): ms per change kind over `rounds` rounds (after two warm-up rounds).
+ */
+function incrementalBuilds(objects: readonly MeshObject[], rounds: number): Record<Change, number[]> {
+  const options = { validate: validateRoutingResource, formatIssue };
+  let current = [...objects].sort(keyOrder);
+  let snapshot = buildSnapshot(current, options);
+  const out = Object.fromEntries(CHANGES.map((c) => [c, [] as number[]])) as Record<Change, number[]>;
+  const apply = (change: Change, next: MeshObject[], record: boolean): void => {
+    const t = performance.now();
+    snapshot = buildSnapshot(next, { ...options, previous: snapshot });
+    if (record) out[change].push(performance.now() - t);
+    current = next;
+  };
+  const replace = (match: (o: MeshObject) => boolean, edit: (o: MeshObject) => MeshObject): MeshObject[] =>
+    current.map((o) => (match(o) ? edit(o) : o));
+  type Json = Record<string, unknown>;
+  for (let r = 0; r < rounds + 2; r++) {
+    const record = r >= 2;
+    apply(
+      'an endpoint moves',
+      replace(
+        (o) => o.kind === 'EndpointSlice' && o.name === 'svc-0001-slice',
+        (o) => {
+          const body = o.object as Json & { endpoints: Json[] };
+          const endpoints = body.endpoints.map((e, i) => (i === 0 ? { ...e, addresses: [`10.254.${r & 255}.1`] } : e));
+          return { ...o, object: { ...body, endpoints } } as MeshObject;
+        },
+      ),
+      record,
+    );
+    const template = current.find((o) => o.kind === 'Pod' && o.name === 'svc-0000-0')!;
+    const name = `svc-0000-extra-${r}`;
+    const body = template.object as Json & { metadata: Json };
+    const added = { ...template, name, object: { ...body, metadata: { ...body.metadata, name } } } as MeshObject;
+    apply('a Pod comes', [...current, added].sort(keyOrder), record);
+    apply(
+      'a Pod is relabelled',
+      replace(
+        (o) => o.kind === 'Pod' && o.name === 'svc-0002-0',
+        (o) => {
+          const b = o.object as Json & { metadata: Json & { labels: Json } };
+          const labels = { ...b.metadata.labels, revision: String(r) };
+          return { ...o, object: { ...b, metadata: { ...b.metadata, labels } } } as MeshObject;
+        },
+      ),
+      record,
+    );
+    apply(
+      'a Pod goes',
+      current.filter((o) => o !== added),
+      record,
+    );
+    apply(
+      'a VirtualService edit',
+      replace(
+        (o) => o.kind === 'VirtualService' && o.name === 'svc-0003',
+        (o) => {
+          const b = structuredClone(o.object) as Json & { spec: { http: { route: { weight: number }[] }[] } };
+          b.spec.http[0]!.route[0]!.weight = 80 - (r % 10);
+          b.spec.http[0]!.route[1]!.weight = 20 + (r % 10);
+          return { ...o, object: b } as MeshObject;
+        },
+      ),
+      record,
+    );
+  }
+  return out;
+}
+
 function timeEach(n: number, fn: () => void): number[] {
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -232,7 +313,8 @@ export const translate: Benchmark = {
     }
 
     const measured: Measured[] = [];
-    const snapshots: { services: number; objects: number; buildMs: number[] }[] = [];
+    const snapshots: { services: number; objects: number; buildMs: number[]; changes: Record<Change, number[]> }[] =
+      [];
     for (const services of sizes) {
       progress.phase(`translate: building a ${services}-service mesh (${endpoints} endpoints each)`);
       const objects = syntheticMesh(services, endpoints);
@@ -242,7 +324,8 @@ export const translate: Benchmark = {
       });
       const problems = snapshot!.problems.filter((p) => p.severity !== 'info');
       if (problems.length > 0) throw new Error(`synthetic mesh has problems: ${problems[0]!.message}`);
-      snapshots.push({ services, objects: objects.length, buildMs });
+      progress.update(`translate: ${services} services, one object changed at a time`);
+      snapshots.push({ services, objects: objects.length, buildMs, changes: incrementalBuilds(objects, iterations) });
       for (const proxyType of ['envoy', 'grpc'] as const) {
         progress.update(`translate: ${services} services, ${proxyType} proxy, ${iterations} iterations`);
         measured.push(measure(snapshot!, services, proxyType, iterations));
@@ -316,6 +399,17 @@ export const translate: Benchmark = {
         ]),
         notes: [
           'Three builds from the same objects; the validator caches results per object, so builds after the first validate nothing.',
+        ],
+      },
+      {
+        title: 'One object changed: buildSnapshot given the previous snapshot (p50 / max ms)',
+        columns: ['services', ...CHANGES],
+        rows: snapshots.map((s) => [
+          fmtInt(s.services),
+          ...CHANGES.map((c) => `${ms(summarize(s.changes[c]).p50)} / ${ms(summarize(s.changes[c]).max)}`),
+        ]),
+        notes: [
+          `${iterations} rounds of the five changes after two warm-up rounds, in that order, each built on the snapshot before it, as the control plane does: an EndpointSlice address; a Pod no slice lists yet (a new Pod of svc-0000); another Pod's labels; that new Pod deleted; one VirtualService's weights.`,
         ],
       },
     ];

@@ -308,7 +308,7 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
     };
   });
 
-  const { instancesByPod, instancesByAddress } = instanceIndexes(services, inPlace ? options.previous : undefined);
+  const { instancesByPod, instancesByAddress } = instanceIndexes(services, options.previous);
   const nodes = buildNodes(ofKind('Node'), options.previous?.nodes);
 
   const content = {
@@ -360,9 +360,10 @@ const MAX_INDEX_PATCHES = 64;
 /**
  * The Services' instances by Pod (`namespace/name`) and by address, each list in Service (FQDN) order, then
  * port and endpoint order. A ServiceEntry's endpoints are not workloads the mesh serves inbound: left out.
- * With `previous` (the in-place path: the same Services in the same order, where only endpoints and
- * ServiceEntries may differ): its indexes with the keys of the changed Services' instances, before and
- * after, worked out again; its very indexes when no Service changed.
+ * With `previous` whose Services have the same FQDNs in the same order (an endpoint change, a policy edit,
+ * a Pod that comes or goes): its indexes with the keys of the changed Services' instances, before and
+ * after, worked out again (a Service's instances are a function of that Service object); its very indexes
+ * when no Service changed.
  */
 function instanceIndexes(
   services: readonly MeshService[],
@@ -374,7 +375,8 @@ function instanceIndexes(
     const { instancesByPod, instancesByAddress } = previous.index;
     return { instancesByPod, instancesByAddress };
   }
-  if (!previous || !changed || changed.length > MAX_INDEX_PATCHES) {
+  // Patching more than half of the Services is more work than indexing them all again.
+  if (!previous || !changed || changed.length > MAX_INDEX_PATCHES || changed.length * 2 > services.length) {
     const instancesByPod = new Map<string, ServiceInstance[]>();
     const instancesByAddress = new Map<string, ServiceInstance[]>();
     for (const service of services) {

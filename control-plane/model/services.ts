@@ -338,15 +338,37 @@ function serviceInputs(
   const inputs: unknown[] = [domain, o.object, o.origin.file, o.origin.document];
   for (const slice of ownSlices) {
     inputs.push(slice.object, slice.name, slice.origin.file, slice.origin.document);
-    for (const raw of list((slice.object as V1EndpointSlice | undefined)?.endpoints)) {
-      const nodeName = string(record(raw)?.nodeName);
-      if (nodeName) inputs.push(nodes.get(nodeName)?.object);
-      const ref = record(record(raw)?.targetRef);
-      if (!ref || string(ref.kind) !== 'Pod' || !string(ref.name)) continue;
-      inputs.push(pods.get(`${string(ref.namespace) || slice.namespace}/${string(ref.name)!}`)?.object);
+    for (const ref of sliceRefs(slice)) {
+      inputs.push(ref.node ? nodes.get(ref.name)?.object : pods.get(ref.name)?.object);
     }
   }
   return inputs;
+}
+
+/** A Node (by name) or a Pod (by `namespace/name`) an endpoint of a slice names. */
+type SliceRef = { readonly node: boolean; readonly name: string };
+
+const sliceRefMemo = new WeakMap<object, { readonly namespace: string; readonly refs: readonly SliceRef[] }>();
+
+/**
+ * The Nodes and Pods a slice's endpoints name, in endpoint order (each endpoint's Node, then its Pod): what
+ * serviceInputs looks up. Memoized per slice object: a build in which Pods changed compares the inputs of
+ * every Service, and reading 10,000 endpoints' names again cost 10 ms of it.
+ */
+function sliceRefs(slice: Of<'EndpointSlice'>): readonly SliceRef[] {
+  const object = slice.object as object | undefined;
+  const known = object ? sliceRefMemo.get(object) : undefined;
+  if (known && known.namespace === slice.namespace) return known.refs;
+  const refs: SliceRef[] = [];
+  for (const raw of list((slice.object as V1EndpointSlice | undefined)?.endpoints)) {
+    const nodeName = string(record(raw)?.nodeName);
+    if (nodeName) refs.push({ node: true, name: nodeName });
+    const ref = record(record(raw)?.targetRef);
+    if (!ref || string(ref.kind) !== 'Pod' || !string(ref.name)) continue;
+    refs.push({ node: false, name: `${string(ref.namespace) || slice.namespace}/${string(ref.name)!}` });
+  }
+  if (object) sliceRefMemo.set(object, { namespace: slice.namespace, refs });
+  return refs;
 }
 
 function sameInputs(a: readonly unknown[], b: readonly unknown[]): boolean {
