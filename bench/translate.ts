@@ -152,7 +152,13 @@ function proxy(proxyType: ProxyType): ProxyInfo {
 }
 
 /** The changes `incrementalBuilds` times, each built on the snapshot before it. */
-const CHANGES = ['an endpoint moves', 'a Pod comes', 'a Pod is relabelled', 'a Pod goes', 'a VirtualService edit'] as const;
+const CHANGES = [
+  'an endpoint moves',
+  'a Pod comes',
+  'a Pod is relabelled',
+  'a Pod goes',
+  'a VirtualService edit',
+] as const;
 type Change = (typeof CHANGES)[number];
 
 function keyOrder(a: MeshObject, b: MeshObject): number {
@@ -313,8 +319,7 @@ export const translate: Benchmark = {
     }
 
     const measured: Measured[] = [];
-    const snapshots: { services: number; objects: number; buildMs: number[]; changes: Record<Change, number[]> }[] =
-      [];
+    const snapshots: { services: number; objects: number; buildMs: number[]; changes: Record<Change, number[]> }[] = [];
     for (const services of sizes) {
       progress.phase(`translate: building a ${services}-service mesh (${endpoints} endpoints each)`);
       const objects = syntheticMesh(services, endpoints);
