@@ -396,6 +396,31 @@ function sameStatus(a: ResourceStatus, b: ResourceStatus): boolean {
   );
 }
 
+/**
+ * Whether `j` is plainly accepted (no error, warning, conflict or lost host) and `old`, its status in the
+ * previous snapshot, is exactly what statusOf(j) makes of that: sameStatus(old, statusOf(j)) without
+ * building the status. Nearly every object of a large mesh is plainly accepted; making and comparing 2,000
+ * statuses per VirtualService edit cost 12 ms of its 46.
+ */
+function stillPlainlyAccepted(old: ResourceStatus, j: Judgement): boolean {
+  if (j.errors.length > 0 || j.warnings.length > 0 || j.conflicted || j.lostHosts.size > 0) return false;
+  return (
+    old.accepted &&
+    old.reason === 'Accepted' &&
+    old.message === 'accepted' &&
+    old.issues.length === 0 &&
+    old.kind === j.kind &&
+    old.namespace === j.namespace &&
+    old.name === j.name &&
+    old.generation === j.generation &&
+    ('generation' in old) === (j.generation !== undefined) &&
+    old.origin.file === j.origin.file &&
+    old.origin.document === j.origin.document &&
+    Object.keys(old.origin).length === Object.keys(j.origin).length &&
+    Object.keys(old).length === (j.generation !== undefined ? 9 : 8)
+  );
+}
+
 function statusOf(j: Judgement): ResourceStatus {
   let accepted: boolean;
   let reason: StatusReason;
@@ -653,8 +678,9 @@ export function buildRouting(input: RoutingInput): RoutingModel {
   // hash and deepFreeze stop at it), so an edit of one VirtualService does not re-hash thousands.
   const before = input.previous?.statuses ? statusIndex(input.previous.statuses) : undefined;
   const statuses = judgements.map((j) => {
+    const old = before?.get(objectKey(j.kind, j.namespace, j.name));
+    if (old && stillPlainlyAccepted(old, j)) return old;
     const status = statusOf(j);
-    const old = before?.get(objectKey(status.kind, status.namespace, status.name));
     return old && sameStatus(old, status) ? old : status;
   });
   return {

@@ -449,3 +449,26 @@ test('a Pod that comes or goes keeps the routing judgement, unless it changes wh
     [],
   );
 });
+
+test('a status follows its object to another file or document, its content unchanged', (t) => {
+  const state = initialState();
+  const at = (file: string, document: number) => (o: MeshObject) =>
+    o.kind === 'VirtualService' && o.namespace === 'a' && o.name === 'web'
+      ? ({ ...o, object: structuredClone(o.object), origin: { file, document } } as MeshObject)
+      : ({ ...o, origin: { file: `${o.namespace}.yaml`, document: 1 } } as MeshObject);
+  let previous = build(objects(state, false).map(at('a.yaml', 1)));
+  const first = previous;
+  const statusOfWeb = (s: MeshSnapshot) =>
+    s.statuses.find((x) => x.kind === 'VirtualService' && x.namespace === 'a' && x.name === 'web')!;
+  t.deepEqual(statusOfWeb(first).origin, { file: 'a.yaml', document: 1 });
+  for (const [file, document] of [
+    ['a.yaml', 2],
+    ['b.yaml', 2],
+  ] as const) {
+    // Each built on the one before: the document changes, then only the file.
+    const next = build(objects(state, false).map(at(file, document)), previous);
+    t.deepEqual(statusOfWeb(next).origin, { file, document });
+    t.true(statusOfWeb(next).accepted);
+    previous = next;
+  }
+});
