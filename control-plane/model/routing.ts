@@ -413,7 +413,7 @@ function stillPlainlyAccepted(old: ResourceStatus, j: Judgement): boolean {
     old.namespace === j.namespace &&
     old.name === j.name &&
     old.generation === j.generation &&
-    ('generation' in old) === (j.generation !== undefined) &&
+    'generation' in old === (j.generation !== undefined) &&
     old.origin.file === j.origin.file &&
     old.origin.document === j.origin.document &&
     Object.keys(old.origin).length === Object.keys(j.origin).length &&
