@@ -107,6 +107,52 @@ function dedupe(objects: readonly MeshObject[], problems: Problem[]): MeshObject
 }
 
 /**
+ * What dedupe makes of `objects`, found by walking them beside the previous build's input (which had no
+ * duplicate): an object that is the previous input's next one is its entry in the previous de-duplicated
+ * list, and keys are read only where the lists differ (an object that came, went or was replaced, and the
+ * one before it). A store lists its objects in key order, so a Pod that comes or goes costs a walk of
+ * identities, not 14,000 keys (3.5 ms at 1,000 Services). Undefined when the walk cannot vouch for the
+ * order (an object out of key order, two of one key): dedupe then takes the whole list, and reports.
+ */
+function dedupeAgainst(objects: readonly MeshObject[], previous: BuildInput): MeshObject[] | undefined {
+  if (previous.unique.length !== previous.objects.length) return undefined;
+  const before = previous.objects;
+  const unique: MeshObject[] = [];
+  let last: MeshObject | undefined;
+  let lastKey: string | undefined;
+  let i = 0;
+  let j = 0;
+  while (i < objects.length) {
+    const o = objects[i]!;
+    if (j < before.length && o === before[j]) {
+      // The previous input's next object: after its predecessor there too, or after a new object whose key
+      // was found below this one's.
+      unique.push(previous.unique[j]!);
+      last = o;
+      lastKey = undefined;
+      i++;
+      j++;
+      continue;
+    }
+    const key = keyOf(o);
+    if (j < before.length) {
+      const beforeKey = keyOf(before[j]!);
+      if (beforeKey < key) {
+        j++; // gone (or moved later in the list: then the order check below fails)
+        continue;
+      }
+      if (beforeKey === key) j++; // replaced
+    }
+    if (last !== undefined && compareKeys((lastKey ??= keyOf(last)), key) >= 0) return undefined;
+    unique.push(inModel(o));
+    last = o;
+    lastKey = key;
+    i++;
+  }
+  return unique;
+}
+
+/**
  * An object whose origin is already a Location (FileSource) is kept as it is: no copy. A Kubernetes
  * object's copy is kept per object, so the next build sees the very same copy while the object stays.
  */
@@ -212,7 +258,10 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
   // From here on an object's origin is its Location: the resourceVersion never reaches the snapshot, so a
   // write that changes nothing the model reads (a status, a label) gives the same hash (README.md "What
   // the hash covers"). The object itself is the same reference (validation results are cached by it).
-  const unique = inPlace ? previousInput!.unique.map((o) => inPlace.replaced.get(o) ?? o) : dedupe(objects, problems);
+  const unique = inPlace
+    ? previousInput!.unique.map((o) => inPlace.replaced.get(o) ?? o)
+    : ((previousInput?.domain === domain ? dedupeAgainst(objects, previousInput) : undefined) ??
+      dedupe(objects, problems));
   // The objects of each kind, in one pass over the list; in place, the previous lists with the replaced
   // objects swapped in (only the lists of their kinds are walked).
   const byKind = inPlace ? replacedByKind(previousInput!.byKind, inPlace.replaced) : groupByKind(unique);

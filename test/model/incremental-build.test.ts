@@ -472,3 +472,29 @@ test('a status follows its object to another file or document, its content uncha
     previous = next;
   }
 });
+
+test('given a previous snapshot, objects out of key order or defined twice build as from scratch', (t) => {
+  const state = initialState();
+  const stable = stableObjects();
+  const sorted = stable(objects(state, false));
+  const first = build(sorted);
+  const scratch = (objs: readonly MeshObject[]) =>
+    build(objs.map((o) => ({ ...o, object: structuredClone(o.object) }) as MeshObject));
+  // A new Pod, and the list reversed: the walk beside the previous input meets an object out of order.
+  state.extraPod['b'] = true;
+  const withPod = stable(objects(state, false));
+  const reversed = [...withPod].reverse();
+  t.is(view(build(reversed, first)), view(scratch(withPod)));
+  // The new Pod given twice: another copy, labelled version v1, from a file that sorts first, so it wins;
+  // the other is reported, as without a previous snapshot.
+  const extra = withPod.find((o) => o.kind === 'Pod' && o.name === 'extra')!;
+  const copy = pod('b', 'extra', { app: 'web', version: 'v1' });
+  const twice = [...withPod, { ...copy, origin: { file: 'a.yaml', document: 1 } } as MeshObject];
+  t.not(extra.origin.file, 'a.yaml');
+  const incremental = build(twice, first);
+  t.is(view(incremental), view(scratch(twice)));
+  t.true(incremental.problems.some((p) => p.message.includes('defined twice')));
+  // Back to the sorted list (the v2 copy alone) given the snapshot made of the list with the duplicate: as
+  // from scratch too.
+  t.is(view(build(withPod, incremental)), view(scratch(withPod)));
+});
