@@ -143,7 +143,7 @@ function dedupeAgainst(objects: readonly MeshObject[], previous: BuildInput): Me
       }
       if (beforeKey === key) j++; // replaced
     }
-    if (last !== undefined && compareKeys((lastKey ??= keyOf(last)), key) >= 0) return undefined;
+    if (last !== undefined && compareKeys(lastKey ?? keyOf(last), key) >= 0) return undefined;
     unique.push(inModel(o));
     last = o;
     lastKey = key;
