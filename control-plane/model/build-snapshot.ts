@@ -78,12 +78,12 @@ function readPodLabels(pod: Of<'Pod'>): PodLabels {
  * wins and the others are reported in `problems`. (The origin is only compared between copies of one key,
  * so it is serialized only then.) A store's list() is already in key order, and is taken as it is.
  */
-function dedupe(objects: readonly MeshObject[], problems: Problem[]): MeshObject[] {
+function dedupe(objects: readonly MeshObject[], problems: Problem[]): { unique: MeshObject[]; ordered: boolean } {
   const originKey = (x: { o: MeshObject; origin?: string }): string =>
     (x.origin ??= canonicalJson(locationOf(x.o.origin)));
   const keyed = objects.map((o): { o: MeshObject; key: string; origin?: string } => ({ o, key: keyOf(o) }));
-  if (!keyed.every((x, i) => i === 0 || compareKeys(keyed[i - 1]!.key, x.key) < 0))
-    keyed.sort((a, b) => compareKeys(a.key, b.key) || compareKeys(originKey(a), originKey(b)));
+  const ordered = keyed.every((x, i) => i === 0 || compareKeys(keyed[i - 1]!.key, x.key) < 0);
+  if (!ordered) keyed.sort((a, b) => compareKeys(a.key, b.key) || compareKeys(originKey(a), originKey(b)));
   const unique: MeshObject[] = [];
   let lastKey: string | undefined;
   for (const { o, key } of keyed) {
@@ -103,7 +103,7 @@ function dedupe(objects: readonly MeshObject[], problems: Problem[]): MeshObject
     lastKey = key;
     unique.push(inModel(o));
   }
-  return unique;
+  return { unique, ordered };
 }
 
 /**
@@ -115,7 +115,7 @@ function dedupe(objects: readonly MeshObject[], problems: Problem[]): MeshObject
  * order (an object out of key order, two of one key): dedupe then takes the whole list, and reports.
  */
 function dedupeAgainst(objects: readonly MeshObject[], previous: BuildInput): MeshObject[] | undefined {
-  if (previous.unique.length !== previous.objects.length) return undefined;
+  if (!previous.ordered) return undefined;
   const before = previous.objects;
   const unique: MeshObject[] = [];
   let last: MeshObject | undefined;
@@ -165,6 +165,11 @@ interface BuildInput {
   readonly objects: readonly MeshObject[];
   readonly unique: readonly MeshObject[];
   readonly domain: string;
+  /**
+   * Whether `objects` was in key order without a duplicate, so that `unique[k]` is `objects[k]` as the model
+   * keeps it (what dedupeAgainst relies on).
+   */
+  readonly ordered: boolean;
   /** `unique` by kind, each list in `unique`'s order. */
   readonly byKind: ReadonlyMap<MeshObject['kind'], readonly MeshObject[]>;
 }
@@ -258,10 +263,11 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
   // From here on an object's origin is its Location: the resourceVersion never reaches the snapshot, so a
   // write that changes nothing the model reads (a status, a label) gives the same hash (README.md "What
   // the hash covers"). The object itself is the same reference (validation results are cached by it).
-  const unique = inPlace
-    ? previousInput!.unique.map((o) => inPlace.replaced.get(o) ?? o)
-    : ((previousInput?.domain === domain ? dedupeAgainst(objects, previousInput) : undefined) ??
-      dedupe(objects, problems));
+  const walked = !inPlace && previousInput?.domain === domain ? dedupeAgainst(objects, previousInput) : undefined;
+  const deduped = inPlace || walked ? undefined : dedupe(objects, problems);
+  const unique = inPlace ? previousInput!.unique.map((o) => inPlace.replaced.get(o) ?? o) : (walked ?? deduped!.unique);
+  // In place, each object keeps its position (and key); a walk succeeds only on a list in key order.
+  const ordered = inPlace ? previousInput!.ordered : walked !== undefined || deduped!.ordered;
   // The objects of each kind, in one pass over the list; in place, the previous lists with the replaced
   // objects swapped in (only the lists of their kinds are walked).
   const byKind = inPlace ? replacedByKind(previousInput!.byKind, inPlace.replaced) : groupByKind(unique);
@@ -396,7 +402,7 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
     },
   };
   serviceMemos.set(snapshot, serviceMemo);
-  inputMemos.set(snapshot, { objects, unique, domain, byKind });
+  inputMemos.set(snapshot, { objects, unique, domain, ordered, byKind });
   routingMemos.set(snapshot, { inputs: routingInputs, routing });
   return deepFreeze(snapshot);
 }

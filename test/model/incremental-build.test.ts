@@ -484,7 +484,23 @@ test('given a previous snapshot, objects out of key order or defined twice build
   state.extraPod['b'] = true;
   const withPod = stable(objects(state, false));
   const reversed = [...withPod].reverse();
-  t.is(view(build(reversed, first)), view(scratch(withPod)));
+  const fromReversed = build(reversed, first);
+  t.is(view(fromReversed), view(scratch(withPod)));
+  // Again out of order, one object changed, given the snapshot of the reversed list: the previous input
+  // was not in key order either, so its position in it says nothing of its place in the model's list.
+  state.podVersion['a/api-1'] = 'v2';
+  const changed = stable(objects(state, false));
+  t.is(view(build([...changed].reverse(), fromReversed)), view(scratch(changed)));
+  state.podVersion['a/api-1'] = 'v1';
+  // The previous input out of order in a way the walk would not notice where the lists differ: its last
+  // object first. Then a Pod's labels change (not an in-place change: the walk runs).
+  const rotated = [withPod[withPod.length - 1]!, ...withPod.slice(0, -1)];
+  const fromRotated = build(rotated, first);
+  t.is(view(fromRotated), view(scratch(withPod)));
+  const podAt = withPod.findIndex((o) => o.kind === 'Pod' && o.namespace === 'b' && o.name === 'db-2');
+  const relabelled = pod('b', 'db-2', { app: 'db', version: 'v3' });
+  const rotatedEdited = rotated.map((o) => (o === withPod[podAt] ? relabelled : o));
+  t.is(view(build(rotatedEdited, fromRotated)), view(scratch(rotatedEdited)));
   // The new Pod given twice: another copy, labelled version v1, from a file that sorts first, so it wins;
   // the other is reported, as without a previous snapshot.
   const extra = withPod.find((o) => o.kind === 'Pod' && o.name === 'extra')!;
