@@ -387,14 +387,14 @@ function block(kind: FullSetKind, run: readonly EncodedResource[]): Uint8Array {
     const last = run[run.length - 1]!;
     let kept = keptBlocks.get(last);
     if (!kept) keptBlocks.set(last, (kept = {}));
-    let block = kept[kind];
-    if (!block || !sameRun(block.serials, run)) {
-      block = { serials: run.map((r) => r.serial), bytes: joinPieces(entryPieces(kind, run)) };
+    let newest = kept[kind];
+    if (!newest || !sameRun(newest.serials, run)) {
+      newest = { serials: run.map((r) => r.serial), bytes: joinPieces(entryPieces(kind, run)) };
       joinedBlocks++;
-      kept[kind] = block;
+      kept[kind] = newest;
     }
-    bytes = block.bytes;
-    blocks.set(key, { serials: block.serials, ref: new WeakRef(bytes) });
+    bytes = newest.bytes;
+    blocks.set(key, { serials: newest.serials, ref: new WeakRef(bytes) });
     blockCleanup.register(bytes, key);
   }
   return bytes;
