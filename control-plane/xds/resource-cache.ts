@@ -51,8 +51,13 @@ export class ResourceCache {
   private readonly byObject = new WeakMap<Message, EncodedResource>();
   private readonly byContent = new Map<string, WeakRef<EncodedResource>>();
   private readonly sets = new WeakMap<readonly Message[], EncodedSet>();
+  /** Sets by type and version, while something holds them (encodeSet). */
+  private readonly setsByVersion = new Map<string, WeakRef<EncodedSet>>();
   private readonly cleanup = new FinalizationRegistry<string>((key) => {
     if (this.byContent.get(key)?.deref() === undefined) this.byContent.delete(key);
+  });
+  private readonly setCleanup = new FinalizationRegistry<string>((key) => {
+    if (this.setsByVersion.get(key)?.deref() === undefined) this.setsByVersion.delete(key);
   });
   private encodings = 0;
 
@@ -97,6 +102,13 @@ export class ResourceCache {
   /**
    * Encodes the resources of one type. The result is memoized on the array object, so a generator that
    * hands the same array to many proxies pays once. Duplicate names are an error naming the resource.
+   *
+   * A new array whose resources have the very names and versions of a set still held gets that set: a
+   * snapshot that changes nothing a proxy is sent of a type (a not-ready endpoint, which no assignment
+   * lists, makes the assignments of its Service's workload again) leaves the proxy's set of that type the
+   * same object. So the streams holding it have nothing to compare on the new config (XdsStream.onConfig
+   * skips a type whose set is the same), and what is memoized per set (a new stream's first response, its
+   * body) carries over.
    */
   encodeSet(typeUrl: string, messages: readonly Message[]): EncodedSet {
     const known = this.sets.get(messages);
@@ -110,7 +122,14 @@ export class ResourceCache {
       if (byName.has(entry.name)) throw new Error(`two ${typeUrl} resources are named ${entry.name}`);
       byName.set(entry.name, entry);
     }
-    const set = { typeUrl, byName, version: setVersion(byName) };
+    const version = setVersion(byName);
+    const key = `${typeUrl}\0${version}`;
+    let set = this.setsByVersion.get(key)?.deref();
+    if (!set) {
+      set = { typeUrl, byName, version };
+      this.setsByVersion.set(key, new WeakRef(set));
+      this.setCleanup.register(set, key);
+    }
     this.sets.set(messages, set);
     return set;
   }

@@ -476,6 +476,53 @@ test('Pods of one workload get the very same arrays and messages; encoding does 
   t.true(first.get(TypeUrl.Cluster)!.some((c) => resourceName(c) === 'inbound|9000||'));
 });
 
+test('a snapshot that changes nothing a proxy is sent of a type keeps its encoded set, the same object', (t) => {
+  const generator = meshGenerator(defaultMeshConfig);
+  const state = initialState();
+  const web0: ProxyInfo = {
+    id: 'web-0.a',
+    cluster: '',
+    namespace: 'a',
+    serviceAccount: 'web-sa',
+    labels: { app: 'web', version: 'v1', 'trellis.dev/tlsMode': 'mesh' },
+    instanceIps: ['10.0.0.1'],
+    proxyType: 'envoy',
+    trustDomain: 'cluster.local',
+    locality: { region: '', zone: '', subZone: '' },
+    userAgent: '',
+  };
+  const cache = new ResourceCache();
+  const sets = (snap: MeshSnapshot) =>
+    new Map(
+      [...generator.generate(web0, snap)].map(([typeUrl, messages]) => [
+        typeUrl,
+        { messages, set: cache.encodeSet(typeUrl, messages) },
+      ]),
+    );
+  state.pods['a/web-2'] = undefined;
+  const before = sets(build(objects(state)));
+  // A Pod of web that is not ready yet: its Service's slice lists it, no assignment does.
+  state.pods['a/web-2'] = { ip: 200, ready: false, version: 'v2' };
+  const notReady = sets(build(objects(state)));
+  const eds = TypeUrl.ClusterLoadAssignment;
+  t.not(
+    notReady.get(eds)!.messages,
+    before.get(eds)!.messages,
+    'the assignments were made again (else this shows nothing)',
+  );
+  t.is(notReady.get(eds)!.set, before.get(eds)!.set, 'the same names and versions: the same set');
+  for (const [typeUrl, { set }] of notReady) t.is(set, before.get(typeUrl)!.set, `${typeUrl}: a new set`);
+  // Ready now: the assignments of web change, so does the set; the other types keep theirs.
+  state.pods['a/web-2'] = { ip: 200, ready: true, version: 'v2' };
+  const ready = sets(build(objects(state)));
+  t.not(ready.get(eds)!.set, before.get(eds)!.set);
+  t.not(ready.get(eds)!.set.version, before.get(eds)!.set.version);
+  t.is(ready.get(TypeUrl.RouteConfiguration)!.set, before.get(TypeUrl.RouteConfiguration)!.set);
+  // Back to not ready: the set of before, as long as it is held.
+  state.pods['a/web-2'] = { ip: 200, ready: false, version: 'v2' };
+  t.is(sets(build(objects(state))).get(eds)!.set, before.get(eds)!.set);
+});
+
 /** An Envoy sidecar in namespace b that serves nothing (no instances, no labels). */
 function plainClient(): ProxyInfo {
   return {
