@@ -12,6 +12,8 @@
 //   - a new Pod of an existing workload connecting: its time to a complete config, before its endpoint is
 //     listed, and (as on Kubernetes, where the EndpointSlice controller lists a Pod not ready once it has an
 //     IP) after its not-ready endpoint is published;
+//   - the same new Pod's first config from go-control-plane v0.14.0 serving the very same resources
+//     (bench/mesh-baseline.ts): what handing over those bytes takes on this machine, the baseline;
 //   - a rollout of 10 workloads (`--rollout` Pods: new names, IPs and pod-template-hash).
 // Tests never assert timings; this writes bench/results/xds-mesh-latest.md (+json).
 import { execFileSync } from 'node:child_process';
@@ -30,7 +32,8 @@ import {
   serviceFqdn,
   serviceName,
 } from './mesh-fixture.js';
-import { goPeer } from './go-peers.js';
+import { goPeer, type GcpCache } from './go-peers.js';
+import { baselineNewPods, writeProxyConfig, type BaselinePods } from './mesh-baseline.js';
 import { GoMeshFleet } from './mesh-load.js';
 import {
   MeshFleet,
@@ -59,7 +62,8 @@ import { summarizeProfile, type CpuProfile, type ProfileEntry, type ProfileSumma
 
 const USAGE = `npm run bench -- xds-mesh [--services 1000] [--endpoints 10] [--sidecars 1000] [--proxyless 200]
     [--connections 50] [--rounds 5] [--debounce-after 100ms] [--timeout 300s] [--scope 0] [--cpu-prof]
-    [--heap-snapshot] [--clients go|node] [--pin] [--client-window 268435456]
+    [--heap-snapshot] [--clients go|node] [--pin] [--client-window 268435456] [--new-pods 10]
+    [--baseline snapshot,linear]
   quick run: --services 200 --sidecars 100 --proxyless 20
   --clients: the simulated proxies run in the Go load generator (go, the default; tools/peers/xds-load,
     built by \`npm run peers\`) or in this Node process (node: bench/mesh-sim.ts, the same streams, but
@@ -75,7 +79,10 @@ const USAGE = `npm run bench -- xds-mesh [--services 1000] [--endpoints 10] [--s
     what the control plane does with a core of its own, without the proxies competing for it
   --client-window: the Go proxies' HTTP/2 receive window per stream and per connection, in bytes; the
     default is Envoy's (256 MiB, which neither Istio's nor Trellis's bootstrap changes); 0: grpc-go's own
-    (64 KiB, grown by its BDP estimate)`;
+    (64 KiB, grown by its BDP estimate)
+  --new-pods N: how many new Pods connect, one at a time, in each of the two new-Pod rows
+  --baseline: go-control-plane v0.14.0 caches (snapshot, linear; or none) that serve a sidecar's resources,
+    as Trellis sent them, to --new-pods more new Pods of the same Go proxies (npm run peers -- gcp xds-load)`;
 
 interface Options {
   services: number;
@@ -94,6 +101,10 @@ interface Options {
   pin: boolean;
   /** The Go proxies' HTTP/2 receive window in bytes; 0: grpc-go's. */
   clientWindow: number;
+  /** New Pods per new-Pod row. */
+  newPods: number;
+  /** go-control-plane caches of the new-Pod baseline (empty: none). */
+  baseline: GcpCache[];
 }
 
 /** Envoy's default HTTP/2 receive window, per stream and per connection (Http2ProtocolOptions). */
@@ -117,6 +128,8 @@ function parseOptions(argv: readonly string[]): Options {
       clients: { type: 'string', default: 'go' },
       pin: { type: 'boolean', default: false },
       'client-window': { type: 'string', default: String(ENVOY_WINDOW) },
+      'new-pods': { type: 'string', default: '10' },
+      baseline: { type: 'string', default: 'snapshot,linear' },
     },
     strict: true,
   });
@@ -135,7 +148,12 @@ function parseOptions(argv: readonly string[]): Options {
     clients: values.clients === 'node' ? 'node' : 'go',
     pin: values.pin,
     clientWindow: Number(values['client-window']),
+    newPods: positiveInt('new-pods', values['new-pods']),
+    baseline: values.baseline === 'none' ? [] : (values.baseline.split(',') as GcpCache[]),
   };
+  if (o.baseline.some((c) => c !== 'snapshot' && c !== 'linear'))
+    throw new UsageError('--baseline must be none or a list of snapshot and linear');
+  if (o.baseline.length > 0 && o.clients !== 'go') throw new UsageError('--baseline needs --clients go');
   if (values.clients !== 'go' && values.clients !== 'node') throw new UsageError('--clients must be go or node');
   if (
     !Number.isInteger(o.clientWindow) ||
@@ -195,6 +213,9 @@ interface Phase {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The pause before each new Pod of the row "a new Pod connects" and of the baseline. */
+const NEW_POD_GAP_MS = 200;
 
 /** Binds every thread of process `pid` (and the processes it starts later) to `cpus` (taskset). */
 function pin(pid: number, cpus: string): void {
@@ -386,12 +407,14 @@ export const xdsMesh: Benchmark = {
       const newPod: number[] = [];
       const beforeNewPods = await initialConfig();
       await startProfile();
-      for (let r = 0; r < o.rounds; r++) {
-        await sleep(200);
+      const bytesBeforeNewPods = await fleet.totalBytes();
+      for (let r = 0; r < o.newPods; r++) {
+        await sleep(NEW_POD_GAP_MS);
         newPod.push(await connectPod(`${serviceName(0)}-new-${r}`, `10.250.0.${r + 1}`));
       }
       const newPodName = 'a new Pod connects';
       phases.push(podPhase(newPodName, newPod, await stopProfile(newPodName)));
+      const bytesPerNewPod = ((await fleet.totalBytes()) - bytesBeforeNewPods) / o.newPods;
       const afterNewPods = await initialConfig();
       // 4b. The same, as on Kubernetes: the EndpointSlice controller lists the Pod, not ready, once it has an
       // IP, which is before its proxy starts; the Pod connects once that snapshot is published and pushed.
@@ -400,7 +423,7 @@ export const xdsMesh: Benchmark = {
       const startedPushStreams: number[] = [];
       const starting: { pod: string; ip: string }[] = [];
       await startProfile();
-      for (let r = 0; r < o.rounds; r++) {
+      for (let r = 0; r < o.newPods; r++) {
         const pod = `${serviceName(0)}-starting-${r}`;
         starting.push({ pod, ip: `10.251.0.${r + 1}` });
         const published = server.waitFor((e) => e.event === 'snapshot', o.timeoutMs);
@@ -414,6 +437,36 @@ export const xdsMesh: Benchmark = {
       phases.push(podPhase(startedPodName, startedPod, await stopProfile(startedPodName)));
       const afterStartedPods = await initialConfig();
       const serverViewMs = [meanInitialMs(beforeNewPods, afterNewPods), meanInitialMs(afterNewPods, afterStartedPods)];
+      // 4c. The baseline: go-control-plane serving the resources a Pod of workload 0 holds now, to new Pods of
+      // the same Go proxies (a process of their own; the Trellis streams stay connected, idle).
+      const baselines: BaselinePods[] = [];
+      let baselineConfig = { resources: 0, bytes: 0 };
+      if (o.baseline.length > 0) {
+        const file = path.join(dir, 'baseline-resources.json');
+        baselineConfig = await writeProxyConfig(monitoringPort, sidecarNode(0, 0, o.endpoints).id, file);
+        for (const cache of o.baseline) {
+          progress.phase(`baseline: ${o.newPods} new Pods from go-control-plane (${cache} cache)`);
+          const pod = (name: string): SimNode => ({
+            ...sidecarNode(0, 0, o.endpoints),
+            id: `${name}.${namespaceOf(0)}`,
+          });
+          const result = await baselineNewPods({
+            gcpBinary: gcpBinary(),
+            loadBinary: goLoadBinary(),
+            file,
+            cache,
+            warmup: pod(`${serviceName(0)}-gcp-${cache}-warmup`),
+            nodes: Array.from({ length: o.newPods }, (_, r) => pod(`${serviceName(0)}-gcp-${cache}-${r}`)),
+            window: o.clientWindow,
+            gapMs: NEW_POD_GAP_MS,
+            timeoutMs: o.timeoutMs,
+          });
+          baselines.push(result);
+          phases.push(
+            podPhase(`a new Pod connects to go-control-plane (${cache} cache), the same resources`, result.ms),
+          );
+        }
+      }
       // 5. Rollout: 10 workloads (Services 10..19) get new Pods (names, IPs, pod-template-hash).
       const rolled = Array.from({ length: 10 }, (_, k) => 10 + k);
       progress.phase(`rollout: ${rolled.length * Math.min(10, o.endpoints)} Pods of ${rolled.length} workloads`);
@@ -428,7 +481,7 @@ export const xdsMesh: Benchmark = {
       const final = server.memory();
       const finalHeap = await server.gc();
       const finalGc = server.memory();
-      const proxies = nodes.length + 2 * o.rounds;
+      const proxies = nodes.length + 2 * o.newPods;
 
       const tables: Table[] = [
         {
@@ -471,7 +524,12 @@ export const xdsMesh: Benchmark = {
             'Connect storm: ms from opening all streams to each one’s whole initial config ACKed. New Pod: the same for one stream, with the others connected; first with no endpoint of its own yet (its inbound side then comes from the Services that select its labels), then, as on Kubernetes, once its not-ready endpoint is in the EndpointSlice (published and pushed before it connects).',
             'Responses by type: what the streams received during the rounds (an EDS-only change shows only ClusterLoadAssignment).',
             `New Pods, each sample in the order they connected (ms): ${newPod.map((x) => fmt(x, 1)).join(', ')} with no endpoint yet; ${startedPod.map((x) => fmt(x, 1)).join(', ')} with the not-ready endpoint published first (the pushes that published those endpoints reached ${startedPushStreams.join(', ')} streams).`,
-            `New Pods as the control plane sees them (trellis_xds_initial_config_seconds: first request → its first ACK of each of CDS, EDS, LDS and RDS), mean of the five: ${fmt(serverViewMs[0]!, 1)} ms with no endpoint yet, ${fmt(serverViewMs[1]!, 1)} ms with the not-ready endpoint published first.`,
+            `New Pods as the control plane sees them (trellis_xds_initial_config_seconds: first request → its first ACK of each of CDS, EDS, LDS and RDS), mean of the ${o.newPods}: ${fmt(serverViewMs[0]!, 1)} ms with no endpoint yet, ${fmt(serverViewMs[1]!, 1)} ms with the not-ready endpoint published first. Bytes each received: ${fmtBytes(bytesPerNewPod)}.`,
+            ...(baselines.length > 0
+              ? [
+                  `Baseline: go-control-plane v0.14.0 serving the ${fmtInt(baselineConfig.resources)} CDS, EDS, LDS and RDS resources (${fmtBytes(baselineConfig.bytes)}) a Pod of the same workload held from Trellis (read from its /debug/config and encoded again), from a process of its own, to new Pods of the same Go proxies in a second load-generator process (the Trellis streams connected and idle meanwhile), one every ${NEW_POD_GAP_MS} ms after one not counted. ${baselines.map((b) => `${b.cache} cache: ${b.ms.map((x) => fmt(x, 1)).join(', ')} ms, ${fmtBytes(b.bytesPerPod)} each`).join('; ')}.`,
+                ]
+              : []),
           ],
         },
         {
@@ -545,6 +603,12 @@ export const xdsMesh: Benchmark = {
 };
 
 /** The Go load generator, or a usage error saying how to build it. */
+function gcpBinary(): string {
+  const binary = goPeer('gcp');
+  if (!binary) throw new UsageError('go-control-plane is not built: npm run peers -- gcp (or --baseline none)');
+  return binary;
+}
+
 function goLoadBinary(): string {
   const binary = goPeer('xds-load');
   if (!binary)

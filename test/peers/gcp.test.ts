@@ -1,5 +1,6 @@
 // The go-control-plane baseline of `npm run bench -- xds-compare` kept honest: the go-control-plane peer
-// (SnapshotCache and LinearCache) and `trellis control-plane --static-resources` serve the same file, the Go
+// (SnapshotCache and LinearCache; and the SnapshotCache reading the file's binary form, as the new-Pod
+// baseline of `xds-mesh` writes it) and `trellis control-plane --static-resources` serve the same file, the Go
 // load generator (tools/peers/xds-load) opens 5 Envoy-like ADS streams against each, and every stream of every
 // server must hold the same resources, byte for byte, before and after a one-endpoint change.
 // Skipped (one line) when the Go peers are not built, failed under CI.
@@ -9,6 +10,8 @@ import path from 'node:path';
 import test from 'ava';
 import { Fixture, ROUTE_NAME } from '../../bench/fixture.js';
 import { goPeer, isEvent, startGcp, startLoad, type GoEvent, type GoProcess } from '../../bench/go-peers.js';
+import { binaryResource } from '../../bench/mesh-baseline.js';
+import type { JsonValue } from '@bufbuild/protobuf';
 import { startControlPlaneProcess } from '../helpers/process.js';
 
 const gcpBinary = goPeer('gcp');
@@ -20,7 +23,19 @@ const PORT = 20_001;
 const TIMEOUT_MS = 60_000;
 
 type Held = Record<string, Record<string, string>>;
-type ServerKind = 'trellis' | 'gcp-snapshot' | 'gcp-linear';
+type ServerKind = 'trellis' | 'gcp-snapshot' | 'gcp-linear' | 'gcp-binary';
+
+/** The file as `kind` reads it: gcp-binary gets each resource as {typeUrl, binary} (bench/mesh-baseline.ts). */
+function fileText(kind: ServerKind, text: string): string {
+  if (kind !== 'gcp-binary') return text;
+  const { resources } = JSON.parse(text) as { resources: JsonValue[] };
+  return JSON.stringify({
+    resources: resources.map((r) => {
+      const { typeUrl, binary } = binaryResource(r);
+      return { typeUrl, binary };
+    }),
+  });
+}
 
 interface Served {
   readonly kind: ServerKind;
@@ -31,7 +46,7 @@ interface Served {
 
 async function serve(kind: ServerKind, dir: string, text: string): Promise<Served> {
   const file = path.join(dir, `${kind}.json`);
-  fs.writeFileSync(file, text);
+  fs.writeFileSync(file, fileText(kind, text));
   if (kind === 'trellis') {
     const cp = await startControlPlaneProcess(['--static-resources', file, '--debounce-after', '0ms']);
     return { kind, file, xdsPort: cp.xdsPort, stop: () => cp.stop() };
@@ -63,7 +78,7 @@ for (const protocol of ['delta', 'sotw'] as const) {
     const servers: Served[] = [];
     const loads: GoProcess[] = [];
     try {
-      for (const kind of ['trellis', 'gcp-snapshot', 'gcp-linear'] as const)
+      for (const kind of ['trellis', 'gcp-snapshot', 'gcp-linear', 'gcp-binary'] as const)
         servers.push(await serve(kind, dir, fixture.text()));
       for (const s of servers) {
         const load = startLoad(loadBinary!, {
@@ -101,7 +116,7 @@ for (const protocol of ['delta', 'sotw'] as const) {
         const since = load.events.length;
         load.command(`watch 1 ${target} ${PORT}`);
         await load.waitFor(isEvent('watching'), TIMEOUT_MS, since);
-        fs.writeFileSync(`${servers[i]!.file}.tmp`, text);
+        fs.writeFileSync(`${servers[i]!.file}.tmp`, fileText(servers[i]!.kind, text));
         fs.renameSync(`${servers[i]!.file}.tmp`, servers[i]!.file);
       }
       for (const [i, load] of loads.entries()) {

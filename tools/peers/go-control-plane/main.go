@@ -4,7 +4,9 @@
 //	gcp --resources FILE [--port 0] [--cache snapshot|linear]
 //
 // FILE is JSON, {"resources": [ <proto3 JSON of an Any: "@type" plus the message's fields>, ... ]}, as
-// bench/fixture.ts writes it. The file is watched (its directory, so an atomic rename is seen); every change
+// bench/fixture.ts writes it; a resource may instead be {"typeUrl": …, "binary": <base64 of the message>}
+// (bench/xds-mesh.ts writes a translated sidecar's config so): its nested Anys (filters' typed_config) stay
+// bytes, so their types need not be registered here, and the served bytes are the file's. The file is watched (its directory, so an atomic rename is seen); every change
 // re-reads it and publishes a new version:
 //   - snapshot: one SnapshotCache snapshot shared by every node (constant node hash); each type's version is
 //     the generation in which one of its resources last changed;
@@ -94,7 +96,13 @@ func readResources(file string) (*loaded, error) {
 	}
 	for i, raw := range doc.Resources {
 		var a anypb.Any
-		if err := protojson.Unmarshal(raw, &a); err != nil {
+		var bin struct {
+			TypeURL string `json:"typeUrl"`
+			Binary  []byte `json:"binary"`
+		}
+		if err := json.Unmarshal(raw, &bin); err == nil && bin.Binary != nil {
+			a.TypeUrl, a.Value = bin.TypeURL, bin.Binary
+		} else if err := protojson.Unmarshal(raw, &a); err != nil {
 			return nil, fmt.Errorf("%s: resource %d: %w", file, i, err)
 		}
 		msg, err := a.UnmarshalNew()
