@@ -602,13 +602,14 @@ export const xdsMesh: Benchmark = {
   },
 };
 
-/** The Go load generator, or a usage error saying how to build it. */
+/** The go-control-plane peer, or a usage error saying how to build it. */
 function gcpBinary(): string {
   const binary = goPeer('gcp');
   if (!binary) throw new UsageError('go-control-plane is not built: npm run peers -- gcp (or --baseline none)');
   return binary;
 }
 
+/** The Go load generator, or a usage error saying how to build it. */
 function goLoadBinary(): string {
   const binary = goPeer('xds-load');
   if (!binary)

@@ -5,9 +5,9 @@
 //
 // FILE is JSON, {"resources": [ <proto3 JSON of an Any: "@type" plus the message's fields>, ... ]}, as
 // bench/fixture.ts writes it; a resource may instead be {"typeUrl": …, "binary": <base64 of the message>}
-// (bench/xds-mesh.ts writes a translated sidecar's config so): its nested Anys (filters' typed_config) stay
-// bytes, so their types need not be registered here, and the served bytes are the file's. The file is watched (its directory, so an atomic rename is seen); every change
-// re-reads it and publishes a new version:
+// (bench/mesh-baseline.ts writes a translated sidecar's config so): its nested Anys (filters' typed_config)
+// stay bytes, so their types need not be registered here. The file is watched (its directory, so an atomic
+// rename is seen); every change re-reads it and publishes a new version:
 //   - snapshot: one SnapshotCache snapshot shared by every node (constant node hash); each type's version is
 //     the generation in which one of its resources last changed;
 //   - linear: one LinearCache per type (a MuxCache by type URL), updated with only the resources that changed.
