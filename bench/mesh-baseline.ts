@@ -10,6 +10,7 @@ import { anyFromJson } from '../control-plane/envoy/protos.js';
 import { startGcp, type GcpCache } from './go-peers.js';
 import { GoMeshFleet } from './mesh-load.js';
 import type { SimNode } from './mesh-sim.js';
+import { sleep } from './xds-fanout.js';
 
 /** The types go-control-plane serves here, by their short names in /debug/config. */
 const SERVED_TYPES = ['CDS', 'EDS', 'LDS', 'RDS'] as const;
@@ -93,7 +94,7 @@ export async function baselineNewPods(o: BaselineOptions): Promise<BaselinePods>
     const before = await fleet.totalBytes();
     const ms: number[] = [];
     for (const node of o.nodes) {
-      await new Promise((r) => setTimeout(r, o.gapMs));
+      await sleep(o.gapMs);
       const [one] = await fleet.connect([node], o.timeoutMs);
       ms.push(one!);
     }

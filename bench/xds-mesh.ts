@@ -444,12 +444,10 @@ export const xdsMesh: Benchmark = {
       if (o.baseline.length > 0) {
         const file = path.join(dir, 'baseline-resources.json');
         baselineConfig = await writeProxyConfig(monitoringPort, sidecarNode(0, 0, o.endpoints).id, file);
+        /** A new Pod of workload 0 named `name` (go-control-plane serves every node the same). */
+        const pod = (name: string): SimNode => ({ ...sidecarNode(0, 0, o.endpoints), id: `${name}.${namespaceOf(0)}` });
         for (const cache of o.baseline) {
           progress.phase(`baseline: ${o.newPods} new Pods from go-control-plane (${cache} cache)`);
-          const pod = (name: string): SimNode => ({
-            ...sidecarNode(0, 0, o.endpoints),
-            id: `${name}.${namespaceOf(0)}`,
-          });
           const result = await baselineNewPods({
             gcpBinary: gcpBinary(),
             loadBinary: goLoadBinary(),

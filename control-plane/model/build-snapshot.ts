@@ -263,11 +263,13 @@ export function buildSnapshot(objects: readonly MeshObject[], options: BuildOpti
   // From here on an object's origin is its Location: the resourceVersion never reaches the snapshot, so a
   // write that changes nothing the model reads (a status, a label) gives the same hash (README.md "What
   // the hash covers"). The object itself is the same reference (validation results are cached by it).
-  const walked = !inPlace && previousInput?.domain === domain ? dedupeAgainst(objects, previousInput) : undefined;
-  const deduped = inPlace || walked ? undefined : dedupe(objects, problems);
-  const unique = inPlace ? previousInput!.unique.map((o) => inPlace.replaced.get(o) ?? o) : (walked ?? deduped!.unique);
   // In place, each object keeps its position (and key); a walk succeeds only on a list in key order.
-  const ordered = inPlace ? previousInput!.ordered : walked !== undefined || deduped!.ordered;
+  const walked = !inPlace && previousInput?.domain === domain ? dedupeAgainst(objects, previousInput) : undefined;
+  const { unique, ordered } = inPlace
+    ? { unique: previousInput!.unique.map((o) => inPlace.replaced.get(o) ?? o), ordered: previousInput!.ordered }
+    : walked
+      ? { unique: walked, ordered: true }
+      : dedupe(objects, problems);
   // The objects of each kind, in one pass over the list; in place, the previous lists with the replaced
   // objects swapped in (only the lists of their kinds are walked).
   const byKind = inPlace ? replacedByKind(previousInput!.byKind, inPlace.replaced) : groupByKind(unique);

@@ -70,9 +70,9 @@ function resolve(mode: PeerMtlsMode | undefined, inherited: ResolvedMtlsMode): R
 }
 
 /**
- * Results per snapshot (frozen, so they never go stale): the modes by canonical key (fallback, namespace, sorted labels), and by labels object per
- * fallback and namespace. The labels objects are the snapshot's own (a Pod's record, a proxy's labels): a
- * map keyed by them lives and dies with the snapshot's entry.
+ * Results per snapshot (frozen, so they never go stale): the modes by canonical key (fallback, namespace,
+ * sorted labels), and by labels object per fallback and namespace. The labels objects are the snapshot's
+ * own (a Pod's record, a proxy's labels): a map keyed by them lives and dies with the snapshot's entry.
  */
 const workloadMemo = new WeakMap<
   MeshSnapshot,
